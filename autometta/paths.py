@@ -1,0 +1,135 @@
+"""Every path autometta reads or writes, computed in one place.
+
+The layout is the bash version's (spec §2), so an existing controller home
+and an existing repo's ``state/`` keep working unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Optional
+
+STATE_DIRNAME = "state"
+MANIFEST_NAME = ".autometta.local.yaml"
+
+
+def controller_home(env: Optional[Mapping[str, str]] = None) -> Path:
+    """``$PHAT_CONTROLLER_HOME``, else ``~/.phat-controller`` (the bash default)."""
+    environ = os.environ if env is None else env
+    value = environ.get("PHAT_CONTROLLER_HOME")
+    if value:
+        return Path(value).expanduser()
+    return Path(environ.get("HOME") or os.path.expanduser("~")) / ".phat-controller"
+
+
+@dataclass(frozen=True)
+class HomePaths:
+    root: Path
+
+    @classmethod
+    def from_env(cls, env: Optional[Mapping[str, str]] = None) -> "HomePaths":
+        return cls(controller_home(env))
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def subscribers(self) -> Path:
+        return self.root / "subscribers"
+
+    @property
+    def subscriber_template(self) -> Path:
+        return self.subscribers / "template.yaml"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "log"
+
+    @property
+    def cron_log(self) -> Path:
+        return self.log_dir / "cron.log"
+
+    @property
+    def dashboard(self) -> Path:
+        return self.root / "dashboard"
+
+    def tick_log(self, now: Optional[float] = None) -> Path:
+        """``log/tick-YYYY-MM-DD.log``; the file date is local time, as in bash."""
+        day = time.strftime("%Y-%m-%d", time.localtime(time.time() if now is None else now))
+        return self.log_dir / f"tick-{day}.log"
+
+
+@dataclass(frozen=True)
+class RepoPaths:
+    root: Path
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIRNAME
+
+    @property
+    def state_yaml(self) -> Path:
+        return self.state_dir / "state.yaml"
+
+    @property
+    def budget(self) -> Path:
+        return self.state_dir / "budget.json"
+
+    @property
+    def lock(self) -> Path:
+        return self.state_dir / ".autometta.lock"
+
+    @property
+    def bash_lock_dir(self) -> Path:
+        """The bash version's ``mkdir`` lock, honoured during a migration."""
+        return self.state_dir / ".tick.lock"
+
+    @property
+    def logs(self) -> Path:
+        return self.state_dir / "logs"
+
+    @property
+    def handoffs(self) -> Path:
+        return self.state_dir / "handoffs"
+
+    @property
+    def verifiers(self) -> Path:
+        return self.state_dir / "verifiers"
+
+    @property
+    def active_agents(self) -> Path:
+        return self.state_dir / "active-agents"
+
+    @property
+    def recent_agents(self) -> Path:
+        return self.state_dir / "recent-agents"
+
+    @property
+    def heartbeat(self) -> Path:
+        return self.state_dir / "heartbeat.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST_NAME
+
+    @property
+    def gitignore(self) -> Path:
+        return self.root / ".gitignore"
+
+    def log(self, stage_id: str, role: str) -> Path:
+        return self.logs / f"{stage_id}-{role}.log"
+
+    def handoff(self, stage_id: str) -> Path:
+        return self.handoffs / f"{stage_id}.json"
+
+    def verifier_artefact(self, stage_id: str) -> Path:
+        return self.verifiers / f"{stage_id}.json"
+
+    @staticmethod
+    def verifier_artefact_rel(stage_id: str) -> str:
+        """As recorded in state.yaml's ``verifier_artefact`` (repo-relative)."""
+        return f"{STATE_DIRNAME}/verifiers/{stage_id}.json"
