@@ -133,6 +133,8 @@ def parse_json(text: str, source: Union[str, Path]) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise UserError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise UserError(f"{source}: JSON nested too deeply to be a file autometta wrote") from None
 
 
 def read_json(path: Union[str, Path]) -> Any:
