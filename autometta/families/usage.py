@@ -1,0 +1,325 @@
+"""Tokens, cost and usage limits, read from the logs the agent CLIs write.
+
+Pure functions over a log's text; nothing here runs a process or reads a file.
+
+What the real CLIs print (measured with claude-code 2.1.197 and codex 0.171.0,
+samples in ``tests/data/cli/``):
+
+* ``claude -p --output-format stream-json --verbose``: JSON Lines ending with a
+  ``result`` event whose ``usage`` sums every request of the run
+  (``input_tokens`` without cache, ``cache_creation_input_tokens``,
+  ``cache_read_input_tokens``, ``output_tokens``) next to ``total_cost_usd``.
+  The ``assistant`` events in between carry the usage of the reply's first
+  chunk only (``output_tokens`` is 1), so they are a fallback for a log cut
+  short, not a source. ``--output-format json`` prints the same ``result``
+  object alone (or, with ``--verbose``, a JSON array of every event).
+* ``codex exec --json``: JSON Lines with one ``turn.completed`` per turn whose
+  ``usage`` has ``input_tokens`` (cached ones included), ``cached_input_tokens``,
+  ``cache_write_input_tokens``, ``output_tokens`` (reasoning included) and
+  ``reasoning_output_tokens``. No cost.
+* The bash version's formats, still read so old logs count: claude's
+  ``Total tokens: 117,339`` line, and codex's plain-mode stderr ending with a
+  line ``tokens used`` and the count on the next line (``2,580``). The last
+  match wins and the number is kept unsplit (:attr:`Usage.unsplit_tokens`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Dict, Iterator, List, Optional
+
+__all__ = ["Usage", "UsageLimit", "parse_claude_log", "parse_codex_log", "find_usage_limit",
+           "detect_usage_limit"]
+
+
+@dataclass
+class Usage:
+    """Tokens one agent run spent, and its cost when the CLI reports one.
+
+    ``input_tokens`` are input tokens read fresh (neither read from nor written
+    to the prompt cache), ``cache_write_tokens`` input tokens written to the
+    cache, ``cache_read_tokens`` input tokens served from it, ``output_tokens``
+    everything generated, reasoning included. ``unsplit_tokens`` holds a
+    count an old plain-text log gave without saying what it was made of.
+    ``cost_usd`` is claude's own ``total_cost_usd`` (None for codex, which
+    reports no cost).
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: Optional[float] = None
+    unsplit_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """The tokens that count against a token budget.
+
+        Every token the model processed fresh: input + cache writes + output
+        (+ any unsplit count). Cache reads are left out: an agent re-reads its
+        whole context on every request, at a tenth of the price, and counting
+        that would make a long run look many times its size. This is exactly
+        the figure codex prints as ``tokens used`` (input - cached + output),
+        so budgets keep the meaning they had in the bash version. For money,
+        use ``cost_usd``.
+        """
+        return self.input_tokens + self.cache_write_tokens + self.output_tokens + self.unsplit_tokens
+
+
+@dataclass
+class UsageLimit:
+    """A run that ended on a rate or usage limit.
+
+    ``kind`` is ``"usage"`` for a plan's or account's limit (wait for the
+    reset) and ``"rate"`` for API throttling (retry after a short pause).
+    ``resets_at`` is ``YYYY-MM-DDTHH:MM:SSZ`` when the log gave the reset as a
+    timestamp, else the reset time as printed (``"3:50pm (UTC)"``,
+    ``"Mar 17th, 2030 5:46 PM"``), else None. ``message`` is the CLI's words.
+    """
+
+    kind: str
+    message: str
+    resets_at: Optional[str] = None
+
+
+# -- reading logs --------------------------------------------------------------
+
+def _json_objects(text: str) -> Iterator[Dict[str, Any]]:
+    """Every JSON object in ``text``: one per line, or the whole text as one object or array."""
+    stripped = text.strip()
+    if stripped[:1] in ("{", "[") and "\n" in stripped:
+        try:
+            whole = json.loads(stripped)
+        except ValueError:
+            whole = None
+        if whole is not None:
+            yield from (item for item in (whole if isinstance(whole, list) else [whole]) if isinstance(item, dict))
+            return
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                yield value
+        elif line.startswith("["):
+            try:
+                value = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(value, list):
+                yield from (item for item in value if isinstance(item, dict))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _scan_number(text: str) -> Optional[int]:
+    """The bash parser's scan: skip to the first digit, keep digits, skip commas and spaces
+    between them, stop at anything else (``"117,339 prompt+output"`` gives 117339)."""
+    match = re.search(r"\d[\d, ]*", text)
+    if not match:
+        return None
+    return int(re.sub(r"[, ]", "", match.group(0)))
+
+
+def _last_total_tokens_line(text: str) -> Optional[int]:
+    found = None
+    for line in text.splitlines():
+        if "Total tokens:" in line:
+            number = _scan_number(line.split("Total tokens:", 1)[1])
+            if number is not None:
+                found = number
+    return found
+
+
+def _last_tokens_used(text: str) -> Optional[int]:
+    lines = text.splitlines()
+    found = None
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == "tokens used":
+            number = _scan_number(lines[i + 1])
+            if number is not None:
+                found = number
+    return found
+
+
+def parse_claude_log(text: str) -> Optional[Usage]:
+    """Usage from a claude log: the last ``result`` event, else the ``assistant`` events of a run cut
+    short (one count per message id; output undercounted), else the last ``Total tokens:`` line."""
+    result = None
+    partial: Dict[str, Dict[str, Any]] = {}
+    for event in _json_objects(text):
+        if event.get("type") == "result" and isinstance(event.get("usage"), dict):
+            result = event
+        elif event.get("type") == "assistant" and isinstance(event.get("message"), dict):
+            message = event["message"]
+            if isinstance(message.get("usage"), dict) and message.get("model") != "<synthetic>":
+                partial[str(message.get("id") or len(partial))] = message["usage"]
+    if result is not None:
+        usage = _claude_usage(result["usage"])
+        cost = result.get("total_cost_usd")
+        usage.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+        return usage
+    if partial:
+        total = Usage()
+        for counts in partial.values():
+            one = _claude_usage(counts)
+            total.input_tokens += one.input_tokens
+            total.output_tokens += one.output_tokens
+            total.cache_read_tokens += one.cache_read_tokens
+            total.cache_write_tokens += one.cache_write_tokens
+        return total
+    number = _last_total_tokens_line(text)
+    return Usage(unsplit_tokens=number) if number is not None else None
+
+
+def _claude_usage(counts: Dict[str, Any]) -> Usage:
+    return Usage(input_tokens=_int(counts.get("input_tokens")), output_tokens=_int(counts.get("output_tokens")),
+                 cache_read_tokens=_int(counts.get("cache_read_input_tokens")),
+                 cache_write_tokens=_int(counts.get("cache_creation_input_tokens")))
+
+
+def parse_codex_log(text: str) -> Optional[Usage]:
+    """Usage from a codex log: every ``turn.completed`` event summed, else the last
+    ``tokens used`` count of plain mode."""
+    total: Optional[Usage] = None
+    for event in _json_objects(text):
+        if event.get("type") != "turn.completed" or not isinstance(event.get("usage"), dict):
+            continue
+        counts = event["usage"]
+        cached = _int(counts.get("cached_input_tokens"))
+        written = _int(counts.get("cache_write_input_tokens"))
+        total = total or Usage()
+        # codex's input_tokens include the cached (and cache-written) ones
+        total.input_tokens += max(_int(counts.get("input_tokens")) - cached - written, 0)
+        total.cache_read_tokens += cached
+        total.cache_write_tokens += written
+        total.output_tokens += _int(counts.get("output_tokens"))
+    if total is not None:
+        return total
+    number = _last_tokens_used(text)
+    return Usage(unsplit_tokens=number) if number is not None else None
+
+
+# -- usage limits --------------------------------------------------------------
+
+_APOSTROPHE = "['\u2019]"
+_PATTERNS = [
+    # codex, plan limit: "You’ve hit your usage limit. ... try again at 3:50 PM." or "... Try again later."
+    ("usage", re.compile(rf"You{_APOSTROPHE}ve hit your usage limit\.(?:.*?try again at (?P<reset>.+?)\.\s*$)?")),
+    # claude, plan limit: "You've hit your session limit · resets 3:50pm (UTC)" (weekly, Opus, ...)
+    ("usage", re.compile(rf"You{_APOSTROPHE}ve hit your [\w ]*?limit(?:\s*·\s*resets (?P<reset>.+))?")),
+    # codex, API account out of credit
+    ("usage", re.compile(r"Quota exceeded\. Check your plan and billing details\.")),
+    # claude before 2.x: "Claude AI usage limit reached|1750000000"
+    ("usage", re.compile(r"Claude AI usage limit reached\|(?P<epoch>\d{9,11})")),
+    # claude with an API key: "API Error: Request rejected (429) · <message>"
+    ("rate", re.compile(r"API Error: (?:Request rejected \(429\)|429\b)")),
+    # codex: "exceeded retry limit, last status: 429 Too Many Requests"
+    ("rate", re.compile(r"exceeded retry limit, last status: 429\b")),
+]
+_TAIL_LINES = 10  # plain-text lines looked at: a limit ends the run, so it is at the end
+
+
+def _iso(epoch: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
+
+
+def _classify(message: str) -> Optional[UsageLimit]:
+    message = message.strip()
+    for kind, pattern in _PATTERNS:
+        match = pattern.search(message)
+        if match:
+            groups = match.groupdict()
+            reset = _iso(int(groups["epoch"])) if groups.get("epoch") else groups.get("reset")
+            return UsageLimit(kind, message, reset.strip() if reset else None)
+    return None
+
+
+def find_usage_limit(text: str) -> Optional[UsageLimit]:
+    """The rate or usage limit a run ended on, or None.
+
+    Structured events count wherever they are: claude's ``rate_limit_event``
+    with status ``rejected`` (its ``resetsAt`` is an epoch), its synthetic
+    ``assistant`` message marked ``error: rate_limit`` and a ``result`` with
+    ``api_error_status`` 429; codex's ``error`` and ``turn.failed`` events. A
+    later successful ``result`` or ``turn.completed`` clears them (the CLI got
+    through). Plain-text lines count only among the last few, and not before
+    codex's closing ``tokens used``, so a worker that merely printed such a
+    sentence is not mistaken for one that hit the limit. Claude's plain ``-p``
+    output is only the final message, which a worker could word like a limit:
+    read it together with the exit code (1 on a limit).
+    """
+    found: Optional[UsageLimit] = None
+    reset_epoch: Optional[str] = None
+    plain: List[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        event = None
+        if stripped.startswith("{"):
+            try:
+                event = json.loads(stripped)
+            except ValueError:
+                event = None
+        if not isinstance(event, dict):
+            if stripped:
+                plain.append(stripped)
+            continue
+        kind = event.get("type")
+        if kind in ("result", "turn.completed") and not event.get("is_error"):
+            found, reset_epoch = None, None
+        elif kind == "rate_limit_event":
+            info = event.get("rate_limit_info") or {}
+            if isinstance(info, dict) and info.get("status") == "rejected":
+                resets = info.get("resetsAt")
+                reset_epoch = _iso(resets) if isinstance(resets, (int, float)) else None
+                found = UsageLimit("usage", f"{info.get('rateLimitType') or 'usage'} limit reached", reset_epoch)
+        else:
+            message = _event_message(event)
+            limit = _classify(message) if message else None
+            if limit is not None:
+                found = limit
+            elif kind == "result" and event.get("api_error_status") == 429:
+                found = UsageLimit("rate", str(event.get("result") or "API error 429"))
+    for line in plain[-_TAIL_LINES:]:
+        if line == "tokens used":  # codex's plain mode closes a finished run with its count
+            found, reset_epoch = None, None
+            continue
+        limit = _classify(line[len("ERROR:"):] if line.startswith("ERROR:") else line)
+        if limit is not None:
+            found = limit
+    if found is not None and reset_epoch and found.kind == "usage":
+        found.resets_at = reset_epoch
+    return found
+
+
+def _event_message(event: Dict[str, Any]) -> str:
+    """The error text of an event that can carry one."""
+    kind = event.get("type")
+    if kind == "error":
+        return str(event.get("message") or "")
+    if kind == "turn.failed" and isinstance(event.get("error"), dict):
+        return str(event["error"].get("message") or "")
+    if kind == "result" and event.get("is_error"):
+        return str(event.get("result") or "")
+    if kind == "assistant" and event.get("error") and isinstance(event.get("message"), dict):
+        parts = event["message"].get("content") or []
+        return " ".join(str(p.get("text") or "") for p in parts if isinstance(p, dict))
+    return ""
+
+
+def detect_usage_limit(text: str) -> Optional[str]:
+    """None if the run did not end on a rate or usage limit; else its reset time, or ``""``
+    when the log gives none. Test the answer with ``is not None``; see :func:`find_usage_limit`."""
+    limit = find_usage_limit(text)
+    if limit is None:
+        return None
+    return limit.resets_at or ""
