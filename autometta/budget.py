@@ -1,0 +1,79 @@
+"""``state/budget.json``: caps, counters and the halt flag (spec §3.5).
+
+The bash version enforced nothing when this file was missing or corrupt
+(§15.12); here an unreadable budget is an error the tick turns into a halt.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+from . import files, schema
+from .errors import UserError
+from .paths import RepoPaths
+
+DEFAULTS: Dict[str, Any] = {
+    "version": 1,
+    "token_cap_total": 1000000,
+    "tokens_spent": 0,
+    "wall_clock_cap_seconds": 3600,
+    "wall_clock_elapsed_seconds": 0,
+    "clock_tick_cap": 100,
+    "clock_ticks_used": 0,
+    "consecutive_failure_cap": 3,
+    "consecutive_failures": 0,
+    "halted": False,
+    "halt_reason": None,
+    "halted_at": None,
+}
+
+#: (halt reason, counter, cap, cap optional?) in the order the tick checks them.
+CAPS: Tuple[Tuple[str, str, str, bool], ...] = (
+    ("token-cap", "tokens_spent", "token_cap_total", False),
+    ("cost-cap", "cost_usd_spent", "cost_cap_usd", True),
+    ("wall-clock-cap", "wall_clock_elapsed_seconds", "wall_clock_cap_seconds", False),
+    ("tick-cap", "clock_ticks_used", "clock_tick_cap", False),
+    ("failure-cap", "consecutive_failures", "consecutive_failure_cap", False),
+)
+
+FILE_MODE = 0o600
+
+
+def initial_budget() -> Dict[str, Any]:
+    return dict(DEFAULTS)
+
+
+def cap_hit(budget: Dict[str, Any]) -> Optional[str]:
+    """The first cap the counters have reached, as a halt reason, or None.
+
+    A required cap that is missing counts as reached, as it did under jq: an
+    unbounded loop is worse than a halted one. ``cost_cap_usd`` is optional.
+    """
+    for reason, counter, cap, optional in CAPS:
+        limit = budget.get(cap)
+        if limit is None:
+            if optional:
+                continue
+            return reason
+        if (budget.get(counter) or 0) >= limit:
+            return reason
+    return None
+
+
+def parse_budget(text: str, source: str) -> Dict[str, Any]:
+    doc = files.parse_json(text, source)
+    if not isinstance(doc, dict):
+        raise UserError(f"{source}: expected a JSON object; restore it from git or re-create it with the defaults")
+    schema.check(doc, "budget", source)
+    return doc
+
+
+def load_budget(paths: RepoPaths) -> Dict[str, Any]:
+    if not paths.budget.exists():
+        raise UserError(f"{paths.budget}: not found; run 'autometta subscribe {paths.root}' to create it")
+    return parse_budget(files.read_text(paths.budget), str(paths.budget))
+
+
+def save_budget(paths: RepoPaths, doc: Dict[str, Any]) -> None:
+    schema.check(doc, "budget", str(paths.budget))
+    files.write_json(paths.budget, doc, mode=FILE_MODE)

@@ -1,0 +1,1 @@
+"""One module per command: ``NAME``, ``register(parser)``, ``run(args) -> int``."""

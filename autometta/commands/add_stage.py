@@ -1,0 +1,64 @@
+"""Queue a stage card: append it to the repo's state.yaml as ``pending``.
+
+Idempotent (an id already queued prints ``exists: <id>``). The card is
+checked first and refused with the reason: a bad id, a missing Worker or
+Verifier line, two agents of one family without a stated reason, unfilled
+placeholders, or a card the tick's lookup would not find.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .. import card as cards
+from .. import files, manifest, state
+from ..errors import UserError
+from ..paths import RepoPaths
+from .subscribe import resolve_repo
+
+#: How long add-stage waits for a running tick to release the repo.
+LOCK_WAIT_SECONDS = 30.0
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("repo", help="the subscribed repo")
+    parser.add_argument("card", help="the stage card (docs/stages/<id>.md)")
+
+
+def add_stage(repo_arg: str, card_arg: str) -> str:
+    repo = resolve_repo(repo_arg)
+    paths = RepoPaths(repo)
+    if not paths.state_yaml.exists():
+        state.load_state(paths)  # raises the "not found; run subscribe" error
+    card_path = Path(os.path.abspath(card_arg))
+    if not card_path.is_file():
+        raise UserError(f"{card_path}: stage card not found")
+    card = cards.parse_card(card_path)
+    problems = cards.problems_for_queue(card)
+    if problems:
+        for problem in problems[1:]:
+            print(problem, file=sys.stderr)
+        raise UserError(problems[0] + (f" (and {len(problems) - 1} more above)" if len(problems) > 1 else ""))
+    globs = cards.card_globs(repo, manifest.load_manifest(paths))
+    found = cards.find_card(repo, card.stage_id, globs)
+    if found is None or os.path.realpath(found) != os.path.realpath(card_path):
+        where = f"it finds {found} instead" if found else "it looks in " + ", ".join(globs)
+        raise UserError(f"{card_path}: the tick would not find this card for {card.stage_id} ({where}); "
+                        "move it to docs/stages/ or add its folder to stage_card_globs in .autometta.local.yaml")
+    with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
+        doc = state.load_state(paths)
+        if state.find_stage(doc, card.stage_id) is not None:
+            return "exists"
+        doc["stages"].append(state.new_stage(card.stage_id, card.worker or "", card.verifier or ""))
+        state.save_state(paths, doc)
+    return "added"
+
+
+def run(args: argparse.Namespace) -> int:
+    card_path = Path(args.card)
+    outcome = add_stage(args.repo, args.card)
+    print(f"{outcome}: {card_path.stem}", file=sys.stderr)
+    return 0

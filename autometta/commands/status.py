@@ -1,0 +1,146 @@
+"""One row per subscribed repo: stage, status, ticks and failures against caps, spend.
+
+Reads files only (no subprocess), so it stays fast with a hundred repos. A
+repo whose files cannot be read gets an ``error`` row and a line saying why;
+the command then exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, Dict, List, Optional
+
+from .. import budget, home, state
+from ..errors import UserError
+from ..paths import HomePaths
+
+COLUMNS = (("repo", 14), ("stage", 18), ("status", 18), ("ticks", 7), ("fail", 4), ("tokens", 6), ("cost", 6))
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _compact(n: Optional[float]) -> str:
+    if n is None:
+        return "-"
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}".replace(".0" + unit, unit)
+    return str(int(n))
+
+
+def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
+    row: Dict[str, Any] = {
+        "repo": sub.name,
+        "repo_path": str(sub.repo_path) if sub.repo_path else None,
+        "subscriber_file": str(sub.file),
+        "enabled": sub.enabled,
+        "stage": None,
+        "status": None,
+        "halted": False,
+        "halt_reason": None,
+        "errors": [],
+    }
+    if sub.error:
+        row["status"] = "error"
+        row["errors"].append(sub.error)
+        return row
+    if not sub.enabled:
+        row["status"] = "off"
+        return row
+    paths = sub.paths
+    try:
+        doc = state.load_state(paths)
+    except UserError as exc:
+        row["status"] = "missing" if not paths.state_yaml.exists() else "error"
+        row["errors"].append(exc.message)
+        doc = None
+    try:
+        b = budget.load_budget(paths)
+    except UserError as exc:
+        row["errors"].append(exc.message)
+        if row["status"] is None:
+            row["status"] = "error"
+        b = None
+    if doc is not None:
+        current = doc.get("current_stage")
+        row["stage"] = current
+        row["queue"] = {s: sum(1 for st in doc["stages"] if st.get("status") == s) for s in state.STATUSES}
+        if current:
+            stage = state.find_stage(doc, current)
+            row["status"] = stage.get("status") if stage else "missing-stage-record"
+            if stage:
+                row["worker_pid"] = stage.get("worker_pid")
+                row["verifier_pid"] = stage.get("verifier_pid")
+        elif row["status"] is None:
+            row["status"] = "idle"
+    if b is not None:
+        for key in ("clock_ticks_used", "clock_tick_cap", "consecutive_failures", "consecutive_failure_cap",
+                    "tokens_spent", "token_cap_total", "cost_usd_spent", "cost_cap_usd",
+                    "wall_clock_elapsed_seconds", "wall_clock_cap_seconds"):
+            row[key] = b.get(key)
+        if b.get("halted"):
+            row["halted"] = True
+            row["halt_reason"] = b.get("halt_reason")
+            row["status"] = f"halted:{b.get('halt_reason') or '-'}"
+    return row
+
+
+def _cells(row: Dict[str, Any]) -> List[str]:
+    def frac(a: Any, b: Any) -> str:
+        return "-" if a is None else f"{a}/{b if b is not None else '-'}"
+
+    cost = row.get("cost_usd_spent")
+    return [
+        row["repo"],
+        row.get("stage") or "-",
+        row.get("status") or "-",
+        frac(row.get("clock_ticks_used"), row.get("clock_tick_cap")),
+        frac(row.get("consecutive_failures"), row.get("consecutive_failure_cap")),
+        _compact(row.get("tokens_spent")),
+        "-" if row.get("tokens_spent") is None else f"${cost or 0:.2f}",
+    ]
+
+
+def _fit(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "~"
+
+
+def render_table(rows: List[Dict[str, Any]]) -> str:
+    lines = [" ".join(f"{name:<{w}}" for name, w in COLUMNS).rstrip(),
+             " ".join("-" * w for _, w in COLUMNS)]
+    for row in rows:
+        cells = _cells(row)
+        lines.append(" ".join(f"{_fit(c, w):<{w}}" for c, (_, w) in zip(cells, COLUMNS)).rstrip())
+    return "\n".join(lines)
+
+
+def collect(hp: HomePaths) -> List[Dict[str, Any]]:
+    home.require_home(hp)
+    return [repo_row(sub) for sub in home.load_subscribers(hp)]
+
+
+def latest_log(hp: HomePaths) -> Optional[str]:
+    if not hp.log_dir.is_dir():
+        return None
+    logs = sorted(p for p in hp.log_dir.glob("tick-*.log"))
+    return str(logs[-1]) if logs else None
+
+
+def run(args: argparse.Namespace) -> int:
+    hp = HomePaths.from_env()
+    rows = collect(hp)
+    errors = [e for row in rows for e in row["errors"]]
+    if args.json:
+        print(json.dumps({"home": str(hp.root), "latest_log": latest_log(hp), "repos": rows}, indent=2))
+    else:
+        print(f"phat-controller home: {hp.root}")
+        print(f"latest controller log: {latest_log(hp) or '-'}")
+        print()
+        print(render_table(rows) if rows else "no subscribed repos; run 'autometta subscribe REPO'")
+        for err in errors:
+            print(err, file=sys.stderr)
+    return 1 if errors else 0

@@ -1,0 +1,32 @@
+"""The per-repo manifest ``.autometta.local.yaml`` (gitignored, hand-edited)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from . import home as _home
+from .paths import RepoPaths
+
+DEFAULT_CARD_GLOBS = ["docs/stages/*.md", "examples/self-host/*.md"]
+
+
+def initial_manifest(autometta_root: str) -> Dict[str, Any]:
+    """What subscribe writes, as the bash version did (spec §3.3)."""
+    return {
+        "version": 1,
+        "autometta_root": autometta_root,
+        "state_dir": "state",
+        "stage_card_globs": list(DEFAULT_CARD_GLOBS),
+        "templates_mode": "upstream",
+    }
+
+
+def load_manifest(repo: RepoPaths, manifest_path: Optional[Path] = None) -> Dict[str, Any]:
+    """The subscriber's ``manifest_path`` if it exists, else the repo's own; {} if none."""
+    for candidate in (manifest_path, repo.manifest):
+        if candidate is not None and candidate.is_file():
+            data = _home.load_yaml_file(candidate, "manifest")
+            return data if isinstance(data, dict) else {}
+    return {}
+

@@ -1,0 +1,123 @@
+"""``state/state.yaml``: the per-repo stage queue.
+
+The file keeps the bash version's shape (spec §3.4) and its ``yq -P`` layout,
+which some readers parse as text. Writes are atomic, keep a rolling ``.bak``
+of the last valid document, and refuse to replace a valid document with a
+degenerate one (the bash version once wiped a user's state that way).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional
+
+from . import files, schema, yamlsub
+from .errors import UserError
+from .paths import RepoPaths
+
+STATUSES = (
+    "pending",
+    "in_progress",
+    "completed",
+    "failed",
+    "stalled",
+    "verifier_failed",
+    "verifier_panel_no_quorum",
+    "merge_conflict",
+)
+
+#: Statuses a stage does not leave without a human (re-queue) decision.
+TERMINAL = ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict")
+
+FILE_MODE = 0o600
+
+
+def initial_state() -> Dict[str, Any]:
+    return {
+        "version": 1,
+        "current_stage": None,
+        "stages": [],
+        "last_tick_at": "1970-01-01T00:00:00Z",
+        "tick_count": 0,
+        "clock_tick_budget_remaining": 100,
+        "halted": False,
+        "halt_reason": None,
+    }
+
+
+def new_stage(stage_id: str, worker: str, verifier: str) -> Dict[str, Any]:
+    """A queued stage, with the fields and order add-stage.sh wrote."""
+    return {
+        "id": stage_id,
+        "status": "pending",
+        "worker": worker,
+        "verifier": verifier,
+        "started_at": None,
+        "worker_pid": None,
+        "verifier_pid": None,
+        "verifier_artefact": None,
+        "verifier_attempts": 0,
+        "completed_at": None,
+    }
+
+
+def is_structurally_valid(doc: Any) -> bool:
+    """The bash version's integrity rule: a non-empty mapping with a list ``stages``."""
+    return isinstance(doc, dict) and bool(doc) and isinstance(doc.get("stages"), list)
+
+
+def parse_state(text: str, source: str) -> Dict[str, Any]:
+    if not text.strip():
+        raise UserError(f"{source}: empty; restore it from {source}.bak or git, or run 'autometta tick --repair'")
+    doc = yamlsub.loads(text, source=source)
+    if not is_structurally_valid(doc):
+        raise UserError(f"{source}: not a state file (expected a mapping with a 'stages' list); "
+                        f"restore it from {source}.bak or git")
+    schema.check(doc, "state", source)
+    return doc
+
+
+def _valid_bytes(data: bytes) -> bool:
+    try:
+        parse_state(data.decode("utf-8"), "<current>")
+    except (UserError, UnicodeDecodeError):
+        return False
+    return True
+
+
+def load_state(paths: RepoPaths) -> Dict[str, Any]:
+    if not paths.state_yaml.exists():
+        raise UserError(f"{paths.state_yaml}: not found; run 'autometta subscribe {paths.root}' to create it")
+    return parse_state(files.read_text(paths.state_yaml), str(paths.state_yaml))
+
+
+def load_backup(paths: RepoPaths) -> Optional[Dict[str, Any]]:
+    """The rolling ``.bak`` if it holds a valid document, else None."""
+    bak = paths.state_yaml.with_name(paths.state_yaml.name + ".bak")
+    try:
+        return parse_state(files.read_text(bak), str(bak))
+    except UserError:
+        return None
+
+
+def dumps_state(doc: Dict[str, Any], source: str = "state.yaml") -> str:
+    if not is_structurally_valid(doc):
+        raise UserError(f"{source}: refusing to write a degenerate state document (no 'stages' list)")
+    schema.check(doc, "state", source)
+    return yamlsub.dumps(doc)
+
+
+def save_state(paths: RepoPaths, doc: Dict[str, Any]) -> None:
+    """Write atomically; the previous valid document becomes ``state.yaml.bak``."""
+    text = dumps_state(doc, str(paths.state_yaml))
+    files.atomic_write(paths.state_yaml, text, mode=FILE_MODE, backup_if=_valid_bytes)
+
+
+def find_stage(doc: Dict[str, Any], stage_id: str) -> Optional[Dict[str, Any]]:
+    for stage in doc.get("stages") or []:
+        if isinstance(stage, dict) and stage.get("id") == stage_id:
+            return stage
+    return None
+
+
+def stage_ids(doc: Dict[str, Any]) -> List[str]:
+    return [s.get("id") for s in doc.get("stages") or [] if isinstance(s, dict)]

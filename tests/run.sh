@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Run every test on a fresh machine.
+#
+# Creates a virtual environment per interpreter (.venv-3.X), installs pytest
+# into it, installs what the end-to-end tests drive (tmux from the system's
+# packages when missing and we may; the real claude and codex CLIs from npm
+# into a cache outside the repo, see tests/support/agent_clis.py), then runs
+# pytest. Arguments are passed to pytest.  PYTHON picks the interpreter.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+py=${PYTHON:-python3}
+py=$("$py" -c 'import sys; print(sys.executable)')   # absolute: no version-manager shim per call
+ver=$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+venv=".venv-$ver"
+if [ ! -x "$venv/bin/python" ]; then
+  "$py" -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import pytest' 2>/dev/null; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pytest
+fi
+
+if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get install -y -qq tmux >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1; }) \
+    || echo "tests/run.sh: could not install tmux; tmux tests will skip" >&2
+fi
+
+if [ -f tests/support/agent_clis.py ] && command -v npm >/dev/null 2>&1; then
+  "$venv/bin/python" -m tests.support.agent_clis --install \
+    || echo "tests/run.sh: could not install the agent CLIs; their e2e tests will skip" >&2
+fi
+
+exec "$venv/bin/python" -m pytest "$@"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Build dist/autometta.pyz and drive it (not the source tree) through the
+# commands a new user runs first, with each interpreter given.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+python3 build_pyz.py >/dev/null
+pyz="$PWD/dist/autometta.pyz"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+for py in "$@"; do
+  echo "-- $py"
+  export PHAT_CONTROLLER_HOME="$work/home-$(basename "$(dirname "$(dirname "$py")")")"
+  repo="$work/repo-$(basename "$(dirname "$(dirname "$py")")")"
+  (cd "$work" && "$py" "$pyz" --version)
+  git init -q "$repo"
+  (cd "$work" && "$py" "$pyz" init "$repo" >/dev/null)
+  mkdir -p "$repo/docs/stages"
+  cat > "$repo/docs/stages/01-smoke.md" <<'CARD'
+# Stage card 01-smoke: smoke test
+
+## Metadata
+- **Worker:** Claude Sonnet 4.6 <claude-sonnet-4-6@local>
+- **Verifier:** Codex GPT-5.5 <codex-gpt-5-5@local>
+
+## Budget
+- Worker wall-clock: 10 minutes
+- Verifier wall-clock: 5 minutes
+CARD
+  (cd "$work" && "$py" "$pyz" add-stage "$repo" "$repo/docs/stages/01-smoke.md")
+  (cd "$work" && "$py" "$pyz" list-cards "$repo") | grep -q $'01-smoke\tpending'
+  (cd "$work" && "$py" "$pyz" status) | grep -q '01-smoke\|idle'
+  (cd "$work" && "$py" "$pyz" status --json) | "$py" -c 'import json,sys; d=json.load(sys.stdin); assert d["repos"][0]["status"]=="idle", d'
+done
+echo "smoke: ok"
