@@ -43,7 +43,12 @@ def version_string() -> str:
     return describe()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
+    """The full parser, or (``only``) one whose other commands are stubs.
+
+    Importing a command module is the expensive part of start-up, so a run
+    imports just the command it executes; ``--help`` still lists them all.
+    """
     parser = _Parser(
         prog="autometta",
         description="Run coding agents unattended; every worker is checked by the other family.",
@@ -52,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module_name, name, summary in COMMANDS:
+        if only is not None and name != only:
+            sub.add_parser(name, help=summary, add_help=False)
+            continue
         module = importlib.import_module(f"autometta.commands.{module_name}")
         cmd = sub.add_parser(name, help=summary, description=getattr(module, "__doc__", None) or summary)
         module.register(cmd)
@@ -59,12 +67,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_name(args: List[str]) -> Optional[str]:
+    names = {name for _, name, _ in COMMANDS}
+    for arg in args:
+        if arg in names:
+            return arg
+        if not arg.startswith("-"):
+            return None
+    return None
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in ("--version", "version"):
         print(version_string())
         return 0
-    parser = build_parser()
+    parser = build_parser(only=_command_name(args_list))
     args = parser.parse_args(args_list)
     debug = args.debug or os.environ.get("AUTOMETTA_DEBUG") == "1"
     if args.version:
