@@ -1,0 +1,308 @@
+"""What a tick should do to one repo: a pure function of observed facts.
+
+:func:`decide` looks at the budget, the state, the stage in flight and what
+is known about its processes and files, and returns one :class:`Decision`: a
+log line, an ordered list of effects for the tick to apply, and the outcome.
+It reads no file and starts no process; facts that cost a git call arrive as
+callables so an idle repo needs none. The order of checks is the bash
+version's (spec §6.4-6.6), with its gaps (§15) fixed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import budget as budgets
+from .card import STAGE_ID_RE
+from .envelope import Artefact, Envelope
+from .families.usage import Usage
+
+#: The bash version's verifier attempt cap (§6.5h).
+VERIFIER_ATTEMPT_CAP = 3
+#: A stage is stopped after its budget plus this fraction (bash: +50%).
+GRACE_FRACTION = 0.5
+DEFAULT_BUDGET_SECONDS = 600
+
+
+@dataclass(frozen=True)
+class Proc:
+    """One agent process of the stage in flight, as observed now."""
+
+    pid: Optional[int] = None
+    alive: bool = False
+    elapsed: Optional[float] = None  # seconds since it started
+    exit: Optional[Dict[str, Any]] = None  # the runner's exit record, once it ended
+    usage: Optional[Usage] = None  # read from its log once it ended
+
+
+@dataclass
+class InFlight:
+    stage: Optional[Dict[str, Any]]
+    card_found: bool = True
+    worker_budget: int = DEFAULT_BUDGET_SECONDS
+    verifier_budget: int = DEFAULT_BUDGET_SECONDS
+    acceptance_command: Optional[str] = None
+    headline: str = "worker output accepted"
+    worker: Proc = field(default_factory=Proc)
+    verifier: Proc = field(default_factory=Proc)
+    acceptance: Proc = field(default_factory=Proc)
+    envelope: Envelope = field(default_factory=lambda: Envelope("missing"))
+    artefact: Artefact = field(default_factory=lambda: Artefact("missing"))
+    #: A verdict the (dead) verifier gave as its final message instead of a file.
+    message_artefact: Optional[Artefact] = None
+    #: Why the worker could not run, read from its CLI's exit and output.
+    worker_diagnosis: Optional[str] = None
+    tree_now: Callable[[], Optional[str]] = lambda: None
+
+
+@dataclass
+class Pending:
+    stage_id: str
+    card_found: bool = True
+    #: Why the worker cannot be started at all (CLI missing, root without IS_SANDBOX, ...).
+    preflight: Optional[str] = None
+    worker: str = ""
+
+
+@dataclass
+class Facts:
+    repo: str
+    budget: Dict[str, Any]
+    state: Dict[str, Any]
+    cur: Optional[InFlight] = None
+    pending: Optional[Pending] = None
+    dirty: Callable[[], List[str]] = lambda: []
+
+
+# ------------------------------------------------------------------ effects
+# Effects are plain tuples the tick applies in order: (name, argument).
+ACCOUNT = "account"  # role: add its tokens, cost and seconds; clear its pid
+RECORD_TREE = "record_tree"  # fingerprint the worker's tree
+QUARANTINE = "quarantine"  # "envelope" | "artefact": move aside as .invalid.json
+SAVE_ARTEFACT = "save_artefact"  # write the verdict given as a final message
+KILL = "kill"  # role: TERM its process group now, KILL on a later tick
+LAUNCH = "launch"  # role: worker | verifier | acceptance
+COMMIT = "commit"  # commit the worker's changes (author worker, co-author verifier)
+CLAIM = "claim"  # stage id: pending -> in_progress
+SET = "set"  # (field, value) on the stage in flight
+CLEAR_CURRENT = "clear_current"
+
+Effect = Tuple[str, Any]
+
+
+@dataclass
+class Decision:
+    message: str
+    effects: List[Effect] = field(default_factory=list)
+    #: Terminal outcome for the stage in flight: (status, marker).
+    finish: Optional[Tuple[str, Optional[str]]] = None
+    halt: Optional[str] = None
+    #: A transition spends a clock tick and is written; waiting and idling are not.
+    transition: bool = True
+    #: Marker for the stage if a LAUNCH in ``effects`` fails.
+    on_launch_failure: Optional[str] = None
+
+    @property
+    def kind(self) -> str:
+        if self.halt:
+            return "halt"
+        if self.finish:
+            return self.finish[0]
+        return self.effects[-1][0] if self.effects else ("wait" if not self.transition else "noop")
+
+
+def _projected(budget: Dict[str, Any], *usages: Optional[Usage], seconds: float = 0.0) -> Dict[str, Any]:
+    """The budget as it will be once ``usages`` are accounted: caps gate every dispatch."""
+    out = dict(budget)
+    for usage in usages:
+        if usage is not None:
+            out["tokens_spent"] = (out.get("tokens_spent") or 0) + usage.total_tokens
+            if usage.cost_usd:
+                out["cost_usd_spent"] = (out.get("cost_usd_spent") or 0) + usage.cost_usd
+    out["wall_clock_elapsed_seconds"] = (out.get("wall_clock_elapsed_seconds") or 0) + int(seconds)
+    return out
+
+
+def _seconds(proc: Proc) -> float:
+    return float((proc.exit or {}).get("seconds") or 0)
+
+
+def _threshold(budget_seconds: int) -> int:
+    return budget_seconds + int(budget_seconds * GRACE_FRACTION)
+
+
+def decide(f: Facts) -> Decision:
+    b = f.budget
+    if b.get("halted"):
+        return Decision(f"halted {f.repo} (reason already recorded: {b.get('halt_reason')})", transition=False)
+    cap = budgets.cap_hit(b)
+    if cap:
+        return Decision(f"halted {f.repo} due to {cap}", halt=cap)
+    current = f.state.get("current_stage")
+    if current is None:
+        return _idle(f)
+    if not isinstance(current, str) or not STAGE_ID_RE.match(current):
+        return Decision(f"current_stage {current!r} in {f.repo} is not a valid stage id", halt="invalid-stage-id")
+    assert f.cur is not None
+    if f.cur.stage is None:
+        return Decision(f"current_stage {current} has no stage record in {f.repo}; cleared",
+                        [(CLEAR_CURRENT, None)])
+    return _in_flight(f, current, f.cur)
+
+
+def _idle(f: Facts) -> Decision:
+    p = f.pending
+    if p is None:
+        return Decision(f"idle {f.repo}: no pending stage", transition=False)
+    if not STAGE_ID_RE.match(p.stage_id):
+        return Decision(f"pending stage id {p.stage_id!r} in {f.repo} is not valid", halt="invalid-stage-id")
+    if not p.card_found:
+        return Decision(f"stage card missing for {p.stage_id} in {f.repo}", transition=False)
+    dirty = f.dirty()
+    if dirty:
+        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+        return Decision(f"dirty working tree outside state/ for {f.repo} ({shown}); commit or stash, "
+                        "then run 'autometta tick --reset-halt'", halt="dirty-working-tree")
+    if p.preflight:
+        return Decision(f"stage {p.stage_id} cannot start: {p.preflight}",
+                        [(CLAIM, p.stage_id)], finish=("stalled", p.preflight))
+    return Decision(f"claimed {p.stage_id} for {f.repo}; dispatching worker {p.worker}",
+                    [(CLAIM, p.stage_id), (LAUNCH, "worker")], on_launch_failure="worker_spawn_failed")
+
+
+def _reaped(stage: Dict[str, Any]) -> bool:
+    """Has the worker been reaped? (bash-written state: a verifier already ran)."""
+    return bool(stage.get("worker_tree") or stage.get("worker_exit") is not None
+                or stage.get("verifier_pid") or stage.get("verifier_attempts") or stage.get("acceptance"))
+
+
+def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effect]) -> Decision:
+    if art.overall == "PASS":
+        recorded = c.stage.get("worker_tree") if c.stage else None
+        if recorded:
+            now = c.tree_now()
+            if now is not None and now != recorded:
+                effects.append((SET, ("verifier_tree", now)))
+                return Decision(f"stage {cur} verifier changed the tree it judged; not committing", effects,
+                                finish=("verifier_failed", "verifier_modified_tree"))
+        effects.append((COMMIT, c.headline))
+        return Decision(f"stage {cur} PASS: committing worker output", effects, finish=("completed", None))
+    marker = art.problem or "verifier_fail"
+    return Decision(f"stage {cur} verifier FAIL ({marker}); tree left for operator review", effects,
+                    finish=("verifier_failed", marker))
+
+
+def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
+    st = c.stage or {}
+    effects: List[Effect] = []
+
+    # 1. A verdict beats a stall (§6.5b).
+    art = c.artefact
+    if art.kind == "partial" and c.verifier.pid and c.verifier.alive:
+        art = Artefact("missing")  # still being written: not a verdict yet
+    elif art.kind == "partial":
+        effects.append((QUARANTINE, "artefact"))
+        art = Artefact("missing")
+    if art.kind == "verdict":
+        if c.verifier.pid:
+            if c.verifier.alive:
+                effects.append((KILL, "verifier"))
+            effects.append((ACCOUNT, "verifier"))
+        return _verdict(f, cur, c, art, effects)
+
+    # 2. The worker.
+    if not _reaped(st):
+        if not st.get("worker_pid"):
+            return Decision(f"stage {cur} has no worker process recorded; marking stalled", effects,
+                            finish=("stalled", "worker_never_started"))
+        if c.worker.alive:
+            limit = _threshold(c.worker_budget)
+            if c.worker.elapsed is not None and c.worker.elapsed > limit:
+                return Decision(f"stage {cur} stalled after {int(c.worker.elapsed)}s (budget {c.worker_budget}s "
+                                "+ 50% grace), marked stalled", effects + [(KILL, "worker"), (ACCOUNT, "worker")],
+                                finish=("stalled", "worker_timeout"))
+            return Decision(f"worker {st.get('worker_pid')} for {cur} still running, skipping verifier dispatch",
+                            effects, transition=False)
+        effects += [(ACCOUNT, "worker"), (RECORD_TREE, None)]
+        env = c.envelope
+        if env.kind == "missing":
+            marker = c.worker_diagnosis or "worker_envelope_missing_after_exit"
+            return Decision(f"stage {cur} worker exited without a handoff envelope ({marker}), marked stalled",
+                            effects, finish=("stalled", marker))
+        if env.kind == "invalid":
+            return Decision(f"stage {cur} handoff envelope invalid ({env.error}); moved to .invalid.json, "
+                            "marked stalled", effects + [(QUARANTINE, "envelope")],
+                            finish=("stalled", "worker_envelope_invalid"))
+        if env.kind in ("fail", "partial"):
+            return Decision(f"stage {cur} failed: worker envelope status={env.kind}; notes: {env.notes}",
+                            effects, finish=("failed", env.notes or f"worker_envelope_{env.kind}"))
+        projected = _projected(f.budget, c.worker.usage, seconds=_seconds(c.worker))
+        if c.acceptance_command:
+            return _dispatch(f, cur, projected, effects, "acceptance",
+                             f"stage {cur} worker envelope status=pass, running the acceptance command")
+        return _dispatch_verifier(f, cur, c, projected, effects,
+                                  f"stage {cur} worker envelope status=pass, proceeding to verifier dispatch")
+
+    # 3. The acceptance gate.
+    if c.acceptance_command and st.get("acceptance") is None:
+        if not st.get("acceptance_pid"):
+            return _dispatch(f, cur, f.budget, effects, "acceptance", f"stage {cur} running the acceptance command")
+        if c.acceptance.alive:
+            limit = _threshold(c.verifier_budget)
+            if c.acceptance.elapsed is not None and c.acceptance.elapsed > limit:
+                return Decision(f"stage {cur} acceptance command still running after {int(c.acceptance.elapsed)}s; "
+                                "stopped", effects + [(KILL, "acceptance"), (ACCOUNT, "acceptance")],
+                                finish=("failed", "acceptance_failed"))
+            return Decision(f"acceptance for {cur} still running", effects, transition=False)
+        code = (c.acceptance.exit or {}).get("exit_code")
+        effects.append((ACCOUNT, "acceptance"))
+        if code != 0:
+            return Decision(f"stage {cur} failed: acceptance command exited {code}; see "
+                            f"state/logs/{cur}-acceptance.log", effects, finish=("failed", "acceptance_failed"))
+        effects.append((SET, ("acceptance", "pass")))
+        return _dispatch_verifier(f, cur, c, _projected(f.budget, seconds=_seconds(c.acceptance)), effects,
+                                  f"stage {cur} acceptance passed, proceeding to verifier dispatch")
+
+    # 4. The verifier.
+    projected = f.budget
+    if st.get("verifier_pid"):
+        if c.verifier.alive:
+            limit = _threshold(c.verifier_budget)
+            if c.verifier.elapsed is not None and c.verifier.elapsed > limit:
+                effects += [(KILL, "verifier"), (ACCOUNT, "verifier")]
+                if (st.get("verifier_attempts") or 0) >= VERIFIER_ATTEMPT_CAP:
+                    return Decision(f"verifier for {cur} timed out after {int(c.verifier.elapsed)}s and the attempt "
+                                    f"cap ({VERIFIER_ATTEMPT_CAP}) is reached, marking stalled", effects,
+                                    finish=("stalled", "verifier_attempt_cap"))
+                return Decision(f"verifier {st.get('verifier_pid')} for {cur} timed out after "
+                                f"{int(c.verifier.elapsed)}s (budget {c.verifier_budget}s + 50% grace); stopped",
+                                effects)
+            return Decision(f"verifier {st.get('verifier_pid')} for {cur} still running, skipping verifier dispatch",
+                            effects, transition=False)
+        effects.append((ACCOUNT, "verifier"))
+        if c.message_artefact is not None and c.message_artefact.kind == "verdict":
+            effects.append((SAVE_ARTEFACT, c.message_artefact.doc))
+            return _verdict(f, cur, c, c.message_artefact, effects)
+        projected = _projected(f.budget, c.verifier.usage, seconds=_seconds(c.verifier))
+    if (st.get("verifier_attempts") or 0) >= VERIFIER_ATTEMPT_CAP:
+        return Decision(f"verifier attempt cap ({VERIFIER_ATTEMPT_CAP}) reached for {cur} without artefact, "
+                        "marking stalled", effects, finish=("stalled", "verifier_attempt_cap"))
+    return _dispatch_verifier(f, cur, c, projected, effects, f"stage {cur} dispatching verifier")
+
+
+def _dispatch(f: Facts, cur: str, projected: Dict[str, Any], effects: List[Effect], role: str,
+              message: str) -> Decision:
+    cap = budgets.cap_hit(projected)
+    if cap:
+        return Decision(f"{message}; but halted {f.repo} due to {cap} before dispatch", effects, halt=cap)
+    return Decision(message, effects + [(LAUNCH, role)], on_launch_failure=f"{role}_spawn_failed")
+
+
+def _dispatch_verifier(f: Facts, cur: str, c: InFlight, projected: Dict[str, Any], effects: List[Effect],
+                       message: str) -> Decision:
+    if not c.card_found:
+        return Decision(f"stage card missing for {cur} at verifier dispatch, marking stalled", effects,
+                        finish=("stalled", "stage_card_missing"))
+    attempt = (c.stage.get("verifier_attempts") or 0) + 1 if c.stage else 1
+    return _dispatch(f, cur, projected, effects, "verifier", f"{message} (attempt {attempt})")

@@ -1,0 +1,99 @@
+"""The worker's handoff envelope and the verifier's artefact, read as facts.
+
+Reading never raises for bad content: a tick must turn a broken file into a
+stage outcome (stalled, verifier_failed), not into a crash. A half-written
+artefact (not yet parseable JSON) is reported as such, and is not a verdict.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from . import files, schema
+from .errors import UserError
+
+
+@dataclass(frozen=True)
+class Envelope:
+    kind: str  # missing | invalid | pass | fail | partial
+    notes: str = ""
+    error: str = ""
+    doc: Optional[Dict[str, Any]] = None
+
+
+def read_envelope(path: Path, stage_id: str) -> Envelope:
+    if not path.exists():
+        return Envelope("missing")
+    try:
+        doc = files.read_json(path)
+        if not isinstance(doc, dict):
+            raise UserError(f"{path}: expected a JSON object")
+        schema.check(doc, "handoff-envelope", str(path))
+    except UserError as exc:
+        return Envelope("invalid", error=exc.message)
+    if doc["stage_id"] != stage_id:
+        return Envelope("invalid", error=f"{path}: stage_id {doc['stage_id']!r} is not {stage_id!r}")
+    return Envelope(doc["status"], notes=doc.get("notes", ""), doc=doc)
+
+
+@dataclass(frozen=True)
+class Artefact:
+    kind: str  # missing | partial | verdict
+    overall: Optional[str] = None  # PASS | FAIL, for a verdict
+    problem: str = ""  # why a parseable artefact cannot count as PASS
+    doc: Optional[Dict[str, Any]] = None
+    errors: List[str] = field(default_factory=list)
+
+
+def judge_artefact_doc(doc: Any, stage_id: str, source: str) -> Artefact:
+    """A parsed artefact: PASS only if it is schema-valid, for this stage, and says PASS."""
+    if not isinstance(doc, dict):
+        return Artefact("verdict", "FAIL", f"{source}: not a JSON object", None)
+    name = "verifier-panel" if "panellists" in doc else "verifier"
+    problems = schema.errors(doc, schema.load_schema(name))
+    overall = doc.get("overall")
+    if doc.get("stage_id") != stage_id:
+        return Artefact("verdict", "FAIL", f"verifier_artefact_wrong_stage: {doc.get('stage_id')!r}", doc)
+    if overall not in ("PASS", "FAIL"):
+        return Artefact("verdict", "FAIL", f"verifier_overall_malformed: {str(overall)[:40]!r}", doc, problems)
+    if problems and overall == "PASS":
+        return Artefact("verdict", "FAIL", f"verifier_artefact_invalid: {problems[0]}", doc, problems)
+    return Artefact("verdict", overall, "", doc, problems)
+
+
+def read_artefact(path: Path, stage_id: str) -> Artefact:
+    if not path.exists():
+        return Artefact("missing")
+    try:
+        text = files.read_text(path)
+        doc = json.loads(text)
+    except (UserError, ValueError, RecursionError):
+        return Artefact("partial", problem=f"{path}: not (yet) a complete JSON document")
+    return judge_artefact_doc(doc, stage_id, str(path))
+
+
+_FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.S)
+
+
+def artefact_from_message(text: Optional[str]) -> Optional[Dict[str, Any]]:
+    """A verdict delivered as the verifier's final message (bare JSON or one fenced block)."""
+    if not text:
+        return None
+    body = text.strip()
+    match = _FENCE.match(body)
+    if match:
+        body = match.group(1).strip()
+    if not body.startswith("{"):
+        start, end = body.find("{"), body.rfind("}")
+        if start < 0 or end <= start:
+            return None
+        body = body[start:end + 1]
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return doc if isinstance(doc, dict) and "overall" in doc else None

@@ -1,0 +1,369 @@
+"""decide(): every branch, as a table. No files, no processes, no git."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from autometta import decide as d
+from autometta.budget import initial_budget
+from autometta.envelope import Artefact, Envelope
+from autometta.families.usage import Usage
+from autometta.state import initial_state, new_stage
+
+SID = "01-thing"
+
+
+def state_with(status: str = "pending", current: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
+    doc = initial_state()
+    stage = new_stage(SID, "Claude Sonnet 4.6 <claude-sonnet-4-6@local>", "Codex GPT-5.5 <codex-gpt-5-5@local>")
+    stage["status"] = status
+    stage.update(fields)
+    doc["stages"].append(stage)
+    doc["current_stage"] = current
+    return doc
+
+
+def facts(doc=None, budget=None, cur: Optional[d.InFlight] = None, pending: Optional[d.Pending] = None,
+          dirty: Optional[List[str]] = None) -> d.Facts:
+    doc = doc if doc is not None else state_with()
+    f = d.Facts(repo="/r", budget=budget or initial_budget(), state=doc, cur=cur, pending=pending)
+    if dirty is not None:
+        f.dirty = lambda: dirty
+    return f
+
+
+def inflight(doc, **kw) -> d.InFlight:
+    stage = doc["stages"][0]
+    c = d.InFlight(stage=stage)
+    for key, value in kw.items():
+        setattr(c, key, value)
+    return c
+
+
+def effects(dec: d.Decision) -> List[str]:
+    return [name if arg is None or name in (d.COMMIT, d.SAVE_ARTEFACT, d.SET) else f"{name}:{arg}"
+            for name, arg in dec.effects]
+
+
+# ------------------------------------------------------------------ caps and halts
+
+@pytest.mark.parametrize("field,value,reason", [
+    ("tokens_spent", 1000000, "token-cap"),
+    ("wall_clock_elapsed_seconds", 3600, "wall-clock-cap"),
+    ("clock_ticks_used", 100, "tick-cap"),
+    ("consecutive_failures", 3, "failure-cap"),
+    ("cost_usd_spent", 5.0, "cost-cap"),
+    ("token_cap_total", None, "token-cap"),  # a missing required cap counts as reached, as under jq
+])
+def test_caps_halt_with_the_canonical_reason(field, value, reason):
+    b = initial_budget()
+    b[field] = value
+    if reason == "cost-cap":
+        b["cost_cap_usd"] = 5.0
+    dec = d.decide(facts(budget=b))
+    assert dec.halt == reason and dec.effects == []
+    assert dec.message == f"halted /r due to {reason}"
+
+
+def test_cost_cap_absent_means_no_cap():
+    b = initial_budget()
+    b["cost_usd_spent"] = 1e9
+    assert d.decide(facts(budget=b)).halt is None
+
+
+def test_already_halted_is_a_quiet_noop():
+    b = initial_budget()
+    b.update(halted=True, halt_reason="tick-cap")
+    dec = d.decide(facts(budget=b))
+    assert not dec.transition and dec.halt is None
+    assert dec.message == "halted /r (reason already recorded: tick-cap)"
+
+
+def test_caps_are_checked_before_anything_else():
+    doc = state_with("in_progress", SID, worker_pid=5)
+    b = initial_budget()
+    b["clock_ticks_used"] = 100
+    dec = d.decide(facts(doc, budget=b, cur=inflight(doc, artefact=Artefact("verdict", "PASS"))))
+    assert dec.halt == "tick-cap"
+
+
+# ------------------------------------------------------------------ idle
+
+def test_no_pending_stage_is_idle_and_needs_no_git():
+    def boom():
+        raise AssertionError("an idle repo must not ask git")
+
+    f = facts(state_with("completed"))
+    f.dirty = boom
+    dec = d.decide(f)
+    assert not dec.transition and dec.message == "idle /r: no pending stage"
+
+
+def test_claim_dispatches_worker():
+    dec = d.decide(facts(pending=d.Pending(SID, worker="W"), dirty=[]))
+    assert effects(dec) == [f"claim:{SID}", "launch:worker"]
+    assert dec.transition and dec.on_launch_failure == "worker_spawn_failed"
+
+
+def test_missing_card_keeps_the_stage_pending_without_spending_a_tick():
+    dec = d.decide(facts(pending=d.Pending(SID, card_found=False), dirty=[]))
+    assert not dec.transition and dec.effects == [] and "stage card missing" in dec.message
+
+
+def test_dirty_tree_halts_before_claim():
+    dec = d.decide(facts(pending=d.Pending(SID), dirty=["a.txt", "b.txt", "c.txt", "d.txt"]))
+    assert dec.halt == "dirty-working-tree" and "and 1 more" in dec.message
+
+
+def test_preflight_failure_stalls_without_spawning():
+    dec = d.decide(facts(pending=d.Pending(SID, preflight="claude_cli_missing"), dirty=[]))
+    assert effects(dec) == [f"claim:{SID}"] and dec.finish == ("stalled", "claude_cli_missing")
+
+
+def test_invalid_pending_id_halts():
+    dec = d.decide(facts(pending=d.Pending("../x"), dirty=[]))
+    assert dec.halt == "invalid-stage-id"
+
+
+# ------------------------------------------------------------------ in flight: ids and records
+
+def test_invalid_current_stage_halts():
+    doc = state_with("in_progress", "Bad Id")
+    assert d.decide(facts(doc, cur=d.InFlight(stage=None))).halt == "invalid-stage-id"
+
+
+def test_current_stage_without_record_is_cleared():
+    doc = state_with("pending", "02-ghost")
+    dec = d.decide(facts(doc, cur=d.InFlight(stage=None)))
+    assert effects(dec) == ["clear_current"] and dec.transition
+
+
+# ------------------------------------------------------------------ the worker
+
+def running(elapsed=10.0, pid=42):
+    return d.Proc(pid=pid, alive=True, elapsed=elapsed)
+
+
+def exited(code=0, seconds=30.0, usage=None, pid=42, **extra):
+    return d.Proc(pid=pid, alive=False, elapsed=seconds, exit={"exit_code": code, "seconds": seconds, **extra},
+                  usage=usage)
+
+
+def test_worker_running_waits_without_a_transition():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    dec = d.decide(facts(doc, cur=inflight(doc, worker=running())))
+    assert not dec.transition and dec.effects == []
+    assert dec.message == f"worker 42 for {SID} still running, skipping verifier dispatch"
+
+
+def test_worker_over_budget_plus_half_is_stopped():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    dec = d.decide(facts(doc, cur=inflight(doc, worker=running(elapsed=901), worker_budget=600)))
+    assert effects(dec) == ["kill:worker", "account:worker"] and dec.finish == ("stalled", "worker_timeout")
+    assert "budget 600s + 50% grace" in dec.message
+
+
+def test_worker_at_exactly_the_threshold_still_runs():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    dec = d.decide(facts(doc, cur=inflight(doc, worker=running(elapsed=900), worker_budget=600)))
+    assert not dec.transition
+
+
+def test_worker_never_started_stalls_instead_of_verifying_an_unworked_tree():
+    doc = state_with("in_progress", SID, worker_pid=None)
+    dec = d.decide(facts(doc, cur=inflight(doc)))
+    assert dec.finish == ("stalled", "worker_never_started")
+    assert "launch:verifier" not in effects(dec)
+
+
+@pytest.mark.parametrize("envelope,finish,extra", [
+    (Envelope("missing"), ("stalled", "worker_envelope_missing_after_exit"), []),
+    (Envelope("invalid", error="bad"), ("stalled", "worker_envelope_invalid"), ["quarantine:envelope"]),
+    (Envelope("fail", notes="could not"), ("failed", "could not"), []),
+    (Envelope("partial", notes="half"), ("failed", "half"), []),
+])
+def test_worker_reaped_envelope_outcomes(envelope, finish, extra):
+    doc = state_with("in_progress", SID, worker_pid=42)
+    dec = d.decide(facts(doc, cur=inflight(doc, worker=exited(), envelope=envelope)))
+    assert effects(dec) == ["account:worker", "record_tree"] + extra
+    assert dec.finish == finish
+
+
+def test_missing_envelope_marker_names_the_cli_cause():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    dec = d.decide(facts(doc, cur=inflight(doc, worker=exited(1), worker_diagnosis="claude_refused_root_without_is_sandbox")))
+    assert dec.finish == ("stalled", "claude_refused_root_without_is_sandbox")
+
+
+def test_worker_pass_dispatches_verifier_in_the_same_tick():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    dec = d.decide(facts(doc, cur=inflight(doc, worker=exited(), envelope=Envelope("pass"))))
+    assert effects(dec) == ["account:worker", "record_tree", "launch:verifier"]
+    assert "(attempt 1)" in dec.message
+
+
+def test_worker_pass_with_acceptance_runs_it_first():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    dec = d.decide(facts(doc, cur=inflight(doc, worker=exited(), envelope=Envelope("pass"),
+                                           acceptance_command="make test")))
+    assert effects(dec) == ["account:worker", "record_tree", "launch:acceptance"]
+
+
+def test_worker_spend_that_crosses_a_cap_halts_before_the_verifier():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    b = initial_budget()
+    b["tokens_spent"] = 999_000
+    dec = d.decide(facts(doc, budget=b, cur=inflight(doc, worker=exited(usage=Usage(input_tokens=5000)),
+                                                     envelope=Envelope("pass"))))
+    assert dec.halt == "token-cap" and effects(dec) == ["account:worker", "record_tree"]
+    assert dec.transition
+
+
+def test_worker_seconds_count_toward_the_wall_clock_cap():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    b = initial_budget()
+    b["wall_clock_elapsed_seconds"] = 3590
+    dec = d.decide(facts(doc, budget=b, cur=inflight(doc, worker=exited(seconds=20), envelope=Envelope("pass"))))
+    assert dec.halt == "wall-clock-cap"
+
+
+# ------------------------------------------------------------------ acceptance
+
+def reaped(**fields):
+    base = dict(worker_pid=None, worker_tree="t1", worker_exit=0)
+    base.update(fields)
+    return state_with("in_progress", SID, **base)
+
+
+def test_acceptance_running_waits():
+    doc = reaped(acceptance_pid=7)
+    dec = d.decide(facts(doc, cur=inflight(doc, acceptance_command="make", acceptance=running(pid=7))))
+    assert not dec.transition
+
+
+def test_acceptance_failure_fails_the_stage_without_a_verifier():
+    doc = reaped(acceptance_pid=7)
+    dec = d.decide(facts(doc, cur=inflight(doc, acceptance_command="make", acceptance=exited(2, pid=7))))
+    assert dec.finish == ("failed", "acceptance_failed") and "launch:verifier" not in effects(dec)
+
+
+def test_acceptance_pass_dispatches_verifier():
+    doc = reaped(acceptance_pid=7)
+    dec = d.decide(facts(doc, cur=inflight(doc, acceptance_command="make", acceptance=exited(0, pid=7))))
+    assert effects(dec) == ["account:acceptance", "set", "launch:verifier"]
+
+
+def test_acceptance_over_verifier_budget_is_stopped():
+    doc = reaped(acceptance_pid=7)
+    dec = d.decide(facts(doc, cur=inflight(doc, acceptance_command="make", verifier_budget=100,
+                                           acceptance=running(elapsed=151, pid=7))))
+    assert effects(dec) == ["kill:acceptance", "account:acceptance"] and dec.finish == ("failed", "acceptance_failed")
+
+
+def test_acceptance_not_started_after_reap_is_started():
+    doc = reaped()
+    dec = d.decide(facts(doc, cur=inflight(doc, acceptance_command="make")))
+    assert effects(dec) == ["launch:acceptance"]
+
+
+# ------------------------------------------------------------------ the verifier
+
+def test_verifier_running_waits():
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=running(pid=9))))
+    assert not dec.transition and "verifier 9" in dec.message
+
+
+def test_verifier_over_its_own_budget_is_stopped_and_retried_later():
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier_budget=60, verifier=running(elapsed=91, pid=9))))
+    assert effects(dec) == ["kill:verifier", "account:verifier"] and dec.finish is None and dec.transition
+
+
+def test_verifier_timeout_on_last_attempt_stalls():
+    doc = reaped(verifier_pid=9, verifier_attempts=3)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier_budget=60, verifier=running(elapsed=91, pid=9))))
+    assert dec.finish == ("stalled", "verifier_attempt_cap")
+
+
+@pytest.mark.parametrize("attempts,expected", [(1, "launch:verifier"), (2, "launch:verifier"), (3, None)])
+def test_dead_verifier_without_artefact_retries_up_to_three(attempts, expected):
+    doc = reaped(verifier_pid=9, verifier_attempts=attempts)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=exited(1, pid=9))))
+    if expected:
+        assert effects(dec) == ["account:verifier", expected]
+        assert f"(attempt {attempts + 1})" in dec.message
+    else:
+        assert dec.finish == ("stalled", "verifier_attempt_cap")
+        assert dec.message == f"verifier attempt cap (3) reached for {SID} without artefact, marking stalled"
+
+
+def test_verifier_verdict_given_as_final_message_is_saved_and_applied():
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    art = Artefact("verdict", "PASS", doc={"overall": "PASS"})
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=exited(0, pid=9), message_artefact=art,
+                                           tree_now=lambda: "t1")))
+    assert effects(dec) == ["account:verifier", "save_artefact", "commit"] and dec.finish == ("completed", None)
+
+
+def test_card_missing_at_verifier_dispatch_stalls_and_clears():
+    doc = reaped()
+    dec = d.decide(facts(doc, cur=inflight(doc, card_found=False)))
+    assert dec.finish == ("stalled", "stage_card_missing")
+
+
+# ------------------------------------------------------------------ verdicts
+
+def test_pass_commits():
+    doc = reaped(verifier_pid=None, verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, artefact=Artefact("verdict", "PASS"), tree_now=lambda: "t1",
+                                           headline="Add the thing")))
+    assert dec.effects == [(d.COMMIT, "Add the thing")] and dec.finish == ("completed", None)
+
+
+def test_verdict_beats_a_stall():
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=running(elapsed=10**6, pid=9),
+                                           artefact=Artefact("verdict", "PASS"), tree_now=lambda: "t1")))
+    assert effects(dec) == ["kill:verifier", "account:verifier", "commit"]
+
+
+def test_pass_with_a_changed_tree_is_verifier_modified_tree():
+    doc = reaped(verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, artefact=Artefact("verdict", "PASS"), tree_now=lambda: "t2")))
+    assert dec.finish == ("verifier_failed", "verifier_modified_tree") and "commit" not in effects(dec)
+
+
+def test_fail_is_verifier_failed():
+    doc = reaped(verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, artefact=Artefact("verdict", "FAIL"))))
+    assert dec.finish == ("verifier_failed", "verifier_fail") and dec.effects == []
+
+
+def test_malformed_overall_is_verifier_failed():
+    doc = reaped(verifier_attempts=1)
+    art = Artefact("verdict", "FAIL", problem="verifier_overall_malformed: 'MAYBE'")
+    dec = d.decide(facts(doc, cur=inflight(doc, artefact=art)))
+    assert dec.finish == ("verifier_failed", "verifier_overall_malformed: 'MAYBE'")
+
+
+def test_half_written_artefact_with_live_verifier_is_not_a_verdict():
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=running(pid=9), artefact=Artefact("partial"))))
+    assert not dec.transition and dec.finish is None
+
+
+def test_half_written_artefact_of_a_dead_verifier_is_quarantined_and_retried():
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=exited(0, pid=9), artefact=Artefact("partial"))))
+    assert effects(dec) == ["quarantine:artefact", "account:verifier", "launch:verifier"]
+
+
+def test_every_status_and_kind_is_reachable():
+    """The table above covers every terminal status the tick writes."""
+    seen = {"completed", "failed", "stalled", "verifier_failed"}
+    from autometta.state import TERMINAL
+    assert seen <= set(TERMINAL)
