@@ -1,0 +1,553 @@
+"""The few git operations autometta performs, and nothing else.
+
+Every call runs ``git -C <repo> ...`` with an argument list (never a shell),
+``GIT_TERMINAL_PROMPT=0``, ``LC_ALL=C``, ``GIT_OPTIONAL_LOCKS=0`` (so even
+``git status`` never rewrites the user's index), a timeout, and a scrubbed
+environment: ``GIT_DIR``, ``GIT_INDEX_FILE``, ``GIT_WORK_TREE`` and the
+pathspec switches a parent process may have exported are dropped, so the
+repo given is the repo used and ``:(exclude)`` magic always works. A failure
+raises :class:`~autometta.errors.UserError` naming the command and the last
+lines git wrote to stderr.
+
+What the user owns is left alone (design property 5, spec §15 items 5, 6, 11):
+
+* :func:`dirty_paths` and :func:`worktree_fingerprint` only read; the
+  fingerprint is built in a temporary index, never the user's;
+* :func:`commit_stage` is the one operation that touches the user's index
+  and branch, to commit an accepted stage. It never sweeps in ``state/``,
+  returns ``None`` (and records nothing) when there is nothing to commit,
+  and puts the index back exactly as it was when the commit fails;
+* :func:`snapshot_state` writes the state files to a side ref with plumbing
+  only: no checkout, no index, no working-tree change, and the ref keeps
+  its history.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import stat
+import subprocess
+import tempfile
+import unicodedata
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from .errors import UserError
+from .paths import STATE_DIRNAME
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Seconds for a plain git call; committing runs the user's hooks, which may
+#: run a test suite, so it gets longer.
+GIT_TIMEOUT = 120.0
+COMMIT_TIMEOUT = 900.0
+
+STATE_REF = "refs/heads/phat-controller/state"
+STATE_MESSAGE = "phat-controller: tick state update"
+SNAPSHOT_AUTHOR = "autometta <autometta@localhost>"
+
+#: ``git add`` / ``git status`` pathspec: everything except the state folder.
+_OUTSIDE_STATE = (".", f":(exclude){STATE_DIRNAME}")
+
+#: Variables that would point git at another repo, index or work tree, or
+#: change how our pathspecs are read. Everything else (the user's config,
+#: identity, ssh, hooks' needs) is inherited.
+_SCRUBBED_ENV = (
+    "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
+    "GIT_PREFIX", "GIT_QUARANTINE_PATH", "GIT_LITERAL_PATHSPECS",
+    "GIT_GLOB_PATHSPECS", "GIT_NOGLOB_PATHSPECS", "GIT_ICASE_PATHSPECS",
+)
+
+_AUTHOR_RE = re.compile(r"^([^<>]+?) <([^<>\s]+)>$")
+_BLANKS_RE = re.compile(r"\s+")
+#: Files git leaves while a merge, rebase, cherry-pick or revert is unfinished.
+_IN_PROGRESS = (
+    ("MERGE_HEAD", "a merge", "git merge --continue"),
+    ("rebase-merge", "a rebase", "git rebase --continue"),
+    ("rebase-apply", "a rebase or git am", "git rebase --continue"),
+    ("CHERRY_PICK_HEAD", "a cherry-pick", "git cherry-pick --continue"),
+    ("REVERT_HEAD", "a revert", "git revert --continue"),
+)
+
+
+# ---------------------------------------------------------------- the runner
+
+def _git_exe() -> str:
+    exe = shutil.which("git")
+    if not exe:
+        raise UserError("git not found on PATH; install git (https://git-scm.com) and run again")
+    return exe
+
+
+def _env(extra: Optional[Dict[str, str]] = None) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
+    env.update(GIT_TERMINAL_PROMPT="0", LC_ALL="C", GIT_OPTIONAL_LOCKS="0")
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _describe(args: Sequence[str]) -> str:
+    shown = [a if len(a) <= 60 else a[:57] + "..." for a in args]
+    return "git " + " ".join(shlex.quote(a) for a in shown)
+
+
+def _tail(err: bytes, lines: int = 3) -> str:
+    text = err.decode("utf-8", "replace")
+    kept = [line.strip() for line in text.splitlines() if line.strip()]
+    return " / ".join(kept[-lines:]) if kept else "no message on stderr"
+
+
+def _kill_group(proc: "subprocess.Popen[bytes]") -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (OSError, AttributeError):
+        try:
+            proc.kill()
+        except OSError:
+            pass
+
+
+def _run(repo: PathLike, args: Sequence[str], *, stdin: Optional[bytes] = None,
+         env: Optional[Dict[str, str]] = None, timeout: float = GIT_TIMEOUT,
+         ok: Tuple[int, ...] = (0,)) -> Tuple[int, bytes, bytes]:
+    """Run ``git -C repo *args``; return (code, stdout, stderr) or raise UserError.
+
+    The child gets its own session, so a timeout kills hooks and whatever they
+    started, and nothing it runs can read the terminal.
+    """
+    where = os.fspath(repo)
+    cmd = [_git_exe(), "-C", where, *args]
+    what = _describe(args)
+    try:
+        proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(env),
+            start_new_session=True)
+    except OSError as exc:
+        raise UserError(f"`{what}` could not start in {where}: {exc}") from exc
+    try:
+        out, err = proc.communicate(stdin, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        try:
+            proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+        raise UserError(f"`{what}` timed out after {timeout:g}s in {where}; "
+                        "check for a hung hook or a held lock and run again") from None
+    except BaseException:
+        _kill_group(proc)
+        proc.wait()
+        raise
+    if proc.returncode not in ok:
+        raise UserError(f"`{what}` failed in {where} (exit {proc.returncode}): {_tail(err)}")
+    return proc.returncode, out, err
+
+
+def _text(out: bytes) -> str:
+    return out.decode("utf-8", "surrogateescape").strip()
+
+
+def _git_dir(repo: PathLike) -> str:
+    return _text(_run(repo, ["rev-parse", "--absolute-git-dir"])[1])
+
+
+def _git_dir_and_head(repo: PathLike) -> Tuple[str, Optional[str]]:
+    """The absolute git dir and the HEAD commit (None on an unborn branch), in one call.
+
+    ``--revs-only`` makes rev-parse drop a revision it cannot resolve instead
+    of failing, which is exactly the unborn-branch case.
+    """
+    lines = _text(_run(repo, ["rev-parse", "--absolute-git-dir", "--revs-only", "HEAD^{commit}"])[1])
+    parts = lines.splitlines()
+    return parts[0], (parts[1].strip() if len(parts) > 1 and parts[1].strip() else None)
+
+
+# ------------------------------------------------------------- small queries
+
+def head_sha(repo: PathLike) -> Optional[str]:
+    """The commit HEAD points at, or None on an unborn branch (no commit yet)."""
+    code, out, _ = _run(repo, ["rev-parse", "-q", "--verify", "HEAD^{commit}"], ok=(0, 1))
+    return _text(out) if code == 0 and _text(out) else None
+
+
+def current_branch(repo: PathLike) -> Optional[str]:
+    """The checked-out branch's short name (also on an unborn branch); None when detached."""
+    code, out, _ = _run(repo, ["symbolic-ref", "-q", "--short", "HEAD"], ok=(0, 1))
+    return _text(out) if code == 0 and _text(out) else None
+
+
+def is_work_tree_top(path: PathLike) -> bool:
+    """True when ``path`` is the top-level folder of a git working tree.
+
+    False for a subfolder of one, a bare repo, a ``.git`` folder, a path
+    outside any repo or a path that does not exist. Raises only when git
+    itself is missing.
+    """
+    where = os.fspath(path)
+    if not os.path.isdir(where):
+        return False
+    try:
+        code, out, _ = _run(where, ["rev-parse", "--show-toplevel"], ok=(0, 128))
+    except UserError:
+        if not shutil.which("git"):
+            raise
+        return False
+    top = _text(out)
+    if code != 0 or not top:
+        return False
+    try:
+        return os.path.samefile(top, where)
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------ the work tree
+
+def _split_z(out: bytes) -> List[bytes]:
+    fields = out.split(b"\0")
+    if fields and fields[-1] == b"":
+        fields.pop()
+    return fields
+
+
+def _is_state(path: str) -> bool:
+    return path == STATE_DIRNAME or path.startswith(STATE_DIRNAME + "/")
+
+
+def parse_status_z(out: bytes) -> List[str]:
+    """Paths from ``git status --porcelain -z`` output (v1), in order, each once.
+
+    A rename or copy entry (``R``/``C`` in either column) is followed by a
+    second NUL-terminated field, the source path; both paths are reported,
+    since both differ from HEAD.
+    """
+    fields = _split_z(out)
+    paths: List[str] = []
+    seen = set()
+    i = 0
+    while i < len(fields):
+        entry = fields[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        xy = entry[:2].decode("ascii", "replace")
+        names = [entry[3:]]
+        if ("R" in xy or "C" in xy) and i < len(fields):
+            names.append(fields[i])
+            i += 1
+        for raw in names:
+            name = os.fsdecode(raw)
+            if name not in seen:
+                seen.add(name)
+                paths.append(name)
+    return paths
+
+
+def dirty_paths(repo: PathLike) -> List[str]:
+    """Repo-relative paths outside ``state/`` that differ from HEAD (staged or not).
+
+    Modified, deleted, renamed (both names) and untracked files count, each
+    untracked file listed on its own; ignored files do not. Names are
+    returned exactly (spaces, newlines, non-ASCII bytes via surrogateescape).
+    """
+    _, out, _ = _run(repo, ["status", "--porcelain", "-z", "--untracked-files=all",
+                            "--", *_OUTSIDE_STATE])
+    return parse_status_z(out)
+
+
+def _temp_index_dir(git_dir: str) -> str:
+    """A private folder for a throwaway index, in the git dir when it is writable."""
+    try:
+        return tempfile.mkdtemp(prefix="autometta-index-", dir=git_dir)
+    except OSError:
+        return tempfile.mkdtemp(prefix="autometta-index-")
+
+
+def worktree_fingerprint(repo: PathLike) -> str:
+    """The tree id of the working tree outside ``state/`` as it is now.
+
+    Tracked and untracked non-ignored files, content and mode, as ``git add
+    -A`` would stage them, written to a temporary index seeded from HEAD (so
+    a tracked file that matches .gitignore still counts). The user's index is
+    never read or written. Two calls return the same id exactly when nothing
+    outside ``state/`` changed in between.
+    """
+    git_dir, head = _git_dir_and_head(repo)
+    folder = _temp_index_dir(git_dir)
+    try:
+        env = {"GIT_INDEX_FILE": os.path.join(folder, "index")}
+        if head:
+            _run(repo, ["read-tree", head], env=env)
+        _run(repo, ["add", "-A", "--", *_OUTSIDE_STATE], env=env)
+        return _text(_run(repo, ["write-tree"], env=env)[1])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+# ------------------------------------------------------------ commit a stage
+
+def sanitize_subject(text: str, limit: int = 120) -> str:
+    """One readable line for a commit subject.
+
+    Newlines, carriage returns, tabs and every other control or separator
+    character become spaces; runs of blanks collapse to one; the ends are
+    stripped; anything longer than ``limit`` is cut and ends in ``...``.
+    """
+    cleaned = "".join(" " if _is_control(ch) else ch for ch in (text or ""))
+    line = _BLANKS_RE.sub(" ", cleaned).strip()
+    if limit > 0 and len(line) > limit:
+        if limit <= 3:
+            return line[:limit]
+        line = line[: limit - 3].rstrip() + "..."
+    return line
+
+
+#: Bidirectional overrides and isolates: invisible, and able to make a line
+#: read differently from what it says.
+_BIDI = frozenset("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Zl", "Zp") or ch in _BIDI
+
+
+def _check_author(author: str, what: str = "author") -> Tuple[str, str]:
+    match = _AUTHOR_RE.match(author or "")
+    if not match or any(_is_control(ch) for ch in author) or not match.group(1).strip():
+        raise UserError(f"git {what} {author!r} is not 'Name <email>' on one line; "
+                        "fix the identity in the stage card, e.g. 'Codex GPT-5.3 <codex-gpt-5-3@local>'")
+    return match.group(1).strip(), match.group(2)
+
+
+def _clean_body(body: Optional[str]) -> str:
+    if not body:
+        return ""
+    text = body.replace("\r\n", "\n").replace("\r", "\n")
+    text = "".join(ch if ch in "\n\t" or not _is_control(ch) else " " for ch in text)
+    lines = [line.rstrip() for line in text.split("\n")]
+    return "\n".join(lines).strip("\n")
+
+
+def commit_message(subject: str, body: Optional[str] = None, coauthor: Optional[str] = None) -> str:
+    """Subject, blank line, optional body, then the ``Co-Authored-By`` trailer when given."""
+    parts = [sanitize_subject(subject)]
+    cleaned = _clean_body(body)
+    if cleaned:
+        parts.append(cleaned)
+    trailer = sanitize_subject(coauthor or "", limit=0)
+    if trailer:
+        parts.append(f"Co-Authored-By: {trailer}")
+    return "\n\n".join(parts) + "\n"
+
+
+def _in_progress(git_dir: str) -> Optional[Tuple[str, str]]:
+    for name, what, fix in _IN_PROGRESS:
+        if os.path.lexists(os.path.join(git_dir, name)):
+            return what, fix
+    return None
+
+
+def _read_index(path: str) -> Optional[bytes]:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise UserError(f"cannot read the git index {path}: {exc}") from exc
+
+
+def _restore_index(path: str, saved: Optional[bytes]) -> None:
+    """Put the user's index back byte for byte, under git's own ``index.lock``."""
+    if _read_index(path) == saved:
+        return
+    lock = path + ".lock"
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        raise UserError(f"could not restore the git index {path}: {lock} exists (another git "
+                        "command is running); once it finishes, check `git status` and unstage "
+                        "what autometta staged with `git restore --staged .`") from None
+    try:
+        try:
+            if saved is not None:
+                _write_all(fd, saved)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        if saved is None:
+            os.unlink(path)
+            os.unlink(lock)
+        else:
+            os.replace(lock, path)
+    except BaseException:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        raise
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def commit_stage(repo: PathLike, *, author: str, subject: str, coauthor: Optional[str],
+                 body: Optional[str] = None) -> Optional[str]:
+    """Commit the accepted stage's changes outside ``state/``; return the new HEAD.
+
+    Stages every change outside ``state/`` (``git add -A``, ignored files
+    excluded) into the user's index and commits on the current branch (or
+    detached HEAD) with ``--author=<author>``, the committer from the user's
+    git config, hooks run. Changes under ``state/`` are never committed, even
+    if something had staged them (they stay staged, untouched).
+
+    Returns None, leaving the index as it was, when there is nothing to
+    commit. Raises UserError, leaving the index as it was, when a merge,
+    rebase, cherry-pick or revert is unfinished, when the index has
+    conflicts, or when the commit fails (a hook refused it).
+    """
+    name, email = _check_author(author)
+    message = commit_message(subject, body, coauthor)
+    if not sanitize_subject(subject):
+        raise UserError("refusing to commit with an empty subject; give the stage a title or headline")
+    where = os.fspath(repo)
+    git_dir = _git_dir(where)
+    busy = _in_progress(git_dir)
+    if busy:
+        raise UserError(f"{where} is in the middle of {busy[0]}; finish it ({busy[1]}) or abort "
+                        "it before autometta can commit the stage")
+    _, unmerged, _ = _run(where, ["ls-files", "-u", "-z"])
+    if unmerged.strip(b"\0"):
+        raise UserError(f"{where} has unresolved conflicts in the index; resolve them "
+                        "(git status lists them) before autometta can commit the stage")
+    index_path = os.path.join(git_dir, "index")
+    saved = _read_index(index_path)
+    try:
+        _run(where, ["add", "-A", "--", *_OUTSIDE_STATE])
+        _, out, _ = _run(where, ["diff", "--cached", "--name-only", "-z", "--no-renames",
+                                 "--no-ext-diff"])
+        staged = [os.fsdecode(p) for p in _split_z(out)]
+        if any(not _is_state(p) for p in staged):
+            args = ["commit", "--quiet", "--cleanup=whitespace", f"--author={name} <{email}>",
+                    "--file=-"]
+            if any(_is_state(p) for p in staged):
+                # Something had staged state/ (a worker's `git add -A`): commit
+                # only the rest (a partial commit); those entries stay staged.
+                args += ["--", *_OUTSIDE_STATE]
+            _run(where, args, stdin=message.encode("utf-8", "surrogateescape"),
+                 timeout=COMMIT_TIMEOUT)
+            committed = True
+        else:
+            committed = False
+    except BaseException as exc:
+        try:
+            _restore_index(index_path, saved)
+        except UserError as also:
+            raise UserError(f"{exc}; then {also}") from exc
+        raise
+    if not committed:
+        _restore_index(index_path, saved)
+        return None
+    sha = head_sha(where)
+    if not sha:
+        raise UserError(f"git commit reported success in {where} but HEAD has no commit; "
+                        "check `git log`")
+    return sha
+
+
+# --------------------------------------------------------- state snapshots
+
+def _snapshot_entries(root: str, files: Iterable[str]) -> List[str]:
+    """Existing regular files named by ``files`` (folders expanded), repo-relative, sorted."""
+    found = set()
+    for given in files:
+        rel = os.fspath(given).replace(os.sep, "/").strip("/")
+        parts = [p for p in rel.split("/") if p not in ("", ".")]
+        if os.path.isabs(os.fspath(given)) or ".." in parts or not parts or parts[0] == ".git":
+            raise UserError(f"state snapshot path {given!r} must be relative to the repo "
+                            "and stay inside it")
+        rel = "/".join(parts)
+        full = os.path.join(root, *parts)
+        try:
+            mode = os.lstat(full).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode):
+            found.add(rel)
+        elif stat.S_ISDIR(mode):
+            for dirpath, dirnames, filenames in os.walk(full):
+                dirnames.sort()
+                base = os.path.relpath(dirpath, root).replace(os.sep, "/")
+                for leaf in filenames:
+                    try:
+                        if stat.S_ISREG(os.lstat(os.path.join(dirpath, leaf)).st_mode):
+                            found.add(f"{base}/{leaf}")
+                    except OSError:
+                        continue
+    return sorted(found)
+
+
+def snapshot_state(repo: PathLike, files: List[str], ref: str = STATE_REF,
+                   message: str = STATE_MESSAGE, author: Optional[str] = None) -> Optional[str]:
+    """Commit the state files to ``ref`` (with history) and return the new commit.
+
+    ``files`` are repo-relative paths; folders are taken whole, missing paths
+    skipped, gitignored files included (they are read from disk, not through
+    ``git add``). The snapshot's tree holds exactly those files; its parent
+    is the ref's previous tip. Plumbing only: the user's HEAD, branch, index
+    and working tree are never touched. Returns None, writing nothing, when
+    the tree equals the previous snapshot's (or there is nothing to save).
+    The ref moves by compare-and-swap, so a concurrent writer makes this
+    raise instead of losing a snapshot. Six git calls at most.
+    """
+    if not ref.startswith("refs/"):
+        raise UserError(f"state ref {ref!r} must be a full ref name such as {STATE_REF}")
+    name, email = _check_author(author or SNAPSHOT_AUTHOR, "snapshot author")
+    where = os.fspath(repo)
+    entries = _snapshot_entries(where, files)
+    git_dir = _git_dir(where)
+    _, out, _ = _run(where, ["for-each-ref", "--format=%(refname)%00%(objectname)%00%(tree)%00%(HEAD)",
+                             ref])
+    old = old_tree = None
+    for line in out.decode("utf-8", "surrogateescape").splitlines():
+        fields = line.split("\0")
+        if len(fields) == 4 and fields[0] == ref:
+            old, old_tree = fields[1], fields[2] or None
+            if fields[3].strip() == "*":
+                short = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+                raise UserError(f"{where} has {short} checked out (the bash version may have left "
+                                "it there); check out your own branch with `git checkout <branch>` "
+                                "and run again")
+    if not entries and old is None:
+        return None
+    folder = _temp_index_dir(git_dir)
+    try:
+        env = {"GIT_INDEX_FILE": os.path.join(folder, "index")}
+        if entries:
+            listing = b"".join(os.fsencode(p) + b"\0" for p in entries)
+            _run(where, ["update-index", "--add", "-z", "--stdin"], stdin=listing, env=env)
+        tree = _text(_run(where, ["write-tree"], env=env)[1])
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if tree == old_tree:
+        return None
+    ident = {"GIT_AUTHOR_NAME": name, "GIT_AUTHOR_EMAIL": email,
+             "GIT_COMMITTER_NAME": name, "GIT_COMMITTER_EMAIL": email}
+    args = ["commit-tree", "--no-gpg-sign", tree]
+    if old:
+        args += ["-p", old]
+    args += ["-F", "-"]
+    text = (message or STATE_MESSAGE).rstrip("\n") + "\n"
+    new = _text(_run(where, args, stdin=text.encode("utf-8", "surrogateescape"), env=ident)[1])
+    _run(where, ["update-ref", "-m", "autometta: state snapshot", ref, new, old or ""])
+    return new
