@@ -1,0 +1,177 @@
+"""The one way autometta starts an agent: detached, supervised, recorded.
+
+:func:`launch` starts :mod:`autometta.runner` in a new session (so it outlives
+the tick and no terminal hang-up reaches it); the runner starts the agent in
+its own process group and writes an exit record when the agent is done.
+The tick keeps what :class:`Launched` says (pid, pgid, start time) and on
+later ticks asks, in this order:
+
+1. :func:`read_exit` -- a record means the run is over, with its exit code,
+   signal, run time and whether the budget stopped it;
+2. ``procs.is_alive(pid, started)`` -- the runner is still there;
+3. neither -- the runner died without a record (SIGKILL, a crash, a reboot).
+
+To stop a run: ``procs.signal_group(pgid, SIGTERM)``; the runner passes it on,
+escalates to SIGKILL after its grace period and still writes the record.
+
+The runner is started as ``python -I -c BOOTSTRAP ROOT runner-args...``: ``-I``
+keeps the agent's working directory and ``PYTHON*`` variables out of the
+runner's imports, and ROOT (the folder holding the ``autometta`` package, or
+the pyz file itself) is put on ``sys.path`` by the bootstrap, so nothing like
+``PYTHONPATH`` is added to the agent's environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import autometta
+
+from . import procs
+from .errors import UserError
+from .timeutil import now_iso
+
+#: Run by ``python -I -c``; argv[1] is the import root, the rest goes to the runner.
+BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+             "from autometta.runner import main; sys.exit(main(sys.argv[1:]))")
+
+#: ``error`` of the record returned for an exit file that is not an exit record
+CORRUPT = "corrupt exit record"
+
+#: Set by the interpreter at startup in a C locale (PEP 538); the runner undoes it.
+_COERCED = ("LC_CTYPE",)
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(autometta.__file__)))
+
+
+def import_root() -> str:
+    """The sys.path entry autometta is imported from: a checkout/site-packages folder or the pyz.
+
+    ``autometta.__file__`` is ``<root>/autometta/__init__.py``; from a zipapp
+    ``<root>`` is the archive itself (``/x/autometta.pyz``), which zipimport
+    accepts as a sys.path entry.
+    """
+    return _ROOT
+
+
+@dataclass
+class LaunchSpec:
+    argv: List[str]
+    cwd: Path
+    env: Dict[str, str]
+    log_path: Path
+    exit_path: Path
+    budget_seconds: Optional[int] = None
+
+
+@dataclass
+class Launched:
+    pid: int  #: the runner's pid
+    pgid: int  #: its process group: runner, agent and the agent's children
+    started: float  #: the runner's start time (procs.start_time), for procs.is_alive
+    started_at: str  #: when launch started it, UTC ``Z``
+
+
+def runner_args(spec: LaunchSpec) -> List[str]:
+    """The runner's command line for ``spec`` (after the bootstrap and import root)."""
+    args = ["--exit-file", str(spec.exit_path), "--log", str(spec.log_path)]
+    if spec.budget_seconds is not None:
+        args += ["--budget-seconds", str(spec.budget_seconds)]
+    for name in _COERCED:
+        if name in spec.env:
+            args += ["--env-set", f"{name}={spec.env[name]}"]
+        else:
+            args += ["--env-unset", name]
+    return args + ["--", *spec.argv]
+
+
+def launch(spec: LaunchSpec) -> Launched:
+    """Start ``spec.argv`` under the runner, detached; return how to find it again.
+
+    A stale exit file is removed first, so a record seen later belongs to
+    this run. The log is created (0600) before the runner starts, and the
+    runner's own stderr goes to it, so even an interpreter that fails to
+    start the runner leaves its reason in the log.
+    """
+    if not spec.argv:
+        raise UserError(f"{spec.log_path}: nothing to launch (empty command)")
+    # absolute, because the runner works in spec.cwd, not in our folder
+    spec = dataclasses.replace(spec, log_path=Path(os.path.abspath(spec.log_path)),
+                               exit_path=Path(os.path.abspath(spec.exit_path)))
+    if not sys.executable:
+        raise UserError("cannot find the Python interpreter (sys.executable is empty); "
+                        "run autometta with an explicit python3")
+    for folder in (spec.exit_path.parent, spec.log_path.parent):
+        if not folder.is_dir():
+            raise UserError(f"{folder}: folder does not exist; create it before launching an agent")
+    try:
+        os.unlink(spec.exit_path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise UserError(f"{spec.exit_path}: cannot remove the old exit record ({exc.strerror})") from exc
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+    try:
+        log_fd = os.open(str(spec.log_path), flags, 0o600)
+    except OSError as exc:
+        raise UserError(f"{spec.log_path}: cannot open the agent log ({exc.strerror})") from exc
+    command = [sys.executable, "-I", "-c", BOOTSTRAP, import_root(), *runner_args(spec)]
+    try:
+        os.fchmod(log_fd, 0o600)
+        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
+                                cwd=str(spec.cwd), env=dict(spec.env), start_new_session=True,
+                                close_fds=True)
+    except OSError as exc:
+        raise UserError(f"cannot start {sys.executable} in {spec.cwd} ({exc.strerror or exc}); "
+                        f"check that the folder exists and the interpreter runs") from exc
+    finally:
+        os.close(log_fd)
+    started_at = now_iso()
+    started = procs.start_time(proc.pid)
+    _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]  # reaps finished runners
+    _CHILDREN.append(proc)
+    return Launched(pid=proc.pid, pgid=proc.pid, started=time.time() if started is None else started,
+                    started_at=started_at)
+
+
+#: Popen objects of runners this process started and has not seen finish. Kept
+#: so they are not reported as "still running" when garbage-collected; exited
+#: runners are reaped here on the next launch or by procs.is_alive.
+_CHILDREN: List[subprocess.Popen] = []
+
+
+def read_exit(exit_path: Path) -> Optional[dict]:
+    """The runner's exit record, or None while there is none.
+
+    The runner writes it atomically (temp file, fsync, rename), so a file that
+    is not a JSON object was written by someone else; it is returned as a
+    record with ``exit_code`` null and ``error`` :data:`CORRUPT`, so the run
+    still counts as over and failed, and nothing is raised.
+    """
+    try:
+        with open(exit_path, "rb") as handle:
+            data = handle.read(1024 * 1024)
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _corrupt()
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return _corrupt()
+    if not isinstance(doc, dict) or "exit_code" not in doc:
+        return _corrupt()
+    return doc
+
+
+def _corrupt() -> dict:
+    return {"pid": None, "runner_pid": None, "exit_code": None, "signal": None, "started_at": None,
+            "ended_at": None, "seconds": None, "timed_out": False, "error": CORRUPT}

@@ -1,0 +1,393 @@
+"""The supervisor that wraps every agent: exact exit code, run time and a finished record.
+
+    python -m autometta.runner --exit-file PATH --log PATH [--budget-seconds N]
+        [--kill-grace SECONDS] [--env-unset NAME]... [--env-set NAME=VALUE]... -- command...
+
+:func:`autometta.launch.launch` starts this in a new session, so the runner
+leads a process group that the agent and everything the agent starts share
+(pgid = runner pid); the tick stops them all with one ``killpg``.
+
+What it does:
+
+1. truncates the log (mode 0600) and starts the command with stdin from
+   /dev/null and stdout+stderr appended to the log, in the runner's cwd,
+   environment and process group;
+2. waits for it. With ``--budget-seconds N``, at 1.5 x N it sends SIGTERM to
+   the whole group (ignoring it itself for that instant), and SIGKILL to every
+   other member ``--kill-grace`` seconds (default 10) later: a hard stop even
+   if no tick ever runs again. SIGTERM, SIGINT or SIGHUP sent to the runner
+   are forwarded to the agent; if the agent is still there ``--kill-grace``
+   seconds later, the group gets SIGKILL;
+3. when the agent has exited, stops what it left behind in the group
+   (SIGTERM, then SIGKILL after the grace), so a finished record means
+   nothing of that run is still writing;
+4. writes the exit record atomically (see :func:`record`) and exits.
+
+The record: ``pid`` (the agent), ``runner_pid``, ``exit_code`` (null if the
+agent was killed by a signal), ``signal`` (the signal that killed the agent,
+else the first signal the runner received and forwarded, else null),
+``started_at``/``ended_at`` (UTC, ``Z``), ``seconds`` (agent run time),
+``timed_out`` (the budget stop fired) and ``error`` (``could not start: ...``
+with exit code 127 for a missing command, 126 for one that cannot be run).
+
+The runner's own notes go into the log as lines starting ``autometta-runner:``.
+``--env-unset``/``--env-set`` change the agent's environment relative to the
+runner's; launch uses them only to undo the interpreter's C-locale coercion
+(PEP 538 sets ``LC_CTYPE`` at startup), so the agent sees exactly the
+environment it was given. They must never carry secrets: argv is public.
+
+Standard library plus :mod:`autometta.files`, :mod:`autometta.timeutil` and
+:mod:`autometta.procs`, all cheap to import.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence
+
+from . import procs
+from .errors import UserError
+from .files import write_json
+from .timeutil import now_iso
+
+DEFAULT_KILL_GRACE = 10.0
+#: the hard stop fires at budget x this (the bash version's "budget + 50% grace")
+BUDGET_FACTOR = 1.5
+#: longest single sleep of the wait loop; wake-ups normally come from signals
+_MAX_NAP = 60.0
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+_PREFIX = "autometta-runner: "
+
+
+class ArgError(ValueError):
+    pass
+
+
+class Args:
+    def __init__(self) -> None:
+        self.exit_file: str = ""
+        self.log: str = ""
+        self.budget: Optional[float] = None
+        self.grace: float = DEFAULT_KILL_GRACE
+        self.env_unset: List[str] = []
+        self.env_set: Dict[str, str] = {}
+        self.command: List[str] = []
+
+
+def parse_args(argv: Sequence[str]) -> Args:
+    """Parse the runner's command line (no argparse: it is slow to import and fussy about ``--``)."""
+    args = Args()
+    items = list(argv)
+    i = 0
+    while i < len(items):
+        item = items[i]
+        if item == "--":
+            args.command = items[i + 1:]
+            break
+        name, eq, value = item.partition("=")
+        if name not in ("--exit-file", "--log", "--budget-seconds", "--kill-grace", "--env-unset", "--env-set"):
+            raise ArgError(f"unknown argument {item!r}")
+        if not eq:
+            if i + 1 >= len(items):
+                raise ArgError(f"{name} needs a value")
+            value = items[i + 1]
+            i += 1
+        i += 1
+        if name == "--exit-file":
+            args.exit_file = value
+        elif name == "--log":
+            args.log = value
+        elif name in ("--budget-seconds", "--kill-grace"):
+            try:
+                number = float(value)
+            except ValueError:
+                raise ArgError(f"{name} needs a number of seconds, got {value!r}") from None
+            if number != number or number < 0 or (name == "--budget-seconds" and number == 0):
+                raise ArgError(f"{name} needs a positive number of seconds, got {value!r}")
+            if name == "--budget-seconds":
+                args.budget = number
+            else:
+                args.grace = number
+        elif name == "--env-unset":
+            args.env_unset.append(value)
+        else:
+            key, sep, val = value.partition("=")
+            if not sep or not key:
+                raise ArgError(f"--env-set needs NAME=VALUE, got {value!r}")
+            args.env_set[key] = val
+    if not args.exit_file or not args.log:
+        raise ArgError("--exit-file and --log are required")
+    return args
+
+
+def record(*, pid: Optional[int], exit_code: Optional[int], sig: Optional[int], started: float,
+           ended: float, seconds: float, timed_out: bool, error: Optional[str]) -> dict:
+    """The exit record, in the order it is written."""
+    return {
+        "pid": pid,
+        "runner_pid": os.getpid(),
+        "exit_code": exit_code,
+        "signal": sig,
+        "started_at": now_iso(started),
+        "ended_at": now_iso(ended),
+        "seconds": round(max(0.0, seconds), 3),
+        "timed_out": timed_out,
+        "error": error,
+    }
+
+
+class _Run:
+    def __init__(self, args: Args) -> None:
+        self.args = args
+        self.log_fd = -1
+        self.pending: List[int] = []
+        self.first_signal: Optional[int] = None
+        self.timed_out = False
+        self.child: Optional[subprocess.Popen] = None
+        self.leader = os.getpgrp() == os.getpid()
+
+    # ------------------------------------------------------------------ small effects
+
+    def note(self, message: str) -> None:
+        if self.log_fd >= 0:
+            try:
+                os.write(self.log_fd, (_PREFIX + message + "\n").encode("utf-8", "replace"))
+            except OSError:
+                pass
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.pending.append(signum)  # acted on by the wait loop, never here
+
+    def _others(self) -> Optional[List[int]]:
+        """Live members of our group other than us; None if they cannot be listed."""
+        members = procs.group_members(os.getpgrp())
+        return None if members is None else [pid for pid in members if pid != os.getpid()]
+
+    def term_group(self) -> None:
+        """SIGTERM to every member of the group but the runner (which ignores it meanwhile)."""
+        if not self.leader:  # started by hand inside someone else's group: touch only our child
+            self._kill_child(signal.SIGTERM)
+            return
+        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        try:
+            os.killpg(os.getpgrp(), signal.SIGTERM)
+        except OSError:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    def kill_others(self) -> None:
+        """SIGKILL every member of the group but the runner."""
+        self._kill_child(signal.SIGKILL)
+        if not self.leader:
+            return
+        for _ in range(3):  # again, in case one forked while we looked
+            others = self._others()
+            if not others:
+                return
+            for pid in others:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def _kill_child(self, sig: int) -> None:
+        if self.child is not None and self.child.returncode is None:
+            try:
+                self.child.send_signal(sig)
+            except OSError:
+                pass
+
+    # ------------------------------------------------------------------ the run
+
+    def open_log(self) -> Optional[str]:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
+        try:
+            self.log_fd = os.open(self.args.log, flags, 0o600)
+        except OSError as exc:
+            return f"could not start: cannot open log {self.args.log} ({exc.strerror})"
+        try:
+            os.fchmod(self.log_fd, 0o600)
+        except OSError:
+            pass
+        return None
+
+    def child_env(self) -> Optional[Dict[str, str]]:
+        if not self.args.env_unset and not self.args.env_set:
+            return None
+        env = dict(os.environ)
+        for name in self.args.env_unset:
+            env.pop(name, None)
+        env.update(self.args.env_set)
+        return env
+
+    def wait(self, wake_fd: int, started_mono: float) -> None:
+        """Wait for the child, forwarding signals and enforcing the budget."""
+        assert self.child is not None
+        grace = self.args.grace
+        deadline = None if self.args.budget is None else started_mono + self.args.budget * BUDGET_FACTOR
+        kill_at: Optional[float] = None
+        while self.child.poll() is None:
+            now = time.monotonic()
+            while self.pending:
+                sig = self.pending.pop(0)
+                if self.first_signal is None:
+                    self.first_signal = sig
+                    self.note(f"received {signal.Signals(sig).name}; passing it on to pid {self.child.pid}")
+                self._kill_child(sig)
+                if kill_at is None:
+                    kill_at = now + grace
+            if deadline is not None and not self.timed_out and now >= deadline:
+                self.timed_out = True
+                self.note(f"budget {self.args.budget:g}s x {BUDGET_FACTOR:g} exceeded after "
+                          f"{now - started_mono:.1f}s; stopping the process group (SIGTERM, "
+                          f"SIGKILL after {grace:g}s)")
+                self.term_group()
+                kill_at = now + grace if kill_at is None else min(kill_at, now + grace)
+            if kill_at is not None and now >= kill_at:
+                self.note(f"pid {self.child.pid} still running {grace:g}s after SIGTERM; sending SIGKILL")
+                self.kill_others()
+                kill_at = now + 1.0  # SIGKILL cannot be refused; check again shortly regardless
+            nap = _MAX_NAP
+            for moment in (deadline if not self.timed_out else None, kill_at):
+                if moment is not None:
+                    nap = min(nap, moment - now)
+            if self.child.poll() is not None:
+                break
+            try:
+                select.select([wake_fd], [], [], max(0.0, nap))
+            except OSError as exc:  # pragma: no cover - EINTR is retried by Python itself
+                if exc.errno != errno.EINTR:
+                    raise
+            _drain(wake_fd)
+
+    def sweep(self) -> None:
+        """After the agent exits: stop what it left running in our group."""
+        if not self.leader:
+            return
+        others = self._others()
+        if others is None:
+            self.term_group()
+            return
+        if not others:
+            return
+        self.note(f"stopping {len(others)} process(es) the agent left running: {' '.join(map(str, others))}")
+        self.term_group()
+        deadline = time.monotonic() + self.args.grace
+        while time.monotonic() < deadline:
+            if not self._others():
+                return
+            time.sleep(0.05)  # not our children: nothing to wait on but the process table
+        self.kill_others()
+
+    def run(self) -> int:
+        args = self.args
+        started = time.time()
+        started_mono = time.monotonic()
+        problem = self.open_log()
+        if problem is None and not args.command:
+            problem = "could not start: no command given"
+        if problem is not None:
+            self.note(problem)
+            return self.finish(pid=None, exit_code=127 if args.command == [] else None, sig=None,
+                               started=started, seconds=0.0, error=problem)
+
+        wake_r, wake_w = os.pipe()
+        for fd in (wake_r, wake_w):
+            os.set_blocking(fd, False)
+        saved = {sig: signal.getsignal(sig) for sig in (*_FORWARDED, signal.SIGCHLD)}
+        old_wakeup = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        try:
+            signal.signal(signal.SIGCHLD, _ignore)  # a handler (not SIG_DFL) so exits wake the loop
+            for sig in _FORWARDED:
+                signal.signal(sig, self._on_signal)
+            started = time.time()
+            started_mono = time.monotonic()
+            try:
+                self.child = subprocess.Popen(args.command, stdin=subprocess.DEVNULL, stdout=self.log_fd,
+                                              stderr=subprocess.STDOUT, env=self.child_env(), close_fds=True)
+            except OSError as exc:
+                missing = isinstance(exc, (FileNotFoundError, NotADirectoryError))
+                problem = f"could not start: {args.command[0]}: {exc.strerror or exc}"
+                self.note(problem)
+                return self.finish(pid=None, exit_code=127 if missing else 126, sig=None,
+                                   started=started, seconds=time.monotonic() - started_mono, error=problem)
+            self.wait(wake_r, started_mono)
+            seconds = time.monotonic() - started_mono
+            ended = time.time()
+            self.sweep()
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for sig, handler in saved.items():
+                if handler is not None:
+                    signal.signal(sig, handler)
+            os.close(wake_r)
+            os.close(wake_w)
+        code = self.child.returncode
+        if code is not None and code < 0:
+            exit_code, sig = None, -code
+        else:
+            exit_code, sig = code, self.first_signal
+        if self.timed_out:
+            self.note(f"pid {self.child.pid} stopped by the budget after {seconds:.1f}s")
+        return self.finish(pid=self.child.pid, exit_code=exit_code, sig=sig, started=started,
+                           seconds=seconds, error=None, ended=ended)
+
+    def finish(self, *, pid: Optional[int], exit_code: Optional[int], sig: Optional[int], started: float,
+               seconds: float, error: Optional[str], ended: Optional[float] = None) -> int:
+        doc = record(pid=pid, exit_code=exit_code, sig=sig, started=started,
+                     ended=time.time() if ended is None else ended, seconds=seconds,
+                     timed_out=self.timed_out, error=error)
+        try:
+            write_json(self.args.exit_file, doc)
+        except UserError as exc:
+            self.note(f"could not write the exit record: {exc}")
+            return 1
+        finally:
+            if self.log_fd >= 0:
+                os.close(self.log_fd)
+                self.log_fd = -1
+        if exit_code is not None:
+            return exit_code if 0 <= exit_code < 256 else 1
+        return 128 + sig if sig else 1
+
+
+def _ignore(_signum: int, _frame: object) -> None:
+    pass
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 512):
+            pass
+    except (BlockingIOError, InterruptedError):
+        pass
+    except OSError:
+        pass
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run ``argv`` (without the program name); return the agent's exit code (128+N for signal N)."""
+    try:
+        args = parse_args(sys.argv[1:] if argv is None else argv)
+    except ArgError as exc:
+        sys.stderr.write(f"{_PREFIX}{exc}\n")
+        return 2
+    run = _Run(args)
+    try:
+        return run.run()
+    except Exception as exc:  # a bug here must still leave a record and no unsupervised agent
+        run.note(f"runner failed: {exc!r}; stopping the agent")
+        run.kill_others()
+        return run.finish(pid=run.child.pid if run.child else None, exit_code=None, sig=None,
+                          started=time.time(), seconds=0.0, error=f"runner failed: {exc!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
