@@ -208,6 +208,8 @@ _DEPENDS_LOOSE_RE = re.compile(
     r"^\s*(?:[-*+][ \t]+)?(?:\*\*)?Depends on(?:\*\*)?[ \t]*:(?:\*\*)?[ \t]*(.*)$", re.IGNORECASE
 )
 _ACCEPTANCE_RE = _bullet_re("Acceptance command")
+_WORKER_COMMAND_RE = _bullet_re("Worker command")
+_VERIFIER_COMMAND_RE = _bullet_re("Verifier command")
 _MAX_LOOPS_RE = _bullet_re("Max loops")
 _WALL_CLOCK_RE = {
     "worker": re.compile(r"worker\s+wall[- ]?clock", re.IGNORECASE),
@@ -336,13 +338,18 @@ class Card:
     inputs: List[str] = field(default_factory=list)
     depends_on: List[str] = field(default_factory=list)
     acceptance_command: Optional[str] = None
+    #: The shell commands a ``Script ...`` worker or verifier runs
+    #: (``- **Worker command:** `...` ``); other families ignore them.
+    worker_command: Optional[str] = None
+    verifier_command: Optional[str] = None
     max_loops: Optional[int] = None
     pairing_reason: Optional[str] = None
     sections: Dict[str, Tuple[int, int]] = field(default_factory=dict)
     lines: List[str] = field(default_factory=list)
     #: Where each metadata value came from: keys ``title``, ``worker``,
     #: ``verifier``, ``orchestrator``, ``panel``, ``pairing_reason``,
-    #: ``depends_on``, ``acceptance_command``, ``max_loops``,
+    #: ``depends_on``, ``acceptance_command``, ``worker_command``,
+    #: ``verifier_command``, ``max_loops``,
     #: ``worker_budget``, ``verifier_budget``.
     meta_lines: Dict[str, int] = field(default_factory=dict)
 
@@ -416,12 +423,19 @@ def parse_card_text(text: str, path: PathLike, stage_id: Optional[str] = None) -
 
     card.depends_on = _depends_on(visible, sections, meta)
 
-    command = first_bullet(_ACCEPTANCE_RE, "acceptance_command")
-    if command:
+    def command_bullet(pattern: "re.Pattern[str]", key: str) -> Optional[str]:
+        """The first code span of the bullet's value, else the whole value."""
+        command = first_bullet(pattern, key)
+        if not command:
+            return None
         spans = _code_spans(command)
-        card.acceptance_command = (spans[0] if spans else command).strip() or None
+        return (spans[0] if spans else command).strip() or None
+
+    card.acceptance_command = command_bullet(_ACCEPTANCE_RE, "acceptance_command")
     if card.acceptance_command is None:
         card.acceptance_command = _acceptance_block(kinds, lines, sections, meta)
+    card.worker_command = command_bullet(_WORKER_COMMAND_RE, "worker_command")
+    card.verifier_command = command_bullet(_VERIFIER_COMMAND_RE, "verifier_command")
 
     loops = first_bullet(_MAX_LOOPS_RE, "max_loops")
     if loops and not _PLACEHOLDER_RE.search(loops):

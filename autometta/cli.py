@@ -27,6 +27,8 @@ COMMANDS = [
     ("list_cards", "list-cards", "list a repo's stage cards and their status"),
     ("status", "status", "one row per subscribed repo"),
     ("check_deps", "check-deps", "check the tools autometta uses"),
+    ("tick", "tick", "move each subscribed repo one step (run it from cron or launchd)"),
+    ("requeue", "requeue", "put a stopped stage back in the queue"),
 ]
 
 

@@ -123,6 +123,15 @@ class RepoPaths:
     def log(self, stage_id: str, role: str) -> Path:
         return self.logs / f"{stage_id}-{role}.log"
 
+    def exit_record(self, stage_id: str, role: str) -> Path:
+        """The runner's record of how an agent ended (``launch.read_exit``)."""
+        return self.logs / f"{stage_id}-{role}.exit.json"
+
+    @property
+    def archive(self) -> Path:
+        """Old envelopes and verdicts of a re-queued stage, kept for review."""
+        return self.state_dir / "archive"
+
     def handoff(self, stage_id: str) -> Path:
         return self.handoffs / f"{stage_id}.json"
 

@@ -332,6 +332,7 @@ def test_template_card_fields_are_empty():
     assert card.pairing_reason is None
     assert card.depends_on == [] and card.inputs == [] and card.deliverables == []
     assert card.acceptance_command is None and card.max_loops is None
+    assert card.worker_command is None and card.verifier_command is None
     assert card.worker_budget_seconds is None and card.verifier_budget_seconds is None
 
 
@@ -444,6 +445,35 @@ def test_resolve_dependency():
 )
 def test_acceptance_command(text, command):
     assert parse_card_text(text, "01-x.md").acceptance_command == command
+
+
+@pytest.mark.parametrize(
+    "text, worker, verifier",
+    [
+        ("- **Worker command:** `make demo`\n- **Verifier command:** `make check`\n", "make demo", "make check"),
+        ("- **Worker command:** ``printf '`x`' > a``\n", "printf '`x`' > a", None),
+        ("- **Verifier command:** `./check.sh` (writes the artefact)\n", None, "./check.sh"),
+        ("- **Worker command:** make demo\n", "make demo", None),
+        ("* **Worker command**: `make demo`\n", "make demo", None),
+        ("- **Worker command:**\n- **Verifier command:**   \n", None, None),
+        ("- **Worker command:** `first`\n- **Worker command:** `second`\n", "first", None),
+        ("<!--\n- **Worker command:** `in a comment`\n-->\n```\n- **Verifier command:** `in a fence`\n```\n",
+         None, None),
+    ],
+)
+def test_script_commands(text, worker, verifier):
+    card = parse_card_text(text, "01-x.md")
+    assert (card.worker_command, card.verifier_command) == (worker, verifier)
+
+
+def test_script_commands_are_not_the_worker_or_verifier_identity():
+    text = ("- **Worker command:** `make demo`\n- **Worker:** Script Runner <script-runner@local>\n"
+            "- **Verifier command:** `make check`\n")
+    card = parse_card_text(text, "01-x.md")
+    assert (card.worker, card.verifier) == ("Script Runner <script-runner@local>", None)
+    assert (card.worker_command, card.verifier_command) == ("make demo", "make check")
+    assert (card.meta_lines["worker_command"], card.meta_lines["worker"], card.meta_lines["verifier_command"]) == (1, 2, 3)
+    assert card.where("verifier_command") == "01-x.md:3"
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,120 @@
+"""Start one agent for a stage: render its prompt, clean its environment, launch it.
+
+The tick, and later the one-shot ``dispatch``/``verify`` commands, all start
+agents through :func:`start`, so every agent gets the same treatment: stdin
+from /dev/null, its own session, a log at ``state/logs/<id>-<role>.log``, an
+exit record, a wall-clock stop, and a registry entry.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Mapping, Optional
+
+from . import auth, families, files, prompts
+from .card import Card, budget_seconds
+from .errors import UserError
+from .families.models import resolve_model
+from .launch import Launched, LaunchSpec, launch
+from .observe import registry
+from .paths import RepoPaths
+
+ORCHESTRATOR = "autometta tick"
+ROLES = ("worker", "verifier", "acceptance")
+
+
+@dataclass
+class RepoContext:
+    """What dispatching needs to know about one repo and the host."""
+
+    paths: RepoPaths
+    config: Dict[str, Any] = field(default_factory=dict)
+    manifest: Dict[str, Any] = field(default_factory=dict)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+
+    @property
+    def repo(self) -> Path:
+        return self.paths.root
+
+
+def identity_for(stage: Mapping[str, Any], role: str) -> str:
+    return str(stage.get("verifier" if role == "verifier" else "worker") or "")
+
+
+def agent_env(ctx: RepoContext, family: Optional[families.Family], role: str) -> Dict[str, str]:
+    names = family.env_names(role) if family is not None else ()
+    secrets = family.secret_names if family is not None else ()
+    return auth.clean_env(ctx.environ, names, auth.manifest_pass(ctx.manifest), secrets)
+
+
+def preflight(ctx: RepoContext, identity: str, role: str = "worker") -> Optional[str]:
+    """Why an agent for ``identity`` cannot run here at all, or None."""
+    try:
+        family = families.for_identity(identity)
+    except UserError as exc:
+        return f"unknown_family: {exc.message}"
+    env = agent_env(ctx, family, role)
+    return family.preflight(env, os.geteuid(), Path(env.get("HOME") or os.path.expanduser("~")))
+
+
+def prompt_values(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str,
+                  family: families.Family) -> Dict[str, str]:
+    stage_id = card.stage_id
+    acceptance = card.acceptance_command
+    log = ctx.paths.log(stage_id, "acceptance")
+    return {
+        "stage-id": stage_id,
+        "stage-card-path": str(card.path),
+        "project-name": ctx.repo.name,
+        "repo-path": str(ctx.repo),
+        "orchestrator-identity": ORCHESTRATOR,
+        "worker-identity": identity_for(stage, "worker"),
+        "verifier-identity": identity_for(stage, "verifier"),
+        "envelope-path": str(ctx.paths.handoff(stage_id)),
+        "artefact-path": str(ctx.paths.verifier_artefact(stage_id)),
+        "verifier-invocation": f"{ORCHESTRATOR} ({family.name} cli)",
+        "acceptance-note": (f"   After your handoff autometta runs the card's acceptance command "
+                            f"`{acceptance}` itself; the stage fails unless it exits 0." if acceptance else ""),
+        "acceptance-evidence": (f"- The card's acceptance command `{acceptance}` passed; its output is in "
+                                f"`{log}`." if acceptance and stage.get("acceptance") == "pass" else ""),
+        "family-notes": "",
+    }
+
+
+def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> Launched:
+    """Launch ``role`` for ``stage``; raises UserError if it cannot be started."""
+    stage_id = card.stage_id
+    paths = ctx.paths
+    for folder in (paths.logs, paths.handoffs, paths.verifiers):
+        files.ensure_dir(folder)
+    log_path = paths.log(stage_id, role)
+    if role == "acceptance":
+        if not card.acceptance_command:
+            raise UserError(f"{card.path}: no acceptance command to run")
+        family_name, identity = "script", "acceptance command"
+        argv = ["/bin/sh", "-c", card.acceptance_command]
+        env = agent_env(ctx, None, role)
+        seconds, _ = budget_seconds(card, "verifier")
+    else:
+        identity = identity_for(stage, role)
+        family = families.for_identity(identity)
+        family_name = family.name
+        template = "verifier-prompt" if role == "verifier" else "worker-prompt"
+        prompt = prompts.build(ctx.repo, template, prompt_values(ctx, stage, card, role, family))
+        prompt_file = paths.logs / f"{stage_id}-{role}.prompt.md"
+        files.atomic_write(prompt_file, prompt, mode=0o600)  # what the agent was told, for review
+        model = resolve_model(identity, family.name, ctx.config.get("models") or {})
+        argv = family.command(role, prompt, model=model, repo=ctx.repo, card=card)
+        env = agent_env(ctx, family, role)
+        seconds, _ = budget_seconds(card, role)
+    env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role,
+               AUTOMETTA_HANDOFF=str(paths.handoff(stage_id)),
+               AUTOMETTA_ARTEFACT=str(paths.verifier_artefact(stage_id)))
+    launched = launch(LaunchSpec(argv=argv, cwd=ctx.repo, env=env, log_path=log_path,
+                                 exit_path=paths.exit_record(stage_id, role), budget_seconds=seconds))
+    registry.register(paths, pid=launched.pid, started=launched.started, started_at=launched.started_at,
+                      role=role, family=family_name, identity=identity, card_path=str(card.path),
+                      log_path=str(log_path), budget_seconds=seconds, stage_id=stage_id)
+    return launched

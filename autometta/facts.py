@@ -1,0 +1,144 @@
+"""Observe one repo for the tick: the facts :func:`autometta.decide.decide` needs.
+
+Only cheap observations happen here (file reads, stats, signal-0 checks);
+anything that costs a git call is handed to decide() as a callable, so an
+idle repo costs no subprocess at all.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from . import card as cards
+from . import families, gitops, procs
+from .decide import DEFAULT_BUDGET_SECONDS, Facts, InFlight, Pending, Proc
+from .dispatch import RepoContext, identity_for, preflight
+from .envelope import Artefact, artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
+from .errors import UserError
+from .launch import read_exit
+from .state import find_stage
+from .timeutil import parse_iso
+
+#: Logs larger than this are read from their tail only (usage events are at the end).
+LOG_READ_LIMIT = 64 * 1024 * 1024
+
+
+def read_log(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as handle:
+            if size > LOG_READ_LIMIT:
+                handle.seek(size - LOG_READ_LIMIT)
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def load_card(ctx: RepoContext, stage_id: str) -> Optional[cards.Card]:
+    path = cards.find_card(ctx.repo, stage_id, cards.card_globs(ctx.repo, ctx.manifest))
+    if path is None:
+        return None
+    return cards.parse_card(path)
+
+
+def _family(identity: str) -> Optional[families.Family]:
+    try:
+        return families.for_identity(identity)
+    except UserError:
+        return None
+
+
+def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: str, now: float) -> Proc:
+    pid = stage.get(f"{role}_pid")
+    if not pid:
+        return Proc()
+    started = stage.get(f"{role}_started")
+    exit_record = read_exit(ctx.paths.exit_record(stage_id, role))
+    alive = exit_record is None and procs.is_alive(int(pid), started)
+    if started is None:  # a bash-era stage: only the claim time is known
+        started = parse_iso(stage.get("started_at") or "")
+    elapsed = now - started if started else None
+    usage = None
+    if not alive and role != "acceptance":
+        family = _family(identity_for(stage, role))
+        if family is not None:
+            usage = family.parse_usage(read_log(ctx.paths.log(stage_id, role)))
+    return Proc(pid=int(pid), alive=alive, elapsed=elapsed, exit=exit_record, usage=usage)
+
+
+def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float) -> InFlight:
+    stage = find_stage(state, stage_id)
+    if stage is None:
+        return InFlight(stage=None)
+    try:
+        card = load_card(ctx, stage_id)
+    except UserError:
+        card = None
+    c = InFlight(stage=stage, card_found=card is not None)
+    if card is not None:
+        c.worker_budget, _ = cards.budget_seconds(card, "worker")
+        c.verifier_budget, _ = cards.budget_seconds(card, "verifier")
+        c.acceptance_command = card.acceptance_command
+        c.headline = card.summary
+    else:
+        c.worker_budget = c.verifier_budget = DEFAULT_BUDGET_SECONDS
+    for role in ("worker", "verifier", "acceptance"):
+        setattr(c, role, observe_proc(ctx, stage, stage_id, role, now))
+    c.artefact = read_artefact(ctx.paths.verifier_artefact(stage_id), stage_id)
+    if c.artefact.doc and isinstance(c.artefact.doc.get("headline"), str) and c.artefact.doc["headline"].strip():
+        c.headline = c.artefact.doc["headline"]
+    if stage.get("worker_pid") and not c.worker.alive:
+        c.envelope = read_envelope(ctx.paths.handoff(stage_id), stage_id)
+        if c.envelope.kind == "missing":
+            c.worker_diagnosis = _diagnose(ctx, stage, stage_id, c.worker)
+    if stage.get("verifier_pid") and not c.verifier.alive and c.artefact.kind == "missing":
+        family = _family(identity_for(stage, "verifier"))
+        if family is not None:
+            doc = artefact_from_message(family.final_message(read_log(ctx.paths.log(stage_id, "verifier"))))
+            if doc is not None:
+                c.message_artefact = judge_artefact_doc(doc, stage_id, "the verifier's final message")
+                if isinstance(doc.get("headline"), str) and doc["headline"].strip():
+                    c.headline = doc["headline"]
+    c.tree_now = lambda: gitops.worktree_fingerprint(ctx.repo)
+    return c
+
+
+def _diagnose(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, proc: Proc) -> Optional[str]:
+    record = proc.exit or {}
+    if record.get("timed_out"):
+        return "worker_timeout"
+    family = _family(identity_for(stage, "worker"))
+    if family is None:
+        return None
+    return family.diagnose(record.get("exit_code"), read_log(ctx.paths.log(stage_id, "worker")))
+
+
+def next_pending(ctx: RepoContext, state: Dict[str, Any]) -> Optional[Pending]:
+    for stage in state.get("stages") or []:
+        if not isinstance(stage, dict) or stage.get("status") != "pending":
+            continue
+        stage_id = str(stage.get("id"))
+        try:
+            card = load_card(ctx, stage_id) if cards.STAGE_ID_RE.match(stage_id) else None
+        except UserError:
+            card = None
+        worker = identity_for(stage, "worker")
+        return Pending(stage_id=stage_id, card_found=card is not None, worker=worker,
+                       preflight=preflight(ctx, worker) if card is not None else None)
+    return None
+
+
+def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
+           now: Optional[float] = None) -> Facts:
+    now = time.time() if now is None else now
+    facts = Facts(repo=str(ctx.repo), budget=budget, state=state)
+    current = state.get("current_stage")
+    if isinstance(current, str) and cards.STAGE_ID_RE.match(current):
+        facts.cur = in_flight(ctx, state, current, now)
+    elif current is None:
+        facts.pending = next_pending(ctx, state)
+        facts.dirty = lambda: gitops.dirty_paths(ctx.repo)
+    return facts

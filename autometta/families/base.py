@@ -1,0 +1,150 @@
+"""The interface every agent family implements, and the helpers they share.
+
+A family is one way of running an agent: which program, which arguments for a
+role, which environment variables it needs, and how to read its log. The
+dispatcher, the tick and the accounting only ever talk to a :class:`Family`;
+everything that depends on a particular CLI lives in that family's module.
+
+The log a family reads is the file the launcher writes: the agent's stdout and
+stderr together, in the order they arrived. Structured CLIs (claude
+``stream-json``, codex ``--json``) put one JSON object per line on stdout; the
+helpers below skip the plain lines (warnings on stderr) in between.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import List, Mapping, Optional, Tuple
+
+from ..card import ROLES, Card
+from .usage import Usage
+from .usage import _json_objects as json_events  # one JSON Lines reader for usage and verdicts
+
+__all__ = ["Family", "ROLES", "EXIT_NOT_FOUND", "check_role", "json_events", "matches_env_name", "plain_tail"]
+
+#: The shell's exit code for "command not found". A launcher whose ``Popen``
+#: raised ``FileNotFoundError`` passes it to :meth:`Family.diagnose` too.
+EXIT_NOT_FOUND = 127
+
+#: Plain lines looked at by :func:`plain_tail`: a CLI that cannot run says so last.
+TAIL_LINES = 10
+
+_NOT_FOUND_RE = re.compile(r"(?:^|: )(?P<name>[\w./-]+): (?:command )?not found$")
+
+
+class Family:
+    """One agent family. Subclasses set the attributes and override the methods.
+
+    ``name`` is the registry key and the prefix of every marker this family
+    returns. ``executable`` is ``argv[0]`` of :meth:`command`, looked up on the
+    agent's ``PATH``. ``streams`` says whether the log grows while the agent
+    works (so a stale log means a stuck agent). ``secret_names`` are the
+    environment variables holding this family's credentials: they are never
+    listed by :meth:`env_names`; the auth module alone decides which one an
+    agent gets.
+    """
+
+    name: str = ""
+    executable: str = ""
+    streams: bool = True
+    secret_names: Tuple[str, ...] = ()
+
+    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card) -> List[str]:
+        """The argv that runs ``role`` ("worker" or "verifier") on ``prompt``.
+
+        The launcher runs it with ``cwd=repo``, ``stdin=/dev/null`` and the
+        log as stdout and stderr. ``model`` comes from
+        :func:`autometta.families.models.resolve_model`; None means the
+        CLI's own default. The argv never holds a secret.
+        """
+        raise NotImplementedError
+
+    def env_names(self, role: str) -> Tuple[str, ...]:
+        """Variables to pass through besides the base allowlist and the secrets.
+
+        A name ending in ``*`` stands for every variable with that prefix
+        (:func:`matches_env_name`), minus :attr:`secret_names`.
+        """
+        check_role(role)
+        return ()
+
+    def parse_usage(self, log_text: str) -> Optional[Usage]:
+        """Tokens (and cost, when the CLI prices them) the run spent; None if the log says nothing."""
+        raise NotImplementedError
+
+    def final_message(self, log_text: str) -> Optional[str]:
+        """The agent's last words (a verifier may deliver its verdict here); None if there are none."""
+        return None
+
+    def diagnose(self, exit_code: Optional[int], log_text: str) -> Optional[str]:
+        """A stall marker when the agent could not run at all, read from its exit and log; else None.
+
+        ``exit_code`` is None when unknown (the agent ran detached). An exit
+        code of 0 is never diagnosed: the CLI says it ran. This base version
+        knows only ``<name>_cli_missing``.
+        """
+        if exit_code == 0:
+            return None
+        if exit_code == EXIT_NOT_FOUND or _said_not_found(self.executable, log_text):
+            return f"{self.name}_cli_missing"
+        return None
+
+    def preflight(self, env: Mapping[str, str], euid: int, home: Path) -> Optional[str]:
+        """A marker naming why the agent cannot run, checked before spawning; None if it can.
+
+        ``env`` is the environment the agent will get, ``euid`` the user it
+        runs as and ``home`` its ``HOME``. This base version checks that
+        :attr:`executable` is on ``env``'s ``PATH`` (``os.defpath`` without one,
+        as ``execvp`` does).
+        """
+        if self.executable and shutil.which(self.executable, path=env.get("PATH", os.defpath)) is None:
+            return f"{self.name}_cli_missing"
+        return None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    return role
+
+
+def matches_env_name(pattern: str, name: str) -> bool:
+    """``CLAUDE_CODE_*`` matches ``CLAUDE_CODE_MAX_RETRIES``; other patterns match exactly."""
+    return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+
+
+def plain_tail(text: str, count: int = TAIL_LINES) -> List[str]:
+    """The last ``count`` non-empty lines that are not JSON, stripped.
+
+    What a CLI prints when it cannot run is at the end; looking only there
+    keeps a worker that merely printed such a sentence from being mistaken
+    for one that failed.
+    """
+    lines = [line.strip() for line in text.splitlines()]
+    return [line for line in lines if line and not _is_json(line)][-count:]
+
+
+def _is_json(line: str) -> bool:
+    if line[:1] not in ("{", "["):
+        return False
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True
+
+
+def _said_not_found(executable: str, text: str) -> bool:
+    """A shell's ``sh: 1: claude: not found`` / ``bash: claude: command not found`` at the end."""
+    for line in plain_tail(text, 3):
+        match = _NOT_FOUND_RE.search(line)
+        if match and executable and os.path.basename(match.group("name")) == os.path.basename(executable):
+            return True
+    return False

@@ -1,0 +1,159 @@
+"""The claude family: Claude Code run headless, ``claude -p``.
+
+Both roles run the same argv (the verifier writes its artefact with the Write
+tool)::
+
+    claude -p --model <id> --output-format stream-json --verbose --dangerously-skip-permissions <prompt>
+
+``--dangerously-skip-permissions`` lets tools run unattended (without it every
+tool call is denied and the run still exits 0). The working directory is the
+repo; the launcher sets it. ``stream-json`` makes the log grow as the agent
+works and ends it with a ``result`` event carrying usage, cost and the final
+text (shared/spec/agent-clis.md).
+
+Measured with claude-code 2.1.197 (fixtures in tests/data/cli/):
+
+* As root the permission flag is refused, exit 1, with one stderr line,
+  unless ``IS_SANDBOX`` is exactly ``1`` or ``CLAUDE_CODE_BUBBLEWRAP`` is
+  truthy (``1``/``true``/``yes``/``on``). Either may come from the process
+  environment or from the ``env`` object of the user settings file,
+  ``$CLAUDE_CONFIG_DIR/settings.json`` (default ``~/.claude/settings.json``),
+  and the settings file wins over the process environment. The repo's own
+  ``.claude/settings*.json`` do not count: they are read after the check.
+* A rejected key (HTTP 401/403) or no credentials at all ends the run, exit 1,
+  with a synthetic ``assistant`` event marked ``"error": "authentication_failed"``
+  and an ``is_error`` result: ``Invalid API key · Fix external API key``,
+  ``Failed to authenticate. API Error: 401 ...``, ``Not logged in · Please run /login``.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from ..card import Card
+from ..errors import UserError
+from ..files import read_json
+from .base import Family, check_role, json_events, plain_tail
+from .usage import Usage, find_usage_limit, parse_claude_log
+
+PERMISSION_FLAG = "--dangerously-skip-permissions"
+#: claude's stderr line (exit 1) for PERMISSION_FLAG as root outside a sandbox.
+ROOT_REFUSAL = "--dangerously-skip-permissions cannot be used with root/sudo privileges"
+ROOT_MARKER = "claude_refused_root_without_is_sandbox"
+
+_AUTH_ERRORS = ("authentication_failed", "oauth_org_not_allowed")
+# What plain ``claude -p`` (the bash version's logs) prints as its only line when it cannot log in.
+_AUTH_LINE_RE = re.compile(
+    r"^(?:Invalid API key · |Not logged in · |OAuth token (?:revoked|has expired)"
+    r"|(?:Failed to authenticate\. )?API Error: 40[13]\b)"
+)
+_TRUTHY = ("1", "true", "yes", "on")
+
+
+class Claude(Family):
+    name = "claude"
+    executable = "claude"
+    streams = True
+    secret_names = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+
+    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card) -> List[str]:
+        check_role(role)
+        argv = [self.executable, "-p"]
+        if model:
+            argv += ["--model", model]
+        return argv + ["--output-format", "stream-json", "--verbose", PERMISSION_FLAG, prompt]
+
+    def env_names(self, role: str) -> Tuple[str, ...]:
+        check_role(role)
+        return ("IS_SANDBOX", "ANTHROPIC_BASE_URL", "CLAUDE_CONFIG_DIR", "CLAUDE_CODE_*")
+
+    def parse_usage(self, log_text: str) -> Optional[Usage]:
+        return parse_claude_log(log_text)
+
+    def final_message(self, log_text: str) -> Optional[str]:
+        """The last ``result`` event's ``result`` text; None when the run ended in error or never finished.
+
+        Plain ``claude -p`` logs (the bash version's) are not read: their text
+        cannot be told apart from anything else the agent printed.
+        """
+        final = None
+        for event in json_events(log_text):
+            if event.get("type") == "result":
+                text = event.get("result")
+                final = text if isinstance(text, str) and not event.get("is_error") else None
+        return final
+
+    def diagnose(self, exit_code: Optional[int], log_text: str) -> Optional[str]:
+        """``claude_refused_root_without_is_sandbox``, ``claude_cli_missing``,
+        ``claude_usage_limit`` or ``claude_auth_error``; see the module docstring."""
+        if exit_code == 0:
+            return None
+        tail = plain_tail(log_text)
+        if any(ROOT_REFUSAL in line for line in tail):
+            return ROOT_MARKER
+        missing = super().diagnose(exit_code, log_text)
+        if missing:
+            return missing
+        error = _api_error(log_text)
+        if error == "billing_error" or find_usage_limit(log_text) is not None:
+            return f"{self.name}_usage_limit"
+        if error in _AUTH_ERRORS or any(_AUTH_LINE_RE.match(line) for line in tail):
+            return f"{self.name}_auth_error"
+        return None
+
+    def preflight(self, env: Mapping[str, str], euid: int, home: Path) -> Optional[str]:
+        missing = super().preflight(env, euid, home)
+        if missing:
+            return missing
+        if euid == 0 and not sandboxed(env, home):
+            return ROOT_MARKER
+        return None
+
+
+def _api_error(log_text: str) -> Optional[str]:
+    """The ``error`` of the last synthetic assistant event, unless a successful result followed."""
+    error = None
+    for event in json_events(log_text):
+        kind = event.get("type")
+        if kind == "assistant" and isinstance(event.get("error"), str):
+            error = event["error"]
+        elif kind == "result":
+            if not event.get("is_error"):
+                error = None
+            elif error is None and event.get("api_error_status") in (401, 403):
+                error = "authentication_failed"
+    return error
+
+
+def sandboxed(env: Mapping[str, str], home: Path) -> bool:
+    """Whether claude, run as root with ``env`` and ``HOME=home``, accepts PERMISSION_FLAG."""
+    effective = dict(env)
+    effective.update(settings_env(env, home))
+    return (effective.get("IS_SANDBOX") == "1"
+            or effective.get("CLAUDE_CODE_BUBBLEWRAP", "").strip().lower() in _TRUTHY)
+
+
+def settings_env(env: Mapping[str, str], home: Path) -> Dict[str, str]:
+    """The ``env`` object of claude's user settings file, as the strings claude puts in its environment."""
+    folder = Path(env["CLAUDE_CONFIG_DIR"]) if env.get("CLAUDE_CONFIG_DIR") else Path(home) / ".claude"
+    try:
+        settings = read_json(folder / "settings.json")
+    except UserError:
+        return {}
+    values = settings.get("env") if isinstance(settings, dict) else None
+    if not isinstance(values, dict):
+        return {}
+    return {str(k): _js_string(v) for k, v in values.items()}
+
+
+def _js_string(value: object) -> str:
+    """``String(value)`` in JavaScript, for the JSON scalars a settings file holds."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)

@@ -1,0 +1,101 @@
+"""The codex family: the Codex CLI run headless, ``codex exec``.
+
+Both roles run the same argv::
+
+    codex exec -C <repo> --sandbox workspace-write --json [-m <model>] <prompt>
+
+``workspace-write`` lets the agent write inside the repo and nowhere else,
+which is all either role needs: the worker edits the tree, the verifier writes
+its artefact under ``state/verifiers/``. The repo is always a git repo, so no
+``--skip-git-repo-check``. Without ``-m`` codex runs the model its config
+names. ``--json`` makes the log stream JSON Lines (usage per turn, each item,
+the final ``agent_message``).
+
+**stdin must be /dev/null** (the launcher does it): ``codex exec`` reads stdin
+when it is not a terminal, and an open pipe blocks the run forever.
+
+Measured with codex 0.171.0 (fixtures in tests/data/cli/): every failure to
+run ends with an ``error`` and a ``turn.failed`` event (``--json``) or an
+``ERROR: <message>`` line on stderr (plain mode), exit 1. A rejected key reads
+``unexpected status 401 Unauthorized: <server's message>, url: <url>``; a
+provider whose ``env_key`` is unset reads ``Missing environment variable:
+`NAME`.``. A dead server is not diagnosed: codex retries it forever.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from ..card import Card
+from .base import Family, check_role, json_events, plain_tail
+from .usage import Usage, find_usage_limit, parse_codex_log
+
+_AUTH_RE = re.compile(
+    r"^(?:unexpected status 401\b|Missing environment variable: `"
+    r"|Your access token could not be refreshed\b|Failed to refresh token\b)"
+)
+
+
+class Codex(Family):
+    name = "codex"
+    executable = "codex"
+    streams = True
+    secret_names = ("OPENAI_API_KEY", "CODEX_API_KEY")
+
+    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card) -> List[str]:
+        """See the module docstring; the launcher must give it ``stdin=/dev/null``."""
+        check_role(role)
+        argv = [self.executable, "exec", "-C", str(repo), "--sandbox", "workspace-write", "--json"]
+        if model:
+            argv += ["-m", model]
+        return argv + [prompt]
+
+    def env_names(self, role: str) -> Tuple[str, ...]:
+        check_role(role)
+        return ("CODEX_HOME", "OPENAI_BASE_URL")
+
+    def parse_usage(self, log_text: str) -> Optional[Usage]:
+        return parse_codex_log(log_text)
+
+    def final_message(self, log_text: str) -> Optional[str]:
+        """The text of the last completed ``agent_message`` item; None without one (plain logs included)."""
+        final = None
+        for event in json_events(log_text):
+            item = event.get("item") if event.get("type") == "item.completed" else None
+            if isinstance(item, dict) and item.get("type") == "agent_message":
+                final = item.get("text") if isinstance(item.get("text"), str) else final
+        return final
+
+    def diagnose(self, exit_code: Optional[int], log_text: str) -> Optional[str]:
+        """``codex_cli_missing``, ``codex_usage_limit`` or ``codex_auth_error``; see the module docstring."""
+        if exit_code == 0:
+            return None
+        missing = super().diagnose(exit_code, log_text)
+        if missing:
+            return missing
+        if find_usage_limit(log_text) is not None:
+            return f"{self.name}_usage_limit"
+        if any(_AUTH_RE.match(message) for message in _errors(log_text)):
+            return f"{self.name}_auth_error"
+        return None
+
+
+def _errors(log_text: str) -> List[str]:
+    """The messages of ``error``/``turn.failed`` events, then of plain mode's last ``ERROR:`` lines,
+    forgetting those a finished turn followed."""
+    messages: List[str] = []
+    for event in json_events(log_text):
+        if event.get("type") == "turn.completed":
+            messages = []
+        elif event.get("type") == "error":
+            messages.append(str(event.get("message") or ""))
+        elif event.get("type") == "turn.failed" and isinstance(event.get("error"), dict):
+            messages.append(str(event["error"].get("message") or ""))
+    for line in plain_tail(log_text):
+        if line == "tokens used":  # plain mode closes a finished run with its count
+            messages = []
+        elif line.startswith("ERROR:"):
+            messages.append(line[len("ERROR:"):].strip())
+    return messages

@@ -1,0 +1,1 @@
+"""Observability: the agent registry and, later, heartbeat, tickers and viewers."""

@@ -1,0 +1,128 @@
+"""``tick --reset-halt`` and ``tick --repair``: put a repo back in step with reality.
+
+The bash version's ``--repair`` was a no-op and ``--reset-halt`` cleared only
+the flag, so a tick- or failure-cap halt fired again on the next tick
+(§15.1). Here reset also clears the counter that tripped, and repair
+reconciles state with what is really on disk and in the process table,
+printing every change it makes (or would make, with ``--dry-run``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import Any, Dict, List, Optional
+
+from . import budget as budgets
+from . import files, procs, state
+from .dispatch import RepoContext
+from .paths import RepoPaths
+
+#: The counter each cap halts on, cleared by --reset-halt.
+COUNTERS = {reason: counter for reason, counter, _cap, _opt in budgets.CAPS}
+
+
+def reset_halt(paths: RepoPaths) -> Optional[str]:
+    """Clear a halt and the counter that tripped it; None if the repo was not halted."""
+    b = budgets.load_budget(paths)
+    if not b.get("halted"):
+        return None
+    reason = b.get("halt_reason")
+    note = f"reset halt state for {paths.root} ({reason})"
+    counter = COUNTERS.get(reason or "")
+    if counter and b.get(counter):
+        note += f"; {counter} {b[counter]} -> 0"
+        b[counter] = 0
+    b.update(halted=False, halt_reason=None, halted_at=None)
+    budgets.save_budget(paths, b)
+    if paths.state_yaml.exists():
+        try:
+            doc = state.load_state(paths)
+        except Exception:  # a corrupt state is the tick's to restore, not ours
+            return note
+        if doc.get("halted") or doc.get("halt_reason"):
+            doc.update(halted=False, halt_reason=None)
+            state.save_state(paths, doc)
+    return note
+
+
+def _alive(stage: Dict[str, Any], role: str) -> bool:
+    pid = stage.get(f"{role}_pid")
+    return bool(pid) and procs.is_alive(int(pid), stage.get(f"{role}_started"))
+
+
+def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
+    """Reconcile one repo; returns a line per change (made, or to be made)."""
+    paths = ctx.paths
+    changes: List[str] = []
+    bash_lock = paths.bash_lock_dir
+    if bash_lock.is_dir():
+        pid_text = ""
+        try:
+            pid_text = (bash_lock / "pid").read_text().strip()
+        except OSError:
+            pass
+        if not (pid_text.isdigit() and procs.is_alive(int(pid_text))):
+            changes.append(f"remove stale bash lock {bash_lock}")
+            if not dry_run:
+                shutil.rmtree(bash_lock, ignore_errors=True)
+
+    doc = state.load_state(paths)
+    stages = [s for s in doc["stages"] if isinstance(s, dict)]
+    current = doc.get("current_stage")
+    cur = state.find_stage(doc, current) if current else None
+    if current and (cur is None or cur.get("status") != "in_progress"):
+        changes.append(f"current_stage {current} is "
+                       f"{'missing' if cur is None else cur.get('status')}; clear current_stage")
+        doc["current_stage"] = None
+        cur = None
+    for stage in stages:
+        if stage.get("status") != "in_progress" or stage is cur:
+            continue
+        live = [r for r in ("worker", "verifier", "acceptance") if _alive(stage, r)]
+        if live and doc.get("current_stage") is None:
+            changes.append(f"stage {stage['id']} is in_progress with a live {live[0]}; make it current_stage")
+            doc["current_stage"] = stage["id"]
+        else:
+            changes.append(f"stage {stage['id']} is in_progress but not current and has no live agent; "
+                           "mark stalled (repair_orphaned_in_progress)")
+            stage.update(status="stalled", stall_marker="repair_orphaned_in_progress")
+    for stage in stages:
+        for role in ("worker", "verifier", "acceptance"):
+            pid = stage.get(f"{role}_pid")
+            if pid and stage.get("status") != "in_progress" and not _alive(stage, role):
+                changes.append(f"stage {stage['id']}: {role} pid {pid} is gone; clear it")
+                stage[f"{role}_pid"] = None
+        if stage.get("status") == "pending":
+            for stale in (paths.handoff(stage["id"]), paths.verifier_artefact(stage["id"])):
+                if stale.exists():
+                    changes.append(f"stage {stage['id']} is pending but {stale} exists from an earlier run; "
+                                   f"move it to {paths.archive}")
+                    if not dry_run:
+                        from .tick import archive_stage_files
+                        import time
+
+                        archive_stage_files(paths, stage["id"], time.time())
+                    break
+    kills = [k for k in doc.get("pending_kills") or [] if procs.is_alive(int(k.get("pid", 0) or 0), k.get("started"))]
+    if len(kills) != len(doc.get("pending_kills") or []):
+        changes.append("drop pending kills of processes that are gone")
+        doc["pending_kills"] = kills
+    if changes and not dry_run:
+        state.save_state(paths, doc)
+
+    if paths.active_agents.is_dir():
+        for entry in sorted(paths.active_agents.glob("*.json")):
+            try:
+                agent = files.read_json(entry)
+                pid = int(agent.get("pid"))
+            except Exception:
+                changes.append(f"unreadable registry entry {entry}; move to {paths.recent_agents}")
+                agent, pid = None, 0
+            if agent is None or not procs.is_alive(pid, agent.get("process_start")):
+                if agent is not None:
+                    changes.append(f"agent {pid} ({agent.get('role')}) has exited; move {entry.name} to recent-agents")
+                if not dry_run:
+                    files.ensure_dir(paths.recent_agents)
+                    os.replace(entry, paths.recent_agents / entry.name)
+    return changes

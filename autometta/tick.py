@@ -1,0 +1,391 @@
+"""``autometta tick``: visit each subscribed repo and make at most one transition.
+
+The thin shell around :func:`autometta.decide.decide`: take the repo's lock,
+load and check its files, observe, decide, apply the decision's effects,
+write state and budget once, log one line, snapshot the state to the
+``phat-controller/state`` ref. One repo's failure is logged and never stops
+the others.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from . import budget as budgets
+from . import card as cards
+from . import decide as d
+from . import facts as observe
+from . import files, gitops, home, manifest, procs, state
+from .dispatch import RepoContext, identity_for, start
+from .errors import UserError
+from .identity import git_author
+from .launch import read_exit
+from .paths import HomePaths, RepoPaths
+from .timeutil import now_iso
+
+#: State files committed to the snapshot ref after each transition.
+SNAPSHOT_FILES = ("state/state.yaml", "state/budget.json", "state/verifiers", "state/handoffs")
+
+
+class TickLog:
+    """``<home>/log/tick-YYYY-MM-DD.log``: one ``<UTC ts> <message>`` line per decision."""
+
+    def __init__(self, home_paths: HomePaths, echo: bool = True) -> None:
+        self.home = home_paths
+        self.echo = echo
+
+    def __call__(self, message: str) -> None:
+        line = f"{now_iso()} {message}"
+        try:
+            self.home.log_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.home.tick_log(), "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+        except OSError as exc:
+            print(f"autometta tick: cannot write the tick log ({exc.strerror})", file=sys.stderr)
+        if self.echo:
+            print(line, file=sys.stderr)
+
+
+@dataclass
+class Outcome:
+    repo: str
+    message: str
+    kind: str = "noop"
+    error: bool = False
+
+
+@dataclass
+class _Txn:
+    """The in-memory copies one transition changes, written once at the end."""
+
+    ctx: RepoContext
+    state: Dict[str, Any]
+    budget: Dict[str, Any]
+    now: float
+    facts: Optional[d.Facts] = None
+    log_extra: List[str] = field(default_factory=list)
+
+    @property
+    def cur(self) -> Optional[Dict[str, Any]]:
+        current = self.state.get("current_stage")
+        return state.find_stage(self.state, current) if current else None
+
+
+def _halt(txn: _Txn, reason: str) -> None:
+    stamp = now_iso(txn.now)
+    txn.budget.update(halted=True, halt_reason=reason, halted_at=stamp)
+    txn.state.update(halted=True, halt_reason=reason)
+
+
+def _finish(txn: _Txn, status: str, marker: Optional[str]) -> None:
+    stage = txn.cur
+    if stage is not None:
+        stage["status"] = status
+        stage["stall_marker"] = marker
+        if status == "completed":
+            stage["completed_at"] = now_iso(txn.now)
+    if status == "completed":
+        txn.budget["consecutive_failures"] = 0
+    else:
+        txn.budget["consecutive_failures"] = (txn.budget.get("consecutive_failures") or 0) + 1
+    txn.state["current_stage"] = None
+
+
+def _account(txn: _Txn, role: str) -> None:
+    stage = txn.cur
+    if stage is None or not stage.get(f"{role}_pid"):
+        return
+    stage_id = stage["id"]
+    proc: d.Proc = getattr(txn.facts.cur, role) if txn.facts and txn.facts.cur else d.Proc()
+    record = proc.exit or read_exit(txn.ctx.paths.exit_record(stage_id, role)) or {}
+    seconds = record.get("seconds")
+    if seconds is None and proc.elapsed is not None:
+        seconds = proc.elapsed
+    seconds = int(round(float(seconds or 0)))
+    b = txn.budget
+    b["wall_clock_elapsed_seconds"] = (b.get("wall_clock_elapsed_seconds") or 0) + seconds
+    if role in ("worker", "verifier"):
+        stage[f"{role}_seconds"] = (stage.get(f"{role}_seconds") or 0) + seconds
+        usage = proc.usage
+        if usage is not None:
+            tokens = usage.total_tokens
+            stage[f"{role}_tokens"] = (stage.get(f"{role}_tokens") or 0) + tokens
+            stage["tokens"] = (stage.get("worker_tokens") or 0) + (stage.get("verifier_tokens") or 0)
+            b["tokens_spent"] = (b.get("tokens_spent") or 0) + tokens
+            if usage.cost_usd:
+                cost = round(float(usage.cost_usd), 6)
+                stage[f"{role}_cost_usd"] = round((stage.get(f"{role}_cost_usd") or 0) + cost, 6)
+                stage["cost_usd"] = round((stage.get("worker_cost_usd") or 0) + (stage.get("verifier_cost_usd") or 0), 6)
+                b["cost_usd_spent"] = round((b.get("cost_usd_spent") or 0) + cost, 6)
+    if role == "worker":
+        stage["worker_exit"] = record.get("exit_code")
+    stage[f"{role}_pid"] = None
+    stage[f"{role}_started"] = None
+
+
+def _kill(txn: _Txn, role: str) -> None:
+    stage = txn.cur
+    pid = stage.get(f"{role}_pid") if stage else None
+    if not pid:
+        return
+    procs.signal_group(int(pid), signal.SIGTERM)
+    kills = txn.state.setdefault("pending_kills", [])
+    kills.append({"pid": int(pid), "started": stage.get(f"{role}_started"), "since": now_iso(txn.now)})
+
+
+def _claim(txn: _Txn, stage_id: str) -> None:
+    stage = state.find_stage(txn.state, stage_id)
+    assert stage is not None
+    archive_stage_files(txn.ctx.paths, stage_id, txn.now)
+    for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
+                "stall_marker", "completed_at", "commit", "worker_tree", "verifier_tree", "worker_exit",
+                "acceptance", "acceptance_pid", "acceptance_started"):
+        if key in stage:
+            stage[key] = None
+    stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
+    txn.state["current_stage"] = stage_id
+
+
+def archive_stage_files(paths: RepoPaths, stage_id: str, now: float) -> List[Path]:
+    """Move a stage's old envelope and verdicts aside so a re-run never reads them (§15.7)."""
+    olds = [paths.handoff(stage_id), paths.verifier_artefact(stage_id),
+            paths.handoffs / f"{stage_id}.invalid.json",
+            paths.verifiers / f"{stage_id}.json.invalid.json"]
+    moved = []
+    target = paths.archive / stage_id / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    for old in olds:
+        if old.exists():
+            files.ensure_dir(target)
+            dest = target / old.name
+            os.replace(old, dest)
+            moved.append(dest)
+    return moved
+
+
+def _launch(txn: _Txn, role: str, decision: d.Decision) -> None:
+    stage = txn.cur
+    assert stage is not None
+    card = observe.load_card(txn.ctx, stage["id"])
+    if card is None:
+        raise UserError(f"stage card for {stage['id']} not found")
+    launched = start(txn.ctx, stage, card, role)
+    stage[f"{role}_pid"] = launched.pid
+    stage[f"{role}_started"] = launched.started
+    if role == "verifier":
+        stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
+        stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
+    txn.log_extra.append(f"{role} pid {launched.pid} started for {stage['id']}")
+
+
+def _commit(txn: _Txn, headline: str) -> Optional[str]:
+    stage = txn.cur
+    assert stage is not None
+    subject = gitops.sanitize_subject(f"{stage['id']}: {headline}")
+    coauthor = identity_for(stage, "verifier") or None
+    sha = gitops.commit_stage(txn.ctx.repo, author=git_author(identity_for(stage, "worker")),
+                              subject=subject, coauthor=git_author(coauthor) if coauthor else None)
+    stage["commit"] = sha
+    if sha:
+        txn.log_extra.append(f"stage {stage['id']} PASS: committed worker output as {sha[:12]} "
+                             f"with --author={git_author(identity_for(stage, 'worker'))}")
+    else:
+        txn.log_extra.append(f"stage {stage['id']} PASS: nothing to commit outside state/")
+    return sha
+
+
+def apply(txn: _Txn, decision: d.Decision) -> str:
+    """Apply ``decision`` to the in-memory documents; effects happen in order."""
+    finish = decision.finish
+    for name, arg in decision.effects:
+        stage = txn.cur
+        if name == d.CLAIM:
+            _claim(txn, arg)
+        elif name == d.CLEAR_CURRENT:
+            txn.state["current_stage"] = None
+        elif name == d.ACCOUNT:
+            _account(txn, arg)
+        elif name == d.RECORD_TREE and stage is not None:
+            stage["worker_tree"] = gitops.worktree_fingerprint(txn.ctx.repo)
+        elif name == d.QUARANTINE and stage is not None:
+            paths = txn.ctx.paths
+            src = paths.handoff(stage["id"]) if arg == "envelope" else paths.verifier_artefact(stage["id"])
+            dest = (paths.handoffs / f"{stage['id']}.invalid.json" if arg == "envelope"
+                    else src.with_name(src.name + ".invalid.json"))
+            if src.exists():
+                os.replace(src, dest)
+        elif name == d.SAVE_ARTEFACT and stage is not None:
+            files.write_json(txn.ctx.paths.verifier_artefact(stage["id"]), arg, mode=0o600)
+            stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
+        elif name == d.KILL:
+            _kill(txn, arg)
+        elif name == d.SET and stage is not None:
+            stage[arg[0]] = arg[1]
+        elif name == d.LAUNCH:
+            try:
+                _launch(txn, arg, decision)
+            except UserError as exc:
+                marker = decision.on_launch_failure or f"{arg}_spawn_failed"
+                txn.log_extra.append(f"could not start the {arg} for {stage['id'] if stage else '?'}: {exc.message}")
+                finish = ("stalled", f"{marker}: {exc.message}"[:300])
+        elif name == d.COMMIT:
+            try:
+                _commit(txn, arg)
+            except UserError as exc:
+                txn.log_extra.append(f"commit failed for {stage['id'] if stage else '?'}: {exc.message}")
+                finish = ("verifier_failed", f"commit_failed: {exc.message}"[:300])
+        else:  # pragma: no cover - decide() and apply() are tested together
+            raise AssertionError(f"unknown effect {name}")
+    if finish:
+        _finish(txn, *finish)
+    if decision.halt:
+        _halt(txn, decision.halt)
+    if decision.transition and (not decision.halt or decision.effects):
+        b = txn.budget
+        b["clock_ticks_used"] = (b.get("clock_ticks_used") or 0) + 1
+        txn.state["tick_count"] = (txn.state.get("tick_count") or 0) + 1
+        txn.state["last_tick_at"] = now_iso(txn.now)
+        cap = b.get("clock_tick_cap")
+        if isinstance(cap, int):
+            txn.state["clock_tick_budget_remaining"] = max(0, cap - b["clock_ticks_used"])
+    return finish[0] if finish else decision.kind
+
+
+def _settle_kills(txn: _Txn) -> bool:
+    """SIGKILL process groups that survived the SIGTERM of an earlier tick."""
+    kills = txn.state.get("pending_kills") or []
+    if not kills:
+        return False
+    for entry in kills:
+        pid = entry.get("pid")
+        if pid and procs.is_alive(int(pid), entry.get("started")):
+            procs.signal_group(int(pid), signal.SIGKILL)
+    txn.state["pending_kills"] = []
+    return True
+
+
+def _load_state(paths: RepoPaths, log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
+    """state.yaml, restored from ``.bak`` when corrupt; None when neither is usable."""
+    try:
+        return state.load_state(paths)
+    except UserError as exc:
+        backup = state.load_backup(paths)
+        if backup is None:
+            log(f"state-integrity: {exc.message}; no valid .bak")
+            return None
+        files.atomic_write(paths.state_yaml, state.dumps_state(backup), mode=state.FILE_MODE)
+        log(f"state-integrity: {paths.state_yaml} was corrupt/empty; restored from .bak")
+        return backup
+
+
+def process_repo(ctx: RepoContext, log: Callable[[str], None], now: Optional[float] = None) -> Outcome:
+    paths = ctx.paths
+    repo = str(paths.root)
+    if _bash_lock_held(paths):
+        log(f"tick already in progress for {repo} (bash lock), skipping")
+        return Outcome(repo, "locked", "locked")
+    try:
+        with files.locked(paths.lock, timeout=0):
+            return _process_locked(ctx, log, now)
+    except files.LockBusy:
+        log(f"tick already in progress for {repo}, skipping")
+        return Outcome(repo, "locked", "locked")
+
+
+def _bash_lock_held(paths: RepoPaths) -> bool:
+    pid_file = paths.bash_lock_dir / "pid"
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return False
+    return procs.is_alive(pid)
+
+
+def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[float]) -> Outcome:
+    paths = ctx.paths
+    repo = str(paths.root)
+    now = time.time() if now is None else now
+    b = budgets.load_budget(paths)  # unreadable: UserError -> this repo errors, nothing is written
+    doc = _load_state(paths, log)
+    if doc is None:
+        if b.get("halted"):
+            log(f"halted {repo} (reason already recorded: {b.get('halt_reason')})")
+            return Outcome(repo, "halted", "halted")
+        b.update(halted=True, halt_reason="state-corrupt", halted_at=now_iso(now))
+        budgets.save_budget(paths, b)
+        log(f"halted {repo} due to state-corrupt")
+        return Outcome(repo, "state-corrupt", "halt")
+    txn = _Txn(ctx=ctx, state=doc, budget=b, now=now)
+    settled = _settle_kills(txn)
+    txn.facts = observe.gather(ctx, b, doc, now)
+    decision = d.decide(txn.facts)
+    before_budget = dict(b)
+    kind = apply(txn, decision)
+    log(decision.message)
+    for extra in txn.log_extra:
+        log(extra)
+    changed = decision.transition or settled
+    if changed:
+        state.save_state(paths, txn.state)
+    if txn.budget != before_budget:
+        budgets.save_budget(paths, txn.budget)
+    if decision.transition:
+        _snapshot(ctx, log)
+    return Outcome(repo, decision.message, kind)
+
+
+def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
+    try:
+        gitops.snapshot_state(ctx.repo, list(SNAPSHOT_FILES))
+    except UserError as exc:
+        log(f"state snapshot failed for {ctx.repo}: {exc.message}")
+
+
+def context_for(sub: home.Subscriber, config: Dict[str, Any]) -> RepoContext:
+    paths = sub.paths
+    return RepoContext(paths=paths, config=config,
+                       manifest=manifest.load_manifest(paths, sub.manifest_path))
+
+
+def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
+             now: Optional[float] = None) -> List[Outcome]:
+    log = TickLog(hp, echo=echo)
+    home.require_home(hp)
+    config = home.load_config(hp)
+    if shutil.which("git") is None:
+        raise UserError("git not found on PATH; install git (autometta check-deps lists what is missing)")
+    subs = home.tick_order([s for s in home.load_subscribers(hp)])
+    if repo is not None:
+        wanted = os.path.realpath(repo)
+        subs = [s for s in subs if s.repo_path is not None and os.path.realpath(s.repo_path) == wanted]
+        if not subs:
+            raise UserError(f"{wanted}: not subscribed; run 'autometta subscribe {wanted}'")
+    limit = config.get("max_per_fire")
+    outcomes: List[Outcome] = []
+    visited = 0
+    for sub in subs:
+        if sub.error:
+            log(f"invalid subscriber {sub.file}: {sub.error}")
+            outcomes.append(Outcome(str(sub.file), sub.error, "error", error=True))
+            continue
+        if not sub.enabled:
+            continue
+        if isinstance(limit, int) and visited >= limit:
+            log(f"max_per_fire ({limit}) reached; {sub.repo_path} waits for the next tick")
+            continue
+        visited += 1
+        try:
+            outcomes.append(process_repo(context_for(sub, config), log, now))
+        except UserError as exc:
+            log(f"error in {sub.repo_path}: {exc.message}")
+            outcomes.append(Outcome(str(sub.repo_path), exc.message, "error", error=True))
+        except Exception as exc:  # one repo's bug must not stop the others
+            log(f"error in {sub.repo_path}: {type(exc).__name__}: {exc}")
+            outcomes.append(Outcome(str(sub.repo_path), str(exc), "error", error=True))
+    return outcomes
