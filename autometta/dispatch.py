@@ -19,7 +19,7 @@ from .errors import UserError
 from .families.models import resolve_model
 from .launch import Launched, LaunchSpec, launch
 from .observe import registry
-from .paths import RepoPaths
+from .paths import HomePaths, RepoPaths
 
 ORCHESTRATOR = "autometta tick"
 ROLES = ("worker", "verifier", "acceptance")
@@ -30,6 +30,7 @@ class RepoContext:
     """What dispatching needs to know about one repo and the host."""
 
     paths: RepoPaths
+    home: Optional[HomePaths] = None
     config: Dict[str, Any] = field(default_factory=dict)
     manifest: Dict[str, Any] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))

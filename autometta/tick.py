@@ -27,6 +27,7 @@ from .dispatch import RepoContext, identity_for, start
 from .errors import UserError
 from .identity import git_author
 from .launch import read_exit
+from .observe import events
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso
 
@@ -307,6 +308,20 @@ def _bash_lock_held(paths: RepoPaths) -> bool:
     return procs.is_alive(pid)
 
 
+def _events_for(txn: "_Txn", decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
+    """The human-facing events one applied decision raises."""
+    out = []
+    if kind in ("completed", "failed", "stalled", "verifier_failed") and stage_id:
+        stage = state.find_stage(txn.state, stage_id) or {}
+        out.append((f"stage_{kind}", {"stage_id": stage_id, "status": kind,
+                                      "marker": stage.get("stall_marker"), "commit": stage.get("commit")}))
+        if not any(s.get("status") in ("pending", "in_progress") for s in txn.state.get("stages") or []):
+            out.append(("queue_drained", {"stages": len(txn.state.get("stages") or [])}))
+    if decision.halt:
+        out.append(("repo_halted", {"reason": decision.halt}))
+    return out
+
+
 def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[float]) -> Outcome:
     paths = ctx.paths
     repo = str(paths.root)
@@ -326,6 +341,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     txn.facts = observe.gather(ctx, b, doc, now)
     decision = d.decide(txn.facts)
     before_budget = dict(b)
+    stage_id = doc.get("current_stage") or (txn.facts.pending.stage_id if txn.facts.pending else None)
     kind = apply(txn, decision)
     log(decision.message)
     for extra in txn.log_extra:
@@ -337,6 +353,8 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
         budgets.save_budget(paths, txn.budget)
     if decision.transition:
         _snapshot(ctx, log)
+    for event, fields in _events_for(txn, decision, kind, stage_id):
+        events.emit(ctx.home, paths, event, dict(fields, repo=repo, message=decision.message))
     return Outcome(repo, decision.message, kind)
 
 
@@ -347,9 +365,9 @@ def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
         log(f"state snapshot failed for {ctx.repo}: {exc.message}")
 
 
-def context_for(sub: home.Subscriber, config: Dict[str, Any]) -> RepoContext:
+def context_for(sub: home.Subscriber, config: Dict[str, Any], hp: Optional[HomePaths] = None) -> RepoContext:
     paths = sub.paths
-    return RepoContext(paths=paths, config=config,
+    return RepoContext(paths=paths, home=hp or HomePaths.from_env(), config=config,
                        manifest=manifest.load_manifest(paths, sub.manifest_path))
 
 
@@ -381,7 +399,7 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
             continue
         visited += 1
         try:
-            outcomes.append(process_repo(context_for(sub, config), log, now))
+            outcomes.append(process_repo(context_for(sub, config, hp), log, now))
         except UserError as exc:
             log(f"error in {sub.repo_path}: {exc.message}")
             outcomes.append(Outcome(str(sub.repo_path), exc.message, "error", error=True))
