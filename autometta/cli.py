@@ -29,6 +29,7 @@ COMMANDS = [
     ("check_deps", "check-deps", "check the tools autometta uses"),
     ("tick", "tick", "move each subscribed repo one step (run it from cron or launchd)"),
     ("requeue", "requeue", "put a stopped stage back in the queue"),
+    ("demo", "demo", "run the whole loop on a scratch repo (no credentials needed)"),
 ]
 
 

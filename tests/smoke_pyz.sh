@@ -30,5 +30,6 @@ CARD
   (cd "$work" && "$py" "$pyz" list-cards "$repo") | grep -q $'01-smoke\tpending'
   (cd "$work" && "$py" "$pyz" status) | grep -q '01-smoke\|idle'
   (cd "$work" && "$py" "$pyz" status --json) | "$py" -c 'import json,sys; d=json.load(sys.stdin); assert d["repos"][0]["status"]=="idle", d'
+  (cd "$work" && "$py" "$pyz" demo --dir "$work/demo-$(basename "$(dirname "$(dirname "$py")")")") | grep -q 'co-author: Script Checker'
 done
 echo "smoke: ok"

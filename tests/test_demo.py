@@ -1,0 +1,24 @@
+"""``autometta demo``: the README's main command drains its queue and commits."""
+
+from __future__ import annotations
+
+import subprocess
+
+from autometta.demo import run_demo
+from autometta.state import load_state
+from autometta.paths import RepoPaths
+
+
+def test_demo_drains_the_queue_with_worker_authors_and_verifier_coauthors(tmp_path):
+    lines = []
+    repo = run_demo(tmp_path / "d", say=lines.append)
+    doc = load_state(RepoPaths(repo.resolve()))
+    assert [s["status"] for s in doc["stages"]] == ["completed"] * 3
+    log = subprocess.run(["git", "-C", str(repo), "log", "-3", "--format=%an|%s|%(trailers:key=Co-Authored-By,valueonly)"],
+                         capture_output=True, text=True, check=True).stdout
+    entries = [e.strip() for e in log.strip().split("\n\n")]
+    assert [e.split("|")[1] for e in entries] == ["03-summary: Summarise the demo files", "02-numbers: Count to five",
+                                                  "01-greeting: Add a greeting"]
+    assert all(e.startswith("Script Worker|") and e.endswith("Script Checker <script-checker@local>") for e in entries)
+    text = "\n".join(lines)
+    assert "co-author: Script Checker <script-checker@local>" in text and "idle" in text
