@@ -107,8 +107,9 @@ def _account(txn: _Txn, role: str) -> None:
     proc: d.Proc = getattr(txn.facts.cur, role) if txn.facts and txn.facts.cur else d.Proc()
     record = proc.exit or read_exit(txn.ctx.paths.exit_record(stage_id, role)) or {}
     seconds = record.get("seconds")
-    if seconds is None and proc.elapsed is not None:
-        seconds = proc.elapsed
+    if seconds is None and proc.alive and proc.elapsed is not None:
+        seconds = proc.elapsed  # stopped by this tick: it ran until now
+    # else: it died without a record (a bash-era agent, a crash): its run time is unknown, count none
     seconds = int(round(float(seconds or 0)))
     b = txn.budget
     b["wall_clock_elapsed_seconds"] = (b.get("wall_clock_elapsed_seconds") or 0) + seconds

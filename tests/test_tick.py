@@ -350,3 +350,67 @@ def test_repair_dry_run_and_fix(setup, run):
     res = run("tick", "--repair")
     assert res.code == 0 and "clear current_stage" in res.out
     assert read_state(repo)["current_stage"] is None
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+def test_bash_in_flight_stage_with_a_verdict_is_committed(setup):
+    """A stage the bash tick left mid-verification: its verdict and text-format log are absorbed."""
+    repo, home, add = setup
+    card = script_card(repo, "05a-bash-era", worker="Codex GPT-5.3 <codex-gpt-5-3@local>",
+                       verifier="Claude Opus 4.8 <claude-opus-4-8@local>")
+    commit_all(repo, "card")
+    (repo / "hello.txt").write_text("hello\n")  # the bash worker's uncommitted output
+    pid = _dead_pid()
+    (repo / "state" / "state.yaml").write_text(f"""\
+version: 1
+current_stage: 05a-bash-era
+stages:
+  - id: 05a-bash-era
+    status: in_progress
+    worker: Codex GPT-5.3 <codex-gpt-5-3@local>
+    verifier: Claude Opus 4.8 <claude-opus-4-8@local>
+    started_at: "2026-05-01T10:00:00Z"
+    worker_pid: null
+    verifier_pid: {pid}
+    verifier_artefact: state/verifiers/05a-bash-era.json
+    verifier_attempts: 1
+    completed_at: null
+    worker_tokens: 117339
+    tokens: 117339
+last_tick_at: "1970-01-01T00:00:00Z"
+tick_count: 0
+clock_tick_budget_remaining: 100
+halted: false
+halt_reason: null
+""")
+    (repo / "state" / "verifiers" / "05a-bash-era.json").write_text(verdict("05a-bash-era").replace(
+        CHECKER, "Claude Opus 4.8 <claude-opus-4-8@local>"))
+    (repo / "state" / "logs" / "05a-bash-era-verifier.log").write_text("...\nTotal tokens: 2,000 prompt+output\n")
+    tick_once(home)
+    s = stage(repo, "05a-bash-era")
+    assert s["status"] == "completed" and s["commit"]
+    assert s["verifier_tokens"] == 2000 and s["tokens"] == 119339
+    assert read_budget(repo)["tokens_spent"] == 2000
+    log = git(repo, "log", "-1", "--format=%an <%ae>|%(trailers:key=Co-Authored-By,valueonly)").strip()
+    assert log == "Codex GPT-5.3 <codex-gpt-5-3@local>|Claude Opus 4.8 <claude-opus-4-8@local>"
+
+
+def test_bash_in_flight_worker_that_died_is_reaped(setup):
+    repo, home, add = setup
+    add("01-hello", verifier_cmd=verifier_writes("01-hello"))
+    pid = _dead_pid()
+    path = repo / "state" / "state.yaml"
+    text = path.read_text().replace("current_stage: null", "current_stage: 01-hello")
+    text = text.replace("status: pending", "status: in_progress").replace("worker_pid: null", f"worker_pid: {pid}")
+    text = text.replace("started_at: null", 'started_at: "2026-05-01T10:00:00Z"')
+    path.write_text(text)
+    (repo / "hello.txt").write_text("hello\n")
+    (repo / "state" / "handoffs" / "01-hello.json").write_text(
+        '{"stage_id":"01-hello","status":"pass","deliverables":["hello.txt"],"notes":"bash era"}')
+    run_until_quiet(home, repo)
+    assert stage(repo, "01-hello")["status"] == "completed"
