@@ -43,6 +43,11 @@ from .timeutil import now_iso
 BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
              "from autometta.runner import main; sys.exit(main(sys.argv[1:]))")
 
+#: Runs autometta's own CLI the same way (for agents that are autometta itself:
+#: a verifier panel, an API-transport verifier).
+CLI_BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                 "from autometta.cli import main; sys.exit(main(sys.argv[1:]))")
+
 #: ``error`` of the record returned for an exit file that is not an exit record
 CORRUPT = "corrupt exit record"
 
@@ -78,6 +83,11 @@ class Launched:
     pgid: int  #: its process group: runner, agent and the agent's children
     started: float  #: the runner's start time (procs.start_time), for procs.is_alive
     started_at: str  #: when launch started it, UTC ``Z``
+
+
+def self_argv(*args: str) -> List[str]:
+    """An argv that runs ``autometta <args>`` with this interpreter, from a pyz or a checkout."""
+    return [sys.executable, "-I", "-c", CLI_BOOTSTRAP, import_root(), *args]
 
 
 def runner_args(spec: LaunchSpec) -> List[str]:

@@ -453,3 +453,12 @@ def test_relative_paths_are_taken_from_the_launchers_folder(tmp_path, monkeypatc
     wait_child(launched.pid)
     assert read_exit(tmp_path / "state" / "a.exit.json")["exit_code"] == 0
     assert (tmp_path / "state" / "a.log").read_text() == f"in\n{(tmp_path / 'repo').resolve()}\n"
+
+
+def test_self_argv_runs_autometta_from_anywhere(tmp_path):
+    import subprocess as sp
+
+    from autometta.launch import self_argv
+
+    out = sp.run(self_argv("--version"), cwd=str(tmp_path), capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+    assert out.returncode == 0 and out.stdout.startswith("autometta ")
