@@ -14,7 +14,6 @@ import sys
 import traceback
 from typing import List, Optional, Sequence
 
-from . import __version__
 from .errors import UserError
 
 #: (module name under autometta.commands, command name, one-line help)

@@ -7,7 +7,6 @@ idle repo costs no subprocess at all.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any, Dict, Optional
@@ -16,7 +15,7 @@ from . import card as cards
 from . import families, gitops, procs
 from .decide import DEFAULT_BUDGET_SECONDS, Facts, InFlight, Pending, Proc
 from .dispatch import RepoContext, identity_for, preflight
-from .envelope import Artefact, artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
+from .envelope import artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
 from .errors import UserError
 from .launch import read_exit
 from .state import find_stage

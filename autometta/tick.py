@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from . import budget as budgets
-from . import card as cards
 from . import decide as d
 from . import facts as observe
 from . import files, gitops, home, manifest, procs, state

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from autometta import files, gitops, procs
-from autometta.paths import HomePaths, RepoPaths
+from autometta.paths import RepoPaths
 from tests.conftest import make_repo
 from tests.tickkit import (CHECKER, WORKER, await_agents, commit_all, git, read_budget, read_state,
                            run_until_quiet, script_card, stage, tick_once, verdict, verifier_writes)
@@ -361,7 +361,7 @@ def _dead_pid() -> int:
 def test_bash_in_flight_stage_with_a_verdict_is_committed(setup):
     """A stage the bash tick left mid-verification: its verdict and text-format log are absorbed."""
     repo, home, add = setup
-    card = script_card(repo, "05a-bash-era", worker="Codex GPT-5.3 <codex-gpt-5-3@local>",
+    script_card(repo, "05a-bash-era", worker="Codex GPT-5.3 <codex-gpt-5-3@local>",
                        verifier="Claude Opus 4.8 <claude-opus-4-8@local>")
     commit_all(repo, "card")
     (repo / "hello.txt").write_text("hello\n")  # the bash worker's uncommitted output
