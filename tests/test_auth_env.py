@@ -33,3 +33,15 @@ def test_env_pass_adds_names_but_never_api_keys():
 def test_manifest_pass_reads_env_pass():
     assert auth.manifest_pass({"env": {"pass": ["A", 3, "B"]}}) == ["A", "B"]
     assert auth.manifest_pass({}) == [] and auth.manifest_pass({"env": {"pass": "A"}}) == []
+
+
+def test_env_pass_token_reaches_only_its_own_family():
+    from autometta import families
+
+    parent = dict(PARENT)
+    manifest = {"env": {"pass": ["CLAUDE_CODE_OAUTH_TOKEN"]}}
+    claude = auth.agent_env(parent, manifest, families.get("claude"), "worker", resolve=False)
+    codex = auth.agent_env(parent, manifest, families.get("codex"), "worker", resolve=False)
+    acceptance = auth.agent_env(parent, manifest, None, "acceptance", resolve=False)
+    assert claude.get("CLAUDE_CODE_OAUTH_TOKEN") == "oauth"
+    assert "CLAUDE_CODE_OAUTH_TOKEN" not in codex and "CLAUDE_CODE_OAUTH_TOKEN" not in acceptance
