@@ -11,11 +11,16 @@ The archive holds:
 * ``autometta/_data/schemas/``    the top-level ``schemas/`` tree;
 * ``autometta/_build.json``       ``{"commit", "dirty", "version"}`` read with git now.
 
+After a build, the pyz's sha256 and the checkout's path are noted in a
+per-user ledger (``~/.local/state/autometta/builds.json``, see
+``autometta.paths.build_ledger``; skipped with ``--no-source``), so
+``check-deps`` can tell a copied pyz is older than its checkout.
+
 Two builds of the same tree give the same bytes: entries are sorted, every
 entry carries the same timestamp (1980-01-01 00:00:00, or ``SOURCE_DATE_EPOCH``
 when set), the same permissions (0644 files, 0755 directories), the same
 creator system (Unix) and the same deflate level; nothing records the build
-time, the builder's user or the host. The bytes also depend on the zlib that
+time, the host or the folder. The bytes do depend on the zlib that
 CPython links (every interpreter here uses the same system zlib).
 
 Standard library only; runs on Python 3.9 and later. ``zipfile`` is used
@@ -168,6 +173,33 @@ def build_info(root: str = ROOT) -> bytes:
     return (json.dumps(info, sort_keys=True, indent=2) + "\n").encode("utf-8")
 
 
+def record_build(digest: str, root: str) -> None:
+    """Note in the per-user ledger that the pyz ``digest`` was built from ``root``."""
+    sys.path.insert(0, root)
+    try:
+        from autometta.paths import build_ledger
+    finally:
+        sys.path.pop(0)
+    ledger = build_ledger()
+    try:
+        data = json.loads(ledger.read_text()) if ledger.is_file() else {}
+    except (OSError, ValueError):
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    data[digest] = os.path.realpath(root)
+    if len(data) > 200:  # keep the newest entries only
+        data = dict(list(data.items())[-200:])
+    try:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f"{ledger}.{os.getpid()}.tmp"
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, ledger)
+    except OSError:
+        pass  # the ledger only powers a staleness warning
+
+
 # --------------------------------------------------------------------------- archive
 
 
@@ -239,7 +271,8 @@ def write_executable(path: str, data: bytes) -> None:
         raise
 
 
-def build(output: str = DEFAULT_OUTPUT, python: str = DEFAULT_PYTHON, root: str = ROOT) -> str:
+def build(output: str = DEFAULT_OUTPUT, python: str = DEFAULT_PYTHON, root: str = ROOT,
+          record_source: bool = True) -> str:
     """Build the pyz at ``output``; return its sha256 (hex)."""
     python = python.strip()
     if not python or "\n" in python or "\r" in python:
@@ -248,7 +281,10 @@ def build(output: str = DEFAULT_OUTPUT, python: str = DEFAULT_PYTHON, root: str 
     files[BUILD_INFO] = build_info(root)
     data = archive_bytes(files, python)
     write_executable(output, data)
-    return hashlib.sha256(data).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
+    if record_source:
+        record_build(digest, root)
+    return digest
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -257,9 +293,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument(
         "--python", default=DEFAULT_PYTHON, help=f"interpreter for the shebang line (default: {DEFAULT_PYTHON!r})"
     )
+    parser.add_argument(
+        "--no-source", action="store_true",
+        help="do not note this build's checkout in the per-user ledger (no staleness check for this copy)",
+    )
     args = parser.parse_args(argv)
     try:
-        digest = build(args.output, args.python)
+        digest = build(args.output, args.python, record_source=not args.no_source)
     except (BuildError, OSError) as exc:
         print(f"build_pyz.py: {exc}", file=sys.stderr)
         return 1

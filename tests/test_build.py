@@ -295,3 +295,18 @@ def test_version_is_unknown_when_the_package_is_not_a_repo_top_level(snapshot, t
     )
     assert proc.returncode == 0
     assert proc.stdout == f"autometta {__version__} (commit unknown)\n"
+
+
+@pytest.mark.skipif(not HAVE_GIT, reason="git not installed")
+def test_two_clones_of_one_commit_build_the_same_bytes_and_the_ledger_knows_each(snapshot, tmp_path):
+    clones = []
+    for name in ("clone-a", "clone-b"):
+        dest = tmp_path / name
+        subprocess.run(["git", "clone", "-q", str(snapshot), str(dest)], check=True, env=_env())
+        clones.append(dest)
+    ledger_home = tmp_path / "state"
+    env = dict(_env(), XDG_STATE_HOME=str(ledger_home))
+    digests = [_build(c, tmp_path / f"{c.name}.pyz", env=env) for c in clones]
+    assert digests[0] == digests[1]
+    ledger = json.loads((ledger_home / "autometta" / "builds.json").read_text())
+    assert ledger[digests[0]] == os.path.realpath(clones[1])  # the newest build of those bytes
