@@ -1,0 +1,479 @@
+"""The one stage-card checker: the orchestrator checklist as code.
+
+``autometta lint-card`` prints what :func:`lint_card` finds, ``add-stage``
+and the one-shot ``dispatch``/``verify`` refuse a card with an error, and
+:func:`autometta.card.problems_for_queue` is the queue-blocking subset of
+the same findings. Each finding names ``file:line``, the rule and the fix.
+
+Rules (:data:`RULES`); an *error* stops the card, a *warning* is advice:
+
+``id``           the file name is a stage id and the title names the same stage
+``placeholder``  no ``<<slot>>`` left and no ``TODO(autometta)`` text from ``new-card``
+``sections``     ``## Deliverables`` and ``## Acceptance criteria`` exist (error);
+                 Metadata, Objective, Inputs, Constraints, Out of scope (warning)
+``identity``     a Worker and a Verifier line, each naming a known family
+``pairing``      worker and verifier of different families, or a Pairing rationale
+``script``       a Script worker or verifier has its ``Worker command``/``Verifier command``
+``paths``        Inputs and Deliverables are repo-relative; Inputs exist, or are a
+                 dependency's deliverable (a warning when the card has Depends on)
+``home-path``    no ``/Users/<name>``, ``/home/<name>`` or ``~/`` anywhere
+``budget``       the wall-clock lines parse (error); both are given (warning)
+``criteria``     acceptance criteria are a numbered list, 1, 2, 3, ...
+``max-loops``    ``Max loops`` is a whole number
+``depends``      ``Depends on`` names stages that exist, and not this one
+
+Text inside HTML comments is never checked; fenced code is checked only for
+home paths (a command with ``/home/me`` in it breaks on the next machine).
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from . import card as cards
+from .errors import UserError
+from .files import read_text
+from .identity import family_of
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+ERROR = "error"
+WARNING = "warning"
+
+#: Every rule, with the one line ``lint-card --rules`` and the docs show.
+RULES: Dict[str, str] = {
+    "id": "the file name is a valid stage id and the title line names the same stage",
+    "identity": "a Worker and a Verifier line, each naming a known agent family",
+    "pairing": "worker and verifier come from different families, or a Pairing rationale says why not",
+    "placeholder": "no unfilled <<placeholder>> and no TODO(autometta) text left by new-card",
+    "sections": "## Deliverables and ## Acceptance criteria exist; Metadata, Objective, Inputs, "
+                "Constraints and Out of scope are recommended",
+    "script": "a Script worker or verifier has its Worker command / Verifier command line",
+    "paths": "Inputs and Deliverables are repo-relative; every input exists (or a dependency delivers it)",
+    "home-path": "no /Users/<name>, /home/<name> or ~/ paths anywhere in the card",
+    "budget": "Worker and Verifier wall-clock lines are given and parse as durations",
+    "criteria": "acceptance criteria are a numbered list starting at 1",
+    "max-loops": "Max loops, when given, is a whole number",
+    "depends": "Depends on names other stages that exist",
+}
+
+#: Rules whose errors ``problems_for_queue`` reports (what add-stage refused before the lint existed).
+QUEUE_RULES = ("identity", "pairing", "placeholder")
+
+REQUIRED_SECTIONS = ("Deliverables", "Acceptance criteria")
+RECOMMENDED_SECTIONS = ("Metadata", "Objective", "Inputs", "Constraints", "Out of scope")
+
+#: What ``new-card`` writes where the author still has to write something.
+TODO_MARK = "TODO(autometta)"
+
+_HOME_PATH_RE = re.compile(
+    r"(?<![\w.$/-])(?:/Users/[A-Za-z0-9_][^/\s`'\")]*|/home/[A-Za-z0-9_][^/\s`'\")]*|~[A-Za-z0-9_.-]*/)"
+)
+_NUMBERED_RE = re.compile(r"^\s{0,3}(\d+)[.)]\s+\S")
+_ITEM_RE = re.compile(r"^\s{0,3}(?:[-*+]|\d+[.)])\s+\S")
+_GLOB_CHARS = set("*?[")
+_WHERE_RE = re.compile(r"^(?P<path>.*?):(?P<line>\d+): (?P<message>.*)$", re.S)
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    line: Optional[int]
+    rule: str
+    message: str
+    severity: str = ERROR
+
+    @property
+    def where(self) -> str:
+        """``path:line``, or ``path`` for a finding about the whole card."""
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+    def __str__(self) -> str:
+        note = "warning: " if self.severity == WARNING else ""
+        return f"{self.path}:{self.line or 1}: {self.rule}: {note}{self.message}"
+
+    def as_dict(self) -> Dict[str, object]:
+        return {"path": self.path, "line": self.line or 1, "rule": self.rule,
+                "severity": self.severity, "message": self.message}
+
+
+def errors(findings: Iterable[Finding]) -> List[Finding]:
+    return [f for f in findings if f.severity == ERROR]
+
+
+def refuse_errors(findings: Sequence[Finding], say: Optional[Callable[[str], None]] = None, *,
+                  show_warnings: bool = True) -> None:
+    """Raise UserError naming the first error; ``say`` gets the other errors (and the warnings) first."""
+    wrong = errors(findings)
+    if say is not None:
+        for finding in findings:
+            if finding.severity == WARNING and not show_warnings:
+                continue
+            if not wrong or finding is not wrong[0]:
+                say(str(finding))
+    if wrong:
+        more = f" (and {len(wrong) - 1} more above)" if len(wrong) > 1 else ""
+        raise UserError(f"{wrong[0]}{more}")
+
+
+# --------------------------------------------------------------------------
+# Entry points
+
+
+def lint_card(path: PathLike, repo: Optional[PathLike] = None, *,
+              globs: Optional[Sequence[str]] = None) -> List[Finding]:
+    """Read and check one card. ``repo`` is where its paths are relative to.
+
+    Without ``repo`` the git work tree holding the card is used; outside any
+    repo the existence of inputs is not checked. ``globs`` are the card globs
+    used to resolve ``Depends on`` (default: the repo's defaults).
+    """
+    card_path = Path(path)
+    try:
+        text = read_text(card_path)
+    except UserError as exc:
+        return [Finding(str(card_path), None, "id", exc.message)]
+    if repo is None:
+        from .gitops import work_tree_top
+
+        top = work_tree_top(card_path)
+        repo = Path(top) if top else None
+    return lint_text(text, card_path, repo, globs=globs)
+
+
+def lint_text(text: str, path: PathLike, repo: Optional[PathLike] = None, *,
+              globs: Optional[Sequence[str]] = None) -> List[Finding]:
+    """Check card ``text`` as if read from ``path`` (pure, apart from the input checks under ``repo``)."""
+    shown = str(Path(path))
+    findings: List[Finding] = []
+    stage_id = cards.stage_id_from_path(path)
+    try:
+        cards.check_stage_id(stage_id)
+    except UserError as exc:
+        findings.append(Finding(shown, None, "id", f"{exc.message}; rename the file"))
+    card = _parse_tolerant(text, path, stage_id, findings)
+    if card is None:
+        return _sorted(findings)
+    repo_path = Path(repo) if repo is not None else None
+    for check in (_check_title, _check_identities, _check_pairing, _check_placeholders, _check_sections,
+                  _check_script, _check_budget, _check_criteria, _check_home_paths):
+        findings.extend(check(card))
+    findings.extend(_check_depends_and_paths(card, repo_path, globs))
+    # a budget line the parser refused is reported once, not again as "missing"
+    refused = " ".join(f.message for f in findings if f.rule == "budget" and f.severity == ERROR).lower()
+    findings = [f for f in findings if not (f.rule == "budget" and f.severity == WARNING
+                                            and _budget_role(f.message) + " wall-clock budget" in refused)]
+    return _sorted(findings)
+
+
+def _budget_role(message: str) -> str:
+    return "worker" if "'Worker wall-clock'" in message else "verifier"
+
+
+def queue_problems(card: cards.Card) -> List[str]:
+    """The queue-blocking errors as ``file:line: message`` lines (see :data:`QUEUE_RULES`)."""
+    found: List[Finding] = []
+    found.extend(_check_identities(card))
+    found.extend(_check_pairing(card))
+    found.extend(_check_placeholders(card))
+    return [f"{f.where}: {f.message}" for f in found if f.severity == ERROR]
+
+
+def _sorted(findings: List[Finding]) -> List[Finding]:
+    order = {name: number for number, name in enumerate(RULES)}
+    return sorted(findings, key=lambda f: (f.line or 0, order.get(f.rule, 99)))
+
+
+# --------------------------------------------------------------------------
+# Parsing that survives a bad line
+
+
+def _parse_tolerant(text: str, path: PathLike, stage_id: str, findings: List[Finding]) -> Optional[cards.Card]:
+    """Parse the card; each line the parser refuses becomes a finding and is skipped."""
+    lines = text.splitlines()
+    shown = str(Path(path))
+    for _ in range(50):
+        try:
+            return cards.parse_card_text("\n".join(lines), path, stage_id=stage_id)
+        except UserError as exc:
+            match = _WHERE_RE.match(exc.message)
+            if match is None or match.group("path") != shown:
+                findings.append(Finding(shown, None, "id", exc.message))
+                return None
+            line = int(match.group("line"))
+            message = match.group("message")
+            rule = "max-loops" if "Max loops" in message else "budget" if "budget" in message else "id"
+            findings.append(Finding(shown, line, rule, message))
+            if not 0 < line <= len(lines) or not lines[line - 1]:
+                return None
+            lines[line - 1] = ""
+    return None
+
+
+def _visible(card: cards.Card) -> List[Optional[str]]:
+    return cards._scan(card.lines)[0]
+
+
+def _section_span(card: cards.Card, prefix: str) -> Optional[Tuple[int, int]]:
+    return cards._find_section(card.sections, prefix)
+
+
+def _line_of(card: cards.Card, needle: str, span: Optional[Tuple[int, int]] = None) -> Optional[int]:
+    start, end = span if span is not None else (0, len(card.lines))
+    for index in range(start, end):
+        if needle in card.lines[index]:
+            return index + 1
+    return None
+
+
+# --------------------------------------------------------------------------
+# The rules
+
+
+def _check_title(card: cards.Card) -> List[Finding]:
+    shown = str(card.path)
+    line = card.meta_lines.get("title")
+    if line is None:
+        return [Finding(shown, None, "id", f"no '# Stage card {card.stage_id}: <title>' line; the commit subject "
+                                           "falls back to the stage id", WARNING)]
+    title = card.lines[line - 1].strip()
+    match = re.match(r"^# Stage card ([^:]+):", title)
+    if match is None:
+        return [Finding(shown, line, "id", f"title does not name the stage; write it as "
+                                           f"'# Stage card {card.stage_id}: {card.title or '<title>'}'", WARNING)]
+    named = match.group(1).strip()
+    if named == card.stage_id or card.stage_id.startswith(named + "-"):
+        return []
+    return [Finding(shown, line, "id", f"title names stage {named!r} but the file is {card.stage_id}.md; "
+                                       f"make them agree (the file name is the stage id)")]
+
+
+def _check_identities(card: cards.Card) -> List[Finding]:
+    out: List[Finding] = []
+    shown = str(card.path)
+    for role in cards.ROLES:
+        identity = card.worker if role == "worker" else card.verifier
+        label = role.capitalize()
+        line = card.meta_lines.get(role)
+        if not identity:
+            out.append(Finding(shown, line, "identity",
+                               f"no {label} identity; add '- **{label}:** <identity>' under ## Metadata, "
+                               f"e.g. '- **{label}:** Codex GPT-5.3 <codex-gpt-5-3@local>'"))
+            continue
+        if cards._placeholders(identity) or TODO_MARK in identity:
+            continue  # reported by the placeholder rule
+        if family_of(identity) is None:
+            out.append(Finding(shown, line, "identity",
+                               f"{role} {cards._shorten(identity)!r} names no known agent family; "
+                               "the identity must mention Codex/GPT, Claude, or start with Script"))
+    return out
+
+
+def _family(identity: Optional[str]) -> Optional[str]:
+    if not identity or cards._placeholders(identity) or TODO_MARK in identity:
+        return None
+    return family_of(identity)
+
+
+def _check_pairing(card: cards.Card) -> List[Finding]:
+    worker, verifier = _family(card.worker), _family(card.verifier)
+    if worker is None or worker != verifier:
+        return []
+    reason = (card.pairing_reason or "").strip()
+    if reason and not cards._PLACEHOLDER_RE.search(reason) and TODO_MARK not in reason:
+        return []
+    return [Finding(str(card.path), card.meta_lines.get("verifier"), "pairing",
+                    f"worker and verifier are both {worker}; pick a verifier from another family or add "
+                    "'- **Pairing rationale:** <why>' under ## Metadata")]
+
+
+def _check_placeholders(card: cards.Card) -> List[Finding]:
+    out: List[Finding] = []
+    for index, line in enumerate(_visible(card)):
+        if line is None:
+            continue
+        found = cards._unique(cards._placeholders(line))
+        if found:
+            out.append(Finding(str(card.path), index + 1, "placeholder",
+                               f"unfilled placeholder {', '.join(found)}; replace it before queueing the card"))
+        if TODO_MARK in line:
+            out.append(Finding(str(card.path), index + 1, "placeholder",
+                               f"{TODO_MARK} text from new-card is still here; write the real content"))
+    return out
+
+
+def _check_sections(card: cards.Card) -> List[Finding]:
+    out: List[Finding] = []
+    for name in REQUIRED_SECTIONS:
+        if _section_span(card, name) is None:
+            out.append(Finding(str(card.path), None, "sections",
+                               f"no '## {name}' section; the verifier judges the stage against it"))
+    for name in RECOMMENDED_SECTIONS:
+        if _section_span(card, name) is None:
+            out.append(Finding(str(card.path), None, "sections",
+                               f"no '## {name}' section (see templates/stage-card.md)", WARNING))
+    return out
+
+
+def _check_script(card: cards.Card) -> List[Finding]:
+    out: List[Finding] = []
+    for role in cards.ROLES:
+        identity = card.worker if role == "worker" else card.verifier
+        command = card.worker_command if role == "worker" else card.verifier_command
+        if _family(identity) == "script" and not command:
+            label = role.capitalize()
+            out.append(Finding(str(card.path), card.meta_lines.get(role), "script",
+                               f"a Script {role} runs the card's shell command; add "
+                               f"'- **{label} command:** `<command>`' under ## Metadata"))
+    return out
+
+
+def _check_budget(card: cards.Card) -> List[Finding]:
+    out: List[Finding] = []
+    for role in cards.ROLES:
+        seconds = card.worker_budget_seconds if role == "worker" else card.verifier_budget_seconds
+        line = card.meta_lines.get(f"{role}_budget")
+        label = f"{role.capitalize()} wall-clock"
+        if seconds is not None:
+            continue
+        if line is None:
+            out.append(Finding(str(card.path), None, "budget",
+                               f"no '{label}' line under ## Budget; the tick uses "
+                               f"{cards.DEFAULT_BUDGET_SECONDS} s", WARNING))
+        elif not cards._placeholders(card.lines[line - 1]) and TODO_MARK not in card.lines[line - 1]:
+            out.append(Finding(str(card.path), line, "budget",
+                               f"cannot read a duration from {card.lines[line - 1].strip()!r}; "
+                               f"write it like '- **{label}:** 20 minutes'"))
+    return out
+
+
+def _check_criteria(card: cards.Card) -> List[Finding]:
+    span = _section_span(card, "Acceptance criteria")
+    if span is None:
+        return []
+    visible = _visible(card)
+    numbers: List[Tuple[int, int]] = []
+    items: List[int] = []
+    for index in range(span[0] + 1, span[1]):
+        line = visible[index]
+        if line is None:
+            continue
+        match = _NUMBERED_RE.match(line)
+        if match:
+            numbers.append((int(match.group(1)), index + 1))
+        elif _ITEM_RE.match(line):
+            items.append(index + 1)
+    shown = str(card.path)
+    if not numbers:
+        return [Finding(shown, items[0] if items else span[0] + 1, "criteria",
+                        "acceptance criteria are not a numbered list; write them as '1. ...', '2. ...' "
+                        "so the verifier's criterion ids match")]
+    out = []
+    for expected, (number, line) in enumerate(numbers, start=1):
+        if number != expected:
+            out.append(Finding(shown, line, "criteria",
+                               f"criterion numbered {number} where {expected} was expected; number them "
+                               "1, 2, 3, ... (the verifier reports them by number)", WARNING))
+            break
+    return out
+
+
+def _check_home_paths(card: cards.Card) -> List[Finding]:
+    out: List[Finding] = []
+    visible, kinds = cards._scan(card.lines)
+    for index, line in enumerate(card.lines):
+        text = visible[index] if kinds[index] == "text" else line
+        if text is None:
+            continue
+        match = _HOME_PATH_RE.search(text)
+        if match:
+            out.append(Finding(str(card.path), index + 1, "home-path",
+                               f"{match.group(0)!r} is a path on one machine; use a path relative to the "
+                               "repo root so the card works in every clone"))
+    return out
+
+
+# ---------------------------------------------------------------- paths, depends
+
+
+def _path_like(token: str) -> bool:
+    """Whether a back-quoted token in Inputs/Deliverables is meant as a file path."""
+    if not token or token.startswith("-") or "://" in token or any(c in token for c in "()<>{}=$|;&\"'"):
+        return False
+    return "/" in token or "." in token.strip(".")
+
+
+def _dependency_cards(card: cards.Card, repo: Optional[Path],
+                      globs: Optional[Sequence[str]]) -> Tuple[List[Finding], List[cards.Card]]:
+    out: List[Finding] = []
+    found: List[cards.Card] = []
+    if not card.depends_on:
+        return out, found
+    line = card.meta_lines.get("depends_on")
+    shown = str(card.path)
+    # the repo's cards (as the tick finds them), then the card's own folder (a backlog kept elsewhere)
+    known: Dict[str, Path] = dict(cards.list_cards(repo, globs)) if repo is not None else {}
+    for other in sorted(Path(card.path).parent.glob("*.md")):
+        if cards.is_valid_stage_id(other.stem):
+            known.setdefault(other.stem, other)
+    for reference in card.depends_on:
+        resolved = cards.resolve_dependency(reference, known)
+        if resolved == card.stage_id or reference == card.stage_id:
+            out.append(Finding(shown, line, "depends", f"the stage depends on itself ({reference}); remove it"))
+            continue
+        if resolved is None:
+            out.append(Finding(shown, line, "depends",
+                               f"depends on {reference!r}, but no card in the repo's card folders has that id",
+                               WARNING))
+            continue
+        try:
+            found.append(cards.parse_card(known[resolved]))
+        except UserError:
+            pass  # that card's own lint reports it
+    return out, found
+
+
+def _check_depends_and_paths(card: cards.Card, repo: Optional[Path],
+                             globs: Optional[Sequence[str]]) -> List[Finding]:
+    out, dependencies = _dependency_cards(card, repo, globs)
+    delivered = {os.path.normpath(d) for dep in dependencies for d in dep.deliverables}
+    shown = str(card.path)
+    for section, tokens in (("Inputs", card.inputs), ("Deliverables", card.deliverables)):
+        span = _section_span(card, section)
+        for token in tokens:
+            if not _path_like(token):
+                continue
+            line = _line_of(card, f"`{token}`", span)
+            if _HOME_PATH_RE.search(token):
+                continue  # the home-path rule reports it
+            if os.path.isabs(token) or token.startswith("~"):
+                out.append(Finding(shown, line, "paths",
+                                   f"{section.lower()} path {token!r} is absolute; write it relative to the repo root"))
+                continue
+            normal = os.path.normpath(token)
+            if normal == ".." or normal.startswith("../"):
+                out.append(Finding(shown, line, "paths",
+                                   f"{section.lower()} path {token!r} leaves the repo; keep paths inside it"))
+                continue
+            if section != "Inputs" or repo is None or normal in delivered or _exists(repo, token):
+                continue
+            if card.depends_on:  # an earlier stage may create it without listing it as a deliverable
+                out.append(Finding(shown, line, "paths",
+                                   f"input {token!r} does not exist in {repo} yet and no stage under Depends on "
+                                   "lists it as a deliverable; make sure one creates it", WARNING))
+            else:
+                out.append(Finding(shown, line, "paths",
+                                   f"input {token!r} does not exist in {repo}; fix the path, or name the stage "
+                                   "that creates it under '- **Depends on:**'"))
+    return out
+
+
+def _exists(repo: Path, token: str) -> bool:
+    if any(c in _GLOB_CHARS for c in token):
+        return bool(glob.glob(os.path.join(glob.escape(str(repo)), token), recursive=True))
+    return os.path.lexists(os.path.join(str(repo), token))

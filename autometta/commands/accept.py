@@ -1,0 +1,40 @@
+"""Commit one stage by hand on a PASS verdict, exactly as the tick would.
+
+Reads ``state/verifiers/<id>.json`` (or the verdict the verifier gave as its
+final message). On PASS, and when the tree is the one the verifier judged,
+commits every change outside ``state/`` with the worker as author, the
+verifier as ``Co-Authored-By`` and ``<id>: <headline>`` as subject (the
+verdict's ``headline``, else the card title). On FAIL nothing is committed
+and the exit is 1. state.yaml and budget.json are not touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import oneshot
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("card", metavar="CARD", help="the stage card (docs/stages/<id>.md)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    shot = oneshot.load(args.card, warn=say, show_warnings=False)
+    result = oneshot.accept(shot, warn=say)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for line in oneshot.verdict_lines(result):
+        print(line)
+    if result.get("commit"):
+        print(f"committed {result['commit'][:12]} {result['subject']}")
+    else:
+        print(f"nothing to commit outside state/ for {result['stage_id']}")
+    return 0

@@ -1,0 +1,53 @@
+"""Start one stage's worker now, by hand, without the queue (the pass-1 contract, step 3).
+
+The repo is the git work tree holding the card; its tree must be clean
+outside ``state/`` (commit the card first). The worker starts exactly as the
+tick starts it (prompt, clean environment, detached runner, log at
+``state/logs/<id>-worker.log``) and hands off to ``state/handoffs/<id>.json``.
+``--wait`` waits for it and prints how it ended; exit 0 when it handed off
+``pass``. state.yaml and budget.json are not touched. Next: ``autometta
+verify CARD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import oneshot
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("card", metavar="CARD", help="the stage card (docs/stages/<id>.md)")
+    parser.add_argument("--wait", action="store_true", help="wait for the worker and print how it ended")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    shot = oneshot.load(args.card, warn=lambda line: print(line, file=sys.stderr))
+    result = oneshot.dispatch(shot, wait=args.wait)
+    ok = not args.wait or result.get("handoff_status") == "pass"
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0 if ok else 1
+    print(f"worker started for {result['stage_id']}: pid {result['pid']} ({result['identity']})")
+    print(f"  log:     {result['log']}")
+    print(f"  handoff: {result['handoff']}")
+    if not args.wait:
+        print(f"next: once the handoff is written, autometta verify {args.card}")
+        return 0
+    line = f"worker exited {result.get('exit_code')}"
+    if result.get("seconds") is not None:
+        line += f" after {float(result['seconds']):.1f}s"
+    line += f"; handoff status={result.get('handoff_status')}"
+    if result.get("marker"):
+        line += f" ({result['marker']})"
+    if result.get("tokens"):
+        line += f"; {result['tokens']} tokens"
+    print(line)
+    if result.get("notes"):
+        print(f"  notes: {result['notes']}")
+    if ok:
+        print(f"next: autometta verify {args.card} --wait")
+    return 0 if ok else 1

@@ -1,0 +1,53 @@
+"""Judge one stage by hand: its acceptance command, then the cross-family verifier.
+
+Needs the worker's ``pass`` handoff (``autometta dispatch``). Runs the card's
+acceptance command, if it has one, and waits for it (a non-zero exit is
+``acceptance_failed`` and no verifier runs); then starts the verifier as the
+tick does. ``--wait`` waits for the verdict and prints it; exit 0 on PASS,
+1 otherwise. state.yaml and budget.json are not touched. Next: ``autometta
+accept CARD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from .. import oneshot
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("card", metavar="CARD", help="the stage card (docs/stages/<id>.md)")
+    parser.add_argument("--wait", action="store_true", help="wait for the verifier and print its verdict")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    shot = oneshot.load(args.card, warn=say, show_warnings=False)
+    result = oneshot.verify(shot, wait=args.wait, say=say if not args.json else None)
+    failed = result.get("marker") == "acceptance_failed"
+    ok = not failed and (not args.wait or result.get("overall") == "PASS")
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0 if ok else 1
+    acceptance = result.get("acceptance")
+    if acceptance:
+        print(f"acceptance command exited {acceptance['exit_code']}: {acceptance['command']}")
+        if failed:
+            print(f"{result['stage_id']}: FAIL (acceptance_failed); see {acceptance['log']}")
+            return 1
+    print(f"verifier started for {result['stage_id']}: pid {result['pid']} ({result['verifier']})")
+    print(f"  log:     {result['log']}")
+    print(f"  verdict: {result['artefact']}")
+    if not args.wait:
+        print(f"next: when the verdict is written, autometta accept {args.card}")
+        return 0
+    for line in oneshot.verdict_lines(result):
+        print(line)
+    if ok:
+        print(f"next: autometta accept {args.card}")
+    return 0 if ok else 1

@@ -1,0 +1,347 @@
+"""One stage by hand (the pass-1 contract): dispatch, verify, accept.
+
+``autometta dispatch CARD`` starts the card's worker, ``autometta verify
+CARD`` runs the acceptance command and the cross-family verifier, and
+``autometta accept CARD`` commits on a PASS verdict. Each step uses what the
+tick uses, so a stage run by hand behaves as a queued one:
+
+* agents start through :func:`autometta.dispatch.start` (rendered prompt,
+  clean environment, detached runner, predictable log, registry entry);
+* the files are the tick's: ``state/handoffs/<id>.json``,
+  ``state/verifiers/<id>.json``, ``state/logs/<id>-<role>.log``, and an
+  earlier run's envelope and verdict are archived first;
+* the markers are the tick's (``worker_envelope_missing_after_exit``,
+  ``acceptance_failed``, ``verifier_modified_tree``, ...), so
+  docs/troubleshooting.md covers both;
+* the commit is :func:`autometta.stagecommit.commit_accepted`.
+
+None of them reads or writes the queue in ``state/state.yaml`` or the
+budget; they refuse a stage the tick has in flight. The repo is the git work
+tree holding the card. Waiting (``--wait``) is ``os.waitpid`` on the runner,
+which is this process's child.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from . import cardlint, families, files, gitops, home, manifest, state, stagecommit
+from .card import Card, card_globs, parse_card
+from .dispatch import RepoContext, preflight, start
+from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
+from .errors import UserError
+from .facts import read_log
+from .launch import Launched, read_exit
+from .paths import HomePaths, RepoPaths
+from .timeutil import now_iso
+from .verify import panel_problem
+
+#: How long a one-shot command waits for a running tick to release the repo.
+LOCK_WAIT_SECONDS = 30.0
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class Shot:
+    """A card, its repo, and the stage record :func:`dispatch.start` expects."""
+
+    ctx: RepoContext
+    card: Card
+    stage: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def paths(self) -> RepoPaths:
+        return self.ctx.paths
+
+    @property
+    def stage_id(self) -> str:
+        return self.card.stage_id
+
+
+def load(card_arg: str, warn: Optional[Say] = None, *, show_warnings: bool = True) -> Shot:
+    """Find the card's repo, read the card, and refuse it if the lint finds an error.
+
+    ``warn`` gets the lint's other findings (warnings only with ``show_warnings``).
+    """
+    card_path = Path(os.path.abspath(card_arg))
+    if not card_path.is_file():
+        raise UserError(f"{card_path}: stage card not found")
+    top = gitops.work_tree_top(card_path)
+    if top is None:
+        raise UserError(f"{card_path}: not inside a git work tree; keep stage cards in the repo they change "
+                        "(e.g. docs/stages/) and run 'git init' there first")
+    repo = Path(os.path.realpath(top))
+    paths = RepoPaths(repo)
+    hp = HomePaths.from_env()
+    config = home.load_config(hp)
+    subscriber = home.find_subscriber(hp, repo) if hp.subscribers.is_dir() else None
+    settings = manifest.load_manifest(paths, subscriber.manifest_path if subscriber else None)
+    card = parse_card(card_path)
+    findings = cardlint.lint_card(card_path, repo, globs=card_globs(repo, settings))
+    cardlint.refuse_errors(findings, warn, show_warnings=show_warnings)
+    ctx = RepoContext(paths=paths, home=hp, config=config, manifest=settings)
+    return Shot(ctx, card, {"id": card.stage_id, "worker": card.worker or "", "verifier": card.verifier or ""})
+
+
+def _not_in_flight(shot: Shot) -> None:
+    paths = shot.paths
+    if not paths.state_yaml.exists():
+        return
+    try:
+        doc = state.load_state(paths)
+    except UserError:
+        return  # the tick restores a corrupt state; it is not ours to judge here
+    if doc.get("current_stage") == shot.stage_id:
+        raise UserError(f"{paths.state_yaml}: the tick has {shot.stage_id} in flight; let it finish "
+                        f"(autometta status), or stop it and 'autometta requeue {paths.root} {shot.stage_id}'")
+
+
+def _await(launched: Launched) -> None:
+    try:
+        os.waitpid(launched.pid, 0)
+    except ChildProcessError:  # already collected (by launch's own bookkeeping)
+        pass
+
+
+def _usage(shot: Shot, role: str) -> Dict[str, Any]:
+    try:
+        family = families.for_identity(shot.stage.get(role) or "")
+    except UserError:
+        return {}
+    usage = family.parse_usage(read_log(shot.paths.log(shot.stage_id, role)))
+    if usage is None:
+        return {}
+    out: Dict[str, Any] = {"tokens": usage.total_tokens}
+    if usage.cost_usd:
+        out["cost_usd"] = round(float(usage.cost_usd), 6)
+    return out
+
+
+def _forget(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# ---------------------------------------------------------------- dispatch
+
+
+def dispatch(shot: Shot, *, wait: bool = False) -> Dict[str, Any]:
+    """Start the card's worker now; with ``wait``, also wait for it and read its handoff."""
+    paths, stage_id = shot.paths, shot.stage_id
+    identity = shot.stage["worker"]
+    files.ensure_dir(paths.state_dir)
+    with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
+        _not_in_flight(shot)
+        dirty = gitops.dirty_paths(paths.root)
+        if dirty:
+            shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+            raise UserError(f"{paths.root}: uncommitted changes outside state/ ({shown}); commit them (the card "
+                            "too, so worker and verifier read the same one) or stash them, then dispatch again")
+        problem = preflight(shot.ctx, identity, "worker")
+        if problem:
+            raise UserError(f"{shot.card.path}: the worker {identity!r} cannot start here: {problem} "
+                            "(docs/troubleshooting.md explains each marker)")
+        archive(paths, stage_id)
+        _forget(paths.oneshot_record(stage_id))
+        launched = start(shot.ctx, shot.stage, shot.card, "worker")
+    result: Dict[str, Any] = {
+        "stage_id": stage_id, "role": "worker", "identity": identity, "pid": launched.pid,
+        "started_at": launched.started_at, "log": str(paths.log(stage_id, "worker")),
+        "handoff": str(paths.handoff(stage_id)), "waited": wait,
+    }
+    if wait:
+        _await(launched)
+        result.update(worker_outcome(shot))
+    return result
+
+
+def worker_outcome(shot: Shot) -> Dict[str, Any]:
+    """How the worker ended, in the tick's words: exit, handoff status, and a marker when it stalled."""
+    paths, stage_id = shot.paths, shot.stage_id
+    record = read_exit(paths.exit_record(stage_id, "worker")) or {}
+    envelope = read_envelope(paths.handoff(stage_id), stage_id)
+    out: Dict[str, Any] = {"exit_code": record.get("exit_code"), "seconds": record.get("seconds"),
+                           "handoff_status": envelope.kind, "notes": envelope.notes or envelope.error}
+    if envelope.kind == "missing":
+        marker = "worker_timeout" if record.get("timed_out") else None
+        if marker is None:
+            try:
+                family = families.for_identity(shot.stage["worker"])
+                marker = family.diagnose(record.get("exit_code"), read_log(paths.log(stage_id, "worker")))
+            except UserError:
+                marker = None
+        out["marker"] = marker or "worker_envelope_missing_after_exit"
+    elif envelope.kind == "invalid":
+        out["marker"] = "worker_envelope_invalid"
+    elif envelope.kind in ("fail", "partial"):
+        out["marker"] = envelope.notes or f"worker_envelope_{envelope.kind}"
+    out.update(_usage(shot, "worker"))
+    return out
+
+
+# ---------------------------------------------------------------- verify
+
+
+def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict[str, Any]:
+    """Run the acceptance command (waiting for it), then start the verifier; ``wait`` reads the verdict."""
+    say = say or (lambda line: None)
+    paths, stage_id = shot.paths, shot.stage_id
+    files.ensure_dir(paths.state_dir)
+    with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
+        _not_in_flight(shot)
+        envelope = read_envelope(paths.handoff(stage_id), stage_id)
+        if envelope.kind == "missing":
+            running = (paths.log(stage_id, "worker").exists()
+                       and read_exit(paths.exit_record(stage_id, "worker")) is None)
+            hint = ("the worker is still running; wait for it" if running
+                    else f"run 'autometta dispatch {shot.card.path} --wait' first")
+            raise UserError(f"{paths.handoff(stage_id)}: no handoff from the worker yet; {hint}")
+        if envelope.kind == "invalid":
+            raise UserError(f"{envelope.error}; the worker's handoff is invalid (worker_envelope_invalid), "
+                            "so there is nothing to verify; dispatch the worker again")
+        if envelope.kind != "pass":
+            raise UserError(f"{paths.handoff(stage_id)}: the worker handed off status={envelope.kind} "
+                            f"({envelope.notes}); the tick would mark the stage failed without a verifier")
+        problem = preflight(shot.ctx, shot.stage["verifier"], "verifier")
+        if problem:
+            raise UserError(f"{shot.card.path}: the verifier {shot.stage['verifier']!r} cannot start here: "
+                            f"{problem} (docs/troubleshooting.md explains each marker)")
+        archive(paths, stage_id, verdicts_only=True)
+        tree = gitops.worktree_fingerprint(paths.root)
+        files.write_json(paths.oneshot_record(stage_id),
+                         {"stage_id": stage_id, "worker_tree": tree, "verify_started_at": now_iso()}, mode=0o600)
+    result: Dict[str, Any] = {"stage_id": stage_id, "verifier": shot.stage["verifier"],
+                              "artefact": str(paths.verifier_artefact(stage_id)), "waited": wait}
+    if shot.card.acceptance_command:
+        say(f"running the acceptance command for {stage_id}: {shot.card.acceptance_command}")
+        _await(start(shot.ctx, shot.stage, shot.card, "acceptance"))
+        record = read_exit(paths.exit_record(stage_id, "acceptance")) or {}
+        result["acceptance"] = {"command": shot.card.acceptance_command, "exit_code": record.get("exit_code"),
+                                "log": str(paths.log(stage_id, "acceptance"))}
+        if record.get("exit_code") != 0:
+            result.update(overall="FAIL", marker="acceptance_failed")
+            return result
+        shot.stage["acceptance"] = "pass"
+    launched = start(shot.ctx, shot.stage, shot.card, "verifier")
+    result.update(pid=launched.pid, log=str(paths.log(stage_id, "verifier")))
+    if wait:
+        _await(launched)
+        result.update(verdict_of(shot))
+        result.update(_usage(shot, "verifier"))
+    return result
+
+
+def read_verdict(shot: Shot) -> Artefact:
+    """The verdict file, else (once the verifier has exited) a verdict given as its final message.
+
+    A verdict taken from the final message is saved to the artefact path, as
+    the tick saves it.
+    """
+    paths, stage_id = shot.paths, shot.stage_id
+    artefact = read_artefact(paths.verifier_artefact(stage_id), stage_id)
+    if artefact.kind != "missing" or read_exit(paths.exit_record(stage_id, "verifier")) is None:
+        return artefact
+    try:
+        family = families.for_identity(shot.stage["verifier"])
+    except UserError:
+        return artefact
+    doc = artefact_from_message(family.final_message(read_log(paths.log(stage_id, "verifier"))))
+    if doc is None:
+        return artefact
+    judged = judge_artefact_doc(doc, stage_id, "the verifier's final message")
+    if judged.kind == "verdict":
+        files.write_json(paths.verifier_artefact(stage_id), doc, mode=0o600)
+    return judged
+
+
+def verdict_of(shot: Shot) -> Dict[str, Any]:
+    """The verdict as the tick would act on it: overall, marker, criteria, headline, tree check."""
+    artefact = read_verdict(shot)
+    out: Dict[str, Any] = {"artefact": str(shot.paths.verifier_artefact(shot.stage_id))}
+    if artefact.kind != "verdict":
+        exited = read_exit(shot.paths.exit_record(shot.stage_id, "verifier")) is not None
+        out.update(overall=None, problem=artefact.problem or (
+            "the verifier exited without writing a verdict" if exited else "the verifier has not finished"))
+        return out
+    doc = artefact.doc or {}
+    out.update(overall=artefact.overall, criteria=doc.get("criteria") or [],
+               headline=stagecommit.headline(shot.card.summary, doc),
+               verifier_identity=doc.get("verifier_identity"))
+    panel = panel_problem(doc)  # a verifier panel's own count overrides its overall, as in the tick
+    if panel is not None:
+        out.update(overall="FAIL", status=panel[0], marker=panel[1])
+        return out
+    if artefact.overall != "PASS":
+        out["marker"] = artefact.problem or "verifier_fail"
+        return out
+    changed = tree_changed(shot)
+    if changed:
+        out.update(overall="FAIL", marker="verifier_modified_tree")
+    return out
+
+
+def tree_changed(shot: Shot) -> bool:
+    """Whether the tree outside state/ differs from the one ``verify`` recorded (False without a record)."""
+    record_path = shot.paths.oneshot_record(shot.stage_id)
+    if not record_path.exists():
+        return False
+    try:
+        recorded = files.read_json(record_path).get("worker_tree")
+    except (UserError, AttributeError):
+        return False
+    return bool(recorded) and gitops.worktree_fingerprint(shot.paths.root) != recorded
+
+
+# ---------------------------------------------------------------- accept
+
+
+def accept(shot: Shot, warn: Optional[Say] = None) -> Dict[str, Any]:
+    """Commit the worker's changes on a PASS verdict, exactly as the tick would."""
+    paths, stage_id = shot.paths, shot.stage_id
+    files.ensure_dir(paths.state_dir)
+    with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
+        _not_in_flight(shot)
+        verdict = verdict_of(shot)
+        artefact = paths.verifier_artefact(stage_id)
+        if verdict.get("overall") is None:
+            raise UserError(f"{artefact}: no verdict to accept ({verdict.get('problem')}); "
+                            f"run 'autometta verify {shot.card.path} --wait' first")
+        if verdict["overall"] != "PASS":
+            raise UserError(f"{artefact}: the verdict is FAIL ({verdict.get('marker')}); nothing committed, "
+                            "the working tree is left for review")
+        if not paths.oneshot_record(stage_id).exists() and warn:
+            warn(f"{paths.oneshot_record(stage_id)}: no record of a verify run, so the tree the verifier "
+                 "judged cannot be compared with the tree now; accepting on the verdict alone")
+        sha = stagecommit.commit_accepted(shot.ctx, shot.stage, verdict["headline"])
+    verdict.update(stage_id=stage_id, commit=sha, subject=stagecommit.subject(stage_id, verdict["headline"]))
+    return verdict
+
+
+# ---------------------------------------------------------------- what the commands print
+
+
+def verdict_lines(result: Dict[str, Any]) -> List[str]:
+    """The verdict as a few lines: overall and marker, then one row per criterion."""
+    stage_id = result.get("stage_id", "")
+    overall = result.get("overall")
+    if overall is None:
+        return [f"{stage_id}: no verdict yet ({result.get('problem')}); it will be at {result.get('artefact')}"]
+    head = f"{stage_id}: {overall}"
+    if result.get("marker"):
+        head += f" ({result['marker']})"
+    if result.get("verifier_identity"):
+        head += f" by {result['verifier_identity']}"
+    lines = [head]
+    for criterion in result.get("criteria") or []:
+        if isinstance(criterion, dict):
+            lines.append(f"  {criterion.get('id', '?')!s:>3}  {criterion.get('verdict', '?'):<4}  "
+                         f"{criterion.get('name', '')}: {criterion.get('evidence', '')}")
+    if result.get("headline"):
+        lines.append(f"  headline: {result['headline']}")
+    return lines

@@ -1,0 +1,50 @@
+"""The one renderer: unfilled placeholders are errors, comments are for template editors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from autometta import dispatch, families, render, resources
+from autometta.card import parse_card_text
+from autometta.errors import UserError
+from autometta.paths import RepoPaths
+
+
+def test_unfilled_placeholder_is_an_error_naming_the_template():
+    with pytest.raises(UserError) as info:
+        render.render("Hello <<name>>, stage <<stage-id>>.", {"name": "x"}, source="templates/worker-prompt.md")
+    assert str(info.value).startswith("templates/worker-prompt.md: placeholder <<stage-id>> has no value;")
+
+
+def test_values_are_literal_and_comments_are_dropped():
+    out = render.render("<!-- note <<ignored>> -->\nA <<a>> B", {"a": r"\1 & | <<b>>"})
+    assert out == "A \\1 & | <<b>> B"  # a value is never rendered again
+
+
+def test_kept_comments_stay_and_their_slots_are_text():
+    text = "<!-- fill every <<placeholder>> -->\n# <<title>>\n"
+    assert render.render(text, {"title": "T"}, keep_comments=True) == "<!-- fill every <<placeholder>> -->\n# T\n"
+    with pytest.raises(UserError):
+        render.render(text, {}, keep_comments=True)
+
+
+@pytest.mark.parametrize("name", ["worker-prompt", "verifier-prompt"])
+@pytest.mark.parametrize("family", ["claude", "codex", "script"])
+def test_the_dispatcher_fills_every_prompt_placeholder(tmp_path, name, family):
+    card = parse_card_text("# Stage card 01-x: X\n- **Acceptance command:** `true`\n", tmp_path / "01-x.md")
+    ctx = dispatch.RepoContext(paths=RepoPaths(tmp_path))
+    stage = {"id": "01-x", "worker": "Claude Sonnet 4.6", "verifier": "Codex GPT-5.5", "acceptance": "pass"}
+    values = dispatch.prompt_values(ctx, stage, card, "worker", families.get(family))
+    text = render.render(resources.read_text(f"templates/{name}.md"), values)
+    assert render.unfilled(text) == [] and "<<" not in text and "<!--" not in text
+    assert str(RepoPaths(tmp_path).handoff("01-x")) in text or name == "verifier-prompt"
+
+
+def test_templates_folder_lists_what_is_shipped():
+    names = resources.list_dir("templates")
+    for expected in ("stage-card.md", "worker-prompt.md", "verifier-prompt.md", "orchestrator-checklist.md",
+                     "agents-section.md", "skill/"):
+        assert expected in names
+    assert Path(resources.location())
