@@ -1,0 +1,159 @@
+"""What an agent's log says it is doing: its last line, in words, and the tokens so far.
+
+Structured logs (claude ``stream-json``, codex ``--json``) are turned into a
+short phrase (``Write hello.txt``, ``$ pytest -q``, ``says: done``); plain
+lines are shown as they are, cleaned of terminal escapes. Token counts come
+from the family's own usage parser, so the ticker and the accounting agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+from .screen import clean
+
+#: Bytes read from a log's end for its last activity.
+TAIL_BYTES = 64 * 1024
+#: Bytes read for a live token count (a log larger than this counts its tail only).
+USAGE_BYTES = 16 * 1024 * 1024
+
+_cache: Dict[str, Tuple[Tuple[int, float], Any]] = {}
+
+
+def _stat_key(path: Path) -> Optional[Tuple[int, float]]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime
+
+
+def _tail(path: Path, limit: int) -> str:
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            data = handle.read(limit)
+    except OSError:
+        return ""
+    return data.decode("utf-8", errors="replace")
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = clean(str(value)).strip()
+    return text if len(text) <= limit else text[: limit - 1] + "~"
+
+
+def _brief_input(data: Any) -> str:
+    if not isinstance(data, dict):
+        return ""
+    for key in ("command", "file_path", "path", "pattern", "url", "description", "prompt"):
+        if data.get(key):
+            value = str(data[key])
+            if key in ("file_path", "path"):
+                value = os.path.basename(value.rstrip("/")) or value
+            return value
+    return ""
+
+
+def describe_event(event: Dict[str, Any]) -> Optional[str]:
+    """A phrase for one claude or codex JSON event; None for events not worth showing."""
+    kind = event.get("type")
+    if kind == "system":
+        model = event.get("model")
+        return f"started{f' ({model})' if model else ''}"
+    if kind == "assistant" and isinstance(event.get("message"), dict):
+        content = event["message"].get("content")
+        if isinstance(content, list):
+            for block in reversed(content):
+                if not isinstance(block, dict):
+                    continue
+                if block.get("type") == "tool_use":
+                    return f"{block.get('name') or 'tool'} {_brief_input(block.get('input'))}".strip()
+                if block.get("type") == "text" and str(block.get("text") or "").strip():
+                    return f"says: {block['text']}"
+                if block.get("type") == "thinking":
+                    return "thinking"
+        return None
+    if kind == "user":
+        return "tool result"
+    if kind == "result":
+        if event.get("is_error"):
+            return f"finished with an error: {event.get('result') or event.get('subtype') or ''}".strip()
+        return f"finished: {event.get('result') or event.get('subtype') or ''}".strip()
+    if kind in ("item.started", "item.completed", "item.updated") and isinstance(event.get("item"), dict):
+        item = event["item"]
+        itype = item.get("type")
+        if itype == "command_execution":
+            return f"$ {item.get('command') or ''}"
+        if itype == "agent_message":
+            return f"says: {item.get('text') or ''}"
+        if itype == "file_change":
+            changes = item.get("changes") or []
+            names = [os.path.basename(str(c.get("path") or "")) for c in changes if isinstance(c, dict)]
+            return "edit " + ", ".join(n for n in names if n)
+        if itype == "reasoning":
+            return "thinking"
+        return str(itype or "working")
+    if kind == "thread.started":
+        return "started"
+    if kind == "turn.completed":
+        return "turn completed"
+    if kind in ("error", "turn.failed"):
+        error = event.get("error")
+        message = error.get("message") if isinstance(error, dict) else event.get("message")
+        return f"error: {message or ''}".strip()
+    if kind in ("turn.started",):
+        return None
+    return str(kind) if kind else None
+
+
+def last_activity(path: Optional[Path]) -> str:
+    """The last thing the log says, as one short line; empty when there is nothing."""
+    if path is None:
+        return ""
+    text = _tail(path, TAIL_BYTES)
+    for line in reversed(text.splitlines()):
+        line = line.strip()
+        if not line:
+            continue
+        if line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if isinstance(event, dict):
+                phrase = describe_event(event)
+                if phrase:
+                    return _short(phrase)
+                continue
+        return _short(line)
+    return ""
+
+
+def live_usage(path: Optional[Path], family: str) -> Optional[Any]:
+    """The family's usage count for the log so far (a :class:`Usage`), cached per size and mtime."""
+    if path is None:
+        return None
+    key = _stat_key(path)
+    if key is None:
+        return None
+    name = f"{family}\0{path}"
+    cached = _cache.get(name)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    from .. import families
+
+    fam = families.FAMILIES.get(family)
+    usage = None
+    if fam is not None:
+        try:
+            usage = fam.parse_usage(_tail(path, USAGE_BYTES))
+        except Exception:  # a parser must not take the ticker down
+            usage = None
+    _cache[name] = (key, usage)
+    return usage

@@ -1,0 +1,420 @@
+"""One self-contained HTML page: every repo's queue, agents, halts, spend and last ticks.
+
+``<home>/dashboard/index.html`` holds everything: the page is rendered here
+(no script builds it), its data is embedded as JSON (``#autometta-data``,
+also written to ``data.json`` beside it in the bash version's shape), the
+charts are inline SVG and the page's Content-Security-Policy forbids any
+network fetch. It therefore opens from ``file://`` with no server, no
+network and no console errors (the bash page's ``fetch('data.json')`` is
+blocked by Chromium there, §15.25).
+
+The tick calls :func:`refresh` at its end, which regenerates the page only
+when a repo's ``state.yaml`` or ``budget.json`` (or the subscriber list)
+changed since the page was written: an idle tick costs a few ``stat`` calls.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional
+
+from .. import files
+from .. import home as homes
+from ..paths import HomePaths, RepoPaths
+from ..timeutil import now_iso
+from . import heartbeat, registry
+from .settings import Settings
+from .tickers import BLOCKED, alerts, first_fail, read_budget, read_state
+
+#: Tick log lines shown per repo.
+LAST_TICKS = 8
+_LOG_TAIL_BYTES = 256 * 1024
+
+STAGE_FIELDS = ("id", "status", "worker", "verifier", "started_at", "completed_at", "tokens", "worker_tokens",
+                "verifier_tokens", "cost_usd", "worker_cost_usd", "verifier_cost_usd", "commit", "verifier_artefact",
+                "stall_marker")
+
+
+def _verdict(paths: RepoPaths, stage_id: str) -> Optional[str]:
+    try:
+        with open(paths.verifier_artefact(stage_id), "r", encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return doc.get("overall") if isinstance(doc, dict) else None
+
+
+def _orchestrator(card_path: Optional[Path]) -> Optional[str]:
+    if card_path is None:
+        return None
+    try:
+        with open(card_path, "r", encoding="utf-8", errors="replace") as handle:
+            for line in handle:
+                if line.startswith("- **Orchestrator:** "):
+                    return line[len("- **Orchestrator:** "):].strip()
+    except OSError:
+        return None
+    return None
+
+
+def _cards(sub: homes.Subscriber) -> Dict[str, Path]:
+    """Stage id -> card file, by the repo's card globs ({} when they cannot be read)."""
+    from .. import card as cards
+    from .. import manifest
+    from ..errors import UserError
+
+    try:
+        found = cards.list_cards(sub.paths.root, cards.card_globs(
+            sub.paths.root, manifest.load_manifest(sub.paths, sub.manifest_path)))
+    except (UserError, OSError):
+        return {}
+    return {stage_id: Path(path) for stage_id, path in found}
+
+
+def recent_log_lines(hp: HomePaths) -> List[str]:
+    """The tails of the two newest tick logs, read once for every repo."""
+    try:
+        logs = sorted(p for p in hp.log_dir.iterdir() if p.name.startswith("tick-") and p.name.endswith(".log"))
+    except OSError:
+        return []
+    lines: List[str] = []
+    for log in logs[-2:]:
+        try:
+            with open(log, "rb") as handle:
+                handle.seek(0, os.SEEK_END)
+                size = handle.tell()
+                handle.seek(max(0, size - _LOG_TAIL_BYTES))
+                lines.extend(handle.read().decode("utf-8", errors="replace").splitlines())
+        except OSError:
+            continue
+    return lines
+
+
+def _tick_lines(log_lines: List[str], repo: str, others: List[str], limit: int,
+                stage_ids: Optional[List[str]] = None) -> List[str]:
+    """The last ``limit`` tick log lines about ``repo``: those naming it, or one of its stages
+    and no other repo (the tick logs a transition's details, ``worker pid N started for 05-x``,
+    without repeating the path). A stage id two repos share shows in both. A line repeated
+    tick after tick (an idle repo) is shown once, counted."""
+    import re
+
+    ids = re.compile(r"\b(?:" + "|".join(re.escape(i) for i in stage_ids) + r")\b") if stage_ids else None
+    ours = re.compile(re.escape(repo) + r"(?![\w.-])")
+    theirs = [re.compile(re.escape(o) + r"(?![\w.-])") for o in others if o != repo]
+    collapsed: List[List[Any]] = []
+    for line in log_lines:
+        if not (ours.search(line) or (ids is not None and ids.search(line[21:])
+                                      and not any(t.search(line) for t in theirs))):
+            continue
+        if collapsed and collapsed[-1][0][21:] == line[21:]:
+            collapsed[-1] = [line, collapsed[-1][1] + 1]
+        else:
+            collapsed.append([line, 1])
+    return [line if n == 1 else f"{line} (x{n})" for line, n in collapsed][-limit:]
+
+
+def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: float,
+              others: Optional[List[str]] = None, log_lines: Optional[List[str]] = None) -> Dict[str, Any]:
+    out: Dict[str, Any] = {"name": sub.name, "repo_path": str(sub.repo_path) if sub.repo_path else None,
+                           "enabled": sub.enabled, "error": sub.error, "stages": [], "agents": [],
+                           "alerts": [], "last_ticks": []}
+    if sub.error or sub.repo_path is None:
+        return out
+    paths = sub.paths
+    state_doc, budget_doc = read_state(paths), read_budget(paths)
+    b = budget_doc or {}
+    for key in ("tokens_spent", "token_cap_total", "cost_usd_spent", "cost_cap_usd", "clock_ticks_used",
+                "clock_tick_cap", "consecutive_failures", "consecutive_failure_cap", "halted", "halt_reason",
+                "halted_at"):
+        out[key] = b.get(key)
+    out["halted"] = bool(b.get("halted"))
+    out["current_stage"] = (state_doc or {}).get("current_stage")
+    out["last_tick_at"] = (state_doc or {}).get("last_tick_at")
+    out["state_readable"] = state_doc is not None
+    card_paths = _cards(sub)
+    for stage in (state_doc or {}).get("stages") or []:
+        if not isinstance(stage, dict):
+            continue
+        row = {key: stage.get(key) for key in STAGE_FIELDS}
+        row["verifier_overall"] = _verdict(paths, str(stage.get("id"))) if stage.get("verifier_artefact") else None
+        row["orchestrator"] = _orchestrator(card_paths.get(str(stage.get("id"))))
+        out["stages"].append(row)
+    live = []
+    if paths.active_agents.is_dir():
+        report = heartbeat.check(paths, settings, now, write=False)
+        for row in report["entries"]:
+            live.append({"pid": row.get("pid"), "role": row.get("role"), "family": row.get("family"),
+                         "identity": row.get("identity"), "stage": registry.stage_of(row),
+                         "state": row.get("state"), "reason": row.get("reason"),
+                         "elapsed_seconds": row.get("elapsed_seconds")})
+    out["agents"] = live
+    out["alerts"] = alerts(state_doc, budget_doc, live, lambda sid: first_fail(paths, sid))
+    out["last_ticks"] = _tick_lines(recent_log_lines(hp) if log_lines is None else log_lines, str(sub.repo_path),
+                                    others or [], LAST_TICKS, [str(s["id"]) for s in out["stages"] if s.get("id")])
+    return out
+
+
+def collect(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> Dict[str, Any]:
+    """The dashboard's data: ``generated_at``, ``repos``, ``by_model``, ``by_day`` and totals."""
+    now = time.time() if now is None else now
+    subs = homes.load_subscribers(hp)
+    known = [str(sub.repo_path) for sub in subs if sub.repo_path is not None]
+    log_lines = recent_log_lines(hp)
+    repos = [repo_data(hp, sub, settings, now, known, log_lines) for sub in subs]
+    by_model: Dict[str, int] = {}
+    by_day: Dict[str, int] = {}
+    for repo in repos:
+        for stage in repo["stages"]:
+            for role in ("worker", "verifier", "orchestrator"):
+                who = stage.get(role)
+                if who:  # the orchestrator spends no tokens here, but is listed (as in bash)
+                    by_model[who] = by_model.get(who, 0) + int(stage.get(f"{role}_tokens") or 0)
+            tokens = int(stage.get("tokens") or 0)
+            if tokens > 0 and stage.get("completed_at"):
+                day = str(stage["completed_at"])[:10]
+                by_day[day] = by_day.get(day, 0) + tokens
+    return {
+        "generated_at": now_iso(now),
+        "repos": repos,
+        "totals": {"tokens_spent": sum(int(r.get("tokens_spent") or 0) for r in repos),
+                   "cost_usd_spent": round(sum(float(r.get("cost_usd_spent") or 0) for r in repos), 6),
+                   "repos": len(repos), "halted": sum(1 for r in repos if r.get("halted"))},
+        "by_model": [{"identity": k, "tokens": v} for k, v in sorted(by_model.items(), key=lambda kv: (-kv[1], kv[0]))],
+        "by_day": [{"date": k, "tokens": v} for k, v in sorted(by_day.items())],
+    }
+
+
+# --------------------------------------------------------------------------- rendering
+
+_CSS = """
+:root{--bg:#f6f7f9;--card:#fff;--ink:#1d2330;--muted:#667085;--line:#e4e7ec;--ok:#12805c;--bad:#c4320a;
+--warn:#b54708;--run:#175cd3;--bar:#6172f3}
+@media (prefers-color-scheme:dark){:root{--bg:#101318;--card:#181c24;--ink:#e6e9ef;--muted:#98a2b3;
+--line:#2b3140;--bar:#8098f9}}
+*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;
+background:var(--bg);color:var(--ink)}header{padding:18px 24px;border-bottom:1px solid var(--line)}
+h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:0}h3{font-size:13px;text-transform:uppercase;
+letter-spacing:.04em;color:var(--muted);margin:18px 0 6px}main{padding:16px 24px;display:grid;gap:16px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px}
+.muted{color:var(--muted)}.row{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:baseline}
+.kpi b{font-size:16px}table{border-collapse:collapse;width:100%;font-size:13px}
+th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
+th{color:var(--muted);font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td code{white-space:nowrap}code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}pre{margin:0;white-space:pre-wrap;
+word-break:break-all}.badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;
+border:1px solid currentColor}.s-completed{color:var(--ok)}.s-in_progress{color:var(--run)}
+.s-pending{color:var(--muted)}.s-failed,.s-stalled,.s-verifier_failed,.s-verifier_panel_no_quorum,
+.s-merge_conflict,.s-halted,.s-stuck,.s-over-budget{color:var(--bad)}.s-quiet{color:var(--warn)}
+.s-running{color:var(--run)}.alerts{border-left:4px solid var(--bad);padding:6px 12px;margin-top:10px}
+.alerts li{color:var(--bad)}svg text{fill:var(--ink);font-size:12px}svg .bar{fill:var(--bar)}
+svg .val{fill:var(--muted)}
+"""
+
+_SCRIPT = """
+(function(){var el=document.getElementById('generated-ago');if(!el)return;
+var t=Date.parse(el.getAttribute('data-at'));if(isNaN(t))return;
+function show(){var s=Math.max(0,Math.round((Date.now()-t)/1000));
+el.textContent=s<60?s+'s ago':s<3600?Math.floor(s/60)+'m ago':s<86400?Math.floor(s/3600)+'h ago':Math.floor(s/86400)+'d ago';}
+show();setInterval(show,30000);})();
+"""
+
+_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
+        "base-uri 'none'; form-action 'none'")
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+def _num(n: Any) -> str:
+    if n is None:
+        return "-"
+    try:
+        value = float(n)
+    except (TypeError, ValueError):
+        return _e(n)
+    for unit, size in (("M", 1_000_000), ("k", 1_000)):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{unit}".replace(".0" + unit, unit)
+    return str(int(value))
+
+
+def _usd(n: Any) -> str:
+    try:
+        return f"${float(n or 0):.2f}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _badge(status: Any) -> str:
+    text = str(status or "-")
+    return f'<span class="badge s-{_e(text)}">{_e(text)}</span>'
+
+
+def bar_chart(items: List[Dict[str, Any]], key: str, label: str, fmt: Callable[[Any], str]) -> str:
+    """Horizontal bars as inline SVG: one per item, scaled to the largest ``key``."""
+    items = [i for i in items if float(i.get(key) or 0) > 0]
+    if not items:
+        return f'<p class="muted">No {label} recorded yet.</p>'
+    top = max(float(i[key]) for i in items)
+    row, left, width = 22, 170, 640
+    height = row * len(items) + 6
+    parts = [f'<svg role="img" aria-label="{_e(label)} per stage" viewBox="0 0 {width} {height}" '
+             f'width="100%" style="max-width:{width}px" xmlns="http://www.w3.org/2000/svg">']
+    for n, item in enumerate(items):
+        y = n * row + 3
+        value = float(item[key])
+        length = max(2.0, (width - left - 80) * value / top)
+        name = str(item.get("id"))
+        shown = name if len(name) <= 24 else name[:23] + "~"
+        parts.append(f'<g><title>{_e(name)}: {_e(fmt(value))}</title>'
+                     f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{_e(shown)}</text>'
+                     f'<rect class="bar" x="{left}" y="{y + 2}" width="{length:.1f}" height="{row - 6}" rx="3"/>'
+                     f'<text class="val" x="{left + length + 6:.1f}" y="{y + 14}">{_e(fmt(value))}</text></g>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _repo_html(repo: Dict[str, Any]) -> str:
+    out = [f'<section class="card" id="repo-{_e(repo["name"])}"><div class="row"><h2>{_e(repo["name"])}</h2>']
+    if repo.get("error"):
+        out.append(f'{_badge("error")}</div><p class="muted">{_e(repo["error"])}</p></section>')
+        return "".join(out)
+    if not repo.get("enabled"):
+        out.append(_badge("off"))
+    elif repo.get("halted"):
+        out.append(f'<span class="badge s-halted">halted: {_e(repo.get("halt_reason"))}</span>')
+    elif repo.get("current_stage"):
+        out.append(f'<span class="badge s-in_progress">{_e(repo["current_stage"])}</span>')
+    else:
+        out.append('<span class="badge s-pending">idle</span>')
+    out.append(f'<code class="muted">{_e(repo.get("repo_path"))}</code></div>')
+    cost_cap = f' of {_usd(repo["cost_cap_usd"])}' if repo.get("cost_cap_usd") is not None else ""
+    out.append('<div class="row" style="margin-top:8px">'
+               f'<span class="kpi">tokens <b>{_num(repo.get("tokens_spent"))}</b> of {_num(repo.get("token_cap_total"))}</span>'
+               f'<span class="kpi">cost <b>{_usd(repo.get("cost_usd_spent"))}</b>{cost_cap}</span>'
+               f'<span class="kpi">ticks <b>{_e(repo.get("clock_ticks_used"))}</b>/{_e(repo.get("clock_tick_cap"))}</span>'
+               f'<span class="kpi">failures in a row <b>{_e(repo.get("consecutive_failures"))}</b>/'
+               f'{_e(repo.get("consecutive_failure_cap"))}</span>'
+               f'<span class="kpi muted">last transition {_e(repo.get("last_tick_at"))}</span></div>')
+    if repo["alerts"]:
+        out.append('<div class="alerts"><b>Needs you</b><ul>' +
+                   "".join(f"<li>{_e(a)}</li>" for a in repo["alerts"]) + "</ul></div>")
+    stages = repo["stages"]
+    use_cost = any(float(s.get("cost_usd") or 0) > 0 for s in stages)
+    out.append(f'<h3>{"Cost" if use_cost else "Tokens"} per stage</h3>')
+    out.append(bar_chart(stages, "cost_usd" if use_cost else "tokens", "cost" if use_cost else "tokens",
+                         (lambda v: f"${v:.2f}") if use_cost else _num))
+    out.append("<h3>Stage queue</h3>")
+    if stages:
+        out.append('<table><thead><tr><th>Stage</th><th>Status</th><th>Worker</th><th>Verifier</th>'
+                   '<th class="num">Tokens</th><th class="num">Cost</th><th>Commit</th><th>Completed</th>'
+                   "</tr></thead><tbody>")
+        for s in stages:
+            marker = f'<div class="muted">{_e(s.get("stall_marker"))}</div>' if s.get("stall_marker") else ""
+            verdict = f' <span class="muted">verdict {_e(s["verifier_overall"])}</span>' if s.get("verifier_overall") else ""
+            out.append(f'<tr><td><code>{_e(s.get("id"))}</code></td><td>{_badge(s.get("status"))}{verdict}{marker}</td>'
+                       f'<td>{_e(s.get("worker"))}</td><td>{_e(s.get("verifier"))}</td>'
+                       f'<td class="num">{_num(s.get("tokens"))}</td>'
+                       f'<td class="num">{_usd(s.get("cost_usd")) if s.get("cost_usd") else "-"}</td>'
+                       f'<td><code>{_e(str(s.get("commit") or "")[:12]) or "-"}</code></td>'
+                       f'<td>{_e(s.get("completed_at") or "-")}</td></tr>')
+        out.append("</tbody></table>")
+    else:
+        out.append('<p class="muted">No stages queued (autometta add-stage REPO CARD).</p>')
+    out.append("<h3>Agents now</h3>")
+    if repo["agents"]:
+        out.append('<table><thead><tr><th>Role</th><th>Family</th><th>Stage</th><th>State</th><th>pid</th>'
+                   '<th class="num">Running</th><th>Why</th></tr></thead><tbody>')
+        for a in repo["agents"]:
+            out.append(f'<tr><td>{_e(a["role"])}</td><td>{_e(a["family"])}</td><td><code>{_e(a["stage"])}</code></td>'
+                       f'<td>{_badge(a["state"])}</td><td>{_e(a["pid"])}</td>'
+                       f'<td class="num">{_e(a["elapsed_seconds"])}s</td><td>{_e(a["reason"])}</td></tr>')
+        out.append("</tbody></table>")
+    else:
+        out.append('<p class="muted">No agent running.</p>')
+    out.append("<h3>Last ticks</h3>")
+    if repo["last_ticks"]:
+        out.append("<pre>" + "\n".join(_e(line) for line in repo["last_ticks"]) + "</pre>")
+    else:
+        out.append('<p class="muted">No tick has logged this repo yet.</p>')
+    out.append("</section>")
+    return "".join(out)
+
+
+def render_html(data: Dict[str, Any]) -> str:
+    embedded = json.dumps(data, ensure_ascii=True, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
+    totals = data["totals"]
+    body = "".join(_repo_html(repo) for repo in data["repos"]) or (
+        '<section class="card"><p>No subscribed repos. Run <code>autometta subscribe REPO</code>.</p></section>')
+    by_model = "".join(f'<tr><td>{_e(m["identity"])}</td><td class="num">{_num(m["tokens"])}</td></tr>'
+                       for m in data["by_model"])
+    models = (f'<section class="card"><h2>Tokens per model</h2><table><tbody>{by_model}</tbody></table></section>'
+              if by_model else "")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<meta http-equiv="refresh" content="60">'
+        '<link rel="icon" href="data:,">'
+        "<title>autometta dashboard</title>"
+        f"<style>{_CSS}</style></head><body>"
+        f'<header><h1>autometta dashboard</h1><div class="row muted">'
+        f'<span>generated {_e(data["generated_at"])} (<span id="generated-ago" data-at="{_e(data["generated_at"])}">'
+        f"</span>)</span><span>{totals['repos']} repos</span><span>{_num(totals['tokens_spent'])} tokens</span>"
+        f"<span>{_usd(totals['cost_usd_spent'])}</span><span>{totals['halted']} halted</span></div></header>"
+        f"<main>{body}{models}</main>"
+        f'<script type="application/json" id="autometta-data">{embedded}</script>'
+        f"<script>{_SCRIPT}</script></body></html>\n"
+    )
+
+
+def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> Path:
+    """Write ``index.html`` and ``data.json`` under ``<home>/dashboard/``; returns the page."""
+    data = collect(hp, settings, now)
+    files.ensure_dir(hp.dashboard, mode=0o700)
+    files.atomic_write(hp.dashboard_data, files.dump_json(data), mode=0o600)
+    files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)
+    return hp.dashboard_page
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def stale(hp: HomePaths) -> bool:
+    """Has anything the page shows changed since it was written? (stat calls only)"""
+    page = _mtime(hp.dashboard_page)
+    if page == 0.0 or _mtime(hp.subscribers) > page:
+        return True
+    for sub in homes.load_subscribers(hp):
+        if sub.repo_path is None:
+            continue
+        paths = sub.paths
+        if _mtime(paths.state_yaml) > page or _mtime(paths.budget) > page:
+            return True
+    return False
+
+
+def refresh(hp: HomePaths, log: Optional[Callable[[str], None]] = None) -> Optional[Path]:
+    """The tick's call: regenerate the page if it is stale. Never raises."""
+    from . import settings as observe_settings
+
+    try:
+        if not hp.root.is_dir() or not stale(hp):
+            return None
+        return generate(hp, observe_settings.from_home(hp))
+    except Exception as exc:  # the dashboard must never break a tick
+        if log is not None:
+            log(f"dashboard not refreshed: {type(exc).__name__}: {exc}")
+        return None
+
+
+__all__ = ["collect", "render_html", "generate", "refresh", "stale", "bar_chart", "BLOCKED"]

@@ -1,0 +1,162 @@
+"""``autometta report``: the morning summary.
+
+For a window (``--since 24h``) and every subscribed repo: what landed (the
+commits), what stopped and why, what needs the human now (with the command
+that resolves it), and the spend. Sources: state.yaml and budget.json (the
+truth), the event journal ``<home>/events.jsonl`` (when a stage stopped),
+the registry (stuck agents) and git (commit subjects).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from typing import Any, Dict, Optional
+
+from .. import home as homes
+from ..errors import UsageError
+from ..paths import HomePaths
+from ..timeutil import now_iso, parse_iso
+from . import events, heartbeat, registry
+from .screen import age, compact
+from .settings import Settings
+from .tickers import BLOCKED, first_fail, read_budget, read_state
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+
+
+def parse_since(text: str, now: float) -> float:
+    """``24h``, ``90m``, ``2d``, ``1w``, ``3600`` (seconds) or a UTC timestamp -> epoch seconds."""
+    match = _SPAN.match(text or "")
+    if match:
+        return now - float(match.group(1)) * _UNITS[(match.group(2) or "s").lower()]
+    when = parse_iso(text)
+    if when is None:
+        raise UsageError(f"--since {text!r}: give a span like 24h, 90m, 2d, 1w, or a time like 2026-11-26T08:00:00Z")
+    return when
+
+
+def _subject(repo: str, sha: str) -> Optional[str]:
+    try:
+        proc = subprocess.run(["git", "-C", repo, "log", "-1", "--format=%s", sha], stdin=subprocess.DEVNULL,
+                              capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def _in_window(stamp: Any, since: float) -> bool:
+    when = parse_iso(str(stamp or ""))
+    return when is not None and when >= since
+
+
+def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] = None) -> Dict[str, Any]:
+    now = time.time() if now is None else now
+    homes.require_home(hp)
+    journal = [e for e in events.journal(hp) if _in_window(e.get("at"), since)]
+    repos = []
+    for sub in homes.load_subscribers(hp):
+        entry: Dict[str, Any] = {"name": sub.name, "repo": str(sub.repo_path) if sub.repo_path else None,
+                                 "enabled": sub.enabled, "landed": [], "stopped": [], "needs_you": [],
+                                 "spend": {}}
+        repos.append(entry)
+        if sub.error:
+            entry["needs_you"].append({"what": sub.error, "fix": f"edit {sub.file}"})
+            continue
+        if not sub.enabled:
+            continue
+        paths = sub.paths
+        repo = str(paths.root)
+        state_doc, b = read_state(paths) or {}, read_budget(paths) or {}
+        stages = [s for s in state_doc.get("stages") or [] if isinstance(s, dict)]
+        window_tokens, window_cost = 0, 0.0
+        for s in stages:
+            if s.get("status") == "completed" and _in_window(s.get("completed_at"), since):
+                sha = s.get("commit")
+                entry["landed"].append({"stage": s.get("id"), "commit": sha, "completed_at": s.get("completed_at"),
+                                        "subject": _subject(repo, sha) if sha else None,
+                                        "tokens": s.get("tokens"), "cost_usd": s.get("cost_usd")})
+        stopped_ids = set()
+        for e in journal:
+            if e.get("repo") == repo and e.get("kind") in ("stage_failed", "stage_stalled", "stage_verifier_failed"):
+                stopped_ids.add(e.get("stage_id"))
+                entry["stopped"].append({"stage": e.get("stage_id"), "status": e.get("status"),
+                                         "why": e.get("marker") or first_fail(paths, str(e.get("stage_id"))),
+                                         "at": e.get("at")})
+        for s in stages:  # stopped without an event (before the journal existed): judged by claim time
+            if s.get("status") in BLOCKED and s.get("id") not in stopped_ids and _in_window(s.get("started_at"), since):
+                entry["stopped"].append({"stage": s.get("id"), "status": s.get("status"),
+                                         "why": s.get("stall_marker") or first_fail(paths, str(s.get("id"))),
+                                         "at": s.get("started_at")})
+        for s in stages:
+            if s.get("completed_at") and _in_window(s.get("completed_at"), since) or (
+                    s.get("status") in BLOCKED and _in_window(s.get("started_at"), since)):
+                window_tokens += int(s.get("tokens") or 0)
+                window_cost += float(s.get("cost_usd") or 0)
+        if b.get("halted"):
+            entry["needs_you"].append({"what": f"halted: {b.get('halt_reason')} since {b.get('halted_at') or '?'}",
+                                       "fix": "fix the cause, then: autometta tick --reset-halt"})
+        for s in stages:
+            if s.get("status") in BLOCKED:
+                why = s.get("stall_marker") or first_fail(paths, str(s.get("id"))) or ""
+                entry["needs_you"].append({
+                    "what": f"{s.get('id')}: {s.get('status')}{f' ({why})' if why else ''}",
+                    "fix": f"read state/logs/{s.get('id')}-*.log, then: autometta requeue {repo} {s.get('id')}"})
+        if paths.active_agents.is_dir():
+            for row in heartbeat.check(paths, settings, now, write=False)["entries"]:
+                if row["state"] in heartbeat.ALERT_STATES:
+                    entry["needs_you"].append({
+                        "what": f"{row.get('role')} pid {row.get('pid')} on {registry.stage_of(row) or '?'}: "
+                                f"{row['state']} ({row.get('reason')})",
+                        "fix": f"look at {row.get('log_path')}; stop it with: kill -TERM -{row.get('pid')}"})
+        entry["pending"] = sum(1 for s in stages if s.get("status") == "pending")
+        entry["in_flight"] = state_doc.get("current_stage")
+        entry["spend"] = {"window_tokens": window_tokens, "window_cost_usd": round(window_cost, 6),
+                          "tokens_spent": b.get("tokens_spent"), "token_cap_total": b.get("token_cap_total"),
+                          "cost_usd_spent": b.get("cost_usd_spent"), "cost_cap_usd": b.get("cost_cap_usd")}
+    return {
+        "since": now_iso(since), "generated_at": now_iso(now), "repos": repos,
+        "totals": {"landed": sum(len(r["landed"]) for r in repos), "stopped": sum(len(r["stopped"]) for r in repos),
+                   "needs_you": sum(len(r["needs_you"]) for r in repos),
+                   "window_tokens": sum(r["spend"].get("window_tokens") or 0 for r in repos),
+                   "window_cost_usd": round(sum(r["spend"].get("window_cost_usd") or 0 for r in repos), 6)},
+    }
+
+
+def render(doc: Dict[str, Any], now: float) -> str:
+    t = doc["totals"]
+    since = parse_iso(doc["since"]) or now
+    lines = [f"autometta report: the last {age(now - since)} (since {doc['since']})", ""]
+    lines.append(f"LANDED ({t['landed']})")
+    for r in doc["repos"]:
+        for x in r["landed"]:
+            sha = str(x.get("commit") or "")[:12] or "(nothing to commit)"
+            lines.append(f"  {r['name']}  {x['stage']}  {sha}  {x.get('subject') or ''}".rstrip())
+    if not t["landed"]:
+        lines.append("  (nothing)")
+    lines += ["", f"STOPPED ({t['stopped']})"]
+    for r in doc["repos"]:
+        for x in r["stopped"]:
+            lines.append(f"  {r['name']}  {x['stage']}  {x.get('status')}: {x.get('why') or 'see its logs'}")
+    if not t["stopped"]:
+        lines.append("  (nothing)")
+    lines += ["", f"NEEDS YOU ({t['needs_you']})"]
+    for r in doc["repos"]:
+        for x in r["needs_you"]:
+            lines.append(f"  {r['name']}  {x['what']}")
+            lines.append(f"      -> {x['fix']}")
+    if not t["needs_you"]:
+        lines.append("  (nothing: all clear)")
+    lines += ["", "SPEND (in the window; total against the cap)"]
+    for r in doc["repos"]:
+        s = r["spend"]
+        if not s:
+            continue
+        cap = f" of ${s['cost_cap_usd']:.2f}" if isinstance(s.get("cost_cap_usd"), (int, float)) else ""
+        lines.append(f"  {r['name']}  {compact(s.get('window_tokens'))} tokens  ${s.get('window_cost_usd') or 0:.2f}"
+                     f"   total {compact(s.get('tokens_spent'))}/{compact(s.get('token_cap_total'))} tokens"
+                     f"  ${float(s.get('cost_usd_spent') or 0):.2f}{cap}")
+    lines.append(f"  all  {compact(t['window_tokens'])} tokens  ${t['window_cost_usd']:.2f}")
+    return "\n".join(lines)

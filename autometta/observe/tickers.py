@@ -1,0 +1,319 @@
+"""The two tickers: agents (``autometta ticker``) and repos (``autometta status --watch``).
+
+Both are viewers: they read files and the process table and write nothing
+(the agent ticker runs the heartbeat in memory, so it is live between
+ticks). A view is built as data first (``--json`` prints it), then drawn
+by :mod:`autometta.observe.screen`.
+
+ALERTS are computed from the present state, so each one clears when its
+cause goes: a halt when it is reset, the failure counter when a stage
+passes, a failed stage when it is re-queued, a stuck agent when it writes
+again or exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .. import home as homes
+from ..errors import UserError
+from ..paths import HomePaths, RepoPaths
+from ..timeutil import now_iso, parse_iso
+from . import activity, heartbeat, registry
+from .screen import Line, age, clean, compact
+from .settings import Settings
+
+#: Stage statuses that need a human until the stage is re-queued.
+BLOCKED = ("failed", "stalled", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict")
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def target_repos(hp: HomePaths, repo: Optional[str]) -> List[RepoPaths]:
+    """``repo`` (any folder, subscribed or not), else every enabled subscribed repo."""
+    if repo:
+        path = Path(os.path.realpath(repo))
+        if not path.is_dir():
+            raise UserError(f"{path}: no such folder; give the repo's path")
+        return [RepoPaths(path)]
+    homes.require_home(hp)
+    return [sub.paths for sub in homes.load_subscribers(hp) if sub.enabled and not sub.error]
+
+
+def read_state(paths: RepoPaths) -> Optional[Dict[str, Any]]:
+    from .. import state
+
+    try:
+        return state.load_state(paths) if paths.state_yaml.exists() else None
+    except UserError:
+        return None
+
+
+def read_budget(paths: RepoPaths) -> Optional[Dict[str, Any]]:
+    try:
+        with open(paths.budget, "r", encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def last_tick(hp: HomePaths) -> Optional[float]:
+    """When the controller last wrote its log (any repo), or None."""
+    try:
+        logs = [p for p in hp.log_dir.iterdir() if p.name.startswith("tick-") and p.name.endswith(".log")]
+    except OSError:
+        return None
+    times = []
+    for log in logs:
+        try:
+            times.append(log.stat().st_mtime)
+        except OSError:
+            pass
+    return max(times) if times else None
+
+
+def controller_line(hp: HomePaths, settings: Settings, now: float) -> Line:
+    when = last_tick(hp)
+    if when is None:
+        return ("controller: no tick has run yet (cron or launchd runs 'autometta tick')", "yellow")
+    seconds = max(0.0, now - when)
+    if seconds > settings.tick_stale_seconds:
+        return (f"controller: last tick {age(seconds)} ago (STALE: is cron/launchd still running it?)", "red")
+    if seconds > settings.tick_warn_seconds:
+        return (f"controller: last tick {age(seconds)} ago (WARN)", "yellow")
+    return (f"controller: last tick {age(seconds)} ago (ok)", "")
+
+
+def first_fail(paths: RepoPaths, stage_id: str) -> Optional[str]:
+    """``FAIL 2: name`` from the stage's verdict, or None."""
+    try:
+        with open(paths.verifier_artefact(stage_id), "r", encoding="utf-8") as handle:
+            doc = json.load(handle)
+    except (OSError, ValueError):
+        return None
+    for crit in doc.get("criteria") or [] if isinstance(doc, dict) else []:
+        if isinstance(crit, dict) and crit.get("verdict") == "FAIL":
+            return f"FAIL {crit.get('id')}: {crit.get('name') or ''}".strip()
+    return None
+
+
+# --------------------------------------------------------------------------- the agent view
+
+
+def alerts(state_doc: Optional[Dict[str, Any]], budget_doc: Optional[Dict[str, Any]],
+           live: List[Dict[str, Any]], fail_of=lambda stage_id: None) -> List[str]:
+    """What needs the human now, one line each (a pure function of the present state)."""
+    out: List[str] = []
+    b = budget_doc or {}
+    if b.get("halted"):
+        out.append(f"halted: {b.get('halt_reason') or 'unknown'} (after a fix: autometta tick --reset-halt)")
+    failures = b.get("consecutive_failures") or 0
+    if isinstance(failures, int) and failures > 0:
+        out.append(f"consecutive failures: {failures}/{b.get('consecutive_failure_cap', '-')}")
+    for stage in (state_doc or {}).get("stages") or []:
+        if not isinstance(stage, dict) or stage.get("status") not in BLOCKED:
+            continue
+        marker = f" ({stage['stall_marker']})" if stage.get("stall_marker") else ""
+        detail = fail_of(str(stage.get("id")))
+        out.append(f"{stage.get('id')}: {stage.get('status')}{marker}{f' - {detail}' if detail else ''}")
+    for row in live:
+        if row.get("state") in heartbeat.ALERT_STATES:
+            out.append(f"{row.get('role')} pid {row.get('pid')} on {row.get('stage') or '?'}: "
+                       f"{row['state']}, {row.get('reason') or ''}".rstrip(", "))
+    return out
+
+
+def repo_view(paths: RepoPaths, settings: Settings, now: float) -> Dict[str, Any]:
+    report = heartbeat.check(paths, settings, now, write=False)
+    live = []
+    for row in report["entries"]:
+        log = Path(str(row["log_path"])) if row.get("log_path") else None
+        usage = activity.live_usage(log, str(row.get("family") or ""))
+        live.append({
+            "pid": row.get("pid"), "role": row.get("role"), "family": row.get("family"),
+            "identity": row.get("identity"), "stage": registry.stage_of(row) or registry.card_stem(row),
+            "elapsed_seconds": row.get("elapsed_seconds"), "tokens": usage.total_tokens if usage else None,
+            "cost_usd": usage.cost_usd if usage else None, "state": row["state"], "reason": row.get("reason"),
+            "flags": row.get("flags"), "log_path": row.get("log_path"), "activity": activity.last_activity(log),
+        })
+    state_doc, budget_doc = read_state(paths), read_budget(paths)
+    status_now = {s.get("id"): s.get("status") for s in (state_doc or {}).get("stages") or [] if isinstance(s, dict)}
+    recent = []
+    for row in report["exited"] + registry.recent(paths, 5):
+        stage = registry.stage_of(row)
+        exited = parse_iso(str(row.get("exited_at") or ""))
+        recent.append({
+            "pid": row.get("pid"), "role": row.get("role"), "family": row.get("family"),
+            "stage": stage or registry.card_stem(row), "outcome": row.get("outcome") or "exited",
+            "stage_status": status_now.get(stage) or row.get("stage_status"), "exit_code": row.get("exit_code"),
+            "exited_ago_seconds": None if exited is None else max(0, int(now - exited)),
+            "elapsed_seconds": row.get("run_seconds", row.get("elapsed_seconds")),
+        })
+    scheduled = []
+    for stage in (state_doc or {}).get("stages") or []:
+        if isinstance(stage, dict) and stage.get("status") == "in_progress":
+            scheduled.append({"id": stage.get("id"), "status": "in_progress"})
+    for stage in (state_doc or {}).get("stages") or []:
+        if isinstance(stage, dict) and stage.get("status") == "pending" and len(scheduled) < 6:
+            scheduled.append({"id": stage.get("id"), "status": "pending"})
+    return {
+        "repo": str(paths.root), "name": paths.root.name,
+        "state_readable": state_doc is not None,
+        "alerts": alerts(state_doc, budget_doc, live, lambda sid: first_fail(paths, sid)),
+        "active": live, "recent": recent[:5], "scheduled": scheduled,
+    }
+
+
+def agents_view(hp: HomePaths, repos: List[RepoPaths], settings: Settings, now: float) -> Dict[str, Any]:
+    text, style = controller_line(hp, settings, now)
+    return {"checked_at": now_iso(now), "controller": {"line": text, "level": style or "ok",
+                                                       "last_tick_at": _iso(last_tick(hp))},
+            "repos": [repo_view(paths, settings, now) for paths in repos]}
+
+
+def _iso(when: Optional[float]) -> Optional[str]:
+    return None if when is None else now_iso(when)
+
+
+_FAILED = set(heartbeat.FAILED_OUTCOMES)
+
+
+def agents_lines(view: Dict[str, Any], width: int) -> List[Line]:
+    stamp = view["checked_at"][11:]
+    lines: List[Line] = [(f"autometta agents  {stamp}", "bold"),
+                         (view["controller"]["line"], "" if view["controller"]["level"] == "ok"
+                          else view["controller"]["level"])]
+    if not view["repos"]:
+        lines.append(("no enabled subscribed repos; run 'autometta subscribe REPO'", ""))
+    for repo in view["repos"]:
+        lines.append(("", ""))
+        lines.append((f"== {repo['name']}  {repo['repo']}", "bold"))
+        if repo["alerts"]:
+            lines.append(("ALERTS (need you)", "red"))
+            lines.extend((f"  ! {clean(a)}", "red") for a in repo["alerts"])
+        lines.append((f"ACTIVE ({len(repo['active'])})", "bold"))
+        if not repo["active"]:
+            lines.append(("  (none)", "dim"))
+        for a in repo["active"]:
+            style = "red" if a["state"] in heartbeat.ALERT_STATES else ("yellow" if a["state"] == "quiet" else "")
+            lines.append((f"  {str(a['role'] or '?'):<8} {str(a['family'] or '?'):<6} {str(a['stage']):<22} "
+                          f"{age(a['elapsed_seconds']):>6} {compact(a['tokens']):>6} tok  {a['state']}", style))
+            if a["activity"]:
+                lines.append((f"    > {a['activity']}", "dim"))
+        lines.append(("RECENT", "bold"))
+        if not repo["recent"]:
+            lines.append(("  (none)", "dim"))
+        for r in repo["recent"]:
+            outcome = str(r["outcome"])
+            if r.get("exit_code") not in (None, 0) and outcome == "failed":
+                outcome = f"failed:{r['exit_code']}"
+            stage_note = f" [{r['stage_status']}]" if r.get("stage_status") and r["stage_status"] != r["outcome"] else ""
+            failed = r["outcome"] in _FAILED or r.get("stage_status") in _FAILED
+            lines.append((f"  {age(r['exited_ago_seconds']) + ' ago':<9} {str(r['role'] or '?'):<8} "
+                          f"{str(r['family'] or '?'):<6} {str(r['stage']):<22} {outcome}{stage_note}",
+                          "red" if failed else ""))
+        lines.append(("SCHEDULED", "bold"))
+        if not repo["scheduled"]:
+            lines.append(("  (nothing pending)" if repo["state_readable"] else "  (no readable state.yaml)", "dim"))
+        for s in repo["scheduled"]:
+            lines.append((f"  {s['status']:<12} {s['id']}", ""))
+    return lines
+
+
+# --------------------------------------------------------------------------- the status view
+
+
+def completed(hp: HomePaths, repos: List[RepoPaths], limit: int) -> List[Dict[str, Any]]:
+    """Stages that completed, newest first, across ``repos``."""
+    rows = []
+    for paths in repos:
+        for stage in (read_state(paths) or {}).get("stages") or []:
+            if isinstance(stage, dict) and stage.get("status") == "completed":
+                rows.append({"repo": paths.root.name, "stage": stage.get("id"), "commit": stage.get("commit"),
+                             "completed_at": stage.get("completed_at")})
+    rows.sort(key=lambda r: str(r.get("completed_at") or ""), reverse=True)
+    return rows[:limit]
+
+
+def scope_rows(hp: HomePaths, rows: List[Dict[str, Any]], repo: str) -> List[Dict[str, Any]]:
+    """The status rows of ``repo`` only (an unsubscribed repo has none)."""
+    wanted = os.path.realpath(repo)
+    return [r for r in rows if r.get("repo_path") and os.path.realpath(r["repo_path"]) == wanted]
+
+
+def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: float) -> Dict[str, Any]:
+    from ..commands import status as status_cmd
+
+    rows = status_cmd.collect(hp)
+    if repo:
+        rows = scope_rows(hp, rows, repo)
+        repos = target_repos(hp, repo)
+    else:
+        repos = [RepoPaths(Path(r["repo_path"])) for r in rows if r.get("repo_path") and r.get("enabled")]
+    text, level = controller_line(hp, settings, now)
+    return {"checked_at": now_iso(now), "controller": {"line": text, "level": level or "ok",
+                                                       "last_tick_at": _iso(last_tick(hp))},
+            "repos": rows, "completed": completed(hp, repos, int(settings.completed_limit)),
+            "completed_limit": int(settings.completed_limit)}
+
+
+def status_lines(view: Dict[str, Any], width: int) -> List[Line]:
+    from ..commands import status as status_cmd
+
+    now = parse_iso(view["checked_at"]) or 0.0
+    rows = view["repos"]
+    level = view["controller"]["level"]
+    lines: List[Line] = [(f"autometta status  {view['checked_at'][11:]}", "bold"),
+                         (view["controller"]["line"], "" if level == "ok" else level), ("", "")]
+    if rows:
+        table = status_cmd.render_table(rows).splitlines()
+        lines.append((table[0], "bold"))
+        lines.append((table[1], "dim"))
+        for row, text in zip(rows, table[2:]):
+            bad = row.get("halted") or row.get("errors") or row.get("status") in BLOCKED
+            lines.append((text, "red" if bad else ""))
+        for row in rows:
+            for err in row.get("errors") or []:
+                lines.append((f"  {err}", "red"))
+    else:
+        lines.append(("no subscribed repos match; run 'autometta subscribe REPO'", ""))
+    limit = view["completed_limit"]
+    done = view["completed"]
+    lines.append(("", ""))
+    lines.append((f"COMPLETED (last {limit})", "bold"))
+    if not done:
+        lines.append(("  (none)", "dim"))
+    for row in done:
+        ago = parse_iso(str(row.get("completed_at") or ""))
+        commit = str(row.get("commit") or "-")[:10]
+        lines.append((f"  {row['repo'][:16]:<16} {str(row['stage'])[:30]:<30} {commit:<10} "
+                      f"{age(None if ago is None else now - ago)} ago", "green"))
+    return lines
+
+
+
+def status_watch(hp: HomePaths, repo: Optional[str], *, once: bool = False, as_json: bool = False) -> int:
+    """``autometta status --watch``: the status table and recent completions, redrawn."""
+    import time
+
+    from ..errors import UsageError
+    from . import screen
+    from . import settings as observe_settings
+
+    conf = observe_settings.from_home(hp)
+    homes.require_home(hp)
+    if as_json:
+        if not once:
+            raise UsageError("--watch redraws a table; for JSON use --json alone, or --watch --once --json")
+        print(json.dumps(status_view(hp, repo, conf, time.time()), indent=2))
+        return 0
+
+    def render(width: int) -> List[Line]:
+        return status_lines(status_view(hp, repo, conf, time.time()), width)
+
+    return screen.run(render, conf.status_ticker_interval_seconds, once=once)
