@@ -35,7 +35,6 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UserError
 from .files import read_text
-from .identity import family_of
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -608,52 +607,16 @@ def _placeholders(text: str) -> List[str]:
 def problems_for_queue(card: Card) -> List[str]:
     """Why ``add-stage`` should refuse this card; empty when it may be queued.
 
-    Checks: a Worker and a Verifier line; a known family for each; worker and
-    verifier of different families unless a real ``Pairing rationale`` is
-    given; no unfilled ``<<placeholder>>`` outside comments and code. One
-    line per problem, starting ``file:line:`` (or ``file:``).
+    The identity, pairing and placeholder errors of the one card checker,
+    :mod:`autometta.cardlint` (``autometta lint-card`` shows every rule): a
+    Worker and a Verifier line; a known family for each; worker and verifier
+    of different families unless a real ``Pairing rationale`` is given; no
+    unfilled ``<<placeholder>>`` outside comments and code. One line per
+    problem, starting ``file:line:`` (or ``file:``).
     """
-    problems: List[str] = []
-    families: Dict[str, Optional[str]] = {}
-    for role in ROLES:
-        identity = card.worker if role == "worker" else card.verifier
-        label = role.capitalize()
-        if not identity:
-            where = card.where(role) if role in card.meta_lines else f"{card.path}"
-            problems.append(
-                f"{where}: no {label} identity; add '- **{label}:** <identity>' under ## Metadata, "
-                f"e.g. '- **{label}:** Codex GPT-5.3 <codex-gpt-5-3@local>'"
-            )
-            continue
-        if _placeholders(identity):
-            continue  # reported with the other placeholders below
-        family = family_of(identity)
-        families[role] = family
-        if family is None:
-            problems.append(
-                f"{card.where(role)}: {role} {_shorten(identity)!r} names no known agent family; "
-                "the identity must mention Codex/GPT, Claude, or start with Script"
-            )
-    worker_family = families.get("worker")
-    if worker_family is not None and worker_family == families.get("verifier"):
-        reason = (card.pairing_reason or "").strip()
-        if not reason or _PLACEHOLDER_RE.search(reason):
-            problems.append(
-                f"{card.where('verifier')}: worker and verifier are both {worker_family}; "
-                "pick a verifier from another family or add "
-                "'- **Pairing rationale:** <why>' under ## Metadata"
-            )
-    visible, _ = _scan(card.lines)
-    for index, line in enumerate(visible):
-        if line is None:
-            continue
-        found = _unique(_placeholders(line))
-        if found:
-            problems.append(
-                f"{card.path}:{index + 1}: unfilled placeholder {', '.join(found)}; "
-                "replace it before queueing the card"
-            )
-    return problems
+    from .cardlint import queue_problems
+
+    return queue_problems(card)
 
 
 # --------------------------------------------------------------------------

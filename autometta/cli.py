@@ -22,13 +22,46 @@ COMMANDS = [
     ("init", "init", "init-host, then subscribe a repo"),
     ("subscribe", "subscribe", "register a repo with the controller"),
     ("unsubscribe", "unsubscribe", "remove a repo from the controller"),
+    ("new_card", "new-card", "write a stage card from the template, cross-family pair filled in"),
+    ("lint_card", "lint-card", "check stage cards against the orchestrator checklist"),
     ("add_stage", "add-stage", "queue a stage card in a repo's state.yaml"),
+    ("dispatch", "dispatch", "start a card's worker now, by hand, without the queue"),
+    ("verify", "verify", "run a card's acceptance command and cross-family verifier by hand"),
+    ("accept", "accept", "commit a card's work on a PASS verdict, as the tick would"),
     ("list_cards", "list-cards", "list a repo's stage cards and their status"),
     ("status", "status", "one row per subscribed repo"),
+    ("heartbeat", "heartbeat", "check every registered agent: running, quiet, stuck, over-budget, exited"),
+    ("watch", "watch", "wait for one registered agent to exit (0) or get stuck (2)"),
+    ("ticker", "ticker", "live view of running agents, alerts, recent exits and the queue"),
+    ("log", "log", "print (or --follow) the controller's tick log"),
+    ("attach", "attach", "open the tmux viewer for a repo (status, log, agents)"),
+    ("dashboard", "dashboard", "write the HTML dashboard (queues, agents, spend) and print its path"),
+    ("report", "report", "the morning summary: landed, stopped, needs you, spend"),
+    ("register_agent", "register-agent", "register a manually started agent for heartbeat and watch"),
     ("check_deps", "check-deps", "check the tools autometta uses"),
     ("tick", "tick", "move each subscribed repo one step (run it from cron or launchd)"),
     ("requeue", "requeue", "put a stopped stage back in the queue"),
+    ("panel", "panel", "run a stage's verifier panel again, read-only, and print its synthesis"),
+    ("retro_grade", "retro-grade", "re-judge completed stages with today's rubric in one API batch (a report)"),
+    ("install_cron", "install-cron", "run the tick from your crontab every few minutes"),
+    ("uninstall_cron", "uninstall-cron", "remove autometta's block from your crontab"),
+    ("install_systemd", "install-systemd", "Linux: run the tick from a systemd user timer"),
+    ("uninstall_systemd", "uninstall-systemd", "Linux: remove the systemd user timer"),
+    ("install_launchagent", "install-launchagent", "macOS: run a repo's tick from a LaunchAgent"),
+    ("uninstall_launchagent", "uninstall-launchagent", "macOS: remove a repo's LaunchAgent"),
+    ("install_homebrew_local", "install-homebrew-local", "install the built pyz with Homebrew from a local tap"),
+    ("vendor", "vendor", "copy the built pyz into a repo's tools/ with a pinned-version note"),
+    ("auth", "auth", "billing routes per agent family: status, or check one without spending a token"),
+    ("scan_secrets", "scan-secrets", "scan pending, staged or pushed changes for secrets"),
+    ("install_guards", "install-guards", "install the secret scan as the repo's pre-commit and pre-push hooks"),
     ("demo", "demo", "run the whole loop on a scratch repo (no credentials needed)"),
+    ("install_skill", "install-skill", "install the Claude Code skill and print the AGENTS.md section"),
+]
+
+#: Commands autometta launches as its own agents (autometta.verify); not in --help or the README.
+HIDDEN_COMMANDS = [
+    ("verify_api", "_verify-api", "internal: an API verifier (Anthropic or OpenAI)"),
+    ("panel_run", "_panel-run", "internal: a verifier panel, from its plan file"),
 ]
 
 
@@ -58,19 +91,20 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and build commit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module_name, name, summary in COMMANDS:
+    for module_name, name, summary in COMMANDS + HIDDEN_COMMANDS:
+        listed = {"help": summary} if not name.startswith("_") else {}
         if only is not None and name != only:
-            sub.add_parser(name, help=summary, add_help=False)
+            sub.add_parser(name, add_help=False, **listed)
             continue
         module = importlib.import_module(f"autometta.commands.{module_name}")
-        cmd = sub.add_parser(name, help=summary, description=getattr(module, "__doc__", None) or summary)
+        cmd = sub.add_parser(name, description=getattr(module, "__doc__", None) or summary, **listed)
         module.register(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
 
 
 def _command_name(args: List[str]) -> Optional[str]:
-    names = {name for _, name, _ in COMMANDS}
+    names = {name for _, name, _ in COMMANDS + HIDDEN_COMMANDS}
     for arg in args:
         if arg in names:
             return arg
@@ -98,7 +132,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except UserError as exc:
         if debug:
             traceback.print_exc()
-        print(f"autometta {args.command}: {exc.message}", file=sys.stderr)
+        from .secrets import redact
+
+        print(f"autometta {args.command}: {redact(exc.message)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

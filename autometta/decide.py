@@ -17,6 +17,7 @@ from . import budget as budgets
 from .card import STAGE_ID_RE
 from .envelope import Artefact, Envelope
 from .families.usage import Usage
+from .verify import panel_problem
 
 #: The bash version's verifier attempt cap (§6.5h).
 VERIFIER_ATTEMPT_CAP = 3
@@ -178,6 +179,10 @@ def _reaped(stage: Dict[str, Any]) -> bool:
 
 
 def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effect]) -> Decision:
+    panel = panel_problem(art.doc)  # a verifier panel's own count overrides its overall
+    if panel is not None:
+        return Decision(f"stage {cur} verifier panel: {panel[1]}; tree left for operator review", effects,
+                        finish=panel)
     if art.overall == "PASS":
         recorded = c.stage.get("worker_tree") if c.stage else None
         if recorded:
@@ -207,6 +212,12 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     if art.kind == "verdict":
         if c.verifier.pid:
             if c.verifier.alive:
+                elapsed = c.verifier.elapsed
+                if elapsed is None or elapsed <= _threshold(c.verifier_budget):
+                    # Let it finish: its last usage line is still to come, and the
+                    # tree is compared once it can no longer change it.
+                    return Decision(f"verifier {st.get('verifier_pid')} for {cur} wrote its verdict; "
+                                    "waiting for it to exit", effects, transition=False)
                 effects.append((KILL, "verifier"))
             effects.append((ACCOUNT, "verifier"))
         return _verdict(f, cur, c, art, effects)

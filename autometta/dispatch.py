@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from . import auth, families, files, prompts
+from . import auth, families, files, prompts, verify
 from .card import Card, budget_seconds
 from .errors import UserError
 from .families.models import resolve_model
@@ -44,10 +44,11 @@ def identity_for(stage: Mapping[str, Any], role: str) -> str:
     return str(stage.get("verifier" if role == "verifier" else "worker") or "")
 
 
-def agent_env(ctx: RepoContext, family: Optional[families.Family], role: str) -> Dict[str, str]:
-    names = family.env_names(role) if family is not None else ()
-    secrets = family.secret_names if family is not None else ()
-    return auth.clean_env(ctx.environ, names, auth.manifest_pass(ctx.manifest), secrets)
+def agent_env(ctx: RepoContext, family: Optional[families.Family], role: str,
+              resolve: bool = True) -> Dict[str, str]:
+    """The allowlisted environment plus the family's billing route (auth.RouteError if unusable)."""
+    return auth.agent_env(ctx.environ, ctx.manifest, family, role, resolve=resolve,
+                          manifest_path=ctx.paths.manifest)
 
 
 def preflight(ctx: RepoContext, identity: str, role: str = "worker") -> Optional[str]:
@@ -56,7 +57,10 @@ def preflight(ctx: RepoContext, identity: str, role: str = "worker") -> Optional
         family = families.for_identity(identity)
     except UserError as exc:
         return f"unknown_family: {exc.message}"
-    env = agent_env(ctx, family, role)
+    try:
+        env = agent_env(ctx, family, role, resolve=False)  # checks the route; fetches no secret
+    except auth.RouteError as exc:
+        return f"{exc.marker}: {exc.message}"
     return family.preflight(env, os.geteuid(), Path(env.get("HOME") or os.path.expanduser("~")))
 
 
@@ -102,13 +106,21 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
         identity = identity_for(stage, role)
         family = families.for_identity(identity)
         family_name = family.name
-        template = "verifier-prompt" if role == "verifier" else "worker-prompt"
-        prompt = prompts.build(ctx.repo, template, prompt_values(ctx, stage, card, role, family))
-        prompt_file = paths.logs / f"{stage_id}-{role}.prompt.md"
-        files.atomic_write(prompt_file, prompt, mode=0o600)  # what the agent was told, for review
         model = resolve_model(identity, family.name, ctx.config.get("models") or {})
-        argv = family.command(role, prompt, model=model, repo=ctx.repo, card=card)
-        env = agent_env(ctx, family, role)
+        # A verifier panel or an API transport is autometta itself, writing the artefact (autometta.verify).
+        own = verify.own_verifier(ctx, stage, card, family, model) if role == "verifier" else None
+        if own is not None and own.argv:
+            argv, env, family_name = own.argv, own.env, own.family
+        else:
+            template = "verifier-prompt" if role == "verifier" else "worker-prompt"
+            values = prompt_values(ctx, stage, card, role, family)
+            if own is not None:
+                values["verifier-invocation"] = own.invocation  # the route and its provenance
+            prompt = prompts.build(ctx.repo, template, values)
+            prompt_file = paths.logs / f"{stage_id}-{role}.prompt.md"
+            files.atomic_write(prompt_file, prompt, mode=0o600)  # what the agent was told, for review
+            argv = family.command(role, prompt, model=model, repo=ctx.repo, card=card)
+            env = agent_env(ctx, family, role)
         seconds, _ = budget_seconds(card, role)
     env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role,
                AUTOMETTA_HANDOFF=str(paths.handoff(stage_id)),

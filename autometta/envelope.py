@@ -8,13 +8,16 @@ artefact (not yet parseable JSON) is reported as such, and is not a verdict.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import files, schema
 from .errors import UserError
+from .paths import RepoPaths
 
 
 @dataclass(frozen=True)
@@ -97,3 +100,25 @@ def artefact_from_message(text: Optional[str]) -> Optional[Dict[str, Any]]:
     except (ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) and "overall" in doc else None
+
+
+def archive(paths: RepoPaths, stage_id: str, now: Optional[float] = None, *,
+            verdicts_only: bool = False) -> List[Path]:
+    """Move a stage's earlier envelope and verdicts to ``state/archive/<id>/<time>/``.
+
+    A re-run must never read them as its own (the bash version re-applied a
+    stale verdict, §15.7). Handoff and verdict are both ``<id>.json``, so each
+    keeps its folder name (``handoffs/``, ``verifiers/``) under the archive.
+    """
+    olds = [paths.verifier_artefact(stage_id), paths.verifiers / f"{stage_id}.json.invalid.json"]
+    if not verdicts_only:
+        olds += [paths.handoff(stage_id), paths.handoffs / f"{stage_id}.invalid.json"]
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    moved = []
+    for old in olds:
+        if old.exists():
+            dest = paths.archive / stage_id / stamp / old.parent.name / old.name
+            files.ensure_dir(dest.parent)
+            os.replace(old, dest)
+            moved.append(dest)
+    return moved

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from . import card as cards
-from . import families, gitops, procs
+from . import families, gitops, procs, stagecommit
 from .decide import DEFAULT_BUDGET_SECONDS, Facts, InFlight, Pending, Proc
 from .dispatch import RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
@@ -87,8 +87,7 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
     for role in ("worker", "verifier", "acceptance"):
         setattr(c, role, observe_proc(ctx, stage, stage_id, role, now))
     c.artefact = read_artefact(ctx.paths.verifier_artefact(stage_id), stage_id)
-    if c.artefact.doc and isinstance(c.artefact.doc.get("headline"), str) and c.artefact.doc["headline"].strip():
-        c.headline = c.artefact.doc["headline"]
+    c.headline = stagecommit.headline(c.headline, c.artefact.doc)
     if stage.get("worker_pid") and not c.worker.alive:
         c.envelope = read_envelope(ctx.paths.handoff(stage_id), stage_id)
         if c.envelope.kind == "missing":
@@ -99,8 +98,7 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
             doc = artefact_from_message(family.final_message(read_log(ctx.paths.log(stage_id, "verifier"))))
             if doc is not None:
                 c.message_artefact = judge_artefact_doc(doc, stage_id, "the verifier's final message")
-                if isinstance(doc.get("headline"), str) and doc["headline"].strip():
-                    c.headline = doc["headline"]
+                c.headline = stagecommit.headline(c.headline, doc)
     c.tree_now = lambda: gitops.worktree_fingerprint(ctx.repo)
     return c
 

@@ -24,6 +24,7 @@ What the user owns is left alone (design property 5, spec §15 items 5, 6, 11):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shlex
@@ -33,7 +34,7 @@ import stat
 import subprocess
 import tempfile
 import unicodedata
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union, Iterator
 
 from .errors import UserError
 from .paths import STATE_DIRNAME
@@ -207,6 +208,34 @@ def is_work_tree_top(path: PathLike) -> bool:
         return False
 
 
+def work_tree_top(path: PathLike) -> Optional[str]:
+    """The top-level folder of the git working tree holding ``path`` (a file or folder), or None.
+
+    None outside any repo, inside a ``.git`` folder or a bare repo, and for a
+    folder that does not exist. Raises only when git itself is missing.
+    """
+    where = os.fspath(path)
+    if not os.path.isdir(where):
+        where = os.path.dirname(os.path.abspath(where))
+    if not os.path.isdir(where):
+        return None
+    try:
+        code, out, _ = _run(where, ["rev-parse", "--show-toplevel"], ok=(0, 128))
+    except UserError:
+        if not shutil.which("git"):
+            raise
+        return None
+    top = _text(out)
+    return top if code == 0 and top else None
+
+
+def author_ident(repo: PathLike) -> Optional[str]:
+    """``Name <email>`` git would use as the author in ``repo``, or None when it has none."""
+    code, out, _ = _run(repo, ["var", "GIT_AUTHOR_IDENT"], ok=(0, 1, 128))
+    match = re.match(r"^(.*?<[^<>]*>)", _text(out)) if code == 0 else None
+    return match.group(1).strip() if match else None
+
+
 # ------------------------------------------------------------ the work tree
 
 def _split_z(out: bytes) -> List[bytes]:
@@ -269,14 +298,14 @@ def _temp_index_dir(git_dir: str) -> str:
         return tempfile.mkdtemp(prefix="autometta-index-")
 
 
-def worktree_fingerprint(repo: PathLike) -> str:
-    """The tree id of the working tree outside ``state/`` as it is now.
+@contextlib.contextmanager
+def work_tree_index(repo: PathLike) -> Iterator[Dict[str, str]]:
+    """A throwaway index holding the working tree outside ``state/`` as it is now.
 
-    Tracked and untracked non-ignored files, content and mode, as ``git add
-    -A`` would stage them, written to a temporary index seeded from HEAD (so
-    a tracked file that matches .gitignore still counts). The user's index is
-    never read or written. Two calls return the same id exactly when nothing
-    outside ``state/`` changed in between.
+    Seeded from HEAD (so a tracked file that matches .gitignore still counts),
+    then ``git add -A`` outside ``state/``: exactly what a stage commit would
+    stage. Yields the environment that points git at it; the user's index is
+    never read or written.
     """
     git_dir, head = _git_dir_and_head(repo)
     folder = _temp_index_dir(git_dir)
@@ -285,9 +314,26 @@ def worktree_fingerprint(repo: PathLike) -> str:
         if head:
             _run(repo, ["read-tree", head], env=env)
         _run(repo, ["add", "-A", "--", *_OUTSIDE_STATE], env=env)
-        return _text(_run(repo, ["write-tree"], env=env)[1])
+        yield env
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def work_tree_diff(repo: PathLike, *args: str) -> str:
+    """``git diff --cached <args>`` of the working tree outside ``state/`` against HEAD."""
+    with work_tree_index(repo) as env:
+        return _run(repo, ["-c", "core.quotepath=off", "diff", "--cached", *args], env=env)[1].decode(
+            "utf-8", "surrogateescape")
+
+
+def worktree_fingerprint(repo: PathLike) -> str:
+    """The tree id of the working tree outside ``state/`` as it is now.
+
+    Two calls return the same id exactly when nothing outside ``state/``
+    changed in between (content and mode of tracked and untracked files).
+    """
+    with work_tree_index(repo) as env:
+        return _text(_run(repo, ["write-tree"], env=env)[1])
 
 
 # ------------------------------------------------------------ commit a stage

@@ -25,6 +25,19 @@ def controller_home(env: Optional[Mapping[str, str]] = None) -> Path:
     return Path(environ.get("HOME") or os.path.expanduser("~")) / ".phat-controller"
 
 
+def build_ledger(env: Optional[Mapping[str, str]] = None) -> Path:
+    """Where ``build_pyz.py`` notes which checkout each pyz (by sha256) was built from.
+
+    Kept outside the pyz, so two builds of one commit are byte-identical
+    wherever they are made, while ``check-deps`` can still find the checkout
+    a copied pyz came from and say when it is stale.
+    """
+    environ = os.environ if env is None else env
+    base = environ.get("XDG_STATE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"),
+                                                         ".local", "state")
+    return Path(base) / "autometta" / "builds.json"
+
+
 @dataclass(frozen=True)
 class HomePaths:
     root: Path
@@ -56,6 +69,23 @@ class HomePaths:
     @property
     def dashboard(self) -> Path:
         return self.root / "dashboard"
+
+    @property
+    def dashboard_page(self) -> Path:
+        return self.dashboard / "index.html"
+
+    @property
+    def dashboard_data(self) -> Path:
+        return self.dashboard / "data.json"
+
+    @property
+    def events(self) -> Path:
+        """Every event raised for a human, one JSON line each: the notification ledger and journal."""
+        return self.root / "events.jsonl"
+
+    @property
+    def events_lock(self) -> Path:
+        return self.root / ".events.lock"
 
     def tick_log(self, now: Optional[float] = None) -> Path:
         """``log/tick-YYYY-MM-DD.log``; the file date is local time, as in bash."""
@@ -126,6 +156,10 @@ class RepoPaths:
     def exit_record(self, stage_id: str, role: str) -> Path:
         """The runner's record of how an agent ended (``launch.read_exit``)."""
         return self.logs / f"{stage_id}-{role}.exit.json"
+
+    def oneshot_record(self, stage_id: str) -> Path:
+        """What ``autometta verify`` noted for ``autometta accept``: the tree the verifier judged."""
+        return self.logs / f"{stage_id}-oneshot.json"
 
     @property
     def archive(self) -> Path:

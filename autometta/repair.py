@@ -14,7 +14,7 @@ import shutil
 from typing import Any, Dict, List, Optional
 
 from . import budget as budgets
-from . import files, procs, state
+from . import envelope, files, procs, state
 from .dispatch import RepoContext
 from .paths import RepoPaths
 
@@ -99,10 +99,7 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
                     changes.append(f"stage {stage['id']} is pending but {stale} exists from an earlier run; "
                                    f"move it to {paths.archive}")
                     if not dry_run:
-                        from .tick import archive_stage_files
-                        import time
-
-                        archive_stage_files(paths, stage["id"], time.time())
+                        envelope.archive(paths, stage["id"])
                     break
     kills = [k for k in doc.get("pending_kills") or [] if procs.is_alive(int(k.get("pid", 0) or 0), k.get("started"))]
     if len(kills) != len(doc.get("pending_kills") or []):

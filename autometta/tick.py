@@ -15,18 +15,17 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import files, gitops, home, manifest, procs, state
+from . import auth, envelope, files, gitops, home, manifest, procs, secrets, stagecommit, state
 from .dispatch import RepoContext, identity_for, start
 from .errors import UserError
 from .identity import git_author
 from .launch import read_exit
-from .observe import events
+from .observe import dashboard, events, heartbeat
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso
 
@@ -42,7 +41,7 @@ class TickLog:
         self.echo = echo
 
     def __call__(self, message: str) -> None:
-        line = f"{now_iso()} {message}"
+        line = f"{now_iso()} {secrets.redact(message)}"  # never a resolved secret
         try:
             self.home.log_dir.mkdir(parents=True, exist_ok=True)
             with open(self.home.tick_log(), "a", encoding="utf-8") as handle:
@@ -144,7 +143,7 @@ def _kill(txn: _Txn, role: str) -> None:
 def _claim(txn: _Txn, stage_id: str) -> None:
     stage = state.find_stage(txn.state, stage_id)
     assert stage is not None
-    archive_stage_files(txn.ctx.paths, stage_id, txn.now)
+    envelope.archive(txn.ctx.paths, stage_id, txn.now)
     for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
                 "stall_marker", "completed_at", "commit", "worker_tree", "verifier_tree", "worker_exit",
                 "acceptance", "acceptance_pid", "acceptance_started"):
@@ -152,22 +151,6 @@ def _claim(txn: _Txn, stage_id: str) -> None:
             stage[key] = None
     stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
     txn.state["current_stage"] = stage_id
-
-
-def archive_stage_files(paths: RepoPaths, stage_id: str, now: float) -> List[Path]:
-    """Move a stage's old envelope and verdicts aside so a re-run never reads them (§15.7)."""
-    olds = [paths.handoff(stage_id), paths.verifier_artefact(stage_id),
-            paths.handoffs / f"{stage_id}.invalid.json",
-            paths.verifiers / f"{stage_id}.json.invalid.json"]
-    moved = []
-    target = paths.archive / stage_id / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
-    for old in olds:
-        if old.exists():
-            files.ensure_dir(target)
-            dest = target / old.name
-            os.replace(old, dest)
-            moved.append(dest)
-    return moved
 
 
 def _launch(txn: _Txn, role: str, decision: d.Decision) -> None:
@@ -182,16 +165,15 @@ def _launch(txn: _Txn, role: str, decision: d.Decision) -> None:
     if role == "verifier":
         stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
         stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
-    txn.log_extra.append(f"{role} pid {launched.pid} started for {stage['id']}")
+    route = auth.route_summary(txn.ctx.environ, txn.ctx.manifest, identity_for(stage, role), role,
+                               txn.ctx.paths.manifest)
+    txn.log_extra.append(f"{role} pid {launched.pid} started for {stage['id']}" + (f" ({route})" if route else ""))
 
 
 def _commit(txn: _Txn, headline: str) -> Optional[str]:
     stage = txn.cur
     assert stage is not None
-    subject = gitops.sanitize_subject(f"{stage['id']}: {headline}")
-    coauthor = identity_for(stage, "verifier") or None
-    sha = gitops.commit_stage(txn.ctx.repo, author=git_author(identity_for(stage, "worker")),
-                              subject=subject, coauthor=git_author(coauthor) if coauthor else None)
+    sha = stagecommit.commit_accepted(txn.ctx, stage, headline)  # secret scan, author, subject, trailer
     stage["commit"] = sha
     if sha:
         txn.log_extra.append(f"stage {stage['id']} PASS: committed worker output as {sha[:12]} "
@@ -232,15 +214,17 @@ def apply(txn: _Txn, decision: d.Decision) -> str:
             try:
                 _launch(txn, arg, decision)
             except UserError as exc:
-                marker = decision.on_launch_failure or f"{arg}_spawn_failed"
-                txn.log_extra.append(f"could not start the {arg} for {stage['id'] if stage else '?'}: {exc.message}")
-                finish = ("stalled", f"{marker}: {exc.message}"[:300])
+                marker = getattr(exc, "marker", None) or decision.on_launch_failure or f"{arg}_spawn_failed"
+                txn.log_extra.append(f"could not start the {arg} for {stage['id'] if stage else '?'}: "
+                                     f"{marker}: {exc.message}")
+                finish = ("stalled", secrets.redact(f"{marker}: {exc.message}")[:300])
         elif name == d.COMMIT:
             try:
                 _commit(txn, arg)
             except UserError as exc:
-                txn.log_extra.append(f"commit failed for {stage['id'] if stage else '?'}: {exc.message}")
-                finish = ("verifier_failed", f"commit_failed: {exc.message}"[:300])
+                marker = getattr(exc, "marker", None) or "commit_failed"
+                txn.log_extra.append(f"commit failed for {stage['id'] if stage else '?'}: {marker}: {exc.message}")
+                finish = ("verifier_failed", secrets.redact(f"{marker}: {exc.message}")[:300])
         else:  # pragma: no cover - decide() and apply() are tested together
             raise AssertionError(f"unknown effect {name}")
     if finish:
@@ -311,7 +295,7 @@ def _bash_lock_held(paths: RepoPaths) -> bool:
 def _events_for(txn: "_Txn", decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
     """The human-facing events one applied decision raises."""
     out = []
-    if kind in ("completed", "failed", "stalled", "verifier_failed") and stage_id:
+    if kind in ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum") and stage_id:
         stage = state.find_stage(txn.state, stage_id) or {}
         out.append((f"stage_{kind}", {"stage_id": stage_id, "status": kind,
                                       "marker": stage.get("stall_marker"), "commit": stage.get("commit")}))
@@ -338,6 +322,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
         return Outcome(repo, "state-corrupt", "halt")
     txn = _Txn(ctx=ctx, state=doc, budget=b, now=now)
     settled = _settle_kills(txn)
+    heartbeat.for_tick(ctx.home, paths, now, log)  # classify agents, retire exited ones, raise agent_stuck
     txn.facts = observe.gather(ctx, b, doc, now)
     decision = d.decide(txn.facts)
     before_budget = dict(b)
@@ -406,4 +391,5 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
         except Exception as exc:  # one repo's bug must not stop the others
             log(f"error in {sub.repo_path}: {type(exc).__name__}: {exc}")
             outcomes.append(Outcome(str(sub.repo_path), str(exc), "error", error=True))
+    dashboard.refresh(hp, log)  # rewritten only if some repo's state or budget changed
     return outcomes

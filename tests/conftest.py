@@ -49,6 +49,7 @@ Make the thing.
 def _isolated_env(tmp_path, monkeypatch):
     """No test reads or writes the real ~/.phat-controller or git config."""
     monkeypatch.setenv("PHAT_CONTROLLER_HOME", str(tmp_path / "controller-home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the pyz build ledger
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
     for key, value in (("GIT_AUTHOR_NAME", "Test Human"), ("GIT_AUTHOR_EMAIL", "human@example.com"),

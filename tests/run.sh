@@ -2,7 +2,7 @@
 # Run every test on a fresh machine.
 #
 # Creates a virtual environment per interpreter (.venv-3.X), installs pytest
-# into it, installs what the end-to-end tests drive (tmux from the system's
+# into it, installs what the end-to-end tests drive (tmux, cron and ruby from the system's
 # packages when missing and we may; the real claude and codex CLIs from npm
 # into a cache outside the repo, see tests/support/agent_clis.py), then runs
 # pytest. Arguments are passed to pytest.  PYTHON picks the interpreter.
@@ -24,6 +24,16 @@ if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get
   (apt-get install -y -qq tmux >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1; }) \
     || echo "tests/run.sh: could not install tmux; tmux tests will skip" >&2
 fi
+
+# The schedule tests drive Debian's real crontab (cron) and check the Homebrew
+# formula with ruby; the dashboard test renders the page in headless chromium.
+# Without them those tests use a fake crontab or skip.
+for pkg in cron:crontab ruby:ruby chromium:chromium; do
+  if ! command -v "${pkg#*:}" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get install -y -qq "${pkg%%:*}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${pkg%%:*}" >/dev/null 2>&1; }) \
+      || echo "tests/run.sh: could not install ${pkg%%:*}; its tests will use a fake or skip" >&2
+  fi
+done
 
 if [ -f tests/support/agent_clis.py ] && command -v npm >/dev/null 2>&1; then
   "$venv/bin/python" -m tests.support.agent_clis --install \

@@ -22,6 +22,12 @@ for py in "$@"; do
 - **Worker:** Claude Sonnet 4.6 <claude-sonnet-4-6@local>
 - **Verifier:** Codex GPT-5.5 <codex-gpt-5-5@local>
 
+## Deliverables
+- `smoke.txt`
+
+## Acceptance criteria
+1. `smoke.txt` exists.
+
 ## Budget
 - Worker wall-clock: 10 minutes
 - Verifier wall-clock: 5 minutes

@@ -366,3 +366,39 @@ def test_every_status_and_kind_is_reachable():
     seen = {"completed", "failed", "stalled", "verifier_failed"}
     from autometta.state import TERMINAL
     assert seen <= set(TERMINAL)
+
+
+# ------------------------------------------------------------------ verifier panel (autometta.verify)
+
+def _panel_doc(overall, votes):
+    return {"overall": overall, "quorum": {"required": 2, "achieved": sum(v is not None for v in votes)},
+            "panellists": [{"id": i, "identity": "p", "artefact_path": None, "overall": v} for i, v in enumerate(votes)]}
+
+
+@pytest.mark.parametrize("overall,votes,alive,expected_effects,finish", [
+    ("PASS", ["PASS", "PASS", None], False, ["account:verifier", "commit"], ("completed", None)),
+    ("FAIL", ["FAIL", "PASS", "FAIL"], False, ["account:verifier"], ("verifier_failed", "verifier_fail")),
+    ("FAIL", ["PASS", None, None], False, ["account:verifier"],
+     ("verifier_panel_no_quorum", "verifier_panel_no_quorum: no quorum: 1 of 2 votes needed (1 PASS, 0 FAIL, 2 no-vote)")),
+    ("FAIL", ["PASS", "FAIL", None], False, ["account:verifier"],
+     ("verifier_panel_no_quorum", "verifier_panel_no_quorum: no majority: tied vote (1 PASS, 1 FAIL, 1 no-vote)")),
+    ("PASS", ["FAIL", "FAIL", "PASS"], False, ["account:verifier"],
+     ("verifier_failed", "verifier_panel_inconsistent: overall 'PASS' but the panellists' majority FAIL "
+                         "(1 PASS, 2 FAIL, 0 no-vote)")),
+])
+def test_panel_synthesis_is_recounted(overall, votes, alive, expected_effects, finish):
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    art = Artefact("verdict", overall, doc=_panel_doc(overall, votes))
+    proc = running(pid=9) if alive else exited(0, pid=9)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=proc, artefact=art, tree_now=lambda: "t1")))
+    assert dec.finish == finish
+    assert effects(dec) == expected_effects
+    from autometta.state import TERMINAL
+    assert finish[0] in TERMINAL
+
+
+def test_a_verdict_from_a_live_verifier_waits_for_it_to_exit():
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=running(elapsed=5, pid=9),
+                                           artefact=Artefact("verdict", "PASS"), tree_now=lambda: "t1")))
+    assert not dec.transition and dec.finish is None and "waiting for it to exit" in dec.message

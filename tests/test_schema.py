@@ -531,7 +531,7 @@ INVALID_DOCS = [
     ("manifest", _with(BASH_MANIFEST, ["auth", "codex", "mode"], "key"),
      "$.auth.codex.mode: 'key' is not one of subscription, api"),
     ("manifest", _with(BASH_MANIFEST, ["verifier", "claude", "transport"], "http"),
-     "$.verifier.claude.transport: 'http' is not one of cli, sdk"),
+     "$.verifier.claude.transport: 'http' is not one of cli, api, sdk"),
     ("manifest", _with(BASH_MANIFEST, ["stage_card_globs"], "docs/*.md"),
      "$.stage_card_globs: expected array or null, got string 'docs/*.md'"),
     ("manifest", _with(BASH_MANIFEST, ["stage_card_globs", 1], 7), "$.stage_card_globs[1]: expected string, got integer 7"),

@@ -335,7 +335,7 @@ def test_requeue_archives_the_old_verdict(setup, run):
     assert res.code == 0, res.err
     assert stage(repo, "01-hello")["status"] == "pending"
     assert not (repo / "state" / "verifiers" / "01-hello.json").exists()
-    assert list((repo / "state" / "archive" / "01-hello").glob("*/01-hello.json"))
+    assert list((repo / "state" / "archive" / "01-hello").glob("*/verifiers/01-hello.json"))
 
 
 def test_repair_dry_run_and_fix(setup, run):

@@ -1,9 +1,10 @@
 """Queue a stage card: append it to the repo's state.yaml as ``pending``.
 
 Idempotent (an id already queued prints ``exists: <id>``). The card is
-checked first and refused with the reason: a bad id, a missing Worker or
-Verifier line, two agents of one family without a stated reason, unfilled
-placeholders, or a card the tick's lookup would not find.
+checked first by the card lint (``autometta lint-card``) and refused on any
+error: a bad id, a missing Worker or Verifier line, two agents of one family
+without a stated reason, unfilled placeholders, a missing input, ...; or when
+the tick's lookup would not find it. Warnings are printed and do not refuse.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Callable, Optional
 
 from .. import card as cards
-from .. import files, manifest, state
+from .. import cardlint, files, manifest, state
 from ..errors import UserError
 from ..paths import RepoPaths
 from .subscribe import resolve_repo
@@ -28,7 +30,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("card", help="the stage card (docs/stages/<id>.md)")
 
 
-def add_stage(repo_arg: str, card_arg: str) -> str:
+def add_stage(repo_arg: str, card_arg: str, warn: Optional[Callable[[str], None]] = None) -> str:
+    """Queue the card; ``warn`` gets the lint's warnings (and the errors after the first)."""
     repo = resolve_repo(repo_arg)
     paths = RepoPaths(repo)
     if not paths.state_yaml.exists():
@@ -37,12 +40,9 @@ def add_stage(repo_arg: str, card_arg: str) -> str:
     if not card_path.is_file():
         raise UserError(f"{card_path}: stage card not found")
     card = cards.parse_card(card_path)
-    problems = cards.problems_for_queue(card)
-    if problems:
-        for problem in problems[1:]:
-            print(problem, file=sys.stderr)
-        raise UserError(problems[0] + (f" (and {len(problems) - 1} more above)" if len(problems) > 1 else ""))
     globs = cards.card_globs(repo, manifest.load_manifest(paths))
+    cardlint.refuse_errors(cardlint.lint_card(card_path, repo, globs=globs),
+                           warn or (lambda line: print(line, file=sys.stderr)), show_warnings=warn is not None)
     found = cards.find_card(repo, card.stage_id, globs)
     if found is None or os.path.realpath(found) != os.path.realpath(card_path):
         where = f"it finds {found} instead" if found else "it looks in " + ", ".join(globs)
@@ -59,6 +59,6 @@ def add_stage(repo_arg: str, card_arg: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     card_path = Path(args.card)
-    outcome = add_stage(args.repo, args.card)
+    outcome = add_stage(args.repo, args.card, warn=lambda line: print(line, file=sys.stderr))
     print(f"{outcome}: {card_path.stem}", file=sys.stderr)
     return 0

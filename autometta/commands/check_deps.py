@@ -1,4 +1,9 @@
-"""Check the tools autometta uses; exit 1 if a required one is missing."""
+"""Check the tools autometta uses; exit 1 if a required one is missing.
+
+Then say what runs the tick (cron block, systemd timer, LaunchAgents) and
+warn when it, or the pyz on PATH, points at a pyz that no longer exists or
+is older than the checkout it was built from.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     found = deps.check()
+    from ..schedule import health
+
+    found += health.checks()
     if args.json:
         print(json.dumps([d.__dict__ for d in found], indent=2))
     else:

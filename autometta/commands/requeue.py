@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
-from .. import files, state
+from .. import envelope, files, state
 from ..errors import UserError
 from ..paths import RepoPaths
-from ..tick import archive_stage_files
 from .subscribe import resolve_repo
 
 
@@ -31,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{paths.state_yaml}: no stage {args.stage_id}; add it with 'autometta add-stage'")
         if stage.get("status") in ("pending", "in_progress", "completed"):
             raise UserError(f"stage {args.stage_id} is {stage['status']}; only a stopped stage can be re-queued")
-        moved = archive_stage_files(paths, args.stage_id, time.time())
+        moved = envelope.archive(paths, args.stage_id)
         previous = stage.get("status")
         keep = ("id", "worker", "verifier", "worker_tokens", "verifier_tokens", "tokens",
                 "worker_cost_usd", "verifier_cost_usd", "cost_usd", "worker_seconds", "verifier_seconds")

@@ -1,8 +1,11 @@
 """One row per subscribed repo: stage, status, ticks and failures against caps, spend.
 
-Reads files only (no subprocess), so it stays fast with a hundred repos. A
-repo whose files cannot be read gets an ``error`` row and a line saying why;
-the command then exits 1.
+Reads files only per repo (no subprocess), so it stays fast with a hundred
+repos. A repo whose files cannot be read gets an ``error`` row and a line
+saying why; the command then exits 1. Warnings about the schedule (nothing
+runs the tick, it runs a pyz that is gone or older than its checkout) go to
+stderr, and to ``schedule_warnings`` in ``--json``; they do not change the
+exit code.
 """
 
 from __future__ import annotations
@@ -21,6 +24,9 @@ COLUMNS = (("repo", 14), ("stage", 18), ("status", 18), ("ticks", 7), ("fail", 4
 
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--repo", metavar="REPO", help="only this repo")
+    parser.add_argument("--watch", action="store_true", help="redraw every few seconds, with recent completions")
+    parser.add_argument("--once", action="store_true", help="with --watch: draw once and exit")
 
 
 def _compact(n: Optional[float]) -> str:
@@ -132,10 +138,22 @@ def latest_log(hp: HomePaths) -> Optional[str]:
 
 def run(args: argparse.Namespace) -> int:
     hp = HomePaths.from_env()
+    if args.watch or args.once:
+        from ..observe import tickers
+
+        return tickers.status_watch(hp, args.repo, once=args.once, as_json=args.json)
     rows = collect(hp)
+    if args.repo:
+        from ..observe import tickers
+
+        rows = tickers.scope_rows(hp, rows, args.repo)
     errors = [e for row in rows for e in row["errors"]]
+    from ..schedule import health
+
+    warnings = [d.line() for d in health.warnings()]
     if args.json:
-        print(json.dumps({"home": str(hp.root), "latest_log": latest_log(hp), "repos": rows}, indent=2))
+        print(json.dumps({"home": str(hp.root), "latest_log": latest_log(hp), "repos": rows,
+                          "schedule_warnings": warnings}, indent=2))
     else:
         print(f"phat-controller home: {hp.root}")
         print(f"latest controller log: {latest_log(hp) or '-'}")
@@ -143,4 +161,6 @@ def run(args: argparse.Namespace) -> int:
         print(render_table(rows) if rows else "no subscribed repos; run 'autometta subscribe REPO'")
         for err in errors:
             print(err, file=sys.stderr)
+        for warning in warnings:
+            print(warning, file=sys.stderr)
     return 1 if errors else 0

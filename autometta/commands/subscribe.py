@@ -118,6 +118,9 @@ def subscribe(hp: HomePaths, repo_arg: str, weight: Optional[int] = None,
         files.atomic_write(sub_file, home.render_subscriber(repo, paths.manifest, w))
         say(f"PASS subscriber created {sub_file}")
     say(f"PASS subscribe complete {repo}")
+    from ..schedule import launchd
+
+    launchd.install_after_subscribe(repo, say)  # macOS only (spec §8.2); a no-op elsewhere
     return sub_file
 
 

@@ -16,7 +16,8 @@ samples in ``tests/data/cli/``):
 * ``codex exec --json``: JSON Lines with one ``turn.completed`` per turn whose
   ``usage`` has ``input_tokens`` (cached ones included), ``cached_input_tokens``,
   ``cache_write_input_tokens``, ``output_tokens`` (reasoning included) and
-  ``reasoning_output_tokens``. No cost.
+  ``reasoning_output_tokens``. No cost (autometta's OpenAI API verifier
+  adds ``total_cost_usd`` to the event it logs in this format; it is summed).
 * The bash version's formats, still read so old logs count: claude's
   ``Total tokens: 117,339`` line, and codex's plain-mode stderr ending with a
   line ``tokens used`` and the count on the next line (``2,580``). The last
@@ -203,6 +204,9 @@ def parse_codex_log(text: str) -> Optional[Usage]:
         total.cache_read_tokens += cached
         total.cache_write_tokens += written
         total.output_tokens += _int(counts.get("output_tokens"))
+        cost = event.get("total_cost_usd")  # codex prints none; autometta's OpenAI API verifier does
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
+            total.cost_usd = round((total.cost_usd or 0.0) + float(cost), 6)
     if total is not None:
         return total
     number = _last_tokens_used(text)
