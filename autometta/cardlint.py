@@ -20,7 +20,7 @@ Rules (:data:`RULES`); an *error* stops the card, a *warning* is advice:
 ``budget``       the wall-clock lines parse (error); both are given (warning)
 ``criteria``     acceptance criteria are a numbered list, 1, 2, 3, ...
 ``max-loops``    ``Max loops`` is a whole number
-``depends``      ``Depends on`` names stages that exist, and not this one
+``depends``      ``Depends on`` names stages that exist, not this one, and no cycle
 
 Text inside HTML comments is never checked; fenced code is checked only for
 home paths (a command with ``/home/me`` in it breaks on the next machine).
@@ -59,7 +59,7 @@ RULES: Dict[str, str] = {
     "budget": "Worker and Verifier wall-clock lines are given and parse as durations",
     "criteria": "acceptance criteria are a numbered list starting at 1",
     "max-loops": "Max loops, when given, is a whole number",
-    "depends": "Depends on names other stages that exist",
+    "depends": "Depends on names other stages that exist, with no cycle",
 }
 
 #: Rules whose errors ``problems_for_queue`` reports (what add-stage refused before the lint existed).
@@ -435,7 +435,50 @@ def _dependency_cards(card: cards.Card, repo: Optional[Path],
             found.append(cards.parse_card(known[resolved]))
         except UserError:
             pass  # that card's own lint reports it
+    cycle = dependency_cycle(card, known)
+    if cycle:
+        out.append(Finding(shown, line, "depends", f"the dependencies form a cycle: {' -> '.join(cycle)}; "
+                                                   "remove one of these Depends on entries"))
     return out, found
+
+
+def dependency_cycle(card: cards.Card, known: Dict[str, Path]) -> Optional[List[str]]:
+    """A path of ``Depends on`` links from ``card`` back to itself (``a -> b -> a``), or None.
+
+    ``known`` maps stage ids to card files; only cycles through ``card`` are
+    reported (another cycle is reported by the lint of a card on it).
+    """
+    edges: Dict[str, List[str]] = {}
+
+    def after(stage_id: str) -> List[str]:
+        if stage_id not in edges:
+            refs: List[str] = card.depends_on if stage_id == card.stage_id else []
+            if stage_id != card.stage_id:
+                try:
+                    refs = cards.parse_card(known[stage_id]).depends_on
+                except (UserError, KeyError):
+                    refs = []
+            resolved = (cards.resolve_dependency(ref, known) for ref in refs)
+            edges[stage_id] = [r for r in resolved if r is not None and r != stage_id]
+        return edges[stage_id]
+
+    path = [card.stage_id]
+    seen = {card.stage_id}
+    stack = [iter(after(card.stage_id))]
+    while stack:
+        step = next(stack[-1], None)
+        if step is None:
+            stack.pop()
+            path.pop()
+            continue
+        if step == card.stage_id:
+            return path + [step]
+        if step in seen:
+            continue
+        seen.add(step)
+        path.append(step)
+        stack.append(iter(after(step)))
+    return None
 
 
 def _check_depends_and_paths(card: cards.Card, repo: Optional[Path],

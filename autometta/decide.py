@@ -16,7 +16,8 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import budget as budgets
 from .card import STAGE_ID_RE
 from .envelope import Artefact, Envelope
-from .families.usage import Usage
+from .families.usage import Usage, UsageLimit, reset_epoch
+from .timeutil import now_iso, parse_iso
 from .verify import panel_problem
 
 #: The bash version's verifier attempt cap (§6.5h).
@@ -24,6 +25,10 @@ VERIFIER_ATTEMPT_CAP = 3
 #: A stage is stopped after its budget plus this fraction (bash: +50%).
 GRACE_FRACTION = 0.5
 DEFAULT_BUDGET_SECONDS = 600
+#: How long a repo stays parked on a usage limit whose reset time the CLI did not give (or gave unreadably).
+DEFAULT_PARK_SECONDS = 1800
+#: ... and on API throttling (a 429 without a plan limit).
+RATE_PARK_SECONDS = 60
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class Proc:
     elapsed: Optional[float] = None  # seconds since it started
     exit: Optional[Dict[str, Any]] = None  # the runner's exit record, once it ended
     usage: Optional[Usage] = None  # read from its log once it ended
+    limit: Optional[UsageLimit] = None  # the rate or usage limit it ended on, read from its log
 
 
 @dataclass
@@ -54,6 +60,8 @@ class InFlight:
     message_artefact: Optional[Artefact] = None
     #: Why the worker could not run, read from its CLI's exit and output.
     worker_diagnosis: Optional[str] = None
+    #: Worker rounds the stage may take (card ``Max loops``, else the manifest's ``max_loops``; 1: no re-brief).
+    max_loops: int = 1
     tree_now: Callable[[], Optional[str]] = lambda: None
 
 
@@ -64,6 +72,8 @@ class Pending:
     #: Why the worker cannot be started at all (CLI missing, root without IS_SANDBOX, ...).
     preflight: Optional[str] = None
     worker: str = ""
+    #: What its card's ``Depends on`` still waits for (see state.unmet_dependencies); empty: claimable.
+    waits_for: List[str] = field(default_factory=list)
 
 
 @dataclass
@@ -73,7 +83,12 @@ class Facts:
     state: Dict[str, Any]
     cur: Optional[InFlight] = None
     pending: Optional[Pending] = None
+    #: The pending stages in queue order (``pending`` alone stands for a queue of one).
+    queue: List[Pending] = field(default_factory=list)
     dirty: Callable[[], List[str]] = lambda: []
+    now: float = 0.0
+    #: Seconds to park on a usage limit without a readable reset (``usage_limit_backoff`` in the manifest).
+    park_seconds: int = DEFAULT_PARK_SECONDS
 
 
 # ------------------------------------------------------------------ effects
@@ -87,7 +102,10 @@ LAUNCH = "launch"  # role: worker | verifier | acceptance
 COMMIT = "commit"  # commit the worker's changes (author worker, co-author verifier)
 CLAIM = "claim"  # stage id: pending -> in_progress
 SET = "set"  # (field, value) on the stage in flight
+REBRIEF = "rebrief"  # {"loop", "of", "reason", "verdict"}: save the re-brief, archive the round, reset its fields
 CLEAR_CURRENT = "clear_current"
+PARK = "park"  # (until ISO, reason): the repo does nothing until then
+UNPARK = "unpark"
 
 Effect = Tuple[str, Any]
 
@@ -134,12 +152,24 @@ def _threshold(budget_seconds: int) -> int:
 
 
 def decide(f: Facts) -> Decision:
+    decision = _decide(f)
+    if (f.state.get("parked_until") and decision.transition and not decision.halt
+            and not any(name in (PARK, UNPARK) for name, _ in decision.effects)):
+        decision.effects.insert(0, (UNPARK, None))  # a park that has run out is cleared by the next transition
+    return decision
+
+
+def _decide(f: Facts) -> Decision:
     b = f.budget
     if b.get("halted"):
         return Decision(f"halted {f.repo} (reason already recorded: {b.get('halt_reason')})", transition=False)
     cap = budgets.cap_hit(b)
     if cap:
         return Decision(f"halted {f.repo} due to {cap}", halt=cap)
+    until = parse_iso(str(f.state.get("parked_until") or ""))
+    if until is not None and f.now < until:
+        return Decision(f"parked {f.repo} until {f.state.get('parked_until')} ({f.state.get('park_reason')})",
+                        transition=False)
     current = f.state.get("current_stage")
     if current is None:
         return _idle(f)
@@ -152,8 +182,27 @@ def decide(f: Facts) -> Decision:
     return _in_flight(f, current, f.cur)
 
 
+def _claimable(f: Facts) -> Tuple[Optional[Pending], List[Pending]]:
+    """The first pending stage whose dependencies are all completed, and those waiting before it."""
+    queue = f.queue or ([f.pending] if f.pending is not None else [])
+    waiting: List[Pending] = []
+    for p in queue:
+        if not p.waits_for:
+            return p, waiting
+        waiting.append(p)
+    return None, waiting
+
+
+def waiting_note(waiting: List[Pending]) -> str:
+    shown = "; ".join(f"{p.stage_id} waits for {', '.join(p.waits_for)}" for p in waiting[:3])
+    return shown + (f"; and {len(waiting) - 3} more" if len(waiting) > 3 else "")
+
+
 def _idle(f: Facts) -> Decision:
-    p = f.pending
+    p, waiting = _claimable(f)
+    if p is None and waiting:
+        return Decision(f"idle {f.repo}: {len(waiting)} pending stage(s) wait for their dependencies "
+                        f"({waiting_note(waiting)})", transition=False)
     if p is None:
         return Decision(f"idle {f.repo}: no pending stage", transition=False)
     if not STAGE_ID_RE.match(p.stage_id):
@@ -194,6 +243,12 @@ def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effec
         effects.append((COMMIT, c.headline))
         return Decision(f"stage {cur} PASS: committing worker output", effects, finish=("completed", None))
     marker = art.problem or "verifier_fail"
+    if marker == "verifier_fail":
+        spent = _projected(f.budget, c.verifier.usage if (ACCOUNT, "verifier") in effects else None,
+                           seconds=_seconds(c.verifier) if (ACCOUNT, "verifier") in effects else 0)
+        again = _loop_again(f, cur, c, spent, effects, "verifier_fail", f"stage {cur} verifier FAIL", art.doc)
+        if again is not None:
+            return again
     return Decision(f"stage {cur} verifier FAIL ({marker}); tree left for operator review", effects,
                     finish=("verifier_failed", marker))
 
@@ -235,6 +290,8 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                                 finish=("stalled", "worker_timeout"))
             return Decision(f"worker {st.get('worker_pid')} for {cur} still running, skipping verifier dispatch",
                             effects, transition=False)
+        if c.worker.limit is not None and c.envelope.kind == "missing":
+            return _limited(f, cur, c, "worker", c.worker, effects)
         effects += [(ACCOUNT, "worker"), (RECORD_TREE, None)]
         env = c.envelope
         if env.kind == "missing":
@@ -269,6 +326,11 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         code = (c.acceptance.exit or {}).get("exit_code")
         effects.append((ACCOUNT, "acceptance"))
         if code != 0:
+            again = _loop_again(f, cur, c, _projected(f.budget, seconds=_seconds(c.acceptance)), effects,
+                                "acceptance_failed", f"stage {cur} acceptance command exited {code}",
+                                {"exit_code": code})
+            if again is not None:
+                return again
             return Decision(f"stage {cur} failed: acceptance command exited {code}; see "
                             f"state/logs/{cur}-acceptance.log", effects, finish=("failed", "acceptance_failed"))
         effects.append((SET, ("acceptance", "pass")))
@@ -291,6 +353,8 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                                 effects)
             return Decision(f"verifier {st.get('verifier_pid')} for {cur} still running, skipping verifier dispatch",
                             effects, transition=False)
+        if c.verifier.limit is not None and c.message_artefact is None:
+            return _limited(f, cur, c, "verifier", c.verifier, effects)
         effects.append((ACCOUNT, "verifier"))
         if c.message_artefact is not None and c.message_artefact.kind == "verdict":
             effects.append((SAVE_ARTEFACT, c.message_artefact.doc))
@@ -300,6 +364,55 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         return Decision(f"verifier attempt cap ({VERIFIER_ATTEMPT_CAP}) reached for {cur} without artefact, "
                         "marking stalled", effects, finish=("stalled", "verifier_attempt_cap"))
     return _dispatch_verifier(f, cur, c, projected, effects, f"stage {cur} dispatching verifier")
+
+
+def park_until(limit: UsageLimit, now: float, park_seconds: int) -> float:
+    """When a repo parked on ``limit`` may try again: the reset the CLI gave, else a back-off."""
+    if limit.kind == "rate":
+        return now + RATE_PARK_SECONDS
+    reset = reset_epoch(limit.resets_at, now)
+    if reset is None or reset <= now:
+        return now + park_seconds
+    return reset + 60  # a minute's grace: a reset given to the minute is not retried before it falls
+
+
+def _limited(f: Facts, cur: str, c: InFlight, role: str, proc: Proc, effects: List[Effect]) -> Decision:
+    """A worker or verifier that ended on a usage limit: park the repo; once the reset passed, run it again."""
+    assert proc.limit is not None
+    if f.state.get("parked_until"):  # this limit parked the repo and the reset has passed
+        effects = effects + [(ACCOUNT, role), (UNPARK, None)]
+        if role == "worker":
+            effects.append((SET, ("worker_exit", None)))  # the worker is not reaped: it runs again
+        else:
+            attempts = (c.stage or {}).get("verifier_attempts") or 0
+            effects.append((SET, ("verifier_attempts", max(0, attempts - 1))))  # a limit is no attempt
+        return _dispatch(f, cur, _projected(f.budget, proc.usage, seconds=_seconds(proc)), effects, role,
+                         f"stage {cur} usage limit has reset; dispatching the {role} again")
+    until = now_iso(park_until(proc.limit, f.now, f.park_seconds))
+    reason = f"{role} hit a {proc.limit.kind} limit: {proc.limit.message}"[:200]
+    return Decision(f"stage {cur} {role} hit a {proc.limit.kind} limit ({proc.limit.message[:120]}); "
+                    f"parked {f.repo} until {until}", effects + [(PARK, (until, reason))])
+
+
+def loop_of(stage: Optional[Dict[str, Any]]) -> int:
+    """The worker round a stage is in: 1 until it is re-briefed (``loops`` in state.yaml)."""
+    loops = (stage or {}).get("loops")
+    return loops if isinstance(loops, int) and loops > 1 else 1
+
+
+def _loop_again(f: Facts, cur: str, c: InFlight, projected: Dict[str, Any], effects: List[Effect], reason: str,
+                what: str, evidence: Optional[Dict[str, Any]]) -> Optional[Decision]:
+    """Re-brief the worker on the same tree when the stage has loops left (``Max loops``); else None."""
+    loop = loop_of(c.stage)
+    if loop >= c.max_loops or not c.card_found:
+        return None
+    cap = budgets.cap_hit(projected)
+    if cap:  # the verdict stays in place; the re-brief happens once the halt is reset
+        return Decision(f"{what}; loop {loop + 1} of {c.max_loops} left, but halted {f.repo} due to {cap} "
+                        "before re-briefing", effects, halt=cap)
+    brief = {"loop": loop + 1, "of": c.max_loops, "reason": reason, "verdict": evidence}
+    return Decision(f"{what}; re-briefing the worker (loop {loop + 1} of {c.max_loops})",
+                    effects + [(REBRIEF, brief), (LAUNCH, "worker")], on_launch_failure="worker_spawn_failed")
 
 
 def _dispatch(f: Facts, cur: str, projected: Dict[str, Any], effects: List[Effect], role: str,

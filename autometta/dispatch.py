@@ -117,6 +117,9 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
             if own is not None:
                 values["verifier-invocation"] = own.invocation  # the route and its provenance
             prompt = prompts.build(ctx.repo, template, values)
+            loop = stage.get("loops")
+            if role == "worker" and isinstance(loop, int) and loop > 1 and paths.rebrief(stage_id, loop).is_file():
+                prompt += "\n\n" + files.read_text(paths.rebrief(stage_id, loop))  # what the last round lacked
             prompt_file = paths.logs / f"{stage_id}-{role}.prompt.md"
             files.atomic_write(prompt_file, prompt, mode=0o600)  # what the agent was told, for review
             argv = family.command(role, prompt, model=model, repo=ctx.repo, card=card)

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from . import card as cards
 from . import families, gitops, procs, stagecommit
-from .decide import DEFAULT_BUDGET_SECONDS, Facts, InFlight, Pending, Proc
+from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
 from .dispatch import RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
 from .errors import UserError
 from .launch import read_exit
-from .state import find_stage
+from .state import find_stage, unmet_dependencies
 from .timeutil import parse_iso
 
 #: Logs larger than this are read from their tail only (usage events are at the end).
@@ -43,6 +43,12 @@ def load_card(ctx: RepoContext, stage_id: str) -> Optional[cards.Card]:
     return cards.parse_card(path)
 
 
+def max_loops(ctx: RepoContext, card: cards.Card) -> int:
+    """Worker rounds a stage may take: the card's ``Max loops``, else the manifest's ``max_loops``, else 1."""
+    value = card.max_loops if card.max_loops is not None else ctx.manifest.get("max_loops")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else 1
+
+
 def _family(identity: str) -> Optional[families.Family]:
     try:
         return families.for_identity(identity)
@@ -60,12 +66,14 @@ def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: s
     if started is None:  # a bash-era stage: only the claim time is known
         started = parse_iso(stage.get("started_at") or "")
     elapsed = now - started if started else None
-    usage = None
+    usage = limit = None
     if not alive and role != "acceptance":
         family = _family(identity_for(stage, role))
         if family is not None:
-            usage = family.parse_usage(read_log(ctx.paths.log(stage_id, role)))
-    return Proc(pid=int(pid), alive=alive, elapsed=elapsed, exit=exit_record, usage=usage)
+            text = read_log(ctx.paths.log(stage_id, role))
+            usage = family.parse_usage(text)
+            limit = family.usage_limit((exit_record or {}).get("exit_code"), text)
+    return Proc(pid=int(pid), alive=alive, elapsed=elapsed, exit=exit_record, usage=usage, limit=limit)
 
 
 def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float) -> InFlight:
@@ -82,6 +90,7 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
         c.verifier_budget, _ = cards.budget_seconds(card, "verifier")
         c.acceptance_command = card.acceptance_command
         c.headline = card.summary
+        c.max_loops = max_loops(ctx, card)
     else:
         c.worker_budget = c.verifier_budget = DEFAULT_BUDGET_SECONDS
     for role in ("worker", "verifier", "acceptance"):
@@ -113,7 +122,12 @@ def _diagnose(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, proc: Proc
     return family.diagnose(record.get("exit_code"), read_log(ctx.paths.log(stage_id, "worker")))
 
 
-def next_pending(ctx: RepoContext, state: Dict[str, Any]) -> Optional[Pending]:
+def pending_queue(ctx: RepoContext, state: Dict[str, Any]) -> List[Pending]:
+    """Pending stages in queue order up to the first claimable one (whose dependencies completed).
+
+    Cards are read for the stages passed over only; the preflight is run for the claimable one.
+    """
+    out: List[Pending] = []
     for stage in state.get("stages") or []:
         if not isinstance(stage, dict) or stage.get("status") != "pending":
             continue
@@ -123,19 +137,31 @@ def next_pending(ctx: RepoContext, state: Dict[str, Any]) -> Optional[Pending]:
         except UserError:
             card = None
         worker = identity_for(stage, "worker")
-        return Pending(stage_id=stage_id, card_found=card is not None, worker=worker,
-                       preflight=preflight(ctx, worker) if card is not None else None)
-    return None
+        waits = unmet_dependencies(card.depends_on, state) if card is not None else []
+        if waits:
+            out.append(Pending(stage_id=stage_id, worker=worker, waits_for=waits))
+            continue
+        out.append(Pending(stage_id=stage_id, card_found=card is not None, worker=worker,
+                           preflight=preflight(ctx, worker) if card is not None else None))
+        break
+    return out
+
+
+def park_seconds(ctx: RepoContext) -> int:
+    """The manifest's ``usage_limit_backoff`` (seconds), else the default."""
+    value = ctx.manifest.get("usage_limit_backoff")
+    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    return value if ok else DEFAULT_PARK_SECONDS
 
 
 def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
            now: Optional[float] = None) -> Facts:
     now = time.time() if now is None else now
-    facts = Facts(repo=str(ctx.repo), budget=budget, state=state)
+    facts = Facts(repo=str(ctx.repo), budget=budget, state=state, now=now, park_seconds=park_seconds(ctx))
     current = state.get("current_stage")
     if isinstance(current, str) and cards.STAGE_ID_RE.match(current):
         facts.cur = in_flight(ctx, state, current, now)
     elif current is None:
-        facts.pending = next_pending(ctx, state)
+        facts.queue = pending_queue(ctx, state)
         facts.dirty = lambda: gitops.dirty_paths(ctx.repo)
     return facts

@@ -169,8 +169,31 @@ class RepoPaths:
     def handoff(self, stage_id: str) -> Path:
         return self.handoffs / f"{stage_id}.json"
 
+    @property
+    def rebriefs(self) -> Path:
+        """What each re-briefed worker was told on top of its prompt (``Max loops``), kept for review."""
+        return self.state_dir / "rebriefs"
+
+    def rebrief(self, stage_id: str, loop: int) -> Path:
+        return self.rebriefs / f"{stage_id}-{loop}.md"
+
     def verifier_artefact(self, stage_id: str) -> Path:
         return self.verifiers / f"{stage_id}.json"
+
+    def check_contained(self) -> None:
+        """Refuse a ``state/`` (or a folder in it) that is a symlink: writes would land outside the repo.
+
+        A symlinked *file* in ``state/`` is harmless (the atomic write replaces
+        it, never writes through it); a symlinked folder is not.
+        """
+        from .errors import UserError
+
+        folders = [self.state_dir] + [self.state_dir / name for name in (
+            "logs", "handoffs", "verifiers", "archive", "active-agents", "recent-agents")]
+        for folder in folders:
+            if folder.is_symlink():
+                raise UserError(f"{folder}: is a symlink (to {os.readlink(folder)}); autometta refuses to "
+                                "write state outside the repo: replace it with a real folder")
 
     @staticmethod
     def verifier_artefact_rel(stage_id: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from . import files, schema, yamlsub
+from .card import resolve_dependency
 from .errors import UserError
 from .paths import RepoPaths
 
@@ -85,6 +86,7 @@ def _valid_bytes(data: bytes) -> bool:
 
 
 def load_state(paths: RepoPaths) -> Dict[str, Any]:
+    paths.check_contained()
     if not paths.state_yaml.exists():
         raise UserError(f"{paths.state_yaml}: not found; run 'autometta subscribe {paths.root}' to create it")
     return parse_state(files.read_text(paths.state_yaml), str(paths.state_yaml))
@@ -121,3 +123,24 @@ def find_stage(doc: Dict[str, Any], stage_id: str) -> Optional[Dict[str, Any]]:
 
 def stage_ids(doc: Dict[str, Any]) -> List[str]:
     return [s.get("id") for s in doc.get("stages") or [] if isinstance(s, dict)]
+
+
+def unmet_dependencies(depends_on: List[str], doc: Dict[str, Any]) -> List[str]:
+    """What a stage with ``depends_on`` still waits for, in card order; empty when it may start.
+
+    Each entry is a stage id still pending or in flight, ``<id> (<status>)`` for
+    one that ended without completing, or ``<ref> (not queued)`` for a
+    reference no queued stage answers.
+    """
+    ids = [i for i in stage_ids(doc) if isinstance(i, str)]
+    out: List[str] = []
+    for reference in depends_on:
+        resolved = resolve_dependency(reference, ids)
+        if resolved is None:
+            out.append(f"{reference} (not queued)")
+            continue
+        status = (find_stage(doc, resolved) or {}).get("status")
+        if status == "completed":
+            continue
+        out.append(resolved if status in ("pending", "in_progress") else f"{resolved} ({status})")
+    return out

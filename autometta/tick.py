@@ -146,11 +146,65 @@ def _claim(txn: _Txn, stage_id: str) -> None:
     envelope.archive(txn.ctx.paths, stage_id, txn.now)
     for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
                 "stall_marker", "completed_at", "commit", "worker_tree", "verifier_tree", "worker_exit",
-                "acceptance", "acceptance_pid", "acceptance_started"):
+                "acceptance", "acceptance_pid", "acceptance_started", "loops"):
         if key in stage:
             stage[key] = None
     stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
     txn.state["current_stage"] = stage_id
+
+
+def _rebrief(txn: _Txn, brief: Dict[str, Any]) -> None:
+    """Save what the re-briefed worker is told, archive the round's envelope and verdict, reset the round."""
+    stage = txn.cur
+    assert stage is not None
+    stage_id = stage["id"]
+    paths = txn.ctx.paths
+    card = observe.load_card(txn.ctx, stage_id)
+    files.ensure_dir(paths.rebriefs)
+    files.atomic_write(paths.rebrief(stage_id, brief["loop"]),
+                       secrets.redact(rebrief_text(txn.ctx, stage, card, brief)), mode=0o600)
+    envelope.archive(paths, stage_id, txn.now)
+    for key in ("worker_tree", "verifier_tree", "worker_exit", "verifier_artefact", "acceptance",
+                "acceptance_pid", "acceptance_started"):
+        if key in stage:
+            stage[key] = None
+    stage.update(verifier_attempts=0, loops=brief["loop"])
+    txn.log_extra.append(f"re-brief for {stage_id} saved as {paths.rebrief(stage_id, brief['loop'])}")
+
+
+def rebrief_text(ctx: RepoContext, stage: Dict[str, Any], card: Any, brief: Dict[str, Any]) -> str:
+    """The Markdown appended to the worker's prompt for loop ``brief['loop']``."""
+    stage_id = stage["id"]
+    paths = ctx.paths
+    lines = [f"# Re-brief: loop {brief['loop']} of {brief['of']} for stage {stage_id}", ""]
+    evidence = brief.get("verdict") or {}
+    if brief["reason"] == "acceptance_failed":
+        command = card.acceptance_command if card is not None else None
+        lines += [f"Your previous round was not accepted: the acceptance command `{command}` exited "
+                  f"{evidence.get('exit_code')}. The end of its output "
+                  f"({paths.log(stage_id, 'acceptance')}):", "", "```",
+                  _tail(paths.log(stage_id, "acceptance")), "```"]
+    else:
+        lines += [f"Your previous round was not accepted: the verifier ({stage.get('verifier')}) gave FAIL.", "",
+                  "## Failing criteria", ""]
+        failing = [c for c in evidence.get("criteria") or [] if isinstance(c, dict) and c.get("verdict") != "PASS"]
+        for criterion in failing:
+            lines.append(f"- {criterion.get('id')}. {criterion.get('name')}: {criterion.get('verdict')}. "
+                         f"Evidence: {criterion.get('evidence')}")
+        if not failing:
+            lines.append("- (the verdict named no failing criterion; see its findings)")
+        findings = evidence.get("additional_findings")
+        if findings:
+            lines += ["", "## Additional findings", "", str(findings)]
+    lines += ["", "The work tree still holds your previous changes. Fix what is listed above, keep what "
+              "already works, and write a new handoff envelope to "
+              f"`{paths.handoff(stage_id)}` when you are done (the old one was archived).", ""]
+    return "\n".join(lines)
+
+
+def _tail(path: "os.PathLike[str]", limit: int = 4000) -> str:
+    text = observe.read_log(path)
+    return text[-limit:].rstrip("\n") or "(no output)"
 
 
 def _launch(txn: _Txn, role: str, decision: d.Decision) -> None:
@@ -208,6 +262,12 @@ def apply(txn: _Txn, decision: d.Decision) -> str:
             stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
         elif name == d.KILL:
             _kill(txn, arg)
+        elif name == d.PARK:
+            txn.state.update(parked_until=arg[0], park_reason=secrets.redact(arg[1]))
+        elif name == d.UNPARK:
+            txn.state.update(parked_until=None, park_reason=None)
+        elif name == d.REBRIEF:
+            _rebrief(txn, arg)
         elif name == d.SET and stage is not None:
             stage[arg[0]] = arg[1]
         elif name == d.LAUNCH:
@@ -326,7 +386,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     txn.facts = observe.gather(ctx, b, doc, now)
     decision = d.decide(txn.facts)
     before_budget = dict(b)
-    stage_id = doc.get("current_stage") or (txn.facts.pending.stage_id if txn.facts.pending else None)
+    stage_id = doc.get("current_stage") or next((arg for name, arg in decision.effects if name == d.CLAIM), None)
     kind = apply(txn, decision)
     log(decision.message)
     for extra in txn.log_extra:

@@ -402,3 +402,176 @@ def test_a_verdict_from_a_live_verifier_waits_for_it_to_exit():
     dec = d.decide(facts(doc, cur=inflight(doc, verifier=running(elapsed=5, pid=9),
                                            artefact=Artefact("verdict", "PASS"), tree_now=lambda: "t1")))
     assert not dec.transition and dec.finish is None and "waiting for it to exit" in dec.message
+
+
+# ------------------------------------------------------------------ dependencies (Depends on)
+
+def test_a_waiting_stage_is_passed_over_for_the_first_claimable_one():
+    queue = [d.Pending("02-later", waits_for=["03-base"]), d.Pending("03-base", worker="W")]
+    f = facts(dirty=[])
+    f.queue = queue
+    dec = d.decide(f)
+    assert effects(dec) == ["claim:03-base", "launch:worker"]
+
+
+def test_every_pending_stage_waiting_is_idle_and_needs_no_git():
+    def boom():
+        raise AssertionError("a repo whose stages all wait must not ask git")
+
+    f = facts()
+    f.queue = [d.Pending("02-later", waits_for=["01-base (failed)"]), d.Pending("03-more", waits_for=["02-later"])]
+    f.dirty = boom
+    dec = d.decide(f)
+    assert not dec.transition and dec.effects == [] and dec.halt is None
+    assert dec.message == ("idle /r: 2 pending stage(s) wait for their dependencies "
+                           "(02-later waits for 01-base (failed); 03-more waits for 02-later)")
+
+
+def test_waiting_stages_do_not_hide_a_dirty_tree_before_a_claim():
+    f = facts(dirty=["x.txt"])
+    f.queue = [d.Pending("02-later", waits_for=["03-base"]), d.Pending("03-base")]
+    assert d.decide(f).halt == "dirty-working-tree"
+
+
+# ------------------------------------------------------------------ re-brief loops (Max loops)
+
+FAIL_DOC = {"overall": "FAIL", "criteria": [{"id": 1, "name": "hello", "verdict": "FAIL", "evidence": "empty"}]}
+
+
+@pytest.mark.parametrize("loops,max_loops,rebrief", [
+    (None, 1, None),  # default: today's behaviour
+    (None, 2, 2),
+    (2, 3, 3),
+    (3, 3, None),  # the last loop stops as today
+])
+def test_verifier_fail_rebriefs_while_loops_are_left(loops, max_loops, rebrief):
+    doc = reaped(verifier_pid=9, verifier_attempts=1, loops=loops)
+    art = Artefact("verdict", "FAIL", doc=FAIL_DOC)
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=exited(0, pid=9), artefact=art, max_loops=max_loops)))
+    if rebrief is None:
+        assert dec.finish == ("verifier_failed", "verifier_fail") and effects(dec) == ["account:verifier"]
+        return
+    assert dec.finish is None and dec.transition and dec.on_launch_failure == "worker_spawn_failed"
+    assert [name for name, _ in dec.effects] == [d.ACCOUNT, d.REBRIEF, d.LAUNCH]
+    brief = dec.effects[1][1]
+    assert brief == {"loop": rebrief, "of": max_loops, "reason": "verifier_fail", "verdict": FAIL_DOC}
+    assert f"re-briefing the worker (loop {rebrief} of {max_loops})" in dec.message
+
+
+def test_acceptance_failure_rebriefs_while_loops_are_left():
+    doc = reaped(acceptance_pid=7)
+    dec = d.decide(facts(doc, cur=inflight(doc, acceptance_command="make test", acceptance=exited(2, pid=7),
+                                           max_loops=2)))
+    assert [name for name, _ in dec.effects] == [d.ACCOUNT, d.REBRIEF, d.LAUNCH]
+    assert dec.effects[1][1] == {"loop": 2, "of": 2, "reason": "acceptance_failed", "verdict": {"exit_code": 2}}
+
+
+def test_other_verifier_problems_do_not_rebrief():
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    art = Artefact("verdict", "MAYBE", problem="verifier_overall_malformed")
+    dec = d.decide(facts(doc, cur=inflight(doc, verifier=exited(0, pid=9), artefact=art, max_loops=3)))
+    assert dec.finish == ("verifier_failed", "verifier_overall_malformed")
+
+
+def test_a_rebrief_that_would_cross_a_cap_halts_and_keeps_the_verdict():
+    b = initial_budget()
+    b["tokens_spent"] = b["token_cap_total"] - 10
+    doc = reaped(verifier_pid=9, verifier_attempts=1)
+    art = Artefact("verdict", "FAIL", doc=FAIL_DOC)
+    dec = d.decide(facts(doc, budget=b, cur=inflight(doc, verifier=exited(0, pid=9, usage=Usage(100, 0, 0)),
+                                                     artefact=art, max_loops=2)))
+    assert dec.halt == "token-cap" and effects(dec) == ["account:verifier"] and dec.finish is None
+
+
+# ------------------------------------------------------------------ usage-limit parking
+
+from autometta.families.usage import UsageLimit  # noqa: E402
+
+def limited(proc: d.Proc, limit: Optional[UsageLimit] = None) -> d.Proc:
+    import dataclasses
+    return dataclasses.replace(proc, limit=limit or LIMIT)
+
+
+NOW = 1_900_000_000.0  # 2030-03-17T17:46:40Z
+LIMIT = UsageLimit("usage", "You've hit your session limit", "2030-03-17T18:00:00Z")
+
+
+def test_a_worker_that_hit_a_usage_limit_parks_the_repo_without_failing():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    f = facts(doc, cur=inflight(doc, worker=limited(exited(1))))
+    f.now = NOW
+    dec = d.decide(f)
+    assert dec.finish is None and dec.halt is None and dec.transition
+    assert dec.effects == [(d.PARK, ("2030-03-17T18:01:00Z", "worker hit a usage limit: You've hit your session limit"))]
+    assert "parked /r until 2030-03-17T18:01:00Z" in dec.message
+
+
+@pytest.mark.parametrize("limit,until", [
+    (UsageLimit("usage", "limit", None), NOW + d.DEFAULT_PARK_SECONDS),  # no reset given: the back-off
+    (UsageLimit("usage", "limit", "whenever"), NOW + d.DEFAULT_PARK_SECONDS),
+    (UsageLimit("usage", "limit", "2020-01-01T00:00:00Z"), NOW + d.DEFAULT_PARK_SECONDS),  # a reset in the past
+    (UsageLimit("rate", "429", None), NOW + d.RATE_PARK_SECONDS),
+    (UsageLimit("usage", "limit", "Mar 17th, 2030 7:00 PM"), None),
+])
+def test_park_time(limit, until):
+    got = d.park_until(limit, NOW, d.DEFAULT_PARK_SECONDS)
+    if until is None:
+        assert got > NOW + 3600
+    else:
+        assert got == until
+
+
+def test_a_parked_repo_does_nothing_before_the_reset_and_asks_no_git():
+    def boom():
+        raise AssertionError("a parked repo must not ask git")
+
+    doc = state_with("in_progress", SID, worker_pid=42)
+    doc.update(parked_until="2030-03-17T18:01:00Z", park_reason="worker hit a usage limit")
+    f = facts(doc, cur=inflight(doc, worker=limited(exited(1)), tree_now=boom))
+    f.now = NOW
+    dec = d.decide(f)
+    assert not dec.transition and dec.effects == []
+    assert dec.message == "parked /r until 2030-03-17T18:01:00Z (worker hit a usage limit)"
+    idle = state_with("pending")
+    idle.update(parked_until="2030-03-17T18:01:00Z", park_reason="r")
+    f = facts(idle, pending=d.Pending(SID))
+    f.now, f.dirty = NOW, boom
+    assert not d.decide(f).transition
+
+
+def test_after_the_reset_the_worker_runs_again_on_the_same_tree():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    doc.update(parked_until="2030-03-17T18:01:00Z", park_reason="r")
+    f = facts(doc, cur=inflight(doc, worker=limited(exited(1, usage=Usage(10, 0, 0)))))
+    f.now = NOW + 3600
+    dec = d.decide(f)
+    assert effects(dec) == ["account:worker", "unpark", "set", "launch:worker"]
+    assert (d.SET, ("worker_exit", None)) in dec.effects and dec.on_launch_failure == "worker_spawn_failed"
+
+
+def test_a_verifier_that_hit_a_limit_parks_then_runs_again_without_spending_an_attempt():
+    doc = reaped(verifier_pid=9, verifier_attempts=2)
+    f = facts(doc, cur=inflight(doc, verifier=limited(exited(1, pid=9))))
+    f.now = NOW
+    assert [name for name, _ in d.decide(f).effects] == [d.PARK]
+    doc.update(parked_until="2030-03-17T18:01:00Z", park_reason="r")
+    f.now = NOW + 3600
+    dec = d.decide(f)
+    assert effects(dec) == ["account:verifier", "unpark", "set", "launch:verifier"]
+    assert (d.SET, ("verifier_attempts", 1)) in dec.effects
+
+
+def test_a_limit_with_an_envelope_is_no_limit():
+    doc = state_with("in_progress", SID, worker_pid=42)
+    f = facts(doc, cur=inflight(doc, worker=limited(exited(1)), envelope=Envelope("pass"), tree_now=lambda: "t"))
+    f.now = NOW
+    assert effects(d.decide(f))[:2] == ["account:worker", "record_tree"]
+
+
+def test_an_expired_park_is_cleared_by_the_next_transition():
+    doc = state_with("pending")
+    doc.update(parked_until="2030-03-17T18:01:00Z", park_reason="r")
+    f = facts(doc, pending=d.Pending(SID, worker="W"), dirty=[])
+    f.now = NOW + 3600
+    dec = d.decide(f)
+    assert effects(dec) == ["unpark", f"claim:{SID}", "launch:worker"] and dec.kind == d.LAUNCH

@@ -37,7 +37,8 @@ def verifier_writes(stage_id: str, overall: str = "PASS", headline: Optional[str
 
 def script_card(repo: Path, stage_id: str, worker_cmd: Optional[str] = None, verifier_cmd: Optional[str] = None,
                 *, title: str = "Say hello", worker_budget: str = "1 minute", verifier_budget: str = "1 minute",
-                acceptance: Optional[str] = None, worker: str = WORKER, verifier: str = CHECKER) -> Path:
+                acceptance: Optional[str] = None, worker: str = WORKER, verifier: str = CHECKER,
+                depends_on: Optional[str] = None, max_loops: Optional[int] = None) -> Path:
     worker_cmd = worker_cmd if worker_cmd is not None else PASS_WORKER.replace("{id}", stage_id)
     verifier_cmd = verifier_cmd if verifier_cmd is not None else verifier_writes(stage_id)
     lines = [
@@ -48,6 +49,10 @@ def script_card(repo: Path, stage_id: str, worker_cmd: Optional[str] = None, ver
     ]
     if acceptance:
         lines.append(f"- **Acceptance command:** `{acceptance}`")
+    if depends_on:
+        lines.append(f"- **Depends on:** {depends_on}")
+    if max_loops is not None:
+        lines.append(f"- **Max loops:** {max_loops}")
     lines += ["", "## Deliverables", "- `hello.txt`", "", "## Acceptance criteria", "1. hello.txt says hello.", "",
               "## Budget", f"- Worker wall-clock: {worker_budget}", f"- Verifier wall-clock: {verifier_budget}", ""]
     card = repo / "docs" / "stages" / f"{stage_id}.md"

@@ -3,13 +3,15 @@
 Idempotent (an id already queued prints ``exists: <id>``). The card is
 checked first by the card lint (``autometta lint-card``) and refused on any
 error: a bad id, a missing Worker or Verifier line, two agents of one family
-without a stated reason, unfilled placeholders, a missing input, ...; or when
-the tick's lookup would not find it. Warnings are printed and do not refuse.
+without a stated reason, unfilled placeholders, a missing input, a
+``Depends on`` naming no card or closing a cycle, ...; or when the tick's
+lookup would not find it. Warnings are printed and do not refuse.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -41,7 +43,10 @@ def add_stage(repo_arg: str, card_arg: str, warn: Optional[Callable[[str], None]
         raise UserError(f"{card_path}: stage card not found")
     card = cards.parse_card(card_path)
     globs = cards.card_globs(repo, manifest.load_manifest(paths))
-    cardlint.refuse_errors(cardlint.lint_card(card_path, repo, globs=globs),
+    findings = cardlint.lint_card(card_path, repo, globs=globs)
+    # a stage waiting for a stage that does not exist would wait for ever: refused here, not just warned
+    findings = [dataclasses.replace(f, severity=cardlint.ERROR) if f.rule == "depends" else f for f in findings]
+    cardlint.refuse_errors(findings,
                            warn or (lambda line: print(line, file=sys.stderr)), show_warnings=warn is not None)
     found = cards.find_card(repo, card.stage_id, globs)
     if found is None or os.path.realpath(found) != os.path.realpath(card_path):

@@ -12,6 +12,7 @@ import json
 
 from .. import card as cards
 from .. import manifest, state
+from ..errors import UserError
 from ..paths import RepoPaths
 from .subscribe import resolve_repo
 
@@ -29,10 +30,17 @@ def run(args: argparse.Namespace) -> int:
     for stage_id, path in cards.list_cards(repo, cards.card_globs(repo, manifest.load_manifest(paths))):
         stage = state.find_stage(doc, stage_id)
         status = stage.get("status", "pending") if stage else "unqueued"
-        rows.append({"id": stage_id, "status": status, "path": str(path)})
+        waits = []
+        if status == "pending":
+            try:
+                waits = state.unmet_dependencies(cards.parse_card(path).depends_on, doc)
+            except UserError:
+                pass  # lint-card says what is wrong with it
+        rows.append({"id": stage_id, "status": status, "path": str(path), "waits_for": waits})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         for row in rows:
-            print(f"{row['id']}\t{row['status']}\t{row['path']}")
+            waits = f"\twaits for {', '.join(row['waits_for'])}" if row["waits_for"] else ""
+            print(f"{row['id']}\t{row['status']}\t{row['path']}{waits}")
     return 0

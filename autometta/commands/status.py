@@ -13,10 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any, Dict, List, Optional
 
-from .. import budget, home, state
+from .. import budget, home, manifest, state
+from .. import card as cards
 from ..errors import UserError
+from ..timeutil import parse_iso
 from ..paths import HomePaths
 
 COLUMNS = (("repo", 14), ("stage", 18), ("status", 18), ("ticks", 7), ("fail", 4), ("tokens", 6), ("cost", 6))
@@ -83,6 +86,13 @@ def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
                 row["verifier_pid"] = stage.get("verifier_pid")
         elif row["status"] is None:
             row["status"] = "idle"
+        row["waiting"] = _waiting(sub, doc)
+        until = parse_iso(str(doc.get("parked_until") or ""))
+        if until is not None and until > time.time():
+            row["parked_until"] = doc.get("parked_until")
+            row["park_reason"] = doc.get("park_reason")
+            if row["status"] in ("idle", "in_progress"):
+                row["status"] = "parked"
     if b is not None:
         for key in ("clock_ticks_used", "clock_tick_cap", "consecutive_failures", "consecutive_failure_cap",
                     "tokens_spent", "token_cap_total", "cost_usd_spent", "cost_cap_usd",
@@ -93,6 +103,24 @@ def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
             row["halt_reason"] = b.get("halt_reason")
             row["status"] = f"halted:{b.get('halt_reason') or '-'}"
     return row
+
+
+def _waiting(sub: home.Subscriber, doc: Dict[str, Any]) -> Dict[str, List[str]]:
+    """Pending stage id -> what its ``Depends on`` still waits for (file reads only)."""
+    pending = [s.get("id") for s in doc["stages"] if isinstance(s, dict) and s.get("status") == "pending"]
+    if not pending:
+        return {}
+    out: Dict[str, List[str]] = {}
+    try:
+        globs = cards.card_globs(sub.paths.root, manifest.load_manifest(sub.paths, sub.manifest_path))
+        for stage_id in pending:
+            path = cards.find_card(sub.paths.root, stage_id, globs) if cards.is_valid_stage_id(stage_id) else None
+            waits = state.unmet_dependencies(cards.parse_card(path).depends_on, doc) if path else []
+            if waits:
+                out[stage_id] = waits
+    except UserError:
+        pass  # a card or manifest problem is the tick's and lint-card's to report
+    return out
 
 
 def _cells(row: Dict[str, Any]) -> List[str]:
@@ -159,6 +187,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"latest controller log: {latest_log(hp) or '-'}")
         print()
         print(render_table(rows) if rows else "no subscribed repos; run 'autometta subscribe REPO'")
+        for row in rows:
+            if row.get("parked_until"):
+                print(f"{row['repo']}: parked until {row['parked_until']} ({row.get('park_reason')})")
+            for stage_id, waits in (row.get("waiting") or {}).items():
+                print(f"{row['repo']}: {stage_id} waits for {', '.join(waits)}")
         for err in errors:
             print(err, file=sys.stderr)
         for warning in warnings:

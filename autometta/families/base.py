@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import List, Mapping, Optional, Tuple
 
 from ..card import ROLES, Card
-from .usage import Usage
+from .usage import Usage, UsageLimit, find_usage_limit
 from .usage import _json_objects as json_events  # one JSON Lines reader for usage and verdicts
 
 __all__ = ["Family", "ROLES", "EXIT_NOT_FOUND", "check_role", "json_events", "matches_env_name", "plain_tail"]
@@ -92,6 +92,17 @@ class Family:
         if exit_code == EXIT_NOT_FOUND or _said_not_found(self.executable, log_text):
             return f"{self.name}_cli_missing"
         return None
+
+    def usage_limit(self, exit_code: Optional[int], log_text: str) -> Optional[UsageLimit]:
+        """The rate or usage limit a run that failed ended on (the tick parks the repo), or None.
+
+        Read like :meth:`diagnose`: an exit code of 0 is never a limit. Both
+        CLIs' real events and messages are recognised by
+        :func:`~autometta.families.usage.find_usage_limit`.
+        """
+        if exit_code == 0:
+            return None
+        return find_usage_limit(log_text)
 
     def preflight(self, env: Mapping[str, str], euid: int, home: Path) -> Optional[str]:
         """A marker naming why the agent cannot run, checked before spawning; None if it can.

@@ -26,14 +26,16 @@ samples in ``tests/data/cli/``):
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Dict, Iterator, List, Optional
 
 __all__ = ["Usage", "UsageLimit", "parse_claude_log", "parse_codex_log", "find_usage_limit",
-           "detect_usage_limit"]
+           "detect_usage_limit", "reset_epoch"]
 
 
 @dataclass
@@ -327,3 +329,62 @@ def detect_usage_limit(text: str) -> Optional[str]:
     if limit is None:
         return None
     return limit.resets_at or ""
+
+
+_CLOCK_RE = re.compile(r"(\d{1,2})(?::(\d\d))?\s*([ap])\.?m\.?$", re.IGNORECASE)
+
+
+def reset_epoch(resets_at: Optional[str], now: float) -> Optional[float]:
+    """When a :attr:`UsageLimit.resets_at` falls, as epoch seconds; None when it cannot be read.
+
+    Reads ``2030-03-17T17:46:40Z``; claude's ``3:50pm (UTC)`` and
+    ``Mar 17, 2030, 5:46pm (Europe/London)``; codex's ``Mar 17th, 2030 5:46 PM``
+    and ``3:50 PM`` (codex prints local time). A time of day alone is its next
+    occurrence after ``now``.
+    """
+    if not resets_at:
+        return None
+    text = resets_at.strip()
+    try:
+        return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
+    except ValueError:
+        pass
+    zone: Optional[tzinfo] = None
+    named = re.search(r"\(([^()]+)\)\s*$", text)
+    if named:
+        text = text[:named.start()].strip()
+        name = named.group(1).strip()
+        if name.upper() in ("UTC", "GMT", "Z"):
+            zone = timezone.utc
+        else:
+            try:
+                from zoneinfo import ZoneInfo
+
+                zone = ZoneInfo(name)
+            except Exception:  # unknown zone, or no tz database: the configured back-off applies
+                return None
+    text = re.sub(r"(\d)(?:st|nd|rd|th)\b", r"\1", text).replace(",", " ")
+    text = re.sub(r"\s+", " ", text).strip()
+    clock = _CLOCK_RE.search(text)
+    if clock is None:
+        return None
+    hour = int(clock.group(1)) % 12 + (12 if clock.group(3).lower() == "p" else 0)
+    minute = int(clock.group(2) or 0)
+    day_text = text[:clock.start()].strip()
+    base = datetime.fromtimestamp(now, zone) if zone else datetime.fromtimestamp(now)
+    if day_text:
+        day = None
+        for fmt in ("%b %d %Y", "%B %d %Y"):
+            try:
+                day = datetime.strptime(day_text, fmt)
+                break
+            except ValueError:
+                continue
+        if day is None:
+            return None
+        when = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+        return when.timestamp()
+    when = base.replace(hour=hour, minute=minute, second=0, microsecond=0)
+    if when.timestamp() <= now:
+        when = when + timedelta(days=1)
+    return when.timestamp()

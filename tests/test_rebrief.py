@@ -1,0 +1,87 @@
+"""Re-brief loops (Max loops) with whole ticks: FAIL, then PASS on the second worker round."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import make_repo
+from tests.tickkit import CHECKER, commit_all, git, read_budget, run_until_quiet, script_card, stage
+
+
+@pytest.fixture
+def setup(run, tmp_path, home_dir):
+    repo = make_repo(tmp_path / "proj")
+    assert run("init-host").code == 0
+    assert run("subscribe", str(repo)).code == 0
+    commit_all(repo, "subscribe")
+    return repo, home_dir
+
+
+def _verdict(stage_id: str, overall: str, evidence: str) -> str:
+    doc = {"stage_id": stage_id, "verifier_identity": CHECKER, "verifier_invocation": "sh",
+           "ran_at": "2026-11-26T00:00:00Z",
+           "criteria": [{"id": 1, "name": "hello.txt greets the world", "verdict": overall, "evidence": evidence}],
+           "additional_findings": "", "overall": overall}
+    return json.dumps(doc)
+
+
+def test_verifier_fail_then_pass_on_the_second_loop(run, setup, tmp_path):
+    repo, home = setup
+    sid = "01-hello"
+    flag = tmp_path / "judged-once"
+    fail = _verdict(sid, "FAIL", "hello.txt says hello but not world")
+    ok = _verdict(sid, "PASS", "hello.txt:1 says hello world")
+    verifier = (f"if [ -f {flag} ]; then printf '%s' '{ok}' > \"$AUTOMETTA_ARTEFACT\"; "
+                f"else touch {flag}; printf '%s' '{fail}' > \"$AUTOMETTA_ARTEFACT\"; fi")
+    worker = ("cat hello.txt >> seen.txt 2>/dev/null; printf 'hello world\\n' > hello.txt && printf '%s' "
+              f"'{{\"stage_id\":\"{sid}\",\"status\":\"pass\",\"deliverables\":[\"hello.txt\"],\"notes\":\"done\"}}' "
+              "> \"$AUTOMETTA_HANDOFF\"")
+    card = script_card(repo, sid, worker, verifier, max_loops=2)
+    commit_all(repo)
+    assert run("add-stage", str(repo), str(card)).code == 0
+
+    run_until_quiet(home, repo)
+    final = stage(repo, sid)
+    assert final["status"] == "completed" and final["loops"] == 2, final
+    assert (repo / "seen.txt").read_text() == "hello world\n"  # the second round ran on the first one's tree
+
+    rebrief = (repo / "state" / "rebriefs" / f"{sid}-2.md").read_text()
+    assert "hello.txt greets the world: FAIL. Evidence: hello.txt says hello but not world" in rebrief
+    prompt = (repo / "state" / "logs" / f"{sid}-worker.prompt.md").read_text()
+    assert rebrief in prompt
+    archived = list((repo / "state" / "archive" / sid).glob("*/verifiers/*.json"))
+    assert len(archived) == 1 and json.loads(archived[0].read_text())["overall"] == "FAIL"
+    log = "".join(p.read_text() for p in (home / "log").glob("tick-*.log"))
+    assert "re-briefing the worker (loop 2 of 2)" in log
+    assert git(repo, "log", "-1", "--format=%s").startswith(sid)
+    assert read_budget(repo)["consecutive_failures"] == 0
+
+
+def test_the_last_loop_stops_as_today(run, setup):
+    repo, home = setup
+    sid = "01-hello"
+    fail = _verdict(sid, "FAIL", "still wrong")
+    card = script_card(repo, sid, None, f"printf '%s' '{fail}' > \"$AUTOMETTA_ARTEFACT\"", max_loops=2)
+    commit_all(repo)
+    assert run("add-stage", str(repo), str(card)).code == 0
+    run_until_quiet(home, repo)
+    final = stage(repo, sid)
+    assert (final["status"], final["stall_marker"], final["loops"]) == ("verifier_failed", "verifier_fail", 2)
+    assert sorted(p.name for p in (repo / "state" / "rebriefs").iterdir()) == [f"{sid}-2.md"]
+    assert final["verifier_attempts"] == 1
+
+
+def test_acceptance_failure_rebriefs_with_the_command_output(run, setup):
+    repo, home = setup
+    sid = "01-hello"
+    card = script_card(repo, sid, acceptance="test -f second || { echo 'need a second file'; touch second; exit 1; }",
+                       max_loops=3)
+    commit_all(repo)
+    assert run("add-stage", str(repo), str(card)).code == 0
+    run_until_quiet(home, repo)
+    final = stage(repo, sid)
+    assert final["status"] == "completed" and final["loops"] == 2, final
+    rebrief = (repo / "state" / "rebriefs" / f"{sid}-2.md").read_text()
+    assert "exited 1" in rebrief and "need a second file" in rebrief
