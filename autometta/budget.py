@@ -69,6 +69,7 @@ def parse_budget(text: str, source: str) -> Dict[str, Any]:
 
 
 def load_budget(paths: RepoPaths) -> Dict[str, Any]:
+    paths.check_contained()  # every tick reads this first: a symlinked state/ stops it before any write
     if not paths.budget.exists():
         raise UserError(f"{paths.budget}: not found; run 'autometta subscribe {paths.root}' to create it")
     return parse_budget(files.read_text(paths.budget), str(paths.budget))

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Union
 
+from . import faults
 from .errors import UserError
 
 Data = Union[str, bytes]
@@ -70,6 +71,7 @@ def atomic_write(
             atomic_write(target.with_name(target.name + ".bak"), current, mode=mode)
     folder = target.parent
     try:
+        faults.point("atomic_write.before", target.name)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(folder))
     except OSError as exc:
         raise _write_error(target, exc) from exc
@@ -79,12 +81,14 @@ def atomic_write(
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        faults.point("atomic_write.during", target.name)  # written, not yet renamed into place
         os.replace(tmp, str(target))
     except OSError as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise _write_error(target, exc) from exc
     _fsync_dir(folder)
+    faults.point("atomic_write.after", target.name)
 
 
 def _write_error(target: Path, exc: OSError) -> UserError:

@@ -36,6 +36,7 @@ import tempfile
 import unicodedata
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union, Iterator
 
+from . import faults
 from .errors import UserError
 from .paths import STATE_DIRNAME
 
@@ -490,8 +491,10 @@ def commit_stage(repo: PathLike, *, author: str, subject: str, coauthor: Optiona
                 # Something had staged state/ (a worker's `git add -A`): commit
                 # only the rest (a partial commit); those entries stay staged.
                 args += ["--", *_OUTSIDE_STATE]
+            faults.point("commit.before")
             _run(where, args, stdin=message.encode("utf-8", "surrogateescape"),
                  timeout=COMMIT_TIMEOUT)
+            faults.point("commit.after")
             committed = True
         else:
             committed = False
@@ -595,5 +598,7 @@ def snapshot_state(repo: PathLike, files: List[str], ref: str = STATE_REF,
     args += ["-F", "-"]
     text = (message or STATE_MESSAGE).rstrip("\n") + "\n"
     new = _text(_run(where, args, stdin=text.encode("utf-8", "surrogateescape"), env=ident)[1])
+    faults.point("snapshot.before")
     _run(where, ["update-ref", "-m", "autometta: state snapshot", ref, new, old or ""])
+    faults.point("snapshot.after")
     return new

@@ -35,7 +35,7 @@ from typing import Dict, List, Optional
 
 import autometta
 
-from . import procs
+from . import faults, files, procs
 from .errors import UserError
 from .timeutil import now_iso
 
@@ -136,6 +136,7 @@ def launch(spec: LaunchSpec) -> Launched:
     command = [sys.executable, "-I", "-c", BOOTSTRAP, import_root(), *runner_args(spec)]
     try:
         os.fchmod(log_fd, 0o600)
+        faults.point("spawn.before", spec.exit_path.name)
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
                                 cwd=str(spec.cwd), env=dict(spec.env), start_new_session=True,
                                 close_fds=True)
@@ -148,8 +149,38 @@ def launch(spec: LaunchSpec) -> Launched:
     started = procs.start_time(proc.pid)
     _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]  # reaps finished runners
     _CHILDREN.append(proc)
-    return Launched(pid=proc.pid, pgid=proc.pid, started=time.time() if started is None else started,
-                    started_at=started_at)
+    launched = Launched(pid=proc.pid, pgid=proc.pid, started=time.time() if started is None else started,
+                        started_at=started_at)
+    _record_runner(spec.exit_path, launched)
+    faults.point("spawn.after", spec.exit_path.name)
+    return launched
+
+
+def runner_record(exit_path: Path) -> Path:
+    """``<id>-<role>.runner.json`` next to the exit record: which runner :func:`launch` started last."""
+    name = exit_path.name
+    stem = name[: -len(".exit.json")] if name.endswith(".exit.json") else name
+    return exit_path.with_name(stem + ".runner.json")
+
+
+def _record_runner(exit_path: Path, launched: Launched) -> None:
+    """Note the runner on disk the moment it exists, so a tick killed before it saves state.yaml
+    leaves a trace a later tick (or ``--repair``) can find the orphan by. Best effort."""
+    try:
+        files.write_json(runner_record(exit_path), dataclasses.asdict(launched), mode=0o600)
+    except UserError:
+        pass
+
+
+def read_runner(exit_path: Path) -> Optional[Launched]:
+    """The runner :func:`launch` last started for ``exit_path``, or None (no record, or not one of ours)."""
+    try:
+        with open(runner_record(exit_path), "rb") as handle:
+            doc = json.loads(handle.read(64 * 1024).decode("utf-8"))
+        return Launched(pid=int(doc["pid"]), pgid=int(doc["pgid"]), started=float(doc["started"]),
+                        started_at=str(doc["started_at"]))
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
 
 
 #: Popen objects of runners this process started and has not seen finish. Kept

@@ -67,6 +67,17 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
             if not dry_run:
                 shutil.rmtree(bash_lock, ignore_errors=True)
 
+    # temp files of an atomic write the writer did not live to rename (only the tick,
+    # under the lock we hold, writes these documents, so none is in flight)
+    for name in (paths.state_yaml.name, paths.state_yaml.name + ".bak", paths.budget.name):
+        for stale in sorted(paths.state_dir.glob(f".{name}.*.tmp")):
+            changes.append(f"remove {stale}, left by a write that was interrupted (the document is intact)")
+            if not dry_run:
+                try:
+                    stale.unlink()
+                except FileNotFoundError:
+                    pass
+
     doc = state.load_state(paths)
     stages = [s for s in doc["stages"] if isinstance(s, dict)]
     current = doc.get("current_stage")

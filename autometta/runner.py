@@ -345,7 +345,7 @@ class _Run:
                      ended=time.time() if ended is None else ended, seconds=seconds,
                      timed_out=self.timed_out, error=error)
         try:
-            write_json(self.args.exit_file, doc)
+            write_json(self.args.exit_file, doc, mode=0o600)
         except UserError as exc:
             self.note(f"could not write the exit record: {exc}")
             return 1

@@ -64,7 +64,7 @@ def subscribe(hp: HomePaths, repo_arg: str, weight: Optional[int] = None,
         raise UserError(f"--weight {weight}: must be 0 or more")
     paths = RepoPaths(repo)
     for folder in (paths.state_dir, paths.verifiers, paths.logs, paths.handoffs):
-        files.ensure_dir(folder)
+        files.ensure_dir(folder, mode=0o700)  # agent logs and verdicts are the user's alone
     say(f"PASS state dirs ready {paths.state_dir}")
 
     if paths.state_yaml.exists():

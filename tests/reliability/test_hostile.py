@@ -1,0 +1,281 @@
+"""Hostile and broken input: each gives one clear error, a non-zero exit where a command
+failed, changes no file it should not, and writes nothing outside the repo and the home."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from tests.conftest import write_card
+from tests.reliability.relkit import await_all_runners, tick_process
+from tests.tickkit import git, read_state, stage, tick_once, verdict
+
+SID = "01-hello"
+HUGE = b"x" * (10 * 1024 * 1024)
+
+BROKEN: Dict[str, bytes] = {
+    "truncated": None,  # the first half of the real file, filled in per test
+    "empty": b"",
+    "binary": bytes(range(256)) * 4,
+    "huge": HUGE,
+}
+
+
+def _snapshot(*roots: Path) -> Dict[str, bytes]:
+    """Every regular file under ``roots`` (logs and the lock excluded) -> its bytes."""
+    out = {}
+    for root in roots:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d not in (".git", "log", "dashboard")]
+            for name in filenames:
+                p = Path(dirpath) / name
+                if name.endswith(".lock") or p.is_symlink():
+                    continue
+                out[str(p)] = p.read_bytes()
+    return out
+
+
+def _content(kind: str, original: bytes) -> bytes:
+    if kind == "truncated":
+        return original[: max(1, len(original) // 2)]
+    if kind == "wrong-type":
+        return b"[1, 2, 3]\n"
+    if kind == "wrong-field":  # the right shape, one field of the wrong type
+        if original.lstrip().startswith(b"{"):
+            doc = json.loads(original)
+            ints = [k for k, v in doc.items() if isinstance(v, int) and not isinstance(v, bool)]
+            lists = [k for k, v in doc.items() if isinstance(v, list)]
+            doc[(ints or lists)[0]] = "lots"
+            return json.dumps(doc).encode()
+        import re
+        return re.sub(rb"(?m)^tick_count: .*$", b"tick_count: many", original)
+    return BROKEN[kind]
+
+
+def _no_traceback(result) -> None:
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "binary", "huge", "wrong-type", "wrong-field"])
+def test_broken_budget_stops_the_repo_and_writes_nothing(setup, kind):
+    repo, home, add = setup
+    add(SID)
+    path = repo / "state" / "budget.json"
+    path.write_bytes(_content(kind, path.read_bytes()))
+    before = _snapshot(repo / "state", home)
+    result = tick_process()
+    _no_traceback(result)
+    assert result.returncode == 1
+    lines = [l for l in result.stderr.splitlines() if "budget.json" in l]
+    assert len(lines) == 1, result.stderr
+    assert _snapshot(repo / "state", home) == before
+    assert stage(repo, SID)["status"] == "pending"
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "binary", "huge", "wrong-type", "wrong-field"])
+def test_broken_state_is_restored_from_bak_or_halts(setup, kind):
+    repo, home, add = setup
+    add(SID)  # add-stage leaves the pre-add document in state.yaml.bak
+    path = repo / "state" / "state.yaml"
+    good_bak = (repo / "state" / "state.yaml.bak").read_bytes()
+    path.write_bytes(_content(kind, path.read_bytes()))
+    result = tick_process()
+    _no_traceback(result)
+    assert "state-integrity" in result.stderr and "restored from .bak" in result.stderr
+    assert read_state(repo)  # valid again
+    await_all_runners(repo)
+    # without a usable .bak: the repo halts with state-corrupt and the broken file is left for review
+    # (half of a YAML document can itself be a valid, shorter one; cut mid-flow instead)
+    broken = _content(kind, good_bak) if kind != "truncated" else good_bak.split(b"stages:")[0] + b"stages: [\n"
+    path.write_bytes(broken)
+    (repo / "state" / "state.yaml.bak").write_bytes(b"")
+    result = tick_process()
+    _no_traceback(result)
+    assert "state-corrupt" in result.stderr
+    assert path.read_bytes() == broken
+    assert json.loads((repo / "state" / "budget.json").read_text())["halt_reason"] == "state-corrupt"
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "binary", "huge", "wrong-type"])
+def test_broken_subscriber_is_reported_and_others_go_on(setup, kind):
+    repo, home, add = setup
+    add(SID)
+    sub = next((home / "subscribers").glob("*.yaml"))
+    original = sub.read_bytes()
+    (home / "subscribers" / "zz-broken.yaml").write_bytes(_content(kind, original) if kind != "truncated"
+                                                            else b"repo_path: /nowhere\nenabled: [")
+    result = tick_process()
+    _no_traceback(result)
+    assert result.returncode == 1
+    assert any("zz-broken.yaml" in l for l in result.stderr.splitlines())
+    assert stage(repo, SID)["status"] == "in_progress"  # the good repo still ticked
+    await_all_runners(repo)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "binary", "huge", "wrong-type", "wrong-field"])
+def test_broken_envelope_stalls_the_stage_and_is_kept(setup, kind):
+    repo, home, add = setup
+    add(SID)
+    tick_once(home)
+    await_all_runners(repo)
+    env = repo / "state" / "handoffs" / f"{SID}.json"
+    broken = _content(kind, env.read_bytes())
+    env.write_bytes(broken)
+    result = tick_process()
+    _no_traceback(result)
+    s = stage(repo, SID)
+    assert s["status"] == "stalled" and s["stall_marker"].startswith("worker_envelope_"), s
+    assert s.get("verifier_pid") is None
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "binary", "huge", "wrong-type"])
+def test_broken_verdict_never_commits(setup, kind):
+    repo, home, add = setup
+    body = verdict(SID)
+    broken = _content(kind, body.encode())
+    if kind == "huge":
+        cmd = "head -c 10485760 /dev/zero | tr '\\\\0' x > \"$AUTOMETTA_ARTEFACT\""
+    else:
+        (repo.parent / "verdict.bin").write_bytes(broken)
+        cmd = f"cat '{repo.parent / 'verdict.bin'}' > \"$AUTOMETTA_ARTEFACT\""
+    add(SID, verifier_cmd=cmd)
+    head = git(repo, "rev-parse", "HEAD")
+    for _ in range(6):
+        result = tick_process()
+        _no_traceback(result)
+        await_all_runners(repo)
+        if stage(repo, SID)["status"] != "in_progress":
+            break
+    s = stage(repo, SID)
+    assert s["status"] in ("stalled", "verifier_failed"), s
+    assert git(repo, "rev-parse", "HEAD") == head
+
+
+HOSTILE_IDS = ["--upload-pack=touch PWNED", "01-$(touch PWNED)", "../../01-escape", "01-a\nb", "01-" + "a" * 5000]
+
+
+@pytest.mark.parametrize("stage_id", HOSTILE_IDS)
+def test_card_with_hostile_id_is_refused(setup, run, stage_id):
+    repo, home, _ = setup
+    card = repo / "docs" / "stages" / "hostile.md"
+    card.parent.mkdir(parents=True, exist_ok=True)
+    card.write_text(write_card(repo, "01-x").read_text().replace("01-x", stage_id))
+    before = (repo / "state" / "state.yaml").read_bytes()
+    res = run("add-stage", str(repo), str(card))
+    assert res.code == 1
+    assert res.err.strip() and "Traceback" not in res.err
+    assert (repo / "state" / "state.yaml").read_bytes() == before
+    assert not list(repo.rglob("PWNED")) and not (repo.parent / "PWNED").exists()
+
+
+@pytest.mark.parametrize("change", ["no-deliverables", "no-criteria", "budget-minus", "huge"])
+def test_broken_card_is_refused(setup, run, change):
+    repo, home, _ = setup
+    card = write_card(repo, "01-broken")
+    text = card.read_text()
+    if change == "no-deliverables":
+        text = text.replace("## Deliverables\n- `out/01-broken.txt`\n", "")
+    elif change == "no-criteria":
+        text = text.replace("## Acceptance criteria\n1. The file exists.\n", "")
+    elif change == "budget-minus":
+        text = text.replace("Worker wall-clock: 10 minutes", "Worker wall-clock: -5m")
+    else:
+        text = text + ("lorem ipsum " * 1024 * 1024)
+    card.write_text(text)
+    before = (repo / "state" / "state.yaml").read_bytes()
+    res = run("add-stage", str(repo), str(card))
+    assert res.code == 1, res
+    assert res.err.strip() and "Traceback" not in res.err
+    assert (repo / "state" / "state.yaml").read_bytes() == before
+
+
+def test_symlinked_state_file_is_replaced_not_written_through(setup, tmp_path):
+    repo, home, add = setup
+    add(SID)
+    outside = tmp_path / "outside.yaml"
+    state_yaml = repo / "state" / "state.yaml"
+    outside.write_bytes(state_yaml.read_bytes())
+    state_yaml.unlink()
+    state_yaml.symlink_to(outside)
+    before = outside.read_bytes()
+    result = tick_process()
+    _no_traceback(result)
+    await_all_runners(repo)
+    assert outside.read_bytes() == before
+    assert not state_yaml.is_symlink()
+
+
+@pytest.mark.parametrize("folder", ["state", "state/verifiers", "state/logs", "state/handoffs"])
+def test_symlinked_state_folder_is_refused(setup, tmp_path, folder):
+    import shutil
+
+    repo, home, add = setup
+    add(SID)
+    outside = tmp_path / "elsewhere"
+    shutil.copytree(repo / folder, outside)
+    shutil.rmtree(repo / folder)
+    (repo / folder).symlink_to(outside)
+    before = _snapshot(outside)
+    result = tick_process()
+    _no_traceback(result)
+    assert result.returncode == 1
+    assert "is a symlink" in result.stderr and "refuses" in result.stderr
+    assert _snapshot(outside) == before
+
+
+def test_headline_cannot_inject_into_git(setup):
+    repo, home, add = setup
+    headline = "$(touch PWNED) `touch PWNED2`\n--upload-pack=touch PWNED3\n\nSigned-off-by: evil"
+    doc = json.loads(verdict(SID))
+    doc["headline"] = headline
+    (repo.parent / "v.json").write_text(json.dumps(doc))
+    add(SID, verifier_cmd=f"cat '{repo.parent / 'v.json'}' > \"$AUTOMETTA_ARTEFACT\"")
+    for _ in range(4):
+        tick_once(home)
+        await_all_runners(repo)
+    assert stage(repo, SID)["status"] == "completed"
+    subject = git(repo, "log", "-1", "--format=%s").strip()
+    assert subject.startswith(f"{SID}: $(touch PWNED)") and "\n" not in subject
+    assert git(repo, "log", "-1", "--format=%(trailers:key=Signed-off-by,valueonly)").strip() == ""
+    for name in ("PWNED", "PWNED2", "PWNED3"):
+        assert not (repo / name).exists() and not (repo.parent / name).exists()
+
+
+@pytest.mark.parametrize("stage_id", ["--upload-pack=touch PWNED", "01-$(touch PWNED)", "01-a;touch PWNED"])
+def test_hostile_id_edited_into_state_is_refused(setup, stage_id):
+    from autometta import state as states
+    from autometta import yamlsub
+    from autometta.paths import RepoPaths
+
+    repo, home, add = setup
+    add(SID)
+    paths = RepoPaths(repo)
+    doc = states.load_state(paths)
+    doc["stages"].insert(0, states.new_stage(stage_id, "w", "v"))
+    paths.state_yaml.write_text(yamlsub.dumps(doc))  # by hand: save_state would refuse it
+    head = git(repo, "rev-parse", "HEAD")
+    result = tick_process()
+    _no_traceback(result)
+    assert "restored from .bak" in result.stderr
+    assert stage_id not in states.stage_ids(states.load_state(paths))
+    await_all_runners(repo)
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert not list(repo.parent.rglob("PWNED"))
+
+
+@pytest.mark.xfail(strict=True, reason="state.yaml.bak holds the document *before* the last write, so restoring it "
+                   "drops the last change (here the queued stage), and tick._load_state logs no reason")
+def test_restoring_from_bak_keeps_the_last_change_and_says_why(setup):
+    repo, home, add = setup
+    add(SID)
+    path = repo / "state" / "state.yaml"
+    path.write_text(path.read_text().replace("tick_count: 0", "tick_count: many"))
+    result = tick_process()
+    _no_traceback(result)
+    await_all_runners(repo)
+    assert "tick_count" in result.stderr  # what was wrong with the file
+    assert SID in [s["id"] for s in read_state(repo)["stages"]]
