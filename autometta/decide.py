@@ -63,6 +63,9 @@ class InFlight:
     #: Worker rounds the stage may take (card ``Max loops``, else the manifest's ``max_loops``; 1: no re-brief).
     max_loops: int = 1
     tree_now: Callable[[], Optional[str]] = lambda: None
+    #: Runners started for this stage that state.yaml never recorded (the tick that
+    #: started them was killed before it could write): role -> (pid, start time).
+    orphans: Dict[str, Tuple[int, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -102,6 +105,7 @@ LAUNCH = "launch"  # role: worker | verifier | acceptance
 COMMIT = "commit"  # commit the worker's changes (author worker, co-author verifier)
 CLAIM = "claim"  # stage id: pending -> in_progress
 SET = "set"  # (field, value) on the stage in flight
+ADOPT = "adopt"  # (role, pid, started): record a runner an interrupted tick started
 REBRIEF = "rebrief"  # {"loop", "of", "reason", "verdict"}: save the re-brief, archive the round, reset its fields
 CLEAR_CURRENT = "clear_current"
 PARK = "park"  # (until ISO, reason): the repo does nothing until then
@@ -257,6 +261,12 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     st = c.stage or {}
     effects: List[Effect] = []
 
+    # 0. A runner an interrupted tick started but never recorded: adopt it, never start a twin.
+    for role, (pid, started) in sorted(c.orphans.items()):
+        if not st.get(f"{role}_pid"):
+            return Decision(f"adopting {role} {pid} for {cur}, started by a tick that was interrupted",
+                            [(ADOPT, (role, pid, started))])
+
     # 1. A verdict beats a stall (§6.5b).
     art = c.artefact
     if art.kind == "partial" and c.verifier.pid and c.verifier.alive:
@@ -280,8 +290,13 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     # 2. The worker.
     if not _reaped(st):
         if not st.get("worker_pid"):
-            return Decision(f"stage {cur} has no worker process recorded; marking stalled", effects,
-                            finish=("stalled", "worker_never_started"))
+            # Claimed, but a tick was interrupted before its worker started (or, in bash-era
+            # state, the spawn failed): start it now; never verify an unworked tree.
+            if not c.card_found:
+                return Decision(f"stage card missing for {cur} and no worker ever started, marking stalled",
+                                effects, finish=("stalled", "stage_card_missing"))
+            return _dispatch(f, cur, f.budget, effects, "worker",
+                             f"stage {cur} has no worker (an interrupted tick never started it); starting it")
         if c.worker.alive:
             limit = _threshold(c.worker_budget)
             if c.worker.elapsed is not None and c.worker.elapsed > limit:

@@ -17,7 +17,7 @@ from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFligh
 from .dispatch import RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
 from .errors import UserError
-from .launch import read_exit
+from .launch import read_exit, read_runner
 from .state import find_stage, unmet_dependencies
 from .timeutil import parse_iso
 
@@ -109,6 +109,13 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
                 c.message_artefact = judge_artefact_doc(doc, stage_id, "the verifier's final message")
                 c.headline = stagecommit.headline(c.headline, doc)
     c.tree_now = lambda: gitops.worktree_fingerprint(ctx.repo)
+    claimed = parse_iso(stage.get("started_at") or "") or 0.0
+    for role in ("worker", "verifier", "acceptance"):
+        if stage.get(f"{role}_pid"):
+            continue
+        runner = read_runner(ctx.paths.exit_record(stage_id, role))
+        if runner is not None and runner.started >= claimed - 2:
+            c.orphans[role] = (runner.pid, runner.started)
     return c
 
 

@@ -17,7 +17,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 from . import faults
 from .errors import UserError
@@ -47,15 +47,11 @@ def atomic_write(
     data: Data,
     *,
     mode: Optional[int] = None,
-    backup_if: Optional[Callable[[bytes], bool]] = None,
 ) -> None:
     """Replace ``path`` with ``data`` atomically.
 
-    ``mode`` defaults to the existing file's mode, else 0o644. With
-    ``backup_if``, the current content is first copied (atomically) to
-    ``<path>.bak`` when ``backup_if(current)`` is true, so a corrupt document
-    never overwrites a good backup. A symlink at ``path`` is replaced, never
-    written through.
+    ``mode`` defaults to the existing file's mode, else 0o644. A symlink at
+    ``path`` is replaced, never written through.
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -65,10 +61,6 @@ def atomic_write(
             mode = st.st_mode & 0o777 if not os.path.islink(target) else 0o644
         except FileNotFoundError:
             mode = 0o644
-    if backup_if is not None and target.is_file() and not target.is_symlink():
-        current = target.read_bytes()
-        if backup_if(current):
-            atomic_write(target.with_name(target.name + ".bak"), current, mode=mode)
     folder = target.parent
     try:
         faults.point("atomic_write.before", target.name)

@@ -77,14 +77,6 @@ def parse_state(text: str, source: str) -> Dict[str, Any]:
     return doc
 
 
-def _valid_bytes(data: bytes) -> bool:
-    try:
-        parse_state(data.decode("utf-8"), "<current>")
-    except (UserError, UnicodeDecodeError):
-        return False
-    return True
-
-
 def load_state(paths: RepoPaths) -> Dict[str, Any]:
     paths.check_contained()
     if not paths.state_yaml.exists():
@@ -109,9 +101,16 @@ def dumps_state(doc: Dict[str, Any], source: str = "state.yaml") -> str:
 
 
 def save_state(paths: RepoPaths, doc: Dict[str, Any]) -> None:
-    """Write atomically; the previous valid document becomes ``state.yaml.bak``."""
+    """Write atomically, then mirror the same valid document to ``state.yaml.bak``.
+
+    The backup is written second, so it always holds the newest document that
+    passed validation: restoring it after a hand edit or a crash gone wrong
+    loses nothing the tick wrote (a copy of the *previous* document, as the
+    bash version kept, dropped the last change).
+    """
     text = dumps_state(doc, str(paths.state_yaml))
-    files.atomic_write(paths.state_yaml, text, mode=FILE_MODE, backup_if=_valid_bytes)
+    files.atomic_write(paths.state_yaml, text, mode=FILE_MODE)
+    files.atomic_write(paths.state_yaml.with_name(paths.state_yaml.name + ".bak"), text, mode=FILE_MODE)
 
 
 def find_stage(doc: Dict[str, Any], stage_id: str) -> Optional[Dict[str, Any]]:

@@ -20,11 +20,11 @@ from typing import Any, Callable, Dict, List, Optional
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import auth, envelope, files, gitops, home, manifest, procs, secrets, stagecommit, state
+from . import auth, envelope, files, gitops, home, logretention, manifest, procs, secrets, stagecommit, state
 from .dispatch import RepoContext, identity_for, start
 from .errors import UserError
 from .identity import git_author
-from .launch import read_exit
+from .launch import read_exit, runner_record
 from .observe import dashboard, events, heartbeat
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso
@@ -43,8 +43,9 @@ class TickLog:
     def __call__(self, message: str) -> None:
         line = f"{now_iso()} {secrets.redact(message)}"  # never a resolved secret
         try:
-            self.home.log_dir.mkdir(parents=True, exist_ok=True)
-            with open(self.home.tick_log(), "a", encoding="utf-8") as handle:
+            self.home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(str(self.home.tick_log()), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            with open(fd, "a", encoding="utf-8") as handle:  # the log is the user's alone
                 handle.write(line + "\n")
         except OSError as exc:
             print(f"autometta tick: cannot write the tick log ({exc.strerror})", file=sys.stderr)
@@ -128,6 +129,10 @@ def _account(txn: _Txn, role: str) -> None:
         stage["worker_exit"] = record.get("exit_code")
     stage[f"{role}_pid"] = None
     stage[f"{role}_started"] = None
+    try:  # accounted: its runner is no orphan for a later tick to adopt
+        os.unlink(runner_record(txn.ctx.paths.exit_record(stage_id, role)))
+    except OSError:
+        pass
 
 
 def _kill(txn: _Txn, role: str) -> None:
@@ -270,7 +275,16 @@ def apply(txn: _Txn, decision: d.Decision) -> str:
             _rebrief(txn, arg)
         elif name == d.SET and stage is not None:
             stage[arg[0]] = arg[1]
+        elif name == d.ADOPT and stage is not None:
+            role, pid, started = arg
+            stage[f"{role}_pid"], stage[f"{role}_started"] = pid, started
+            if role == "verifier":
+                stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
+                stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
         elif name == d.LAUNCH:
+            # Persist everything decided so far first: a tick killed after the spawn then
+            # leaves an in-flight stage whose runner the next tick adopts (never a twin).
+            state.save_state(txn.ctx.paths, txn.state)
             try:
                 _launch(txn, arg, decision)
             except UserError as exc:
@@ -325,7 +339,7 @@ def _load_state(paths: RepoPaths, log: Callable[[str], None]) -> Optional[Dict[s
             log(f"state-integrity: {exc.message}; no valid .bak")
             return None
         files.atomic_write(paths.state_yaml, state.dumps_state(backup), mode=state.FILE_MODE)
-        log(f"state-integrity: {paths.state_yaml} was corrupt/empty; restored from .bak")
+        log(f"state-integrity: {paths.state_yaml} was corrupt/empty ({exc.message}); restored from .bak")
         return backup
 
 
@@ -452,4 +466,5 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
             log(f"error in {sub.repo_path}: {type(exc).__name__}: {exc}")
             outcomes.append(Outcome(str(sub.repo_path), str(exc), "error", error=True))
     dashboard.refresh(hp, log)  # rewritten only if some repo's state or budget changed
+    logretention.prune_logs(hp, config, log=log)
     return outcomes

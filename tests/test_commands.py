@@ -183,11 +183,11 @@ def test_add_stage_appends_pending_record(run, subscribed):
     assert len(read_yaml(subscribed / "state" / "state.yaml")["stages"]) == 1
 
 
-def test_add_stage_keeps_a_backup_of_the_previous_state(run, subscribed):
+def test_add_stage_mirrors_the_newest_valid_state_to_the_backup(run, subscribed):
     run("add-stage", str(subscribed), str(write_card(subscribed, "01-first")))
     run("add-stage", str(subscribed), str(write_card(subscribed, "02-second")))
     bak = read_yaml(subscribed / "state" / "state.yaml.bak")
-    assert [s["id"] for s in bak["stages"]] == ["01-first"]
+    assert [s["id"] for s in bak["stages"]] == ["01-first", "02-second"]
 
 
 @pytest.mark.parametrize("name", ["../../x", "Bad Id", "UPPER-case", "1-short", "01_under"])

@@ -171,11 +171,17 @@ def test_worker_at_exactly_the_threshold_still_runs():
     assert not dec.transition
 
 
-def test_worker_never_started_stalls_instead_of_verifying_an_unworked_tree():
+def test_a_claimed_stage_whose_worker_never_started_starts_it_never_the_verifier():
     doc = state_with("in_progress", SID, worker_pid=None)
     dec = d.decide(facts(doc, cur=inflight(doc)))
-    assert dec.finish == ("stalled", "worker_never_started")
-    assert "launch:verifier" not in effects(dec)
+    assert effects(dec) == ["launch:worker"] and dec.finish is None
+    assert dec.on_launch_failure == "worker_spawn_failed"
+
+
+def test_a_claimed_stage_without_worker_or_card_stalls():
+    doc = state_with("in_progress", SID, worker_pid=None)
+    dec = d.decide(facts(doc, cur=inflight(doc, card_found=False)))
+    assert dec.finish == ("stalled", "stage_card_missing")
 
 
 @pytest.mark.parametrize("envelope,finish,extra", [

@@ -118,7 +118,7 @@ def emitted_markers() -> Set[str]:
 def test_the_marker_scan_finds_what_we_know_is_there():
     markers = emitted_markers()
     known = {"token-cap", "cost-cap", "wall-clock-cap", "tick-cap", "failure-cap", "dirty-working-tree",
-             "invalid-stage-id", "state-corrupt", "worker_never_started", "worker_timeout",
+             "invalid-stage-id", "state-corrupt", "worker_timeout",
              "worker_envelope_missing_after_exit", "worker_envelope_invalid", "worker_envelope_fail",
              "acceptance_failed", "verifier_attempt_cap", "stage_card_missing", "verifier_modified_tree",
              "verifier_fail", "verifier_artefact_wrong_stage", "verifier_overall_malformed",

@@ -22,16 +22,6 @@ def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["doc.json"]
 
 
-def test_backup_only_when_current_is_valid(tmp_path):
-    target = tmp_path / "state.yaml"
-    target.write_text("good\n")
-    files.atomic_write(target, "next\n", backup_if=lambda b: b == b"good\n")
-    assert (tmp_path / "state.yaml.bak").read_text() == "good\n"
-    target.write_text("corrupt\n")
-    files.atomic_write(target, "after\n", backup_if=lambda b: b == b"good\n")
-    assert (tmp_path / "state.yaml.bak").read_text() == "good\n"  # a bad current never replaces a good .bak
-
-
 def test_symlink_is_replaced_not_written_through(tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("precious\n")

@@ -232,17 +232,18 @@ def test_dirty_tree_halts_before_claim(setup):
 def test_corrupt_state_is_restored_from_backup(setup):
     repo, home, add = setup
     add("01-hello")
-    add("02-more")  # add-stage wrote .bak with 01-hello
+    add("02-more")  # the .bak mirrors the newest valid state: both stages
     (repo / "state" / "state.yaml").write_text("")
     tick_once(home)
     assert "restored from .bak" in tick_log(home)
     doc = read_state(repo)
-    assert [s["id"] for s in doc["stages"]] == ["01-hello"]
+    assert [s["id"] for s in doc["stages"]] == ["01-hello", "02-more"]
     await_agents(repo)
 
 
 def test_corrupt_state_without_backup_halts(setup):
     repo, home, add = setup
+    (repo / "state" / "state.yaml.bak").unlink()
     (repo / "state" / "state.yaml").write_text("stages: [oops\n")
     tick_once(home)
     b = read_budget(repo)

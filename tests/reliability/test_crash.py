@@ -32,16 +32,7 @@ TRANSITIONS = {
 }
 SID = "01-hello"
 
-#: A kill after the worker is spawned but before state.yaml says so leaves the
-#: stage pending while the orphaned worker dirties the tree: the next tick
-#: refuses the dirty tree and nothing but an operator moves the stage. The
-#: fix is in tick.py (persist the claim before the spawn); see the report.
-ORPHANED_CLAIM = pytest.mark.xfail(strict=True, reason=(
-    "tick.py writes the claim only after the spawn: a kill in between orphans the worker and "
-    "leaves the stage pending behind a dirty tree (fix: save state before the LAUNCH effect)"))
-_XFAIL = {("claim+spawn", p) for p in ("spawn.after", "atomic_write.before@state.yaml",
-                                       "atomic_write.during@state.yaml", "atomic_write.before@state.yaml.bak")}
-CASES = [pytest.param(t, p, id=f"{t}-{p}", marks=[ORPHANED_CLAIM] if (t, p) in _XFAIL else [])
+CASES = [pytest.param(t, p, id=f"{t}-{p}")
          for t, (points, _b, _a) in TRANSITIONS.items() for p in points]
 
 
@@ -117,5 +108,8 @@ def test_a_tick_killed_after_the_spawn_leaves_the_runner_on_record(setup):
     record = read_runner(exit_path)
     assert record is not None and record.pid > 0
     assert oct(runner_record(exit_path).stat().st_mode & 0o777) == "0o600"
-    assert stage(repo, SID)["status"] == "pending"  # the defect the xfails above describe
+    assert stage(repo, SID)["status"] == "in_progress"  # the claim was saved before the spawn
+    tick_process()  # the next tick adopts the orphan rather than starting a twin
+    s = stage(repo, SID)
+    assert s["worker_pid"] == record.pid and s["worker_started"] == record.started
     await_all_runners(repo)

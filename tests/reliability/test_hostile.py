@@ -267,8 +267,6 @@ def test_hostile_id_edited_into_state_is_refused(setup, stage_id):
     assert not list(repo.parent.rglob("PWNED"))
 
 
-@pytest.mark.xfail(strict=True, reason="state.yaml.bak holds the document *before* the last write, so restoring it "
-                   "drops the last change (here the queued stage), and tick._load_state logs no reason")
 def test_restoring_from_bak_keeps_the_last_change_and_says_why(setup):
     repo, home, add = setup
     add(SID)

@@ -46,8 +46,6 @@ def test_no_secret_anywhere_and_state_is_private(world, tmp_path, monkeypatch): 
     assert loose == []
 
 
-@pytest.mark.xfail(strict=True, reason="tick.py TickLog opens the controller log with the umask's mode (0644); "
-                                       "fix: os.open(..., O_WRONLY|O_CREAT|O_APPEND, 0o600)")
 def test_controller_logs_are_private(world, tmp_path, monkeypatch):  # noqa: F811
     _repo, home = _api_run(world, tmp_path, monkeypatch)
     loose = [f"{p} {oct(_mode(p))}" for p in sorted((home / "log").iterdir()) if _mode(p) & 0o077]
