@@ -6,7 +6,6 @@ import os
 import stat
 from pathlib import Path
 
-import pytest
 
 from tests.authkit import ANTHROPIC_KEY, OPENAI_KEY, codex_home, files_holding
 from tests.test_auth_tick import git_history, world  # noqa: F401  (the fixture)
