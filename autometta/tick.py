@@ -338,8 +338,14 @@ def _load_state(paths: RepoPaths, log: Callable[[str], None]) -> Optional[Dict[s
         if backup is None:
             log(f"state-integrity: {exc.message}; no valid .bak")
             return None
+        kept = ""
+        if paths.state_yaml.is_file() and not paths.state_yaml.is_symlink():
+            stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+            corrupt = paths.state_yaml.with_name(f"state.yaml.corrupt-{stamp}")
+            os.replace(paths.state_yaml, corrupt)  # kept for review, never silently lost
+            kept = f"; the broken file is kept as {corrupt.name}"
         files.atomic_write(paths.state_yaml, state.dumps_state(backup), mode=state.FILE_MODE)
-        log(f"state-integrity: {paths.state_yaml} was corrupt/empty ({exc.message}); restored from .bak")
+        log(f"state-integrity: {paths.state_yaml} was corrupt/empty ({exc.message}); restored from .bak{kept}")
         return backup
 
 

@@ -236,6 +236,7 @@ def test_corrupt_state_is_restored_from_backup(setup):
     (repo / "state" / "state.yaml").write_text("")
     tick_once(home)
     assert "restored from .bak" in tick_log(home)
+    assert [p.read_text() for p in (repo / "state").glob("state.yaml.corrupt-*")] == [""]
     doc = read_state(repo)
     assert [s["id"] for s in doc["stages"]] == ["01-hello", "02-more"]
     await_agents(repo)
