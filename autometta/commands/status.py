@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional
 from .. import budget, home, manifest, state
 from .. import card as cards
 from ..errors import UserError
+from ..observe.screen import compact
 from ..timeutil import parse_iso
 from ..paths import HomePaths
 
@@ -30,15 +31,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", metavar="REPO", help="only this repo")
     parser.add_argument("--watch", action="store_true", help="redraw every few seconds, with recent completions")
     parser.add_argument("--once", action="store_true", help="with --watch: draw once and exit")
-
-
-def _compact(n: Optional[float]) -> str:
-    if n is None:
-        return "-"
-    for unit, size in (("M", 1_000_000), ("k", 1_000)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{unit}".replace(".0" + unit, unit)
-    return str(int(n))
 
 
 def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
@@ -134,7 +126,7 @@ def _cells(row: Dict[str, Any]) -> List[str]:
         row.get("status") or "-",
         frac(row.get("clock_ticks_used"), row.get("clock_tick_cap")),
         frac(row.get("consecutive_failures"), row.get("consecutive_failure_cap")),
-        _compact(row.get("tokens_spent")),
+        compact(row.get("tokens_spent")),
         "-" if row.get("tokens_spent") is None else f"${cost or 0:.2f}",
     ]
 

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from ..errors import UserError
 from ..families.usage import Usage
-from .request import Answer, VerifierRequest, http_json, user_agent
+from .request import Answer, env_api_key, env_base_url, VerifierRequest, http_json, user_agent
 
 LABEL = "Anthropic Messages API"
 API = "anthropic"
@@ -42,17 +41,11 @@ MAX_TOKENS = 8192
 
 
 def api_key(environ: Mapping[str, str]) -> str:
-    """``ANTHROPIC_API_KEY`` from the environment the verifier was given; fails closed without it."""
-    key = (environ.get(KEY_NAME) or "").strip()
-    if not key:
-        raise UserError(f"{KEY_NAME} is not in the verifier's environment, and the claude API transport needs it; "
-                        "set auth.claude.mode: api in .autometta.local.yaml (or AUTOMETTA_CLAUDE_MODE=api) so the "
-                        "billing route provides the key, or set the transport back to cli")
-    return key
+    return env_api_key(environ, KEY_NAME, "claude")
 
 
 def base_url(environ: Mapping[str, str], configured: Optional[str] = None) -> str:
-    return (environ.get(BASE_URL_NAME) or configured or DEFAULT_BASE_URL).rstrip("/")
+    return env_base_url(environ, BASE_URL_NAME, DEFAULT_BASE_URL, configured)
 
 
 def endpoint(base: str) -> str:

@@ -28,9 +28,8 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .. import schema
-from ..errors import UserError
 from ..families.usage import Usage
-from .request import Answer, ApiError, VerifierRequest, http_json, user_agent
+from .request import Answer, env_api_key, env_base_url, ApiError, VerifierRequest, http_json, user_agent
 
 LABEL = "OpenAI Responses API"
 API = "openai"
@@ -43,17 +42,11 @@ _NOT_SENT = ("$schema", "$id")
 
 
 def api_key(environ: Mapping[str, str]) -> str:
-    """``OPENAI_API_KEY`` from the environment the verifier was given; fails closed without it."""
-    key = (environ.get(KEY_NAME) or "").strip()
-    if not key:
-        raise UserError(f"{KEY_NAME} is not in the verifier's environment, and the codex API transport needs it; "
-                        "set auth.codex.mode: api in .autometta.local.yaml (or AUTOMETTA_CODEX_MODE=api) so the "
-                        "billing route provides the key, or set the transport back to cli")
-    return key
+    return env_api_key(environ, KEY_NAME, "codex")
 
 
 def base_url(environ: Mapping[str, str], configured: Optional[str] = None) -> str:
-    return (environ.get(BASE_URL_NAME) or configured or DEFAULT_BASE_URL).rstrip("/")
+    return env_base_url(environ, BASE_URL_NAME, DEFAULT_BASE_URL, configured)
 
 
 def endpoint(base: str) -> str:

@@ -258,6 +258,22 @@ def http_json(api: str, method: str, url: str, headers: Mapping[str, str], body:
     return doc
 
 
+def env_api_key(environ: Mapping[str, str], name: str, family: str) -> str:
+    """An API key from the environment the verifier was given (the billing route put it
+    there); fails closed, naming the fix, when it is absent."""
+    key = (environ.get(name) or "").strip()
+    if not key:
+        raise UserError(f"{name} is not in the verifier's environment, and the {family} API transport needs it; "
+                        f"set auth.{family}.mode: api in .autometta.local.yaml (or AUTOMETTA_{family.upper()}_MODE=api) "
+                        "so the billing route provides the key, or set the transport back to cli")
+    return key
+
+
+def env_base_url(environ: Mapping[str, str], name: str, default: str, configured: Optional[str] = None) -> str:
+    """The API base URL: the environment, then ``verifier.<family>.base_url`` in config.yaml, then the provider's."""
+    return (environ.get(name) or configured or default).rstrip("/")
+
+
 def user_agent() -> str:
     return f"autometta/{__version__}"
 
