@@ -119,3 +119,23 @@ def write_card(repo: Path, stage_id: str, *, title: str = "Do a thing",
     card.write_text(text if text is not None else
                     CARD.format(stage_id=stage_id, title=title, worker=worker, verifier=verifier))
     return card
+
+
+@pytest.fixture
+def setup(run, tmp_path, home_dir):
+    """(repo, home, add): a subscribed repo; ``add(id, ...)`` writes, commits and queues a script card."""
+    from tests.tickkit import commit_all, script_card
+
+    repo = make_repo(tmp_path / "proj")
+    assert run("init-host").code == 0
+    assert run("subscribe", str(repo)).code == 0
+    commit_all(repo, "subscribe")
+
+    def add(stage_id, *args, **kw):
+        card = script_card(repo, stage_id, *args, **kw)
+        commit_all(repo, f"card {stage_id}")
+        res = run("add-stage", str(repo), str(card))
+        assert res.code == 0, res.err
+        return card
+
+    return repo, home_dir, add

@@ -16,14 +16,11 @@ import pytest
 
 from autometta.observe import events
 from autometta.paths import HomePaths, RepoPaths
-from tests.conftest import make_repo
 from tests.tickkit import (
     PASS_WORKER,
     await_agents,
-    commit_all,
     read_state,
     run_until_quiet,
-    script_card,
     tick_once,
     verifier_writes,
 )
@@ -61,23 +58,6 @@ def hook():
     h = Hook()
     yield h
     h.close()
-
-
-@pytest.fixture
-def setup(run, tmp_path, home_dir):
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-
-    def add(stage_id, *args, **kw):
-        card = script_card(repo, stage_id, *args, **kw)
-        commit_all(repo, f"card {stage_id}")
-        res = run("add-stage", str(repo), str(card))
-        assert res.code == 0, res.err
-        return card
-
-    return repo, home_dir, add
 
 
 def configure(home: Path, **notify) -> None:

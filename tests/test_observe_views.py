@@ -15,7 +15,6 @@ import sys
 import termios
 import time
 
-import pytest
 
 from autometta.observe.logtail import Follower
 from autometta.paths import HomePaths
@@ -23,32 +22,13 @@ from tests.conftest import ROOT, make_repo, run_process
 from tests.tickkit import (
     PASS_WORKER,
     await_agents,
-    commit_all,
     read_state,
     run_until_quiet,
-    script_card,
     tick_once,
     verifier_writes,
 )
 
 ESC = "\x1b"
-
-
-@pytest.fixture
-def setup(run, tmp_path, home_dir):
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-
-    def add(stage_id, *args, **kw):
-        card = script_card(repo, stage_id, *args, **kw)
-        commit_all(repo, f"card {stage_id}")
-        res = run("add-stage", str(repo), str(card))
-        assert res.code == 0, res.err
-        return card
-
-    return repo, home_dir, add
 
 
 USAGE = "echo 'autometta-usage: {\"input_tokens\": 1200, \"output_tokens\": 80, \"cost_usd\": 0.25}'"

@@ -19,23 +19,6 @@ from tests.tickkit import (CHECKER, WORKER, await_agents, commit_all, git, read_
                            run_until_quiet, script_card, stage, tick_once, verdict, verifier_writes)
 
 
-@pytest.fixture
-def setup(run, tmp_path, home_dir):
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-
-    def add(stage_id, *args, **kw):
-        card = script_card(repo, stage_id, *args, **kw)
-        commit_all(repo, f"card {stage_id}")
-        res = run("add-stage", str(repo), str(card))
-        assert res.code == 0, res.err
-        return card
-
-    return repo, home_dir, add
-
-
 def tick_log(home: Path) -> str:
     return "".join(p.read_text() for p in sorted((home / "log").glob("tick-*.log")))
 
