@@ -177,3 +177,12 @@ def test_dry_run_prints_the_plist(run, controller, mac, bin_dir, tmp_path):
     assert doc["StartInterval"] == 90
     assert calls(bin_dir, "launchctl") == before
     assert plistlib.loads((mac / "com.autometta.tick.my_repo.x.plist").read_bytes())["StartInterval"] == 300
+
+
+def test_unsubscribe_on_macos_removes_the_repos_agent(run, controller, mac, bin_dir, built_pyz, tmp_path):
+    repo = _repo(tmp_path, run)
+    assert run("subscribe", str(repo)).code == 0
+    assert list(mac.glob("*.plist"))
+    res = run("unsubscribe", str(repo))
+    assert res.code == 0 and "launchagent removed" in res.out
+    assert list(mac.glob("*.plist")) == []

@@ -10,6 +10,7 @@ from typing import Callable
 from .. import deps, files, home, yamlsub
 from ..errors import UserError
 from ..paths import HomePaths
+from ..schedule import stable_path
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,7 @@ def init_host(paths: HomePaths, say: Callable[[str], None] = print) -> None:
     say(f"PASS subscribers dir {paths.subscribers}")
     home.ensure_private_dir(paths.log_dir)
     say(f"PASS log dir {paths.log_dir}")
-    root = home.install_root()
+    root = stable_path(home.install_root())  # a Cellar path would die at the next brew upgrade
     if paths.config.is_file():
         config = home.load_yaml_file(paths.config, "config") or {}
         if config.get("autometta_root") == root:
