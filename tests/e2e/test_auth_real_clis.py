@@ -43,7 +43,7 @@ from tests.authkit import (
     refs_file,
 )
 from tests.conftest import make_repo, write_card
-from tests.support.agent_clis import CODEX_CONFIG, ensure_clis, unavailable_reason
+from tests.support.agent_clis import CODEX_CONFIG
 from tests.support.model_server import ModelServer, Tokens, text, write_file
 
 TIMEOUT = 120
@@ -51,16 +51,6 @@ STAGE = "07-billing"
 CLAUDE_ID = "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
 CODEX_ID = "Codex GPT-5.5 <codex-gpt-5-5@local>"
 T = Tokens(input=900, output=40)
-
-
-@pytest.fixture(scope="module")
-def clis() -> Dict[str, str]:
-    if os.environ.get("AUTOMETTA_SKIP_E2E") == "1":
-        pytest.skip("AUTOMETTA_SKIP_E2E=1")
-    found = ensure_clis()
-    if found is None:
-        pytest.skip(f"real agent CLIs unavailable: {unavailable_reason()}")
-    return found
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ from autometta import families
 from autometta.card import parse_card_text
 from autometta.families.models import resolve_model
 from tests.conftest import CARD
-from tests.support.agent_clis import claude_env, codex_env, ensure_clis, unavailable_reason
+from tests.support.agent_clis import claude_env, codex_env
 from tests.support.model_server import ModelServer, Tokens, error, text, write_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "data" / "cli"
@@ -42,16 +42,6 @@ ANTHROPIC_401 = {"type": "error", "error": {"type": "authentication_error", "mes
 OPENAI_401 = {"error": {"message": "Incorrect API key provided: sk-test. You can find your API key at "
                                    "https://platform.openai.com/account/api-keys.",
                         "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}
-
-
-@pytest.fixture(scope="module")
-def clis() -> Dict[str, str]:
-    if os.environ.get("AUTOMETTA_SKIP_E2E") == "1":
-        pytest.skip("AUTOMETTA_SKIP_E2E=1")
-    found = ensure_clis()
-    if found is None:
-        pytest.skip(f"real agent CLIs unavailable: {unavailable_reason()}")
-    return found
 
 
 def agent_env(family: str, clis: Dict[str, str], url: str, home: Path, sandbox: bool = True) -> Dict[str, str]:

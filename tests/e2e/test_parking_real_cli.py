@@ -17,12 +17,11 @@ from autometta import tick
 from autometta.paths import HomePaths
 from tests.conftest import make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, _stop_group, agent_environment, agent_key,
-                                           agent_pids, await_agents, clis, envelope, pass_env, verdict,
+                                           agent_pids, await_agents, envelope, pass_env, verdict,
                                            write_cards)
 from tests.support.model_server import ModelServer, Request, error, text, write_file
 from tests.tickkit import commit_all, git, read_budget, read_state
 
-__all__ = ["clis"]  # the fixture, shared with test_tick_real_clis
 
 SID = "01-claude-works"
 

@@ -25,7 +25,7 @@ from typing import Dict, List
 import pytest
 
 from autometta.families.usage import Usage, find_usage_limit, parse_claude_log, parse_codex_log
-from tests.support.agent_clis import claude_env, codex_env, ensure_clis, unavailable_reason
+from tests.support.agent_clis import claude_env, codex_env
 from tests.support.model_server import ModelServer, Tokens, error, shell, text, write_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "data" / "cli"
@@ -55,16 +55,6 @@ class Run:
         events = [json.loads(line) for line in self.out.splitlines() if line.strip()]
         assert all(isinstance(e, dict) for e in events)
         return events
-
-
-@pytest.fixture(scope="module")
-def clis() -> Dict[str, str]:
-    if os.environ.get("AUTOMETTA_SKIP_E2E") == "1":
-        pytest.skip("AUTOMETTA_SKIP_E2E=1")
-    found = ensure_clis()
-    if found is None:
-        pytest.skip(f"real agent CLIs unavailable: {unavailable_reason()}")
-    return found
 
 
 def run(cmd: List[str], cwd: Path, env: Dict[str, str]) -> Run:

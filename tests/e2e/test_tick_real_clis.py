@@ -35,7 +35,7 @@ from autometta import families, tick, yamlsub
 from autometta.facts import read_log
 from autometta.paths import HomePaths, RepoPaths
 from tests.conftest import CARD, make_repo
-from tests.support.agent_clis import CODEX_CONFIG, ensure_clis, unavailable_reason
+from tests.support.agent_clis import CODEX_CONFIG
 from tests.support.model_server import ModelServer, Request, Tokens, Turn, text, write_file
 from tests.tickkit import commit_all, git, read_budget, read_state
 
@@ -72,16 +72,6 @@ AGENT_RE = re.compile(r"\bthe\s+(worker|independent\s+verifier)\s+for\s+stage\s+
 
 #: Outcome kinds of a tick that made no transition (or could not): stop ticking.
 QUIET = ("wait", "noop", "halt", "halted", "locked", "error")
-
-
-@pytest.fixture(scope="module")
-def clis() -> Dict[str, str]:
-    if os.environ.get("AUTOMETTA_SKIP_E2E") == "1":
-        pytest.skip("AUTOMETTA_SKIP_E2E=1")
-    found = ensure_clis()
-    if found is None:
-        pytest.skip(f"real agent CLIs unavailable: {unavailable_reason()}")
-    return found
 
 
 # -- telling the agents apart ----------------------------------------------------
