@@ -114,3 +114,15 @@ def files_holding(roots: Iterable[Path], values: Iterable[str]) -> List[str]:
                 if any(w in data for w in wanted):
                     found.append(str(path))
     return found
+
+
+def isolate_billing(monkeypatch, tmp_path: Path, prefixes=("AUTOMETTA_", "OP_REF_", "ANTHROPIC_", "OPENAI_", "XDG_")) -> None:
+    """Forget resolved secrets, hide the install's refs file and the caller's billing setup."""
+    from autometta import secrets
+
+    secrets.forget()
+    monkeypatch.setattr(secrets, "install_folder", lambda: tmp_path / "install")
+    for name in list(os.environ):
+        if name.startswith(tuple(prefixes)):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))

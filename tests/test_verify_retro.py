@@ -8,7 +8,6 @@ server on 127.0.0.1, and the report is the file a user reads.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import List
 
@@ -16,6 +15,7 @@ import pytest
 
 from autometta import secrets
 from autometta.verify import retro
+from tests.authkit import isolate_billing
 from tests.conftest import make_repo
 from tests.tickkit import commit_all, run_until_quiet, script_card, stage
 from tests.verifykit import FAKE_ANTHROPIC_KEY, FakeAPI, Reply, anthropic_message, api_error, verdict_doc
@@ -25,12 +25,7 @@ BATCH = "msgbatch_01TEST"
 
 @pytest.fixture
 def world(run, tmp_path, home_dir, monkeypatch):
-    secrets.forget()
-    monkeypatch.setattr(secrets, "install_folder", lambda: tmp_path / "install")
-    for name in list(os.environ):
-        if name.startswith(("AUTOMETTA_", "OP_REF_", "ANTHROPIC_", "OPENAI_", "XDG_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    isolate_billing(monkeypatch, tmp_path)
     repo = make_repo(tmp_path / "proj")
     assert run("init-host").code == 0
     assert run("subscribe", str(repo)).code == 0

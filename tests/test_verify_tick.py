@@ -10,7 +10,6 @@ route (``auth.claude.mode: api`` with an ``env:`` reference), as in real use.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from autometta import secrets, yamlsub
 from autometta.verify import request
 from autometta.families.usage import Usage
+from tests.authkit import isolate_billing
 from tests.conftest import make_repo
 from tests.tickkit import (CHECKER, commit_all, git, read_budget, read_state, run_until_quiet, script_card, stage,
                            tick_once)
@@ -29,12 +29,7 @@ SONNET = "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
 
 @pytest.fixture
 def setup(run, tmp_path, home_dir, monkeypatch):
-    secrets.forget()
-    monkeypatch.setattr(secrets, "install_folder", lambda: tmp_path / "install")
-    for name in list(os.environ):
-        if name.startswith(("AUTOMETTA_", "OP_REF_", "ANTHROPIC_", "OPENAI_", "XDG_")):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    isolate_billing(monkeypatch, tmp_path)
     repo = make_repo(tmp_path / "proj")
     assert run("init-host").code == 0
     assert run("subscribe", str(repo)).code == 0
