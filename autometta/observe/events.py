@@ -39,9 +39,7 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Any, Dict, List, Mapping, Optional
 
 from .. import files
@@ -303,6 +301,9 @@ def _loopback(url: str) -> bool:
 
 
 def post_webhook(url: Any, payload: bytes, timeout: float, home: HomePaths) -> str:
+    import urllib.error  # here, not at the top: every tick imports this module, few post webhooks
+    import urllib.request
+
     if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in ("http", "https"):
         return _setting_error(home, "webhook", "must be an http:// or https:// URL")
     request = urllib.request.Request(url, data=payload, method="POST",
