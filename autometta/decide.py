@@ -66,6 +66,17 @@ class InFlight:
     #: Runners started for this stage that state.yaml never recorded (the tick that
     #: started them was killed before it could write): role -> (pid, start time).
     orphans: Dict[str, Tuple[int, float]] = field(default_factory=dict)
+    #: A parallel stage (it has a worktree): a PASS is committed on its branch and merged later.
+    lane: bool = False
+    #: ``worktree.setup`` from the manifest: run in a lane's new worktree before its worker.
+    setup_command: Optional[str] = None
+    setup: Proc = field(default_factory=Proc)
+    #: The acceptance command rerun on the merged result before the base branch moves.
+    postmerge: Proc = field(default_factory=Proc)
+    #: Another lane holds the merge slot, or one merged this tick: a queued merge waits its turn.
+    merge_busy: bool = False
+    #: A lane whose worktree folder is gone (deleted by hand): nothing more can run there.
+    worktree_missing: bool = False
 
 
 @dataclass
@@ -92,6 +103,11 @@ class Facts:
     now: float = 0.0
     #: Seconds to park on a usage limit without a readable reset (``usage_limit_backoff`` in the manifest).
     park_seconds: int = DEFAULT_PARK_SECONDS
+    #: Lanes: how many stages may be in flight at once, and how many are.
+    max_parallel: int = 1
+    lanes_in_flight: int = 0
+    #: ``worktree.setup``: a new lane runs it before its worker.
+    setup_command: Optional[str] = None
 
 
 # ------------------------------------------------------------------ effects
@@ -110,6 +126,9 @@ REBRIEF = "rebrief"  # {"loop", "of", "reason", "verdict"}: save the re-brief, a
 CLEAR_CURRENT = "clear_current"
 PARK = "park"  # (until ISO, reason): the repo does nothing until then
 UNPARK = "unpark"
+WORKTREE = "worktree"  # create the claimed lane's worktree and branch from the base branch's tip
+MERGE = "merge"  # {"check": bool}: rebase the lane onto the base tip; then rerun acceptance there, or land
+LAND = "land"  # fast-forward the base branch to the lane's commit; remove its worktree and branch
 
 Effect = Tuple[str, Any]
 
@@ -156,14 +175,30 @@ def _threshold(budget_seconds: int) -> int:
 
 
 def decide(f: Facts) -> Decision:
-    decision = _decide(f)
+    """The one transition for a repo running one stage at a time (``max_parallel`` 1)."""
+    return _unpark_after(f, _decide(f))
+
+
+def decide_lane(f: Facts, stage_id: str) -> Decision:
+    """The one transition for parallel stage ``stage_id`` (``f.cur``)."""
+    assert f.cur is not None
+    return _unpark_after(f, _gate(f) or _in_flight(f, stage_id, f.cur))
+
+
+def decide_claim(f: Facts) -> Decision:
+    """Claim the next stage into a lane of its own, when one is free (``f.queue`` as for decide())."""
+    return _unpark_after(f, _gate(f) or _claim_lane(f))
+
+
+def _unpark_after(f: Facts, decision: Decision) -> Decision:
     if (f.state.get("parked_until") and decision.transition and not decision.halt
             and not any(name in (PARK, UNPARK) for name, _ in decision.effects)):
         decision.effects.insert(0, (UNPARK, None))  # a park that has run out is cleared by the next transition
     return decision
 
 
-def _decide(f: Facts) -> Decision:
+def _gate(f: Facts) -> Optional[Decision]:
+    """A halt, a cap reached or a park: the repo does nothing else this tick."""
     b = f.budget
     if b.get("halted"):
         return Decision(f"halted {f.repo} (reason already recorded: {b.get('halt_reason')})", transition=False)
@@ -174,6 +209,13 @@ def _decide(f: Facts) -> Decision:
     if until is not None and f.now < until:
         return Decision(f"parked {f.repo} until {f.state.get('parked_until')} ({f.state.get('park_reason')})",
                         transition=False)
+    return None
+
+
+def _decide(f: Facts) -> Decision:
+    gate = _gate(f)
+    if gate is not None:
+        return gate
     current = f.state.get("current_stage")
     if current is None:
         return _idle(f)
@@ -225,6 +267,97 @@ def _idle(f: Facts) -> Decision:
                     [(CLAIM, p.stage_id), (LAUNCH, "worker")], on_launch_failure="worker_spawn_failed")
 
 
+def _claim_lane(f: Facts) -> Decision:
+    """Like _idle, for a free lane: no dirty-tree check (the lane starts from the base tip, not the tree)."""
+    p, waiting = _claimable(f)
+    busy = f"{f.lanes_in_flight} of {f.max_parallel} lanes busy"
+    if p is None and waiting:
+        return Decision(f"no stage to claim for {f.repo} ({busy}): {len(waiting)} pending stage(s) wait for "
+                        f"their dependencies ({waiting_note(waiting)})", transition=False)
+    if p is None:
+        return Decision(f"no stage to claim for {f.repo} ({busy}): no pending stage", transition=False)
+    if not STAGE_ID_RE.match(p.stage_id):
+        return Decision(f"pending stage id {p.stage_id!r} in {f.repo} is not valid", halt="invalid-stage-id")
+    if not p.card_found:
+        return Decision(f"stage card missing for {p.stage_id} in {f.repo}", transition=False)
+    if p.preflight:
+        return Decision(f"stage {p.stage_id} cannot start: {p.preflight}",
+                        [(CLAIM, p.stage_id)], finish=("stalled", p.preflight))
+    first = "setup" if f.setup_command else "worker"
+    what = "running worktree.setup" if f.setup_command else f"dispatching worker {p.worker}"
+    return Decision(f"claimed {p.stage_id} for {f.repo} into lane {f.lanes_in_flight + 1} of {f.max_parallel}; "
+                    f"{what} in its worktree", [(CLAIM, p.stage_id), (WORKTREE, None), (LAUNCH, first)],
+                    on_launch_failure=f"{first}_spawn_failed")
+
+
+def _setup(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
+    """A lane's ``worktree.setup`` runs before its worker; its failure fails the stage."""
+    st = c.stage or {}
+    if not st.get("setup_pid"):
+        return _dispatch(f, cur, f.budget, effects, "setup", f"stage {cur} running worktree.setup in its worktree")
+    if c.setup.alive:
+        if c.setup.elapsed is not None and c.setup.elapsed > _threshold(c.worker_budget):
+            return Decision(f"stage {cur} worktree.setup still running after {int(c.setup.elapsed)}s; stopped",
+                            effects + [(KILL, "setup"), (ACCOUNT, "setup")], finish=("failed", "worktree_setup_failed"))
+        return Decision(f"worktree.setup for {cur} still running", effects, transition=False)
+    code = (c.setup.exit or {}).get("exit_code")
+    effects = effects + [(ACCOUNT, "setup")]
+    if code != 0:
+        return Decision(f"stage {cur} failed: worktree.setup exited {code}; see state/logs/{cur}-setup.log",
+                        effects, finish=("failed", "worktree_setup_failed"))
+    effects.append((SET, ("setup", "pass")))
+    return _dispatch(f, cur, _projected(f.budget, seconds=_seconds(c.setup)), effects, "worker",
+                     f"stage {cur} worktree.setup passed; dispatching the worker")
+
+
+def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
+    """An accepted lane, committed on its branch: rebase onto the base tip, recheck, land; one at a time."""
+    st = c.stage or {}
+    base = st.get("base") or "the base branch"
+    if st.get("merge") == "checking":
+        if not st.get("postmerge_pid"):
+            return _dispatch(f, cur, f.budget, effects, "postmerge",
+                             f"stage {cur} rerunning the acceptance command on the merged result")
+        if c.postmerge.alive:
+            if c.postmerge.elapsed is not None and c.postmerge.elapsed > _threshold(c.verifier_budget):
+                return Decision(f"stage {cur} acceptance on the merged result still running after "
+                                f"{int(c.postmerge.elapsed)}s; stopped, {base} left as it was",
+                                effects + [(KILL, "postmerge"), (ACCOUNT, "postmerge")],
+                                finish=("failed", "post_merge_acceptance_failed"))
+            return Decision(f"acceptance on the merged result for {cur} still running", effects, transition=False)
+        code = (c.postmerge.exit or {}).get("exit_code")
+        effects = effects + [(ACCOUNT, "postmerge")]
+        if code != 0:
+            return Decision(f"stage {cur} failed: the acceptance command exited {code} on the merged result; "
+                            f"{base} left as it was, see state/logs/{cur}-postmerge.log", effects,
+                            finish=("failed", "post_merge_acceptance_failed"))
+        blocked = _dirty_halt(f, cur, base)
+        if blocked is not None:
+            return blocked
+        return Decision(f"stage {cur} passed acceptance on the merged result; landing on {base}",
+                        effects + [(LAND, None)])
+    if c.merge_busy:
+        return Decision(f"stage {cur} is accepted and waits for its turn to merge onto {base}", effects,
+                        transition=False)
+    check = bool(c.acceptance_command)
+    if not check:
+        blocked = _dirty_halt(f, cur, base)
+        if blocked is not None:
+            return blocked
+    return Decision(f"stage {cur} merging onto {base}" + ("; then rerunning the acceptance command" if check else ""),
+                    effects + [(MERGE, {"check": check})], on_launch_failure="postmerge_spawn_failed")
+
+
+def _dirty_halt(f: Facts, cur: str, base: str) -> Optional[Decision]:
+    dirty = f.dirty()
+    if not dirty:
+        return None
+    shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+    return Decision(f"stage {cur} is ready to land on {base}, but the working tree of {f.repo} has changes "
+                    f"outside state/ ({shown}); commit or stash them, then run 'autometta tick --reset-halt'",
+                    halt="dirty-working-tree")
+
+
 def _reaped(stage: Dict[str, Any]) -> bool:
     """Has the worker been reaped? (bash-written state: a verifier already ran)."""
     return bool(stage.get("worker_tree") or stage.get("worker_exit") is not None
@@ -245,6 +378,10 @@ def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effec
                 return Decision(f"stage {cur} verifier changed the tree it judged; not committing", effects,
                                 finish=("verifier_failed", "verifier_modified_tree"))
         effects.append((COMMIT, c.headline))
+        if c.lane:
+            branch = (c.stage or {}).get("branch") or "its branch"
+            return Decision(f"stage {cur} PASS: committing worker output on {branch}; queued to merge",
+                            effects + [(SET, ("merge", "queued"))])
         return Decision(f"stage {cur} PASS: committing worker output", effects, finish=("completed", None))
     marker = art.problem or "verifier_fail"
     if marker == "verifier_fail":
@@ -266,6 +403,18 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         if not st.get(f"{role}_pid"):
             return Decision(f"adopting {role} {pid} for {cur}, started by a tick that was interrupted",
                             [(ADOPT, (role, pid, started))])
+
+    # 0a. A lane whose worktree was deleted: stop what still runs there.
+    if c.lane and c.worktree_missing:
+        for role in ("worker", "verifier", "acceptance", "setup", "postmerge"):
+            if st.get(f"{role}_pid"):
+                effects += ([(KILL, role)] if getattr(c, role).alive else []) + [(ACCOUNT, role)]
+        return Decision(f"stage {cur} lost its worktree {st.get('worktree')}; marked stalled", effects,
+                        finish=("stalled", "worktree_missing"))
+
+    # 0b. A lane accepted and committed on its branch: merge it back.
+    if c.lane and st.get("merge"):
+        return _merge(f, cur, c, effects)
 
     # 1. A verdict beats a stall (§6.5b).
     art = c.artefact
@@ -295,6 +444,8 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
             if not c.card_found:
                 return Decision(f"stage card missing for {cur} and no worker ever started, marking stalled",
                                 effects, finish=("stalled", "stage_card_missing"))
+            if c.lane and c.setup_command and st.get("setup") != "pass":
+                return _setup(f, cur, c, effects)
             return _dispatch(f, cur, f.budget, effects, "worker",
                              f"stage {cur} has no worker (an interrupted tick never started it); starting it")
         if c.worker.alive:

@@ -22,7 +22,9 @@ from .observe import registry
 from .paths import HomePaths, RepoPaths
 
 ORCHESTRATOR = "autometta tick"
-ROLES = ("worker", "verifier", "acceptance")
+ROLES = ("worker", "verifier", "acceptance", "setup", "postmerge")
+#: Roles that run a shell command from the card or manifest rather than an agent.
+COMMAND_ROLES = ("acceptance", "setup", "postmerge")
 
 
 @dataclass
@@ -34,10 +36,19 @@ class RepoContext:
     config: Dict[str, Any] = field(default_factory=dict)
     manifest: Dict[str, Any] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    #: Where agents work: a parallel stage's worktree; None for the repo itself.
+    workdir: Optional[Path] = None
+    #: Stages in flight at once (subscriber or manifest ``max_parallel``); above 1, each gets a worktree.
+    max_parallel: int = 1
 
     @property
     def repo(self) -> Path:
         return self.paths.root
+
+    @property
+    def work(self) -> Path:
+        """The working tree the stage's agents change, judge and commit."""
+        return self.workdir or self.paths.root
 
 
 def identity_for(stage: Mapping[str, Any], role: str) -> str:
@@ -73,7 +84,7 @@ def prompt_values(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: 
         "stage-id": stage_id,
         "stage-card-path": str(card.path),
         "project-name": ctx.repo.name,
-        "repo-path": str(ctx.repo),
+        "repo-path": str(ctx.work),
         "orchestrator-identity": ORCHESTRATOR,
         "worker-identity": identity_for(stage, "worker"),
         "verifier-identity": identity_for(stage, "verifier"),
@@ -88,6 +99,22 @@ def prompt_values(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: 
     }
 
 
+ROLE_IDENTITIES = {"acceptance": "acceptance command", "setup": "worktree setup",
+                   "postmerge": "acceptance on the merged result"}
+
+
+def _role_command(ctx: RepoContext, card: Card, role: str) -> str:
+    if role == "setup":
+        conf = ctx.manifest.get("worktree")
+        command = conf.get("setup") if isinstance(conf, dict) else None
+        if not isinstance(command, str) or not command.strip():
+            raise UserError(f"{ctx.paths.manifest}: no worktree.setup command to run")
+        return command
+    if not card.acceptance_command:
+        raise UserError(f"{card.path}: no acceptance command to run")
+    return card.acceptance_command
+
+
 def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> Launched:
     """Launch ``role`` for ``stage``; raises UserError if it cannot be started."""
     stage_id = card.stage_id
@@ -95,13 +122,12 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
     for folder in (paths.logs, paths.handoffs, paths.verifiers):
         files.ensure_dir(folder)
     log_path = paths.log(stage_id, role)
-    if role == "acceptance":
-        if not card.acceptance_command:
-            raise UserError(f"{card.path}: no acceptance command to run")
-        family_name, identity = "script", "acceptance command"
-        argv = ["/bin/sh", "-c", card.acceptance_command]
+    if role in COMMAND_ROLES:
+        command = _role_command(ctx, card, role)
+        family_name, identity = "script", ROLE_IDENTITIES[role]
+        argv = ["/bin/sh", "-c", command]
         env = agent_env(ctx, None, role)
-        seconds, _ = budget_seconds(card, "verifier")
+        seconds, _ = budget_seconds(card, "worker" if role == "setup" else "verifier")
     else:
         identity = identity_for(stage, role)
         family = families.for_identity(identity)
@@ -122,13 +148,14 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
                 prompt += "\n\n" + files.read_text(paths.rebrief(stage_id, loop))  # what the last round lacked
             prompt_file = paths.logs / f"{stage_id}-{role}.prompt.md"
             files.atomic_write(prompt_file, prompt, mode=0o600)  # what the agent was told, for review
-            argv = family.command(role, prompt, model=model, repo=ctx.repo, card=card)
+            extra = (paths.state_dir,) if ctx.workdir is not None else ()  # handoffs land in the repo's state/
+            argv = family.command(role, prompt, model=model, repo=ctx.work, card=card, extra_dirs=extra)
             env = agent_env(ctx, family, role)
         seconds, _ = budget_seconds(card, role)
     env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role,
                AUTOMETTA_HANDOFF=str(paths.handoff(stage_id)),
                AUTOMETTA_ARTEFACT=str(paths.verifier_artefact(stage_id)))
-    launched = launch(LaunchSpec(argv=argv, cwd=ctx.repo, env=env, log_path=log_path,
+    launched = launch(LaunchSpec(argv=argv, cwd=ctx.work, env=env, log_path=log_path,
                                  exit_path=paths.exit_record(stage_id, role), budget_seconds=seconds))
     registry.register(paths, pid=launched.pid, started=launched.started, started_at=launched.started_at,
                       role=role, family=family_name, identity=identity, card_path=str(card.path),

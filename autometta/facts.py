@@ -7,14 +7,15 @@ idle repo costs no subprocess at all.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import card as cards
-from . import families, gitops, procs, stagecommit
+from . import families, gitops, procs, stagecommit, worktrees
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
-from .dispatch import RepoContext, identity_for, preflight
+from .dispatch import ROLES, RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
 from .errors import UserError
 from .launch import read_exit, read_runner
@@ -67,7 +68,7 @@ def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: s
         started = parse_iso(stage.get("started_at") or "")
     elapsed = now - started if started else None
     usage = limit = None
-    if not alive and role != "acceptance":
+    if not alive and role in ("worker", "verifier"):
         family = _family(identity_for(stage, role))
         if family is not None:
             text = read_log(ctx.paths.log(stage_id, role))
@@ -93,7 +94,11 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
         c.max_loops = max_loops(ctx, card)
     else:
         c.worker_budget = c.verifier_budget = DEFAULT_BUDGET_SECONDS
-    for role in ("worker", "verifier", "acceptance"):
+    c.lane = bool(stage.get("worktree"))
+    if c.lane:
+        c.setup_command = worktrees.setup_command(ctx.manifest)
+        c.worktree_missing = not Path(str(stage["worktree"]), ".git").exists()
+    for role in ROLES:
         setattr(c, role, observe_proc(ctx, stage, stage_id, role, now))
     c.artefact = read_artefact(ctx.paths.verifier_artefact(stage_id), stage_id)
     c.headline = stagecommit.headline(c.headline, c.artefact.doc)
@@ -108,9 +113,9 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
             if doc is not None:
                 c.message_artefact = judge_artefact_doc(doc, stage_id, "the verifier's final message")
                 c.headline = stagecommit.headline(c.headline, doc)
-    c.tree_now = lambda: gitops.worktree_fingerprint(ctx.repo)
+    c.tree_now = lambda: gitops.worktree_fingerprint(ctx.work)
     claimed = parse_iso(stage.get("started_at") or "") or 0.0
-    for role in ("worker", "verifier", "acceptance"):
+    for role in ROLES:
         if stage.get(f"{role}_pid"):
             continue
         runner = read_runner(ctx.paths.exit_record(stage_id, role))
@@ -171,4 +176,40 @@ def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
     elif current is None:
         facts.queue = pending_queue(ctx, state)
         facts.dirty = lambda: gitops.dirty_paths(ctx.repo)
+    return facts
+
+
+# ------------------------------------------------------------------ lanes
+
+def lane_stages(state: Dict[str, Any]) -> List[Dict[str, Any]]:
+    """Parallel stages in flight (in_progress with a worktree), in queue order."""
+    return [s for s in state.get("stages") or []
+            if isinstance(s, dict) and s.get("status") == "in_progress" and s.get("worktree")]
+
+
+def lane_context(ctx: RepoContext, stage: Dict[str, Any]) -> RepoContext:
+    """``ctx`` with the agents working in the stage's worktree."""
+    return dataclasses.replace(ctx, workdir=Path(str(stage["worktree"])))
+
+
+def gather_lane(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], stage: Dict[str, Any],
+                now: float, merge_busy: bool) -> Facts:
+    """The facts for one parallel stage; ``ctx`` is its lane_context()."""
+    facts = Facts(repo=str(ctx.repo), budget=budget, state=state, now=now, park_seconds=park_seconds(ctx),
+                  max_parallel=ctx.max_parallel)
+    facts.cur = in_flight(ctx, state, str(stage["id"]), now)
+    facts.cur.merge_busy = merge_busy
+    base = stage.get("base")
+    # Landing moves the main tree only when the base branch is checked out there.
+    facts.dirty = lambda: gitops.dirty_paths(ctx.repo) if gitops.current_branch(ctx.repo) == base else []
+    return facts
+
+
+def gather_claim(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], now: float,
+                 lanes_in_flight: int) -> Facts:
+    """The facts for claiming a stage into a free lane."""
+    facts = Facts(repo=str(ctx.repo), budget=budget, state=state, now=now, park_seconds=park_seconds(ctx),
+                  max_parallel=ctx.max_parallel, lanes_in_flight=lanes_in_flight,
+                  setup_command=worktrees.setup_command(ctx.manifest))
+    facts.queue = pending_queue(ctx, state)
     return facts

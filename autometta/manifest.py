@@ -30,3 +30,11 @@ def load_manifest(repo: RepoPaths, manifest_path: Optional[Path] = None) -> Dict
             return data if isinstance(data, dict) else {}
     return {}
 
+
+
+def max_parallel(manifest: Dict[str, Any], subscriber_value: Any = None) -> int:
+    """Stages in flight at once: the manifest's ``max_parallel``, else the subscriber file's, else 1."""
+    for value in (manifest.get("max_parallel"), subscriber_value):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+            return value
+    return 1

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import budget as budgets
-from . import envelope, files, procs, state
+from . import envelope, files, procs, state, worktrees
 from .dispatch import RepoContext
+from .errors import UserError
 from .paths import RepoPaths
 
 #: The counter each cap halts on, cleared by --reset-halt.
@@ -88,8 +90,8 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
         doc["current_stage"] = None
         cur = None
     for stage in stages:
-        if stage.get("status") != "in_progress" or stage is cur:
-            continue
+        if stage.get("status") != "in_progress" or stage is cur or stage.get("worktree"):
+            continue  # a parallel stage (it has a worktree) is in flight without being current_stage
         live = [r for r in ("worker", "verifier", "acceptance") if _alive(stage, r)]
         if live and doc.get("current_stage") is None:
             changes.append(f"stage {stage['id']} is in_progress with a live {live[0]}; make it current_stage")
@@ -118,6 +120,7 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
         doc["pending_kills"] = kills
     if changes and not dry_run:
         state.save_state(paths, doc)
+    changes += _orphaned_lanes(ctx, stages, dry_run)
 
     if paths.active_agents.is_dir():
         for entry in sorted(paths.active_agents.glob("*.json")):
@@ -134,3 +137,51 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
                     files.ensure_dir(paths.recent_agents)
                     os.replace(entry, paths.recent_agents / entry.name)
     return changes
+
+
+def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: bool) -> List[str]:
+    """Remove worktrees and ``autometta/*`` branches no stage in flight or kept for review owns.
+
+    A stage that stopped keeps its worktree for review until it is re-queued;
+    a completed or pending one owns none (its lane landed, or it starts afresh).
+    """
+    repo = ctx.repo
+    root = worktrees.lane_root(repo, ctx.manifest)
+    owned = {os.path.realpath(str(s["worktree"])): s.get("branch") for s in stages
+             if s.get("worktree") and s.get("status") not in ("pending", "completed")}
+    try:
+        known = worktrees.registered(repo)
+        branches = worktrees.lane_branches(repo)
+    except UserError as exc:
+        return [f"cannot list worktrees ({exc.message}); orphaned worktrees were not checked"]
+    changes: List[str] = []
+    doomed: Dict[str, Optional[str]] = {}
+    for path, branch in known.items():
+        real = os.path.realpath(path)
+        ours = (branch or "").startswith(worktrees.BRANCH_PREFIX) or _inside(real, root)
+        if ours and real not in owned:
+            doomed[path] = branch if (branch or "").startswith(worktrees.BRANCH_PREFIX) else None
+    if root.is_dir():
+        for entry in sorted(root.iterdir()):
+            real = os.path.realpath(entry)
+            if entry.is_dir() and real not in owned and not any(os.path.realpath(p) == real for p in known):
+                doomed[str(entry)] = None
+    kept_branches = set(owned.values())
+    for path, branch in sorted(doomed.items()):
+        changes.append(f"remove orphaned worktree {path}" + (f" and branch {branch}" if branch else ""))
+        if not dry_run:
+            worktrees.remove(repo, Path(path), branch)
+    ids = {str(s.get("id")) for s in stages}
+    for branch in branches:
+        if branch[len(worktrees.BRANCH_PREFIX):] not in ids:
+            continue  # not a stage's lane: somebody else's branch, left alone
+        if branch not in kept_branches and branch not in doomed.values():
+            changes.append(f"delete orphaned branch {branch}")
+            if not dry_run:
+                worktrees.remove(repo, root / branch[len(worktrees.BRANCH_PREFIX):], branch)
+    return changes
+
+
+def _inside(path: str, root: Path) -> bool:
+    top = os.path.realpath(root)
+    return path == top or path.startswith(top + os.sep)

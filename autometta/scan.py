@@ -300,6 +300,6 @@ def check_stage_commit(ctx: Any, stage: Mapping[str, Any]) -> None:
     names = [family_of(identity_for(stage, role)) for role in ("worker", "verifier")]
     known = auth.secrets_in_force(ctx.environ, ctx.manifest, [n for n in names if n],
                                   manifest_path=ctx.paths.manifest)
-    hits = scan_pending(ctx.repo, known)
+    hits = scan_pending(ctx.work, known)
     if hits:
         raise SecretInDiff(hits)

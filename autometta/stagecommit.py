@@ -44,5 +44,5 @@ def commit_accepted(ctx: RepoContext, stage: Mapping[str, Any], line: str) -> Op
     scan.check_stage_commit(ctx, stage)
     worker = identity_for(stage, "worker")
     verifier = identity_for(stage, "verifier") or None
-    return gitops.commit_stage(ctx.repo, author=git_author(worker), subject=subject(str(stage["id"]), line),
+    return gitops.commit_stage(ctx.work, author=git_author(worker), subject=subject(str(stage["id"]), line),
                                coauthor=git_author(verifier) if verifier else None)

@@ -15,12 +15,13 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import auth, envelope, files, gitops, home, logretention, manifest, procs, secrets, stagecommit, state
+from . import auth, envelope, files, gitops, home, logretention, manifest, procs, secrets, stagecommit, state, worktrees
 from .dispatch import RepoContext, identity_for, start
 from .errors import UserError
 from .identity import git_author
@@ -69,12 +70,17 @@ class _Txn:
     state: Dict[str, Any]
     budget: Dict[str, Any]
     now: float
+    #: The repo's own context while ``ctx`` is a lane's (agents in its worktree).
+    base_ctx: Optional[RepoContext] = None
     facts: Optional[d.Facts] = None
     log_extra: List[str] = field(default_factory=list)
+    #: The parallel stage effects apply to (lanes); None: the repo's current_stage.
+    focus: Optional[str] = None
+    lanes: bool = False
 
     @property
     def cur(self) -> Optional[Dict[str, Any]]:
-        current = self.state.get("current_stage")
+        current = self.focus if self.lanes else self.state.get("current_stage")
         return state.find_stage(self.state, current) if current else None
 
 
@@ -91,11 +97,14 @@ def _finish(txn: _Txn, status: str, marker: Optional[str]) -> None:
         stage["stall_marker"] = marker
         if status == "completed":
             stage["completed_at"] = now_iso(txn.now)
+        if stage.get("merge"):
+            stage["merge"] = None  # landed, or refused: then its branch and worktree stay for review
     if status == "completed":
         txn.budget["consecutive_failures"] = 0
     else:
         txn.budget["consecutive_failures"] = (txn.budget.get("consecutive_failures") or 0) + 1
-    txn.state["current_stage"] = None
+    if not txn.lanes:
+        txn.state["current_stage"] = None
 
 
 def _account(txn: _Txn, role: str) -> None:
@@ -151,11 +160,81 @@ def _claim(txn: _Txn, stage_id: str) -> None:
     envelope.archive(txn.ctx.paths, stage_id, txn.now)
     for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
                 "stall_marker", "completed_at", "commit", "worker_tree", "verifier_tree", "worker_exit",
-                "acceptance", "acceptance_pid", "acceptance_started", "loops"):
+                "acceptance", "acceptance_pid", "acceptance_started", "loops", *LANE_KEYS):
         if key in stage:
             stage[key] = None
     stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
-    txn.state["current_stage"] = stage_id
+    if txn.lanes:
+        txn.focus = stage_id
+    else:
+        txn.state["current_stage"] = stage_id
+
+
+#: A parallel stage's own fields, cleared when it is claimed again.
+LANE_KEYS = ("worktree", "branch", "base", "setup", "setup_pid", "setup_started", "merge", "merge_onto",
+             "postmerge_pid", "postmerge_started")
+
+
+def _worktree(txn: _Txn) -> None:
+    """Give the claimed stage its worktree and branch; the lane's agents work there from now on."""
+    stage = txn.cur
+    assert stage is not None
+    base_ctx = txn.base_ctx or txn.ctx
+    path = worktrees.lane_root(base_ctx.repo, base_ctx.manifest) / stage["id"]
+    branch = worktrees.branch_for(stage["id"])
+    base, tip = worktrees.create(base_ctx.repo, path, branch)
+    stage.update(worktree=str(path), branch=branch, base=base)
+    txn.ctx = observe.lane_context(base_ctx, stage)
+    txn.log_extra.append(f"worktree {path} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
+
+
+def _merge(txn: _Txn, check: bool, decision: d.Decision) -> Optional[tuple]:
+    """Rebase the lane onto its base tip; then launch the recheck, or land. A finish, or None."""
+    stage = txn.cur
+    assert stage is not None
+    rebased = worktrees.rebase(txn.ctx.work, stage["base"])
+    if rebased.conflicts:
+        shown = ", ".join(rebased.conflicts[:10]) + (" ..." if len(rebased.conflicts) > 10 else "")
+        txn.log_extra.append(f"stage {stage['id']} does not merge onto {stage['base']}: conflicts in {shown}; "
+                             f"{stage['base']} left as it was, {stage['worktree']} kept for review")
+        return ("merge_conflict", f"merge_conflict: {shown}"[:300])
+    stage["merge_onto"] = rebased.onto
+    if not check:
+        return _land(txn)
+    stage["merge"] = "checking"
+    state.save_state(txn.ctx.paths, txn.state)  # as for LAUNCH: a killed tick's runner is adopted
+    try:
+        _launch(txn, "postmerge", decision)
+    except UserError as exc:
+        marker = getattr(exc, "marker", None) or "postmerge_spawn_failed"
+        txn.log_extra.append(f"could not rerun acceptance for {stage['id']}: {marker}: {exc.message}")
+        return ("failed", secrets.redact(f"{marker}: {exc.message}")[:300])
+    return None
+
+
+def _land(txn: _Txn) -> Optional[tuple]:
+    """Fast-forward the base branch to the rebased lane and remove the lane; a finish, or None (retry)."""
+    stage = txn.cur
+    assert stage is not None
+    repo = (txn.base_ctx or txn.ctx).repo
+    head = gitops.head_sha(txn.ctx.work)
+    onto = stage.get("merge_onto")
+    if not head or not onto or not worktrees.land(repo, stage["base"], head, onto):
+        stage.update(merge="queued", merge_onto=None)
+        txn.log_extra.append(f"{stage['base']} moved while {stage['id']} was being merged; it will be rebased "
+                             "again on a later tick")
+        return None
+    stage["commit"] = head if head != onto else None
+    txn.log_extra.append(f"stage {stage['id']} landed on {stage['base']} as {head[:12]}" if head != onto else
+                         f"stage {stage['id']} had nothing to land on {stage['base']}")
+    try:
+        removed = worktrees.remove(repo, Path(stage["worktree"]), stage.get("branch"))
+        txn.log_extra.append(f"removed {' and '.join(removed)}" if removed else "lane already removed")
+        stage["worktree"] = None
+    except UserError as exc:
+        txn.log_extra.append(f"could not remove the lane of {stage['id']} ({exc.message}); "
+                             "'autometta tick --repair' removes it")
+    return ("completed", None)
 
 
 def _rebrief(txn: _Txn, brief: Dict[str, Any]) -> None:
@@ -254,7 +333,7 @@ def apply(txn: _Txn, decision: d.Decision) -> str:
         elif name == d.ACCOUNT:
             _account(txn, arg)
         elif name == d.RECORD_TREE and stage is not None:
-            stage["worker_tree"] = gitops.worktree_fingerprint(txn.ctx.repo)
+            stage["worker_tree"] = gitops.worktree_fingerprint(txn.ctx.work)
         elif name == d.QUARANTINE and stage is not None:
             paths = txn.ctx.paths
             src = paths.handoff(stage["id"]) if arg == "envelope" else paths.verifier_artefact(stage["id"])
@@ -285,6 +364,8 @@ def apply(txn: _Txn, decision: d.Decision) -> str:
             # Persist everything decided so far first: a tick killed after the spawn then
             # leaves an in-flight stage whose runner the next tick adopts (never a twin).
             state.save_state(txn.ctx.paths, txn.state)
+            if finish:
+                break  # a claim that already failed (no worktree) launches nothing
             try:
                 _launch(txn, arg, decision)
             except UserError as exc:
@@ -292,6 +373,22 @@ def apply(txn: _Txn, decision: d.Decision) -> str:
                 txn.log_extra.append(f"could not start the {arg} for {stage['id'] if stage else '?'}: "
                                      f"{marker}: {exc.message}")
                 finish = ("stalled", secrets.redact(f"{marker}: {exc.message}")[:300])
+        elif name == d.WORKTREE:
+            try:
+                _worktree(txn)
+            except UserError as exc:
+                txn.log_extra.append(f"could not create the worktree for {stage['id'] if stage else '?'}: "
+                                     f"{exc.message}")
+                finish = ("stalled", secrets.redact(f"worktree_failed: {exc.message}")[:300])
+                break  # nothing runs without its worktree
+        elif name in (d.MERGE, d.LAND):
+            try:
+                done = _merge(txn, arg["check"], decision) if name == d.MERGE else _land(txn)
+            except UserError as exc:
+                marker = getattr(exc, "marker", None) or "merge_failed"
+                txn.log_extra.append(f"merge failed for {stage['id'] if stage else '?'}: {marker}: {exc.message}")
+                done = ("merge_conflict", secrets.redact(f"{marker}: {exc.message}")[:300])
+            finish = done or finish
         elif name == d.COMMIT:
             try:
                 _commit(txn, arg)
@@ -375,7 +472,8 @@ def _bash_lock_held(paths: RepoPaths) -> bool:
 def _events_for(txn: "_Txn", decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
     """The human-facing events one applied decision raises."""
     out = []
-    if kind in ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum") and stage_id:
+    if kind in ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum",
+                "merge_conflict") and stage_id:
         stage = state.find_stage(txn.state, stage_id) or {}
         out.append((f"stage_{kind}", {"stage_id": stage_id, "status": kind,
                                       "marker": stage.get("stall_marker"), "commit": stage.get("commit")}))
@@ -403,6 +501,8 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     txn = _Txn(ctx=ctx, state=doc, budget=b, now=now)
     settled = _settle_kills(txn)
     heartbeat.for_tick(ctx.home, paths, now, log)  # classify agents, retire exited ones, raise agent_stuck
+    if doc.get("current_stage") is None and (ctx.max_parallel > 1 or observe.lane_stages(doc)):
+        return _process_lanes(txn, log, settled)
     txn.facts = observe.gather(ctx, b, doc, now)
     decision = d.decide(txn.facts)
     before_budget = dict(b)
@@ -423,6 +523,74 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     return Outcome(repo, decision.message, kind)
 
 
+def _process_lanes(txn: _Txn, log: Callable[[str], None], settled: bool) -> Outcome:
+    """Parallel stages: one transition per lane in flight, one merge at most, then claims up to max_parallel.
+
+    Each decision sees the budget as the ones before it left it, so a cap
+    reached by one lane's accounting stops every later dispatch this tick.
+    """
+    ctx, paths = txn.ctx, txn.ctx.paths
+    repo = str(paths.root)
+    txn.lanes, txn.base_ctx = True, ctx
+    before_budget = dict(txn.budget)
+    transitions, messages, kinds = 0, [], []
+    raised: List[tuple] = []
+
+    def run(decision: d.Decision, stage_id: Optional[str]) -> None:
+        nonlocal transitions
+        kind = apply(txn, decision)
+        stage_id = stage_id or txn.focus
+        log(decision.message)
+        for extra in txn.log_extra:
+            log(extra)
+        txn.log_extra.clear()
+        transitions += 1 if decision.transition else 0
+        messages.append(decision.message)
+        kinds.append(kind)
+        raised.extend((event, dict(fields, message=decision.message))
+                      for event, fields in _events_for(txn, decision, kind, stage_id))
+
+    merged = any(s.get("merge") == "checking" for s in observe.lane_stages(txn.state))
+    for stage in observe.lane_stages(txn.state):
+        if txn.budget.get("halted"):
+            break
+        lane_ctx = observe.lane_context(ctx, stage)
+        txn.ctx, txn.focus = lane_ctx, stage["id"]
+        busy = merged and stage.get("merge") != "checking"
+        txn.facts = observe.gather_lane(lane_ctx, txn.budget, txn.state, stage, txn.now, busy)
+        decision = d.decide_lane(txn.facts, stage["id"])
+        run(decision, stage["id"])
+        merged = merged or any(name in (d.MERGE, d.LAND) for name, _ in decision.effects)
+        if decision.halt or (not decision.transition and decision.message.startswith(("halted", "parked"))):
+            break
+    while ctx.max_parallel > 1 and not txn.budget.get("halted"):  # at 1, the lanes left finish first
+        in_flight = len(observe.lane_stages(txn.state))
+        if in_flight >= ctx.max_parallel:
+            break
+        txn.ctx, txn.focus = ctx, None
+        txn.facts = observe.gather_claim(ctx, txn.budget, txn.state, txn.now, in_flight)
+        decision = d.decide_claim(txn.facts)
+        if not decision.transition and not messages:
+            run(decision, None)  # nothing else happened: say why the repo is idle
+        elif decision.transition or decision.halt:
+            run(decision, None)
+        if not decision.transition or decision.halt:
+            break
+    txn.ctx = ctx
+    if transitions or settled:
+        state.save_state(paths, txn.state)
+    if txn.budget != before_budget:
+        budgets.save_budget(paths, txn.budget)
+    if transitions:
+        _snapshot(ctx, log)
+    for event, fields in raised:
+        events.emit(ctx.home, paths, event, dict(fields, repo=repo))
+    if not messages:
+        return Outcome(repo, "no lane work", "wait")
+    kind = next((k for k in kinds if k not in ("wait", "noop")), kinds[-1])
+    return Outcome(repo, messages[-1] if len(messages) == 1 else "; ".join(messages), kind)
+
+
 def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
     try:
         gitops.snapshot_state(ctx.repo, list(SNAPSHOT_FILES))
@@ -432,8 +600,9 @@ def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
 
 def context_for(sub: home.Subscriber, config: Dict[str, Any], hp: Optional[HomePaths] = None) -> RepoContext:
     paths = sub.paths
-    return RepoContext(paths=paths, home=hp or HomePaths.from_env(), config=config,
-                       manifest=manifest.load_manifest(paths, sub.manifest_path))
+    repo_manifest = manifest.load_manifest(paths, sub.manifest_path)
+    return RepoContext(paths=paths, home=hp or HomePaths.from_env(), config=config, manifest=repo_manifest,
+                       max_parallel=manifest.max_parallel(repo_manifest, sub.max_parallel))
 
 
 def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,

@@ -552,7 +552,7 @@ INVALID_DOCS = [
     ("verifier-panel", _with(PANEL, ["panellists", 1, "overall"], "ABSTAIN"),
      "$.panellists[1].overall: 'ABSTAIN' is not one of PASS, FAIL, null"),
     ("verifier-panel", _with(PANEL, ["quorum", "achieved"], ...), "$.quorum: missing required field 'achieved'"),
-    ("active-agent", _with(ACTIVE_AGENT, ["role"], "panellist"), "$.role: 'panellist' is not one of worker, verifier, acceptance"),
+    ("active-agent", _with(ACTIVE_AGENT, ["role"], "panellist"), "$.role: 'panellist' is not one of worker, verifier, acceptance, setup, postmerge"),
     ("active-agent", _with(ACTIVE_AGENT, ["pid"], "4242"), "$.pid: expected integer, got string '4242'"),
     ("active-agent", _with(ACTIVE_AGENT, ["agent_id"], "4242"), "$.agent_id: '4242' does not match ^[0-9]+-[0-9]+$"),
     ("active-agent", _with(ACTIVE_AGENT, ["alive"], True), "$: unknown field 'alive'"),

@@ -81,7 +81,7 @@ def stage(repo: Path, stage_id: str) -> Dict[str, Any]:
 def await_agents(repo: Path) -> None:
     """Block until every agent the state records has exited (they are this process's children)."""
     for s in read_state(repo)["stages"]:
-        for role in ("worker", "verifier", "acceptance"):
+        for role in ("worker", "verifier", "acceptance", "setup", "postmerge"):
             pid = s.get(f"{role}_pid")
             if pid:
                 try:

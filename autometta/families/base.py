@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import List, Mapping, Optional, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from ..card import ROLES, Card
 from .usage import Usage, UsageLimit, find_usage_limit
@@ -53,13 +53,16 @@ class Family:
     streams: bool = True
     secret_names: Tuple[str, ...] = ()
 
-    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card) -> List[str]:
+    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
+                extra_dirs: Sequence[Path] = ()) -> List[str]:
         """The argv that runs ``role`` ("worker" or "verifier") on ``prompt``.
 
         The launcher runs it with ``cwd=repo``, ``stdin=/dev/null`` and the
         log as stdout and stderr. ``model`` comes from
         :func:`autometta.families.models.resolve_model`; None means the
-        CLI's own default. The argv never holds a secret.
+        CLI's own default. ``extra_dirs`` are folders outside ``repo`` the
+        agent must be able to write (a parallel stage's handoff folder). The
+        argv never holds a secret.
         """
         raise NotImplementedError
 

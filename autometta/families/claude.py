@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..card import Card
 from ..errors import UserError
@@ -58,11 +58,14 @@ class Claude(Family):
     streams = True
     secret_names = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 
-    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card) -> List[str]:
+    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
+                extra_dirs: Sequence[Path] = ()) -> List[str]:
         check_role(role)
         argv = [self.executable, "-p"]
         if model:
             argv += ["--model", model]
+        for folder in extra_dirs:  # a lane's worktree writes its handoff to the repo's state/
+            argv += ["--add-dir", str(folder)]
         return argv + ["--output-format", "stream-json", "--verbose", PERMISSION_FLAG, prompt]
 
     def env_names(self, role: str) -> Tuple[str, ...]:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from ..card import Card
 from .base import Family, check_role, json_events, plain_tail
@@ -44,10 +44,13 @@ class Codex(Family):
     streams = True
     secret_names = ("OPENAI_API_KEY", "CODEX_API_KEY")
 
-    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card) -> List[str]:
+    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
+                extra_dirs: Sequence[Path] = ()) -> List[str]:
         """See the module docstring; the launcher must give it ``stdin=/dev/null``."""
         check_role(role)
         argv = [self.executable, "exec", "-C", str(repo), "--sandbox", "workspace-write", "--json"]
+        for folder in extra_dirs:  # writable beside the workspace: a lane's handoff goes to the repo's state/
+            argv += ["--add-dir", str(folder)]
         if model:
             argv += ["-m", model]
         return argv + [prompt]

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from ..card import Card
 from ..errors import UserError
@@ -40,7 +40,8 @@ class Script(Family):
     executable = SHELL
     streams = True
 
-    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card) -> List[str]:
+    def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
+                extra_dirs: Sequence[Path] = ()) -> List[str]:
         check_role(role)
         command = card.worker_command if role == "worker" else card.verifier_command
         if not command:

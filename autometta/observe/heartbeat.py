@@ -221,7 +221,7 @@ def exit_record(paths: RepoPaths, doc: Dict[str, Any]) -> Optional[Dict[str, Any
     if log.endswith(".log"):
         candidates.append(Path(log[: -len(".log")] + ".exit.json"))
     stage, role = registry.stage_of(doc), doc.get("role")
-    if stage and role in ("worker", "verifier", "acceptance"):
+    if stage and role in ("worker", "verifier", "acceptance", "setup", "postmerge"):
         candidates.append(paths.exit_record(stage, str(role)))
     for path in candidates:
         record = read_exit(path)

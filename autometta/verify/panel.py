@@ -197,7 +197,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
     from ..families.models import resolve_model
 
     paths: RepoPaths = ctx.paths
-    repo: Path = ctx.repo
+    repo: Path = ctx.work  # a parallel stage is judged in its worktree
     stage_id = card.stage_id
     source = str(ctx.home.config) if getattr(ctx, "home", None) is not None else "config.yaml"
     members = panel_members(ctx.config, ctx.environ, ctx.manifest, source)
@@ -254,7 +254,8 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
             prompt = prompts.build(repo, "verifier-prompt", values)
             files.ensure_dir(logs_dir)
             files.atomic_write(logs_dir / f"{stage_id}-panel-{m.index}.prompt.md", prompt, mode=0o600)
-            argv = fam.command("verifier", prompt, model=model, repo=repo, card=card)
+            argv = fam.command("verifier", prompt, model=model, repo=repo, card=card,
+                               extra_dirs=(paths.state_dir,) if ctx.workdir is not None else ())
         for name, value in member_env.items():
             env.setdefault(name, value)
         entries.append({

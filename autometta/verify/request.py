@@ -618,7 +618,7 @@ def dispatch_launch(ctx: Any, stage: Mapping[str, Any], card: Any, family: Any, 
     module.api_key(env)  # fail closed here, before anything starts
     invocation = api_invocation(api, model, route)
     values = dispatch.prompt_values(ctx, stage, card, "verifier", family)
-    info = StageInfo(stage_id=card.stage_id, repo=ctx.repo, card_path=Path(card.path),
+    info = StageInfo(stage_id=card.stage_id, repo=ctx.work, card_path=Path(card.path),
                      verifier_identity=dispatch.identity_for(stage, "verifier"), verifier_invocation=invocation,
                      worker_identity=dispatch.identity_for(stage, "worker"),
                      artefact_path=ctx.paths.verifier_artefact_rel(card.stage_id),

@@ -1,0 +1,155 @@
+"""The git side of parallel lanes: a worktree per stage, landed on the base branch one at a time.
+
+A lane is a stage claimed while ``max_parallel`` is above 1. It runs in its
+own worktree (``<repo>/.autometta/worktrees/<id>``, or under the manifest's
+``worktree.root``) on branch ``autometta/<id>``, cut from the base branch's
+tip. Once its verifier passes, the stage is committed on that branch,
+rebased onto the base branch's tip, optionally re-checked there, and the
+base branch is fast-forwarded to it, so base history stays linear with one
+commit per stage. A conflict or a base that moved leaves the base branch as
+it was. Everything here is an effect; when to do it is :mod:`autometta.decide`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+from . import files, gitops
+from .errors import UserError
+from .gitops import _run as git
+
+DEFAULT_ROOT = Path(".autometta") / "worktrees"
+BRANCH_PREFIX = "autometta/"
+
+
+def lane_root(repo: Path, manifest: Mapping[str, Any]) -> Path:
+    """Where lanes' worktrees live: ``worktree.root`` (absolute, or relative to the repo), else the default."""
+    conf = manifest.get("worktree")
+    root = conf.get("root") if isinstance(conf, dict) else None
+    if isinstance(root, str) and root.strip():
+        path = Path(os.path.expanduser(root.strip()))
+        return path if path.is_absolute() else repo / path
+    return repo / DEFAULT_ROOT
+
+
+def setup_command(manifest: Mapping[str, Any]) -> Optional[str]:
+    """``worktree.setup``: run in each new worktree before its worker (copy .env, install dependencies)."""
+    conf = manifest.get("worktree")
+    command = conf.get("setup") if isinstance(conf, dict) else None
+    return command if isinstance(command, str) and command.strip() else None
+
+
+def branch_for(stage_id: str) -> str:
+    return BRANCH_PREFIX + stage_id
+
+
+def _hide(root: Path, repo: Path) -> None:
+    """Keep a worktree folder inside the repo out of ``git status`` without touching the user's .gitignore."""
+    try:
+        rel = root.resolve().relative_to(repo.resolve())
+    except ValueError:
+        return  # outside the repo: nothing to hide
+    top = repo / rel.parts[0]
+    ignore = top / ".gitignore"
+    if top.is_dir() and not ignore.exists():
+        files.atomic_write(ignore, "# autometta's lane worktrees; not part of the project\n*\n")
+
+
+def create(repo: Path, path: Path, branch: str) -> Tuple[str, str]:
+    """A fresh worktree at ``path`` on ``branch`` from the checked-out branch's tip: (base branch, base sha).
+
+    A worktree or branch left there by an earlier run of the same stage (it
+    was requeued) is replaced. Raises UserError on a detached or unborn HEAD.
+    """
+    base = gitops.current_branch(repo)
+    tip = gitops.head_sha(repo)
+    if base is None or tip is None:
+        raise UserError(f"{repo}: HEAD is {'detached' if base is None else 'an unborn branch'}; "
+                        "parallel stages branch from the checked-out branch's tip, so check out a branch "
+                        "with at least one commit")
+    remove(repo, path, branch)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _hide(path.parent, repo)
+    git(repo, ["worktree", "add", "--quiet", "-b", branch, str(path), tip])
+    return base, tip
+
+
+def registered(repo: Path) -> Dict[str, Optional[str]]:
+    """Every worktree git knows of (the main one excluded): path -> branch short name (None if detached)."""
+    out = gitops._text(git(repo, ["worktree", "list", "--porcelain"])[1])
+    found: Dict[str, Optional[str]] = {}
+    path: Optional[str] = None
+    for line in out.splitlines() + [""]:
+        if line.startswith("worktree "):
+            path = line[len("worktree "):]
+            found[path] = None
+        elif line.startswith("branch ") and path is not None:
+            ref = line[len("branch "):]
+            found[path] = ref[len("refs/heads/"):] if ref.startswith("refs/heads/") else ref
+    main = next(iter(found), None)  # git lists the main worktree first
+    if main is not None:
+        del found[main]
+    return found
+
+
+def lane_branches(repo: Path) -> List[str]:
+    out = gitops._text(git(repo, ["for-each-ref", "--format=%(refname:short)", f"refs/heads/{BRANCH_PREFIX}"])[1])
+    return [line for line in out.splitlines() if line]
+
+
+def remove(repo: Path, path: Path, branch: Optional[str]) -> List[str]:
+    """Remove the worktree at ``path`` and delete ``branch``; what was removed (nothing missing is an error)."""
+    done: List[str] = []
+    known = {os.path.realpath(p) for p in registered(repo)}
+    if os.path.realpath(path) in known:
+        git(repo, ["worktree", "remove", "--force", "--force", str(path)])
+        done.append(f"worktree {path}")
+    elif path.exists():
+        shutil.rmtree(path, ignore_errors=True)  # a folder git no longer tracks (its metadata was pruned)
+        done.append(f"folder {path}")
+    git(repo, ["worktree", "prune"])
+    if branch and branch in lane_branches(repo):
+        git(repo, ["branch", "--quiet", "-D", branch])
+        done.append(f"branch {branch}")
+    return done
+
+
+@dataclass
+class Rebased:
+    head: Optional[str] = None  # the stage's commit on top of the base tip
+    onto: Optional[str] = None  # the base tip it sits on
+    conflicts: Optional[List[str]] = None  # files that would not merge; the lane is left as it was
+
+
+def rebase(work: Path, base: str) -> Rebased:
+    """Replay the lane's commit onto ``base``'s tip, or report the conflicting files and abort cleanly."""
+    onto = gitops._text(git(work, ["rev-parse", "--verify", f"refs/heads/{base}^{{commit}}"])[1])
+    code, _, err = git(work, ["rebase", "--quiet", onto], ok=(0, 1, 128))
+    if code != 0:
+        _, out, _ = git(work, ["diff", "--name-only", "--diff-filter=U", "-z"], ok=(0, 1, 128))
+        conflicts = sorted({os.fsdecode(p) for p in out.split(b"\0") if p})
+        git(work, ["rebase", "--abort"], ok=(0, 1, 128))
+        if not conflicts:
+            raise UserError(f"`git rebase {onto[:12]}` failed in {work}: {gitops._tail(err)}")
+        return Rebased(onto=onto, conflicts=conflicts)
+    return Rebased(head=gitops.head_sha(work), onto=onto)
+
+
+def land(repo: Path, base: str, head: str, onto: str) -> bool:
+    """Fast-forward ``base`` from ``onto`` to ``head``; False (nothing changed) if ``base`` has moved since.
+
+    When ``base`` is checked out in the main worktree, the fast-forward goes
+    through ``git merge --ff-only`` so the files follow; otherwise only the
+    ref moves, compare-and-swap.
+    """
+    if gitops.current_branch(repo) == base:
+        if gitops.head_sha(repo) != onto:
+            return False
+        git(repo, ["merge", "--quiet", "--ff-only", head])
+        return True
+    code, _, _ = git(repo, ["update-ref", f"refs/heads/{base}", head, onto], ok=(0, 1, 128))
+    return code == 0
