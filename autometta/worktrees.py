@@ -20,10 +20,14 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from . import files, gitops
 from .errors import UserError
-from .gitops import _run as git
 
 DEFAULT_ROOT = Path(".autometta") / "worktrees"
 BRANCH_PREFIX = "autometta/"
+
+
+def git(repo: Path, args: List[str], **kw: Any) -> Tuple[int, bytes, bytes]:
+    """gitops' one way to run git (timeouts, scrubbed environment, errors naming the command)."""
+    return gitops._run(repo, args, **kw)
 
 
 def lane_root(repo: Path, manifest: Mapping[str, Any]) -> Path:
