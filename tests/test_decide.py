@@ -581,3 +581,107 @@ def test_an_expired_park_is_cleared_by_the_next_transition():
     f.now = NOW + 3600
     dec = d.decide(f)
     assert effects(dec) == ["unpark", f"claim:{SID}", "launch:worker"] and dec.kind == d.LAUNCH
+
+
+# ------------------------------------------------------------------ parallel lanes
+
+LANE = {"worktree": "/r/.autometta/worktrees/01-thing", "branch": "autometta/01-thing", "base": "main"}
+
+
+def lane(doc=None, dirty: Optional[List[str]] = None, **kw) -> d.Facts:
+    doc = doc if doc is not None else state_with("in_progress", **LANE)
+    f = facts(doc, dirty=dirty)
+    f.cur = inflight(doc, lane=True, **kw)
+    return f
+
+
+def claim(queue: List[d.Pending], in_flight: int = 0, setup: Optional[str] = None, budget=None) -> d.Decision:
+    f = facts(budget=budget)
+    f.queue, f.max_parallel, f.lanes_in_flight, f.setup_command = queue, 3, in_flight, setup
+    return d.decide_claim(f)
+
+
+@pytest.mark.parametrize("queue,setup,expected,transition", [
+    ([d.Pending(SID, worker="W")], None, ["claim:01-thing", "worktree", "launch:worker"], True),
+    ([d.Pending(SID, worker="W")], "npm ci", ["claim:01-thing", "worktree", "launch:setup"], True),
+    ([d.Pending(SID, preflight="claude_cli_missing: no claude")], None, ["claim:01-thing"], True),
+    ([d.Pending(SID, card_found=False)], None, [], False),
+    ([d.Pending(SID, waits_for=["00-first"])], None, [], False),
+    ([], None, [], False),
+])
+def test_lane_claims(queue, setup, expected, transition):
+    dec = claim(queue, setup=setup)
+    assert effects(dec) == expected and dec.transition is transition
+    assert "worktree" not in effects(dec) or "lane 1 of 3" in dec.message
+
+
+def test_a_lane_claim_needs_no_clean_tree_and_is_gated_by_the_caps():
+    b = initial_budget()
+    b["clock_ticks_used"] = b["clock_tick_cap"]
+    assert claim([d.Pending(SID, worker="W")], budget=b).halt == "tick-cap"
+
+
+def test_a_lane_claim_reports_what_waits():
+    dec = claim([d.Pending(SID, waits_for=["00-first"])], in_flight=2)
+    assert "2 of 3 lanes busy" in dec.message and "01-thing waits for 00-first" in dec.message
+
+
+@pytest.mark.parametrize("setup,expected,finish", [
+    (d.Proc(), ["launch:setup"], None),
+    (d.Proc(pid=5, alive=True, elapsed=10), [], None),
+    (d.Proc(pid=5, alive=True, elapsed=10_000), ["kill:setup", "account:setup"], ("failed", "worktree_setup_failed")),
+    (d.Proc(pid=5, exit={"exit_code": 0}), ["account:setup", "set", "launch:worker"], None),
+    (d.Proc(pid=5, exit={"exit_code": 2}), ["account:setup"], ("failed", "worktree_setup_failed")),
+])
+def test_lane_setup_runs_before_the_worker(setup, expected, finish):
+    doc = state_with("in_progress", setup_pid=5 if setup.pid else None, **LANE)
+    dec = d.decide_lane(lane(doc, setup_command="cp ../.env .", setup=setup), SID)
+    assert effects(dec) == expected and dec.finish == finish
+
+
+def test_lane_pass_commits_on_its_branch_and_queues_the_merge():
+    doc = state_with("in_progress", verifier_pid=9, verifier_attempts=1, worker_tree="t", **LANE)
+    f = lane(doc, artefact=Artefact("verdict", overall="PASS", doc={"overall": "PASS"}), verifier=d.Proc(pid=9),
+             tree_now=lambda: "t")
+    dec = d.decide_lane(f, SID)
+    assert effects(dec) == ["account:verifier", "commit", "set"] and dec.finish is None
+    assert (d.SET, ("merge", "queued")) in dec.effects
+
+
+@pytest.mark.parametrize("merge,fields,kw,dirty,expected,finish,halt", [
+    ("queued", {}, {}, [], ["merge:{'check': False}"], None, None),
+    ("queued", {}, {"acceptance_command": "make test"}, ["x"], ["merge:{'check': True}"], None, None),
+    ("queued", {}, {}, ["notes.txt"], [], None, "dirty-working-tree"),
+    ("queued", {}, {"merge_busy": True}, [], [], None, None),
+    ("checking", {}, {}, [], ["launch:postmerge"], None, None),
+    ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, alive=True, elapsed=5)}, [], [], None, None),
+    ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, exit={"exit_code": 0})}, [],
+     ["account:postmerge", "land"], None, None),
+    ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, exit={"exit_code": 0})}, ["notes.txt"],
+     [], None, "dirty-working-tree"),
+    ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, exit={"exit_code": 1})}, [],
+     ["account:postmerge"], ("failed", "post_merge_acceptance_failed"), None),
+    ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, alive=True, elapsed=10_000)}, [],
+     ["kill:postmerge", "account:postmerge"], ("failed", "post_merge_acceptance_failed"), None),
+])
+def test_lane_merges_one_at_a_time(merge, fields, kw, dirty, expected, finish, halt):
+    doc = state_with("in_progress", merge=merge, **LANE, **fields)
+    dec = d.decide_lane(lane(doc, dirty=dirty, **kw), SID)
+    assert effects(dec) == expected and dec.finish == finish and dec.halt == halt
+    if kw.get("merge_busy"):
+        assert not dec.transition and "waits for its turn" in dec.message
+
+
+def test_a_lane_without_its_worktree_is_stalled_and_its_agents_stopped():
+    doc = state_with("in_progress", worker_pid=4, **LANE)
+    dec = d.decide_lane(lane(doc, worktree_missing=True, worker=d.Proc(pid=4, alive=True, elapsed=1)), SID)
+    assert effects(dec) == ["kill:worker", "account:worker"] and dec.finish == ("stalled", "worktree_missing")
+
+
+def test_a_parked_repo_claims_nothing():
+    doc = state_with()
+    doc["parked_until"] = "2999-01-01T00:00:00Z"
+    f = facts(doc)
+    f.queue, f.max_parallel = [d.Pending(SID, worker="W")], 3
+    dec = d.decide_claim(f)
+    assert not dec.transition and dec.message.startswith("parked")
