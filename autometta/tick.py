@@ -227,6 +227,8 @@ def _land(txn: _Txn) -> Optional[tuple]:
     stage["commit"] = head if head != onto else None
     txn.log_extra.append(f"stage {stage['id']} landed on {stage['base']} as {head[:12]}" if head != onto else
                          f"stage {stage['id']} had nothing to land on {stage['base']}")
+    _finish(txn, "completed", None)
+    state.save_state(txn.ctx.paths, txn.state)  # landed: recorded before its lane is taken apart
     try:
         removed = worktrees.remove(repo, Path(stage["worktree"]), stage.get("branch"))
         txn.log_extra.append(f"removed {' and '.join(removed)}" if removed else "lane already removed")

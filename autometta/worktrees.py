@@ -151,9 +151,15 @@ def land(repo: Path, base: str, head: str, onto: str) -> bool:
     ref moves, compare-and-swap.
     """
     if gitops.current_branch(repo) == base:
-        if gitops.head_sha(repo) != onto:
+        tip = gitops.head_sha(repo)
+        if tip == head:
+            return True  # already landed (a tick killed before it could record so)
+        if tip != onto:
             return False
         git(repo, ["merge", "--quiet", "--ff-only", head])
+        return True
+    code, out, _ = git(repo, ["rev-parse", "-q", "--verify", f"refs/heads/{base}"], ok=(0, 1))
+    if gitops._text(out) == head:
         return True
     code, _, _ = git(repo, ["update-ref", f"refs/heads/{base}", head, onto], ok=(0, 1, 128))
     return code == 0

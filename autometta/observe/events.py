@@ -49,12 +49,12 @@ from ..timeutil import now_iso
 
 #: The kinds the tick emits.
 KINDS = ("stage_completed", "stage_failed", "stage_stalled", "stage_verifier_failed",
-         "stage_verifier_panel_no_quorum",
+         "stage_verifier_panel_no_quorum", "stage_merge_conflict",
          "repo_halted", "agent_stuck", "queue_drained")
 
 #: Kinds that mean "you are needed" rather than "something finished".
 NEEDS_HUMAN = ("stage_failed", "stage_stalled", "stage_verifier_failed", "stage_verifier_panel_no_quorum",
-               "repo_halted", "agent_stuck")
+               "stage_merge_conflict", "repo_halted", "agent_stuck")
 
 DEFAULT_TIMEOUT = 10.0
 #: The journal is trimmed to its newest half when it grows past this.
@@ -124,7 +124,7 @@ def summary(kind: str, name: str, fields: Mapping[str, Any]) -> str:
     if kind == "stage_completed":
         commit = f", commit {str(fields['commit'])[:12]}" if fields.get("commit") else ", nothing to commit"
         return f"{name}: stage {stage} completed{commit}"
-    if kind in ("stage_failed", "stage_stalled", "stage_verifier_failed"):
+    if kind in ("stage_failed", "stage_stalled", "stage_verifier_failed", "stage_merge_conflict"):
         status = kind[len("stage_"):].replace("_", " ")
         return f"{name}: stage {stage} {status}{marker}; needs you (autometta requeue after a look)"
     if kind == "repo_halted":
