@@ -313,6 +313,13 @@ def _launch(txn: _Txn, role: str, decision: d.Decision) -> None:
 def _commit(txn: _Txn, headline: str) -> Optional[str]:
     stage = txn.cur
     assert stage is not None
+    if txn.lanes and stage.get("base"):
+        # Commits the agents made on the lane's branch are folded into the stage's one commit,
+        # so the secret scan sees them and the base branch gets one commit per stage.
+        folded = worktrees.fold_commits(txn.ctx.work, stage["base"])
+        if folded:
+            txn.log_extra.append(f"folded {folded} commit(s) the agents made on {stage.get('branch')} "
+                                 "into the stage's commit")
     sha = stagecommit.commit_accepted(txn.ctx, stage, headline)  # secret scan, author, subject, trailer
     stage["commit"] = sha
     if sha:

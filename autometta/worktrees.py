@@ -122,6 +122,19 @@ def remove(repo: Path, path: Path, branch: Optional[str]) -> List[str]:
     return done
 
 
+def fold_commits(work: Path, base: str) -> int:
+    """Undo (softly) commits made in the lane since it forked from ``base``; how many there were.
+
+    Their changes stay in the index and the files, to be committed again as
+    the stage's one commit with the worker as author.
+    """
+    fork = gitops._text(git(work, ["merge-base", "HEAD", f"refs/heads/{base}"])[1])
+    count = int(gitops._text(git(work, ["rev-list", "--count", f"{fork}..HEAD"])[1]) or 0)
+    if count:
+        git(work, ["reset", "--quiet", "--soft", fork])
+    return count
+
+
 @dataclass
 class Rebased:
     head: Optional[str] = None  # the stage's commit on top of the base tip

@@ -314,3 +314,16 @@ def test_worktree_root_is_configurable(setup, tmp_path, root):
     await_agents(repo)
     run_until_quiet(home, repo, limit=20)
     assert stage(repo, "01-a")["status"] == "completed" and lanes_left(repo) == []
+
+
+def test_commits_the_worker_made_become_the_stage_s_one_commit(setup):
+    repo, home, add = setup
+    parallel(repo, 2)
+    add("01-a", "printf 'one\\n' > a.txt && git add a.txt && git -c user.name=Bot -c user.email=bot@x commit -qm wip "
+        "&& printf 'two\\n' > b.txt && " + _envelope("01-a", "a.txt"))
+    start = git(repo, "rev-parse", "HEAD").strip()
+    run_until_quiet(home, repo, limit=20)
+    assert stage(repo, "01-a")["status"] == "completed"
+    log = git(repo, "log", "--format=%an|%s", f"{start}..master").strip().splitlines()
+    assert log == ["Script Worker|01-a: Say hello"]
+    assert git(repo, "show", "--name-only", "--format=", "master").split() == ["a.txt", "b.txt"]
