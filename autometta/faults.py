@@ -32,6 +32,7 @@ POINTS = (
     "commit.before", "commit.after",
     "atomic_write.before", "atomic_write.during", "atomic_write.after",
     "snapshot.before", "snapshot.after",
+    "lane.created", "lane.rebased", "lane.landed",
 )
 
 _ERRNOS = {"enospc": errno.ENOSPC, "erofs": errno.EROFS}

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
-from . import files, gitops
+from . import faults, files, gitops
 from .errors import UserError
 
 DEFAULT_ROOT = Path(".autometta") / "worktrees"
@@ -79,6 +79,7 @@ def create(repo: Path, path: Path, branch: str) -> Tuple[str, str]:
     path.parent.mkdir(parents=True, exist_ok=True)
     _hide(path.parent, repo)
     git(repo, ["worktree", "add", "--quiet", "-b", branch, str(path), tip])
+    faults.point("lane.created")
     return base, tip
 
 
@@ -153,6 +154,7 @@ def rebase(work: Path, base: str) -> Rebased:
         if not conflicts:
             raise UserError(f"`git rebase {onto[:12]}` failed in {work}: {gitops._tail(err)}")
         return Rebased(onto=onto, conflicts=conflicts)
+    faults.point("lane.rebased")
     return Rebased(head=gitops.head_sha(work), onto=onto)
 
 
@@ -170,9 +172,12 @@ def land(repo: Path, base: str, head: str, onto: str) -> bool:
         if tip != onto:
             return False
         git(repo, ["merge", "--quiet", "--ff-only", head])
+        faults.point("lane.landed")
         return True
     code, out, _ = git(repo, ["rev-parse", "-q", "--verify", f"refs/heads/{base}"], ok=(0, 1))
     if gitops._text(out) == head:
         return True
     code, _, _ = git(repo, ["update-ref", f"refs/heads/{base}", head, onto], ok=(0, 1, 128))
+    if code == 0:
+        faults.point("lane.landed")
     return code == 0
