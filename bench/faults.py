@@ -26,6 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CATEGORIES = [
     ("fault points", "tests/reliability/test_faults.py"),
     ("crash", "tests/reliability/test_crash.py"),
+    ("crash in parallel lanes", "tests/reliability/test_crash_lanes.py"),
     ("concurrency", "tests/reliability/test_concurrency.py"),
     ("hostile input", "tests/reliability/test_hostile.py"),
     ("disk full / read-only", "tests/reliability/test_diskfull.py"),
