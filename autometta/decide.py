@@ -545,8 +545,12 @@ def park_until(limit: UsageLimit, now: float, park_seconds: int) -> float:
 def _limited(f: Facts, cur: str, c: InFlight, role: str, proc: Proc, effects: List[Effect]) -> Decision:
     """A worker or verifier that ended on a usage limit: park the repo; once the reset passed, run it again."""
     assert proc.limit is not None
-    if f.state.get("parked_until"):  # this limit parked the repo and the reset has passed
+    # This limit parked the repo and the reset has passed. The stage remembers it too: with
+    # parallel stages another lane's transition may have cleared the repo's park first.
+    if f.state.get("parked_until") or (c.stage or {}).get("parked_until"):
         effects = effects + [(ACCOUNT, role), (UNPARK, None)]
+        if (c.stage or {}).get("parked_until"):
+            effects.append((SET, ("parked_until", None)))
         if role == "worker":
             effects.append((SET, ("worker_exit", None)))  # the worker is not reaped: it runs again
         else:

@@ -357,6 +357,8 @@ def apply(txn: _Txn, decision: d.Decision) -> str:
             _kill(txn, arg)
         elif name == d.PARK:
             txn.state.update(parked_until=arg[0], park_reason=secrets.redact(arg[1]))
+            if stage is not None:
+                stage["parked_until"] = arg[0]  # whose limit it was: see decide._limited
         elif name == d.UNPARK:
             txn.state.update(parked_until=None, park_reason=None)
         elif name == d.REBRIEF:

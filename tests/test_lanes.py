@@ -327,3 +327,34 @@ def test_commits_the_worker_made_become_the_stage_s_one_commit(setup):
     log = git(repo, "log", "--format=%an|%s", f"{start}..master").strip().splitlines()
     assert log == ["Script Worker|01-a: Say hello"]
     assert git(repo, "show", "--name-only", "--format=", "master").split() == ["a.txt", "b.txt"]
+
+
+def test_a_limit_in_one_lane_parks_the_repo_and_resumes_that_lane_once(setup, tmp_path):
+    import time
+    repo, home, add = setup
+    parallel(repo, 2)
+    reset = int(time.time()) + 3 * 3600
+    flag = tmp_path / "limited-once"
+    # 01-b finishes after 02-a hit its limit, so after the reset 01-b's transition comes first and clears the park
+    add("01-b", f"n=0; while [ ! -f {flag} ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; "
+        + writes("01-b", "b.txt"))
+    add("02-a", f"if [ ! -f {flag} ]; then touch {flag}; echo 'Claude AI usage limit reached|{reset}'; exit 1; fi; "
+        + writes("02-a", "a.txt"))
+    tick_once(home)
+    await_agents(repo)
+    tick_once(home)  # 01-b dispatches its verifier; 02-a parks the repo
+    doc = read_state(repo)
+    parked = doc["parked_until"]
+    assert parked and stage(repo, "02-a")["parked_until"] == parked
+    await_agents(repo)
+    assert tick_once(home)[0].message.startswith(f"parked {repo} until {parked}")
+
+    outcomes = tick_once(home, now=reset + 61)
+    doc = read_state(repo)
+    assert doc["parked_until"] is None  # not parked again: the limit was served
+    a = stage(repo, "02-a")
+    assert a["parked_until"] is None and a["worker_pid"], outcomes[0].message
+    assert "02-a usage limit has reset; dispatching the worker again" in outcomes[0].message
+    await_agents(repo)
+    run_until_quiet(home, repo, limit=20)
+    assert [s["status"] for s in read_state(repo)["stages"]] == ["completed", "completed"]

@@ -515,7 +515,7 @@ INVALID_DOCS = [
     ("state", _with(BASH_POPULATED_STATE, ["stages", 6, "worker"], ...),
      "$.stages[6]: missing required field 'worker'"),
     ("state", _with(BASH_POPULATED_STATE, ["stages", 6, "parked"], True),
-     "$.stages[6]: unknown field 'parked'"),
+     "$.stages[6]: unknown field 'parked' (did you mean 'parked_until'?)"),
     ("budget", _with(BASH_DEFAULT_BUDGET, ["tokens_spent"], 1.5), "$.tokens_spent: expected integer, got number 1.5"),
     ("budget", _with(BASH_DEFAULT_BUDGET, ["clock_tick_cap"], ...), "$: missing required field 'clock_tick_cap'"),
     ("budget", _with(BASH_DEFAULT_BUDGET, ["halted_at"], "now"), "$.halted_at: 'now' is not a date-time like 2025-01-31T09:30:00Z"),
