@@ -377,11 +377,11 @@ def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effec
                 effects.append((SET, ("verifier_tree", now)))
                 return Decision(f"stage {cur} verifier changed the tree it judged; not committing", effects,
                                 finish=("verifier_failed", "verifier_modified_tree"))
-        effects.append((COMMIT, c.headline))
         if c.lane:
             branch = (c.stage or {}).get("branch") or "its branch"
             return Decision(f"stage {cur} PASS: committing worker output on {branch}; queued to merge",
-                            effects + [(SET, ("merge", "queued"))])
+                            effects + [(SET, ("merge", "queued")), (COMMIT, c.headline)])
+        effects.append((COMMIT, c.headline))
         return Decision(f"stage {cur} PASS: committing worker output", effects, finish=("completed", None))
     marker = art.problem or "verifier_fail"
     if marker == "verifier_fail":

@@ -1,13 +1,15 @@
 """The tick's own overhead: idle ticks over 1, 10 and 100 repos, and per transition.
 
-Usage: python3 bench/tick.py [--repos 1,10,100] [--runs 5] [--python PATH]
+Usage: python3 bench/tick.py [--repos 1,10,100] [--runs 5] [--stages 5] [--parallel 3] [--python PATH]
 
 Idle: a full ``autometta tick`` through the built pyz (a fresh process, as
 cron runs it) over N subscribed repos with nothing queued; a ``git`` shim on
 PATH counts subprocess calls, which must be zero. Transitions: stages of
 the script family run in-process; for each tick we record wall time and the
 tick process's own CPU time (getrusage of this process, so git and the
-agents, which are child processes, are excluded).
+agents, which are child processes, are excluded). Both are run again with
+``max_parallel`` set (``--parallel``, default 3): idle repos must still make
+no git call, and a lane tick's CPU is reported per transition it made.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def make_world(base: Path, n: int) -> HomePaths:
+def make_world(base: Path, n: int, parallel: int = 1) -> HomePaths:
     hp = HomePaths(base / "home")
     init_host(hp, say=lambda _l: None)
     for i in range(n):
@@ -49,6 +51,9 @@ def make_world(base: Path, n: int) -> HomePaths:
         git(repo, "config", "user.name", "bench")
         git(repo, "config", "user.email", "bench@localhost")
         subscribe(hp, str(repo), say=lambda _l: None)
+        if parallel > 1:
+            with open(repo / ".autometta.local.yaml", "a") as handle:
+                handle.write(f"max_parallel: {parallel}\n")
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "subscribe")
     return hp
@@ -65,10 +70,10 @@ def git_shim(base: Path) -> tuple:
     return shim, counter
 
 
-def idle(n: int, runs: int, python: str, pyz: Path) -> None:
+def idle(n: int, runs: int, python: str, pyz: Path, parallel: int = 1) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        hp = make_world(base, n)
+        hp = make_world(base, n, parallel)
         shim, counter = git_shim(base)
         env = {**os.environ, "PHAT_CONTROLLER_HOME": str(hp.root), "PATH": f"{shim}:{os.environ['PATH']}"}
         times = []
@@ -77,17 +82,18 @@ def idle(n: int, runs: int, python: str, pyz: Path) -> None:
             subprocess.run([python, str(pyz), "tick", "--quiet"], env=env, check=True)
             times.append(time.perf_counter() - start)
         calls = len(counter.read_text().splitlines())
-        print(f"idle tick over {n:>3} repos: median {statistics.median(times) * 1000:7.1f} ms "
+        lanes = f" (max_parallel {parallel})" if parallel > 1 else ""
+        print(f"idle tick over {n:>3} repos{lanes}: median {statistics.median(times) * 1000:7.1f} ms "
               f"({statistics.median(times) * 1000 / n:6.2f} ms/repo), git calls: {calls}")
 
 
-def transitions(stages: int) -> None:
+def transitions(stages: int, parallel: int = 1) -> None:
     sys.path.insert(0, str(ROOT))
     from tests.tickkit import await_agents, script_card
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        hp = make_world(base, 1)
+        hp = make_world(base, 1, parallel)
         repo = base / "repo000"
         for i in range(stages):
             script_card(repo, f"{i:02d}-bench-{i}", worker_cmd=(
@@ -97,22 +103,28 @@ def transitions(stages: int) -> None:
         git(repo, "commit", "-qm", "cards")
         for i in range(stages):
             add_stage(str(repo), str(repo / "docs" / "stages" / f"{i:02d}-bench-{i}.md"))
-        walls, cpus, kinds = [], [], []
+        walls, cpus, kinds, ticks = [], [], [], 0
         for _ in range(stages * 4):
             before = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
+            before_count = load_state(RepoPaths(repo.resolve())).get("tick_count") or 0
             outcomes = tick.run_tick(hp, echo=False)
             wall = time.perf_counter() - start
+            ticks += 1
+            made = (load_state(RepoPaths(repo.resolve())).get("tick_count") or 0) - before_count
             after = resource.getrusage(resource.RUSAGE_SELF)
             await_agents(repo)
-            if outcomes and outcomes[0].kind not in ("wait", "noop"):
-                walls.append(wall)
-                cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+            if outcomes and made > 0:
+                walls.extend([wall / made] * made)
+                cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+                cpus.extend([cpu / made] * made)
                 kinds.append(outcomes[0].kind)
             doc = load_state(RepoPaths(repo.resolve()))
             if all(s["status"] == "completed" for s in doc["stages"]):
                 break
-        print(f"transitions: {len(walls)} ({', '.join(sorted(set(kinds)))})")
+        lanes = f"max_parallel {parallel}: " if parallel > 1 else ""
+        print(f"{lanes}{stages} stages done in {ticks} ticks; transitions: {len(walls)} "
+              f"({', '.join(sorted(set(kinds)))})")
         print(f"  wall per transition:       median {statistics.median(walls) * 1000:6.1f} ms, "
               f"max {max(walls) * 1000:6.1f} ms (includes git and process start)")
         print(f"  autometta CPU/transition:  median {statistics.median(cpus) * 1000:6.1f} ms, "
@@ -124,6 +136,7 @@ def main() -> int:
     parser.add_argument("--repos", default="1,10,100")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stages", type=int, default=5)
+    parser.add_argument("--parallel", type=int, default=3, help="max_parallel for the lane runs (1: skip them)")
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
     python = os.path.realpath(args.python)
@@ -132,6 +145,10 @@ def main() -> int:
     for n in (int(x) for x in args.repos.split(",")):
         idle(n, args.runs, python, ROOT / "dist" / "autometta.pyz")
     transitions(args.stages)
+    if args.parallel > 1:
+        for n in (int(x) for x in args.repos.split(",")):
+            idle(n, args.runs, python, ROOT / "dist" / "autometta.pyz", args.parallel)
+        transitions(args.stages, args.parallel)
     return 0
 
 

@@ -644,7 +644,7 @@ def test_lane_pass_commits_on_its_branch_and_queues_the_merge():
     f = lane(doc, artefact=Artefact("verdict", overall="PASS", doc={"overall": "PASS"}), verifier=d.Proc(pid=9),
              tree_now=lambda: "t")
     dec = d.decide_lane(f, SID)
-    assert effects(dec) == ["account:verifier", "commit", "set"] and dec.finish is None
+    assert effects(dec) == ["account:verifier", "set", "commit"] and dec.finish is None and dec.kind == "commit"
     assert (d.SET, ("merge", "queued")) in dec.effects
 
 
