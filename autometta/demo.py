@@ -21,6 +21,7 @@ from .commands import status as status_cmd
 from .commands.add_stage import add_stage
 from .commands.init_host import init_host
 from .commands.subscribe import subscribe
+from .dispatch import ROLES
 from .errors import UserError
 from .paths import HomePaths, RepoPaths
 from .procs import is_alive
@@ -41,7 +42,7 @@ def _await_agents(paths: RepoPaths, deadline: float) -> None:
     """Wait for the agents this process launched (they are its children)."""
     doc = state.load_state(paths)
     for stage in doc["stages"]:
-        for role in ("worker", "verifier", "acceptance"):
+        for role in ROLES:
             pid = stage.get(f"{role}_pid")
             if not pid:
                 continue
@@ -52,7 +53,8 @@ def _await_agents(paths: RepoPaths, deadline: float) -> None:
                     time.sleep(0.05)
 
 
-def run_demo(folder: Optional[Path] = None, say: Callable[[str], None] = print) -> Path:
+def run_demo(folder: Optional[Path] = None, say: Callable[[str], None] = print, parallel: int = 1) -> Path:
+    """Run the demo; ``parallel`` above 1 sets ``max_parallel`` so the stages run in worktrees at once."""
     base = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="autometta-demo-"))
     hp = HomePaths(base / "controller-home")
     repo = base / "demo-repo"
@@ -69,6 +71,9 @@ def run_demo(folder: Optional[Path] = None, say: Callable[[str], None] = print) 
     quiet: List[str] = []
     init_host(hp, say=quiet.append)
     subscribe(hp, str(repo), say=quiet.append)
+    if parallel > 1:
+        with open(repo / ".autometta.local.yaml", "a", encoding="utf-8") as handle:
+            handle.write(f"max_parallel: {parallel}\n")
     cards = sorted(name for name in resources.list_dir("templates/demo") if name.endswith(".md"))
     stages = repo / "docs" / "stages"
     stages.mkdir(parents=True)
@@ -80,7 +85,8 @@ def run_demo(folder: Optional[Path] = None, say: Callable[[str], None] = print) 
         add_stage(str(repo), str(stages / name))
     say(f"demo repo: {repo}")
     say(f"controller home: {hp.root}")
-    say(f"queued: {', '.join(Path(c).stem for c in cards)}")
+    say(f"queued: {', '.join(Path(c).stem for c in cards)}"
+        + (f" (max_parallel {parallel}: each stage in a worktree of its own)" if parallel > 1 else ""))
     say("")
 
     paths = RepoPaths(Path(os.path.realpath(repo)))
