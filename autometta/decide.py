@@ -331,9 +331,9 @@ def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
             return Decision(f"stage {cur} failed: the acceptance command exited {code} on the merged result; "
                             f"{base} left as it was, see state/logs/{cur}-postmerge.log", effects,
                             finish=("failed", "post_merge_acceptance_failed"))
-        blocked = _dirty_halt(f, cur, base)
+        blocked = _dirty_halt(f, cur, base, effects)
         if blocked is not None:
-            return blocked
+            return blocked  # the rerun is accounted; it runs again once the halt is reset
         return Decision(f"stage {cur} passed acceptance on the merged result; landing on {base}",
                         effects + [(LAND, None)])
     if c.merge_busy:
@@ -341,21 +341,21 @@ def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
                         transition=False)
     check = bool(c.acceptance_command)
     if not check:
-        blocked = _dirty_halt(f, cur, base)
+        blocked = _dirty_halt(f, cur, base, effects)
         if blocked is not None:
             return blocked
     return Decision(f"stage {cur} merging onto {base}" + ("; then rerunning the acceptance command" if check else ""),
                     effects + [(MERGE, {"check": check})], on_launch_failure="postmerge_spawn_failed")
 
 
-def _dirty_halt(f: Facts, cur: str, base: str) -> Optional[Decision]:
+def _dirty_halt(f: Facts, cur: str, base: str, effects: List[Effect]) -> Optional[Decision]:
     dirty = f.dirty()
     if not dirty:
         return None
     shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
     return Decision(f"stage {cur} is ready to land on {base}, but the working tree of {f.repo} has changes "
                     f"outside state/ ({shown}); commit or stash them, then run 'autometta tick --reset-halt'",
-                    halt="dirty-working-tree")
+                    effects, halt="dirty-working-tree")
 
 
 def _reaped(stage: Dict[str, Any]) -> bool:

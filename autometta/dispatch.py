@@ -152,7 +152,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
             argv = family.command(role, prompt, model=model, repo=ctx.work, card=card, extra_dirs=extra)
             env = agent_env(ctx, family, role)
         seconds, _ = budget_seconds(card, role)
-    env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role,
+    env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role, AUTOMETTA_REPO=str(paths.root),
                AUTOMETTA_HANDOFF=str(paths.handoff(stage_id)),
                AUTOMETTA_ARTEFACT=str(paths.verifier_artefact(stage_id)))
     launched = launch(LaunchSpec(argv=argv, cwd=ctx.work, env=env, log_path=log_path,

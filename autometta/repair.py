@@ -140,13 +140,17 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
 
 
 def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: bool) -> List[str]:
-    """Remove worktrees and ``autometta/*`` branches no stage in flight or kept for review owns.
+    """Remove lanes (worktree, ``autometta/<id>`` branch) of this repo's stages that no stage owns now.
 
-    A stage that stopped keeps its worktree for review until it is re-queued;
-    a completed or pending one owns none (its lane landed, or it starts afresh).
+    A stage that stopped keeps its lane for review until it is re-queued; a
+    completed or pending one owns none (its lane landed, or it starts
+    afresh). Only lanes named after a stage in this repo's state are
+    touched: another repo's worktrees under a shared root, a folder of the
+    project, or a branch that merely starts with ``autometta/`` are left alone.
     """
     repo = ctx.repo
     root = worktrees.lane_root(repo, ctx.manifest)
+    ids = {str(s.get("id")) for s in stages}
     owned = {os.path.realpath(str(s["worktree"])): s.get("branch") for s in stages
              if s.get("worktree") and s.get("status") not in ("pending", "completed")}
     try:
@@ -154,31 +158,34 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
         branches = worktrees.lane_branches(repo)
     except UserError as exc:
         return [f"cannot list worktrees ({exc.message}); orphaned worktrees were not checked"]
-    changes: List[str] = []
+
+    def lane_id(branch: Optional[str]) -> Optional[str]:
+        name = (branch or "")[len(worktrees.BRANCH_PREFIX):] if (branch or "").startswith(worktrees.BRANCH_PREFIX) else ""
+        return name if name in ids else None
+
     doomed: Dict[str, Optional[str]] = {}
     for path, branch in known.items():
         real = os.path.realpath(path)
-        ours = (branch or "").startswith(worktrees.BRANCH_PREFIX) or _inside(real, root)
+        ours = lane_id(branch) is not None or (_inside(real, root) and os.path.basename(real) in ids)
         if ours and real not in owned:
-            doomed[path] = branch if (branch or "").startswith(worktrees.BRANCH_PREFIX) else None
-    if root.is_dir():
+            doomed[path] = branch if lane_id(branch) else None
+    if root.is_dir() and not _inside(os.path.realpath(repo), root):
+        registered = {os.path.realpath(p) for p in known}
         for entry in sorted(root.iterdir()):
             real = os.path.realpath(entry)
-            if entry.is_dir() and real not in owned and not any(os.path.realpath(p) == real for p in known):
-                doomed[str(entry)] = None
-    kept_branches = set(owned.values())
+            if entry.is_dir() and entry.name in ids and real not in owned and real not in registered:
+                doomed[str(entry)] = None  # a lane folder git no longer knows of
+    changes: List[str] = []
     for path, branch in sorted(doomed.items()):
         changes.append(f"remove orphaned worktree {path}" + (f" and branch {branch}" if branch else ""))
         if not dry_run:
             worktrees.remove(repo, Path(path), branch)
-    ids = {str(s.get("id")) for s in stages}
+    kept = set(owned.values()) | {b for b in doomed.values() if b}
     for branch in branches:
-        if branch[len(worktrees.BRANCH_PREFIX):] not in ids:
-            continue  # not a stage's lane: somebody else's branch, left alone
-        if branch not in kept_branches and branch not in doomed.values():
+        if lane_id(branch) is not None and branch not in kept:
             changes.append(f"delete orphaned branch {branch}")
             if not dry_run:
-                worktrees.remove(repo, root / branch[len(worktrees.BRANCH_PREFIX):], branch)
+                worktrees.delete_branch(repo, branch)
     return changes
 
 

@@ -208,7 +208,7 @@ def _merge(txn: _Txn, check: bool, decision: d.Decision) -> Optional[tuple]:
     except UserError as exc:
         marker = getattr(exc, "marker", None) or "postmerge_spawn_failed"
         txn.log_extra.append(f"could not rerun acceptance for {stage['id']}: {marker}: {exc.message}")
-        return ("failed", secrets.redact(f"{marker}: {exc.message}")[:300])
+        return ("stalled", secrets.redact(f"{marker}: {exc.message}")[:300])  # as any spawn failure
     return None
 
 
@@ -398,7 +398,7 @@ def apply(txn: _Txn, decision: d.Decision) -> str:
             except UserError as exc:
                 marker = getattr(exc, "marker", None) or "merge_failed"
                 txn.log_extra.append(f"merge failed for {stage['id'] if stage else '?'}: {marker}: {exc.message}")
-                done = ("merge_conflict", secrets.redact(f"{marker}: {exc.message}")[:300])
+                done = ("failed", secrets.redact(f"{marker}: {exc.message}")[:300])  # git failed: no conflict
             finish = done or finish
         elif name == d.COMMIT:
             try:
@@ -585,8 +585,9 @@ def _process_lanes(txn: _Txn, log: Callable[[str], None], settled: bool) -> Outc
             run(decision, None)  # nothing else happened: say why the repo is idle
         elif decision.transition or decision.halt:
             run(decision, None)
-        if not decision.transition or decision.halt:
-            break
+        if not decision.transition or decision.halt or decision.finish or txn.focus is None \
+                or (state.find_stage(txn.state, txn.focus) or {}).get("status") != "in_progress":
+            break  # a claim that stopped at once (no worktree, a missing CLI) is one failure a tick, as serially
     txn.ctx = ctx
     if transitions or settled:
         state.save_state(paths, txn.state)

@@ -51,15 +51,23 @@ def branch_for(stage_id: str) -> str:
     return BRANCH_PREFIX + stage_id
 
 
-def _hide(root: Path, repo: Path) -> None:
-    """Keep a worktree folder inside the repo out of ``git status`` without touching the user's .gitignore."""
-    try:
-        rel = root.resolve().relative_to(repo.resolve())
-    except ValueError:
-        return  # outside the repo: nothing to hide
-    top = repo / rel.parts[0]
-    ignore = top / ".gitignore"
-    if top.is_dir() and not ignore.exists():
+def _prepare_root(root: Path, repo: Path) -> None:
+    """Make the worktrees folder, refusing one that is the repo's or holds its files.
+
+    A root inside the repo gets a ``.gitignore`` of its own (``*``), so the
+    lanes stay out of ``git status`` without touching the user's ignore files.
+    """
+    real_root, real_repo = os.path.realpath(root), os.path.realpath(repo)
+    if real_repo == real_root or real_repo.startswith(real_root.rstrip(os.sep) + os.sep):
+        raise UserError(f"worktree.root {root} is {repo} or a folder around it; give the worktrees a folder "
+                        "of their own in .autometta.local.yaml (default .autometta/worktrees)")
+    inside = real_root.startswith(real_repo + os.sep)
+    if inside and gitops._text(git(repo, ["ls-files", "--", os.path.relpath(real_root, real_repo)])[1]):
+        raise UserError(f"worktree.root {root} holds files of the project; give the worktrees a folder of "
+                        "their own in .autometta.local.yaml (default .autometta/worktrees)")
+    root.mkdir(parents=True, exist_ok=True)
+    ignore = root / ".gitignore"
+    if inside and not ignore.exists():
         files.atomic_write(ignore, "# autometta's lane worktrees; not part of the project\n*\n")
 
 
@@ -75,9 +83,8 @@ def create(repo: Path, path: Path, branch: str) -> Tuple[str, str]:
         raise UserError(f"{repo}: HEAD is {'detached' if base is None else 'an unborn branch'}; "
                         "parallel stages branch from the checked-out branch's tip, so check out a branch "
                         "with at least one commit")
+    _prepare_root(path.parent, repo)
     remove(repo, path, branch)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _hide(path.parent, repo)
     git(repo, ["worktree", "add", "--quiet", "-b", branch, str(path), tip])
     faults.point("lane.created")
     return base, tip
@@ -117,10 +124,17 @@ def remove(repo: Path, path: Path, branch: Optional[str]) -> List[str]:
         shutil.rmtree(path, ignore_errors=True)  # a folder git no longer tracks (its metadata was pruned)
         done.append(f"folder {path}")
     git(repo, ["worktree", "prune"])
-    if branch and branch in lane_branches(repo):
-        git(repo, ["branch", "--quiet", "-D", branch])
+    if branch and delete_branch(repo, branch):
         done.append(f"branch {branch}")
     return done
+
+
+def delete_branch(repo: Path, branch: str) -> bool:
+    """Delete a lane's branch (never another); False if there was none."""
+    if not branch.startswith(BRANCH_PREFIX) or branch not in lane_branches(repo):
+        return False
+    git(repo, ["branch", "--quiet", "-D", branch])
+    return True
 
 
 def fold_commits(work: Path, base: str) -> int:

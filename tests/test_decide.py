@@ -658,7 +658,7 @@ def test_lane_pass_commits_on_its_branch_and_queues_the_merge():
     ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, exit={"exit_code": 0})}, [],
      ["account:postmerge", "land"], None, None),
     ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, exit={"exit_code": 0})}, ["notes.txt"],
-     [], None, "dirty-working-tree"),
+     ["account:postmerge"], None, "dirty-working-tree"),
     ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, exit={"exit_code": 1})}, [],
      ["account:postmerge"], ("failed", "post_merge_acceptance_failed"), None),
     ("checking", {"postmerge_pid": 7}, {"postmerge": d.Proc(pid=7, alive=True, elapsed=10_000)}, [],

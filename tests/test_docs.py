@@ -110,8 +110,8 @@ def emitted_markers() -> Set[str]:
             found.update(re.findall(r'f"([a-z]+(?:_[a-z]+)+): ', text))
             for prefix in re.findall(r'f"([a-z_]+)_\{env\.kind\}"', text):
                 found.update(f"{prefix}_{kind}" for kind in ("fail", "partial"))
-            for suffix in re.findall(r'(?:on_launch_failure=|\bor )f"\{(?:role|arg)\}_([a-z_]+)"', text):
-                found.update(f"{role}_{suffix}" for role in ("worker", "verifier", "acceptance"))
+            for suffix in re.findall(r'(?:on_launch_failure=|\bor )f"\{(?:role|arg|first)\}_([a-z_]+)"', text):
+                found.update(f"{role}_{suffix}" for role in ("worker", "verifier", "acceptance", "setup", "postmerge"))
     return found
 
 
@@ -125,7 +125,9 @@ def test_the_marker_scan_finds_what_we_know_is_there():
              "verifier_artefact_invalid", "worker_spawn_failed", "verifier_spawn_failed", "commit_failed",
              "claude_cli_missing", "codex_cli_missing", "script_cli_missing",
              "claude_refused_root_without_is_sandbox", "claude_usage_limit", "codex_auth_error",
-             "repair_orphaned_in_progress", "unknown_family", "pending", "verifier_failed"}
+             "repair_orphaned_in_progress", "unknown_family", "pending", "verifier_failed",
+             "setup_spawn_failed", "postmerge_spawn_failed", "worktree_setup_failed", "worktree_missing",
+             "post_merge_acceptance_failed", "worktree_failed", "merge_failed"}
     assert known <= markers, sorted(known - markers)
 
 

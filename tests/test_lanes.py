@@ -251,27 +251,53 @@ def test_caps_gate_every_claim(setup):
     assert read_budget(repo)["halt_reason"] == "tick-cap"
 
 
-def test_repair_removes_orphaned_lanes_and_keeps_review_ones(setup, run):
+def test_repair_removes_orphaned_lanes_and_keeps_review_ones(setup, run, tmp_path):
     repo, home, add = setup
     parallel(repo, 2)
     add("01-a", writes("01-a", "same.txt", "a"))
     add("02-b", writes("02-b", "same.txt", "b"))
     run_until_quiet(home, repo, limit=20)
-    assert stage(repo, "02-b")["status"] == "merge_conflict"
-    # an orphan: a lane whose stage record is gone (a tick killed mid-claim, a hand-edited state)
-    stray = repo / ".autometta" / "worktrees" / "07-gone"
-    git(repo, "worktree", "add", "-q", "-b", "autometta/07-gone", str(stray))
-    leftover = repo / ".autometta" / "worktrees" / "08-folder"
+    assert stage(repo, "01-a")["status"] == "completed" and stage(repo, "02-b")["status"] == "merge_conflict"
+    root = repo / ".autometta" / "worktrees"
+    # orphans: a landed stage's lane that could not be removed, and a lane folder git forgot
+    stray = root / "01-a"
+    git(repo, "worktree", "add", "-q", "-b", "autometta/01-a", str(stray))
+    git(repo, "branch", "autometta/02-b-old")  # not a stage of this repo: left alone
+    leftover = root / "03-never"  # no stage of this repo: its folder stays
     leftover.mkdir()
+    foreign = tmp_path / "elsewhere"  # somebody's own worktree, outside the lanes
+    git(repo, "worktree", "add", "-q", "-b", "mine", str(foreign))
     res = run("tick", "--repair", "--dry-run")
-    assert res.code == 0 and stray.exists() and leftover.exists()
-    assert "07-gone" in res.out and "08-folder" in res.out
+    assert res.code == 0 and stray.exists()
+    assert "remove orphaned worktree" in res.out and "01-a" in res.out
     res = run("tick", "--repair")
     assert res.code == 0
-    assert not stray.exists() and not leftover.exists()
-    assert "autometta/07-gone" not in git(repo, "branch")  # not a stage of this repo: but made as a lane
+    assert not stray.exists() and "autometta/01-a" not in git(repo, "branch")
+    assert leftover.exists() and foreign.exists() and "autometta/02-b-old" in git(repo, "branch")
     kept = Path(stage(repo, "02-b")["worktree"])
-    assert kept.is_dir() and "autometta/02-b" in git(repo, "branch")
+    assert kept.is_dir() and "autometta/02-b\n" in git(repo, "branch") + "\n"
+
+
+def test_repair_ignores_a_root_around_the_repo(setup, run, tmp_path):
+    repo, home, add = setup
+    parallel(repo, 2, worktree={"root": ".."})
+    add("01-a", writes("01-a", "a.txt"))
+    outcome = tick_once(home)[0]
+    assert "or a folder around it" in outcome.message + "".join(tick_log(home))
+    assert stage(repo, "01-a")["stall_marker"].startswith("worktree_failed")
+    res = run("tick", "--repair")
+    assert res.code == 0 and repo.is_dir() and "remove" not in res.out
+
+
+def test_a_root_holding_project_files_is_refused(setup):
+    repo, home, add = setup
+    (repo / "docs" / "notes.md").parent.mkdir(exist_ok=True)
+    (repo / "docs" / "notes.md").write_text("mine\n")
+    parallel(repo, 2, worktree={"root": "docs"})
+    add("01-a", writes("01-a", "a.txt"))
+    tick_once(home)
+    assert "holds files of the project" in stage(repo, "01-a")["stall_marker"]
+    assert not (repo / "docs" / ".gitignore").exists()
 
 
 def test_a_deleted_worktree_stalls_its_stage(setup):
@@ -358,3 +384,15 @@ def test_a_limit_in_one_lane_parks_the_repo_and_resumes_that_lane_once(setup, tm
     await_agents(repo)
     run_until_quiet(home, repo, limit=20)
     assert [s["status"] for s in read_state(repo)["stages"]] == ["completed", "completed"]
+
+
+def test_a_detached_head_stalls_one_claim_a_tick(setup):
+    repo, home, add = setup
+    parallel(repo, 3)
+    for sid in ("01-a", "02-b", "03-c"):
+        add(sid, writes(sid, f"{sid}.txt"))
+    git(repo, "checkout", "-q", "--detach")
+    tick_once(home)
+    assert [s["status"] for s in read_state(repo)["stages"]] == ["stalled", "pending", "pending"]
+    assert "HEAD is detached" in stage(repo, "01-a")["stall_marker"]
+    assert read_budget(repo)["consecutive_failures"] == 1
