@@ -400,6 +400,12 @@ def _in_progress(git_dir: str) -> Optional[Tuple[str, str]]:
     return None
 
 
+def operation_in_progress(repo: PathLike) -> Optional[str]:
+    """The unfinished merge, rebase, cherry-pick or revert in ``repo`` (a worktree too), or None."""
+    busy = _in_progress(_git_dir(repo))
+    return busy[0] if busy else None
+
+
 def _read_index(path: str) -> Optional[bytes]:
     try:
         with open(path, "rb") as handle:

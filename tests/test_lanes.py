@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import List
 
@@ -396,3 +397,34 @@ def test_a_detached_head_stalls_one_claim_a_tick(setup):
     assert [s["status"] for s in read_state(repo)["stages"]] == ["stalled", "pending", "pending"]
     assert "HEAD is detached" in stage(repo, "01-a")["stall_marker"]
     assert read_budget(repo)["consecutive_failures"] == 1
+
+
+def test_a_conflict_resolved_by_hand_lands_with_retry_merge(setup, run):
+    repo, home, add = setup
+    parallel(repo, 2)
+    add("01-a", writes("01-a", "shared.txt", "from a"))
+    add("02-b", writes("02-b", "shared.txt", "from b"))
+    run_until_quiet(home, repo, limit=20)
+    work = Path(stage(repo, "02-b")["worktree"])
+    first = git(repo, "rev-parse", "master").strip()
+
+    res = run("requeue", str(repo), "01-a", "--retry-merge")
+    assert res.code == 1 and "is completed" in res.err
+    # the operator resolves it in the kept worktree: rebase, keep both lines, continue
+    proc = subprocess.run(["git", "-C", str(work), "rebase", "master"], capture_output=True, text=True)
+    assert proc.returncode != 0
+    res = run("requeue", str(repo), "02-b", "--retry-merge")
+    assert res.code == 1 and "in the middle of" in res.err
+    (work / "shared.txt").write_text("from a\nfrom b\n")
+    git(work, "add", "shared.txt")
+    subprocess.run(["git", "-C", str(work), "-c", "core.editor=true", "rebase", "--continue"], check=True,
+                   capture_output=True)
+    res = run("requeue", str(repo), "02-b", "--retry-merge")
+    assert res.code == 0, res.err
+    assert stage(repo, "02-b")["status"] == "in_progress" and stage(repo, "02-b")["merge"] == "queued"
+    run_until_quiet(home, repo, limit=10)
+    b = stage(repo, "02-b")
+    assert b["status"] == "completed" and git(repo, "rev-parse", "master^").strip() == first
+    assert (repo / "shared.txt").read_text() == "from a\nfrom b\n"
+    assert git(repo, "log", "-1", "--format=%an|%s", "master").startswith("Script Worker|02-b: ")
+    assert lanes_left(repo) == []

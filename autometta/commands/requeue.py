@@ -2,14 +2,21 @@
 
 Its old envelope and verdict are moved to ``state/archive/<id>/`` so the next
 run cannot mistake them for its own (the bash version re-applied them, §15.7).
+
+``--retry-merge`` is for a parallel stage whose accepted commit did not land
+(``merge_conflict``, or its acceptance command failed on the merged result):
+once you have fixed its branch in the kept worktree, the tick merges it again
+instead of running the stage from the start.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import Any, Dict
 
-from .. import envelope, files, state
+from .. import envelope, files, gitops, state
 from ..errors import UserError
 from ..paths import RepoPaths
 from .subscribe import resolve_repo
@@ -18,6 +25,8 @@ from .subscribe import resolve_repo
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("repo", help="the subscribed repo")
     parser.add_argument("stage_id", metavar="STAGE_ID", help="the stage to run again")
+    parser.add_argument("--retry-merge", action="store_true",
+                        help="a parallel stage that did not land: merge its branch again, as you left it")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +38,11 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{paths.state_yaml}: no stage {args.stage_id}; add it with 'autometta add-stage'")
         if stage.get("status") in ("pending", "in_progress", "completed"):
             raise UserError(f"stage {args.stage_id} is {stage['status']}; only a stopped stage can be re-queued")
+        if args.retry_merge:
+            note = retry_merge(paths, stage)
+            state.save_state(paths, doc)
+            print(f"requeued: {args.stage_id} to merge again ({note})", file=sys.stderr)
+            return 0
         moved = envelope.archive(paths, args.stage_id)
         previous = stage.get("status")
         keep = ("id", "worker", "verifier", "worker_tokens", "verifier_tokens", "tokens",
@@ -40,3 +54,29 @@ def run(args: argparse.Namespace) -> int:
         state.save_state(paths, doc)
     print(f"requeued: {args.stage_id} (was {previous}; {len(moved)} old file(s) archived)", file=sys.stderr)
     return 0
+
+
+def retry_merge(paths: RepoPaths, stage: Dict[str, Any]) -> str:
+    """Queue a parallel stage's branch to merge again; raises UserError if it cannot be."""
+    sid = stage["id"]
+    marker = str(stage.get("stall_marker") or "")
+    landable = stage.get("status") == "merge_conflict" or (
+        stage.get("status") == "failed" and marker.startswith("post_merge_acceptance_failed"))
+    if not landable or not stage.get("worktree") or not stage.get("branch"):
+        raise UserError(f"stage {sid} is {stage.get('status')} ({marker or 'no marker'}); --retry-merge is for a "
+                        "parallel stage that did not land (merge_conflict or post_merge_acceptance_failed); "
+                        f"run 'autometta requeue {paths.root} {sid}' to run it again from the start")
+    work = Path(str(stage["worktree"]))
+    if not (work / ".git").exists():
+        raise UserError(f"stage {sid}: its worktree {work} is gone; run 'autometta requeue {paths.root} {sid}' "
+                        "to run it again from the start")
+    busy = gitops.operation_in_progress(work)
+    if busy:
+        raise UserError(f"{work} is in the middle of {busy}; finish or abort it there first")
+    dirty = gitops.dirty_paths(work)
+    if dirty:
+        raise UserError(f"{work} has uncommitted changes ({', '.join(dirty[:3])}); commit them on "
+                        f"{stage['branch']} (the stage lands that branch) or discard them first")
+    stage.update(status="in_progress", stall_marker=None, merge="queued", merge_onto=None,
+                 postmerge_pid=None, postmerge_started=None, completed_at=None)
+    return f"{stage['branch']} onto {stage.get('base')} on the next tick"
