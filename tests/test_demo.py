@@ -36,7 +36,7 @@ def test_demo_parallel_runs_the_first_two_at_once_and_the_summary_after_both(tmp
     assert (repo / "demo" / "SUMMARY.txt").read_text().split() == ["SUMMARY.txt", "greeting.txt", "numbers.txt"]
     branches = subprocess.run(["git", "-C", str(repo), "branch", "--list", "autometta/*"], capture_output=True,
                               text=True, check=True).stdout
-    assert branches == "" and not any((repo / ".autometta" / "worktrees").iterdir())
+    assert branches == "" and [p.name for p in (repo / ".autometta" / "worktrees").iterdir()] == [".gitignore"]
 
 
 def test_demo_parallel_refuses_a_bad_count(run, tmp_path):
