@@ -181,12 +181,6 @@ def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
 
 # ------------------------------------------------------------------ lanes
 
-def lane_stages(state: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """Parallel stages in flight (in_progress with a worktree), in queue order."""
-    return [s for s in state.get("stages") or []
-            if isinstance(s, dict) and s.get("status") == "in_progress" and s.get("worktree")]
-
-
 def lane_context(ctx: RepoContext, stage: Dict[str, Any]) -> RepoContext:
     """``ctx`` with the agents working in the stage's worktree."""
     return dataclasses.replace(ctx, workdir=Path(str(stage["worktree"])))

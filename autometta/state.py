@@ -143,3 +143,9 @@ def unmet_dependencies(depends_on: List[str], doc: Dict[str, Any]) -> List[str]:
             continue
         out.append(resolved if status in ("pending", "in_progress") else f"{resolved} ({status})")
     return out
+
+
+def lane_stages(doc: Optional[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Parallel stages in flight (in_progress with a worktree), in queue order; see autometta.worktrees."""
+    return [s for s in (doc or {}).get("stages") or []
+            if isinstance(s, dict) and s.get("status") == "in_progress" and s.get("worktree")]

@@ -512,7 +512,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     txn = _Txn(ctx=ctx, state=doc, budget=b, now=now)
     settled = _settle_kills(txn)
     heartbeat.for_tick(ctx.home, paths, now, log)  # classify agents, retire exited ones, raise agent_stuck
-    if doc.get("current_stage") is None and (ctx.max_parallel > 1 or observe.lane_stages(doc)):
+    if doc.get("current_stage") is None and (ctx.max_parallel > 1 or state.lane_stages(doc)):
         return _process_lanes(txn, log, settled)
     txn.facts = observe.gather(ctx, b, doc, now)
     decision = d.decide(txn.facts)
@@ -561,8 +561,8 @@ def _process_lanes(txn: _Txn, log: Callable[[str], None], settled: bool) -> Outc
         raised.extend((event, dict(fields, message=decision.message))
                       for event, fields in _events_for(txn, decision, kind, stage_id))
 
-    merged = any(s.get("merge") == "checking" for s in observe.lane_stages(txn.state))
-    for stage in observe.lane_stages(txn.state):
+    merged = any(s.get("merge") == "checking" for s in state.lane_stages(txn.state))
+    for stage in state.lane_stages(txn.state):
         if txn.budget.get("halted"):
             break
         lane_ctx = observe.lane_context(ctx, stage)
@@ -575,7 +575,7 @@ def _process_lanes(txn: _Txn, log: Callable[[str], None], settled: bool) -> Outc
         if decision.halt or (not decision.transition and decision.message.startswith(("halted", "parked"))):
             break
     while ctx.max_parallel > 1 and not txn.budget.get("halted"):  # at 1, the lanes left finish first
-        in_flight = len(observe.lane_stages(txn.state))
+        in_flight = len(state.lane_stages(txn.state))
         if in_flight >= ctx.max_parallel:
             break
         txn.ctx, txn.focus = ctx, None

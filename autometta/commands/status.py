@@ -1,5 +1,9 @@
 """One row per subscribed repo: stage, status, ticks and failures against caps, spend.
 
+With parallel lanes (``max_parallel`` above 1) the stage cell lists every
+stage in flight and a line under the table says what each lane is doing;
+``--json`` has them as ``lanes`` beside ``max_parallel``.
+
 Reads files only per repo (no subprocess), so it stays fast with a hundred
 repos. A repo whose files cannot be read gets an ``error`` row and a line
 saying why; the command then exits 1. Warnings about the schedule (nothing
@@ -19,6 +23,7 @@ from typing import Any, Dict, List, Optional
 from .. import budget, home, manifest, state
 from .. import card as cards
 from ..errors import UserError
+from ..observe import lanes as lane_view
 from ..observe.screen import compact
 from ..timeutil import parse_iso
 from ..paths import HomePaths
@@ -70,15 +75,22 @@ def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
         current = doc.get("current_stage")
         row["stage"] = current
         row["queue"] = {s: sum(1 for st in doc["stages"] if st.get("status") == s) for s in state.STATUSES}
+        repo_manifest = _manifest(sub)
+        row["max_parallel"] = manifest.max_parallel(repo_manifest or {}, sub.max_parallel)
+        row["lanes"] = lane_view.lanes(doc)
         if current:
             stage = state.find_stage(doc, current)
             row["status"] = stage.get("status") if stage else "missing-stage-record"
             if stage:
                 row["worker_pid"] = stage.get("worker_pid")
                 row["verifier_pid"] = stage.get("verifier_pid")
+        elif row["lanes"]:
+            row["stage"] = lane_view.in_flight_ids(doc)
+            if row["status"] is None:
+                row["status"] = "in_progress"
         elif row["status"] is None:
             row["status"] = "idle"
-        row["waiting"] = _waiting(sub, doc)
+        row["waiting"] = _waiting(sub, doc, repo_manifest)
         until = parse_iso(str(doc.get("parked_until") or ""))
         if until is not None and until > time.time():
             row["parked_until"] = doc.get("parked_until")
@@ -97,14 +109,23 @@ def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
     return row
 
 
-def _waiting(sub: home.Subscriber, doc: Dict[str, Any]) -> Dict[str, List[str]]:
+def _manifest(sub: home.Subscriber) -> Optional[Dict[str, Any]]:
+    """The repo's manifest, or None when it cannot be read (the tick and lint-card report that)."""
+    try:
+        return manifest.load_manifest(sub.paths, sub.manifest_path)
+    except UserError:
+        return None
+
+
+def _waiting(sub: home.Subscriber, doc: Dict[str, Any],
+             repo_manifest: Optional[Dict[str, Any]]) -> Dict[str, List[str]]:
     """Pending stage id -> what its ``Depends on`` still waits for (file reads only)."""
     pending = [s.get("id") for s in doc["stages"] if isinstance(s, dict) and s.get("status") == "pending"]
-    if not pending:
+    if not pending or repo_manifest is None:
         return {}
     out: Dict[str, List[str]] = {}
     try:
-        globs = cards.card_globs(sub.paths.root, manifest.load_manifest(sub.paths, sub.manifest_path))
+        globs = cards.card_globs(sub.paths.root, repo_manifest)
         for stage_id in pending:
             path = cards.find_card(sub.paths.root, stage_id, globs) if cards.is_valid_stage_id(stage_id) else None
             waits = state.unmet_dependencies(cards.parse_card(path).depends_on, doc) if path else []
@@ -142,6 +163,11 @@ def render_table(rows: List[Dict[str, Any]]) -> str:
         cells = _cells(row)
         lines.append(" ".join(f"{_fit(c, w):<{w}}" for c, (_, w) in zip(cells, COLUMNS)).rstrip())
     return "\n".join(lines)
+
+
+def lane_lines(row: Dict[str, Any]) -> List[str]:
+    """``repo: lane 01-a: worker (pid 4242), autometta/01-a onto main``, one per lane in flight."""
+    return [f"{row['repo']}: lane {lane_view.describe(lane)}" for lane in row.get("lanes") or []]
 
 
 def collect(hp: HomePaths) -> List[Dict[str, Any]]:
@@ -184,6 +210,8 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{row['repo']}: parked until {row['parked_until']} ({row.get('park_reason')})")
             for stage_id, waits in (row.get("waiting") or {}).items():
                 print(f"{row['repo']}: {stage_id} waits for {', '.join(waits)}")
+            for line in lane_lines(row):
+                print(line)
         for err in errors:
             print(err, file=sys.stderr)
         for warning in warnings:

@@ -26,7 +26,7 @@ from .. import files
 from .. import home as homes
 from ..paths import HomePaths, RepoPaths
 from ..timeutil import now_iso
-from . import heartbeat, registry
+from . import heartbeat, lanes, registry
 from .settings import Settings
 from .tickers import BLOCKED, alerts, first_fail, read_budget, read_state
 
@@ -133,6 +133,7 @@ def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: flo
         out[key] = b.get(key)
     out["halted"] = bool(b.get("halted"))
     out["current_stage"] = (state_doc or {}).get("current_stage")
+    out["lanes"] = lanes.lanes(state_doc)
     out["last_tick_at"] = (state_doc or {}).get("last_tick_at")
     out["state_readable"] = state_doc is not None
     card_paths = _cards(sub)
@@ -279,6 +280,13 @@ def bar_chart(items: List[Dict[str, Any]], key: str, label: str, fmt: Callable[[
     return "".join(parts)
 
 
+def _lane_badge(lane: Dict[str, Any]) -> str:
+    """A lane in flight where the current stage's badge goes: its id and phase, its branch on hover."""
+    where = f"{lane.get('branch')} onto {lane.get('base')} in {lane.get('worktree')}"
+    return (f'<span class="badge s-in_progress" title="{_e(where)}">{_e(lane.get("id"))}: '
+            f'{_e(lane.get("phase"))}</span>')
+
+
 def _repo_html(repo: Dict[str, Any]) -> str:
     out = [f'<section class="card" id="repo-{_e(repo["name"])}"><div class="row"><h2>{_e(repo["name"])}</h2>']
     if repo.get("error"):
@@ -290,6 +298,8 @@ def _repo_html(repo: Dict[str, Any]) -> str:
         out.append(f'<span class="badge s-halted">halted: {_e(repo.get("halt_reason"))}</span>')
     elif repo.get("current_stage"):
         out.append(f'<span class="badge s-in_progress">{_e(repo["current_stage"])}</span>')
+    elif repo.get("lanes"):
+        out.extend(_lane_badge(lane) for lane in repo["lanes"])
     else:
         out.append('<span class="badge s-pending">idle</span>')
     out.append(f'<code class="muted">{_e(repo.get("repo_path"))}</code></div>')

@@ -18,7 +18,7 @@ from .. import home as homes
 from ..errors import UsageError
 from ..paths import HomePaths
 from ..timeutil import now_iso, parse_iso
-from . import events, heartbeat, registry
+from . import events, heartbeat, lanes, registry
 from .screen import age, compact
 from .settings import Settings
 from .tickers import BLOCKED, first_fail, read_budget, read_state
@@ -52,6 +52,18 @@ def _in_window(stamp: Any, since: float) -> bool:
     return when is not None and when >= since
 
 
+#: Journal events of a stage that stopped for a human: one per status in BLOCKED.
+_STOPPED_KINDS = tuple(f"stage_{status}" for status in BLOCKED)
+
+
+def _look_at(stage: Dict[str, Any]) -> str:
+    """Where to look first: its logs, and a lane's branch and worktree, which stay for review."""
+    logs = f"read state/logs/{stage.get('id')}-*.log"
+    if stage.get("worktree") and stage.get("branch"):
+        return f"{logs} and branch {stage['branch']} in {stage['worktree']}"
+    return logs
+
+
 def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] = None) -> Dict[str, Any]:
     now = time.time() if now is None else now
     homes.require_home(hp)
@@ -80,7 +92,7 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
                                         "tokens": s.get("tokens"), "cost_usd": s.get("cost_usd")})
         stopped_ids = set()
         for e in journal:
-            if e.get("repo") == repo and e.get("kind") in ("stage_failed", "stage_stalled", "stage_verifier_failed"):
+            if e.get("repo") == repo and e.get("kind") in _STOPPED_KINDS:
                 stopped_ids.add(e.get("stage_id"))
                 entry["stopped"].append({"stage": e.get("stage_id"), "status": e.get("status"),
                                          "why": e.get("marker") or first_fail(paths, str(e.get("stage_id"))),
@@ -103,7 +115,7 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
                 why = s.get("stall_marker") or first_fail(paths, str(s.get("id"))) or ""
                 entry["needs_you"].append({
                     "what": f"{s.get('id')}: {s.get('status')}{f' ({why})' if why else ''}",
-                    "fix": f"read state/logs/{s.get('id')}-*.log, then: autometta requeue {repo} {s.get('id')}"})
+                    "fix": f"{_look_at(s)}, then: autometta requeue {repo} {s.get('id')}"})
         if paths.active_agents.is_dir():
             for row in heartbeat.check(paths, settings, now, write=False)["entries"]:
                 if row["state"] in heartbeat.ALERT_STATES:
@@ -112,7 +124,8 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
                                 f"{row['state']} ({row.get('reason')})",
                         "fix": f"look at {row.get('log_path')}; stop it with: kill -TERM -{row.get('pid')}"})
         entry["pending"] = sum(1 for s in stages if s.get("status") == "pending")
-        entry["in_flight"] = state_doc.get("current_stage")
+        entry["in_flight"] = lanes.in_flight_ids(state_doc)
+        entry["lanes"] = lanes.lanes(state_doc)
         entry["spend"] = {"window_tokens": window_tokens, "window_cost_usd": round(window_cost, 6),
                           "tokens_spent": b.get("tokens_spent"), "token_cap_total": b.get("token_cap_total"),
                           "cost_usd_spent": b.get("cost_usd_spent"), "cost_cap_usd": b.get("cost_cap_usd")}

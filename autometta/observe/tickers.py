@@ -22,7 +22,7 @@ from .. import home as homes
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..timeutil import now_iso, parse_iso
-from . import activity, heartbeat, registry
+from . import activity, heartbeat, lanes, registry
 from .screen import Line, age, clean, compact
 from .settings import Settings
 
@@ -157,7 +157,8 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float) -> Dict[str, Any
     scheduled = []
     for stage in (state_doc or {}).get("stages") or []:
         if isinstance(stage, dict) and stage.get("status") == "in_progress":
-            scheduled.append({"id": stage.get("id"), "status": "in_progress"})
+            scheduled.append({"id": stage.get("id"), "status": "in_progress",
+                              "phase": lanes.phase(stage) if stage.get("worktree") else None})
     for stage in (state_doc or {}).get("stages") or []:
         if isinstance(stage, dict) and stage.get("status") == "pending" and len(scheduled) < 6:
             scheduled.append({"id": stage.get("id"), "status": "pending"})
@@ -221,7 +222,8 @@ def agents_lines(view: Dict[str, Any], width: int) -> List[Line]:
         if not repo["scheduled"]:
             lines.append(("  (nothing pending)" if repo["state_readable"] else "  (no readable state.yaml)", "dim"))
         for s in repo["scheduled"]:
-            lines.append((f"  {s['status']:<12} {s['id']}", ""))
+            lane = f"  lane: {s['phase']}" if s.get("phase") else ""
+            lines.append((f"  {s['status']:<12} {s['id']}{lane}", ""))
     return lines
 
 
@@ -280,6 +282,7 @@ def status_lines(view: Dict[str, Any], width: int) -> List[Line]:
         for row in rows:
             for err in row.get("errors") or []:
                 lines.append((f"  {err}", "red"))
+            lines.extend((f"  {line}", "") for line in status_cmd.lane_lines(row))
     else:
         lines.append(("no subscribed repos match; run 'autometta subscribe REPO'", ""))
     limit = view["completed_limit"]
