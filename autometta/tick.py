@@ -480,6 +480,11 @@ def _bash_lock_held(paths: RepoPaths) -> bool:
     return procs.is_alive(pid)
 
 
+def _event_message(decision: d.Decision, extra: List[str]) -> str:
+    """What an event says happened: the decision, and what applying it found (a conflict, a failed commit)."""
+    return "; ".join([decision.message, *extra[-1:]])
+
+
 def _events_for(txn: "_Txn", decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
     """The human-facing events one applied decision raises."""
     out = []
@@ -530,7 +535,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     if decision.transition:
         _snapshot(ctx, log)
     for event, fields in _events_for(txn, decision, kind, stage_id):
-        events.emit(ctx.home, paths, event, dict(fields, repo=repo, message=decision.message))
+        events.emit(ctx.home, paths, event, dict(fields, repo=repo, message=_event_message(decision, txn.log_extra)))
     return Outcome(repo, decision.message, kind)
 
 
@@ -554,12 +559,12 @@ def _process_lanes(txn: _Txn, log: Callable[[str], None], settled: bool) -> Outc
         log(decision.message)
         for extra in txn.log_extra:
             log(extra)
+        said = _event_message(decision, txn.log_extra)
         txn.log_extra.clear()
         transitions += 1 if decision.transition else 0
         messages.append(decision.message)
         kinds.append(kind)
-        raised.extend((event, dict(fields, message=decision.message))
-                      for event, fields in _events_for(txn, decision, kind, stage_id))
+        raised.extend((event, dict(fields, message=said)) for event, fields in _events_for(txn, decision, kind, stage_id))
 
     merged = any(s.get("merge") == "checking" for s in state.lane_stages(txn.state))
     for stage in state.lane_stages(txn.state):

@@ -122,6 +122,11 @@ def test_a_conflict_leaves_base_at_the_first_merge_and_the_second_for_review(set
     assert git(kept, "status", "--porcelain") == ""
     assert git(repo, "log", "-1", "--format=%s", "autometta/02-b").startswith("02-b: ")
     assert read_budget(repo)["consecutive_failures"] == 1
+    from autometta.observe import events
+    from autometta.paths import HomePaths
+    (raised,) = [e for e in events.journal(HomePaths(home)) if e["kind"] == "stage_merge_conflict"]
+    assert raised["stage_id"] == "02-b" and "conflicts in shared.txt" in raised["message"]
+    assert "--retry-merge" in raised["summary"]
 
     # re-queued, it starts afresh from the new tip and the old lane is replaced
     from autometta import cli

@@ -223,8 +223,11 @@ def test_report_has_the_lanes_and_where_a_merge_conflict_waits(lanes_repo, run, 
     (need,) = [x for x in entry["needs_you"] if x["what"].startswith("04-d")]
     assert need["what"] == "04-d: merge_conflict (merge_conflict: src/x.py, src/y.py)"
     assert f"branch autometta/04-d in {repo}/.autometta/worktrees/04-d" in need["fix"]
-    assert need["fix"].endswith(f"autometta requeue {repo} 04-d")
-    assert "04-d: merge_conflict" in run("report").out
+    assert f"then: autometta requeue {repo} 04-d, or fix its branch there and: " in need["fix"]
+    assert need["fix"].endswith(f"autometta requeue {repo} 04-d --retry-merge")
+    text = run("report").out
+    assert "04-d  merge_conflict: src/x.py, src/y.py" in text  # the marker already names the status
+    assert "IN FLIGHT (3 lanes)" in text and "proj  03-c: merging" in text
 
 
 def test_report_in_flight_is_current_stage_when_serial(setup, home_dir):

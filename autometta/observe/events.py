@@ -124,7 +124,10 @@ def summary(kind: str, name: str, fields: Mapping[str, Any]) -> str:
     if kind == "stage_completed":
         commit = f", commit {str(fields['commit'])[:12]}" if fields.get("commit") else ", nothing to commit"
         return f"{name}: stage {stage} completed{commit}"
-    if kind in ("stage_failed", "stage_stalled", "stage_verifier_failed", "stage_merge_conflict"):
+    if kind == "stage_merge_conflict":
+        return (f"{name}: stage {stage} did not land{marker}; needs you (resolve it in its worktree and "
+                "autometta requeue --retry-merge, or requeue)")
+    if kind in ("stage_failed", "stage_stalled", "stage_verifier_failed"):
         status = kind[len("stage_"):].replace("_", " ")
         return f"{name}: stage {stage} {status}{marker}; needs you (autometta requeue after a look)"
     if kind == "repo_halted":

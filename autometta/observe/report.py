@@ -113,9 +113,12 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
         for s in stages:
             if s.get("status") in BLOCKED:
                 why = s.get("stall_marker") or first_fail(paths, str(s.get("id"))) or ""
+                retry = (f", or fix its branch there and: autometta requeue {repo} {s.get('id')} --retry-merge"
+                         if s.get("worktree") and (s.get("status") == "merge_conflict"
+                                                   or str(why).startswith("post_merge_acceptance_failed")) else "")
                 entry["needs_you"].append({
                     "what": f"{s.get('id')}: {s.get('status')}{f' ({why})' if why else ''}",
-                    "fix": f"{_look_at(s)}, then: autometta requeue {repo} {s.get('id')}"})
+                    "fix": f"{_look_at(s)}, then: autometta requeue {repo} {s.get('id')}{retry}"})
         if paths.active_agents.is_dir():
             for row in heartbeat.check(paths, settings, now, write=False)["entries"]:
                 if row["state"] in heartbeat.ALERT_STATES:
@@ -152,7 +155,10 @@ def render(doc: Dict[str, Any], now: float) -> str:
     lines += ["", f"STOPPED ({t['stopped']})"]
     for r in doc["repos"]:
         for x in r["stopped"]:
-            lines.append(f"  {r['name']}  {x['stage']}  {x.get('status')}: {x.get('why') or 'see its logs'}")
+            why = str(x.get("why") or "see its logs")
+            status = str(x.get("status"))
+            shown = why if why.startswith(status + ":") else f"{status}: {why}"  # merge_conflict: <files>
+            lines.append(f"  {r['name']}  {x['stage']}  {shown}")
     if not t["stopped"]:
         lines.append("  (nothing)")
     lines += ["", f"NEEDS YOU ({t['needs_you']})"]
@@ -162,6 +168,10 @@ def render(doc: Dict[str, Any], now: float) -> str:
             lines.append(f"      -> {x['fix']}")
     if not t["needs_you"]:
         lines.append("  (nothing: all clear)")
+    busy = [(r["name"], lane) for r in doc["repos"] for lane in r.get("lanes") or []]
+    if busy:
+        lines += ["", f"IN FLIGHT ({len(busy)} lanes)"]
+        lines += [f"  {name}  {lanes.describe(lane)}" for name, lane in busy]
     lines += ["", "SPEND (in the window; total against the cap)"]
     for r in doc["repos"]:
         s = r["spend"]
