@@ -433,3 +433,4 @@ def test_a_conflict_resolved_by_hand_lands_with_retry_merge(setup, run):
     assert (repo / "shared.txt").read_text() == "from a\nfrom b\n"
     assert git(repo, "log", "-1", "--format=%an|%s", "master").startswith("Script Worker|02-b: ")
     assert lanes_left(repo) == []
+    assert run("tick", "--repair", "--dry-run").out == f"{repo}: nothing to repair\n"

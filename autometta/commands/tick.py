@@ -53,10 +53,13 @@ def run(args: argparse.Namespace) -> int:
                         if note:
                             log(note)
                     else:
-                        for change in repair.repair(context_for(sub, config), dry_run=args.dry_run):
+                        changes = repair.repair(context_for(sub, config), dry_run=args.dry_run)
+                        for change in changes:
                             print(f"{sub.repo_path}: {'would ' if args.dry_run else ''}{change}")
                             if not args.dry_run:
                                 log(f"repair {sub.repo_path}: {change}")
+                        if not changes:
+                            print(f"{sub.repo_path}: nothing to repair")
             except UserError as exc:
                 print(f"autometta tick: {exc.message}", file=sys.stderr)
                 failed = True
