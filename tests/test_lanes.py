@@ -434,3 +434,21 @@ def test_a_conflict_resolved_by_hand_lands_with_retry_merge(setup, run):
     assert git(repo, "log", "-1", "--format=%an|%s", "master").startswith("Script Worker|02-b: ")
     assert lanes_left(repo) == []
     assert run("tick", "--repair", "--dry-run").out == f"{repo}: nothing to repair\n"
+
+
+def test_a_lane_is_re_briefed_in_its_own_worktree(setup, tmp_path):
+    from tests.tickkit import verifier_writes
+    repo, home, add = setup
+    parallel(repo, 2)
+    flag = tmp_path / "judged-once"
+    verifier = (f"if [ -f {flag} ]; then {verifier_writes('01-a', 'PASS')}; "
+                f"else touch {flag}; {verifier_writes('01-a', 'FAIL')}; fi")
+    worker = "cat a.txt >> seen.txt 2>/dev/null; " + writes("01-a", "a.txt", "round")
+    add("01-a", worker, verifier, max_loops=2)
+    add("02-b", writes("02-b", "b.txt"))
+    run_until_quiet(home, repo, limit=30)
+    a = stage(repo, "01-a")
+    assert a["status"] == "completed" and a["loops"] == 2
+    assert (repo / "seen.txt").read_text() == "round\n"  # round two ran on round one's worktree
+    assert "FAIL" in (repo / "state" / "rebriefs" / "01-a-2.md").read_text()
+    assert stage(repo, "02-b")["status"] == "completed" and lanes_left(repo) == []
