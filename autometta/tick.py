@@ -1,31 +1,29 @@
-"""``autometta tick``: visit each subscribed repo and make at most one transition.
+"""``autometta tick``: visit each subscribed repo and move its stages one step.
 
 The thin shell around :func:`autometta.decide.decide`: take the repo's lock,
-load and check its files, observe, decide, apply the decision's effects,
-write state and budget once, log one line, snapshot the state to the
-``phat-controller/state`` ref. One repo's failure is logged and never stops
-the others.
+load and check its files, observe, decide, apply the decision's effects
+(:mod:`autometta.effects`), write state and budget once, log a line per
+decision, snapshot the state to the ``phat-controller/state`` ref. A repo
+makes one transition per tick; with parallel lanes (``max_parallel`` above
+1), one per lane in flight plus its claims. One repo's failure is logged and
+never stops the others.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 import time
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import auth, envelope, files, gitops, home, logretention, manifest, procs, secrets, stagecommit, state, worktrees
-from .dispatch import RepoContext, identity_for, start
+from . import effects, files, gitops, home, logretention, manifest, procs, secrets, state
+from .dispatch import RepoContext
 from .errors import UserError
-from .identity import git_author
-from .launch import read_exit, runner_record
 from .observe import dashboard, events, heartbeat
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso
@@ -60,381 +58,6 @@ class Outcome:
     message: str
     kind: str = "noop"
     error: bool = False
-
-
-@dataclass
-class _Txn:
-    """The in-memory copies one transition changes, written once at the end."""
-
-    ctx: RepoContext
-    state: Dict[str, Any]
-    budget: Dict[str, Any]
-    now: float
-    #: The repo's own context while ``ctx`` is a lane's (agents in its worktree).
-    base_ctx: Optional[RepoContext] = None
-    facts: Optional[d.Facts] = None
-    log_extra: List[str] = field(default_factory=list)
-    #: The parallel stage effects apply to (lanes); None: the repo's current_stage.
-    focus: Optional[str] = None
-    lanes: bool = False
-
-    @property
-    def cur(self) -> Optional[Dict[str, Any]]:
-        current = self.focus if self.lanes else self.state.get("current_stage")
-        return state.find_stage(self.state, current) if current else None
-
-
-def _halt(txn: _Txn, reason: str) -> None:
-    stamp = now_iso(txn.now)
-    txn.budget.update(halted=True, halt_reason=reason, halted_at=stamp)
-    txn.state.update(halted=True, halt_reason=reason)
-
-
-def _finish(txn: _Txn, status: str, marker: Optional[str]) -> None:
-    stage = txn.cur
-    if stage is not None:
-        stage["status"] = status
-        stage["stall_marker"] = marker
-        if status == "completed":
-            stage["completed_at"] = now_iso(txn.now)
-        if stage.get("merge"):
-            stage["merge"] = None  # landed, or refused: then its branch and worktree stay for review
-    if status == "completed":
-        txn.budget["consecutive_failures"] = 0
-    else:
-        txn.budget["consecutive_failures"] = (txn.budget.get("consecutive_failures") or 0) + 1
-    if not txn.lanes:
-        txn.state["current_stage"] = None
-
-
-def _account(txn: _Txn, role: str) -> None:
-    stage = txn.cur
-    if stage is None or not stage.get(f"{role}_pid"):
-        return
-    stage_id = stage["id"]
-    proc: d.Proc = getattr(txn.facts.cur, role) if txn.facts and txn.facts.cur else d.Proc()
-    record = proc.exit or read_exit(txn.ctx.paths.exit_record(stage_id, role)) or {}
-    seconds = record.get("seconds")
-    if seconds is None and proc.alive and proc.elapsed is not None:
-        seconds = proc.elapsed  # stopped by this tick: it ran until now
-    # else: it died without a record (a bash-era agent, a crash): its run time is unknown, count none
-    seconds = int(round(float(seconds or 0)))
-    b = txn.budget
-    b["wall_clock_elapsed_seconds"] = (b.get("wall_clock_elapsed_seconds") or 0) + seconds
-    if role in ("worker", "verifier"):
-        stage[f"{role}_seconds"] = (stage.get(f"{role}_seconds") or 0) + seconds
-        usage = proc.usage
-        if usage is not None:
-            tokens = usage.total_tokens
-            stage[f"{role}_tokens"] = (stage.get(f"{role}_tokens") or 0) + tokens
-            stage["tokens"] = (stage.get("worker_tokens") or 0) + (stage.get("verifier_tokens") or 0)
-            b["tokens_spent"] = (b.get("tokens_spent") or 0) + tokens
-            if usage.cost_usd:
-                cost = round(float(usage.cost_usd), 6)
-                stage[f"{role}_cost_usd"] = round((stage.get(f"{role}_cost_usd") or 0) + cost, 6)
-                stage["cost_usd"] = round((stage.get("worker_cost_usd") or 0) + (stage.get("verifier_cost_usd") or 0), 6)
-                b["cost_usd_spent"] = round((b.get("cost_usd_spent") or 0) + cost, 6)
-    if role == "worker":
-        stage["worker_exit"] = record.get("exit_code")
-    stage[f"{role}_pid"] = None
-    stage[f"{role}_started"] = None
-    try:  # accounted: its runner is no orphan for a later tick to adopt
-        os.unlink(runner_record(txn.ctx.paths.exit_record(stage_id, role)))
-    except OSError:
-        pass
-
-
-def _kill(txn: _Txn, role: str) -> None:
-    stage = txn.cur
-    pid = stage.get(f"{role}_pid") if stage else None
-    if not pid:
-        return
-    procs.signal_group(int(pid), signal.SIGTERM)
-    kills = txn.state.setdefault("pending_kills", [])
-    kills.append({"pid": int(pid), "started": stage.get(f"{role}_started"), "since": now_iso(txn.now)})
-
-
-def _claim(txn: _Txn, stage_id: str) -> None:
-    stage = state.find_stage(txn.state, stage_id)
-    assert stage is not None
-    envelope.archive(txn.ctx.paths, stage_id, txn.now)
-    for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
-                "stall_marker", "completed_at", "commit", "worker_tree", "verifier_tree", "worker_exit",
-                "acceptance", "acceptance_pid", "acceptance_started", "loops", *LANE_KEYS):
-        if key in stage:
-            stage[key] = None
-    stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
-    if txn.lanes:
-        txn.focus = stage_id
-    else:
-        txn.state["current_stage"] = stage_id
-
-
-#: A parallel stage's own fields, cleared when it is claimed again.
-LANE_KEYS = ("worktree", "branch", "base", "setup", "setup_pid", "setup_started", "merge", "merge_onto",
-             "postmerge_pid", "postmerge_started")
-
-
-def _worktree(txn: _Txn) -> None:
-    """Give the claimed stage its worktree and branch; the lane's agents work there from now on."""
-    stage = txn.cur
-    assert stage is not None
-    base_ctx = txn.base_ctx or txn.ctx
-    path = worktrees.lane_root(base_ctx.repo, base_ctx.manifest) / stage["id"]
-    branch = worktrees.branch_for(stage["id"])
-    base, tip = worktrees.create(base_ctx.repo, path, branch)
-    stage.update(worktree=str(path), branch=branch, base=base)
-    txn.ctx = observe.lane_context(base_ctx, stage)
-    txn.log_extra.append(f"worktree {path} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
-
-
-def _merge(txn: _Txn, check: bool, decision: d.Decision) -> Optional[tuple]:
-    """Rebase the lane onto its base tip; then launch the recheck, or land. A finish, or None."""
-    stage = txn.cur
-    assert stage is not None
-    rebased = worktrees.rebase(txn.ctx.work, stage["base"])
-    if rebased.conflicts:
-        shown = ", ".join(rebased.conflicts[:10]) + (" ..." if len(rebased.conflicts) > 10 else "")
-        txn.log_extra.append(f"stage {stage['id']} does not merge onto {stage['base']}: conflicts in {shown}; "
-                             f"{stage['base']} left as it was, {stage['worktree']} kept for review")
-        return ("merge_conflict", f"merge_conflict: {shown}"[:300])
-    stage["merge_onto"] = rebased.onto
-    if not check:
-        return _land(txn)
-    stage["merge"] = "checking"
-    state.save_state(txn.ctx.paths, txn.state)  # as for LAUNCH: a killed tick's runner is adopted
-    try:
-        _launch(txn, "postmerge", decision)
-    except UserError as exc:
-        marker = getattr(exc, "marker", None) or "postmerge_spawn_failed"
-        txn.log_extra.append(f"could not rerun acceptance for {stage['id']}: {marker}: {exc.message}")
-        return ("stalled", secrets.redact(f"{marker}: {exc.message}")[:300])  # as any spawn failure
-    return None
-
-
-def _land(txn: _Txn) -> Optional[tuple]:
-    """Fast-forward the base branch to the rebased lane and remove the lane; a finish, or None (retry)."""
-    stage = txn.cur
-    assert stage is not None
-    repo = (txn.base_ctx or txn.ctx).repo
-    head = gitops.head_sha(txn.ctx.work)
-    onto = stage.get("merge_onto")
-    if not head or not onto or not worktrees.land(repo, stage["base"], head, onto):
-        stage.update(merge="queued", merge_onto=None)
-        txn.log_extra.append(f"{stage['base']} moved while {stage['id']} was being merged; it will be rebased "
-                             "again on a later tick")
-        return None
-    stage["commit"] = head if head != onto else None
-    txn.log_extra.append(f"stage {stage['id']} landed on {stage['base']} as {head[:12]}" if head != onto else
-                         f"stage {stage['id']} had nothing to land on {stage['base']}")
-    _finish(txn, "completed", None)
-    state.save_state(txn.ctx.paths, txn.state)  # landed: recorded before its lane is taken apart
-    try:
-        removed = worktrees.remove(repo, Path(stage["worktree"]), stage.get("branch"))
-        txn.log_extra.append(f"removed {' and '.join(removed)}" if removed else "lane already removed")
-        stage["worktree"] = None
-    except UserError as exc:
-        txn.log_extra.append(f"could not remove the lane of {stage['id']} ({exc.message}); "
-                             "'autometta tick --repair' removes it")
-    return ("completed", None)
-
-
-def _rebrief(txn: _Txn, brief: Dict[str, Any]) -> None:
-    """Save what the re-briefed worker is told, archive the round's envelope and verdict, reset the round."""
-    stage = txn.cur
-    assert stage is not None
-    stage_id = stage["id"]
-    paths = txn.ctx.paths
-    card = observe.load_card(txn.ctx, stage_id)
-    files.ensure_dir(paths.rebriefs)
-    files.atomic_write(paths.rebrief(stage_id, brief["loop"]),
-                       secrets.redact(rebrief_text(txn.ctx, stage, card, brief)), mode=0o600)
-    envelope.archive(paths, stage_id, txn.now)
-    for key in ("worker_tree", "verifier_tree", "worker_exit", "verifier_artefact", "acceptance",
-                "acceptance_pid", "acceptance_started"):
-        if key in stage:
-            stage[key] = None
-    stage.update(verifier_attempts=0, loops=brief["loop"])
-    txn.log_extra.append(f"re-brief for {stage_id} saved as {paths.rebrief(stage_id, brief['loop'])}")
-
-
-def rebrief_text(ctx: RepoContext, stage: Dict[str, Any], card: Any, brief: Dict[str, Any]) -> str:
-    """The Markdown appended to the worker's prompt for loop ``brief['loop']``."""
-    stage_id = stage["id"]
-    paths = ctx.paths
-    lines = [f"# Re-brief: loop {brief['loop']} of {brief['of']} for stage {stage_id}", ""]
-    evidence = brief.get("verdict") or {}
-    if brief["reason"] == "acceptance_failed":
-        command = card.acceptance_command if card is not None else None
-        lines += [f"Your previous round was not accepted: the acceptance command `{command}` exited "
-                  f"{evidence.get('exit_code')}. The end of its output "
-                  f"({paths.log(stage_id, 'acceptance')}):", "", "```",
-                  _tail(paths.log(stage_id, "acceptance")), "```"]
-    else:
-        lines += [f"Your previous round was not accepted: the verifier ({stage.get('verifier')}) gave FAIL.", "",
-                  "## Failing criteria", ""]
-        failing = [c for c in evidence.get("criteria") or [] if isinstance(c, dict) and c.get("verdict") != "PASS"]
-        for criterion in failing:
-            lines.append(f"- {criterion.get('id')}. {criterion.get('name')}: {criterion.get('verdict')}. "
-                         f"Evidence: {criterion.get('evidence')}")
-        if not failing:
-            lines.append("- (the verdict named no failing criterion; see its findings)")
-        findings = evidence.get("additional_findings")
-        if findings:
-            lines += ["", "## Additional findings", "", str(findings)]
-    lines += ["", "The work tree still holds your previous changes. Fix what is listed above, keep what "
-              "already works, and write a new handoff envelope to "
-              f"`{paths.handoff(stage_id)}` when you are done (the old one was archived).", ""]
-    return "\n".join(lines)
-
-
-def _tail(path: "os.PathLike[str]", limit: int = 4000) -> str:
-    text = observe.read_log(path)
-    return text[-limit:].rstrip("\n") or "(no output)"
-
-
-def _launch(txn: _Txn, role: str, decision: d.Decision) -> None:
-    stage = txn.cur
-    assert stage is not None
-    card = observe.load_card(txn.ctx, stage["id"])
-    if card is None:
-        raise UserError(f"stage card for {stage['id']} not found")
-    launched = start(txn.ctx, stage, card, role)
-    stage[f"{role}_pid"] = launched.pid
-    stage[f"{role}_started"] = launched.started
-    if role == "verifier":
-        stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
-        stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
-    route = auth.route_summary(txn.ctx.environ, txn.ctx.manifest, identity_for(stage, role), role,
-                               txn.ctx.paths.manifest)
-    txn.log_extra.append(f"{role} pid {launched.pid} started for {stage['id']}" + (f" ({route})" if route else ""))
-
-
-def _commit(txn: _Txn, headline: str) -> Optional[str]:
-    stage = txn.cur
-    assert stage is not None
-    if txn.lanes and stage.get("base"):
-        # Commits the agents made on the lane's branch are folded into the stage's one commit,
-        # so the secret scan sees them and the base branch gets one commit per stage.
-        folded = worktrees.fold_commits(txn.ctx.work, stage["base"])
-        if folded:
-            txn.log_extra.append(f"folded {folded} commit(s) the agents made on {stage.get('branch')} "
-                                 "into the stage's commit")
-    sha = stagecommit.commit_accepted(txn.ctx, stage, headline)  # secret scan, author, subject, trailer
-    stage["commit"] = sha
-    if sha:
-        txn.log_extra.append(f"stage {stage['id']} PASS: committed worker output as {sha[:12]} "
-                             f"with --author={git_author(identity_for(stage, 'worker'))}")
-    else:
-        txn.log_extra.append(f"stage {stage['id']} PASS: nothing to commit outside state/")
-    return sha
-
-
-def apply(txn: _Txn, decision: d.Decision) -> str:
-    """Apply ``decision`` to the in-memory documents; effects happen in order."""
-    finish = decision.finish
-    for name, arg in decision.effects:
-        stage = txn.cur
-        if name == d.CLAIM:
-            _claim(txn, arg)
-        elif name == d.CLEAR_CURRENT:
-            txn.state["current_stage"] = None
-        elif name == d.ACCOUNT:
-            _account(txn, arg)
-        elif name == d.RECORD_TREE and stage is not None:
-            stage["worker_tree"] = gitops.worktree_fingerprint(txn.ctx.work)
-        elif name == d.QUARANTINE and stage is not None:
-            paths = txn.ctx.paths
-            src = paths.handoff(stage["id"]) if arg == "envelope" else paths.verifier_artefact(stage["id"])
-            dest = (paths.handoffs / f"{stage['id']}.invalid.json" if arg == "envelope"
-                    else src.with_name(src.name + ".invalid.json"))
-            if src.exists():
-                os.replace(src, dest)
-        elif name == d.SAVE_ARTEFACT and stage is not None:
-            files.write_json(txn.ctx.paths.verifier_artefact(stage["id"]), arg, mode=0o600)
-            stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
-        elif name == d.KILL:
-            _kill(txn, arg)
-        elif name == d.PARK:
-            txn.state.update(parked_until=arg[0], park_reason=secrets.redact(arg[1]))
-            if stage is not None:
-                stage["parked_until"] = arg[0]  # whose limit it was: see decide._limited
-        elif name == d.UNPARK:
-            txn.state.update(parked_until=None, park_reason=None)
-        elif name == d.REBRIEF:
-            _rebrief(txn, arg)
-        elif name == d.SET and stage is not None:
-            stage[arg[0]] = arg[1]
-        elif name == d.ADOPT and stage is not None:
-            role, pid, started = arg
-            stage[f"{role}_pid"], stage[f"{role}_started"] = pid, started
-            if role == "verifier":
-                stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
-                stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
-        elif name == d.LAUNCH:
-            # Persist everything decided so far first: a tick killed after the spawn then
-            # leaves an in-flight stage whose runner the next tick adopts (never a twin).
-            state.save_state(txn.ctx.paths, txn.state)
-            if finish:
-                break  # a claim that already failed (no worktree) launches nothing
-            try:
-                _launch(txn, arg, decision)
-            except UserError as exc:
-                marker = getattr(exc, "marker", None) or decision.on_launch_failure or f"{arg}_spawn_failed"
-                txn.log_extra.append(f"could not start the {arg} for {stage['id'] if stage else '?'}: "
-                                     f"{marker}: {exc.message}")
-                finish = ("stalled", secrets.redact(f"{marker}: {exc.message}")[:300])
-        elif name == d.WORKTREE:
-            try:
-                _worktree(txn)
-            except UserError as exc:
-                txn.log_extra.append(f"could not create the worktree for {stage['id'] if stage else '?'}: "
-                                     f"{exc.message}")
-                finish = ("stalled", secrets.redact(f"worktree_failed: {exc.message}")[:300])
-                break  # nothing runs without its worktree
-        elif name in (d.MERGE, d.LAND):
-            try:
-                done = _merge(txn, arg["check"], decision) if name == d.MERGE else _land(txn)
-            except UserError as exc:
-                marker = getattr(exc, "marker", None) or "merge_failed"
-                txn.log_extra.append(f"merge failed for {stage['id'] if stage else '?'}: {marker}: {exc.message}")
-                done = ("failed", secrets.redact(f"{marker}: {exc.message}")[:300])  # git failed: no conflict
-            finish = done or finish
-        elif name == d.COMMIT:
-            try:
-                _commit(txn, arg)
-            except UserError as exc:
-                marker = getattr(exc, "marker", None) or "commit_failed"
-                txn.log_extra.append(f"commit failed for {stage['id'] if stage else '?'}: {marker}: {exc.message}")
-                finish = ("verifier_failed", secrets.redact(f"{marker}: {exc.message}")[:300])
-        else:  # pragma: no cover - decide() and apply() are tested together
-            raise AssertionError(f"unknown effect {name}")
-    if finish:
-        _finish(txn, *finish)
-    if decision.halt:
-        _halt(txn, decision.halt)
-    if decision.transition and (not decision.halt or decision.effects):
-        b = txn.budget
-        b["clock_ticks_used"] = (b.get("clock_ticks_used") or 0) + 1
-        txn.state["tick_count"] = (txn.state.get("tick_count") or 0) + 1
-        txn.state["last_tick_at"] = now_iso(txn.now)
-        cap = b.get("clock_tick_cap")
-        if isinstance(cap, int):
-            txn.state["clock_tick_budget_remaining"] = max(0, cap - b["clock_ticks_used"])
-    return finish[0] if finish else decision.kind
-
-
-def _settle_kills(txn: _Txn) -> bool:
-    """SIGKILL process groups that survived the SIGTERM of an earlier tick."""
-    kills = txn.state.get("pending_kills") or []
-    if not kills:
-        return False
-    for entry in kills:
-        pid = entry.get("pid")
-        if pid and procs.is_alive(int(pid), entry.get("started")):
-            procs.signal_group(int(pid), signal.SIGKILL)
-    txn.state["pending_kills"] = []
-    return True
 
 
 def _load_state(paths: RepoPaths, log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
@@ -485,7 +108,7 @@ def _event_message(decision: d.Decision, extra: List[str]) -> str:
     return "; ".join([decision.message, *extra[-1:]])
 
 
-def _events_for(txn: "_Txn", decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
+def _events_for(txn: effects.Txn, decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
     """The human-facing events one applied decision raises."""
     out = []
     if kind in ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum",
@@ -514,8 +137,8 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
         budgets.save_budget(paths, b)
         log(f"halted {repo} due to state-corrupt")
         return Outcome(repo, "state-corrupt", "halt")
-    txn = _Txn(ctx=ctx, state=doc, budget=b, now=now)
-    settled = _settle_kills(txn)
+    txn = effects.Txn(ctx=ctx, state=doc, budget=b, now=now)
+    settled = effects.settle_kills(txn)
     heartbeat.for_tick(ctx.home, paths, now, log)  # classify agents, retire exited ones, raise agent_stuck
     if doc.get("current_stage") is None and (ctx.max_parallel > 1 or state.lane_stages(doc)):
         return _process_lanes(txn, log, settled)
@@ -523,7 +146,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     decision = d.decide(txn.facts)
     before_budget = dict(b)
     stage_id = doc.get("current_stage") or next((arg for name, arg in decision.effects if name == d.CLAIM), None)
-    kind = apply(txn, decision)
+    kind = effects.apply(txn, decision)
     log(decision.message)
     for extra in txn.log_extra:
         log(extra)
@@ -539,7 +162,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     return Outcome(repo, decision.message, kind)
 
 
-def _process_lanes(txn: _Txn, log: Callable[[str], None], settled: bool) -> Outcome:
+def _process_lanes(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Outcome:
     """Parallel stages: one transition per lane in flight, one merge at most, then claims up to max_parallel.
 
     Each decision sees the budget as the ones before it left it, so a cap
@@ -554,7 +177,7 @@ def _process_lanes(txn: _Txn, log: Callable[[str], None], settled: bool) -> Outc
 
     def run(decision: d.Decision, stage_id: Optional[str]) -> None:
         nonlocal transitions
-        kind = apply(txn, decision)
+        kind = effects.apply(txn, decision)
         stage_id = stage_id or txn.focus
         log(decision.message)
         for extra in txn.log_extra:
