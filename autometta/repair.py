@@ -144,9 +144,11 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
 
     A stage that stopped keeps its lane for review until it is re-queued; a
     completed or pending one owns none (its lane landed, or it starts
-    afresh). Only lanes named after a stage in this repo's state are
-    touched: another repo's worktrees under a shared root, a folder of the
-    project, or a branch that merely starts with ``autometta/`` are left alone.
+    afresh). Everything in a lanes' root inside the repo (the default
+    ``.autometta/worktrees``) is autometta's; elsewhere only lanes named
+    after a stage in this repo's state are touched, so another repo's
+    worktrees under a shared root, or a branch that merely starts with
+    ``autometta/``, are left alone.
     """
     repo = ctx.repo
     root = worktrees.lane_root(repo, ctx.manifest)
@@ -159,6 +161,13 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
     except UserError as exc:
         return [f"cannot list worktrees ({exc.message}); orphaned worktrees were not checked"]
 
+    private = _inside(os.path.realpath(root), repo / ".autometta") or (
+        _inside(os.path.realpath(root), repo) and os.path.realpath(root) != os.path.realpath(repo))
+
+    def mine(path: str) -> bool:
+        """In the lanes' root, and either the root is the repo's own or the folder is named after a stage."""
+        return _inside(path, root) and path != os.path.realpath(root) and (private or os.path.basename(path) in ids)
+
     def lane_id(branch: Optional[str]) -> Optional[str]:
         name = (branch or "")[len(worktrees.BRANCH_PREFIX):] if (branch or "").startswith(worktrees.BRANCH_PREFIX) else ""
         return name if name in ids else None
@@ -166,14 +175,15 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
     doomed: Dict[str, Optional[str]] = {}
     for path, branch in known.items():
         real = os.path.realpath(path)
-        ours = lane_id(branch) is not None or (_inside(real, root) and os.path.basename(real) in ids)
+        ours = lane_id(branch) is not None or mine(real)
         if ours and real not in owned:
-            doomed[path] = branch if lane_id(branch) else None
+            lane_branch = (branch or "").startswith(worktrees.BRANCH_PREFIX) and (lane_id(branch) or mine(real))
+            doomed[path] = branch if lane_branch else None
     if root.is_dir() and not _inside(os.path.realpath(repo), root):
         registered = {os.path.realpath(p) for p in known}
         for entry in sorted(root.iterdir()):
             real = os.path.realpath(entry)
-            if entry.is_dir() and entry.name in ids and real not in owned and real not in registered:
+            if entry.is_dir() and mine(real) and real not in owned and real not in registered:
                 doomed[str(entry)] = None  # a lane folder git no longer knows of
     changes: List[str] = []
     for path, branch in sorted(doomed.items()):

@@ -268,18 +268,23 @@ def test_repair_removes_orphaned_lanes_and_keeps_review_ones(setup, run, tmp_pat
     # orphans: a landed stage's lane that could not be removed, and a lane folder git forgot
     stray = root / "01-a"
     git(repo, "worktree", "add", "-q", "-b", "autometta/01-a", str(stray))
-    git(repo, "branch", "autometta/02-b-old")  # not a stage of this repo: left alone
-    leftover = root / "03-never"  # no stage of this repo: its folder stays
+    gone = root / "07-gone"  # a lane whose stage record is gone: the default root is autometta's own
+    git(repo, "worktree", "add", "-q", "-b", "autometta/07-gone", str(gone))
+    leftover = root / "08-folder"  # a lane folder git forgot
     leftover.mkdir()
+    git(repo, "branch", "autometta/02-b-old")  # a branch of no stage, with no lane: left alone
     foreign = tmp_path / "elsewhere"  # somebody's own worktree, outside the lanes
     git(repo, "worktree", "add", "-q", "-b", "mine", str(foreign))
     res = run("tick", "--repair", "--dry-run")
-    assert res.code == 0 and stray.exists()
-    assert "remove orphaned worktree" in res.out and "01-a" in res.out
+    assert res.code == 0 and stray.exists() and gone.exists() and leftover.exists()
+    assert all(name in res.out for name in ("01-a", "07-gone", "08-folder"))
     res = run("tick", "--repair")
     assert res.code == 0
-    assert not stray.exists() and "autometta/01-a" not in git(repo, "branch")
-    assert leftover.exists() and foreign.exists() and "autometta/02-b-old" in git(repo, "branch")
+    assert not stray.exists() and not gone.exists() and not leftover.exists()
+    branches = git(repo, "branch")
+    assert "autometta/01-a" not in branches and "autometta/07-gone" not in branches
+    assert foreign.exists() and "autometta/02-b-old" in branches and " mine" in branches
+    assert (root / ".gitignore").is_file()
     kept = Path(stage(repo, "02-b")["worktree"])
     assert kept.is_dir() and "autometta/02-b\n" in git(repo, "branch") + "\n"
 
@@ -293,6 +298,20 @@ def test_repair_ignores_a_root_around_the_repo(setup, run, tmp_path):
     assert stage(repo, "01-a")["stall_marker"].startswith("worktree_failed")
     res = run("tick", "--repair")
     assert res.code == 0 and repo.is_dir() and "remove" not in res.out
+
+
+def test_repair_leaves_other_folders_of_a_shared_root_alone(setup, run, tmp_path):
+    repo, home, add = setup
+    shared = tmp_path / "all-lanes"
+    parallel(repo, 2, worktree={"root": str(shared)})
+    add("01-a", writes("01-a", "a.txt"))
+    run_until_quiet(home, repo, limit=20)
+    other = shared / "01-other-repo-stage"  # another repo's lane in the same root
+    other.mkdir(parents=True)
+    leftover = shared / "01-a"  # this repo's landed stage left its folder
+    leftover.mkdir()
+    res = run("tick", "--repair")
+    assert res.code == 0 and other.is_dir() and not leftover.exists()
 
 
 def test_a_root_holding_project_files_is_refused(setup):
