@@ -53,3 +53,37 @@ def test_ticks_racing_each_other_and_the_queue_commands(setup):
         assert_one_runner_per_stage(repo)
         await_all_runners(repo)
     assert any(s["status"] == "completed" for s in read_state(repo)["stages"])
+
+
+def test_ticks_racing_each_other_with_parallel_lanes(setup):
+    from autometta import worktrees
+    from tests.tickkit import git
+
+    repo, home, add = setup
+    manifest = repo / ".autometta.local.yaml"
+    manifest.write_text(manifest.read_text() + "max_parallel: 3\n")
+    ids = [f"{i:02d}-lane" for i in range(5)]
+    for sid in ids:
+        add(sid, "printf '%s\\n' " + sid + " > " + sid + ".txt && printf '%s' '{\"stage_id\":\"" + sid
+            + "\",\"status\":\"pass\",\"deliverables\":[\"" + sid + ".txt\"],\"notes\":\"ok\"}' > \"$AUTOMETTA_HANDOFF\"")
+    start = git(repo, "rev-parse", "HEAD").strip()
+    for n in range(repeats(8) + 6):
+        procs = [_spawn("tick") for _ in range(TICKS)]
+        if n % 3 == 2:
+            procs.append(_spawn("tick", "--repair"))
+        for p in procs:
+            _out, err = p.communicate(timeout=120)
+            assert "Traceback" not in err, (p.args, err)
+        doc = assert_documents_valid(repo)
+        assert [s["id"] for s in doc["stages"]] == ids, "a stage was lost or doubled"
+        assert read_budget(repo)["clock_ticks_used"] == doc["tick_count"], "a transition was lost or doubled"
+        running = [s["id"] for s in doc["stages"] if s["status"] == "in_progress"]
+        assert len(running) <= 3, running
+        assert_one_runner_per_stage(repo)
+        await_all_runners(repo)
+        if all(s["status"] == "completed" for s in doc["stages"]):
+            break
+    assert [s["status"] for s in read_state(repo)["stages"]] == ["completed"] * len(ids)
+    subjects = git(repo, "log", "--format=%s", f"{start}..HEAD").split("\n")
+    assert sorted(s.split(":")[0] for s in subjects if s) == ids  # one commit each, none twice
+    assert git(repo, "rev-list", "--merges", f"{start}..HEAD") == "" and worktrees.lane_branches(repo) == []
