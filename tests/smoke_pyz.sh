@@ -37,5 +37,9 @@ CARD
   (cd "$work" && "$py" "$pyz" status) | grep -q '01-smoke\|idle'
   (cd "$work" && "$py" "$pyz" status --json) | "$py" -c 'import json,sys; d=json.load(sys.stdin); assert d["repos"][0]["status"]=="idle", d'
   (cd "$work" && "$py" "$pyz" demo --dir "$work/demo-$(basename "$(dirname "$(dirname "$py")")")") | grep -q 'co-author: Script Checker'
+  lanes="$work/lanes-$(basename "$(dirname "$(dirname "$py")")")"
+  out=$(cd "$work" && "$py" "$pyz" demo --parallel 3 --dir "$lanes")
+  grep -q 'into lane 2 of 3' <<<"$out"
+  [ "$(git -C "$lanes/demo-repo" worktree list | wc -l)" = 1 ]
 done
 echo "smoke: ok"
