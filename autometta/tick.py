@@ -202,7 +202,7 @@ def _process_lanes(txn: effects.Txn, log: Callable[[str], None], settled: bool) 
         merged = merged or any(name in (d.MERGE, d.LAND) for name, _ in decision.effects)
         if decision.halt or (not decision.transition and decision.message.startswith(("halted", "parked"))):
             break
-    while ctx.max_parallel > 1 and not txn.budget.get("halted"):  # at 1, the lanes left finish first
+    while ctx.max_parallel > 1:  # at 1, the lanes left finish first; a halt is the gate's to say
         in_flight = len(state.lane_stages(txn.state))
         if in_flight >= ctx.max_parallel:
             break

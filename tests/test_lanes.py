@@ -255,6 +255,10 @@ def test_caps_gate_every_claim(setup):
     statuses = [s["status"] for s in read_state(repo)["stages"]]
     assert statuses == ["in_progress", "in_progress", "pending"]
     assert read_budget(repo)["halt_reason"] == "tick-cap"
+    before = read_state(repo)
+    [again] = tick_once(home)
+    assert again.message == f"halted {repo} (reason already recorded: tick-cap)" and again.kind == "wait"
+    assert read_state(repo) == before
 
 
 def test_repair_removes_orphaned_lanes_and_keeps_review_ones(setup, run, tmp_path):
