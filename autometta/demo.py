@@ -21,7 +21,7 @@ from .commands import status as status_cmd
 from .commands.add_stage import add_stage
 from .commands.init_host import init_host
 from .commands.subscribe import subscribe
-from .dispatch import ROLES
+from .roles import ROLES
 from .errors import UserError
 from .paths import HomePaths, RepoPaths
 from .procs import is_alive

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional
 
-from . import auth, families, files, prompts, verify
+from . import auth, families, files, prompts, verify, worktrees
 from .card import Card, budget_seconds
 from .errors import UserError
 from .families.models import resolve_model
@@ -22,9 +22,10 @@ from .observe import registry
 from .paths import HomePaths, RepoPaths
 
 ORCHESTRATOR = "autometta tick"
-ROLES = ("worker", "verifier", "acceptance", "setup", "postmerge")
-#: Roles that run a shell command from the card or manifest rather than an agent.
-COMMAND_ROLES = ("acceptance", "setup", "postmerge")
+#: Roles that run a shell command from the card or manifest rather than an agent, and the
+#: identity the agent registry shows for each.
+COMMAND_ROLES = {"acceptance": "acceptance command", "setup": "worktree setup",
+                 "postmerge": "acceptance on the merged result"}
 
 
 @dataclass
@@ -99,15 +100,10 @@ def prompt_values(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: 
     }
 
 
-ROLE_IDENTITIES = {"acceptance": "acceptance command", "setup": "worktree setup",
-                   "postmerge": "acceptance on the merged result"}
-
-
 def _role_command(ctx: RepoContext, card: Card, role: str) -> str:
     if role == "setup":
-        conf = ctx.manifest.get("worktree")
-        command = conf.get("setup") if isinstance(conf, dict) else None
-        if not isinstance(command, str) or not command.strip():
+        command = worktrees.setup_command(ctx.manifest)
+        if command is None:
             raise UserError(f"{ctx.paths.manifest}: no worktree.setup command to run")
         return command
     if not card.acceptance_command:
@@ -124,7 +120,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
     log_path = paths.log(stage_id, role)
     if role in COMMAND_ROLES:
         command = _role_command(ctx, card, role)
-        family_name, identity = "script", ROLE_IDENTITIES[role]
+        family_name, identity = "script", COMMAND_ROLES[role]
         argv = ["/bin/sh", "-c", command]
         env = agent_env(ctx, None, role)
         seconds, _ = budget_seconds(card, "worker" if role == "setup" else "verifier")

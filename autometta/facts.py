@@ -15,10 +15,11 @@ from typing import Any, Dict, List, Optional
 from . import card as cards
 from . import families, gitops, procs, stagecommit, worktrees
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
-from .dispatch import ROLES, RepoContext, identity_for, preflight
+from .dispatch import RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
 from .errors import UserError
 from .launch import read_exit, read_runner
+from .roles import ROLES
 from .state import find_stage, unmet_dependencies
 from .timeutil import parse_iso
 
@@ -166,10 +167,15 @@ def park_seconds(ctx: RepoContext) -> int:
     return value if ok else DEFAULT_PARK_SECONDS
 
 
+def _facts(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], now: float) -> Facts:
+    return Facts(repo=str(ctx.repo), budget=budget, state=state, now=now, park_seconds=park_seconds(ctx),
+                 max_parallel=ctx.max_parallel)
+
+
 def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
            now: Optional[float] = None) -> Facts:
     now = time.time() if now is None else now
-    facts = Facts(repo=str(ctx.repo), budget=budget, state=state, now=now, park_seconds=park_seconds(ctx))
+    facts = _facts(ctx, budget, state, now)
     current = state.get("current_stage")
     if isinstance(current, str) and cards.STAGE_ID_RE.match(current):
         facts.cur = in_flight(ctx, state, current, now)
@@ -189,8 +195,7 @@ def lane_context(ctx: RepoContext, stage: Dict[str, Any]) -> RepoContext:
 def gather_lane(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], stage: Dict[str, Any],
                 now: float, merge_busy: bool) -> Facts:
     """The facts for one parallel stage; ``ctx`` is its lane_context()."""
-    facts = Facts(repo=str(ctx.repo), budget=budget, state=state, now=now, park_seconds=park_seconds(ctx),
-                  max_parallel=ctx.max_parallel)
+    facts = _facts(ctx, budget, state, now)
     facts.cur = in_flight(ctx, state, str(stage["id"]), now)
     facts.cur.merge_busy = merge_busy
     base = stage.get("base")
@@ -202,8 +207,7 @@ def gather_lane(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
 def gather_claim(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], now: float,
                  lanes_in_flight: int) -> Facts:
     """The facts for claiming a stage into a free lane."""
-    facts = Facts(repo=str(ctx.repo), budget=budget, state=state, now=now, park_seconds=park_seconds(ctx),
-                  max_parallel=ctx.max_parallel, lanes_in_flight=lanes_in_flight,
-                  setup_command=worktrees.setup_command(ctx.manifest))
+    facts = _facts(ctx, budget, state, now)
+    facts.lanes_in_flight, facts.setup_command = lanes_in_flight, worktrees.setup_command(ctx.manifest)
     facts.queue = pending_queue(ctx, state)
     return facts

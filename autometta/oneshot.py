@@ -95,9 +95,8 @@ def _not_in_flight(shot: Shot) -> None:
         doc = state.load_state(paths)
     except UserError:
         return  # the tick restores a corrupt state; it is not ours to judge here
-    held = state.find_stage(doc, shot.stage_id)
-    lane = held is not None and held.get("status") == "in_progress" and held.get("worktree")
-    if doc.get("current_stage") == shot.stage_id or lane:
+    lanes = [s.get("id") for s in state.lane_stages(doc)]
+    if doc.get("current_stage") == shot.stage_id or shot.stage_id in lanes:
         raise UserError(f"{paths.state_yaml}: the tick has {shot.stage_id} in flight; let it finish "
                         f"(autometta status), or stop it and 'autometta requeue {paths.root} {shot.stage_id}'")
 

@@ -19,6 +19,7 @@ from . import envelope, files, procs, state, worktrees
 from .dispatch import RepoContext
 from .errors import UserError
 from .paths import RepoPaths
+from .roles import ROLES
 
 #: The counter each cap halts on, cleared by --reset-halt.
 COUNTERS = {reason: counter for reason, counter, _cap, _opt in budgets.CAPS}
@@ -92,7 +93,7 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
     for stage in stages:
         if stage.get("status") != "in_progress" or stage is cur or stage.get("worktree"):
             continue  # a parallel stage (it has a worktree) is in flight without being current_stage
-        live = [r for r in ("worker", "verifier", "acceptance") if _alive(stage, r)]
+        live = [r for r in ROLES if _alive(stage, r)]
         if live and doc.get("current_stage") is None:
             changes.append(f"stage {stage['id']} is in_progress with a live {live[0]}; make it current_stage")
             doc["current_stage"] = stage["id"]
@@ -101,7 +102,7 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
                            "mark stalled (repair_orphaned_in_progress)")
             stage.update(status="stalled", stall_marker="repair_orphaned_in_progress")
     for stage in stages:
-        for role in ("worker", "verifier", "acceptance"):
+        for role in ROLES:
             pid = stage.get(f"{role}_pid")
             if pid and stage.get("status") != "in_progress" and not _alive(stage, role):
                 changes.append(f"stage {stage['id']}: {role} pid {pid} is gone; clear it")

@@ -35,6 +35,7 @@ from autometta.commands.add_stage import add_stage  # noqa: E402
 from autometta.commands.init_host import init_host  # noqa: E402
 from autometta.commands.subscribe import subscribe  # noqa: E402
 from autometta.paths import HomePaths, RepoPaths  # noqa: E402
+from autometta.roles import ROLES  # noqa: E402
 
 CHECKER = "Script Checker <script-checker@local>"
 WORKER = "Script Worker <script-worker@local>"
@@ -91,7 +92,7 @@ def _rss_kb() -> int:
 def _await(repo: Path) -> None:
     doc = yamlsub.loads((repo / "state" / "state.yaml").read_text())
     for s in doc["stages"]:
-        for role in ("worker", "verifier", "acceptance"):
+        for role in ROLES:
             if s.get(f"{role}_pid"):
                 try:
                     os.waitpid(int(s[f"{role}_pid"]), 0)

@@ -20,6 +20,7 @@ from typing import List, Set
 import pytest
 
 from autometta import budget, cardlint, families, state
+from autometta.roles import ROLES
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -111,7 +112,7 @@ def emitted_markers() -> Set[str]:
             for prefix in re.findall(r'f"([a-z_]+)_\{env\.kind\}"', text):
                 found.update(f"{prefix}_{kind}" for kind in ("fail", "partial"))
             for suffix in re.findall(r'(?:on_launch_failure=|\bor )f"\{(?:role|arg|first)\}_([a-z_]+)"', text):
-                found.update(f"{role}_{suffix}" for role in ("worker", "verifier", "acceptance", "setup", "postmerge"))
+                found.update(f"{role}_{suffix}" for role in ROLES)
     return found
 
 

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from autometta import tick, yamlsub
 from autometta.paths import HomePaths
+from autometta.roles import ROLES
 
 WORKER = "Script Worker <script-worker@local>"
 CHECKER = "Script Checker <script-checker@local>"
@@ -81,7 +82,7 @@ def stage(repo: Path, stage_id: str) -> Dict[str, Any]:
 def await_agents(repo: Path) -> None:
     """Block until every agent the state records has exited (they are this process's children)."""
     for s in read_state(repo)["stages"]:
-        for role in ("worker", "verifier", "acceptance", "setup", "postmerge"):
+        for role in ROLES:
             pid = s.get(f"{role}_pid")
             if pid:
                 try:

@@ -19,9 +19,9 @@ from ..card import STAGE_ID_RE
 from ..errors import UserError
 from ..observe import registry
 from ..paths import RepoPaths
+from ..roles import ROLES
 from ..timeutil import now_iso
 
-ROLES = ("worker", "verifier", "acceptance")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.pid.isdigit() or int(args.pid) <= 0:
         raise UserError(f"refusing to register non-numeric pid: {args.pid}")
     if args.role not in ROLES:
-        raise UserError(f"refusing unknown role: {args.role} (use worker or verifier)")
+        raise UserError(f"refusing unknown role: {args.role} (use one of {', '.join(ROLES)})")
     if not args.budget.isdigit():
         raise UserError(f"budget {args.budget!r}: give whole seconds (0 = unknown)")
     pid = int(args.pid)

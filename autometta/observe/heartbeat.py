@@ -42,6 +42,7 @@ from .. import files, procs
 from ..errors import UserError
 from ..launch import read_exit
 from ..paths import HomePaths, RepoPaths
+from ..roles import ROLES
 from ..timeutil import now_iso, parse_iso
 from . import registry
 from .settings import Settings
@@ -221,7 +222,7 @@ def exit_record(paths: RepoPaths, doc: Dict[str, Any]) -> Optional[Dict[str, Any
     if log.endswith(".log"):
         candidates.append(Path(log[: -len(".log")] + ".exit.json"))
     stage, role = registry.stage_of(doc), doc.get("role")
-    if stage and role in ("worker", "verifier", "acceptance", "setup", "postmerge"):
+    if stage and role in ROLES:
         candidates.append(paths.exit_record(stage, str(role)))
     for path in candidates:
         record = read_exit(path)

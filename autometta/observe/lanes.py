@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Optional
 
 from ..state import lane_stages
 
-#: The roles a lane runs, in the order it runs them; each has a ``<role>_pid`` stage field while it runs.
-ROLES = ("setup", "worker", "acceptance", "verifier", "postmerge")
+#: The roles a lane runs, in the order it runs them (state.ROLES, ordered).
+RUN_ORDER = ("setup", "worker", "acceptance", "verifier", "postmerge")
 
 #: Phase names by merge state (the ``merge`` stage field).
 MERGE_PHASES = {"queued": "merge queued", "checking": "merging"}
@@ -22,7 +22,7 @@ def _role(stage: Dict[str, Any]) -> Optional[str]:
     """The role the lane runs now: the postmerge check while merging, else the first with a pid."""
     if stage.get("merge") == "checking":
         return "postmerge" if stage.get("postmerge_pid") else None
-    return next((role for role in ROLES[:-1] if stage.get(f"{role}_pid")), None)
+    return next((role for role in RUN_ORDER[:-1] if stage.get(f"{role}_pid")), None)
 
 
 def phase(stage: Dict[str, Any]) -> str:
@@ -37,7 +37,7 @@ def lane_row(stage: Dict[str, Any]) -> Dict[str, Any]:
     row: Dict[str, Any] = {"id": stage.get("id"), "phase": phase(stage), "worktree": stage.get("worktree"),
                            "branch": stage.get("branch"), "base": stage.get("base"),
                            "pid": stage.get(f"{role}_pid") if role else None}
-    row.update({f"{r}_pid": stage.get(f"{r}_pid") for r in ROLES})
+    row.update({f"{r}_pid": stage.get(f"{r}_pid") for r in RUN_ORDER})
     return row
 
 

@@ -34,6 +34,7 @@ import pytest
 from autometta import families, tick, yamlsub
 from autometta.facts import read_log
 from autometta.paths import HomePaths, RepoPaths
+from autometta.roles import ROLES
 from tests.conftest import CARD, make_repo
 from tests.support.agent_clis import CODEX_CONFIG
 from tests.support.model_server import ModelServer, Request, Tokens, Turn, text, write_file
@@ -239,7 +240,7 @@ def agent_environment(monkeypatch, clis: Dict[str, str], url: str, tmp_path: Pat
 
 def agent_pids(repo: Path) -> List[int]:
     return [int(s[f"{role}_pid"]) for s in read_state(repo)["stages"]
-            for role in ("worker", "verifier", "acceptance") if s.get(f"{role}_pid")]
+            for role in ROLES if s.get(f"{role}_pid")]
 
 
 def await_agents(repo: Path, deadline: float) -> None:

@@ -13,10 +13,10 @@ from typing import Dict, List, Optional
 from autometta import budget as budgets
 from autometta import procs, state
 from autometta.paths import RepoPaths
+from autometta.roles import ROLES
 from tests.conftest import ROOT
 from tests.tickkit import read_state, tick_once
 
-ROLES = ("worker", "verifier", "acceptance")
 QUIET = ("idle", "wait", "noop", "halted", "halt", "none", "error", "locked")
 
 
