@@ -17,6 +17,7 @@ from . import budget as budgets
 from .card import STAGE_ID_RE
 from .envelope import Artefact, Envelope
 from .families.usage import Usage, UsageLimit, reset_epoch
+from .roles import ROLES
 from .timeutil import now_iso, parse_iso
 from .verify import panel_problem
 
@@ -127,7 +128,7 @@ CLEAR_CURRENT = "clear_current"
 PARK = "park"  # (until ISO, reason): the repo does nothing until then
 UNPARK = "unpark"
 WORKTREE = "worktree"  # create the claimed lane's worktree and branch from the base branch's tip
-MERGE = "merge"  # {"check": bool}: rebase the lane onto the base tip; then rerun acceptance there, or land
+MERGE = "merge"  # rebase the lane onto the base branch's tip (a conflict stops the stage and what follows)
 LAND = "land"  # fast-forward the base branch to the lane's commit; remove its worktree and branch
 
 Effect = Tuple[str, Any]
@@ -187,7 +188,7 @@ def decide_lane(f: Facts, stage_id: str) -> Decision:
 
 def decide_claim(f: Facts) -> Decision:
     """Claim the next stage into a lane of its own, when one is free (``f.queue`` as for decide())."""
-    return _unpark_after(f, _gate(f) or _claim_lane(f))
+    return _unpark_after(f, _gate(f) or _claim(f, lane=True))
 
 
 def _unpark_after(f: Facts, decision: Decision) -> Decision:
@@ -244,45 +245,41 @@ def waiting_note(waiting: List[Pending]) -> str:
     return shown + (f"; and {len(waiting) - 3} more" if len(waiting) > 3 else "")
 
 
+def _listed(paths: List[str]) -> str:
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
 def _idle(f: Facts) -> Decision:
+    return _claim(f, lane=False)
+
+
+def _claim(f: Facts, lane: bool) -> Decision:
+    """Claim the first claimable stage: into the repo's own tree, or into a lane of its own.
+
+    A lane needs no clean tree: it starts from the base branch's tip, not from the working tree.
+    """
     p, waiting = _claimable(f)
+    nothing = (f"no stage to claim for {f.repo} ({f.lanes_in_flight} of {f.max_parallel} lanes busy)" if lane
+               else f"idle {f.repo}")
     if p is None and waiting:
-        return Decision(f"idle {f.repo}: {len(waiting)} pending stage(s) wait for their dependencies "
+        return Decision(f"{nothing}: {len(waiting)} pending stage(s) wait for their dependencies "
                         f"({waiting_note(waiting)})", transition=False)
     if p is None:
-        return Decision(f"idle {f.repo}: no pending stage", transition=False)
+        return Decision(f"{nothing}: no pending stage", transition=False)
     if not STAGE_ID_RE.match(p.stage_id):
         return Decision(f"pending stage id {p.stage_id!r} in {f.repo} is not valid", halt="invalid-stage-id")
     if not p.card_found:
         return Decision(f"stage card missing for {p.stage_id} in {f.repo}", transition=False)
-    dirty = f.dirty()
+    dirty = [] if lane else f.dirty()
     if dirty:
-        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-        return Decision(f"dirty working tree outside state/ for {f.repo} ({shown}); commit or stash, "
+        return Decision(f"dirty working tree outside state/ for {f.repo} ({_listed(dirty)}); commit or stash, "
                         "then run 'autometta tick --reset-halt'", halt="dirty-working-tree")
     if p.preflight:
         return Decision(f"stage {p.stage_id} cannot start: {p.preflight}",
                         [(CLAIM, p.stage_id)], finish=("stalled", p.preflight))
-    return Decision(f"claimed {p.stage_id} for {f.repo}; dispatching worker {p.worker}",
-                    [(CLAIM, p.stage_id), (LAUNCH, "worker")], on_launch_failure="worker_spawn_failed")
-
-
-def _claim_lane(f: Facts) -> Decision:
-    """Like _idle, for a free lane: no dirty-tree check (the lane starts from the base tip, not the tree)."""
-    p, waiting = _claimable(f)
-    busy = f"{f.lanes_in_flight} of {f.max_parallel} lanes busy"
-    if p is None and waiting:
-        return Decision(f"no stage to claim for {f.repo} ({busy}): {len(waiting)} pending stage(s) wait for "
-                        f"their dependencies ({waiting_note(waiting)})", transition=False)
-    if p is None:
-        return Decision(f"no stage to claim for {f.repo} ({busy}): no pending stage", transition=False)
-    if not STAGE_ID_RE.match(p.stage_id):
-        return Decision(f"pending stage id {p.stage_id!r} in {f.repo} is not valid", halt="invalid-stage-id")
-    if not p.card_found:
-        return Decision(f"stage card missing for {p.stage_id} in {f.repo}", transition=False)
-    if p.preflight:
-        return Decision(f"stage {p.stage_id} cannot start: {p.preflight}",
-                        [(CLAIM, p.stage_id)], finish=("stalled", p.preflight))
+    if not lane:
+        return Decision(f"claimed {p.stage_id} for {f.repo}; dispatching worker {p.worker}",
+                        [(CLAIM, p.stage_id), (LAUNCH, "worker")], on_launch_failure="worker_spawn_failed")
     first = "setup" if f.setup_command else "worker"
     what = "running worktree.setup" if f.setup_command else f"dispatching worker {p.worker}"
     return Decision(f"claimed {p.stage_id} for {f.repo} into lane {f.lanes_in_flight + 1} of {f.max_parallel}; "
@@ -290,18 +287,45 @@ def _claim_lane(f: Facts) -> Decision:
                     on_launch_failure=f"{first}_spawn_failed")
 
 
+@dataclass(frozen=True)
+class _Command:
+    """A role that runs a shell command (acceptance, setup, postmerge), and how the tick speaks of it."""
+
+    role: str
+    budget: int  # seconds; stopped past it plus the grace
+    starting: str
+    running: str
+    stopped: str  # "{secs}" is the time it ran
+    marker: str  # the failure marker when it is stopped
+
+
+def _command(f: Facts, cur: str, c: InFlight, cmd: _Command,
+             effects: List[Effect]) -> Tuple[Optional[Decision], Optional[int]]:
+    """Start, wait for or stop a command role: a decision, or (once it exited) None and its exit code.
+
+    The exit code comes with the role's ACCOUNT appended to ``effects``.
+    """
+    proc: Proc = getattr(c, cmd.role)
+    if not (c.stage or {}).get(f"{cmd.role}_pid"):
+        return _dispatch(f, cur, f.budget, effects, cmd.role, cmd.starting), None
+    if proc.alive:
+        if proc.elapsed is not None and proc.elapsed > _threshold(cmd.budget):
+            return Decision(cmd.stopped.format(secs=int(proc.elapsed)),
+                            effects + [(KILL, cmd.role), (ACCOUNT, cmd.role)], finish=("failed", cmd.marker)), None
+        return Decision(cmd.running, effects, transition=False), None
+    effects.append((ACCOUNT, cmd.role))
+    return None, (proc.exit or {}).get("exit_code")
+
+
 def _setup(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
     """A lane's ``worktree.setup`` runs before its worker; its failure fails the stage."""
-    st = c.stage or {}
-    if not st.get("setup_pid"):
-        return _dispatch(f, cur, f.budget, effects, "setup", f"stage {cur} running worktree.setup in its worktree")
-    if c.setup.alive:
-        if c.setup.elapsed is not None and c.setup.elapsed > _threshold(c.worker_budget):
-            return Decision(f"stage {cur} worktree.setup still running after {int(c.setup.elapsed)}s; stopped",
-                            effects + [(KILL, "setup"), (ACCOUNT, "setup")], finish=("failed", "worktree_setup_failed"))
-        return Decision(f"worktree.setup for {cur} still running", effects, transition=False)
-    code = (c.setup.exit or {}).get("exit_code")
-    effects = effects + [(ACCOUNT, "setup")]
+    decision, code = _command(f, cur, c, _Command(
+        "setup", c.worker_budget, starting=f"stage {cur} running worktree.setup in its worktree",
+        running=f"worktree.setup for {cur} still running",
+        stopped=f"stage {cur} worktree.setup still running after {{secs}}s; stopped",
+        marker="worktree_setup_failed"), effects)
+    if decision is not None:
+        return decision
     if code != 0:
         return Decision(f"stage {cur} failed: worktree.setup exited {code}; see state/logs/{cur}-setup.log",
                         effects, finish=("failed", "worktree_setup_failed"))
@@ -315,18 +339,15 @@ def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
     st = c.stage or {}
     base = st.get("base") or "the base branch"
     if st.get("merge") == "checking":
-        if not st.get("postmerge_pid"):
-            return _dispatch(f, cur, f.budget, effects, "postmerge",
-                             f"stage {cur} rerunning the acceptance command on the merged result")
-        if c.postmerge.alive:
-            if c.postmerge.elapsed is not None and c.postmerge.elapsed > _threshold(c.verifier_budget):
-                return Decision(f"stage {cur} acceptance on the merged result still running after "
-                                f"{int(c.postmerge.elapsed)}s; stopped, {base} left as it was",
-                                effects + [(KILL, "postmerge"), (ACCOUNT, "postmerge")],
-                                finish=("failed", "post_merge_acceptance_failed"))
-            return Decision(f"acceptance on the merged result for {cur} still running", effects, transition=False)
-        code = (c.postmerge.exit or {}).get("exit_code")
-        effects = effects + [(ACCOUNT, "postmerge")]
+        decision, code = _command(f, cur, c, _Command(
+            "postmerge", c.verifier_budget,
+            starting=f"stage {cur} rerunning the acceptance command on the merged result",
+            running=f"acceptance on the merged result for {cur} still running",
+            stopped=f"stage {cur} acceptance on the merged result still running after {{secs}}s; stopped, "
+                    f"{base} left as it was",
+            marker="post_merge_acceptance_failed"), effects)
+        if decision is not None:
+            return decision
         if code != 0:
             return Decision(f"stage {cur} failed: the acceptance command exited {code} on the merged result; "
                             f"{base} left as it was, see state/logs/{cur}-postmerge.log", effects,
@@ -339,22 +360,22 @@ def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
     if c.merge_busy:
         return Decision(f"stage {cur} is accepted and waits for its turn to merge onto {base}", effects,
                         transition=False)
-    check = bool(c.acceptance_command)
-    if not check:
-        blocked = _dirty_halt(f, cur, base, effects)
-        if blocked is not None:
-            return blocked
-    return Decision(f"stage {cur} merging onto {base}" + ("; then rerunning the acceptance command" if check else ""),
-                    effects + [(MERGE, {"check": check})], on_launch_failure="postmerge_spawn_failed")
+    if c.acceptance_command:  # rebased, it is checked again before the base branch moves
+        return Decision(f"stage {cur} merging onto {base}; then rerunning the acceptance command",
+                        effects + [(MERGE, None), (SET, ("merge", "checking")), (LAUNCH, "postmerge")],
+                        on_launch_failure="postmerge_spawn_failed")
+    blocked = _dirty_halt(f, cur, base, effects)
+    if blocked is not None:
+        return blocked
+    return Decision(f"stage {cur} merging onto {base}", effects + [(MERGE, None), (LAND, None)])
 
 
 def _dirty_halt(f: Facts, cur: str, base: str, effects: List[Effect]) -> Optional[Decision]:
     dirty = f.dirty()
     if not dirty:
         return None
-    shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
     return Decision(f"stage {cur} is ready to land on {base}, but the working tree of {f.repo} has changes "
-                    f"outside state/ ({shown}); commit or stash them, then run 'autometta tick --reset-halt'",
+                    f"outside state/ ({_listed(dirty)}); commit or stash them, then run 'autometta tick --reset-halt'",
                     effects, halt="dirty-working-tree")
 
 
@@ -406,7 +427,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
 
     # 0a. A lane whose worktree was deleted: stop what still runs there.
     if c.lane and c.worktree_missing:
-        for role in ("worker", "verifier", "acceptance", "setup", "postmerge"):
+        for role in ROLES:
             if st.get(f"{role}_pid"):
                 effects += ([(KILL, role)] if getattr(c, role).alive else []) + [(ACCOUNT, role)]
         return Decision(f"stage {cur} lost its worktree {st.get('worktree')}; marked stalled", effects,
@@ -480,17 +501,13 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
 
     # 3. The acceptance gate.
     if c.acceptance_command and st.get("acceptance") is None:
-        if not st.get("acceptance_pid"):
-            return _dispatch(f, cur, f.budget, effects, "acceptance", f"stage {cur} running the acceptance command")
-        if c.acceptance.alive:
-            limit = _threshold(c.verifier_budget)
-            if c.acceptance.elapsed is not None and c.acceptance.elapsed > limit:
-                return Decision(f"stage {cur} acceptance command still running after {int(c.acceptance.elapsed)}s; "
-                                "stopped", effects + [(KILL, "acceptance"), (ACCOUNT, "acceptance")],
-                                finish=("failed", "acceptance_failed"))
-            return Decision(f"acceptance for {cur} still running", effects, transition=False)
-        code = (c.acceptance.exit or {}).get("exit_code")
-        effects.append((ACCOUNT, "acceptance"))
+        decision, code = _command(f, cur, c, _Command(
+            "acceptance", c.verifier_budget, starting=f"stage {cur} running the acceptance command",
+            running=f"acceptance for {cur} still running",
+            stopped=f"stage {cur} acceptance command still running after {{secs}}s; stopped",
+            marker="acceptance_failed"), effects)
+        if decision is not None:
+            return decision
         if code != 0:
             again = _loop_again(f, cur, c, _projected(f.budget, seconds=_seconds(c.acceptance)), effects,
                                 "acceptance_failed", f"stage {cur} acceptance command exited {code}",

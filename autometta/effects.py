@@ -14,7 +14,7 @@ import os
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from . import auth, envelope, files, gitops, procs, secrets, stagecommit, state, worktrees
 from . import decide as d
@@ -153,8 +153,8 @@ def _worktree(txn: Txn) -> None:
     txn.log_extra.append(f"worktree {path} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
 
 
-def _merge(txn: Txn, check: bool, decision: d.Decision) -> Optional[tuple]:
-    """Rebase the lane onto its base tip; then launch the recheck, or land. A finish, or None."""
+def _rebase(txn: Txn) -> Optional[tuple]:
+    """Rebase the lane onto its base branch's tip; a merge_conflict finish, or None."""
     stage = txn.cur
     assert stage is not None
     rebased = worktrees.rebase(txn.ctx.work, stage["base"])
@@ -164,16 +164,6 @@ def _merge(txn: Txn, check: bool, decision: d.Decision) -> Optional[tuple]:
                              f"{stage['base']} left as it was, {stage['worktree']} kept for review")
         return ("merge_conflict", f"merge_conflict: {shown}"[:300])
     stage["merge_onto"] = rebased.onto
-    if not check:
-        return _land(txn)
-    stage["merge"] = "checking"
-    state.save_state(txn.ctx.paths, txn.state)  # as for LAUNCH: a killed tick's runner is adopted
-    try:
-        _launch(txn, "postmerge", decision)
-    except UserError as exc:
-        marker = getattr(exc, "marker", None) or "postmerge_spawn_failed"
-        txn.log_extra.append(f"could not rerun acceptance for {stage['id']}: {marker}: {exc.message}")
-        return ("stalled", secrets.redact(f"{marker}: {exc.message}")[:300])  # as any spawn failure
     return None
 
 
@@ -300,6 +290,7 @@ def apply(txn: Txn, decision: d.Decision) -> str:
     finish = decision.finish
     for name, arg in decision.effects:
         stage = txn.cur
+        failed: Optional[Tuple[str, str, str, str]] = None  # (status, what, marker, why) of a failed effect
         if name == d.CLAIM:
             _claim(txn, arg)
         elif name == d.CLEAR_CURRENT:
@@ -340,40 +331,40 @@ def apply(txn: Txn, decision: d.Decision) -> str:
             # Persist everything decided so far first: a tick killed after the spawn then
             # leaves an in-flight stage whose runner the next tick adopts (never a twin).
             state.save_state(txn.ctx.paths, txn.state)
-            if finish:
-                break  # a claim that already failed (no worktree) launches nothing
             try:
                 _launch(txn, arg, decision)
             except UserError as exc:
                 marker = getattr(exc, "marker", None) or decision.on_launch_failure or f"{arg}_spawn_failed"
-                txn.log_extra.append(f"could not start the {arg} for {stage['id'] if stage else '?'}: "
-                                     f"{marker}: {exc.message}")
-                finish = ("stalled", secrets.redact(f"{marker}: {exc.message}")[:300])
+                failed = ("stalled", f"could not start the {arg}", marker, exc.message)
         elif name == d.WORKTREE:
             try:
                 _worktree(txn)
             except UserError as exc:
-                txn.log_extra.append(f"could not create the worktree for {stage['id'] if stage else '?'}: "
-                                     f"{exc.message}")
-                finish = ("stalled", secrets.redact(f"worktree_failed: {exc.message}")[:300])
-                break  # nothing runs without its worktree
+                failed = ("stalled", "could not create the worktree", getattr(exc, "marker", None) or "worktree_failed",
+                          exc.message)
         elif name in (d.MERGE, d.LAND):
             try:
-                done = _merge(txn, arg["check"], decision) if name == d.MERGE else _land(txn)
-            except UserError as exc:
-                marker = getattr(exc, "marker", None) or "merge_failed"
-                txn.log_extra.append(f"merge failed for {stage['id'] if stage else '?'}: {marker}: {exc.message}")
-                done = ("failed", secrets.redact(f"{marker}: {exc.message}")[:300])  # git failed: no conflict
-            finish = done or finish
+                # MERGE: a conflict stops the stage; LAND: completed, or None when the base moved meanwhile
+                outcome = _rebase(txn) if name == d.MERGE else _land(txn)
+            except UserError as exc:  # git failed, with no conflict to name
+                failed = ("failed", "merge failed", getattr(exc, "marker", None) or "merge_failed", exc.message)
+            else:
+                finish = outcome or finish
+                if outcome and outcome[0] == "merge_conflict":
+                    break  # the lane does not land: nothing after it runs
         elif name == d.COMMIT:
             try:
                 _commit(txn, arg)
             except UserError as exc:
-                marker = getattr(exc, "marker", None) or "commit_failed"
-                txn.log_extra.append(f"commit failed for {stage['id'] if stage else '?'}: {marker}: {exc.message}")
-                finish = ("verifier_failed", secrets.redact(f"{marker}: {exc.message}")[:300])
+                failed = ("verifier_failed", "commit failed", getattr(exc, "marker", None) or "commit_failed",
+                          exc.message)
         else:  # pragma: no cover - decide() and apply() are tested together
             raise AssertionError(f"unknown effect {name}")
+        if failed:
+            status, what, marker, why = failed
+            txn.log_extra.append(f"{what} for {stage['id'] if stage else '?'}: {marker}: {why}")
+            finish = (status, secrets.redact(f"{marker}: {why}")[:300])
+            break  # the effects after it assumed it would work
     if finish:
         _finish(txn, *finish)
     if decision.halt:

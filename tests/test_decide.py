@@ -649,8 +649,8 @@ def test_lane_pass_commits_on_its_branch_and_queues_the_merge():
 
 
 @pytest.mark.parametrize("merge,fields,kw,dirty,expected,finish,halt", [
-    ("queued", {}, {}, [], ["merge:{'check': False}"], None, None),
-    ("queued", {}, {"acceptance_command": "make test"}, ["x"], ["merge:{'check': True}"], None, None),
+    ("queued", {}, {}, [], ["merge", "land"], None, None),
+    ("queued", {}, {"acceptance_command": "make test"}, ["x"], ["merge", "set", "launch:postmerge"], None, None),
     ("queued", {}, {}, ["notes.txt"], [], None, "dirty-working-tree"),
     ("queued", {}, {"merge_busy": True}, [], [], None, None),
     ("checking", {}, {}, [], ["launch:postmerge"], None, None),
