@@ -7,7 +7,6 @@ import json
 import pytest
 
 from autometta import state
-from tests.conftest import make_repo
 from tests.tickkit import commit_all, git, read_state, run_until_quiet, script_card, stage
 
 
@@ -34,15 +33,6 @@ def test_unmet_dependencies(depends_on, expected):
     assert state.unmet_dependencies(depends_on, doc) == expected
 
 
-@pytest.fixture
-def setup(run, tmp_path, home_dir):
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-    return repo, home_dir
-
-
 def _write(repo, stage_id, depends_on=None):
     body = (f"printf '%s\\n' {stage_id} > {stage_id}.txt && printf '%s' "
             f"'{{\"stage_id\":\"{stage_id}\",\"status\":\"pass\",\"deliverables\":[\"{stage_id}.txt\"],"
@@ -51,7 +41,7 @@ def _write(repo, stage_id, depends_on=None):
 
 
 def test_add_stage_refuses_a_cycle_with_its_path(run, setup):
-    repo, _ = setup
+    repo, _, _ = setup
     a = _write(repo, "01-a", depends_on="03-c")
     _write(repo, "02-b", depends_on="01-a")
     _write(repo, "03-c", depends_on="02-b")
@@ -65,7 +55,7 @@ def test_add_stage_refuses_a_cycle_with_its_path(run, setup):
 
 
 def test_add_stage_refuses_an_unknown_dependency(run, setup):
-    repo, _ = setup
+    repo, _, _ = setup
     a = _write(repo, "01-a", depends_on="07-nowhere")
     commit_all(repo)
     res = run("add-stage", str(repo), str(a))
@@ -74,7 +64,7 @@ def test_add_stage_refuses_an_unknown_dependency(run, setup):
 
 
 def test_serial_tick_claims_the_first_stage_whose_dependencies_completed(run, setup):
-    repo, home = setup
+    repo, home, _ = setup
     cards = [_write(repo, "01-top", depends_on="02-left, 03-right"), _write(repo, "02-left", depends_on="03-right"),
              _write(repo, "03-right")]
     commit_all(repo)
@@ -100,7 +90,7 @@ def test_serial_tick_claims_the_first_stage_whose_dependencies_completed(run, se
 
 
 def test_a_failed_dependency_keeps_its_dependant_waiting(run, setup):
-    repo, home = setup
+    repo, home, _ = setup
     base = script_card(repo, "01-base", "exit 3")
     top = _write(repo, "02-top", depends_on="01-base")
     commit_all(repo)

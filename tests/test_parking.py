@@ -6,27 +6,16 @@ import json
 import subprocess
 import time
 
-import pytest
 
 from autometta import gitops
-from tests.conftest import make_repo
 from tests.tickkit import (PASS_WORKER, await_agents, commit_all, read_budget, read_state, run_until_quiet,
                            script_card, stage, tick_once, verifier_writes)
 
 SID = "01-hello"
 
 
-@pytest.fixture
-def setup(run, tmp_path, home_dir):
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-    return repo, home_dir
-
-
 def test_a_usage_limit_parks_the_repo_until_the_reset(run, setup, tmp_path, monkeypatch):
-    repo, home = setup
+    repo, home, _ = setup
     reset = int(time.time()) + 3 * 3600
     flag = tmp_path / "limited-once"
     worker = (f"if [ ! -f {flag} ]; then touch {flag}; echo 'Claude AI usage limit reached|{reset}'; exit 1; fi; "
@@ -73,7 +62,7 @@ def test_a_usage_limit_parks_the_repo_until_the_reset(run, setup, tmp_path, monk
 
 
 def test_a_verifier_usage_limit_parks_and_is_not_an_attempt(run, setup, tmp_path):
-    repo, home = setup
+    repo, home, _ = setup
     flag = tmp_path / "verifier-limited-once"
     verifier = (f"if [ ! -f {flag} ]; then touch {flag}; "
                 "echo 'You\u2019ve hit your usage limit. Upgrade to Pro or try again later.'; exit 1; fi; "

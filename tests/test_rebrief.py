@@ -4,19 +4,8 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
-from tests.conftest import make_repo
 from tests.tickkit import CHECKER, commit_all, git, read_budget, run_until_quiet, script_card, stage
-
-
-@pytest.fixture
-def setup(run, tmp_path, home_dir):
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-    return repo, home_dir
 
 
 def _verdict(stage_id: str, overall: str, evidence: str) -> str:
@@ -28,7 +17,7 @@ def _verdict(stage_id: str, overall: str, evidence: str) -> str:
 
 
 def test_verifier_fail_then_pass_on_the_second_loop(run, setup, tmp_path):
-    repo, home = setup
+    repo, home, _ = setup
     sid = "01-hello"
     flag = tmp_path / "judged-once"
     fail = _verdict(sid, "FAIL", "hello.txt says hello but not world")
@@ -60,7 +49,7 @@ def test_verifier_fail_then_pass_on_the_second_loop(run, setup, tmp_path):
 
 
 def test_the_last_loop_stops_as_today(run, setup):
-    repo, home = setup
+    repo, home, _ = setup
     sid = "01-hello"
     fail = _verdict(sid, "FAIL", "still wrong")
     card = script_card(repo, sid, None, f"printf '%s' '{fail}' > \"$AUTOMETTA_ARTEFACT\"", max_loops=2)
@@ -74,7 +63,7 @@ def test_the_last_loop_stops_as_today(run, setup):
 
 
 def test_acceptance_failure_rebriefs_with_the_command_output(run, setup):
-    repo, home = setup
+    repo, home, _ = setup
     sid = "01-hello"
     card = script_card(repo, sid, acceptance="test -f second || { echo 'need a second file'; touch second; exit 1; }",
                        max_loops=3)

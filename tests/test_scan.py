@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from autometta import scan, secrets
-from tests.conftest import make_repo
-from tests.tickkit import commit_all, git, read_state, run_until_quiet, script_card, stage, verifier_writes
+from tests.tickkit import commit_all, git, read_state, run_until_quiet, stage, verifier_writes
 
 #: Built at run time so that no file of this repo holds a key-shaped string.
 FAKE_KEY = "sk-ant-" + "api03-" + "WORKERleakedTHISkey0123456789"
@@ -109,15 +108,10 @@ def test_pending_scan_sees_what_the_commit_would_and_leaves_the_index_alone(repo
 # --------------------------------------------------------- the tick refuses
 
 @pytest.fixture
-def leaked(run, tmp_path, home_dir):
+def leaked(setup):
     """A repo whose worker wrote a key into its deliverable, run by the tick until quiet."""
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-    card = script_card(repo, "01-leak", LEAK_WORKER, verifier_writes("01-leak"))
-    commit_all(repo, "card 01-leak")
-    assert run("add-stage", str(repo), str(card)).code == 0
+    repo, home_dir, add = setup
+    add("01-leak", LEAK_WORKER, verifier_writes("01-leak"))
     run_until_quiet(home_dir, repo)
     return repo, home_dir
 
