@@ -91,6 +91,10 @@ def await_agents(repo: Path) -> None:
                     pass
 
 
+#: Outcome kinds of a tick that made no transition.
+QUIET = ("idle", "wait", "noop", "halted", "halt", "none", "error", "locked")
+
+
 def tick_once(home: Path, **kw) -> List[tick.Outcome]:
     return tick.run_tick(HomePaths(home), echo=False, **kw)
 
@@ -102,7 +106,7 @@ def run_until_quiet(home: Path, repo: Path, limit: int = 20) -> List[str]:
         outcomes = tick_once(home)
         kinds.append(outcomes[0].kind if outcomes else "none")
         await_agents(repo)
-        if kinds[-1] in ("idle", "noop", "wait", "halted", "halt", "none", "error", "locked"):
+        if kinds[-1] in QUIET:
             return kinds
     raise AssertionError(f"no quiet tick after {limit}: {kinds}")
 

@@ -15,9 +15,8 @@ from autometta import procs, state
 from autometta.paths import RepoPaths
 from autometta.roles import ROLES
 from tests.conftest import ROOT
-from tests.tickkit import read_state, tick_once
+from tests.tickkit import QUIET, read_state, tick_once
 
-QUIET = ("idle", "wait", "noop", "halted", "halt", "none", "error", "locked")
 
 
 def repeats(default: int) -> int:
