@@ -141,6 +141,9 @@ def test_usage_limit_in_real_output(name, kind, resets_at):
     ("You've hit your weekly limit · resets Nov 29, 1:50pm (Europe/Paris)", UsageLimit(
         "usage", "You've hit your weekly limit · resets Nov 29, 1:50pm (Europe/Paris)", "Nov 29, 1:50pm (Europe/Paris)")),
     ("You've hit your Opus limit", UsageLimit("usage", "You've hit your Opus limit", None)),
+    # claude 2.1.332 names the window
+    ("You've hit your 5-hour limit · resets 6:29pm (UTC)", UsageLimit(
+        "usage", "You've hit your 5-hour limit · resets 6:29pm (UTC)", "6:29pm (UTC)")),
     # claude before 2.x
     ("Claude AI usage limit reached|1900000000", UsageLimit(
         "usage", "Claude AI usage limit reached|1900000000", "2030-03-17T17:46:40Z")),

@@ -221,8 +221,9 @@ _APOSTROPHE = "['\u2019]"
 _PATTERNS = [
     # codex, plan limit: "You’ve hit your usage limit. ... try again at 3:50 PM." or "... Try again later."
     ("usage", re.compile(rf"You{_APOSTROPHE}ve hit your usage limit\.(?:.*?try again at (?P<reset>.+?)\.\s*$)?")),
-    # claude, plan limit: "You've hit your session limit · resets 3:50pm (UTC)" (weekly, Opus, ...)
-    ("usage", re.compile(rf"You{_APOSTROPHE}ve hit your [\w ]*?limit(?:\s*·\s*resets (?P<reset>.+))?")),
+    # claude, plan limit: "You've hit your session limit · resets 3:50pm (UTC)" (2.1.197), "... your
+    # 5-hour limit · ..." (2.1.332), weekly, Opus, ...
+    ("usage", re.compile(rf"You{_APOSTROPHE}ve hit your [\w\- ]*?limit(?:\s*·\s*resets (?P<reset>.+))?")),
     # codex, API account out of credit
     ("usage", re.compile(r"Quota exceeded\. Check your plan and billing details\.")),
     # claude before 2.x: "Claude AI usage limit reached|1750000000"
@@ -293,7 +294,8 @@ def find_usage_limit(text: str) -> Optional[UsageLimit]:
             limit = _classify(message) if message else None
             if limit is not None:
                 found = limit
-            elif kind == "result" and event.get("api_error_status") == 429:
+            elif kind == "result" and event.get("api_error_status") == 429 \
+                    and (found is None or found.kind != "usage"):  # a plan limit already seen is what it was
                 found = UsageLimit("rate", str(event.get("result") or "API error 429"))
     for line in plain[-_TAIL_LINES:]:
         if line == "tokens used":  # codex's plain mode closes a finished run with its count

@@ -18,3 +18,16 @@ def clis() -> Dict[str, str]:
     if found is None:
         pytest.skip(f"real agent CLIs unavailable: {unavailable_reason()}")
     return found
+
+
+@pytest.fixture(autouse=True)
+def _agent_tmpdir(tmp_path, monkeypatch):
+    """A TMPDIR of the test's own, beside the agents' homes (not around them).
+
+    codex uses bubblewrap when it is installed and then needs its
+    ``codex-linux-sandbox`` helper, which it refuses to create under a home
+    inside the temporary directory; pytest's tmp_path is inside /tmp.
+    """
+    tmp = tmp_path / "tmp"
+    tmp.mkdir(exist_ok=True)
+    monkeypatch.setenv("TMPDIR", str(tmp))

@@ -41,7 +41,8 @@ def cache_dir() -> Path:
 def _candidates() -> List[Tuple[str, List[str]]]:
     pinned = ("pinned-" + "-".join(f"{p.split('/')[-1]}@{v}" for p, v in PINNED.items()),
               [f"{p}@{v}" for p, v in PINNED.items()])
-    latest = ("latest", list(PACKAGES))
+    # "@latest" explicitly: a bare name lets npm settle for an older release it has cached metadata for
+    latest = ("latest", [f"{p}@latest" for p in PACKAGES])
     if os.environ.get("AUTOMETTA_CLI_VERSIONS") == "pinned":
         return [pinned]
     return [latest, pinned]
@@ -91,6 +92,20 @@ def _install(prefix: Path, specs: List[str]) -> str:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def _outdated(prefix: Path) -> bool:
+    """Has either package a newer release than the one installed in ``prefix``? False when npm cannot tell."""
+    for package in PACKAGES:
+        try:
+            proc = subprocess.run(["npm", "view", f"{package}@latest", "version"], stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=VERSION_TIMEOUT)
+            installed = json.loads((prefix / "node_modules" / package / "package.json").read_text())["version"]
+        except (OSError, ValueError, KeyError, subprocess.TimeoutExpired):
+            return False
+        if proc.returncode == 0 and proc.stdout.strip() and proc.stdout.strip() != installed:
+            return True
+    return False
+
+
 def _ensure() -> Tuple[Optional[Dict[str, str]], str]:
     if shutil.which("npm") is None or shutil.which("node") is None:
         return None, "npm/node not on PATH: cannot install the real claude and codex CLIs"
@@ -104,7 +119,8 @@ def _ensure() -> Tuple[Optional[Dict[str, str]], str]:
         fcntl.flock(lock, fcntl.LOCK_EX)
         for key, _ in _candidates():  # any working install first: no network when one is there
             prefix = root / key
-            if (prefix / "autometta-versions.json").is_file() and _versions(prefix) is not None:
+            if (prefix / "autometta-versions.json").is_file() and _versions(prefix) is not None \
+                    and not (key == "latest" and _outdated(prefix)):
                 return _bins(prefix), ""
         for key, specs in _candidates():
             prefix = root / key
