@@ -31,6 +31,7 @@ CATEGORIES = [
     ("hostile input", "tests/reliability/test_hostile.py"),
     ("disk full / read-only", "tests/reliability/test_diskfull.py"),
     ("secrets and modes", "tests/reliability/test_secrets.py"),
+    ("trust (ways past the gate)", "tests/reliability/trust"),
     ("soak (short) and log pruning", "tests/reliability/test_soak.py"),
 ]
 
