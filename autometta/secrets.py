@@ -25,8 +25,9 @@ A reference is one of
 A placeholder, an empty reference or anything else is refused with a message
 naming the variable and, for real references, the reference; a value is
 never put in a message. Every resolved value is registered here, and
-:func:`redact` masks registered values in any text autometta writes (tick log,
-error lines, stall markers).
+:func:`redact` masks registered values, and anything shaped like a key
+(:data:`autometta.redact.SHAPES`), in any text autometta writes or shows (tick
+log, error lines, stall markers, events, views).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
 
 from . import files
+from . import redact as masking
 from .errors import UserError
 
 REFS_FILE_NAME = "op-refs.local.sh"
@@ -56,7 +58,7 @@ PLACEHOLDER_WORDS = ("YOUR_VAULT", "YOUR_ITEM")
 #: Seconds one ``op``/``op-fetch`` call may take (1Password may wait for an unlock).
 RESOLVE_TIMEOUT = 60.0
 #: Values shorter than this are not registered for redaction (they would shred ordinary text).
-MIN_REDACT_LENGTH = 4
+MIN_REDACT_LENGTH = masking.MIN_LENGTH
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ASSIGN_RE = re.compile(rf"^(?:export\s+)?({_NAME})=(.*)$")
@@ -318,31 +320,48 @@ def _run_resolver(ref: Ref, environ: Mapping[str, str]) -> str:
 
 def mask(value: str) -> str:
     """``****`` and the last four characters (only ``****`` for a short value)."""
-    return "****" + value[-4:] if len(value) > 8 else "****"
+    return masking.mask(value)
 
 
 def register(value: str) -> None:
     """Remember a secret so :func:`redact` hides it from everything autometta writes."""
-    if value and len(value) >= MIN_REDACT_LENGTH:
+    global _REDACTOR
+    if value and len(value) >= MIN_REDACT_LENGTH and value not in _REGISTERED:
         _REGISTERED[value] = mask(value)
+        _REDACTOR = None
 
 
 def registered() -> List[str]:
-    """The secret values this process has resolved (for the commit scan)."""
+    """The secret values this process has resolved (for the commit scan and the runner's log)."""
     return list(_REGISTERED)
 
 
+_REDACTOR: Optional[masking.Redactor] = None
+
+
+def redactor() -> masking.Redactor:
+    """A :class:`autometta.redact.Redactor` for the registered values and the key shapes."""
+    global _REDACTOR
+    if _REDACTOR is None:
+        _REDACTOR = masking.Redactor(_REGISTERED)
+    return _REDACTOR
+
+
 def redact(text: str) -> str:
-    """``text`` with every registered secret replaced by its mask, longest first."""
-    if not _REGISTERED or not text:
+    """``text`` with every registered secret, and every key-shaped string, replaced by its mask."""
+    if not text:
         return text
-    for value in sorted(_REGISTERED, key=len, reverse=True):
-        if value in text:
-            text = text.replace(value, _REGISTERED[value])
-    return text
+    return redactor().text(text)
+
+
+def redact_doc(doc):
+    """A JSON-like document with :func:`redact` applied to every string in it (for views)."""
+    return masking.deep(doc, redact)
 
 
 def forget() -> None:
     """Drop every cached and registered value (tests, and a long-lived caller between runs)."""
+    global _REDACTOR
     _CACHE.clear()
     _REGISTERED.clear()
+    _REDACTOR = None

@@ -1,0 +1,225 @@
+"""Masking secrets in what autometta writes and shows: the run's resolved values, and key shapes.
+
+One rule everywhere (agent logs as the runner writes them, the tick log,
+stall markers, events, every view): a resolved secret's value, and anything
+shaped like an API key or token (:data:`SHAPES`), becomes ``****`` and its
+last four characters (:func:`mask`). A value also counts in its JSON-escaped
+form, so a key inside claude's ``stream-json`` or codex's ``--json`` lines is
+masked and the line stays valid JSON (masks hold no character JSON escapes).
+
+:class:`Redactor` does the matching, on text or bytes; :class:`LineStream`
+applies it to a stream that arrives in arbitrary pieces (an agent's output):
+whole lines as they complete, and the safe part of an unfinished line, never
+a piece of a secret that the next read would complete.
+
+Standard library only and cheap to import: the runner loads it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any, Iterable, List, Optional, Pattern, Tuple
+
+#: Values shorter than this are never masked (they would shred ordinary text).
+MIN_LENGTH = 4
+
+#: (rule, pattern) for secret shapes. Every match is made of ``[A-Za-z0-9_-]``
+#: only, which :meth:`Redactor.safe_end` relies on.
+SHAPES: List[Tuple[str, Pattern[str]]] = [
+    ("anthropic_key", re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}")),
+    ("openai_key", re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|\bsk-[A-Za-z0-9]{32,}\b")),
+    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
+    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
+    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+]
+_SHAPES_B: List[Tuple[str, Pattern[bytes]]] = [(rule, re.compile(p.pattern.encode("ascii"))) for rule, p in SHAPES]
+_KEY_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+#: Longest run of key characters held back from an unfinished line (a longer run is no key).
+_LONGEST_KEY = 1024
+
+RESOLVED = "resolved_secret"
+
+
+def mask(value: str) -> str:
+    """``****`` and the last four characters (only ``****`` for a value of 8 characters or fewer).
+
+    Never longer than the value it replaces (for values of :data:`MIN_LENGTH`
+    or more), which lets :func:`scrub_fd` rewrite a file in place.
+    """
+    return "****" + value[-4:] if len(value) > 8 else "****"
+
+
+def _forms(value: str) -> List[str]:
+    """The value, and its JSON-escaped form when that differs."""
+    out = [value]
+    escaped = json.dumps(value)[1:-1]
+    if escaped != value:
+        out.append(escaped)
+    return out
+
+
+class Redactor:
+    """Masks ``values`` (resolved secrets) and every :data:`SHAPES` match, in text or bytes."""
+
+    def __init__(self, values: Iterable[str] = (), shapes: bool = True) -> None:
+        pairs = {}
+        for value in values:
+            if isinstance(value, str) and len(value) >= MIN_LENGTH:
+                for form in _forms(value):
+                    pairs[form] = mask(value)
+        self._text = sorted(pairs.items(), key=lambda kv: len(kv[0]), reverse=True)
+        self._bytes = [(k.encode("utf-8", "surrogateescape"), v.encode("ascii")) for k, v in self._text]
+        self.shapes = shapes
+        #: bytes an occurrence of a value may still need beyond a cut
+        self.keep = max((len(k) for k, _ in self._bytes), default=1) - 1
+
+    @property
+    def values(self) -> List[str]:
+        return [k for k, _ in self._text]
+
+    def text(self, text: str) -> str:
+        if not text:
+            return text
+        for value, shown in self._text:
+            if value in text:
+                text = text.replace(value, shown)
+        if self.shapes:
+            for _rule, pattern in SHAPES:
+                text = pattern.sub(lambda m: mask(m.group(0)), text)
+        return text
+
+    def bytes(self, data: bytes) -> bytes:
+        if not data:
+            return data
+        for value, shown in self._bytes:
+            if value in data:
+                data = data.replace(value, shown)
+        if self.shapes:
+            for _rule, pattern in _SHAPES_B:
+                data = pattern.sub(lambda m: mask(m.group(0).decode("ascii")).encode("ascii"), data)
+        return data
+
+    def find(self, data: bytes, encodings: Tuple[str, ...] = ("utf-8",)) -> Optional[str]:
+        """The first rule ``data`` breaks (:data:`RESOLVED` for a value), or None."""
+        for value, _shown in self._text:
+            for encoding in encodings:
+                if value.encode(encoding, "surrogateescape" if encoding == "utf-8" else "strict") in data:
+                    return RESOLVED
+        if self.shapes:
+            for rule, pattern in _SHAPES_B:
+                if pattern.search(data):
+                    return rule
+        return None
+
+    def safe_end(self, data: bytes) -> int:
+        """How much of ``data`` (an unfinished line) can be masked and written now.
+
+        Never a prefix of a secret the next bytes could complete: a value
+        needs ``keep`` bytes at most beyond any cut, and a key shape is a run
+        of key characters, so the cut moves back to where the run holding it
+        starts (a run longer than any key is cut anyway).
+        """
+        end = max(0, len(data) - self.keep)
+        if not self.shapes:
+            return end
+        start = end
+        while start > 0 and data[start - 1] in _KEY_CHARS and end - start < _LONGEST_KEY:
+            start -= 1
+        return start if end - start < _LONGEST_KEY else end
+
+
+class LineStream:
+    """An agent's output, masked: :meth:`feed` returns whole lines, :meth:`partial` the safe part of the rest."""
+
+    def __init__(self, redactor: Redactor, hold: int = 64 * 1024) -> None:
+        self.redactor = redactor
+        self.hold = hold
+        self.buf = b""
+
+    @property
+    def pending(self) -> bool:
+        return bool(self.buf)
+
+    def feed(self, data: bytes) -> bytes:
+        self.buf += data
+        cut = self.buf.rfind(b"\n") + 1
+        out = b""
+        if cut:
+            out, self.buf = self.redactor.bytes(self.buf[:cut]), self.buf[cut:]
+        if len(self.buf) > self.hold:
+            out += self.partial()
+        return out
+
+    def partial(self) -> bytes:
+        """The unfinished line's safe part (see :meth:`Redactor.safe_end`), masked; the rest stays."""
+        cut = self.redactor.safe_end(self.buf)
+        if cut <= 0:
+            return b""
+        out, self.buf = self.redactor.bytes(self.buf[:cut]), self.buf[cut:]
+        return out
+
+    def close(self) -> bytes:
+        out, self.buf = self.redactor.bytes(self.buf), b""
+        return out
+
+
+def deep(doc: Any, redact) -> Any:
+    """``doc`` (JSON-like) with ``redact`` applied to every string in it, keys included."""
+    if isinstance(doc, str):
+        return redact(doc)
+    if isinstance(doc, dict):
+        return {deep(k, redact) if isinstance(k, str) else k: deep(v, redact) for k, v in doc.items()}
+    if isinstance(doc, (list, tuple)):
+        return [deep(v, redact) for v in doc]
+    return doc
+
+
+# ----------------------------------------------------------- files in place
+
+_CHUNK = 1024 * 1024
+
+
+def fd_has_secret(fd: int, redactor: Redactor) -> bool:
+    """True when the file open on ``fd`` holds something ``redactor`` would mask."""
+    overlap = max(redactor.keep, _LONGEST_KEY)
+    offset, tail = 0, b""
+    while True:
+        data = os.pread(fd, _CHUNK, offset)
+        if not data:
+            return False
+        offset += len(data)
+        window = tail + data
+        if redactor.find(window) is not None:
+            return True
+        tail = window[-overlap:]
+
+
+def scrub_fd(fd: int, redactor: Redactor) -> bool:
+    """Mask the file open (read-write, not append) on ``fd`` in place; True if anything changed.
+
+    Masks are never longer than what they replace, so the write position
+    never passes the read position.
+    """
+    if not fd_has_secret(fd, redactor):
+        return False
+    stream = LineStream(redactor, hold=_CHUNK)
+    read_at = write_at = 0
+    while True:
+        data = os.pread(fd, _CHUNK, read_at)
+        if not data:
+            break
+        read_at += len(data)
+        out = stream.feed(data)
+        if out:
+            os.pwrite(fd, out, write_at)
+            write_at += len(out)
+    out = stream.close()
+    if out:
+        os.pwrite(fd, out, write_at)
+        write_at += len(out)
+    os.ftruncate(fd, write_at)
+    return True
+
