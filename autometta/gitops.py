@@ -12,19 +12,25 @@ lines git wrote to stderr.
 What the user owns is left alone (design property 5, spec §15 items 5, 6, 11):
 
 * :func:`dirty_paths` and :func:`worktree_fingerprint` only read; the
-  fingerprint is built in a temporary index, never the user's;
+  fingerprint (and the secret scan's view of the tree) is built in a
+  temporary index with a temporary object folder, so neither the user's
+  index nor the repo's object store gets the tree's files (a secret in an
+  untracked file must not sit in ``.git/objects`` until ``git gc``);
 * :func:`commit_stage` is the one operation that touches the user's index
   and branch, to commit an accepted stage. It never sweeps in ``state/``,
   returns ``None`` (and records nothing) when there is nothing to commit,
   and puts the index back exactly as it was when the commit fails;
 * :func:`snapshot_state` writes the state files to a side ref with plumbing
   only: no checkout, no index, no working-tree change, and the ref keeps
-  its history.
+  its history. A ``screen`` keeps files out (the secret scan's, see
+  :func:`autometta.scan.snapshot_state`); a file kept out is never written
+  into the object store.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import shlex
@@ -34,7 +40,7 @@ import stat
 import subprocess
 import tempfile
 import unicodedata
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple, Union, Iterator
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import faults
 from .errors import UserError
@@ -159,17 +165,6 @@ def _git_dir(repo: PathLike) -> str:
     return _text(_run(repo, ["rev-parse", "--absolute-git-dir"])[1])
 
 
-def _git_dir_and_head(repo: PathLike) -> Tuple[str, Optional[str]]:
-    """The absolute git dir and the HEAD commit (None on an unborn branch), in one call.
-
-    ``--revs-only`` makes rev-parse drop a revision it cannot resolve instead
-    of failing, which is exactly the unborn-branch case.
-    """
-    lines = _text(_run(repo, ["rev-parse", "--absolute-git-dir", "--revs-only", "HEAD^{commit}"])[1])
-    parts = lines.splitlines()
-    return parts[0], (parts[1].strip() if len(parts) > 1 and parts[1].strip() else None)
-
-
 # ------------------------------------------------------------- small queries
 
 def head_sha(repo: PathLike) -> Optional[str]:
@@ -291,12 +286,65 @@ def dirty_paths(repo: PathLike) -> List[str]:
     return parse_status_z(out)
 
 
-def _temp_index_dir(git_dir: str) -> str:
-    """A private folder for a throwaway index, in the git dir when it is writable."""
+_TEMP_PREFIX = "autometta-index-"
+#: A throwaway folder older than this whose maker is gone was left by a killed process.
+_STALE_SECONDS = 60.0
+
+
+def _sweep_stale(git_dir: str) -> None:
+    """Remove throwaway folders a killed autometta left in the git dir (they may hold a tree's files)."""
     try:
-        return tempfile.mkdtemp(prefix="autometta-index-", dir=git_dir)
+        names = [n for n in os.listdir(git_dir) if n.startswith(_TEMP_PREFIX)]
     except OSError:
-        return tempfile.mkdtemp(prefix="autometta-index-")
+        return
+    import time
+
+    for name in names:
+        path = os.path.join(git_dir, name)
+        owner = name[len(_TEMP_PREFIX):].split("-", 1)[0]
+        try:
+            if time.time() - os.lstat(path).st_mtime < _STALE_SECONDS:
+                continue
+        except OSError:
+            continue
+        if owner.isdigit() and _pid_alive(int(owner)):
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _temp_index_dir(git_dir: str) -> str:
+    """A private folder for a throwaway index (and objects), in the git dir when it is writable."""
+    _sweep_stale(git_dir)
+    prefix = f"{_TEMP_PREFIX}{os.getpid()}-"
+    try:
+        return tempfile.mkdtemp(prefix=prefix, dir=git_dir)
+    except OSError:
+        return tempfile.mkdtemp(prefix=prefix)
+
+
+def _repo_dirs(repo: PathLike) -> Tuple[str, str, Optional[str]]:
+    """The absolute git dir, the object folder and the HEAD commit (None on an unborn branch), in one call.
+
+    ``--revs-only`` makes rev-parse drop a revision it cannot resolve instead
+    of failing, which is exactly the unborn-branch case. In a linked
+    worktree the object folder is the main repo's.
+    """
+    where = os.fspath(repo)
+    lines = _text(_run(where, ["rev-parse", "--absolute-git-dir", "--git-path", "objects",
+                               "--revs-only", "HEAD^{commit}"])[1]).splitlines()
+    objects = os.path.normpath(os.path.join(where, lines[1].strip()))
+    head = lines[2].strip() if len(lines) > 2 and lines[2].strip() else None
+    return lines[0], objects, head
 
 
 @contextlib.contextmanager
@@ -306,12 +354,18 @@ def work_tree_index(repo: PathLike) -> Iterator[Dict[str, str]]:
     Seeded from HEAD (so a tracked file that matches .gitignore still counts),
     then ``git add -A`` outside ``state/``: exactly what a stage commit would
     stage. Yields the environment that points git at it; the user's index is
-    never read or written.
+    never read or written. The objects this writes (every new file's blob,
+    secrets included, and trees) go to a throwaway object folder, with the
+    repo's own as an alternate for reading, and are removed with it: git
+    commands run in the yielded environment see them, nothing else ever does.
     """
-    git_dir, head = _git_dir_and_head(repo)
+    git_dir, objects, head = _repo_dirs(repo)
     folder = _temp_index_dir(git_dir)
     try:
-        env = {"GIT_INDEX_FILE": os.path.join(folder, "index")}
+        os.mkdir(os.path.join(folder, "objects"), 0o700)
+        env = {"GIT_INDEX_FILE": os.path.join(folder, "index"),
+               "GIT_OBJECT_DIRECTORY": os.path.join(folder, "objects"),
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": objects}
         if head:
             _run(repo, ["read-tree", head], env=env)
         _run(repo, ["add", "-A", "--", *_OUTSIDE_STATE], env=env)
@@ -552,25 +606,54 @@ def _snapshot_entries(root: str, files: Iterable[str]) -> List[str]:
     return sorted(found)
 
 
+def _read_regular(path: str) -> Optional[Tuple[bytes, str]]:
+    """(content, git mode) of a regular file, not following a symlink; None when it is not one (any more)."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1024 * 1024)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    return b"".join(chunks), ("100755" if st.st_mode & stat.S_IXUSR else "100644")
+
+
 def snapshot_state(repo: PathLike, files: List[str], ref: str = STATE_REF,
-                   message: str = STATE_MESSAGE, author: Optional[str] = None) -> Optional[str]:
+                   message: str = STATE_MESSAGE, author: Optional[str] = None,
+                   screen: Optional[Callable[[str, bytes], Optional[str]]] = None,
+                   kept_out: Optional[List[Tuple[str, str, str]]] = None) -> Optional[str]:
     """Commit the state files to ``ref`` (with history) and return the new commit.
 
     ``files`` are repo-relative paths; folders are taken whole, missing paths
     skipped, gitignored files included (they are read from disk, not through
-    ``git add``). The snapshot's tree holds exactly those files; its parent
-    is the ref's previous tip. Plumbing only: the user's HEAD, branch, index
-    and working tree are never touched. Returns None, writing nothing, when
-    the tree equals the previous snapshot's (or there is nothing to save).
-    The ref moves by compare-and-swap, so a concurrent writer makes this
-    raise instead of losing a snapshot. Six git calls at most.
+    ``git add``). Each file is read once; ``screen(path, content)`` returning
+    a reason keeps that file out (appended to ``kept_out`` as ``(path,
+    reason, sha256 of the content)``), and exactly the bytes screened are
+    committed, so a file rewritten meanwhile cannot slip past. The snapshot's
+    tree holds the files let in; its parent is the ref's previous tip.
+    Plumbing only: the user's HEAD, branch, index and working tree are never
+    touched. Returns None, writing nothing, when the tree equals the previous
+    snapshot's (or there is nothing to save). The ref moves by
+    compare-and-swap, so a concurrent writer makes this raise instead of
+    losing a snapshot. Six git calls at most.
     """
     if not ref.startswith("refs/"):
         raise UserError(f"state ref {ref!r} must be a full ref name such as {STATE_REF}")
     name, email = _check_author(author or SNAPSHOT_AUTHOR, "snapshot author")
     where = os.fspath(repo)
     entries = _snapshot_entries(where, files)
-    git_dir = _git_dir(where)
     _, out, _ = _run(where, ["for-each-ref", "--format=%(refname)%00%(objectname)%00%(tree)%00%(HEAD)",
                              ref])
     old = old_tree = None
@@ -585,12 +668,35 @@ def snapshot_state(repo: PathLike, files: List[str], ref: str = STATE_REF,
                                 "and run again")
     if not entries and old is None:
         return None
-    folder = _temp_index_dir(git_dir)
+    folder = tempfile.mkdtemp(prefix=f"{_TEMP_PREFIX}{os.getpid()}-")  # copies of what passed the screen
     try:
         env = {"GIT_INDEX_FILE": os.path.join(folder, "index")}
-        if entries:
-            listing = b"".join(os.fsencode(p) + b"\0" for p in entries)
-            _run(where, ["update-index", "--add", "-z", "--stdin"], stdin=listing, env=env)
+        taken: List[Tuple[str, str, str]] = []  # (path, mode, copy of the bytes screened)
+        for rel in entries:
+            read = _read_regular(os.path.join(where, *rel.split("/")))
+            if read is None:
+                continue
+            data, mode = read
+            reason = screen(rel, data) if screen is not None else None
+            if reason:
+                if kept_out is not None:
+                    kept_out.append((rel, reason, hashlib.sha256(data).hexdigest()))
+                continue
+            copy = os.path.join(folder, f"blob-{len(taken)}")
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            try:
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            taken.append((rel, mode, copy))
+        if taken:
+            listing = "".join(copy + "\n" for _, _, copy in taken).encode("utf-8", "surrogateescape")
+            ids = _text(_run(where, ["hash-object", "-w", "--no-filters", "--stdin-paths"], stdin=listing)[1]).split()
+            if len(ids) != len(taken):
+                raise UserError(f"`git hash-object` gave {len(ids)} ids for {len(taken)} state files in {where}")
+            info = b"".join(f"{mode} {blob}\t".encode("ascii") + os.fsencode(rel) + b"\0"
+                            for (rel, mode, _), blob in zip(taken, ids))
+            _run(where, ["update-index", "--add", "-z", "--index-info"], stdin=info, env=env)
         tree = _text(_run(where, ["write-tree"], env=env)[1])
     finally:
         shutil.rmtree(folder, ignore_errors=True)

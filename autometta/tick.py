@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import effects, files, gitops, home, logretention, manifest, procs, secrets, state
+from . import effects, files, home, logretention, manifest, procs, scan, secrets, state
 from .dispatch import RepoContext
 from .errors import UserError
 from .observe import dashboard, events, heartbeat
@@ -233,7 +233,7 @@ def _process_lanes(txn: effects.Txn, log: Callable[[str], None], settled: bool) 
 
 def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
     try:
-        gitops.snapshot_state(ctx.repo, list(SNAPSHOT_FILES))
+        scan.snapshot_state(ctx, SNAPSHOT_FILES, log)  # a file holding a secret stays out
     except UserError as exc:
         log(f"state snapshot failed for {ctx.repo}: {exc.message}")
 

@@ -589,6 +589,31 @@ def test_snapshot_creates_the_ref_with_the_files(state_repo: Path) -> None:
     assert git(repo, "rev-list", "--count", gitops.STATE_REF).strip() == "1"
 
 
+def test_snapshot_screen_keeps_a_file_out_and_never_hashes_it(state_repo: Path) -> None:
+    repo = state_repo
+    write(repo / "state" / "handoffs" / "s1.json", '{"notes": "the key is hunter2-screened-value"}\n')
+    write(repo / "state" / "handoffs" / "s2.json", '{"notes": "fine"}\n')
+    (repo / "state" / "handoffs" / "exec.sh").write_text("#!/bin/sh\n")
+    (repo / "state" / "handoffs" / "exec.sh").chmod(0o755)
+    os.symlink("/etc/hostname", repo / "state" / "handoffs" / "link.json")  # never followed
+    seen: List[str] = []
+    kept: List[tuple] = []
+
+    def screen(path: str, data: bytes):
+        seen.append(path)
+        return "resolved_secret" if b"hunter2-screened-value" in data else None
+
+    assert gitops.snapshot_state(repo, STATE_FILES, screen=screen, kept_out=kept)
+    assert sorted(snapshot_tree(repo)) == ["state/budget.json", "state/handoffs/exec.sh", "state/handoffs/s2.json",
+                                           "state/state.yaml"]
+    assert "100755" in git(repo, "ls-tree", gitops.STATE_REF, "state/handoffs/exec.sh")
+    assert [k[:2] for k in kept] == [("state/handoffs/s1.json", "resolved_secret")]
+    assert "state/handoffs/link.json" not in seen
+    objects = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch"],
+                             capture_output=True, check=True).stdout
+    assert b"hunter2-screened-value" not in objects
+
+
 def test_snapshot_keeps_history_and_skips_no_change(state_repo: Path) -> None:
     repo = state_repo
     first = gitops.snapshot_state(repo, STATE_FILES)

@@ -105,6 +105,73 @@ def test_pending_scan_sees_what_the_commit_would_and_leaves_the_index_alone(repo
     assert index.read_bytes() == before
 
 
+def all_objects(repo: Path) -> bytes:
+    """Every object in the repo's store, reachable or not, decompressed: ``git cat-file --batch-all-objects``."""
+    listing = subprocess.run(["git", "-C", str(repo), "cat-file", "--batch-all-objects", "--batch-check=%(objectname)"],
+                             check=True, capture_output=True).stdout
+    return subprocess.run(["git", "-C", str(repo), "cat-file", "--batch"], input=listing, check=True,
+                          capture_output=True).stdout
+
+
+def test_a_key_in_a_file_name_is_found_and_never_shown(repo):
+    secret = "hunter2-shapeless-name-value"
+    (repo / f"k-{secret}.txt").write_text("harmless\n")
+    (repo / f"{FAKE_KEY}.md").write_text("also harmless\n")
+    hits = scan.scan_pending(repo, [secret])
+    assert sorted(h.describe() for h in hits) == ["****6789.md (anthropic_key in the file name)",
+                                                  "k-****alue.txt (resolved_secret in the file name)"]
+    assert not any(secret in h.path or FAKE_KEY in h.path for h in hits)
+
+
+def test_a_key_inside_a_binary_file_is_found_byte_for_byte(repo):
+    secret = "hunter2-shapeless-binary-value"
+    (repo / "blob.bin").write_bytes(b"\x00\x01PNG" + secret.encode() + b"\x00" * 10)
+    (repo / "wide.bin").write_bytes(b"\x00\xff" + secret.encode("utf-16-le"))
+    (repo / "shaped.bin").write_bytes(b"\x00\x02" + FAKE_KEY.encode() + b"\x00")
+    assert "Binary files" in scan.pending_patch(repo)
+    hits = scan.scan_pending(repo, [secret])
+    assert sorted(h.describe() for h in hits) == ["blob.bin (resolved_secret in the binary content)",
+                                                  "shaped.bin (anthropic_key in the binary content)",
+                                                  "wide.bin (resolved_secret in the binary content)"]
+    assert scan.scan_pending(repo, []) and [h.path for h in scan.scan_pending(repo, [])] == ["shaped.bin"]
+
+
+def test_a_binary_file_changed_elsewhere_is_no_new_hit(repo):
+    (repo / "shaped.bin").write_bytes(b"\x00\x02" + FAKE_KEY.encode() + b"\x00")
+    commit_all(repo, "an old mistake, already in history")
+    (repo / "shaped.bin").write_bytes(b"\x00\x03" + FAKE_KEY.encode() + b"\x00 more")
+    assert scan.scan_pending(repo) == []
+
+
+def test_the_scan_and_the_fingerprint_write_nothing_into_the_object_store(repo):
+    from autometta import gitops
+
+    secret = "hunter2-shapeless-objects-value"
+    (repo / "leak.txt").write_text(f"{secret}\n")
+    (repo / f"k-{secret}.bin").write_bytes(b"\x00" + secret.encode())
+    before = all_objects(repo)
+    assert scan.scan_pending(repo, [secret])
+    assert gitops.worktree_fingerprint(repo)
+    assert scan.pending_patch(repo)
+    after = all_objects(repo)
+    assert after == before and secret.encode() not in after
+    assert not [p for p in (repo / ".git").iterdir() if p.name.startswith("autometta-index-")]
+
+
+def test_a_throwaway_folder_left_by_a_killed_scan_is_removed_by_the_next(repo):
+    from autometta import gitops
+
+    left = repo / ".git" / "autometta-index-999999999-x"
+    (left / "objects").mkdir(parents=True)
+    (left / "objects" / "blob").write_text("left behind")
+    os.utime(left, (1, 1))
+    fresh = repo / ".git" / f"autometta-index-{os.getpid()}-y"  # a live owner's: kept
+    fresh.mkdir()
+    os.utime(fresh, (1, 1))
+    gitops.worktree_fingerprint(repo)
+    assert not left.exists() and fresh.exists()
+
+
 # --------------------------------------------------------- the tick refuses
 
 @pytest.fixture

@@ -3,8 +3,10 @@
 Without a flag it scans what the tick's PASS commit would commit now (every
 change outside ``state/``); ``--staged`` scans what ``git commit`` would
 commit (the pre-commit hook runs this); ``--pre-push`` reads git's pre-push
-lines on stdin and scans the commits being pushed (the pre-push hook). A hit
-names the file, the line and the rule, never the value. The rules are in
+lines on stdin and scans the commits being pushed (the pre-push hook). Added
+lines, added file names and binary files' content are scanned. A hit names
+the file, the line and the rule, never the value (a secret in a file name is
+shown masked). The rules are in
 ``autometta/scan.py``; add your own regular expressions, one a line, to the
 repo's ``.publish-guard.local``.
 
@@ -56,12 +58,11 @@ def run(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
     known = local_values(environ)
     if args.staged:
-        what, patch = "the staged changes", scan.staged_patch(repo, environ)
+        what, hits = "the staged changes", scan.scan_staged(repo, known, environ)
     elif args.pre_push:
-        what, patch = "the commits being pushed", scan.push_patch(repo, sys.stdin.read().splitlines())
+        what, hits = "the commits being pushed", scan.scan_push(repo, sys.stdin.read().splitlines(), known)
     else:
-        what, patch = "the changes outside state/", scan.pending_patch(repo)
-    hits = scan.scan_patch(patch, known, scan.guard_patterns(repo))
+        what, hits = "the changes outside state/", scan.scan_pending(repo, known)
     if args.json:
         print(json.dumps({"repo": str(repo), "scanned": what, "hits": [h.as_dict() for h in hits]}, indent=2))
         return 1 if hits else 0

@@ -50,11 +50,11 @@ from ..timeutil import now_iso
 #: The kinds the tick emits.
 KINDS = ("stage_completed", "stage_failed", "stage_stalled", "stage_verifier_failed",
          "stage_verifier_panel_no_quorum", "stage_merge_conflict",
-         "repo_halted", "agent_stuck", "queue_drained")
+         "repo_halted", "agent_stuck", "queue_drained", "secret_in_state")
 
 #: Kinds that mean "you are needed" rather than "something finished".
 NEEDS_HUMAN = ("stage_failed", "stage_stalled", "stage_verifier_failed", "stage_verifier_panel_no_quorum",
-               "stage_merge_conflict", "repo_halted", "agent_stuck")
+               "stage_merge_conflict", "repo_halted", "agent_stuck", "secret_in_state")
 
 DEFAULT_TIMEOUT = 10.0
 #: The journal is trimmed to its newest half when it grows past this.
@@ -138,10 +138,17 @@ def summary(kind: str, name: str, fields: Mapping[str, Any]) -> str:
         return f"{name}: {what}{stage_note} is {fields.get('state') or 'stuck'}: {fields.get('reason') or ''}".rstrip(": ")
     if kind == "queue_drained":
         return f"{name}: queue drained ({fields.get('stages', '?')} stages)"
+    if kind == "secret_in_state":
+        return (f"{name}: {fields.get('path') or 'a state file'} holds a secret ({fields.get('rule') or '?'}) and "
+                "was kept out of the state snapshot; needs you (remove the secret from the file)")
     return f"{name}: {kind}"
 
 
 def build_event(repo: RepoPaths, kind: str, fields: Mapping[str, Any], now: float) -> Dict[str, Any]:
+    """The event document; every string in it masked (:func:`autometta.secrets.redact`), as it leaves the host."""
+    from ..secrets import redact_doc
+
+    fields = redact_doc(dict(fields))
     name = repo.root.name
     event: Dict[str, Any] = {
         "id": event_id(repo, kind, fields),
