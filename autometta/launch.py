@@ -14,6 +14,12 @@ later ticks asks, in this order:
 To stop a run: ``procs.signal_group(pgid, SIGTERM)``; the runner passes it on,
 escalates to SIGKILL after its grace period and still writes the record.
 
+The runner masks the agent's output as it writes the log
+(:mod:`autometta.agentlog`). The secret values to mask (every value this
+process resolved, :func:`autometta.secrets.registered`, and
+``LaunchSpec.secret_values``) reach it through a pipe it inherits
+(``--secrets-fd``), never argv or a file.
+
 The runner is started as ``python -I -c BOOTSTRAP ROOT runner-args...``: ``-I``
 keeps the agent's working directory and ``PYTHON*`` variables out of the
 runner's imports, and ROOT (the folder holding the ``autometta`` package, or
@@ -31,11 +37,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import autometta
 
-from . import faults, files, procs
+from . import agentlog, faults, files, procs, secrets
 from .errors import UserError
 from .timeutil import now_iso
 
@@ -75,6 +81,8 @@ class LaunchSpec:
     log_path: Path
     exit_path: Path
     budget_seconds: Optional[int] = None
+    #: Secret values the runner masks in the log, besides every value this process resolved.
+    secret_values: Sequence[str] = ()
 
 
 @dataclass
@@ -90,9 +98,11 @@ def self_argv(*args: str) -> List[str]:
     return [sys.executable, "-I", "-c", CLI_BOOTSTRAP, import_root(), *args]
 
 
-def runner_args(spec: LaunchSpec) -> List[str]:
+def runner_args(spec: LaunchSpec, secrets_fd: Optional[int] = None) -> List[str]:
     """The runner's command line for ``spec`` (after the bootstrap and import root)."""
     args = ["--exit-file", str(spec.exit_path), "--log", str(spec.log_path)]
+    if secrets_fd is not None:
+        args += ["--secrets-fd", str(secrets_fd)]
     if spec.budget_seconds is not None:
         args += ["--budget-seconds", str(spec.budget_seconds)]
     for name in _COERCED:
@@ -133,18 +143,24 @@ def launch(spec: LaunchSpec) -> Launched:
         log_fd = os.open(str(spec.log_path), flags, 0o600)
     except OSError as exc:
         raise UserError(f"{spec.log_path}: cannot open the agent log ({exc.strerror})") from exc
-    command = [sys.executable, "-I", "-c", BOOTSTRAP, import_root(), *runner_args(spec)]
+    try:
+        values_fd = _values_pipe([*spec.secret_values, *secrets.registered()])
+    except BaseException:
+        os.close(log_fd)
+        raise
+    command = [sys.executable, "-I", "-c", BOOTSTRAP, import_root(), *runner_args(spec, values_fd)]
     try:
         os.fchmod(log_fd, 0o600)
         faults.point("spawn.before", spec.exit_path.name)
         proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
                                 cwd=str(spec.cwd), env=dict(spec.env), start_new_session=True,
-                                close_fds=True)
+                                close_fds=True, pass_fds=(values_fd,))
     except OSError as exc:
         raise UserError(f"cannot start {sys.executable} in {spec.cwd} ({exc.strerror or exc}); "
                         f"check that the folder exists and the interpreter runs") from exc
     finally:
         os.close(log_fd)
+        os.close(values_fd)
     started_at = now_iso()
     started = procs.start_time(proc.pid)
     _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]  # reaps finished runners
@@ -154,6 +170,25 @@ def launch(spec: LaunchSpec) -> Launched:
     _record_runner(spec.exit_path, launched)
     faults.point("spawn.after", spec.exit_path.name)
     return launched
+
+
+def _values_pipe(values: List[str]) -> int:
+    """The read end of a pipe holding ``values`` (JSON) and then its end, for the runner to inherit."""
+    try:
+        payload = agentlog.encode_values(values)
+    except ValueError as exc:
+        raise UserError(f"cannot hand the runner the secrets to mask: {exc}") from None
+    read_fd, write_fd = os.pipe()
+    try:
+        view = memoryview(payload)
+        while view:  # a few hundred bytes: the pipe's buffer holds them before the runner reads
+            view = view[os.write(write_fd, view):]
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    return read_fd
 
 
 def runner_record(exit_path: Path) -> Path:

@@ -1,7 +1,8 @@
 """The supervisor that wraps every agent: exact exit code, run time and a finished record.
 
     python -m autometta.runner --exit-file PATH --log PATH [--budget-seconds N]
-        [--kill-grace SECONDS] [--env-unset NAME]... [--env-set NAME=VALUE]... -- command...
+        [--kill-grace SECONDS] [--env-unset NAME]... [--env-set NAME=VALUE]...
+        [--secrets-fd FD] -- command...
 
 :func:`autometta.launch.launch` starts this in a new session, so the runner
 leads a process group that the agent and everything the agent starts share
@@ -10,8 +11,10 @@ leads a process group that the agent and everything the agent starts share
 What it does:
 
 1. truncates the log (mode 0600) and starts the command with stdin from
-   /dev/null and stdout+stderr appended to the log, in the runner's cwd,
-   environment and process group;
+   /dev/null and stdout+stderr going, through a pipe, into the log, masked
+   line by line (:mod:`autometta.agentlog`: the secret values read from
+   ``--secrets-fd``, an inherited pipe that launch fills, and every key
+   shape), in the runner's cwd, environment and process group;
 2. waits for it. With ``--budget-seconds N``, at 1.5 x N it sends SIGTERM to
    the whole group (ignoring it itself for that instant), and SIGKILL to every
    other member ``--kill-grace`` seconds (default 10) later: a hard stop even
@@ -21,7 +24,8 @@ What it does:
 3. when the agent has exited, stops what it left behind in the group
    (SIGTERM, then SIGKILL after the grace), so a finished record means
    nothing of that run is still writing;
-4. writes the exit record atomically (see :func:`record`) and exits.
+4. masks what the agent wrote into the log file itself, then writes the exit
+   record atomically (see :func:`record`) and exits.
 
 The record: ``pid`` (the agent), ``runner_pid``, ``exit_code`` (null if the
 agent was killed by a signal), ``signal`` (the signal that killed the agent,
@@ -36,8 +40,8 @@ runner's; launch uses them only to undo the interpreter's C-locale coercion
 (PEP 538 sets ``LC_CTYPE`` at startup), so the agent sees exactly the
 environment it was given. They must never carry secrets: argv is public.
 
-Standard library plus :mod:`autometta.files`, :mod:`autometta.timeutil` and
-:mod:`autometta.procs`, all cheap to import.
+Standard library plus :mod:`autometta.files`, :mod:`autometta.timeutil`,
+:mod:`autometta.procs` and :mod:`autometta.agentlog`, all cheap to import.
 """
 
 from __future__ import annotations
@@ -51,9 +55,10 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from . import procs
+from . import agentlog, procs
 from .errors import UserError
 from .files import write_json
+from .redact import Redactor
 from .timeutil import now_iso
 
 DEFAULT_KILL_GRACE = 10.0
@@ -77,6 +82,7 @@ class Args:
         self.grace: float = DEFAULT_KILL_GRACE
         self.env_unset: List[str] = []
         self.env_set: Dict[str, str] = {}
+        self.secrets_fd: Optional[int] = None
         self.command: List[str] = []
 
 
@@ -91,7 +97,8 @@ def parse_args(argv: Sequence[str]) -> Args:
             args.command = items[i + 1:]
             break
         name, eq, value = item.partition("=")
-        if name not in ("--exit-file", "--log", "--budget-seconds", "--kill-grace", "--env-unset", "--env-set"):
+        if name not in ("--exit-file", "--log", "--budget-seconds", "--kill-grace", "--env-unset", "--env-set",
+                        "--secrets-fd"):
             raise ArgError(f"unknown argument {item!r}")
         if not eq:
             if i + 1 >= len(items):
@@ -116,6 +123,10 @@ def parse_args(argv: Sequence[str]) -> Args:
                 args.grace = number
         elif name == "--env-unset":
             args.env_unset.append(value)
+        elif name == "--secrets-fd":
+            if not value.isdigit():
+                raise ArgError(f"--secrets-fd needs a file descriptor number, got {value!r}")
+            args.secrets_fd = int(value)
         else:
             key, sep, val = value.partition("=")
             if not sep or not key:
@@ -151,13 +162,15 @@ class _Run:
         self.timed_out = False
         self.child: Optional[subprocess.Popen] = None
         self.leader = os.getpgrp() == os.getpid()
+        self.redactor = Redactor()
+        self.pump: Optional[agentlog.Pump] = None
 
     # ------------------------------------------------------------------ small effects
 
     def note(self, message: str) -> None:
         if self.log_fd >= 0:
             try:
-                os.write(self.log_fd, (_PREFIX + message + "\n").encode("utf-8", "replace"))
+                os.write(self.log_fd, (_PREFIX + self.redactor.text(message) + "\n").encode("utf-8", "replace"))
             except OSError:
                 pass
 
@@ -288,6 +301,7 @@ class _Run:
 
     def run(self) -> int:
         args = self.args
+        self.redactor = Redactor(agentlog.read_values(args.secrets_fd))
         started = time.time()
         started_mono = time.monotonic()
         problem = self.open_log()
@@ -309,19 +323,26 @@ class _Run:
                 signal.signal(sig, self._on_signal)
             started = time.time()
             started_mono = time.monotonic()
+            out_r, out_w = os.pipe()  # the agent's output reaches the log masked (agentlog.Pump)
             try:
-                self.child = subprocess.Popen(args.command, stdin=subprocess.DEVNULL, stdout=self.log_fd,
+                self.child = subprocess.Popen(args.command, stdin=subprocess.DEVNULL, stdout=out_w,
                                               stderr=subprocess.STDOUT, env=self.child_env(), close_fds=True)
             except OSError as exc:
+                os.close(out_r)
                 missing = isinstance(exc, (FileNotFoundError, NotADirectoryError))
                 problem = f"could not start: {args.command[0]}: {exc.strerror or exc}"
                 self.note(problem)
                 return self.finish(pid=None, exit_code=127 if missing else 126, sig=None,
                                    started=started, seconds=time.monotonic() - started_mono, error=problem)
+            finally:
+                os.close(out_w)
+            self.pump = agentlog.Pump(out_r, self.log_fd, self.redactor)
+            self.pump.start()
             self.wait(wake_r, started_mono)
             seconds = time.monotonic() - started_mono
             ended = time.time()
             self.sweep()
+            self.pump.finish()
         finally:
             signal.set_wakeup_fd(old_wakeup)
             for sig, handler in saved.items():
@@ -344,6 +365,10 @@ class _Run:
         doc = record(pid=pid, exit_code=exit_code, sig=sig, started=started,
                      ended=time.time() if ended is None else ended, seconds=seconds,
                      timed_out=self.timed_out, error=error)
+        if self.log_fd >= 0:  # before the record: a tick reads the log once it sees one
+            if self.pump is not None:
+                self.pump.finish(0.0)
+            agentlog.scrub(self.args.log, self.log_fd, self.redactor)
         try:
             write_json(self.args.exit_file, doc, mode=0o600)
         except UserError as exc:
