@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import auth, envelope, files, gitops, procs, secrets, stagecommit, state, worktrees
+from . import auth, envelope, files, gitops, procs, scan, secrets, stagecommit, state, worktrees
 from . import decide as d
 from . import facts as observe
 from .dispatch import RepoContext, identity_for, start
@@ -59,7 +59,7 @@ def _finish(txn: Txn, status: str, marker: Optional[str]) -> None:
     stage = txn.cur
     if stage is not None:
         stage["status"] = status
-        stage["stall_marker"] = marker
+        stage["stall_marker"] = _masked(txn, stage, marker)
         if status == "completed":
             stage["completed_at"] = now_iso(txn.now)
         if stage.get("merge"):
@@ -70,6 +70,15 @@ def _finish(txn: Txn, status: str, marker: Optional[str]) -> None:
         txn.budget["consecutive_failures"] = (txn.budget.get("consecutive_failures") or 0) + 1
     if not txn.lanes:
         txn.state["current_stage"] = None
+
+
+def _masked(txn: Txn, stage: Dict[str, Any], marker: Optional[str]) -> Optional[str]:
+    """A marker as state.yaml keeps it: agent-written text in it (an envelope's notes) with the stage's
+    resolved secrets (fetched again if this tick has not) and every key shape masked."""
+    if not marker:
+        return marker
+    scan.secrets_for(txn.ctx, [stage])  # registers them for secrets.redact, the tick log's too
+    return secrets.redact(marker)
 
 
 def _account(txn: Txn, role: str) -> None:

@@ -11,6 +11,8 @@ so a stage accepted by hand lands exactly as the tick would land it:
   artefact's ``headline`` when it has a non-blank one, else the card's title
   summary (:func:`headline`);
 * trailer: ``Co-Authored-By: <verifier identity>``;
+* the headline is the verifier's text: a secret in it is masked
+  (:func:`autometta.secrets.redact`) before it becomes a commit message;
 * committer: whoever runs git (the operator), never set here.
 """
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional
 
-from . import gitops, scan
+from . import gitops, scan, secrets
 from .dispatch import RepoContext, identity_for
 from .identity import git_author
 
@@ -41,7 +43,8 @@ def commit_accepted(ctx: RepoContext, stage: Mapping[str, Any], line: str) -> Op
     ``stage`` is a state.yaml stage record (or one shaped like it: ``id``,
     ``worker``, ``verifier``); ``line`` the headline.
     """
-    scan.check_stage_commit(ctx, stage)
+    scan.check_stage_commit(ctx, stage)  # resolves the stage's secrets: redact() knows them from here
+    line = secrets.redact(line)
     worker = identity_for(stage, "worker")
     verifier = identity_for(stage, "verifier") or None
     return gitops.commit_stage(ctx.work, author=git_author(worker), subject=subject(str(stage["id"]), line),

@@ -13,6 +13,7 @@ import time
 
 from ..observe.logtail import Follower
 from ..paths import HomePaths
+from ..secrets import redact
 
 POLL_SECONDS = 1.0
 
@@ -26,13 +27,13 @@ def run(args: argparse.Namespace) -> int:
     follower = Follower(HomePaths.from_env())
     out = sys.stdout
     try:
-        out.write(follower.start(args.lines))
+        out.write(redact(follower.start(args.lines)))  # lines older than masking, or quoting an agent
         out.flush()
         while args.follow:
             time.sleep(POLL_SECONDS)
             text = follower.poll()
             if text:
-                out.write(text)
+                out.write(redact(text))
                 out.flush()
     except KeyboardInterrupt:
         return 0

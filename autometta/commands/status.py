@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional
 from .. import budget, home, manifest, state
 from .. import card as cards
 from ..errors import UserError
+from ..secrets import redact_doc
 from ..observe import lanes as lane_view
 from ..observe.screen import compact
 from ..timeutil import parse_iso
@@ -193,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         from ..observe import tickers
 
         rows = tickers.scope_rows(hp, rows, args.repo)
+    rows = redact_doc(rows)  # a marker quoting an agent never shows a key
     errors = [e for row in rows for e in row["errors"]]
     from ..schedule import health
 

@@ -2,7 +2,9 @@
 
 Structured logs (claude ``stream-json``, codex ``--json``) are turned into a
 short phrase (``Write hello.txt``, ``$ pytest -q``, ``says: done``); plain
-lines are shown as they are, cleaned of terminal escapes. Token counts come
+lines are shown as they are, cleaned of terminal escapes. Secrets are masked
+(:func:`autometta.secrets.redact`), although the runner masks them as it
+writes the log: an agent may write into its log file itself. Token counts come
 from the family's own usage parser, so the ticker and the accounting agree.
 """
 
@@ -13,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from ..secrets import redact
 from .screen import clean
 
 #: Bytes read from a log's end for its last activity.
@@ -44,7 +47,7 @@ def _tail(path: Path, limit: int) -> str:
 
 
 def _short(value: Any, limit: int = 120) -> str:
-    text = clean(str(value)).strip()
+    text = clean(redact(str(value))).strip()  # masked before it is cut: a cut key has no shape left
     return text if len(text) <= limit else text[: limit - 1] + "~"
 
 

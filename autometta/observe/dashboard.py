@@ -25,6 +25,7 @@ from typing import Any, Callable, Dict, List, Optional
 from .. import files
 from .. import home as homes
 from ..paths import HomePaths, RepoPaths
+from ..secrets import redact_doc
 from ..timeutil import now_iso
 from . import heartbeat, lanes, registry
 from .settings import Settings
@@ -385,7 +386,7 @@ def render_html(data: Dict[str, Any]) -> str:
 
 def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> Path:
     """Write ``index.html`` and ``data.json`` under ``<home>/dashboard/``; returns the page."""
-    data = collect(hp, settings, now)
+    data = redact_doc(collect(hp, settings, now))  # masked: the page and data.json never hold a key
     files.ensure_dir(hp.dashboard, mode=0o700)
     files.atomic_write(hp.dashboard_data, files.dump_json(data), mode=0o600)
     files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)

@@ -17,6 +17,7 @@ from typing import Any, Dict, Optional
 from .. import home as homes
 from ..errors import UsageError
 from ..paths import HomePaths
+from ..secrets import redact_doc
 from ..timeutil import now_iso, parse_iso
 from . import events, heartbeat, lanes, registry
 from .screen import age, compact
@@ -132,13 +133,13 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
         entry["spend"] = {"window_tokens": window_tokens, "window_cost_usd": round(window_cost, 6),
                           "tokens_spent": b.get("tokens_spent"), "token_cap_total": b.get("token_cap_total"),
                           "cost_usd_spent": b.get("cost_usd_spent"), "cost_cap_usd": b.get("cost_cap_usd")}
-    return {
+    return redact_doc({  # markers, event texts and verdicts quote agents: never a key
         "since": now_iso(since), "generated_at": now_iso(now), "repos": repos,
         "totals": {"landed": sum(len(r["landed"]) for r in repos), "stopped": sum(len(r["stopped"]) for r in repos),
                    "needs_you": sum(len(r["needs_you"]) for r in repos),
                    "window_tokens": sum(r["spend"].get("window_tokens") or 0 for r in repos),
                    "window_cost_usd": round(sum(r["spend"].get("window_cost_usd") or 0 for r in repos), 6)},
-    }
+    })
 
 
 def render(doc: Dict[str, Any], now: float) -> str:

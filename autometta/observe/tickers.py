@@ -5,6 +5,9 @@ Both are viewers: they read files and the process table and write nothing
 ticks). A view is built as data first (``--json`` prints it), then drawn
 by :mod:`autometta.observe.screen`.
 
+Every string a view shows is masked (:func:`autometta.secrets.redact_doc`):
+an agent's last log line or a marker quoting it never shows a key.
+
 ALERTS are computed from the present state, so each one clears when its
 cause goes: a halt when it is reset, the failure counter when a stage
 passes, a failed stage when it is re-queued, a stuck agent when it writes
@@ -21,6 +24,7 @@ from typing import Any, Dict, List, Optional
 from .. import home as homes
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
+from ..secrets import redact_doc
 from ..timeutil import now_iso, parse_iso
 from . import activity, heartbeat, lanes, registry
 from .screen import Line, age, clean, compact
@@ -172,9 +176,9 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float) -> Dict[str, Any
 
 def agents_view(hp: HomePaths, repos: List[RepoPaths], settings: Settings, now: float) -> Dict[str, Any]:
     text, style = controller_line(hp, settings, now)
-    return {"checked_at": now_iso(now), "controller": {"line": text, "level": style or "ok",
-                                                       "last_tick_at": _iso(last_tick(hp))},
-            "repos": [repo_view(paths, settings, now) for paths in repos]}
+    return redact_doc({"checked_at": now_iso(now), "controller": {"line": text, "level": style or "ok",
+                                                                  "last_tick_at": _iso(last_tick(hp))},
+                       "repos": [repo_view(paths, settings, now) for paths in repos]})
 
 
 def _iso(when: Optional[float]) -> Optional[str]:
@@ -258,10 +262,10 @@ def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: flo
     else:
         repos = [RepoPaths(Path(r["repo_path"])) for r in rows if r.get("repo_path") and r.get("enabled")]
     text, level = controller_line(hp, settings, now)
-    return {"checked_at": now_iso(now), "controller": {"line": text, "level": level or "ok",
-                                                       "last_tick_at": _iso(last_tick(hp))},
-            "repos": rows, "completed": completed(hp, repos, int(settings.completed_limit)),
-            "completed_limit": int(settings.completed_limit)}
+    return redact_doc({"checked_at": now_iso(now), "controller": {"line": text, "level": level or "ok",
+                                                                  "last_tick_at": _iso(last_tick(hp))},
+                       "repos": rows, "completed": completed(hp, repos, int(settings.completed_limit)),
+                       "completed_limit": int(settings.completed_limit)})
 
 
 def status_lines(view: Dict[str, Any], width: int) -> List[Line]:

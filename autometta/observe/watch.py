@@ -20,6 +20,7 @@ import time
 from typing import Callable, Dict, Optional, TextIO
 
 from ..paths import RepoPaths
+from ..secrets import redact
 from . import heartbeat, registry
 from .screen import age
 from .settings import Settings
@@ -44,6 +45,11 @@ def wait_for_exit(pid: int, timeout: float) -> None:
     time.sleep(timeout)
 
 
+def _say(text: str, file: TextIO, flush: bool = True) -> None:
+    """One line out, masked (a reason or outcome may quote an agent)."""
+    print(redact(text), file=file, flush=flush)
+
+
 def _describe(row: Dict) -> str:
     size = row.get("log_size")
     return (f"{row['state']} elapsed={age(row.get('elapsed_seconds'))} "
@@ -65,14 +71,14 @@ def watch(paths: RepoPaths, pid: int, label: Optional[str], settings: Settings, 
     if registry.find(paths, pid) is None:
         done = registry.find_recent(paths, pid)
         if done is not None:
-            print(_exited_line(label, pid, done), file=out, flush=True)
+            _say(_exited_line(label, pid, done), file=out, flush=True)
             return EXITED
-        print(f"watch: pid {pid} is not registered in {paths.active_agents}; register it first with "
+        _say(f"watch: pid {pid} is not registered in {paths.active_agents}; register it first with "
               f"'autometta register-agent {paths.root} {pid} ROLE FAMILY IDENTITY CARD LOG [BUDGET]'",
               file=err, flush=True)
         return BAD_INPUT
     poll, grace = settings.watch_poll_seconds, settings.watch_stall_grace_seconds
-    print(f"watch: {label} pid={pid} repo={paths.root} poll={poll}s grace={grace}s", file=out, flush=True)
+    _say(f"watch: {label} pid={pid} repo={paths.root} poll={poll}s grace={grace}s", file=out, flush=True)
     stuck_since: Optional[float] = None
     while True:
         now = clock()
@@ -80,16 +86,16 @@ def watch(paths: RepoPaths, pid: int, label: Optional[str], settings: Settings, 
         row = next((r for r in report["entries"] if r.get("pid") == pid), None)
         if row is None:
             gone = next((r for r in report["exited"] if r.get("pid") == pid), None) or registry.find_recent(paths, pid)
-            print(_exited_line(label, pid, gone), file=out, flush=True)
+            _say(_exited_line(label, pid, gone), file=out, flush=True)
             return EXITED
-        print(f"watch: {label} pid={pid} {_describe(row)}", file=out, flush=True)
+        _say(f"watch: {label} pid={pid} {_describe(row)}", file=out, flush=True)
         if row["state"] in heartbeat.ALERT_STATES:
             if stuck_since is None:
                 stuck_since = now
-                print(f"watch: {label} pid={pid} first {row['state']} observation, grace {grace}s",
+                _say(f"watch: {label} pid={pid} first {row['state']} observation, grace {grace}s",
                       file=out, flush=True)
             if now - stuck_since >= grace:
-                print(f"STUCK: {label} pid={pid} {row['state']} past the grace window ({grace}s): "
+                _say(f"STUCK: {label} pid={pid} {row['state']} past the grace window ({grace}s): "
                       f"{row.get('reason') or ''}", file=err, flush=True)
                 return STUCK
         else:
