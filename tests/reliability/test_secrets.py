@@ -93,6 +93,7 @@ SHAPELESS = {ANTHROPIC_REF: "hunter2-claude-api-shapeless-0000-wxyz", OPENAI_REF
 #: What the worker does for each vector (sh; $K is its key, $S the repo's state folder).
 WORKER_DOES = {
     "notes": None,  # the handoff below carries the key in its notes
+    "failnotes": None,  # a failing handoff whose notes (the stage's marker) carry the key
     "name": 'printf "harmless\\n" > "k-$K.txt"',
     "binary": 'printf "\\000\\001PNG%s\\000\\377" "$K" > blob.bin',
     "tree": 'printf "API_KEY=%s\\n" "$K" > config.txt',
@@ -105,7 +106,7 @@ WORKER_DOES = {
 }
 #: Files the agents wrote themselves (path suffixes), which may hold the key afterwards.
 AGENTS_OWN = {
-    "notes": ["state/handoffs/01-leak.json"], "name": ["/k-{K}.txt"], "binary": ["/blob.bin"],
+    "notes": ["state/handoffs/01-leak.json"], "failnotes": ["state/handoffs/01-leak.json"], "name": ["/k-{K}.txt"], "binary": ["/blob.bin"],
     "tree": ["/config.txt"], "print": [], "headline": ["state/verifiers/01-leak.json"],
     "state": ["state/leak.txt", "state/verifiers/extra.json", "state/handoffs/k-{K}.json"],
 }
@@ -116,9 +117,10 @@ def leaky_cli(bin_dir: Path, name: str, vectors: List[str], go: Path) -> None:
     if name == "claude":
         lines.append('K="$ANTHROPIC_API_KEY"; [ -n "$K" ] || { echo "no key" >&2; exit 3; }')
         lines += [WORKER_DOES[v] for v in vectors if WORKER_DOES.get(v)]
-        notes = "I used $K" if "notes" in vectors else "done"
+        notes = "I used $K" if {"notes", "failnotes"} & set(vectors) else "done"
+        status = "fail" if "failnotes" in vectors else "pass"
         lines += ['printf "hello\\n" > hello.txt',
-                  f'printf \'{{"stage_id":"%s","status":"pass","deliverables":["hello.txt"],"notes":"%s"}}\' '
+                  f'printf \'{{"stage_id":"%s","status":"{status}","deliverables":["hello.txt"],"notes":"%s"}}\' '
                   f'"$AUTOMETTA_STAGE_ID" "{notes}" > "$AUTOMETTA_HANDOFF"']
     else:
         lines.append('K="$OPENAI_API_KEY"; [ -n "$K" ] || { echo "no key" >&2; exit 3; }')
@@ -237,7 +239,7 @@ def holding(roots: List[Path], values: List[str]) -> List[str]:
     return found
 
 
-CASES = [(["notes"], "completed"), (["name"], "verifier_failed"), (["binary"], "verifier_failed"),
+CASES = [(["notes"], "completed"), (["failnotes"], "failed"), (["name"], "verifier_failed"), (["binary"], "verifier_failed"),
          (["tree"], "verifier_failed"), (["print", "state"], "completed"), (["headline"], "completed")]
 
 
@@ -248,7 +250,8 @@ def test_a_shapeless_key_leaks_nowhere(leaky, vectors, status):
 
 @pytest.mark.parametrize("lanes", [False, True], ids=["serial", "lanes"])
 def test_every_vector_at_once(leaky, lanes):
-    check_no_leak(leaky, list(WORKER_DOES) + ["headline"], "verifier_failed", VAULT, lanes=lanes)
+    vectors = [v for v in WORKER_DOES if v != "failnotes"] + ["headline"]
+    check_no_leak(leaky, vectors, "verifier_failed", VAULT, lanes=lanes)
 
 
 def check_no_leak(leaky, vectors: List[str], status: str, vault: Dict[str, str], lanes: bool = False) -> None:
@@ -260,13 +263,16 @@ def check_no_leak(leaky, vectors: List[str], status: str, vault: Dict[str, str],
     assert s["status"] == status, s
     if status == "verifier_failed":
         assert s["stall_marker"].startswith("secret_in_diff: ")
-    if "notes" in vectors or "state" in vectors:  # the state snapshot kept them out, and said so
+    if status == "failed":  # the notes are the marker, masked
+        assert s["stall_marker"] == "I used ****wxyz"
+    noted = {"notes", "failnotes"} & set(vectors)
+    if noted or "state" in vectors:  # the state snapshot kept them out, and said so
         events = (home / "events.jsonl").read_text()
         assert '"kind": "secret_in_state"' in events
         shown = subprocess.run(["git", "-C", str(repo), "ls-tree", "-r", "--name-only", "phat-controller/state"],
                                capture_output=True, text=True, check=True).stdout.splitlines()
         assert "state/state.yaml" in shown and "state/verifiers/extra.json" not in shown
-        assert ("state/handoffs/01-leak.json" in shown) == ("notes" not in vectors)
+        assert ("state/handoffs/01-leak.json" in shown) == (not noted)
     if "headline" in vectors and status == "completed":
         subject = subprocess.run(["git", "-C", str(repo), "log", "-1", "--format=%s"], capture_output=True, text=True,
                                  check=True).stdout
