@@ -36,6 +36,14 @@ SHAPES: List[Tuple[str, Pattern[str]]] = [
     ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
 ]
 _SHAPES_B: List[Tuple[str, Pattern[bytes]]] = [(rule, re.compile(p.pattern.encode("ascii"))) for rule, p in SHAPES]
+#: Every match of a shape holds one of these: text without any is not searched (the patterns are slow).
+_TRIGGERS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza")
+_TRIGGERS_B = tuple(t.encode("ascii") for t in _TRIGGERS)
+
+
+def _may_hold_shape(data) -> bool:
+    triggers = _TRIGGERS_B if isinstance(data, bytes) else _TRIGGERS
+    return any(t in data for t in triggers)
 _KEY_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 #: Longest run of key characters held back from an unfinished line (a longer run is no key).
 _LONGEST_KEY = 1024
@@ -86,7 +94,7 @@ class Redactor:
         for value, shown in self._text:
             if value in text:
                 text = text.replace(value, shown)
-        if self.shapes:
+        if self.shapes and _may_hold_shape(text):
             for _rule, pattern in SHAPES:
                 text = pattern.sub(lambda m: mask(m.group(0)), text)
         return text
@@ -97,7 +105,7 @@ class Redactor:
         for value, shown in self._bytes:
             if value in data:
                 data = data.replace(value, shown)
-        if self.shapes:
+        if self.shapes and _may_hold_shape(data):
             for _rule, pattern in _SHAPES_B:
                 data = pattern.sub(lambda m: mask(m.group(0).decode("ascii")).encode("ascii"), data)
         return data
@@ -108,7 +116,7 @@ class Redactor:
             for encoding in encodings:
                 if value.encode(encoding, "surrogateescape" if encoding == "utf-8" else "strict") in data:
                     return RESOLVED
-        if self.shapes:
+        if self.shapes and _may_hold_shape(data):
             for rule, pattern in _SHAPES_B:
                 if pattern.search(data):
                     return rule

@@ -83,3 +83,27 @@ def test_a_file_is_masked_in_place_and_keeps_its_inode(tmp_path):
     assert path.stat().st_ino == inode and VALUE not in data and KEY not in data
     parsed = [json.loads(line) for line in data.splitlines()]
     assert len(parsed) == 20000 and parsed[7]["text"] == "v=****alue k=****wxyz"
+
+
+#: One key of each shape (built at run time: no file of this repo holds a key-shaped string).
+SAMPLES = {
+    "anthropic_key": "sk-ant-" + "oat01-" + "a" * 24,
+    "openai_key": "sk-" + "proj-" + "b" * 24,
+    "aws_access_key": "AKIA" + "C" * 16,
+    "github_token": "gh" + "s_" + "d" * 36,
+    "slack_token": "xox" + "b-" + "1" * 12,
+    "google_api_key": "AI" + "za" + "e" * 35,
+}
+
+
+def test_every_shape_is_masked_in_text_bytes_and_a_stream():
+    assert set(SAMPLES) == {rule for rule, _ in redact.SHAPES}  # a new shape needs a sample (and a trigger)
+    r = redact.Redactor()
+    for rule, key in SAMPLES.items():
+        line = f"here: {key} (end)"
+        assert r.text(line) == f"here: {redact.mask(key)} (end)", rule
+        assert r.bytes(line.encode()) == f"here: {redact.mask(key)} (end)".encode(), rule
+        assert r.find(line.encode()) == rule
+        stream = redact.LineStream(r)
+        assert key.encode() not in stream.feed(line[:12].encode()) + stream.partial() + stream.feed(
+            line[12:].encode()) + stream.close()
