@@ -210,6 +210,8 @@ _ACCEPTANCE_RE = _bullet_re("Acceptance command")
 _WORKER_COMMAND_RE = _bullet_re("Worker command")
 _VERIFIER_COMMAND_RE = _bullet_re("Verifier command")
 _MAX_LOOPS_RE = _bullet_re("Max loops")
+_PERMISSION_MODE_RE = _bullet_re("Permission mode")
+_ALLOWED_COMMANDS_RE = _bullet_re("Allowed commands")
 _WALL_CLOCK_RE = {
     "worker": re.compile(r"worker\s+wall[- ]?clock", re.IGNORECASE),
     "verifier": re.compile(r"verifier\s+wall[- ]?clock", re.IGNORECASE),
@@ -342,13 +344,18 @@ class Card:
     worker_command: Optional[str] = None
     verifier_command: Optional[str] = None
     max_loops: Optional[int] = None
+    #: ``- **Permission mode:** claude dontAsk, codex bypass`` as written (read by
+    #: :func:`autometta.privilege.card_modes`), and ``- **Allowed commands:** `npm test` ``:
+    #: what this stage's agents may run besides its acceptance command (autometta.privilege).
+    permission_mode: Optional[str] = None
+    allowed_commands: List[str] = field(default_factory=list)
     pairing_reason: Optional[str] = None
     sections: Dict[str, Tuple[int, int]] = field(default_factory=dict)
     lines: List[str] = field(default_factory=list)
     #: Where each metadata value came from: keys ``title``, ``worker``,
     #: ``verifier``, ``orchestrator``, ``panel``, ``pairing_reason``,
     #: ``depends_on``, ``acceptance_command``, ``worker_command``,
-    #: ``verifier_command``, ``max_loops``,
+    #: ``verifier_command``, ``max_loops``, ``permission_mode``, ``allowed_commands``,
     #: ``worker_budget``, ``verifier_budget``.
     meta_lines: Dict[str, int] = field(default_factory=dict)
 
@@ -435,6 +442,12 @@ def parse_card_text(text: str, path: PathLike, stage_id: Optional[str] = None) -
         card.acceptance_command = _acceptance_block(kinds, lines, sections, meta)
     card.worker_command = command_bullet(_WORKER_COMMAND_RE, "worker_command")
     card.verifier_command = command_bullet(_VERIFIER_COMMAND_RE, "verifier_command")
+
+    card.permission_mode = first_bullet(_PERMISSION_MODE_RE, "permission_mode") or None
+    allowed = first_bullet(_ALLOWED_COMMANDS_RE, "allowed_commands")
+    if allowed:
+        spans = _code_spans(allowed)
+        card.allowed_commands = _unique(s.strip() for s in (spans or allowed.split(",")))
 
     loops = first_bullet(_MAX_LOOPS_RE, "max_loops")
     if loops and not _PLACEHOLDER_RE.search(loops):

@@ -20,6 +20,7 @@ Rules (:data:`RULES`); an *error* stops the card, a *warning* is advice:
 ``budget``       the wall-clock lines parse (error); both are given (warning)
 ``criteria``     acceptance criteria are a numbered list, 1, 2, 3, ...
 ``max-loops``    ``Max loops`` is a whole number
+``permissions``  ``Permission mode`` names modes its families have (docs/permissions.md)
 ``depends``      ``Depends on`` names stages that exist, not this one, and no cycle
 
 Text inside HTML comments is never checked; fenced code is checked only for
@@ -59,11 +60,13 @@ RULES: Dict[str, str] = {
     "budget": "Worker and Verifier wall-clock lines are given and parse as durations",
     "criteria": "acceptance criteria are a numbered list starting at 1",
     "max-loops": "Max loops, when given, is a whole number",
+    "permissions": "Permission mode, when given, names a mode each family has (claude: acceptEdits, auto, "
+                   "dontAsk, bypass; codex: workspace-write, approve-for-me, bypass)",
     "depends": "Depends on names other stages that exist, with no cycle",
 }
 
 #: Rules whose errors ``problems_for_queue`` reports (what add-stage refused before the lint existed).
-QUEUE_RULES = ("identity", "pairing", "placeholder")
+QUEUE_RULES = ("identity", "pairing", "placeholder", "permissions")
 
 REQUIRED_SECTIONS = ("Deliverables", "Acceptance criteria")
 RECOMMENDED_SECTIONS = ("Metadata", "Objective", "Inputs", "Constraints", "Out of scope")
@@ -161,7 +164,7 @@ def lint_text(text: str, path: PathLike, repo: Optional[PathLike] = None, *,
         return _sorted(findings)
     repo_path = Path(repo) if repo is not None else None
     for check in (_check_title, _check_identities, _check_pairing, _check_placeholders, _check_sections,
-                  _check_script, _check_budget, _check_criteria, _check_home_paths):
+                  _check_script, _check_budget, _check_criteria, _check_home_paths, _check_permissions):
         findings.extend(check(card))
     findings.extend(_check_depends_and_paths(card, repo_path, globs))
     # a budget line the parser refused is reported once, not again as "missing"
@@ -181,6 +184,7 @@ def queue_problems(card: cards.Card) -> List[str]:
     found.extend(_check_identities(card))
     found.extend(_check_pairing(card))
     found.extend(_check_placeholders(card))
+    found.extend(_check_permissions(card))
     return [f"{f.where}: {f.message}" for f in found if f.severity == ERROR]
 
 
@@ -381,6 +385,19 @@ def _check_criteria(card: cards.Card) -> List[Finding]:
                                "1, 2, 3, ... (the verifier reports them by number)", WARNING))
             break
     return out
+
+
+def _check_permissions(card: cards.Card) -> List[Finding]:
+    from .privilege import card_modes
+
+    if not card.permission_mode or cards._placeholders(card.permission_mode) or TODO_MARK in card.permission_mode:
+        return []
+    try:
+        card_modes(card)
+    except UserError as exc:
+        message = exc.message.split(": ", 1)[1] if exc.message.startswith(card.where("permission_mode")) else exc.message
+        return [Finding(str(card.path), card.meta_lines.get("permission_mode"), "permissions", message)]
+    return []
 
 
 def _check_home_paths(card: cards.Card) -> List[Finding]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import auth, families, files, prompts, verify, worktrees
+from . import auth, families, files, privilege, prompts, sandbox, verify, worktrees
 from .card import Card, budget_seconds
 from .errors import UserError
 from .families.models import resolve_model
@@ -63,7 +63,13 @@ def agent_env(ctx: RepoContext, family: Optional[families.Family], role: str,
                           manifest_path=ctx.paths.manifest)
 
 
-def preflight(ctx: RepoContext, identity: str, role: str = "worker") -> Optional[str]:
+def permission_for(ctx: RepoContext, family: families.Family, card: Optional[Card]) -> Optional[privilege.Permission]:
+    """The permission mode ``family``'s agent runs in for ``card`` (None for script); UserError if misconfigured."""
+    kind = sandbox.kind_of(ctx.manifest, ctx.paths.manifest)
+    return privilege.resolve(family.name, ctx.manifest, card, kind, ctx.paths.manifest)
+
+
+def preflight(ctx: RepoContext, identity: str, role: str = "worker", card: Optional[Card] = None) -> Optional[str]:
     """Why an agent for ``identity`` cannot run here at all, or None."""
     try:
         family = families.for_identity(identity)
@@ -73,7 +79,11 @@ def preflight(ctx: RepoContext, identity: str, role: str = "worker") -> Optional
         env = agent_env(ctx, family, role, resolve=False)  # checks the route; fetches no secret
     except auth.RouteError as exc:
         return f"{exc.marker}: {exc.message}"
-    return family.preflight(env, os.geteuid(), Path(env.get("HOME") or os.path.expanduser("~")))
+    try:
+        permission = permission_for(ctx, family, card)
+    except UserError as exc:
+        return f"{privilege.INVALID}: {exc.message}"
+    return family.preflight(env, os.geteuid(), Path(env.get("HOME") or os.path.expanduser("~")), permission)
 
 
 def prompt_values(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str,
@@ -111,6 +121,13 @@ def _role_command(ctx: RepoContext, card: Card, role: str) -> str:
     return card.acceptance_command
 
 
+def _outside(folders: Sequence[Path], tree: Path) -> Tuple[Path, ...]:
+    """The folders not inside ``tree`` (those an agent working there must be given besides it)."""
+    root = Path(os.path.realpath(str(tree)))
+    return tuple(f for f in folders if not (Path(os.path.realpath(str(f))) == root
+                                            or root in Path(os.path.realpath(str(f))).parents))
+
+
 def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> Launched:
     """Launch ``role`` for ``stage``; raises UserError if it cannot be started."""
     stage_id = card.stage_id
@@ -118,6 +135,11 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
     for folder in (paths.logs, paths.handoffs, paths.verifiers):
         files.ensure_dir(folder)
     log_path = paths.log(stage_id, role)
+    handoff, artefact = paths.handoff(stage_id), paths.verifier_artefact(stage_id)
+    # What the role may write besides its tree: the worker its hand-off, the verifier its verdict.
+    role_dirs: Tuple[Path, ...] = {"worker": (handoff.parent,), "verifier": (artefact.parent,)}.get(role, ())
+    config_dirs: List[Path] = []
+    permission: Optional[privilege.Permission] = None
     if role in COMMAND_ROLES:
         command = _role_command(ctx, card, role)
         family_name, identity = "script", COMMAND_ROLES[role]
@@ -133,7 +155,10 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
         own = verify.own_verifier(ctx, stage, card, family, model) if role == "verifier" else None
         if own is not None and own.argv:
             argv, env, family_name = own.argv, own.env, own.family
+            role_dirs += (paths.logs,)  # a panel's members log there
+            config_dirs = [d for f in families.FAMILIES.values() for d in f.config_dirs(env)]
         else:
+            permission = permission_for(ctx, family, card)
             template = "verifier-prompt" if role == "verifier" else "worker-prompt"
             values = prompt_values(ctx, stage, card, role, family)
             if own is not None:
@@ -144,13 +169,21 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
                 prompt += "\n\n" + files.read_text(paths.rebrief(stage_id, loop))  # what the last round lacked
             prompt_file = paths.logs / f"{stage_id}-{role}.prompt.md"
             files.atomic_write(prompt_file, prompt, mode=0o600)  # what the agent was told, for review
-            extra = (paths.state_dir,) if ctx.workdir is not None else ()  # handoffs land in the repo's state/
-            argv = family.command(role, prompt, model=model, repo=ctx.work, card=card, extra_dirs=extra)
+            argv = family.command(role, prompt, model=model, repo=ctx.work, card=card,
+                                  extra_dirs=_outside(role_dirs, ctx.work), permission=permission)
             env = agent_env(ctx, family, role)
+            env.update(family.extra_env(permission))
+            config_dirs = family.config_dirs(env)
         seconds, _ = budget_seconds(card, role)
     env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role, AUTOMETTA_REPO=str(paths.root),
-               AUTOMETTA_HANDOFF=str(paths.handoff(stage_id)),
-               AUTOMETTA_ARTEFACT=str(paths.verifier_artefact(stage_id)))
+               AUTOMETTA_HANDOFF=str(handoff), AUTOMETTA_ARTEFACT=str(artefact))
+    kind = sandbox.kind_of(ctx.manifest, paths.manifest)
+    if kind != "none" and role != "setup":  # setup is the user's own provisioning (caches, network)
+        home = ctx.home.root if ctx.home is not None else HomePaths.from_env(ctx.environ).root
+        argv = sandbox.wrap(kind, argv, env, work=ctx.work, repo=paths.root, controller_home=home,
+                            stage_id=stage_id, role=role, role_dirs=role_dirs, config_dirs=config_dirs,
+                            extra=sandbox.extra_writable(ctx.manifest, env.get("HOME") or os.path.expanduser("~")),
+                            nests=permission is not None and permission.nests)
     launched = launch(LaunchSpec(argv=argv, cwd=ctx.work, env=env, log_path=log_path,
                                  exit_path=paths.exit_record(stage_id, role), budget_seconds=seconds))
     registry.register(paths, pid=launched.pid, started=launched.started, started_at=launched.started_at,

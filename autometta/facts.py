@@ -155,7 +155,7 @@ def pending_queue(ctx: RepoContext, state: Dict[str, Any]) -> List[Pending]:
             out.append(Pending(stage_id=stage_id, worker=worker, waits_for=waits))
             continue
         out.append(Pending(stage_id=stage_id, card_found=card is not None, worker=worker,
-                           preflight=preflight(ctx, worker) if card is not None else None))
+                           preflight=preflight(ctx, worker, card=card) if card is not None else None))
         break
     return out
 

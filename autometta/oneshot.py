@@ -144,7 +144,7 @@ def dispatch(shot: Shot, *, wait: bool = False) -> Dict[str, Any]:
             shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
             raise UserError(f"{paths.root}: uncommitted changes outside state/ ({shown}); commit them (the card "
                             "too, so worker and verifier read the same one) or stash them, then dispatch again")
-        problem = preflight(shot.ctx, identity, "worker")
+        problem = preflight(shot.ctx, identity, "worker", shot.card)
         if problem:
             raise UserError(f"{shot.card.path}: the worker {identity!r} cannot start here: {problem} "
                             "(docs/troubleshooting.md explains each marker)")
@@ -209,7 +209,7 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if envelope.kind != "pass":
             raise UserError(f"{paths.handoff(stage_id)}: the worker handed off status={envelope.kind} "
                             f"({envelope.notes}); the tick would mark the stage failed without a verifier")
-        problem = preflight(shot.ctx, shot.stage["verifier"], "verifier")
+        problem = preflight(shot.ctx, shot.stage["verifier"], "verifier", shot.card)
         if problem:
             raise UserError(f"{shot.card.path}: the verifier {shot.stage['verifier']!r} cannot start here: "
                             f"{problem} (docs/troubleshooting.md explains each marker)")

@@ -118,6 +118,10 @@ BREAKS = [
                                                      "- `src/login.py` exists.\n- The tests pass.")),
     ("criteria", cardlint.WARNING, lambda t: t.replace("2. The tests pass.", "3. The tests pass.")),
     ("max-loops", cardlint.ERROR, lambda t: t.replace("- **Max loops:** 2", "- **Max loops:** lots")),
+    ("permissions", cardlint.ERROR, lambda t: t.replace("- **Max loops:** 2", "- **Max loops:** 2\n"
+                                                        "- **Permission mode:** claude yolo")),
+    ("permissions", cardlint.ERROR, lambda t: t.replace("- **Max loops:** 2", "- **Max loops:** 2\n"
+                                                        "- **Permission mode:** anything goes")),
     ("depends", cardlint.ERROR, lambda t: t.replace("- **Depends on:** 01-setup", "- **Depends on:** 01-setup, 02-login")),
     ("depends", cardlint.WARNING, lambda t: t.replace("- **Depends on:** 01-setup", "- **Depends on:** 01-setup, 07-nope")),
 ]

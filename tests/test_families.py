@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,11 +15,13 @@ from autometta.errors import UserError
 from autometta.families.base import matches_env_name
 from autometta.families.models import resolve_model
 from autometta.families.usage import Usage, parse_claude_log, parse_codex_log
+from autometta.privilege import Permission
 
 CLI = Path(__file__).resolve().parent / "data" / "cli"
 REPO = Path("/work/repo")
 PROMPT = "Do stage 05-x."
 ROOT_MARKER = "claude_refused_root_without_is_sandbox"
+BYPASS = Permission(family="claude", mode="bypass", source="test")
 
 SCRIPT_CARD = """\
 # Stage card 05-x: Script demo
@@ -44,12 +47,13 @@ def fixture(name: str) -> str:
 @pytest.mark.parametrize("family, role, model, argv", [
     ("claude", "worker", "claude-opus-4-8",
      ["claude", "-p", "--model", "claude-opus-4-8", "--output-format", "stream-json", "--verbose",
-      "--dangerously-skip-permissions", PROMPT]),
+      "--permission-mode", "acceptEdits", "--", PROMPT]),
     ("claude", "verifier", "claude-sonnet-4-6",
      ["claude", "-p", "--model", "claude-sonnet-4-6", "--output-format", "stream-json", "--verbose",
-      "--dangerously-skip-permissions", PROMPT]),
+      "--permission-mode", "acceptEdits", "--", PROMPT]),
     ("claude", "worker", None,
-     ["claude", "-p", "--output-format", "stream-json", "--verbose", "--dangerously-skip-permissions", PROMPT]),
+     ["claude", "-p", "--output-format", "stream-json", "--verbose", "--permission-mode", "acceptEdits", "--",
+      PROMPT]),
     ("codex", "worker", "gpt-5.3",
      ["codex", "exec", "-C", "/work/repo", "--sandbox", "workspace-write", "--json", "-m", "gpt-5.3", PROMPT]),
     ("codex", "verifier", "gpt-5.5",
@@ -287,13 +291,19 @@ def bin_dir(tmp_path) -> Path:
     ({}, {"env": {"CLAUDE_CODE_BUBBLEWRAP": "1"}}, 0, None),
 ])
 def test_claude_preflight_as_root(tmp_path, bin_dir, env, settings, euid, marker):
+    """Only bypass (--dangerously-skip-permissions) is refused as root, and only outside autometta's sandbox."""
     home = tmp_path / "home"
     if settings is not None:
         (home / ".claude").mkdir(parents=True)
         text = settings if isinstance(settings, str) else json.dumps(settings)
         (home / ".claude" / "settings.json").write_text(text)
     env = dict(env, PATH=str(bin_dir), HOME=str(home))
-    assert families.get("claude").preflight(env, euid, home) == marker
+    claude = families.get("claude")
+    assert claude.preflight(env, euid, home, BYPASS) == marker
+    assert claude.preflight(env, euid, home, replace(BYPASS, sandbox="bwrap")) is None
+    assert claude.preflight(env, euid, home) is None  # the default, acceptEdits, runs as root
+    for mode in ("acceptEdits", "auto", "dontAsk"):
+        assert claude.preflight(env, euid, home, replace(BYPASS, mode=mode)) is None
 
 
 def test_claude_preflight_reads_settings_from_claude_config_dir(tmp_path, bin_dir):
@@ -302,9 +312,9 @@ def test_claude_preflight_reads_settings_from_claude_config_dir(tmp_path, bin_di
         folder.mkdir(parents=True)
     (home / ".claude" / "settings.json").write_text(json.dumps({"env": {"IS_SANDBOX": "1"}}))
     env = {"PATH": str(bin_dir), "CLAUDE_CONFIG_DIR": str(config)}
-    assert families.get("claude").preflight(env, 0, home) == ROOT_MARKER
+    assert families.get("claude").preflight(env, 0, home, BYPASS) == ROOT_MARKER
     (config / "settings.json").write_text(json.dumps({"env": {"IS_SANDBOX": "1"}}))
-    assert families.get("claude").preflight(env, 0, home) is None
+    assert families.get("claude").preflight(env, 0, home, BYPASS) is None
 
 
 @pytest.mark.parametrize("family", ["claude", "codex"])

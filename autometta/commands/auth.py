@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import auth, files, home, manifest, secrets
+from .. import auth, files, home, manifest, privilege, sandbox, secrets
 from ..errors import UsageError, UserError
 from ..paths import HomePaths, RepoPaths
 
@@ -73,8 +73,18 @@ def _route_row(route: auth.Route) -> Dict[str, Any]:
             "codex_home": str(route.codex_home) if route.codex_home else None}
 
 
+def permission_rows(doc: Dict[str, Any], manifest_path: Optional[Path],
+                    path: Optional[str] = None) -> Tuple[List[Dict[str, Any]], Dict[str, Any]]:
+    """Each family's permission mode and the sandbox, for ``auth status`` and ``check-deps``."""
+    box = sandbox.status(doc, manifest_path, path)
+    kind = box.kind if box.kind in sandbox.KINDS else "none"
+    rows = [privilege.report(f, doc, kind, manifest_path).__dict__ for f in FAMILIES]
+    return rows, dict(box.__dict__, line=box.line())
+
+
 def status(environ: Dict[str, str], repo: Optional[Path]) -> Dict[str, Any]:
     doc, manifest_path = repo_manifest(repo)
+    permissions, box = permission_rows(doc, manifest_path, environ.get("PATH", os.defpath))
     refs = secrets.load_refs_file(environ)
     path = environ.get("PATH", os.defpath)
     codex_home = auth.codex_api_home(environ)
@@ -89,6 +99,8 @@ def status(environ: Dict[str, str], repo: Optional[Path]) -> Dict[str, Any]:
         "codex_api_home": {"path": str(codex_home), "state": state, "detail": detail},
         "routes": [_route_row(r) for r in routes],
         "stray_keys": auth.stray_keys(environ),
+        "permissions": permissions,
+        "sandbox": box,
     }
 
 
@@ -133,9 +145,29 @@ def print_status(report: Dict[str, Any]) -> None:
     for row in report["routes"]:
         if row["problem"]:
             print(f"{row['family']}: {row['problem']}")
+    print()
+    print_permissions(report["permissions"], report["sandbox"])
     for name in report["stray_keys"]:
         print(f"warning: {name} is set in this environment; autometta never passes it to an agent "
               "(subscription mode strips it, api mode injects the key from its reference)", file=sys.stderr)
+
+
+def print_permissions(rows: List[Dict[str, Any]], box: Dict[str, Any]) -> None:
+    """The permission table: each family's mode, where it came from, and the sandbox it runs in."""
+    inside = box["kind"] if box["kind"] in ("bwrap", "seatbelt") and box["available"] else "none"
+    table = [["FAMILY", "PERMISSION", "FROM", "SANDBOX"]]
+    for row in rows:
+        table.append([row["family"], row["mode"], row["source"], inside if not row["problem"] else "-"])
+    for line in _table(table):
+        print(line)
+    for row in rows:
+        if row["problem"]:
+            print(f"{row['family']}: {row['problem']}")
+    allow = next((row["allow"] for row in rows if row["allow"]), [])
+    if allow:
+        print(f"allowed commands: {', '.join(allow)} (and each card's acceptance command and Allowed commands)")
+    print(f"sandbox:         {box['line']}")
+    print("                 (a card's '- **Permission mode:**' overrides a family's mode for its stage)")
 
 
 def _source(source: str) -> str:

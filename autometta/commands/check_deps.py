@@ -1,8 +1,11 @@
 """Check the tools autometta uses; exit 1 if a required one is missing.
 
-Then say what runs the tick (cron block, systemd timer, LaunchAgents) and
-warn when it, or the pyz on PATH, points at a pyz that no longer exists or
-is older than the checkout it was built from.
+Then say which permission mode each agent family runs in and which sandbox
+(for the repo around ``.``, else the defaults), whether the sandbox can run
+here (exit 1 when the repo asks for one that cannot), what runs the tick
+(cron block, systemd timer, LaunchAgents), and warn when it, or the pyz on
+PATH, points at a pyz that no longer exists or is older than the checkout it
+was built from.
 """
 
 from __future__ import annotations
@@ -10,7 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import deps
+import os
+import platform
+from typing import List
+
+from .. import deps, sandbox
+from .auth import find_repo, permission_rows, repo_manifest
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -19,6 +27,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     found = deps.check()
+    found += privilege_deps()
     from ..schedule import health
 
     found += health.checks()
@@ -28,3 +37,31 @@ def run(args: argparse.Namespace) -> int:
         for dep in found:
             print(dep.line())
     return 0 if deps.ok(found) else 1
+
+
+def privilege_deps() -> List[deps.Dep]:
+    """The sandbox tool of this system, then the ``sandbox`` and ``permissions`` of the repo around ``.``
+    (its manifest; the defaults without one)."""
+    repo = find_repo(None)
+    doc, manifest_path = repo_manifest(repo)
+    rows, box = permission_rows(doc, manifest_path, os.environ.get("PATH"))
+    where = f"from {manifest_path}" if manifest_path else "the default: no repo manifest here"
+    kind = "seatbelt" if platform.system() == "Darwin" else "bwrap"
+    ok, detail = sandbox.available(kind)
+    if ok:
+        nest = ""
+        if kind == "bwrap":
+            nested, said = sandbox.nesting_works(detail)
+            nest = "; codex's own sandbox nests inside it" if nested else f"; a sandbox cannot nest inside it ({said})"
+        tool = deps.Dep(sandbox.tool_name(kind), "PASS", f"{detail} (for 'sandbox: {kind}'{nest})", detail)
+    else:
+        tool = deps.Dep(sandbox.tool_name(kind), "WARN", f"not available: {detail} (optional: 'sandbox: {kind}')")
+    if box["kind"] == "none":
+        line = deps.Dep("sandbox", "PASS", f"none ({where})")
+    else:
+        good = box["available"] and not box["problem"]
+        line = deps.Dep("sandbox", "PASS" if good else "MISSING", f"{box['line']} ({where})")
+    modes = "; ".join(f"{r['family']} {r['mode']} ({r['source']})" if not r["problem"] else
+                      f"{r['family']}: {r['problem']}" for r in rows)
+    bad = any(r["problem"] for r in rows)
+    return [tool, line, deps.Dep("permissions", "MISSING" if bad else "PASS", modes)]

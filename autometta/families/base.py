@@ -18,11 +18,15 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .. import sandbox
 from ..card import ROLES, Card
 from .usage import Usage, UsageLimit, find_usage_limit
 from .usage import _json_objects as json_events  # one JSON Lines reader for usage and verdicts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..privilege import Permission
 
 __all__ = ["Family", "ROLES", "EXIT_NOT_FOUND", "check_role", "json_events", "matches_env_name", "plain_tail"]
 
@@ -54,17 +58,27 @@ class Family:
     secret_names: Tuple[str, ...] = ()
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
-                extra_dirs: Sequence[Path] = ()) -> List[str]:
+                extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:
         """The argv that runs ``role`` ("worker" or "verifier") on ``prompt``.
 
         The launcher runs it with ``cwd=repo``, ``stdin=/dev/null`` and the
         log as stdout and stderr. ``model`` comes from
         :func:`autometta.families.models.resolve_model`; None means the
         CLI's own default. ``extra_dirs`` are folders outside ``repo`` the
-        agent must be able to write (a parallel stage's handoff folder). The
+        agent must be able to write (its hand-off folder). ``permission``
+        (:func:`autometta.privilege.resolve`) is the mode it runs in and what
+        it may run; None means the family's default without a sandbox. The
         argv never holds a secret.
         """
         raise NotImplementedError
+
+    def config_dirs(self, env: Mapping[str, str]) -> List[Path]:
+        """The CLI's own config and session folders for ``env`` (writable inside autometta's sandbox)."""
+        return []
+
+    def extra_env(self, permission: Optional["Permission"]) -> Dict[str, str]:
+        """Variables the agent needs for ``permission`` on top of the allowlisted environment."""
+        return {}
 
     def env_names(self, role: str) -> Tuple[str, ...]:
         """Variables to pass through besides the base allowlist and the secrets.
@@ -88,10 +102,13 @@ class Family:
 
         ``exit_code`` is None when unknown (the agent ran detached). An exit
         code of 0 is never diagnosed: the CLI says it ran. This base version
-        knows only ``<name>_cli_missing``.
+        knows ``sandbox_failed`` (:func:`autometta.sandbox.diagnose`) and ``<name>_cli_missing``.
         """
         if exit_code == 0:
             return None
+        failed = sandbox.diagnose(log_text)
+        if failed:
+            return failed
         if exit_code == EXIT_NOT_FOUND or _said_not_found(self.executable, log_text):
             return f"{self.name}_cli_missing"
         return None
@@ -107,11 +124,13 @@ class Family:
             return None
         return find_usage_limit(log_text)
 
-    def preflight(self, env: Mapping[str, str], euid: int, home: Path) -> Optional[str]:
+    def preflight(self, env: Mapping[str, str], euid: int, home: Path,
+                  permission: Optional["Permission"] = None) -> Optional[str]:
         """A marker naming why the agent cannot run, checked before spawning; None if it can.
 
         ``env`` is the environment the agent will get, ``euid`` the user it
-        runs as and ``home`` its ``HOME``. This base version checks that
+        runs as, ``home`` its ``HOME`` and ``permission`` its mode (None: the
+        default without a sandbox). This base version checks that
         :attr:`executable` is on ``env``'s ``PATH`` (``os.defpath`` without one,
         as ``execvp`` does).
         """

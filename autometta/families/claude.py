@@ -3,23 +3,31 @@
 Both roles run the same argv (the verifier writes its artefact with the Write
 tool)::
 
-    claude -p --model <id> --output-format stream-json --verbose --dangerously-skip-permissions <prompt>
+    claude -p --model <id> [--add-dir <hand-off folder>] --output-format stream-json --verbose \
+        --permission-mode acceptEdits [--allowedTools <rule>...] -- <prompt>
 
-``--dangerously-skip-permissions`` lets tools run unattended (without it every
-tool call is denied and the run still exits 0). The working directory is the
-repo; the launcher sets it. ``stream-json`` makes the log grow as the agent
-works and ends it with a ``result`` event carrying usage, cost and the final
-text (shared/spec/agent-clis.md).
+The permission mode is the stage's (:mod:`autometta.privilege`):
+``acceptEdits`` (the default), ``auto`` or ``dontAsk`` as
+``--permission-mode``, with ``--allowedTools`` rules for the card's
+acceptance command and allowed commands; ``bypass`` is
+``--dangerously-skip-permissions`` (everything runs; the default under
+``sandbox:``). Without any of these every tool call is denied and the run
+still exits 0. ``--allowedTools`` takes any number of rules, so the prompt
+follows ``--``. The working directory is the stage's tree; the launcher sets
+it. ``stream-json`` makes the log grow as the agent works and ends it with a
+``result`` event carrying usage, cost and the final text
+(shared/spec/agent-clis.md).
 
 Measured with claude-code 2.1.197 (fixtures in tests/data/cli/):
 
-* As root the permission flag is refused, exit 1, with one stderr line,
+* As root ``--dangerously-skip-permissions`` is refused, exit 1, with one stderr line,
   unless ``IS_SANDBOX`` is exactly ``1`` or ``CLAUDE_CODE_BUBBLEWRAP`` is
   truthy (``1``/``true``/``yes``/``on``). Either may come from the process
   environment or from the ``env`` object of the user settings file,
   ``$CLAUDE_CONFIG_DIR/settings.json`` (default ``~/.claude/settings.json``),
   and the settings file wins over the process environment. The repo's own
   ``.claude/settings*.json`` do not count: they are read after the check.
+  The ``--permission-mode`` modes run as root without it (2.1.197, 2.1.332).
 * A rejected key (HTTP 401/403) or no credentials at all ends the run, exit 1,
   with a synthetic ``assistant`` event marked ``"error": "authentication_failed"``
   and an ``is_error`` result: ``Invalid API key · Fix external API key``,
@@ -28,10 +36,12 @@ Measured with claude-code 2.1.197 (fixtures in tests/data/cli/):
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .. import privilege
 from ..card import Card
 from ..errors import UserError
 from ..files import read_json
@@ -51,6 +61,10 @@ _AUTH_LINE_RE = re.compile(
 )
 _TRUTHY = ("1", "true", "yes", "on")
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..privilege import Permission
+
+
 
 class Claude(Family):
     name = "claude"
@@ -59,18 +73,41 @@ class Claude(Family):
     secret_names = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
-                extra_dirs: Sequence[Path] = ()) -> List[str]:
+                extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:
         check_role(role)
+        permission = permission or privilege.default(self.name)
         argv = [self.executable, "-p"]
         if model:
             argv += ["--model", model]
-        for folder in extra_dirs:  # a lane's worktree writes its handoff to the repo's state/
+        for folder in extra_dirs:  # the hand-off folder, outside the stage's tree
             argv += ["--add-dir", str(folder)]
-        return argv + ["--output-format", "stream-json", "--verbose", PERMISSION_FLAG, prompt]
+        argv += ["--output-format", "stream-json", "--verbose"]
+        if permission.bypass:
+            return argv + [PERMISSION_FLAG, "--", prompt]
+        argv += ["--permission-mode", permission.mode]  # acceptEdits, auto or dontAsk: claude's own names
+        rules = privilege.claude_rules(permission, (Path(repo), *map(Path, extra_dirs)))
+        if rules:
+            argv += ["--allowedTools", *rules]
+        return argv + ["--", prompt]
 
     def env_names(self, role: str) -> Tuple[str, ...]:
         check_role(role)
         return ("IS_SANDBOX", "ANTHROPIC_BASE_URL", "CLAUDE_CONFIG_DIR", "CLAUDE_CODE_*")
+
+    def config_dirs(self, env: Mapping[str, str]) -> List[Path]:
+        """``$CLAUDE_CONFIG_DIR``, else ``~/.claude`` (sessions, settings, a login's credentials).
+
+        ``~/.claude.json`` beside it stays read-only in autometta's sandbox:
+        claude writes it by rename, which a file bind cannot take, and runs
+        without saving it (measured, 2.1.197 and 2.1.332).
+        """
+        if env.get("CLAUDE_CONFIG_DIR"):
+            return [Path(env["CLAUDE_CONFIG_DIR"])]
+        return [Path(env.get("HOME") or os.path.expanduser("~")) / ".claude"]
+
+    def extra_env(self, permission: Optional["Permission"]) -> Dict[str, str]:
+        """``IS_SANDBOX=1`` for bypass inside autometta's sandbox: it is one, and root needs it said."""
+        return {"IS_SANDBOX": "1"} if permission is not None and permission.bypass and permission.sandboxed else {}
 
     def parse_usage(self, log_text: str) -> Optional[Usage]:
         return parse_claude_log(log_text)
@@ -106,11 +143,15 @@ class Claude(Family):
             return f"{self.name}_auth_error"
         return None
 
-    def preflight(self, env: Mapping[str, str], euid: int, home: Path) -> Optional[str]:
-        missing = super().preflight(env, euid, home)
+    def preflight(self, env: Mapping[str, str], euid: int, home: Path,
+                  permission: Optional["Permission"] = None) -> Optional[str]:
+        """``claude_cli_missing``; ``claude_refused_root_without_is_sandbox`` for bypass as root
+        outside autometta's sandbox without IS_SANDBOX (the other modes run as root)."""
+        missing = super().preflight(env, euid, home, permission)
         if missing:
             return missing
-        if euid == 0 and not sandboxed(env, home):
+        permission = permission or privilege.default(self.name)
+        if euid == 0 and permission.bypass and not permission.sandboxed and not sandboxed(env, home):
             return ROOT_MARKER
         return None
 

@@ -2,12 +2,24 @@
 
 Both roles run the same argv::
 
-    codex exec -C <repo> --sandbox workspace-write --json [-m <model>] <prompt>
+    codex exec -C <tree> --sandbox workspace-write --json [--add-dir <hand-off folder>] [-m <model>] <prompt>
 
-``workspace-write`` lets the agent write inside the repo and nowhere else,
-which is all either role needs: the worker edits the tree, the verifier writes
-its artefact under ``state/verifiers/``. The repo is always a git repo, so no
-``--skip-git-repo-check``. Without ``-m`` codex runs the model its config
+The permission mode is the stage's (:mod:`autometta.privilege`):
+
+* ``workspace-write`` (the default): codex's own sandbox lets any command run
+  and write only inside the tree, the ``--add-dir`` folders, ``/tmp`` and
+  ``$TMPDIR``, which is all either role needs: the worker edits the tree and
+  writes its hand-off, the verifier writes its artefact. Inside autometta's
+  bwrap sandbox the two nest, and ``/tmp`` (read-only there) is left out
+  (``-c sandbox_workspace_write.exclude_slash_tmp=true``; without it codex's
+  sandbox fails to start: ``Can't mkdir /tmp/.git``).
+* ``approve-for-me``: ``--approve-for-me`` (workspace-write, and a reviewer
+  model decides on actions outside it; it cannot be combined with ``--sandbox``).
+* ``bypass``: ``--dangerously-bypass-approvals-and-sandbox``, no sandbox of
+  codex's own (for autometta's sandbox, above all seatbelt, which cannot nest).
+
+Allow rules are not passed: every command runs inside codex's sandbox. The
+repo is always a git repo, so no ``--skip-git-repo-check``. Without ``-m`` codex runs the model its config
 names. ``--json`` makes the log stream JSON Lines (usage per turn, each item,
 the final ``agent_message``).
 
@@ -24,10 +36,12 @@ provider whose ``env_key`` is unset reads ``Missing environment variable:
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple
 
+from .. import privilege
 from ..card import Card
 from .base import Family, check_role, json_events, plain_tail
 from .usage import Usage, find_usage_limit, parse_codex_log
@@ -37,6 +51,15 @@ _AUTH_RE = re.compile(
     r"|Your access token could not be refreshed\b|Failed to refresh token\b)"
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..privilege import Permission
+
+#: What each permission mode adds to ``codex exec``.
+MODE_FLAGS = {"workspace-write": ["--sandbox", "workspace-write"], "approve-for-me": ["--approve-for-me"],
+              "bypass": ["--dangerously-bypass-approvals-and-sandbox"]}
+#: Inside autometta's bwrap, where /tmp is read-only, codex's own sandbox must leave /tmp out.
+NESTED_FLAGS = ["-c", "sandbox_workspace_write.exclude_slash_tmp=true"]
+
 
 class Codex(Family):
     name = "codex"
@@ -45,11 +68,14 @@ class Codex(Family):
     secret_names = ("OPENAI_API_KEY", "CODEX_API_KEY")
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
-                extra_dirs: Sequence[Path] = ()) -> List[str]:
+                extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:
         """See the module docstring; the launcher must give it ``stdin=/dev/null``."""
         check_role(role)
-        argv = [self.executable, "exec", "-C", str(repo), "--sandbox", "workspace-write", "--json"]
-        for folder in extra_dirs:  # writable beside the workspace: a lane's handoff goes to the repo's state/
+        permission = permission or privilege.default(self.name)
+        argv = [self.executable, "exec", "-C", str(repo), *MODE_FLAGS[permission.mode], "--json"]
+        if permission.sandboxed and not permission.bypass:
+            argv += NESTED_FLAGS
+        for folder in extra_dirs:  # writable beside the workspace: the hand-off folder
             argv += ["--add-dir", str(folder)]
         if model:
             argv += ["-m", model]
@@ -58,6 +84,13 @@ class Codex(Family):
     def env_names(self, role: str) -> Tuple[str, ...]:
         check_role(role)
         return ("CODEX_HOME", "OPENAI_BASE_URL")
+
+    def config_dirs(self, env: Mapping[str, str]) -> List[Path]:
+        """``$CODEX_HOME``, else ``~/.codex``: config, sessions, and the ``codex-linux-sandbox`` helper
+        codex links under it at start (refused when it lies inside ``$TMPDIR``)."""
+        if env.get("CODEX_HOME"):
+            return [Path(env["CODEX_HOME"])]
+        return [Path(env.get("HOME") or os.path.expanduser("~")) / ".codex"]
 
     def parse_usage(self, log_text: str) -> Optional[Usage]:
         return parse_codex_log(log_text)

@@ -41,7 +41,7 @@ class Script(Family):
     streams = True
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
-                extra_dirs: Sequence[Path] = ()) -> List[str]:
+                extra_dirs: Sequence[Path] = (), permission: Optional[object] = None) -> List[str]:
         check_role(role)
         command = card.worker_command if role == "worker" else card.verifier_command
         if not command:

@@ -254,8 +254,11 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
             prompt = prompts.build(repo, "verifier-prompt", values)
             files.ensure_dir(logs_dir)
             files.atomic_write(logs_dir / f"{stage_id}-panel-{m.index}.prompt.md", prompt, mode=0o600)
+            permission = dispatch.permission_for(ctx, fam, card)
             argv = fam.command("verifier", prompt, model=model, repo=repo, card=card,
-                               extra_dirs=(paths.state_dir,) if ctx.workdir is not None else ())
+                               extra_dirs=(paths.state_dir,) if ctx.workdir is not None else (),
+                               permission=permission)
+            member_env.update(fam.extra_env(permission))
         for name, value in member_env.items():
             env.setdefault(name, value)
         entries.append({
