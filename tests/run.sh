@@ -3,7 +3,7 @@
 #
 # Creates a virtual environment per interpreter (.venv-3.X), installs pytest
 # into it, installs what the end-to-end tests drive (tmux, cron and ruby from the system's
-# packages when missing and we may; the real claude and codex CLIs from npm
+# packages when missing and we may, bubblewrap included; the real claude and codex CLIs from npm
 # into a cache outside the repo, see tests/support/agent_clis.py), then runs
 # pytest. Arguments are passed to pytest.  PYTHON picks the interpreter.
 set -euo pipefail
@@ -26,9 +26,10 @@ if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get
 fi
 
 # The schedule tests drive Debian's real crontab (cron) and check the Homebrew
-# formula with ruby; the dashboard test renders the page in headless chromium.
+# formula with ruby; the dashboard test renders the page in headless chromium;
+# the sandbox tests run agents inside bubblewrap (bwrap), as codex does itself.
 # Without them those tests use a fake crontab or skip.
-for pkg in cron:crontab ruby:ruby chromium:chromium; do
+for pkg in cron:crontab ruby:ruby chromium:chromium bubblewrap:bwrap; do
   if ! command -v "${pkg#*:}" >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get install -y -qq "${pkg%%:*}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "${pkg%%:*}" >/dev/null 2>&1; }) \
       || echo "tests/run.sh: could not install ${pkg%%:*}; its tests will use a fake or skip" >&2

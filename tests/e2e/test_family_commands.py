@@ -24,7 +24,7 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from autometta import families
+from autometta import families, privilege
 from autometta.card import parse_card_text
 from autometta.families.models import resolve_model
 from tests.conftest import CARD
@@ -210,22 +210,29 @@ def test_codex_provider_key_variable_unset(clis, repo, tmp_path):
 
 
 def test_claude_as_root_without_is_sandbox_is_caught_before_and_after(clis, repo, tmp_path):
+    """bypass (--dangerously-skip-permissions) as root needs IS_SANDBOX; the default mode does not."""
     if os.geteuid() != 0:
         pytest.skip("the refusal happens only as root")
     fam = families.get("claude")
     home = tmp_path / "home"
-    with ModelServer({"claude": [text("never asked")]}) as server:
+    bypass = privilege.Permission("claude", "bypass", "test")
+    card = stage_card(repo, "Claude Sonnet 4.6", "Codex GPT-5.5")
+    with ModelServer({"claude": [text("never asked")] * 3}) as server:
         env = agent_env("claude", clis, server.url, home, sandbox=False)
-        assert fam.preflight(env, 0, home) == "claude_refused_root_without_is_sandbox"
-        (home / ".claude").mkdir(parents=True)
+        assert fam.preflight(env, 0, home, bypass) == "claude_refused_root_without_is_sandbox"
+        assert fam.preflight(env, 0, home) is None  # the default, acceptEdits, runs as root:
+        argv = fam.command("worker", "Do the scripted task.", model="claude-sonnet-4-6", repo=repo, card=card)
+        assert "--permission-mode" in argv
+        assert launch(argv, repo, env, tmp_path / "default.log")[0] == 0
+        (home / ".claude").mkdir(parents=True, exist_ok=True)
         (home / ".claude" / "settings.json").write_text(json.dumps({"env": {"IS_SANDBOX": "1"}}))
-        assert fam.preflight(env, 0, home) is None  # and claude agrees:
-        argv = fam.command("worker", "Do the scripted task.", model="claude-sonnet-4-6", repo=repo,
-                           card=stage_card(repo, "Claude Sonnet 4.6", "Codex GPT-5.5"))
+        assert fam.preflight(env, 0, home, bypass) is None  # and claude agrees:
+        argv = fam.command("worker", "Do the scripted task.", model="claude-sonnet-4-6", repo=repo, card=card,
+                           permission=bypass)
         assert launch(argv, repo, env, tmp_path / "ok.log")[0] == 0
         (home / ".claude" / "settings.json").unlink()
         code, log = launch(argv, repo, env, tmp_path / "refused.log")
     assert code == 1
     assert fam.diagnose(code, log) == "claude_refused_root_without_is_sandbox"
-    assert len(server.model_requests("claude")) == 1  # only the run it allowed reached the model
+    assert len(server.model_requests("claude")) == 2  # only the runs it allowed reached the model
 

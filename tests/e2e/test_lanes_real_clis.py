@@ -5,8 +5,9 @@ A scratch repo says ``max_parallel: 2``; two independent stages are queued
 file). One tick claims both: each gets its own git worktree
 ``<repo>/.autometta/worktrees/<id>`` on branch ``autometta/<id>``, where its
 agents run, while their handoff envelope and verdict go to the repo's own
-``state/`` (``--add-dir <repo>/state`` on both CLIs; for codex that makes the
-folder writable beside its workspace-write sandbox). Ticks then run until
+``state/`` (``--add-dir`` of the role's own folder there, ``state/handoffs`` or
+the verdict's, on both CLIs; for codex that makes the folder writable beside its
+workspace-write sandbox). Ticks then run until
 the repo is quiet and the test checks what a user would see: both stages
 completed, the base branch linear with one commit per stage (author the
 worker, ``Co-Authored-By`` the verifier), the files on the base branch, no
@@ -305,8 +306,9 @@ def test_two_lanes_with_the_real_clis(clis, run, tmp_path, home_dir, monkeypatch
     assert [[s for s in STAGES if f"stage {s} merging onto {base_branch}" in o.message]
             for o in outcomes[3:5]] == [[s] for s in STAGES], context
 
-    # Each agent ran in its stage's worktree, with --add-dir <repo>/state, and was told (prompt and
-    # environment) to hand off into the repo's state/, not the worktree's.
+    # Each agent ran in its stage's worktree, with --add-dir for its own folder of <repo>/state (the
+    # worker's hand-off folder, the verdict's folder) and no more, and was told (prompt and environment)
+    # to hand off into the repo's state/, not the worktree's.
     for stage_id, (worker, verifier, _, _) in STAGES.items():
         lane = lanes[stage_id]
         for role, identity in (("worker", worker), ("verifier", verifier)):
@@ -314,24 +316,25 @@ def test_two_lanes_with_the_real_clis(clis, run, tmp_path, home_dir, monkeypatch
             assert (dumps / f"{stage_id}-{role}.cwd").read_text().strip() == str(lane), where
             argv = argv_of(dumps, stage_id, role)
             pairs = list(zip(argv, argv[1:]))
-            assert ("--add-dir", state_dir) in pairs, (where, argv[:-1])
-            if FAMILY[identity] == "codex":
-                assert ("-C", str(lane)) in pairs, (where, argv[:-1])
-                assert ("--sandbox", "workspace-write") in pairs, (where, argv[:-1])
             seen = env_names(dumps / f"{stage_id}-{role}.env")
             assert seen["AUTOMETTA_HANDOFF"] == str(paths.handoff(stage_id)), where
             assert seen["AUTOMETTA_ARTEFACT"] == str(paths.verifier_artefact(stage_id)), where
+            told = paths.handoff(stage_id) if role == "worker" else paths.verifier_artefact(stage_id)
+            assert ("--add-dir", str(told.parent)) in pairs, (where, argv[:-1])
+            assert ("--add-dir", state_dir) not in pairs, (where, argv[:-1])
+            if FAMILY[identity] == "codex":
+                assert ("-C", str(lane)) in pairs, (where, argv[:-1])
+                assert ("--sandbox", "workspace-write") in pairs, (where, argv[:-1])
             prompt = (paths.logs / f"{stage_id}-{role}.prompt.md").read_text()
             assert argv[-1] == prompt, where
             assert f"working tree of {lane}" in prompt, where
-            told = paths.handoff(stage_id) if role == "worker" else paths.verifier_artefact(stage_id)
             assert f"`{told}`" in prompt, where
-            # Beside the prompt, the CLI told the model it works in the worktree and may also use
-            # <repo>/state (claude: its system prompt; codex: environment context and writable roots).
+            # Beside the prompt, the CLI told the model it works in the worktree and may also use that
+            # folder (claude: its system prompt; codex: environment context and writable roots).
             first = next(r for r in model_posts if agent_key(r) == f"{FAMILY[identity]}:{role}:{stage_id}")
             own = told_by_the_cli(first, prompt)
             assert str(lane) in own, (where, own[:3000])
-            assert re.search(re.escape(state_dir) + r"(?![\w/.-])", own), (where, own[:3000])
+            assert re.search(re.escape(str(told.parent)) + r"(?![\w/.-])", own), (where, own[:3000])
         # The verifier started on the worker's output in the worktree; the handoff was never there.
         at_verifier = (dumps / f"{stage_id}-verifier.files").read_text().split()
         assert f"./out/{stage_id}.txt" in at_verifier, at_verifier
