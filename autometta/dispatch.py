@@ -139,6 +139,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
     # What the role may write besides its tree: the worker its hand-off, the verifier its verdict.
     role_dirs: Tuple[Path, ...] = {"worker": (handoff.parent,), "verifier": (artefact.parent,)}.get(role, ())
     config_dirs: List[Path] = []
+    guarded: List[Path] = [Path(card.path)]  # read-only in a sandbox: the card decides the next agent's mode
     permission: Optional[privilege.Permission] = None
     if role in COMMAND_ROLES:
         command = _role_command(ctx, card, role)
@@ -157,6 +158,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
             argv, env, family_name = own.argv, own.env, own.family
             role_dirs += (paths.logs,)  # a panel's members log there
             config_dirs = [d for f in families.FAMILIES.values() for d in f.config_dirs(env)]
+            guarded += [g for f in families.FAMILIES.values() for g in f.guarded_files(env)]
         else:
             permission = permission_for(ctx, family, card)
             template = "verifier-prompt" if role == "verifier" else "worker-prompt"
@@ -174,6 +176,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
             env = agent_env(ctx, family, role)
             env.update(family.extra_env(permission))
             config_dirs = family.config_dirs(env)
+            guarded += family.guarded_files(env)
         seconds, _ = budget_seconds(card, role)
     env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role, AUTOMETTA_REPO=str(paths.root),
                AUTOMETTA_HANDOFF=str(handoff), AUTOMETTA_ARTEFACT=str(artefact))
@@ -183,7 +186,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
         argv = sandbox.wrap(kind, argv, env, work=ctx.work, repo=paths.root, controller_home=home,
                             stage_id=stage_id, role=role, role_dirs=role_dirs, config_dirs=config_dirs,
                             extra=sandbox.extra_writable(ctx.manifest, env.get("HOME") or os.path.expanduser("~")),
-                            nests=permission is not None and permission.nests)
+                            guarded=guarded, nests=permission is not None and permission.nests)
     launched = launch(LaunchSpec(argv=argv, cwd=ctx.work, env=env, log_path=log_path,
                                  exit_path=paths.exit_record(stage_id, role), budget_seconds=seconds))
     registry.register(paths, pid=launched.pid, started=launched.started, started_at=launched.started_at,

@@ -5,11 +5,14 @@ and the commands that run what they wrote (acceptance, postmerge) start
 inside a sandbox where the whole filesystem is read-only except:
 
 * the stage's working tree (its worktree; the repo itself under ``isolation: tree``,
-  where ``state/``, ``.git`` and the manifest are made read-only again);
+  where ``state/``, ``.git``, the manifest and the card are made read-only again);
 * the role's own hand-off folder: the worker's ``AUTOMETTA_HANDOFF``, the
   verifier's ``AUTOMETTA_ARTEFACT`` (their folders: the CLIs write by rename);
 * the agent CLI's own config and session folder (``~/.claude`` or
-  ``$CLAUDE_CONFIG_DIR``, ``~/.codex`` or ``$CODEX_HOME``);
+  ``$CLAUDE_CONFIG_DIR``, ``~/.codex`` or ``$CODEX_HOME``), except the
+  settings and instruction files in it (:meth:`Family.guarded_files`): a
+  hook or a ``notify`` command written there would run outside the sandbox
+  the next time you use the CLI;
 * a private ``TMPDIR``, emptied at each start (``<controller home>/sandbox-tmp/``);
 * the folders the manifest lists under ``sandbox_writable`` (``~/.npm``).
 
@@ -111,13 +114,14 @@ def _inside(path: Path, folder: Path) -> bool:
 
 
 def make_plan(kind: str, work: Path, repo: Path, role_dirs: Sequence[Path], config_dirs: Sequence[Path],
-              tmpdir: Optional[Path], extra: Sequence[Path] = ()) -> Plan:
+              tmpdir: Optional[Path], extra: Sequence[Path] = (), guarded: Sequence[Path] = ()) -> Plan:
     """The plan for a process working in ``work`` (pure apart from resolving symlinks).
 
     ``role_dirs`` are its hand-off folders, ``config_dirs`` its CLI's folders,
     ``extra`` the manifest's ``sandbox_writable``. Whatever of the repo's
-    ``state/``, ``.git`` and ``.autometta.local.yaml`` lies inside a writable
-    folder is protected again, and a role folder inside that reopened.
+    ``state/``, ``.git`` and ``.autometta.local.yaml``, and of ``guarded``
+    (the stage card, the CLI's settings and instruction files), lies inside a
+    writable folder is protected again, and a role folder inside that reopened.
     """
     plan = Plan(kind=kind, tmpdir=_real(tmpdir) if tmpdir is not None else None)
     wanted = [work, *role_dirs, *config_dirs, *extra] + ([tmpdir] if tmpdir is not None else [])
@@ -125,9 +129,9 @@ def make_plan(kind: str, work: Path, repo: Path, role_dirs: Sequence[Path], conf
         if folder not in plan.writable:
             plan.writable.append(folder)
     repo = _real(repo)
-    for guarded in (repo / "state", repo / ".git", repo / ".autometta.local.yaml"):
-        if any(_inside(guarded, w) for w in plan.writable):
-            plan.protected.append(guarded)
+    for path in [repo / "state", repo / ".git", repo / ".autometta.local.yaml", *(_real(g) for g in guarded)]:
+        if any(_inside(path, w) for w in plan.writable) and path not in plan.protected:
+            plan.protected.append(path)
     for folder in (_real(p) for p in role_dirs):
         if any(_inside(folder, g) for g in plan.protected) and folder not in plan.reopened:
             plan.reopened.append(folder)
@@ -266,7 +270,7 @@ def _ensure(folders: Iterable[Path]) -> None:
 
 def wrap(kind: str, argv: Sequence[str], env: Dict[str, str], *, work: Path, repo: Path, controller_home: Path,
          stage_id: str, role: str, role_dirs: Sequence[Path] = (), config_dirs: Sequence[Path] = (),
-         extra: Sequence[Path] = (), nests: bool = False) -> List[str]:
+         extra: Sequence[Path] = (), guarded: Sequence[Path] = (), nests: bool = False) -> List[str]:
     """``argv`` inside the ``kind`` sandbox; sets ``env["TMPDIR"]`` to the private one. SandboxError if it cannot.
 
     ``nests``: the program starts a bwrap sandbox of its own (codex), which needs nesting to work here.
@@ -283,7 +287,7 @@ def wrap(kind: str, argv: Sequence[str], env: Dict[str, str], *, work: Path, rep
     _ensure([*role_dirs, *config_dirs, *extra])
     tmpdir = private_tmpdir(controller_home, repo, stage_id, role)
     env["TMPDIR"] = str(tmpdir)
-    plan = make_plan(kind, work, repo, role_dirs, config_dirs, tmpdir, extra)
+    plan = make_plan(kind, work, repo, role_dirs, config_dirs, tmpdir, extra, guarded)
     if kind == "bwrap":
         return bwrap_argv(found, plan, argv)
     return seatbelt_argv(plan, argv)

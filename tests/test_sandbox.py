@@ -8,11 +8,12 @@ tests/e2e/test_sandbox_real_clis.py.
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from autometta import sandbox, yamlsub
+from autometta import families, sandbox, yamlsub
 from autometta.errors import UserError
 from autometta.paths import RepoPaths
 from tests.tickkit import run_until_quiet, stage
@@ -166,3 +167,28 @@ def test_a_sandboxed_stage_runs_with_a_private_tmpdir_and_lands(setup, tmp_path,
     log = RepoPaths(repo).log("01-hello", "worker").read_text()
     assert f"tmp={home}/sandbox-tmp/" in log and log.strip().endswith("-01-hello-worker"), log
     assert (tmp_path / "user-home" / ".cache" / "tool" / "x").read_text() == "cached\n"
+
+
+@needs_bwrap
+@pytest.mark.parametrize("family, settings", [("claude", "settings.json"), ("codex", "config.toml")])
+def test_the_clis_folder_is_writable_but_not_its_settings_and_instructions(tmp_path, family, settings):
+    """A hook or notify command written there would run outside the sandbox on the CLI's next run."""
+    home, tree = tmp_path / "home", tmp_path / "tree"
+    tree.mkdir()
+    fam = families.get(family)
+    env = {"HOME": str(home), "PATH": os.environ["PATH"]}
+    (config,) = fam.config_dirs(env)
+    config.mkdir(parents=True)
+    (config / settings).write_text("# the user's\n")
+    (config / ("hooks" if family == "claude" else "rules")).mkdir()
+    script = (f"echo session > {config}/session.jsonl; echo evil >> {config}/{settings}; "
+              f"echo evil > {config}/{'hooks' if family == 'claude' else 'rules'}/x; exit 0")
+    argv = sandbox.wrap("bwrap", ["sh", "-c", script], env, work=tree, repo=tree, controller_home=tmp_path / "ctl",
+                        stage_id="01-a", role="worker", config_dirs=fam.config_dirs(env),
+                        guarded=fam.guarded_files(env))
+    proc = subprocess.run(argv, env=env, cwd=str(tree), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert (config / "session.jsonl").read_text() == "session\n"
+    assert (config / settings).read_text() == "# the user's\n"
+    assert list((config / ("hooks" if family == "claude" else "rules")).iterdir()) == []
+    assert proc.stderr.count("Read-only file system") == 2, proc.stderr

@@ -76,6 +76,11 @@ class Family:
         """The CLI's own config and session folders for ``env`` (writable inside autometta's sandbox)."""
         return []
 
+    def guarded_files(self, env: Mapping[str, str]) -> List[Path]:
+        """Settings and instruction files in :meth:`config_dirs` the agent must not change (inside
+        autometta's sandbox they stay read-only): they would act outside it on the CLI's next run."""
+        return []
+
     def extra_env(self, permission: Optional["Permission"]) -> Dict[str, str]:
         """Variables the agent needs for ``permission`` on top of the allowlisted environment."""
         return {}

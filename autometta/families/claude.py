@@ -105,6 +105,12 @@ class Claude(Family):
             return [Path(env["CLAUDE_CONFIG_DIR"])]
         return [Path(env.get("HOME") or os.path.expanduser("~")) / ".claude"]
 
+    def guarded_files(self, env: Mapping[str, str]) -> List[Path]:
+        """Settings (hooks, permissions, env), instructions, and the commands, agents and hooks folders."""
+        folder = self.config_dirs(env)[0]
+        return [folder / name for name in ("settings.json", "settings.local.json", "CLAUDE.md", "commands",
+                                           "agents", "hooks", "skills", "plugins")]
+
     def extra_env(self, permission: Optional["Permission"]) -> Dict[str, str]:
         """``IS_SANDBOX=1`` for bypass inside autometta's sandbox: it is one, and root needs it said."""
         return {"IS_SANDBOX": "1"} if permission is not None and permission.bypass and permission.sandboxed else {}

@@ -92,6 +92,12 @@ class Codex(Family):
             return [Path(env["CODEX_HOME"])]
         return [Path(env.get("HOME") or os.path.expanduser("~")) / ".codex"]
 
+    def guarded_files(self, env: Mapping[str, str]) -> List[Path]:
+        """config.toml (sandbox mode, ``notify`` and MCP commands), instructions, rules, hooks, prompts."""
+        folder = self.config_dirs(env)[0]
+        return [folder / name for name in ("config.toml", "AGENTS.md", "AGENTS.override.md", "rules", "hooks.json",
+                                           "prompts", "skills")]
+
     def parse_usage(self, log_text: str) -> Optional[Usage]:
         return parse_codex_log(log_text)
 
