@@ -121,11 +121,26 @@ def _role_command(ctx: RepoContext, card: Card, role: str) -> str:
     return card.acceptance_command
 
 
-def _outside(folders: Sequence[Path], tree: Path) -> Tuple[Path, ...]:
+def outside_of(folders: Sequence[Path], tree: Path) -> Tuple[Path, ...]:
     """The folders not inside ``tree`` (those an agent working there must be given besides it)."""
     root = Path(os.path.realpath(str(tree)))
     return tuple(f for f in folders if not (Path(os.path.realpath(str(f))) == root
                                             or root in Path(os.path.realpath(str(f))).parents))
+
+
+def confine(ctx: RepoContext, card: Card, role: str, argv: List[str], env: Mapping[str, str], *,
+            role_dirs: Sequence[Path] = (), config_dirs: Sequence[Path] = (), guarded: Sequence[Path] = (),
+            permission: Optional[privilege.Permission] = None) -> List[str]:
+    """``argv`` inside the repo's ``sandbox:`` (unchanged without one): an agent, or a command running
+    what one wrote, in ``ctx.work``. SandboxError (``sandbox_unavailable``) when it cannot run."""
+    kind = sandbox.kind_of(ctx.manifest, ctx.paths.manifest)
+    if kind == "none":
+        return argv
+    home = ctx.home.root if ctx.home is not None else HomePaths.from_env(ctx.environ).root
+    return sandbox.wrap(kind, argv, env, work=ctx.work, repo=ctx.paths.root, controller_home=home,
+                        stage_id=card.stage_id, role=role, role_dirs=role_dirs, config_dirs=config_dirs,
+                        extra=sandbox.extra_writable(ctx.manifest, env.get("HOME") or os.path.expanduser("~")),
+                        guarded=[Path(card.path), *guarded], nests=permission is not None and permission.nests)
 
 
 def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> Launched:
@@ -139,8 +154,9 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
     # What the role may write besides its tree: the worker its hand-off, the verifier its verdict.
     role_dirs: Tuple[Path, ...] = {"worker": (handoff.parent,), "verifier": (artefact.parent,)}.get(role, ())
     config_dirs: List[Path] = []
-    guarded: List[Path] = [Path(card.path)]  # read-only in a sandbox: the card decides the next agent's mode
+    guarded: List[Path] = []
     permission: Optional[privilege.Permission] = None
+    own = None
     if role in COMMAND_ROLES:
         command = _role_command(ctx, card, role)
         family_name, identity = "script", COMMAND_ROLES[role]
@@ -156,9 +172,6 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
         own = verify.own_verifier(ctx, stage, card, family, model) if role == "verifier" else None
         if own is not None and own.argv:
             argv, env, family_name = own.argv, own.env, own.family
-            role_dirs += (paths.logs,)  # a panel's members log there
-            config_dirs = [d for f in families.FAMILIES.values() for d in f.config_dirs(env)]
-            guarded += [g for f in families.FAMILIES.values() for g in f.guarded_files(env)]
         else:
             permission = permission_for(ctx, family, card)
             template = "verifier-prompt" if role == "verifier" else "worker-prompt"
@@ -172,7 +185,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
             prompt_file = paths.logs / f"{stage_id}-{role}.prompt.md"
             files.atomic_write(prompt_file, prompt, mode=0o600)  # what the agent was told, for review
             argv = family.command(role, prompt, model=model, repo=ctx.work, card=card,
-                                  extra_dirs=_outside(role_dirs, ctx.work), permission=permission)
+                                  extra_dirs=outside_of(role_dirs, ctx.work), permission=permission)
             env = agent_env(ctx, family, role)
             env.update(family.extra_env(permission))
             config_dirs = family.config_dirs(env)
@@ -180,13 +193,9 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
         seconds, _ = budget_seconds(card, role)
     env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role, AUTOMETTA_REPO=str(paths.root),
                AUTOMETTA_HANDOFF=str(handoff), AUTOMETTA_ARTEFACT=str(artefact))
-    kind = sandbox.kind_of(ctx.manifest, paths.manifest)
-    if kind != "none" and role != "setup":  # setup is the user's own provisioning (caches, network)
-        home = ctx.home.root if ctx.home is not None else HomePaths.from_env(ctx.environ).root
-        argv = sandbox.wrap(kind, argv, env, work=ctx.work, repo=paths.root, controller_home=home,
-                            stage_id=stage_id, role=role, role_dirs=role_dirs, config_dirs=config_dirs,
-                            extra=sandbox.extra_writable(ctx.manifest, env.get("HOME") or os.path.expanduser("~")),
-                            guarded=guarded, nests=permission is not None and permission.nests)
+    if role != "setup" and not (own is not None and own.argv):  # setup: your own provisioning; a panel: autometta
+        argv = confine(ctx, card, role, argv, env, role_dirs=role_dirs, config_dirs=config_dirs, guarded=guarded,
+                       permission=permission)
     launched = launch(LaunchSpec(argv=argv, cwd=ctx.work, env=env, log_path=log_path,
                                  exit_path=paths.exit_record(stage_id, role), budget_seconds=seconds))
     registry.register(paths, pid=launched.pid, started=launched.started, started_at=launched.started_at,

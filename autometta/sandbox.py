@@ -1,8 +1,9 @@
 """The optional OS sandbox around every process a stage runs: ``sandbox: bwrap`` or ``sandbox: seatbelt``.
 
 With ``sandbox:`` set in ``.autometta.local.yaml``, the worker, the verifier
-and the commands that run what they wrote (acceptance, postmerge) start
-inside a sandbox where the whole filesystem is read-only except:
+(each member of a verifier panel; autometta's own panel process and API
+transport are not agents and run outside) and the commands that run what
+the worker wrote (acceptance, postmerge) start inside a sandbox where the whole filesystem is read-only except:
 
 * the stage's working tree (its worktree; the repo itself under ``isolation: tree``,
   where ``state/``, ``.git``, the manifest and the card are made read-only again);
@@ -13,7 +14,8 @@ inside a sandbox where the whole filesystem is read-only except:
   settings and instruction files in it (:meth:`Family.guarded_files`): a
   hook or a ``notify`` command written there would run outside the sandbox
   the next time you use the CLI;
-* a private ``TMPDIR``, emptied at each start (``<controller home>/sandbox-tmp/``);
+* a private ``TMPDIR``, emptied at each start (``<controller home>/sandbox-tmp/``;
+  set by the sandbox's own argv, so each panellist gets its own);
 * the folders the manifest lists under ``sandbox_writable`` (``~/.npm``).
 
 So a worker that writes ``~/.ssh/x``, the user's checkout or
@@ -143,13 +145,16 @@ def bwrap_argv(bwrap: str, plan: Plan, argv: Sequence[str]) -> List[str]:
 
     Binds apply in order, so a protected folder inside a writable one is
     read-only and a reopened one inside that writable again. Paths that do
-    not exist are skipped (a bind needs its source).
+    not exist are skipped (a bind needs its source). ``TMPDIR`` is set to the
+    plan's private folder.
     """
     out = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-pid", "--die-with-parent"]
     for flag, paths in (("--bind", plan.writable), ("--ro-bind", plan.protected), ("--bind", plan.reopened)):
         for path in paths:
             if os.path.lexists(str(path)):
                 out += [flag, str(path), str(path)]
+    if plan.tmpdir is not None:
+        out += ["--setenv", "TMPDIR", str(plan.tmpdir)]
     return out + ["--", *argv]
 
 
@@ -175,7 +180,9 @@ def seatbelt_profile(plan: Plan) -> str:
 
 
 def seatbelt_argv(plan: Plan, argv: Sequence[str]) -> List[str]:
-    return [SEATBELT_EXEC, "-p", seatbelt_profile(plan), *argv]
+    """``sandbox-exec -p <profile> [/usr/bin/env TMPDIR=<private>] <argv>``."""
+    tmp = ["/usr/bin/env", f"TMPDIR={plan.tmpdir}"] if plan.tmpdir is not None else []
+    return [SEATBELT_EXEC, "-p", seatbelt_profile(plan), *tmp, *argv]
 
 
 # ------------------------------------------------------------------ is it there?
@@ -268,10 +275,12 @@ def _ensure(folders: Iterable[Path]) -> None:
                                f"({exc.strerror})") from exc
 
 
-def wrap(kind: str, argv: Sequence[str], env: Dict[str, str], *, work: Path, repo: Path, controller_home: Path,
+def wrap(kind: str, argv: Sequence[str], env: Mapping[str, str], *, work: Path, repo: Path, controller_home: Path,
          stage_id: str, role: str, role_dirs: Sequence[Path] = (), config_dirs: Sequence[Path] = (),
          extra: Sequence[Path] = (), guarded: Sequence[Path] = (), nests: bool = False) -> List[str]:
-    """``argv`` inside the ``kind`` sandbox; sets ``env["TMPDIR"]`` to the private one. SandboxError if it cannot.
+    """``argv`` inside the ``kind`` sandbox, with ``TMPDIR`` its private folder; SandboxError if it cannot.
+
+    ``env`` is the environment the process gets (its ``PATH`` finds bwrap).
 
     ``nests``: the program starts a bwrap sandbox of its own (codex), which needs nesting to work here.
     """
@@ -286,7 +295,6 @@ def wrap(kind: str, argv: Sequence[str], env: Dict[str, str], *, work: Path, rep
                                "sandbox alone confine codex")
     _ensure([*role_dirs, *config_dirs, *extra])
     tmpdir = private_tmpdir(controller_home, repo, stage_id, role)
-    env["TMPDIR"] = str(tmpdir)
     plan = make_plan(kind, work, repo, role_dirs, config_dirs, tmpdir, extra, guarded)
     if kind == "bwrap":
         return bwrap_argv(found, plan, argv)

@@ -7,6 +7,7 @@ tests/e2e/test_sandbox_real_clis.py.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from autometta import families, sandbox, yamlsub
 from autometta.errors import UserError
 from autometta.paths import RepoPaths
-from tests.tickkit import run_until_quiet, stage
+from tests.tickkit import commit_all, run_until_quiet, stage
 
 REPO = Path("/srv/proj")
 LANE = REPO / ".autometta" / "worktrees" / "01-a"
@@ -72,6 +73,9 @@ def test_bwrap_argv_binds_in_order_and_skips_what_does_not_exist(tmp_path):
         "--ro-bind", str(repo / "state"), str(repo / "state"), "--ro-bind", str(repo / ".git"), str(repo / ".git"),
         "--bind", str(repo / "state" / "handoffs"), str(repo / "state" / "handoffs"),
         "--", "sh", "-c", "true"]
+    plan.tmpdir = tmp_path / "tmp"
+    assert sandbox.bwrap_argv("bwrap", plan, ["true"])[-5:] == ["--setenv", "TMPDIR", str(tmp_path / "tmp"), "--",
+                                                                "true"]
 
 
 def test_seatbelt_profile_text():
@@ -104,8 +108,8 @@ def test_seatbelt_profile_text():
     (subpath "/srv/proj/state/handoffs")
 )
 '''
-    assert sandbox.seatbelt_argv(plan, ["claude", "-p"])[:2] == ["/usr/bin/sandbox-exec", "-p"]
-    assert sandbox.seatbelt_argv(plan, ["claude", "-p"])[3:] == ["claude", "-p"]
+    argv = sandbox.seatbelt_argv(plan, ["claude", "-p"])
+    assert argv[:2] + argv[3:] == ["/usr/bin/sandbox-exec", "-p", "/usr/bin/env", f"TMPDIR={TMP}", "claude", "-p"]
 
 
 def test_availability_names_the_system_and_the_fix(tmp_path):
@@ -192,3 +196,23 @@ def test_the_clis_folder_is_writable_but_not_its_settings_and_instructions(tmp_p
     assert (config / settings).read_text() == "# the user's\n"
     assert list((config / ("hooks" if family == "claude" else "rules")).iterdir()) == []
     assert proc.stderr.count("Read-only file system") == 2, proc.stderr
+
+
+@needs_bwrap
+def test_a_verifier_panel_runs_inside_the_sandbox_and_its_verdict_lands(setup, tmp_path, monkeypatch):
+    from tests.test_verify_panel import set_panel
+    from tests.verifykit import script_verdict_command
+
+    repo, home, add = setup
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+    _configure(repo, sandbox="bwrap")
+    books = RepoPaths(repo).budget
+    set_panel(home, [f"echo '{{}}' > {books} 2>/dev/null; " + script_verdict_command("01-hello", vote, evidence=n)
+                     for vote, n in (("PASS", "a"), ("PASS", "b"), ("FAIL", "c"))])
+    card = add("01-hello")
+    card.write_text(card.read_text().replace("## Deliverables", "- **Verifier panel:** true\n\n## Deliverables"))
+    commit_all(repo, "a panel")
+    run_until_quiet(home, repo)
+    s = stage(repo, "01-hello")
+    assert s["status"] == "completed", (s, RepoPaths(repo).log("01-hello", "verifier").read_text()[-2000:])
+    assert "clock_ticks_used" in json.loads(books.read_text())  # each panellist ran sandboxed

@@ -256,9 +256,12 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
             files.atomic_write(logs_dir / f"{stage_id}-panel-{m.index}.prompt.md", prompt, mode=0o600)
             permission = dispatch.permission_for(ctx, fam, card)
             argv = fam.command("verifier", prompt, model=model, repo=repo, card=card,
-                               extra_dirs=(paths.state_dir,) if ctx.workdir is not None else (),
-                               permission=permission)
+                               extra_dirs=dispatch.outside_of((votes_dir,), repo), permission=permission)
             member_env.update(fam.extra_env(permission))
+        if m.route.transport != "api":  # an agent (a CLI or a script); an API member is autometta itself
+            argv = dispatch.confine(ctx, card, f"panel-{m.index}", argv, member_env, role_dirs=(votes_dir,),
+                                    config_dirs=fam.config_dirs(member_env), guarded=fam.guarded_files(member_env),
+                                    permission=dispatch.permission_for(ctx, fam, card))
         for name, value in member_env.items():
             env.setdefault(name, value)
         entries.append({
