@@ -69,6 +69,21 @@ def permission_for(ctx: RepoContext, family: families.Family, card: Optional[Car
     return privilege.resolve(family.name, ctx.manifest, card, kind, ctx.paths.manifest)
 
 
+def privilege_summary(ctx: RepoContext, identity: str, role: str, card: Optional[Card]) -> Optional[str]:
+    """``permission acceptEdits (default), sandbox bwrap`` for the tick log; None when there is nothing to say."""
+    kind = sandbox.kind_of(ctx.manifest, ctx.paths.manifest)
+    box = f"sandbox {kind}" if kind != "none" and role != "setup" else ""
+    parts = []
+    if role in ("worker", "verifier"):
+        try:
+            permission = permission_for(ctx, families.for_identity(identity), card)
+        except UserError:
+            permission = None
+        if permission is not None:
+            parts.append(f"permission {permission.describe()}")
+    return ", ".join(parts + ([box] if box else [])) or None
+
+
 def preflight(ctx: RepoContext, identity: str, role: str = "worker", card: Optional[Card] = None) -> Optional[str]:
     """Why an agent for ``identity`` cannot run here at all, or None."""
     try:

@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from . import auth, envelope, files, gitops, procs, scan, secrets, stagecommit, state, worktrees
 from . import decide as d
 from . import facts as observe
-from .dispatch import RepoContext, identity_for, start
+from .dispatch import RepoContext, identity_for, privilege_summary, start
 from .errors import UserError
 from .identity import git_author
 from .launch import read_exit, runner_record
@@ -271,7 +271,9 @@ def _launch(txn: Txn, role: str, decision: d.Decision) -> None:
         stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
     route = auth.route_summary(txn.ctx.environ, txn.ctx.manifest, identity_for(stage, role), role,
                                txn.ctx.paths.manifest)
-    txn.log_extra.append(f"{role} pid {launched.pid} started for {stage['id']}" + (f" ({route})" if route else ""))
+    confined = privilege_summary(txn.ctx, identity_for(stage, role), role, card)
+    txn.log_extra.append(f"{role} pid {launched.pid} started for {stage['id']}" + (f" ({route})" if route else "")
+                         + (f" [{confined}]" if confined else ""))
 
 
 def _commit(txn: Txn, headline: str) -> Optional[str]:

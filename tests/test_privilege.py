@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -332,3 +333,18 @@ def test_a_broken_mode_in_the_manifest_fails_check_deps(run, repo, monkeypatch):
     result = run("check-deps")
     assert result.code == 1
     assert "permissions.claude.mode" in result.err or "permissions.claude.mode" in result.out
+
+
+def test_the_tick_log_says_which_mode_each_agent_ran_in(world):
+    repo, home, reports, configure, add = world
+    configure(permissions={"codex": {"mode": "bypass"}})
+    commit_all(repo, "subscribe")
+    add("01-hello", "- **Permission mode:** claude dontAsk")
+    run_until_quiet(home, repo)
+    log = "".join(p.read_text() for p in sorted((home / "log").glob("tick-*.log")))
+    card_line = f"{repo}/docs/stages/01-hello.md:"
+    assert re.search(r"worker pid \d+ started for 01-hello \(billing: claude subscription, from default\) "
+                     rf"\[permission dontAsk \({re.escape(card_line)}\d+\)\]", log), log
+    assert re.search(r"verifier pid \d+ started for 01-hello \(billing: codex subscription, from default\) "
+                     rf"\[permission bypass \(permissions.codex.mode in {re.escape(str(RepoPaths(repo).manifest))}\)\]",
+                     log), log
