@@ -78,6 +78,8 @@ class InFlight:
     merge_busy: bool = False
     #: A lane whose worktree folder is gone (deleted by hand): nothing more can run there.
     worktree_missing: bool = False
+    #: Has the base branch moved since the lane forked (so its merged result is a new tree to recheck)?
+    base_moved: Callable[[], bool] = lambda: True
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Facts:
     pending: Optional[Pending] = None
     #: The pending stages in queue order (``pending`` alone stands for a queue of one).
     queue: List[Pending] = field(default_factory=list)
+    #: Landing: the files the stage changes that are also changed (staged, unstaged, untracked) in the
+    #: user's checkout, which the fast-forward would overwrite; empty when the base is not checked out.
     dirty: Callable[[], List[str]] = lambda: []
     now: float = 0.0
     #: Seconds to park on a usage limit without a readable reset (``usage_limit_backoff`` in the manifest).
@@ -109,6 +113,8 @@ class Facts:
     lanes_in_flight: int = 0
     #: ``worktree.setup``: a new lane runs it before its worker.
     setup_command: Optional[str] = None
+    #: ``isolation: tree``: a claim runs the stage in the repo's own tree instead of a worktree.
+    in_tree: bool = False
 
 
 # ------------------------------------------------------------------ effects
@@ -128,7 +134,9 @@ CLEAR_CURRENT = "clear_current"
 PARK = "park"  # (until ISO, reason): the repo does nothing until then
 UNPARK = "unpark"
 WORKTREE = "worktree"  # create the claimed lane's worktree and branch from the base branch's tip
-MERGE = "merge"  # rebase the lane onto the base branch's tip (a conflict stops the stage and what follows)
+RECORD_CLAIM = "record_claim"  # isolation: tree: note HEAD, its branch and what is already changed (autometta.isolation)
+MERGE = "merge"  # rebase the lane onto the base branch's tip (a conflict stops the stage and what follows);
+# True: its recheck was skipped as the base had not moved, so a base that moved since sends it back to the queue
 LAND = "land"  # fast-forward the base branch to the lane's commit; remove its worktree and branch
 
 Effect = Tuple[str, Any]
@@ -176,7 +184,12 @@ def _threshold(budget_seconds: int) -> int:
 
 
 def decide(f: Facts) -> Decision:
-    """The one transition for a repo running one stage at a time (``max_parallel`` 1)."""
+    """The one transition for a stage in the repo's own tree (``current_stage``), or a claim into it.
+
+    That is ``isolation: tree``, or a stage the bash version claimed. Every
+    other stage, at ``max_parallel`` 1 too, runs in a worktree of its own:
+    :func:`decide_lane` and :func:`decide_claim`.
+    """
     return _unpark_after(f, _decide(f))
 
 
@@ -187,8 +200,8 @@ def decide_lane(f: Facts, stage_id: str) -> Decision:
 
 
 def decide_claim(f: Facts) -> Decision:
-    """Claim the next stage into a lane of its own, when one is free (``f.queue`` as for decide())."""
-    return _unpark_after(f, _gate(f) or _claim(f, lane=True))
+    """Claim the next stage into a lane of its own (into the repo's tree with ``f.in_tree``)."""
+    return _unpark_after(f, _gate(f) or _claim(f, lane=not f.in_tree))
 
 
 def _unpark_after(f: Facts, decision: Decision) -> Decision:
@@ -254,13 +267,15 @@ def _idle(f: Facts) -> Decision:
 
 
 def _claim(f: Facts, lane: bool) -> Decision:
-    """Claim the first claimable stage: into the repo's own tree, or into a lane of its own.
+    """Claim the first claimable stage: into a lane of its own, or into the repo's own tree.
 
-    A lane needs no clean tree: it starts from the base branch's tip, not from the working tree.
+    Neither needs a clean tree: a lane starts from the base branch's tip, not
+    from the working tree; in the tree, what is already changed is recorded
+    and left out of the stage's commit (autometta.isolation).
     """
     p, waiting = _claimable(f)
-    nothing = (f"no stage to claim for {f.repo} ({f.lanes_in_flight} of {f.max_parallel} lanes busy)" if lane
-               else f"idle {f.repo}")
+    nothing = (f"no stage to claim for {f.repo} ({f.lanes_in_flight} of {f.max_parallel} lanes busy)"
+               if lane and f.lanes_in_flight else f"idle {f.repo}")
     if p is None and waiting:
         return Decision(f"{nothing}: {len(waiting)} pending stage(s) wait for their dependencies "
                         f"({waiting_note(waiting)})", transition=False)
@@ -270,20 +285,18 @@ def _claim(f: Facts, lane: bool) -> Decision:
         return Decision(f"pending stage id {p.stage_id!r} in {f.repo} is not valid", halt="invalid-stage-id")
     if not p.card_found:
         return Decision(f"stage card missing for {p.stage_id} in {f.repo}", transition=False)
-    dirty = [] if lane else f.dirty()
-    if dirty:
-        return Decision(f"dirty working tree outside state/ for {f.repo} ({_listed(dirty)}); commit or stash, "
-                        "then run 'autometta tick --reset-halt'", halt="dirty-working-tree")
     if p.preflight:
         return Decision(f"stage {p.stage_id} cannot start: {p.preflight}",
                         [(CLAIM, p.stage_id)], finish=("stalled", p.preflight))
     if not lane:
-        return Decision(f"claimed {p.stage_id} for {f.repo}; dispatching worker {p.worker}",
-                        [(CLAIM, p.stage_id), (LAUNCH, "worker")], on_launch_failure="worker_spawn_failed")
+        return Decision(f"claimed {p.stage_id} for {f.repo}; dispatching worker {p.worker} in the repo's own tree",
+                        [(CLAIM, p.stage_id), (RECORD_CLAIM, None), (LAUNCH, "worker")],
+                        on_launch_failure="worker_spawn_failed")
     first = "setup" if f.setup_command else "worker"
     what = "running worktree.setup" if f.setup_command else f"dispatching worker {p.worker}"
-    return Decision(f"claimed {p.stage_id} for {f.repo} into lane {f.lanes_in_flight + 1} of {f.max_parallel}; "
-                    f"{what} in its worktree", [(CLAIM, p.stage_id), (WORKTREE, None), (LAUNCH, first)],
+    into = f" into lane {f.lanes_in_flight + 1} of {f.max_parallel}" if f.max_parallel > 1 else ""
+    return Decision(f"claimed {p.stage_id} for {f.repo}{into}; {what} in its worktree",
+                    [(CLAIM, p.stage_id), (WORKTREE, None), (LAUNCH, first)],
                     on_launch_failure=f"{first}_spawn_failed")
 
 
@@ -360,23 +373,24 @@ def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
     if c.merge_busy:
         return Decision(f"stage {cur} is accepted and waits for its turn to merge onto {base}", effects,
                         transition=False)
-    if c.acceptance_command:  # rebased, it is checked again before the base branch moves
+    if c.acceptance_command and c.base_moved():  # rebased onto new commits, it is checked again first
         return Decision(f"stage {cur} merging onto {base}; then rerunning the acceptance command",
-                        effects + [(MERGE, None), (SET, ("merge", "checking")), (LAUNCH, "postmerge")],
+                        effects + [(MERGE, False), (SET, ("merge", "checking")), (LAUNCH, "postmerge")],
                         on_launch_failure="postmerge_spawn_failed")
     blocked = _dirty_halt(f, cur, base, effects)
     if blocked is not None:
         return blocked
-    return Decision(f"stage {cur} merging onto {base}", effects + [(MERGE, None), (LAND, None)])
+    return Decision(f"stage {cur} merging onto {base}", effects + [(MERGE, bool(c.acceptance_command)), (LAND, None)])
 
 
 def _dirty_halt(f: Facts, cur: str, base: str, effects: List[Effect]) -> Optional[Decision]:
+    """Landing would overwrite files the user changed in the checkout: halt, naming them."""
     dirty = f.dirty()
     if not dirty:
         return None
-    return Decision(f"stage {cur} is ready to land on {base}, but the working tree of {f.repo} has changes "
-                    f"outside state/ ({_listed(dirty)}); commit or stash them, then run 'autometta tick --reset-halt'",
-                    effects, halt="dirty-working-tree")
+    return Decision(f"stage {cur} is ready to land on {base}, but it changes files that are also changed in the "
+                    f"working tree of {f.repo} ({_listed(dirty)}); commit or stash those, then run "
+                    "'autometta tick --reset-halt'", effects, halt="dirty-working-tree")
 
 
 def _reaped(stage: Dict[str, Any]) -> bool:

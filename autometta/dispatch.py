@@ -37,10 +37,12 @@ class RepoContext:
     config: Dict[str, Any] = field(default_factory=dict)
     manifest: Dict[str, Any] = field(default_factory=dict)
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    #: Where agents work: a parallel stage's worktree; None for the repo itself.
+    #: Where agents work: the stage's worktree; None for the repo itself (``isolation: tree``).
     workdir: Optional[Path] = None
-    #: Stages in flight at once (subscriber or manifest ``max_parallel``); above 1, each gets a worktree.
+    #: Stages in flight at once (subscriber or manifest ``max_parallel``), each in a worktree of its own.
     max_parallel: int = 1
+    #: The manifest's ``isolation``: ``worktree`` (the default) or ``tree`` (autometta.isolation).
+    isolation: str = "worktree"
 
     @property
     def repo(self) -> Path:

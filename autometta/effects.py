@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import auth, envelope, files, gitops, procs, scan, secrets, stagecommit, state, worktrees
+from . import auth, envelope, files, gitops, isolation, procs, scan, secrets, stagecommit, state, worktrees
 from . import decide as d
 from . import facts as observe
 from .dispatch import RepoContext, identity_for, privilege_summary, start
@@ -39,13 +39,14 @@ class Txn:
     base_ctx: Optional[RepoContext] = None
     facts: Optional[d.Facts] = None
     log_extra: List[str] = field(default_factory=list)
-    #: The parallel stage effects apply to (lanes); None: the repo's current_stage.
+    #: The stage effects apply to (a lane, or a claim); None: the repo's current_stage.
     focus: Optional[str] = None
-    lanes: bool = False
+    #: ``isolation: tree``: a claim runs the stage in the repo's own tree, as ``current_stage``.
+    tree: bool = False
 
     @property
     def cur(self) -> Optional[Dict[str, Any]]:
-        current = self.focus if self.lanes else self.state.get("current_stage")
+        current = self.focus or self.state.get("current_stage")
         return state.find_stage(self.state, current) if current else None
 
 
@@ -68,7 +69,9 @@ def _finish(txn: Txn, status: str, marker: Optional[str]) -> None:
         txn.budget["consecutive_failures"] = 0
     else:
         txn.budget["consecutive_failures"] = (txn.budget.get("consecutive_failures") or 0) + 1
-    if not txn.lanes:
+        if stage is not None and isolation.in_tree(stage):
+            _restore_branch(txn, stage)
+    if stage is None or txn.state.get("current_stage") == stage.get("id"):
         txn.state["current_stage"] = None
 
 
@@ -79,6 +82,16 @@ def _masked(txn: Txn, stage: Dict[str, Any], marker: Optional[str]) -> Optional[
         return marker
     scan.secrets_for(txn.ctx, [stage])  # registers them for secrets.redact, the tick log's too
     return secrets.redact(marker)
+
+
+def _restore_branch(txn: Txn, stage: Dict[str, Any]) -> None:
+    """A stage in the repo's tree did not land: no commit an agent made since the claim stays on the branch."""
+    try:
+        said = isolation.restore_branch(txn.ctx.repo, stage)
+    except UserError as exc:
+        said = f"could not move {stage.get('claim_branch')} back to where {stage['id']} was claimed: {exc.message}"
+    if said:
+        txn.log_extra.append(said)
 
 
 def _account(txn: Txn, role: str) -> None:
@@ -134,19 +147,20 @@ def _claim(txn: Txn, stage_id: str) -> None:
     envelope.archive(txn.ctx.paths, stage_id, txn.now)
     for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
                 "stall_marker", "completed_at", "commit", "worker_tree", "verifier_tree", "worker_exit",
-                "acceptance", "acceptance_pid", "acceptance_started", "loops", *LANE_KEYS):
+                "acceptance", "acceptance_pid", "acceptance_started", "loops", *LANE_KEYS, *TREE_KEYS):
         if key in stage:
             stage[key] = None
     stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
-    if txn.lanes:
-        txn.focus = stage_id
-    else:
+    txn.focus = stage_id
+    if txn.tree:
         txn.state["current_stage"] = stage_id
 
 
-#: A parallel stage's own fields, cleared when it is claimed again.
+#: A stage's own fields in a worktree, cleared when it is claimed again.
 LANE_KEYS = ("worktree", "branch", "base", "setup", "setup_pid", "setup_started", "merge", "merge_onto",
              "postmerge_pid", "postmerge_started")
+#: ... and in the repo's own tree (``isolation: tree``).
+TREE_KEYS = ("claim_head", "claim_branch", "claim_record")
 
 
 def _worktree(txn: Txn) -> None:
@@ -159,13 +173,27 @@ def _worktree(txn: Txn) -> None:
     base, tip = worktrees.create(base_ctx.repo, path, branch)
     stage.update(worktree=str(path), branch=branch, base=base)
     txn.ctx = observe.lane_context(base_ctx, stage)
-    txn.log_extra.append(f"worktree {path} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
+    shown = os.path.relpath(path, base_ctx.repo) if str(path).startswith(str(base_ctx.repo) + os.sep) else path
+    txn.log_extra.append(f"worktree {shown} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
 
 
-def _rebase(txn: Txn) -> Optional[tuple]:
-    """Rebase the lane onto its base branch's tip; a merge_conflict finish, or None."""
+#: MERGE's outcome when the base branch moved after a decision to land without a recheck.
+_AGAIN = ("again", None)
+
+
+def _rebase(txn: Txn, unmoved: bool = False) -> Optional[tuple]:
+    """Rebase the lane onto its base branch's tip; a merge_conflict finish, _AGAIN, or None.
+
+    ``unmoved``: the acceptance command was not rerun because the base had not
+    moved; if it moved since, the lane goes back to the queue to be rechecked.
+    """
     stage = txn.cur
     assert stage is not None
+    if unmoved and worktrees.base_moved(txn.ctx.work, stage["base"]):
+        stage.update(merge="queued", merge_onto=None)
+        txn.log_extra.append(f"{stage['base']} moved while {stage['id']} was about to land; it will be rebased "
+                             "and checked again on a later tick")
+        return _AGAIN
     rebased = worktrees.rebase(txn.ctx.work, stage["base"])
     if rebased.conflicts:
         shown = ", ".join(rebased.conflicts[:10]) + (" ..." if len(rebased.conflicts) > 10 else "")
@@ -188,17 +216,20 @@ def _land(txn: Txn) -> Optional[tuple]:
         txn.log_extra.append(f"{stage['base']} moved while {stage['id']} was being merged; it will be rebased "
                              "again on a later tick")
         return None
-    stage["commit"] = head if head != onto else None
-    txn.log_extra.append(f"stage {stage['id']} landed on {stage['base']} as {head[:12]}" if head != onto else
-                         f"stage {stage['id']} had nothing to land on {stage['base']}")
+    # head == onto: nothing of its own to land, or it landed already (a tick killed before it could record
+    # so, after the commit it had recorded)
+    landed = head != onto or stage.get("commit") == head
+    stage["commit"] = head if landed else None
+    said = (f"stage {stage['id']} landed on {stage['base']} as {head[:12]}" if landed else
+            f"stage {stage['id']} had nothing to land on {stage['base']}")
     _finish(txn, "completed", None)
     state.save_state(txn.ctx.paths, txn.state)  # landed: recorded before its lane is taken apart
     try:
         removed = worktrees.remove(repo, Path(stage["worktree"]), stage.get("branch"))
-        txn.log_extra.append(f"removed {' and '.join(removed)}" if removed else "lane already removed")
+        txn.log_extra.append(f"{said}; removed its worktree and branch" if removed else said)
         stage["worktree"] = None
     except UserError as exc:
-        txn.log_extra.append(f"could not remove the lane of {stage['id']} ({exc.message}); "
+        txn.log_extra.append(f"{said}; could not remove its worktree ({exc.message}); "
                              "'autometta tick --repair' removes it")
     return ("completed", None)
 
@@ -279,14 +310,21 @@ def _launch(txn: Txn, role: str, decision: d.Decision) -> None:
 def _commit(txn: Txn, headline: str) -> Optional[str]:
     stage = txn.cur
     assert stage is not None
-    if txn.lanes and stage.get("base"):
-        # Commits the agents made on the lane's branch are folded into the stage's one commit,
-        # so the secret scan sees them and the base branch gets one commit per stage.
-        folded = worktrees.fold_commits(txn.ctx.work, stage["base"])
-        if folded:
-            txn.log_extra.append(f"folded {folded} commit(s) the agents made on {stage.get('branch')} "
-                                 "into the stage's commit")
-    sha = stagecommit.commit_accepted(txn.ctx, stage, headline)  # secret scan, author, subject, trailer
+    # Commits the agents made since the claim are folded into the stage's one commit,
+    # so the secret scan sees them and the branch gets one commit per stage.
+    exclude: List[str] = []
+    if stage.get("worktree") and stage.get("base"):
+        folded, where = worktrees.fold_commits(txn.ctx.work, stage["base"]), stage.get("branch")
+    else:
+        folded, where = isolation.fold_since_claim(txn.ctx.work, stage), stage.get("claim_branch")
+        exclude = isolation.unchanged_since(txn.ctx.paths, stage)
+        if exclude:
+            txn.log_extra.append(f"left out of {stage['id']}'s commit, as they were already changed at the claim "
+                                 f"and still are as they were: {', '.join(exclude[:5])}"
+                                 + (f" and {len(exclude) - 5} more" if len(exclude) > 5 else ""))
+    if folded:
+        txn.log_extra.append(f"folded {folded} commit(s) the agents made on {where} into the stage's commit")
+    sha = stagecommit.commit_accepted(txn.ctx, stage, headline, exclude)  # secret scan, author, subject, trailer
     stage["commit"] = sha
     if sha:
         txn.log_extra.append(f"stage {stage['id']} PASS: committed worker output as {sha[:12]} "
@@ -353,13 +391,20 @@ def apply(txn: Txn, decision: d.Decision) -> str:
             except UserError as exc:
                 failed = ("stalled", "could not create the worktree", getattr(exc, "marker", None) or "worktree_failed",
                           exc.message)
+        elif name == d.RECORD_CLAIM and stage is not None:
+            try:
+                txn.log_extra.append(isolation.record_claim(txn.ctx.paths, stage))
+            except UserError as exc:
+                failed = ("stalled", "could not record the tree at the claim", "tree_claim_failed", exc.message)
         elif name in (d.MERGE, d.LAND):
             try:
                 # MERGE: a conflict stops the stage; LAND: completed, or None when the base moved meanwhile
-                outcome = _rebase(txn) if name == d.MERGE else _land(txn)
+                outcome = _rebase(txn, arg is True) if name == d.MERGE else _land(txn)
             except UserError as exc:  # git failed, with no conflict to name
                 failed = ("failed", "merge failed", getattr(exc, "marker", None) or "merge_failed", exc.message)
             else:
+                if outcome is _AGAIN:
+                    break  # back in the queue: nothing after it runs
                 finish = outcome or finish
                 if outcome and outcome[0] == "merge_conflict":
                     break  # the lane does not land: nothing after it runs

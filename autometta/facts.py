@@ -174,14 +174,15 @@ def _facts(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], now:
 
 def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
            now: Optional[float] = None) -> Facts:
+    """The facts for the stage in the repo's own tree (``current_stage``), or for a claim into it."""
     now = time.time() if now is None else now
     facts = _facts(ctx, budget, state, now)
+    facts.in_tree = True
     current = state.get("current_stage")
     if isinstance(current, str) and cards.STAGE_ID_RE.match(current):
         facts.cur = in_flight(ctx, state, current, now)
     elif current is None:
         facts.queue = pending_queue(ctx, state)
-        facts.dirty = lambda: gitops.dirty_paths(ctx.repo)
     return facts
 
 
@@ -198,16 +199,20 @@ def gather_lane(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
     facts = _facts(ctx, budget, state, now)
     facts.cur = in_flight(ctx, state, str(stage["id"]), now)
     facts.cur.merge_busy = merge_busy
-    base = stage.get("base")
-    # Landing moves the main tree only when the base branch is checked out there.
-    facts.dirty = lambda: gitops.dirty_paths(ctx.repo) if gitops.current_branch(ctx.repo) == base else []
+    base = str(stage.get("base") or "")
+    if base and stage.get("merge"):
+        # Landing moves the main tree only when the base branch is checked out there, and only
+        # the files the stage changes: those must not be changed there too.
+        facts.dirty = lambda: worktrees.collisions(ctx.repo, ctx.work, base)
+        facts.cur.base_moved = lambda: worktrees.base_moved(ctx.work, base)
     return facts
 
 
 def gather_claim(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], now: float,
-                 lanes_in_flight: int) -> Facts:
-    """The facts for claiming a stage into a free lane."""
+                 lanes_in_flight: int, in_tree: bool = False) -> Facts:
+    """The facts for claiming a stage into a free lane (into the repo's own tree with ``in_tree``)."""
     facts = _facts(ctx, budget, state, now)
     facts.lanes_in_flight, facts.setup_command = lanes_in_flight, worktrees.setup_command(ctx.manifest)
+    facts.in_tree = in_tree
     facts.queue = pending_queue(ctx, state)
     return facts

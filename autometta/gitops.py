@@ -509,14 +509,17 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def commit_stage(repo: PathLike, *, author: str, subject: str, coauthor: Optional[str],
-                 body: Optional[str] = None) -> Optional[str]:
+                 body: Optional[str] = None, exclude: Sequence[str] = ()) -> Optional[str]:
     """Commit the accepted stage's changes outside ``state/``; return the new HEAD.
 
     Stages every change outside ``state/`` (``git add -A``, ignored files
     excluded) into the user's index and commits on the current branch (or
     detached HEAD) with ``--author=<author>``, the committer from the user's
     git config, hooks run. Changes under ``state/`` are never committed, even
-    if something had staged them (they stay staged, untouched).
+    if something had staged them (they stay staged, untouched). Neither are
+    the repo-relative paths in ``exclude`` (``isolation: tree``: what was
+    already changed at the claim and still is as it was): whatever they hold,
+    in the index or the files, stays as it was.
 
     Returns None, leaving the index as it was, when there is nothing to
     commit. Raises UserError, leaving the index as it was, when a merge,
@@ -539,18 +542,20 @@ def commit_stage(repo: PathLike, *, author: str, subject: str, coauthor: Optiona
                         "(git status lists them) before autometta can commit the stage")
     index_path = os.path.join(git_dir, "index")
     saved = _read_index(index_path)
+    left_out = [f":(exclude,literal){p}" for p in exclude if not _is_state(p)]
     try:
-        _run(where, ["add", "-A", "--", *_OUTSIDE_STATE])
+        _run(where, ["add", "-A", "--", *_OUTSIDE_STATE, *left_out])
         _, out, _ = _run(where, ["diff", "--cached", "--name-only", "-z", "--no-renames",
                                  "--no-ext-diff"])
+        kept = set(exclude)
         staged = [os.fsdecode(p) for p in _split_z(out)]
-        if any(not _is_state(p) for p in staged):
+        if any(not _is_state(p) and p not in kept for p in staged):
             args = ["commit", "--quiet", "--cleanup=whitespace", f"--author={name} <{email}>",
                     "--file=-"]
-            if any(_is_state(p) for p in staged):
-                # Something had staged state/ (a worker's `git add -A`): commit
-                # only the rest (a partial commit); those entries stay staged.
-                args += ["--", *_OUTSIDE_STATE]
+            if any(_is_state(p) or p in kept for p in staged):
+                # Something had staged state/ (a worker's `git add -A`) or a path left
+                # out: commit only the rest (a partial commit); those entries stay staged.
+                args += ["--", *_OUTSIDE_STATE, *left_out]
             faults.point("commit.before")
             _run(where, args, stdin=message.encode("utf-8", "surrogateescape"),
                  timeout=COMMIT_TIMEOUT)

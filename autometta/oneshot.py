@@ -13,22 +13,32 @@ tick uses, so a stage run by hand behaves as a queued one:
 * the markers are the tick's (``worker_envelope_missing_after_exit``,
   ``acceptance_failed``, ``verifier_modified_tree``, ...), so
   docs/troubleshooting.md covers both;
-* the commit is :func:`autometta.stagecommit.commit_accepted`.
+* the commit is :func:`autometta.stagecommit.commit_accepted`;
+* the agents work where the tick's would: ``dispatch`` gives the stage a
+  worktree of its own on ``autometta/<id>`` (autometta.worktrees), never the
+  user's checkout, and ``accept`` lands it the tick's way: commit there,
+  rebase onto the base branch, rerun the acceptance command if the base
+  moved, fast-forward, remove the worktree. Only with ``isolation: tree``
+  do they work in the checkout (autometta.isolation), and ``accept`` then
+  folds commits made since ``dispatch`` into the stage's commit, or on a
+  FAIL takes them off the branch again.
 
 None of them reads or writes the queue in ``state/state.yaml`` or the
 budget; they refuse a stage the tick has in flight. The repo is the git work
 tree holding the card. Waiting (``--wait``) is ``os.waitpid`` on the runner,
-which is this process's child.
+which is this process's child. What ``dispatch`` set up and ``verify`` saw is
+kept in ``state/logs/<id>-oneshot.json``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import cardlint, families, files, gitops, home, manifest, state, stagecommit
+from . import cardlint, families, files, gitops, home, isolation, manifest, state, stagecommit, worktrees
 from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
@@ -83,8 +93,39 @@ def load(card_arg: str, warn: Optional[Say] = None, *, show_warnings: bool = Tru
     card = parse_card(card_path)
     findings = cardlint.lint_card(card_path, repo, globs=card_globs(repo, settings))
     cardlint.refuse_errors(findings, warn, show_warnings=show_warnings)
-    ctx = RepoContext(paths=paths, home=hp, config=config, manifest=settings)
+    ctx = RepoContext(paths=paths, home=hp, config=config, manifest=settings,
+                      isolation=isolation.mode(settings, 1, paths.manifest))
     return Shot(ctx, card, {"id": card.stage_id, "worker": card.worker or "", "verifier": card.verifier or ""})
+
+
+def _in_tree(shot: Shot) -> bool:
+    return shot.ctx.isolation == isolation.TREE
+
+
+def _record(shot: Shot) -> Dict[str, Any]:
+    """What dispatch set up and verify saw (``state/logs/<id>-oneshot.json``); {} if none."""
+    path = shot.paths.oneshot_record(shot.stage_id)
+    try:
+        doc = files.read_json(path) if path.exists() else {}
+    except UserError:
+        return {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def _note(shot: Shot, **fields: Any) -> None:
+    files.ensure_dir(shot.paths.logs)
+    files.write_json(shot.paths.oneshot_record(shot.stage_id), dict(_record(shot), **fields), mode=0o600)
+
+
+def _work(shot: Shot) -> RepoContext:
+    """Where the stage's agents work: its worktree (made by dispatch), or the checkout with ``isolation: tree``."""
+    if _in_tree(shot):
+        return shot.ctx
+    where = _record(shot).get("worktree")
+    if not where or not Path(str(where), ".git").exists():
+        raise UserError(f"{shot.paths.oneshot_record(shot.stage_id)}: no worktree for {shot.stage_id}; run "
+                        f"'autometta dispatch {shot.card.path} --wait' first (it makes one)")
+    return dataclasses.replace(shot.ctx, workdir=Path(str(where)))
 
 
 def _not_in_flight(shot: Shot) -> None:
@@ -139,27 +180,51 @@ def dispatch(shot: Shot, *, wait: bool = False) -> Dict[str, Any]:
     files.ensure_dir(paths.state_dir)
     with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
         _not_in_flight(shot)
-        dirty = gitops.dirty_paths(paths.root)
+        dirty = gitops.dirty_paths(paths.root) if _in_tree(shot) else []
         if dirty:
             shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-            raise UserError(f"{paths.root}: uncommitted changes outside state/ ({shown}); commit them (the card "
-                            "too, so worker and verifier read the same one) or stash them, then dispatch again")
+            raise UserError(f"{paths.root}: uncommitted changes outside state/ ({shown}); with isolation: tree the "
+                            "worker runs in this tree, so commit them (the card too, so worker and verifier read the "
+                            "same one) or stash them, then dispatch again")
         problem = preflight(shot.ctx, identity, "worker", shot.card)
         if problem:
             raise UserError(f"{shot.card.path}: the worker {identity!r} cannot start here: {problem} "
                             "(docs/troubleshooting.md explains each marker)")
         archive(paths, stage_id)
         _forget(paths.oneshot_record(stage_id))
-        launched = start(shot.ctx, shot.stage, shot.card, "worker")
+        ctx = _prepare(shot)
+        launched = start(ctx, shot.stage, shot.card, "worker")
     result: Dict[str, Any] = {
         "stage_id": stage_id, "role": "worker", "identity": identity, "pid": launched.pid,
         "started_at": launched.started_at, "log": str(paths.log(stage_id, "worker")),
-        "handoff": str(paths.handoff(stage_id)), "waited": wait,
+        "handoff": str(paths.handoff(stage_id)), "waited": wait, "worktree": str(ctx.work),
     }
     if wait:
         _await(launched)
         result.update(worker_outcome(shot))
     return result
+
+
+def _prepare(shot: Shot) -> RepoContext:
+    """The stage's worktree, made afresh from the checked-out branch's tip and set up; or the checkout (tree)."""
+    paths, stage_id = shot.paths, shot.stage_id
+    if _in_tree(shot):
+        _note(shot, stage_id=stage_id, claim_head=gitops.head_sha(paths.root),
+              claim_branch=gitops.current_branch(paths.root), dispatched_at=now_iso())
+        return shot.ctx
+    path = worktrees.lane_root(paths.root, shot.ctx.manifest) / stage_id
+    branch = worktrees.branch_for(stage_id)
+    base, tip = worktrees.create(paths.root, path, branch)  # an earlier by-hand run's worktree is replaced
+    _note(shot, stage_id=stage_id, worktree=str(path), branch=branch, base=base, base_sha=tip,
+          dispatched_at=now_iso())
+    ctx = dataclasses.replace(shot.ctx, workdir=path)
+    if worktrees.setup_command(shot.ctx.manifest):
+        _await(start(ctx, shot.stage, shot.card, "setup"))
+        code = (read_exit(paths.exit_record(stage_id, "setup")) or {}).get("exit_code")
+        if code != 0:
+            raise UserError(f"{paths.log(stage_id, 'setup')}: worktree.setup exited {code} in {path} "
+                            "(worktree_setup_failed); fix it in .autometta.local.yaml, then dispatch again")
+    return ctx
 
 
 def worker_outcome(shot: Shot) -> Dict[str, Any]:
@@ -213,15 +278,15 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if problem:
             raise UserError(f"{shot.card.path}: the verifier {shot.stage['verifier']!r} cannot start here: "
                             f"{problem} (docs/troubleshooting.md explains each marker)")
+        work = _work(shot)
         archive(paths, stage_id, verdicts_only=True)
-        tree = gitops.worktree_fingerprint(paths.root)
-        files.write_json(paths.oneshot_record(stage_id),
-                         {"stage_id": stage_id, "worker_tree": tree, "verify_started_at": now_iso()}, mode=0o600)
+        tree = gitops.worktree_fingerprint(work.work)
+        _note(shot, stage_id=stage_id, worker_tree=tree, merged_tree=None, verify_started_at=now_iso())
     result: Dict[str, Any] = {"stage_id": stage_id, "verifier": shot.stage["verifier"],
                               "artefact": str(paths.verifier_artefact(stage_id)), "waited": wait}
     if shot.card.acceptance_command:
         say(f"running the acceptance command for {stage_id}: {shot.card.acceptance_command}")
-        _await(start(shot.ctx, shot.stage, shot.card, "acceptance"))
+        _await(start(work, shot.stage, shot.card, "acceptance"))
         record = read_exit(paths.exit_record(stage_id, "acceptance")) or {}
         result["acceptance"] = {"command": shot.card.acceptance_command, "exit_code": record.get("exit_code"),
                                 "log": str(paths.log(stage_id, "acceptance"))}
@@ -229,7 +294,7 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
             result.update(overall="FAIL", marker="acceptance_failed")
             return result
         shot.stage["acceptance"] = "pass"
-    launched = start(shot.ctx, shot.stage, shot.card, "verifier")
+    launched = start(work, shot.stage, shot.card, "verifier")
     result.update(pid=launched.pid, log=str(paths.log(stage_id, "verifier")))
     if wait:
         _await(launched)
@@ -288,15 +353,20 @@ def verdict_of(shot: Shot) -> Dict[str, Any]:
 
 
 def tree_changed(shot: Shot) -> bool:
-    """Whether the tree outside state/ differs from the one ``verify`` recorded (False without a record)."""
-    record_path = shot.paths.oneshot_record(shot.stage_id)
-    if not record_path.exists():
+    """Whether the tree outside state/ differs from the one ``verify`` recorded (False without a record).
+
+    The stage's worktree once ``accept`` rebased it onto a base that moved
+    (and rechecked it there) counts as the tree it judged too.
+    """
+    record = _record(shot)
+    recorded = record.get("worker_tree")
+    if not recorded:
         return False
     try:
-        recorded = files.read_json(record_path).get("worker_tree")
-    except (UserError, AttributeError):
-        return False
-    return bool(recorded) and gitops.worktree_fingerprint(shot.paths.root) != recorded
+        work = _work(shot).work
+    except UserError:
+        return False  # landed and removed already, or never made
+    return gitops.worktree_fingerprint(work) not in (recorded, record.get("merged_tree"))
 
 
 # ---------------------------------------------------------------- accept
@@ -308,20 +378,74 @@ def accept(shot: Shot, warn: Optional[Say] = None) -> Dict[str, Any]:
     files.ensure_dir(paths.state_dir)
     with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
         _not_in_flight(shot)
+        record = dict(_record(shot), id=stage_id)
         verdict = verdict_of(shot)
         artefact = paths.verifier_artefact(stage_id)
         if verdict.get("overall") is None:
             raise UserError(f"{artefact}: no verdict to accept ({verdict.get('problem')}); "
                             f"run 'autometta verify {shot.card.path} --wait' first")
         if verdict["overall"] != "PASS":
+            undone = isolation.restore_branch(paths.root, record) if _in_tree(shot) else None
+            if undone and warn:
+                warn(undone)
             raise UserError(f"{artefact}: the verdict is FAIL ({verdict.get('marker')}); nothing committed, "
-                            "the working tree is left for review")
-        if not paths.oneshot_record(stage_id).exists() and warn:
+                            f"{'the working tree' if _in_tree(shot) else 'the stage worktree'} is left for review")
+        if not record.get("worker_tree") and warn:
             warn(f"{paths.oneshot_record(stage_id)}: no record of a verify run, so the tree the verifier "
                  "judged cannot be compared with the tree now; accepting on the verdict alone")
-        sha = stagecommit.commit_accepted(shot.ctx, shot.stage, verdict["headline"])
+        if _in_tree(shot):
+            isolation.fold_since_claim(paths.root, record)
+            sha = stagecommit.commit_accepted(shot.ctx, shot.stage, verdict["headline"])
+        elif record.get("landed") and not record.get("worktree_kept"):
+            sha = None  # accepted before: landed, its worktree removed
+        else:
+            sha = _land(shot, _work(shot), record, verdict["headline"], warn)
     verdict.update(stage_id=stage_id, commit=sha, subject=stagecommit.subject(stage_id, verdict["headline"]))
     return verdict
+
+
+def _land(shot: Shot, work: RepoContext, record: Dict[str, Any], headline: str, warn: Optional[Say]) -> Optional[str]:
+    """Commit in the stage's worktree, rebase onto the base branch, recheck if it moved, fast-forward, clean up.
+
+    The tick's landing (autometta.worktrees), done at once. Whatever stops it
+    leaves the base branch as it was and the worktree for another ``accept``.
+    """
+    paths, stage_id = shot.paths, shot.stage_id
+    base, where = str(record.get("base") or ""), work.work
+    if not base:
+        raise UserError(f"{paths.oneshot_record(stage_id)}: no base branch recorded; dispatch again")
+    worktrees.fold_commits(where, base)  # the agents' commits, and an earlier accept's, become one commit
+    stagecommit.commit_accepted(work, shot.stage, headline)
+    moved = worktrees.base_moved(where, base)
+    rebased = worktrees.rebase(where, base)
+    if rebased.conflicts:
+        raise UserError(f"{stage_id} does not merge onto {base}: conflicts in {', '.join(rebased.conflicts[:10])} "
+                        f"(merge_conflict); {base} is as it was; rebase {where} onto {base} there, then accept again")
+    if moved:
+        _note(shot, merged_tree=gitops.worktree_fingerprint(where))
+        if shot.card.acceptance_command:
+            _await(start(work, shot.stage, shot.card, "postmerge"))
+            code = (read_exit(paths.exit_record(stage_id, "postmerge")) or {}).get("exit_code")
+            if code != 0:
+                raise UserError(f"{paths.log(stage_id, 'postmerge')}: the acceptance command exited {code} on "
+                                f"{stage_id} rebased onto {base} (post_merge_acceptance_failed); {base} is as it was")
+    clash = worktrees.collisions(paths.root, where, base)
+    if clash:
+        shown = ", ".join(clash[:5]) + (f" and {len(clash) - 5} more" if len(clash) > 5 else "")
+        raise UserError(f"{paths.root}: {stage_id} changes files that are also changed here ({shown}) "
+                        "(dirty-working-tree); commit or stash those, then accept again")
+    head = gitops.head_sha(where)
+    if not head or not rebased.onto or not worktrees.land(paths.root, base, head, rebased.onto):
+        raise UserError(f"{base} moved while {stage_id} was landing; nothing changed, accept again")
+    sha = head if head != rebased.onto else None
+    _note(shot, landed=sha or rebased.onto, landed_at=now_iso())
+    try:
+        worktrees.remove(paths.root, where, record.get("branch"))
+    except UserError as exc:
+        _note(shot, worktree_kept=True)
+        if warn:
+            warn(f"landed, but could not remove {where} ({exc.message}); 'autometta tick --repair' removes it")
+    return sha
 
 
 # ---------------------------------------------------------------- what the commands print

@@ -161,6 +161,10 @@ class RepoPaths:
         """What ``autometta verify`` noted for ``autometta accept``: the tree the verifier judged."""
         return self.logs / f"{stage_id}-oneshot.json"
 
+    def claim_record(self, stage_id: str) -> Path:
+        """``isolation: tree``: the paths already changed when the stage was claimed (autometta.isolation)."""
+        return self.logs / f"{stage_id}-claim.json"
+
     @property
     def archive(self) -> Path:
         """Old envelopes and verdicts of a re-queued stage, kept for review."""

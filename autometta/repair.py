@@ -156,6 +156,7 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
     ids = {str(s.get("id")) for s in stages}
     owned = {os.path.realpath(str(s["worktree"])): s.get("branch") for s in stages
              if s.get("worktree") and s.get("status") not in ("pending", "completed")}
+    owned.update(_by_hand(ctx))
     try:
         known = worktrees.registered(repo)
         branches = worktrees.lane_branches(repo)
@@ -198,6 +199,19 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
             if not dry_run:
                 worktrees.delete_branch(repo, branch)
     return changes
+
+
+def _by_hand(ctx: RepoContext) -> Dict[str, Optional[str]]:
+    """Worktrees ``autometta dispatch`` made for a stage run by hand and not yet landed: path -> branch."""
+    out: Dict[str, Optional[str]] = {}
+    for record in sorted(ctx.paths.logs.glob("*-oneshot.json")) if ctx.paths.logs.is_dir() else []:
+        try:
+            doc = files.read_json(record)
+        except UserError:
+            continue
+        if isinstance(doc, dict) and doc.get("worktree") and not doc.get("landed"):
+            out[os.path.realpath(str(doc["worktree"]))] = doc.get("branch")
+    return out
 
 
 def _inside(path: str, root: Path) -> bool:

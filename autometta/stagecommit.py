@@ -18,7 +18,7 @@ so a stage accepted by hand lands exactly as the tick would land it:
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from . import gitops, scan, secrets
 from .dispatch import RepoContext, identity_for
@@ -37,15 +37,17 @@ def subject(stage_id: str, line: str) -> str:
     return gitops.sanitize_subject(f"{stage_id}: {line}")
 
 
-def commit_accepted(ctx: RepoContext, stage: Mapping[str, Any], line: str) -> Optional[str]:
+def commit_accepted(ctx: RepoContext, stage: Mapping[str, Any], line: str,
+                    exclude: Sequence[str] = ()) -> Optional[str]:
     """Commit the working tree outside ``state/`` for a PASS; the new sha, or None if nothing changed.
 
     ``stage`` is a state.yaml stage record (or one shaped like it: ``id``,
-    ``worker``, ``verifier``); ``line`` the headline.
+    ``worker``, ``verifier``); ``line`` the headline; ``exclude`` paths left
+    out of the commit (see :func:`autometta.isolation.unchanged_since`).
     """
     scan.check_stage_commit(ctx, stage)  # resolves the stage's secrets: redact() knows them from here
     line = secrets.redact(line)
     worker = identity_for(stage, "worker")
     verifier = identity_for(stage, "verifier") or None
     return gitops.commit_stage(ctx.work, author=git_author(worker), subject=subject(str(stage["id"]), line),
-                               coauthor=git_author(verifier) if verifier else None)
+                               coauthor=git_author(verifier) if verifier else None, exclude=exclude)

@@ -1,12 +1,14 @@
 """``autometta tick``: visit each subscribed repo and move its stages one step.
 
-The thin shell around :func:`autometta.decide.decide`: take the repo's lock,
-load and check its files, observe, decide, apply the decision's effects
+The thin shell around :mod:`autometta.decide`: take the repo's lock, load
+and check its files, observe, decide, apply the decision's effects
 (:mod:`autometta.effects`), write state and budget once, log a line per
-decision, snapshot the state to the ``phat-controller/state`` ref. A repo
-makes one transition per tick; with parallel lanes (``max_parallel`` above
-1), one per lane in flight plus its claims. One repo's failure is logged and
-never stops the others.
+decision, snapshot the state to the ``phat-controller/state`` ref. Each
+stage in flight makes one transition a tick (a stage accepted just now also
+merges in the same tick when no other did), then free slots claim the next
+stages: at ``max_parallel`` 1 as above it, each into a worktree of its own
+(autometta.isolation). One repo's failure is logged and never stops the
+others.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import effects, files, home, logretention, manifest, procs, scan, secrets, state
+from . import effects, files, home, isolation, logretention, manifest, procs, scan, secrets, state
 from .dispatch import RepoContext
 from .errors import UserError
 from .observe import dashboard, events, heartbeat
@@ -137,40 +139,24 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
         budgets.save_budget(paths, b)
         log(f"halted {repo} due to state-corrupt")
         return Outcome(repo, "state-corrupt", "halt")
-    txn = effects.Txn(ctx=ctx, state=doc, budget=b, now=now)
+    txn = effects.Txn(ctx=ctx, state=doc, budget=b, now=now, base_ctx=ctx, tree=ctx.isolation == isolation.TREE)
     settled = effects.settle_kills(txn)
     heartbeat.for_tick(ctx.home, paths, now, log)  # classify agents, retire exited ones, raise agent_stuck
-    if doc.get("current_stage") is None and (ctx.max_parallel > 1 or state.lane_stages(doc)):
-        return _process_lanes(txn, log, settled)
-    txn.facts = observe.gather(ctx, b, doc, now)
-    decision = d.decide(txn.facts)
-    before_budget = dict(b)
-    stage_id = doc.get("current_stage") or next((arg for name, arg in decision.effects if name == d.CLAIM), None)
-    kind = effects.apply(txn, decision)
-    log(decision.message)
-    for extra in txn.log_extra:
-        log(extra)
-    changed = decision.transition or settled
-    if changed:
-        state.save_state(paths, txn.state)
-    if txn.budget != before_budget:
-        budgets.save_budget(paths, txn.budget)
-    if decision.transition:
-        _snapshot(ctx, log)
-    for event, fields in _events_for(txn, decision, kind, stage_id):
-        events.emit(ctx.home, paths, event, dict(fields, repo=repo, message=_event_message(decision, txn.log_extra)))
-    return Outcome(repo, decision.message, kind)
+    return _process(txn, log, settled)
 
 
-def _process_lanes(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Outcome:
-    """Parallel stages: one transition per lane in flight, one merge at most, then claims up to max_parallel.
+def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Outcome:
+    """One transition per stage in flight, one merge at most, then claims until max_parallel are in flight.
 
-    Each decision sees the budget as the ones before it left it, so a cap
-    reached by one lane's accounting stops every later dispatch this tick.
+    A stage in the repo's own tree (``current_stage``: ``isolation: tree``, or
+    one the bash version claimed) goes first and alone: nothing is claimed
+    beside it. Every other stage, at ``max_parallel`` 1 too, is a lane in a
+    worktree of its own. Each decision sees the budget as the ones before it
+    left it, so a cap reached by one stage's accounting stops every later
+    dispatch this tick.
     """
     ctx, paths = txn.ctx, txn.ctx.paths
     repo = str(paths.root)
-    txn.lanes, txn.base_ctx = True, ctx
     before_budget = dict(txn.budget)
     transitions, messages, kinds = 0, [], []
     raised: List[tuple] = []
@@ -189,25 +175,46 @@ def _process_lanes(txn: effects.Txn, log: Callable[[str], None], settled: bool) 
         kinds.append(kind)
         raised.extend((event, dict(fields, message=said)) for event, fields in _events_for(txn, decision, kind, stage_id))
 
+    def stops(decision: d.Decision) -> bool:
+        return bool(decision.halt) or (not decision.transition and decision.message.startswith(("halted", "parked")))
+
+    stopped = False
+    current = txn.state.get("current_stage")
+    if current is not None:  # a stage in the repo's own tree
+        txn.ctx, txn.focus = ctx, None
+        txn.facts = observe.gather(ctx, txn.budget, txn.state, txn.now)
+        decision = d.decide(txn.facts)
+        run(decision, current if isinstance(current, str) else None)
+        stopped = stops(decision)
     merged = any(s.get("merge") == "checking" for s in state.lane_stages(txn.state))
     for stage in state.lane_stages(txn.state):
-        if txn.budget.get("halted"):
+        if stopped or txn.budget.get("halted"):
             break
         lane_ctx = observe.lane_context(ctx, stage)
         txn.ctx, txn.focus = lane_ctx, stage["id"]
-        busy = merged and stage.get("merge") != "checking"
-        txn.facts = observe.gather_lane(lane_ctx, txn.budget, txn.state, stage, txn.now, busy)
-        decision = d.decide_lane(txn.facts, stage["id"])
-        run(decision, stage["id"])
-        merged = merged or any(name in (d.MERGE, d.LAND) for name, _ in decision.effects)
-        if decision.halt or (not decision.transition and decision.message.startswith(("halted", "parked"))):
-            break
-    while ctx.max_parallel > 1:  # at 1, the lanes left finish first; a halt is the gate's to say
+        for again in (False, True):
+            busy = merged and stage.get("merge") != "checking"
+            txn.facts = observe.gather_lane(lane_ctx, txn.budget, txn.state, stage, txn.now, busy)
+            decision = d.decide_lane(txn.facts, stage["id"])
+            run(decision, stage["id"])
+            if again:
+                kinds.pop(-2)  # the stage's outcome this tick is how its merge went
+            merged = merged or any(name in (d.MERGE, d.LAND) for name, _ in decision.effects)
+            stopped = stops(decision)
+            committed = any(name == d.COMMIT for name, _ in decision.effects)
+            if stopped or merged or not committed or stage.get("merge") != "queued":
+                break
+            # Accepted just now and the merge slot is free: it merges now, not a tick later; the
+            # commit is on disk first, so a tick killed while landing leaves a stage that knows it.
+            state.save_state(paths, txn.state)
+            budgets.save_budget(paths, txn.budget)
+    slots = 1 if txn.tree else ctx.max_parallel
+    while not stopped and txn.state.get("current_stage") is None:  # nothing is claimed beside a stage in the tree
         in_flight = len(state.lane_stages(txn.state))
-        if in_flight >= ctx.max_parallel:
-            break
+        if in_flight >= slots or (txn.tree and in_flight):
+            break  # at max_parallel 1 (or in tree mode) the lanes left finish first
         txn.ctx, txn.focus = ctx, None
-        txn.facts = observe.gather_claim(ctx, txn.budget, txn.state, txn.now, in_flight)
+        txn.facts = observe.gather_claim(ctx, txn.budget, txn.state, txn.now, in_flight, in_tree=txn.tree)
         decision = d.decide_claim(txn.facts)
         if not decision.transition and not messages:
             run(decision, None)  # nothing else happened: say why the repo is idle
@@ -215,7 +222,7 @@ def _process_lanes(txn: effects.Txn, log: Callable[[str], None], settled: bool) 
             run(decision, None)
         if not decision.transition or decision.halt or decision.finish or txn.focus is None \
                 or (state.find_stage(txn.state, txn.focus) or {}).get("status") != "in_progress":
-            break  # a claim that stopped at once (no worktree, a missing CLI) is one failure a tick, as serially
+            break  # a claim that stopped at once (no worktree, a missing CLI) is one failure a tick
     txn.ctx = ctx
     if transitions or settled:
         state.save_state(paths, txn.state)
@@ -241,8 +248,9 @@ def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
 def context_for(sub: home.Subscriber, config: Dict[str, Any], hp: Optional[HomePaths] = None) -> RepoContext:
     paths = sub.paths
     repo_manifest = manifest.load_manifest(paths, sub.manifest_path)
+    parallel = manifest.max_parallel(repo_manifest, sub.max_parallel)
     return RepoContext(paths=paths, home=hp or HomePaths.from_env(), config=config, manifest=repo_manifest,
-                       max_parallel=manifest.max_parallel(repo_manifest, sub.max_parallel))
+                       max_parallel=parallel, isolation=isolation.mode(repo_manifest, parallel, paths.manifest))
 
 
 def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,

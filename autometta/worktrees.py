@@ -1,13 +1,16 @@
-"""The git side of parallel lanes: a worktree per stage, landed on the base branch one at a time.
+"""The git side of a stage's worktree (a *lane*): made at the claim, landed on the base branch one at a time.
 
-A lane is a stage claimed while ``max_parallel`` is above 1. It runs in its
-own worktree (``<repo>/.autometta/worktrees/<id>``, or under the manifest's
+Every stage, at ``max_parallel`` 1 too, runs in its own worktree
+(``<repo>/.autometta/worktrees/<id>``, or under the manifest's
 ``worktree.root``) on branch ``autometta/<id>``, cut from the base branch's
-tip. Once its verifier passes, the stage is committed on that branch,
-rebased onto the base branch's tip, optionally re-checked there, and the
-base branch is fast-forwarded to it, so base history stays linear with one
-commit per stage. A conflict or a base that moved leaves the base branch as
-it was. Everything here is an effect; when to do it is :mod:`autometta.decide`'s.
+tip (unless the repo opted into ``isolation: tree``, autometta.isolation).
+Once its verifier passes, the stage is committed on that branch, rebased
+onto the base branch's tip, re-checked there when the base moved meanwhile,
+and the base branch is fast-forwarded to it, so base history stays linear
+with one commit per stage. A conflict or a base that moved leaves the base
+branch as it was; so does a file the stage changes that is also changed in
+the user's checkout (:func:`collisions`). Everything here is an effect;
+when to do it is :mod:`autometta.decide`'s.
 """
 
 from __future__ import annotations
@@ -148,6 +151,44 @@ def fold_commits(work: Path, base: str) -> int:
     if count:
         git(work, ["reset", "--quiet", "--soft", fork])
     return count
+
+
+def _fork(work: Path, base: str) -> str:
+    return gitops._text(git(work, ["merge-base", "HEAD", f"refs/heads/{base}"])[1])
+
+
+def base_moved(work: Path, base: str) -> bool:
+    """Has ``base`` gained commits since the lane forked (or was last rebased onto it)?"""
+    tip = gitops._text(git(work, ["rev-parse", "--verify", f"refs/heads/{base}^{{commit}}"])[1])
+    return _fork(work, base) != tip
+
+
+def changed_files(work: Path, base: str) -> List[str]:
+    """The files the lane's commits change since it forked from ``base`` (both names of a rename)."""
+    _, out, _ = git(work, ["diff", "--name-only", "--no-renames", "-z", f"{_fork(work, base)}..HEAD", "--"])
+    return [os.fsdecode(p) for p in gitops._split_z(out)]
+
+
+def collisions(repo: Path, work: Path, base: str) -> List[str]:
+    """Files landing would overwrite that are changed in the user's checkout; [] if ``base`` is not checked out.
+
+    The user's other changes, staged, unstaged or untracked, neither block the
+    landing nor are taken into it: a fast-forward leaves them as they are.
+    """
+    if gitops.current_branch(repo) != base:
+        return []
+    dirty = gitops.dirty_paths(repo)
+    if not dirty:
+        return []
+    ours = set(changed_files(work, base))
+    folders = {parent for path in ours for parent in _parents(path)}
+    # the same file, or one where the stage needs a folder, or one inside a folder the stage makes a file
+    return [p for p in dirty if p in ours or p in folders or any(parent in ours for parent in _parents(p))]
+
+
+def _parents(path: str) -> List[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[:i]) for i in range(1, len(parts) + 1)]
 
 
 @dataclass

@@ -102,9 +102,19 @@ def test_no_pending_stage_is_idle_and_needs_no_git():
 
 
 def test_claim_dispatches_worker():
+    """decide() claims into the repo's own tree (isolation: tree): what is already changed is recorded first."""
     dec = d.decide(facts(pending=d.Pending(SID, worker="W"), dirty=[]))
-    assert effects(dec) == [f"claim:{SID}", "launch:worker"]
+    assert effects(dec) == [f"claim:{SID}", "record_claim", "launch:worker"]
     assert dec.transition and dec.on_launch_failure == "worker_spawn_failed"
+
+
+def test_a_serial_claim_goes_into_a_worktree_of_its_own():
+    f = facts(pending=d.Pending(SID, worker="W"))
+    dec = d.decide_claim(f)
+    assert effects(dec) == [f"claim:{SID}", "worktree", "launch:worker"]
+    assert dec.message == f"claimed {SID} for /r; dispatching worker W in its worktree"  # no lanes at max_parallel 1
+    f.in_tree = True
+    assert effects(d.decide_claim(f)) == [f"claim:{SID}", "record_claim", "launch:worker"]
 
 
 def test_missing_card_keeps_the_stage_pending_without_spending_a_tick():
@@ -112,9 +122,15 @@ def test_missing_card_keeps_the_stage_pending_without_spending_a_tick():
     assert not dec.transition and dec.effects == [] and "stage card missing" in dec.message
 
 
-def test_dirty_tree_halts_before_claim():
-    dec = d.decide(facts(pending=d.Pending(SID), dirty=["a.txt", "b.txt", "c.txt", "d.txt"]))
-    assert dec.halt == "dirty-working-tree" and "and 1 more" in dec.message
+@pytest.mark.parametrize("in_tree", [False, True])
+def test_a_dirty_tree_does_not_stop_a_claim_and_is_not_asked(in_tree):
+    def boom():
+        raise AssertionError("a claim does not look at the user's tree")
+
+    f = facts(pending=d.Pending(SID))
+    f.dirty, f.in_tree = boom, in_tree
+    dec = d.decide_claim(f)
+    assert dec.halt is None and effects(dec)[0] == f"claim:{SID}"
 
 
 def test_preflight_failure_stalls_without_spawning():
@@ -416,8 +432,8 @@ def test_a_waiting_stage_is_passed_over_for_the_first_claimable_one():
     queue = [d.Pending("02-later", waits_for=["03-base"]), d.Pending("03-base", worker="W")]
     f = facts(dirty=[])
     f.queue = queue
-    dec = d.decide(f)
-    assert effects(dec) == ["claim:03-base", "launch:worker"]
+    dec = d.decide_claim(f)
+    assert effects(dec) == ["claim:03-base", "worktree", "launch:worker"]
 
 
 def test_every_pending_stage_waiting_is_idle_and_needs_no_git():
@@ -433,10 +449,10 @@ def test_every_pending_stage_waiting_is_idle_and_needs_no_git():
                            "(02-later waits for 01-base (failed); 03-more waits for 02-later)")
 
 
-def test_waiting_stages_do_not_hide_a_dirty_tree_before_a_claim():
+def test_waiting_stages_do_not_hide_the_one_to_claim_into_the_tree():
     f = facts(dirty=["x.txt"])
     f.queue = [d.Pending("02-later", waits_for=["03-base"]), d.Pending("03-base")]
-    assert d.decide(f).halt == "dirty-working-tree"
+    assert effects(d.decide(f)) == ["claim:03-base", "record_claim", "launch:worker"]
 
 
 # ------------------------------------------------------------------ re-brief loops (Max loops)
@@ -580,7 +596,7 @@ def test_an_expired_park_is_cleared_by_the_next_transition():
     f = facts(doc, pending=d.Pending(SID, worker="W"), dirty=[])
     f.now = NOW + 3600
     dec = d.decide(f)
-    assert effects(dec) == ["unpark", f"claim:{SID}", "launch:worker"] and dec.kind == d.LAUNCH
+    assert effects(dec) == ["unpark", f"claim:{SID}", "record_claim", "launch:worker"] and dec.kind == d.LAUNCH
 
 
 # ------------------------------------------------------------------ parallel lanes
@@ -649,8 +665,13 @@ def test_lane_pass_commits_on_its_branch_and_queues_the_merge():
 
 
 @pytest.mark.parametrize("merge,fields,kw,dirty,expected,finish,halt", [
-    ("queued", {}, {}, [], ["merge", "land"], None, None),
-    ("queued", {}, {"acceptance_command": "make test"}, ["x"], ["merge", "set", "launch:postmerge"], None, None),
+    ("queued", {}, {}, [], ["merge:False", "land"], None, None),
+    ("queued", {}, {"acceptance_command": "make test"}, ["x"], ["merge:False", "set", "launch:postmerge"], None, None),
+    # the base did not move since the worktree was cut: the tree checked is the tree that lands
+    ("queued", {}, {"acceptance_command": "make test", "base_moved": lambda: False}, [], ["merge:True", "land"],
+     None, None),
+    ("queued", {}, {"acceptance_command": "make test", "base_moved": lambda: False}, ["a.txt"], [], None,
+     "dirty-working-tree"),
     ("queued", {}, {}, ["notes.txt"], [], None, "dirty-working-tree"),
     ("queued", {}, {"merge_busy": True}, [], [], None, None),
     ("checking", {}, {}, [], ["launch:postmerge"], None, None),

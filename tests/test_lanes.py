@@ -176,16 +176,31 @@ def test_worktree_setup_runs_first_and_its_failure_fails_the_stage(setup):
     assert s["worker_pid"] is None and not (repo / "state" / "handoffs" / "02-b.json").exists()
 
 
+def _tick_until(home: Path, repo: Path, sid: str, field: str, value=None) -> None:
+    for _ in range(20):
+        tick_once(home)
+        await_agents(repo)
+        if (stage(repo, sid).get(field) == value) if value is not None else stage(repo, sid).get(field):
+            return
+    raise AssertionError(f"{sid} never reached {field}: {value}")
+
+
+def test_an_unmoved_base_needs_no_recheck(setup):
+    repo, home, add = setup
+    add("01-a", writes("01-a", "a.txt"), acceptance="test -f a.txt")
+    run_until_quiet(home, repo)
+    assert stage(repo, "01-a")["status"] == "completed"
+    assert not (repo / "state" / "logs" / "01-a-postmerge.log").exists()  # the tree it checked is what lands
+
+
 def test_base_moving_during_the_recheck_rebases_again(setup):
     repo, home, add = setup
     parallel(repo, 2)
     add("01-a", writes("01-a", "a.txt"), acceptance="test -f a.txt")
-    for _ in range(20):
-        tick_once(home)
-        await_agents(repo)
-        if stage(repo, "01-a").get("merge") == "checking":
-            break
-    assert stage(repo, "01-a")["merge"] == "checking"
+    _tick_until(home, repo, "01-a", "verifier_pid")
+    (repo / "first.txt").write_text("before the merge\n")
+    commit_all(repo, "the user commits before the merge")  # the merged result is new: it is checked again
+    _tick_until(home, repo, "01-a", "merge", "checking")
     (repo / "user.txt").write_text("meanwhile\n")
     commit_all(repo, "the user commits meanwhile")
     user = git(repo, "rev-parse", "HEAD").strip()
@@ -198,22 +213,55 @@ def test_base_moving_during_the_recheck_rebases_again(setup):
     assert git(repo, "rev-parse", "master^").strip() == user and git(repo, "rev-parse", "master").strip() == a["commit"]
 
 
-def test_a_dirty_main_tree_halts_before_landing(setup):
+def test_a_change_to_the_stage_s_files_in_the_main_tree_halts_before_landing(setup):
     repo, home, add = setup
     parallel(repo, 2)
     (repo / "scratch.txt").write_text("the user's work in progress\n")
     add("01-a", writes("01-a", "a.txt"))  # add() commits everything: dirty it again after
-    (repo / "scratch.txt").write_text("more of it\n")
+    (repo / "scratch.txt").write_text("more of it\n")  # unrelated: neither blocks nor lands
+    (repo / "a.txt").write_text("the user's own a.txt\n")  # the file the stage writes
     run_until_quiet(home, repo, limit=20)
     b = read_budget(repo)
     assert b["halted"] and b["halt_reason"] == "dirty-working-tree"
+    said = "\n".join(tick_log(home))
+    assert "(a.txt)" in said and "scratch.txt" not in said
     a = stage(repo, "01-a")
     assert a["status"] == "in_progress" and a["merge"] == "queued"
     assert (repo / "scratch.txt").read_text() == "more of it\n"
+    assert (repo / "a.txt").read_text() == "the user's own a.txt\n"
+
+    (repo / "a.txt").unlink()
+    from autometta import cli
+    assert cli.main(["tick", "--reset-halt", "--repo", str(repo)]) == 0
+    run_until_quiet(home, repo, limit=20)
+    assert stage(repo, "01-a")["status"] == "completed"
+    assert (repo / "a.txt").read_text() == "01-a\n"
+    assert (repo / "scratch.txt").read_text() == "more of it\n"
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["a.txt"]
+    assert dirty(repo) == ["scratch.txt"]
 
 
-def test_max_parallel_one_uses_no_worktree(setup):
+def test_max_parallel_one_runs_in_a_worktree_too(setup):
     repo, home, add = setup
+    add("01-a", writes("01-a", "a.txt"))
+    add("02-b", writes("02-b", "b.txt"))
+    tick_once(home)
+    doc = read_state(repo)
+    assert doc["current_stage"] is None
+    assert [s["status"] for s in doc["stages"]] == ["in_progress", "pending"]  # one at a time
+    a = stage(repo, "01-a")
+    assert a["branch"] == "autometta/01-a" and Path(a["worktree"]) == repo / ".autometta" / "worktrees" / "01-a"
+    await_agents(repo)
+    run_until_quiet(home, repo)
+    assert [s["status"] for s in read_state(repo)["stages"]] == ["completed", "completed"]
+    assert git(repo, "log", "--format=%s", "-2").splitlines() == ["02-b: Say hello", "01-a: Say hello"]
+    assert lanes_left(repo) == [] and dirty(repo) == []
+
+
+def test_isolation_tree_uses_no_worktree(setup):
+    repo, home, add = setup
+    with open(repo / ".autometta.local.yaml", "a") as handle:
+        handle.write("isolation: tree\n")
     add("01-a", writes("01-a", "a.txt"))
     tick_once(home)
     assert read_state(repo)["current_stage"] == "01-a"
@@ -222,6 +270,17 @@ def test_max_parallel_one_uses_no_worktree(setup):
     await_agents(repo)
     run_until_quiet(home, repo)
     assert stage(repo, "01-a")["status"] == "completed"
+
+
+def test_isolation_tree_refuses_parallel_stages(setup):
+    repo, home, add = setup
+    parallel(repo, 2)
+    with open(repo / ".autometta.local.yaml", "a") as handle:
+        handle.write("isolation: tree\n")
+    add("01-a", writes("01-a", "a.txt"))
+    [outcome] = tick_once(home)
+    assert outcome.error and "isolation: tree" in outcome.message and "max_parallel is 2" in outcome.message
+    assert stage(repo, "01-a")["status"] == "pending"
 
 
 def test_lowering_max_parallel_lets_lanes_finish_then_runs_serially(setup):
@@ -237,7 +296,8 @@ def test_lowering_max_parallel_lets_lanes_finish_then_runs_serially(setup):
     await_agents(repo)
     run_until_quiet(home, repo, limit=30)
     assert [s["status"] for s in read_state(repo)["stages"]] == ["completed"] * 3
-    assert stage(repo, "03-c").get("branch") is None  # claimed serially, in the repo itself
+    c = stage(repo, "03-c")  # claimed once both lanes had landed
+    assert c["started_at"] >= max(stage(repo, sid)["completed_at"] for sid in ("01-a", "02-b"))
     assert lanes_left(repo) == []
 
 

@@ -137,7 +137,23 @@ def test_a_parked_repo_still_lists_its_lanes(lanes_repo, run):
     assert "proj: lane 01-a: worker (pid 4242)" in run("status").out
 
 
-def test_serial_status_has_no_lanes_and_max_parallel_1(setup, run):
+def test_a_serial_stage_in_its_worktree_shows_as_the_stage_in_flight(setup, run):
+    repo, _, add = setup
+    add("01-a")
+    add("02-b")
+    edit_stages(repo, {"01-a": lane(repo, "01-a", worker_pid=77, worker_started=1.0)})
+    row = status_json(run)
+    assert (row["stage"], row["status"], row["worker_pid"], row["max_parallel"]) == ("01-a", "in_progress", 77, 1)
+    assert [lane["phase"] for lane in row["lanes"]] == ["worker"]
+    out = run("status").out
+    assert "proj: stage 01-a: worker (pid 77), autometta/01-a onto main" in out and "proj: lane" not in out
+    assert "01-a" in run("status", "--watch", "--once").out
+    cards = run("list-cards", str(repo))
+    assert cards.code == 0 and "in_progress" in cards.out
+    assert "01-a" in run("report").out
+
+
+def test_a_stage_in_the_repos_own_tree_has_no_lanes(setup, run):
     repo, _, add = setup
     add("01-a")
     edit_stages(repo, {"01-a": {"status": "in_progress", "worker_pid": 77}})

@@ -40,8 +40,7 @@ def busy_repo(setup, tmp_path):
     add("01-check", "printf 'x\\n' > out.txt && printf '%s' "
                     "'{\"stage_id\":\"01-check\",\"status\":\"pass\",\"deliverables\":[\"out.txt\"],\"notes\":\"ok\"}'"
                     " > \"$AUTOMETTA_HANDOFF\"", verifier_writes("01-check", "FAIL"))
-    run_until_quiet(home, repo)
-    (repo / "out.txt").unlink()  # the human looked at it
+    run_until_quiet(home, repo)  # the FAILed work stays in the stage's worktree, for review
     go = tmp_path / "go"
     add("02-build", f"{USAGE}; echo 'compiling module 7'; while [ ! -e '{go}' ]; do sleep 0.05; done; "
         + PASS_WORKER.replace("{id}", "02-build"))

@@ -72,8 +72,10 @@ def test_an_unsubscribed_repo_works_and_leaves_no_queue(run, tmp_path):
     assert "nothing to commit" in run("accept", str(card)).out  # accepting twice changes nothing
 
 
-def test_dispatch_refuses_a_dirty_tree_and_a_stage_in_flight(run, tmp_path):
+def test_with_isolation_tree_dispatch_refuses_a_dirty_tree_and_a_stage_in_flight(run, tmp_path):
     repo = make_repo(tmp_path / "r")
+    (repo / ".autometta.local.yaml").write_text("isolation: tree\n")
+    (repo / ".gitignore").write_text(".autometta.local.yaml\n")
     card = script_card(repo, "01-hello")
     res = run("dispatch", str(card))
     assert res.code == 1 and "uncommitted changes outside state/" in res.err and "docs/stages/01-hello.md" in res.err
@@ -139,7 +141,8 @@ def test_fail_verdict_commits_nothing(run, tmp_path):
     assert res.code == 1 and "01-hello: FAIL (verifier_fail)" in res.out and "1  FAIL  hello" in res.out
     res = run("accept", str(card))
     assert res.code == 1 and "the verdict is FAIL" in res.err
-    assert git(repo, "log", "-1", "--format=%s").strip() == "cards" and (repo / "hello.txt").exists()
+    assert git(repo, "log", "-1", "--format=%s").strip() == "cards" and not (repo / "hello.txt").exists()
+    assert (repo / ".autometta" / "worktrees" / "01-hello" / "hello.txt").exists()  # kept there for review
 
 
 def test_a_verifier_that_changes_the_tree_is_not_accepted(run, tmp_path):
@@ -190,3 +193,65 @@ def test_a_rerun_archives_the_previous_handoff_and_verdict(run, tmp_path):
     archived = sorted(f"{p.parent.name}/{p.name}" for p in (repo / "state" / "archive" / "01-hello").rglob("*.json"))
     assert archived == ["handoffs/01-hello.json", "verifiers/01-hello.json"]  # the old handoff and verdict
     assert not (repo / "state" / "verifiers" / "01-hello.json").exists()
+
+
+# ---------------------------------------------------------------- never in the user's checkout
+
+
+def test_the_agents_run_in_a_worktree_and_accept_lands_only_their_work(run, tmp_path):
+    repo = make_repo(tmp_path / "r")
+    card = script_card(repo, "01-hello", acceptance="test -f hello.txt")
+    commit_all(repo)
+    start = git(repo, "rev-parse", "HEAD").strip()
+    (repo / "README.md").write_text("the user's edit\n")  # the user keeps working in the checkout
+    dispatched = json.loads(run("dispatch", str(card), "--wait", "--json").out)
+    work = repo / ".autometta" / "worktrees" / "01-hello"
+    assert dispatched["worktree"] == str(work) and dispatched["handoff_status"] == "pass"
+    assert (work / "hello.txt").exists() and not (repo / "hello.txt").exists()
+    (repo / "note.txt").write_text("the user's note\n")
+    git(repo, "add", "note.txt")
+    assert run("verify", str(card), "--wait").code == 0
+    res = run("accept", str(card))
+    assert res.code == 0, res.err
+    assert git(repo, "log", "--format=%s", f"{start}..HEAD").splitlines() == ["01-hello: Say hello"]
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["hello.txt"]
+    assert (repo / "README.md").read_text() == "the user's edit\n"
+    assert git(repo, "diff", "--cached", "--name-only").split() == ["note.txt"]  # still staged, not committed
+    assert not work.exists() and git(repo, "branch", "--list", "autometta/*") == ""
+    assert not (repo / "state" / "logs" / "01-hello-postmerge.log").exists()  # nothing moved: no recheck
+    assert "nothing to commit" in run("accept", str(card)).out  # accepting twice changes nothing
+
+
+def test_accept_rechecks_on_a_moved_base_and_names_the_files_it_would_overwrite(run, tmp_path):
+    repo = make_repo(tmp_path / "r")
+    card = script_card(repo, "01-hello", acceptance="test -f hello.txt")
+    commit_all(repo)
+    by_hand(run, card, expect_ok=False)
+    (repo / "later.txt").write_text("the user's commit\n")
+    commit_all(repo, "the user commits meanwhile")
+    (repo / "hello.txt").write_text("the user's own hello\n")
+    res = run("accept", str(card))
+    assert res.code == 1 and "(hello.txt)" in res.err and "dirty-working-tree" in res.err
+    assert git(repo, "log", "-1", "--format=%s").strip() == "the user commits meanwhile"
+    assert (repo / "state" / "logs" / "01-hello-postmerge.log").exists()  # rebased onto it, checked again
+    (repo / "hello.txt").unlink()
+    res = run("accept", str(card))
+    assert res.code == 0, res.err
+    assert git(repo, "log", "--format=%s", "-2").splitlines() == ["01-hello: Say hello", "the user commits meanwhile"]
+
+
+def test_with_isolation_tree_a_fail_takes_the_workers_commit_off_the_branch(run, tmp_path):
+    repo = make_repo(tmp_path / "r")
+    (repo / ".autometta.local.yaml").write_text("isolation: tree\n")
+    (repo / ".gitignore").write_text(".autometta.local.yaml\n")
+    commits = ("printf 'hello\\n' > hello.txt && git add hello.txt && git commit -qm 'worker commits' && printf '%s' "
+               "'{\"stage_id\":\"01-hello\",\"status\":\"pass\",\"deliverables\":[\"hello.txt\"],\"notes\":\"x\"}' "
+               "> \"$AUTOMETTA_HANDOFF\"")
+    card = script_card(repo, "01-hello", commits, verifier_writes("01-hello", "FAIL"))
+    commit_all(repo)
+    start = git(repo, "rev-parse", "HEAD").strip()
+    by_hand(run, card, expect_ok=False)
+    assert git(repo, "log", "-1", "--format=%s").strip() == "worker commits"
+    res = run("accept", str(card))
+    assert res.code == 1 and "the verdict is FAIL" in res.err and "moved back" in res.err
+    assert git(repo, "rev-parse", "HEAD").strip() == start and (repo / "hello.txt").exists()

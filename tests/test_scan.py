@@ -176,22 +176,28 @@ def test_a_throwaway_folder_left_by_a_killed_scan_is_removed_by_the_next(repo):
 
 @pytest.fixture
 def leaked(setup):
-    """A repo whose worker wrote a key into its deliverable, run by the tick until quiet."""
+    """(stage's worktree, home): a worker wrote a key into its deliverable, run by the tick until quiet.
+
+    The worktree, kept for review, shares the repo's hooks and remotes.
+    """
     repo, home_dir, add = setup
     add("01-leak", LEAK_WORKER, verifier_writes("01-leak"))
     run_until_quiet(home_dir, repo)
-    return repo, home_dir
+    return Path(stage(repo, "01-leak")["worktree"]), home_dir
 
 
-def test_a_worker_that_writes_a_key_is_stopped_at_the_commit(leaked):
-    repo, home = leaked
+def test_a_worker_that_writes_a_key_is_stopped_at_the_commit(leaked, setup):
+    work, home = leaked
+    repo = setup[0]
     s = stage(repo, "01-leak")
     assert s["status"] == "verifier_failed"
     assert s["stall_marker"].startswith("secret_in_diff: config.py:1 (anthropic_key); nothing committed")
     assert not s.get("commit")
     assert git(repo, "log", "-1", "--format=%s").strip() == "card 01-leak"
-    assert (repo / "config.py").read_text() == f'API_KEY = "{FAKE_KEY}"\n'  # left for the operator
-    assert git(repo, "diff", "--cached", "--name-only") == ""  # nothing was staged
+    assert git(work, "log", "-1", "--format=%s").strip() == "card 01-leak"
+    assert (work / "config.py").read_text() == f'API_KEY = "{FAKE_KEY}"\n'  # left for the operator
+    assert not (repo / "config.py").exists()
+    assert git(work, "diff", "--cached", "--name-only") == ""  # nothing was staged
     log = "".join(p.read_text() for p in (home / "log").glob("tick-*.log"))
     assert "commit failed for 01-leak: secret_in_diff: config.py:1 (anthropic_key)" in log
     assert FAKE_KEY not in log and FAKE_KEY not in (repo / "state" / "state.yaml").read_text()
@@ -202,12 +208,13 @@ def commit_by_hand(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["git", "-C", str(repo), "commit", "-m", "by hand", *args], capture_output=True, text=True)
 
 
-def test_the_guard_hook_refuses_the_same_commit_by_hand(leaked, run):
-    repo, _ = leaked
-    res = run("install-guards", str(repo))
+def test_the_guard_hook_refuses_the_same_commit_by_hand(leaked, run, setup):
+    work, _ = leaked
+    res = run("install-guards", str(setup[0]))
     assert res.code == 0
-    assert res.out.splitlines() == [f"PASS pre-commit installed at {repo}/.git/hooks/pre-commit",
-                                    f"PASS pre-push installed at {repo}/.git/hooks/pre-push"]
+    assert res.out.splitlines() == [f"PASS pre-commit installed at {setup[0]}/.git/hooks/pre-commit",
+                                    f"PASS pre-push installed at {setup[0]}/.git/hooks/pre-push"]
+    repo = work  # the hooks the repo installs run in its worktrees too
     head = git(repo, "rev-parse", "HEAD")
     git(repo, "add", "config.py")
     done = commit_by_hand(repo)
@@ -222,13 +229,13 @@ def test_the_guard_hook_refuses_the_same_commit_by_hand(leaked, run):
     assert git(repo, "rev-parse", "HEAD") == head
 
 
-def test_the_push_guard_refuses_commits_that_hold_a_key(leaked, run, tmp_path):
-    repo, _ = leaked
+def test_the_push_guard_refuses_commits_that_hold_a_key(leaked, run, tmp_path, setup):
+    repo, _ = leaked  # the stage's worktree: the repo's remotes and hooks are its own
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
     git(repo, "remote", "add", "origin", str(remote))
     git(repo, "push", "-q", "origin", "HEAD:refs/heads/main")
-    assert run("install-guards", str(repo)).code == 0
+    assert run("install-guards", str(setup[0])).code == 0
     git(repo, "add", "config.py")
     assert commit_by_hand(repo, "--no-verify").returncode == 0  # bypassed on purpose
     pushed = subprocess.run(["git", "-C", str(repo), "push", "origin", "HEAD:refs/heads/main"],

@@ -27,7 +27,7 @@ def test_pass_commits_with_author_and_coauthor(setup):
     repo, home, add = setup
     add("01-hello", verifier_cmd=verifier_writes("01-hello", headline="Greet the world"))
     kinds = run_until_quiet(home, repo)
-    assert kinds[:3] == ["launch", "launch", "completed"]
+    assert kinds[:3] == ["launch", "launch", "completed"]  # committed on its branch, landed in the same tick
     s = stage(repo, "01-hello")
     assert s["status"] == "completed" and s["completed_at"] and s["commit"]
     log = git(repo, "log", "-1", "--format=%an <%ae>%n%s%n%(trailers:key=Co-Authored-By,valueonly)")
@@ -36,9 +36,9 @@ def test_pass_commits_with_author_and_coauthor(setup):
     assert "hello.txt" in git(repo, "show", "--name-only", "--format=", "HEAD")
     assert git(repo, "status", "--porcelain", "--", ".", ":(exclude)state") == ""
     b = read_budget(repo)
-    assert b["clock_ticks_used"] == 3 and b["consecutive_failures"] == 0
+    assert b["clock_ticks_used"] == 4 and b["consecutive_failures"] == 0  # claim, verifier, commit, land
     assert b["wall_clock_elapsed_seconds"] >= 0
-    assert read_state(repo)["current_stage"] is None and read_state(repo)["tick_count"] == 3
+    assert read_state(repo)["current_stage"] is None and read_state(repo)["tick_count"] == 4
     assert git(repo, "rev-parse", "--verify", "refs/heads/phat-controller/state").strip()
     text = tick_log(home)
     assert "claimed 01-hello" in text and "PASS: committed worker output" in text
@@ -83,13 +83,23 @@ def test_worker_outcomes(setup, worker_cmd, status, marker):
         assert (repo / "state" / "handoffs" / "01-hello.invalid.json").read_text() == "not json"
 
 
-def test_verifier_fail_leaves_the_tree_for_review(setup):
+def tree_mode(repo: Path) -> None:
+    with open(repo / ".autometta.local.yaml", "a") as handle:
+        handle.write("isolation: tree\n")
+
+
+@pytest.mark.parametrize("isolation", ["worktree", "tree"])
+def test_verifier_fail_leaves_the_tree_for_review(setup, isolation):
     repo, home, add = setup
+    if isolation == "tree":
+        tree_mode(repo)
     add("01-hello", verifier_cmd=verifier_writes("01-hello", "FAIL"))
     run_until_quiet(home, repo)
     s = stage(repo, "01-hello")
     assert s["status"] == "verifier_failed"
-    assert (repo / "hello.txt").exists() and "hello.txt" in git(repo, "status", "--porcelain")
+    work = Path(s["worktree"]) if isolation == "worktree" else repo  # the stage's worktree is kept for review
+    assert (work / "hello.txt").exists() and "hello.txt" in git(work, "status", "--porcelain")
+    assert (repo / "hello.txt").exists() is (isolation == "tree")
     assert git(repo, "log", "-1", "--format=%s").strip() == "card 01-hello"
 
 
@@ -202,14 +212,20 @@ PASS_WORKER_01 = ("printf 'hello\\n' > hello.txt && printf '%s' "
                   "> \"$AUTOMETTA_HANDOFF\"")
 
 
-def test_dirty_tree_halts_before_claim(setup):
+@pytest.mark.parametrize("isolation", ["worktree", "tree"])
+def test_a_dirty_tree_neither_stops_the_claim_nor_lands_in_the_commit(setup, isolation):
     repo, home, add = setup
+    if isolation == "tree":
+        tree_mode(repo)
     add("01-hello")
     (repo / "scratch.txt").write_text("operator edit\n")
-    tick_once(home)
-    b = read_budget(repo)
-    assert b["halted"] and b["halt_reason"] == "dirty-working-tree"
-    assert stage(repo, "01-hello")["status"] == "pending"
+    (repo / "README.md").write_text("hello, edited\n")
+    run_until_quiet(home, repo)
+    assert not read_budget(repo)["halted"]
+    assert stage(repo, "01-hello")["status"] == "completed"
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["hello.txt"]
+    assert sorted(gitops.dirty_paths(repo)) == ["README.md", "scratch.txt"]
+    assert (repo / "README.md").read_text() == "hello, edited\n"
 
 
 def test_corrupt_state_is_restored_from_backup(setup):
@@ -315,7 +331,7 @@ def test_requeue_archives_the_old_verdict(setup, run):
     repo, home, add = setup
     add("01-hello", verifier_cmd=verifier_writes("01-hello", "FAIL"))
     run_until_quiet(home, repo)
-    (repo / "hello.txt").unlink()  # the operator discards the rejected work
+    assert not (repo / "hello.txt").exists()  # the rejected work is in the stage's worktree, not here
     res = run("requeue", str(repo), "01-hello")
     assert res.code == 0, res.err
     assert stage(repo, "01-hello")["status"] == "pending"

@@ -1,8 +1,10 @@
 """One row per subscribed repo: stage, status, ticks and failures against caps, spend.
 
-With parallel lanes (``max_parallel`` above 1) the stage cell lists every
-stage in flight and a line under the table says what each lane is doing;
-``--json`` has them as ``lanes`` beside ``max_parallel``.
+The stage cell lists every stage in flight and a line under the table says
+what each is doing in its worktree (a *lane*, one at a time at
+``max_parallel`` 1); ``--json`` has them as ``lanes`` beside
+``max_parallel``, and for a single stage in flight its ``worker_pid`` and
+``verifier_pid`` as well, as for a stage in the repo's own tree.
 
 Reads files only per repo (no subprocess), so it stays fast with a hundred
 repos. A repo whose files cannot be read gets an ``error`` row and a line
@@ -89,6 +91,9 @@ def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
             row["stage"] = lane_view.in_flight_ids(doc)
             if row["status"] is None:
                 row["status"] = "in_progress"
+            if len(row["lanes"]) == 1:
+                row["worker_pid"] = row["lanes"][0].get("worker_pid")
+                row["verifier_pid"] = row["lanes"][0].get("verifier_pid")
         elif row["status"] is None:
             row["status"] = "idle"
         row["waiting"] = _waiting(sub, doc, repo_manifest)
@@ -167,8 +172,12 @@ def render_table(rows: List[Dict[str, Any]]) -> str:
 
 
 def lane_lines(row: Dict[str, Any]) -> List[str]:
-    """``repo: lane 01-a: worker (pid 4242), autometta/01-a onto main``, one per lane in flight."""
-    return [f"{row['repo']}: lane {lane_view.describe(lane)}" for lane in row.get("lanes") or []]
+    """``repo: lane 01-a: worker (pid 4242), autometta/01-a onto main``, one per lane in flight.
+
+    At ``max_parallel`` 1 the one stage in its worktree is a ``stage``, not a lane.
+    """
+    word = "lane" if (row.get("max_parallel") or 1) > 1 else "stage"
+    return [f"{row['repo']}: {word} {lane_view.describe(lane)}" for lane in row.get("lanes") or []]
 
 
 def collect(hp: HomePaths) -> List[Dict[str, Any]]:

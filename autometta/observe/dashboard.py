@@ -32,7 +32,7 @@ from .settings import Settings
 from .tickers import BLOCKED, alerts, first_fail, read_budget, read_state
 
 #: Tick log lines shown per repo.
-LAST_TICKS = 8
+LAST_TICKS = 12
 _LOG_TAIL_BYTES = 256 * 1024
 
 STAGE_FIELDS = ("id", "status", "worker", "verifier", "started_at", "completed_at", "tokens", "worker_tokens",

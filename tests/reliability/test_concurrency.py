@@ -1,7 +1,8 @@
 """Concurrency: 8 ticks at once on one repo, racing add-stage, --reset-halt and --repair.
 
-One transition per held lock (the two counters every transition bumps stay
-equal), nothing lost, no stage duplicated, never two workers for one stage.
+A bounded number of transitions per held lock (the two counters every
+transition bumps stay equal), nothing lost, no stage duplicated, never two
+workers for one stage.
 AUTOMETTA_RELIABILITY_REPEAT sets the rounds (bench/faults.py runs 50).
 """
 
@@ -48,7 +49,9 @@ def test_ticks_racing_each_other_and_the_queue_commands(setup):
         doc = assert_documents_valid(repo)
         assert set(s["id"] for s in doc["stages"]) == seen_ids, "a stage was lost"
         transitions = sum(1 for _a, code, (_o, err) in results[:TICKS] if "already in progress" not in err)
-        assert doc["tick_count"] - before <= transitions
+        # a tick holding the lock makes at most: the stage's transition, its merge right after its
+        # commit, and the next claim
+        assert doc["tick_count"] - before <= 3 * transitions
         assert read_budget(repo)["clock_ticks_used"] == doc["tick_count"], "a transition was lost or doubled"
         assert_one_runner_per_stage(repo)
         await_all_runners(repo)

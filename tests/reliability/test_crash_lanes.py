@@ -23,7 +23,7 @@ POINTS = {
     "spawn.after@01-a-worker.exit.json": 0,
     "commit.after": 3,
     "lane.rebased": 3,
-    "spawn.after@01-a-postmerge.exit.json": 3,
+    "spawn.after@02-b-postmerge.exit.json": 3,  # 01-a landed first: 02-b's base moved, it is rechecked
     "lane.landed": 3,
     "atomic_write.before@state.yaml": 3,
 }
