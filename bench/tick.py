@@ -10,6 +10,10 @@ tick process's own CPU time (getrusage of this process, so git and the
 agents, which are child processes, are excluded). Both are run again with
 ``max_parallel`` set (``--parallel``, default 3): idle repos must still make
 no git call, and a lane tick's CPU is reported per transition it made.
+Every stage runs in a worktree of its own (at max_parallel 1 too); the
+transitions are run once more with ``isolation: tree`` (the stage in the
+repo's own tree) for comparison. Git calls per transition are counted with
+the same shim.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, stdout=subprocess.DEVNULL)
 
 
-def make_world(base: Path, n: int, parallel: int = 1) -> HomePaths:
+def make_world(base: Path, n: int, parallel: int = 1, tree: bool = False) -> HomePaths:
     hp = HomePaths(base / "home")
     init_host(hp, say=lambda _l: None)
     for i in range(n):
@@ -51,9 +55,9 @@ def make_world(base: Path, n: int, parallel: int = 1) -> HomePaths:
         git(repo, "config", "user.name", "bench")
         git(repo, "config", "user.email", "bench@localhost")
         subscribe(hp, str(repo), say=lambda _l: None)
-        if parallel > 1:
+        if parallel > 1 or tree:
             with open(repo / ".autometta.local.yaml", "a") as handle:
-                handle.write(f"max_parallel: {parallel}\n")
+                handle.write(f"max_parallel: {parallel}\n" if parallel > 1 else "isolation: tree\n")
         git(repo, "add", "-A")
         git(repo, "commit", "-qm", "subscribe")
     return hp
@@ -87,13 +91,16 @@ def idle(n: int, runs: int, python: str, pyz: Path, parallel: int = 1) -> None:
               f"({statistics.median(times) * 1000 / n:6.2f} ms/repo), git calls: {calls}")
 
 
-def transitions(stages: int, parallel: int = 1) -> None:
+def transitions(stages: int, parallel: int = 1, tree: bool = False) -> None:
     sys.path.insert(0, str(ROOT))
     from tests.tickkit import await_agents, script_card
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)
-        hp = make_world(base, 1, parallel)
+        hp = make_world(base, 1, parallel, tree)
+        shim, counter = git_shim(base)
+        path = os.environ["PATH"]
+        os.environ["PATH"] = f"{shim}:{path}"
         repo = base / "repo000"
         for i in range(stages):
             script_card(repo, f"{i:02d}-bench-{i}", worker_cmd=(
@@ -103,8 +110,9 @@ def transitions(stages: int, parallel: int = 1) -> None:
         git(repo, "commit", "-qm", "cards")
         for i in range(stages):
             add_stage(str(repo), str(repo / "docs" / "stages" / f"{i:02d}-bench-{i}.md"))
-        walls, cpus, kinds, ticks = [], [], [], 0
+        walls, cpus, kinds, ticks, calls = [], [], [], 0, []
         for _ in range(stages * 4):
+            counter.write_text("")
             before = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
             before_count = load_state(RepoPaths(repo.resolve())).get("tick_count") or 0
@@ -115,6 +123,7 @@ def transitions(stages: int, parallel: int = 1) -> None:
             after = resource.getrusage(resource.RUSAGE_SELF)
             await_agents(repo)
             if outcomes and made > 0:
+                calls.extend([len(counter.read_text().splitlines()) / made] * made)
                 walls.extend([wall / made] * made)
                 cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
                 cpus.extend([cpu / made] * made)
@@ -122,13 +131,16 @@ def transitions(stages: int, parallel: int = 1) -> None:
             doc = load_state(RepoPaths(repo.resolve()))
             if all(s["status"] == "completed" for s in doc["stages"]):
                 break
-        lanes = f"max_parallel {parallel}: " if parallel > 1 else ""
+        os.environ["PATH"] = path
+        lanes = f"max_parallel {parallel}: " if parallel > 1 else ("isolation tree: " if tree else "")
         print(f"{lanes}{stages} stages done in {ticks} ticks; transitions: {len(walls)} "
               f"({', '.join(sorted(set(kinds)))})")
         print(f"  wall per transition:       median {statistics.median(walls) * 1000:6.1f} ms, "
               f"max {max(walls) * 1000:6.1f} ms (includes git and process start)")
         print(f"  autometta CPU/transition:  median {statistics.median(cpus) * 1000:6.1f} ms, "
               f"max {max(cpus) * 1000:6.1f} ms (target < 50 ms)")
+        print(f"  git calls/transition:      median {statistics.median(calls):6.1f}, max {max(calls):6.1f}, "
+              f"total {sum(calls):.0f}")
 
 
 def main() -> int:
@@ -145,6 +157,7 @@ def main() -> int:
     for n in (int(x) for x in args.repos.split(",")):
         idle(n, args.runs, python, ROOT / "dist" / "autometta.pyz")
     transitions(args.stages)
+    transitions(args.stages, tree=True)
     if args.parallel > 1:
         for n in (int(x) for x in args.repos.split(",")):
             idle(n, args.runs, python, ROOT / "dist" / "autometta.pyz", args.parallel)

@@ -36,7 +36,9 @@ CARD
   (cd "$work" && "$py" "$pyz" list-cards "$repo") | grep -q $'01-smoke\tpending'
   (cd "$work" && "$py" "$pyz" status) | grep -q '01-smoke\|idle'
   (cd "$work" && "$py" "$pyz" status --json) | "$py" -c 'import json,sys; d=json.load(sys.stdin); assert d["repos"][0]["status"]=="idle", d'
-  (cd "$work" && "$py" "$pyz" demo --dir "$work/demo-$(basename "$(dirname "$(dirname "$py")")")") | grep -q 'co-author: Script Checker'
+  demo="$work/demo-$(basename "$(dirname "$(dirname "$py")")")"
+  (cd "$work" && "$py" "$pyz" demo --dir "$demo") | grep -q 'co-author: Script Checker'
+  [ "$(git -C "$demo/demo-repo" worktree list | wc -l)" = 1 ]  # each stage ran in a worktree, removed on landing
   lanes="$work/lanes-$(basename "$(dirname "$(dirname "$py")")")"
   out=$(cd "$work" && "$py" "$pyz" demo --parallel 3 --dir "$lanes")
   grep -q 'into lane 2 of 3' <<<"$out"

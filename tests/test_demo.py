@@ -22,6 +22,11 @@ def test_demo_drains_the_queue_with_worker_authors_and_verifier_coauthors(tmp_pa
     assert all(e.startswith("Script Worker|") and e.endswith("Script Checker <script-checker@local>") for e in entries)
     text = "\n".join(lines)
     assert "co-author: Script Checker <script-checker@local>" in text and "idle" in text
+    assert "in its worktree" in text  # serial stages run in worktrees too, removed once landed
+    worktrees = subprocess.run(["git", "-C", str(repo), "worktree", "list"], capture_output=True, text=True,
+                               check=True).stdout
+    assert len(worktrees.splitlines()) == 1
+    assert [p.name for p in (repo / ".autometta" / "worktrees").iterdir()] == [".gitignore"]
 
 
 def test_demo_parallel_runs_the_first_two_at_once_and_the_summary_after_both(tmp_path, run):
