@@ -11,7 +11,6 @@ tests when the CLIs cannot be installed or AUTOMETTA_SKIP_E2E=1.
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from autometta import tick
 from autometta.paths import HomePaths
@@ -30,13 +29,13 @@ def test_a_real_usage_limit_parks_the_repo_until_the_reset(clis, run, tmp_path, 
     deadline = time.monotonic() + DEADLINE
     repo = make_repo(tmp_path / "proj")
     reset = int(time.time()) + 2 * 3600
-    out = str(repo / f"out/{SID}.txt")
+    out = str(repo / ".autometta" / "worktrees" / SID / f"out/{SID}.txt")  # the stage runs in its worktree
     script = {
         f"claude:worker:{SID}#limited": [error(429, resets_at=reset)],
         f"claude:worker:{SID}": [write_file(out, "Hello from Claude.\n"),
                                  write_file(str(repo / f"state/handoffs/{SID}.json"), envelope(SID, CLAUDE)),
                                  text("Done.")],
-        f"codex:verifier:{SID}": [write_file(f"state/verifiers/{SID}.json", verdict(SID, CODEX, "Greeting")),
+        f"codex:verifier:{SID}": [write_file(str(repo / f"state/verifiers/{SID}.json"), verdict(SID, CODEX, "Greeting")),
                                   text("PASS.")],
     }
     first = []
@@ -94,4 +93,4 @@ def test_a_real_usage_limit_parks_the_repo_until_the_reset(clis, run, tmp_path, 
     assert doc["stages"][0]["status"] == "completed", (doc, problems)
     assert doc["parked_until"] is None
     assert git(repo, "log", "-1", "--format=%s").startswith(SID)
-    assert Path(out).read_text() == "Hello from Claude.\n"
+    assert (repo / f"out/{SID}.txt").read_text() == "Hello from Claude.\n"  # landed from the worktree

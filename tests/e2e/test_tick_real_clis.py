@@ -2,7 +2,9 @@
 
 The product path end to end: a scratch git repo is subscribed, two stage cards
 are queued (01: claude works and codex verifies; 02: the reverse) and
-``autometta tick`` runs until both are committed. Every agent is a real CLI
+``autometta tick`` runs until both are committed, each in a git worktree of its
+own (``max_parallel`` 1: one at a time) and landed on the checked-out branch.
+Every agent is a real CLI
 started by the tick's dispatcher with the environment autometta builds from
 this process's environment (the allowlist, plus the repo's ``env.pass``), and
 talks only to a :class:`ModelServer` on 127.0.0.1 that plays the model: it
@@ -37,7 +39,7 @@ from autometta.paths import HomePaths, RepoPaths
 from autometta.roles import ROLES
 from tests.conftest import CARD, make_repo
 from tests.support.agent_clis import CODEX_CONFIG
-from tests.support.model_server import ModelServer, Request, Tokens, Turn, text, write_file
+from tests.support.model_server import ModelServer, Request, Tokens, Turn, shell, text, write_file
 from tests.tickkit import commit_all, git, read_budget, read_state
 
 CLAUDE = "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
@@ -149,21 +151,26 @@ def verdict(stage_id: str, verifier: str, headline: str) -> str:
 def build_script(repo: Path) -> Dict[str, List[Turn]]:
     """Each agent's turns, keyed like :func:`agent_key`.
 
-    claude's Write wants absolute paths; codex's paths are relative to the repo (its cwd). The
-    codex worker writes its deliverable with apply_patch and its envelope with exec_command.
+    Each stage runs in its worktree ``<repo>/.autometta/worktrees/<id>``. claude's Write wants
+    absolute paths: the deliverable in the worktree, the handoff and verdict in the repo's own
+    state/ (the paths its prompt names). codex writes its deliverable relative to its cwd (so it
+    lands in the worktree only if codex runs there) with apply_patch, its envelope through
+    ``$AUTOMETTA_HANDOFF`` with exec_command, its verdict by absolute path (``--add-dir``).
     """
+    paths = RepoPaths(repo)
     script: Dict[str, List[Turn]] = {}
     for agent, (stage_id, role, identity, family) in enumerate(AGENTS):
         _, _, content, headline = STAGES[stage_id]
-        where = (lambda rel: str(repo / rel)) if family == "claude" else (lambda rel: rel)
+        work = repo / ".autometta" / "worktrees" / stage_id
+        where = (lambda rel: str(work / rel)) if family == "claude" else (lambda rel: rel)
         if role == "worker":
-            turns = [write_file(where(f"out/{stage_id}.txt"), content),
-                     write_file(where(f"state/handoffs/{stage_id}.json"), envelope(stage_id, identity),
-                                codex_via="exec_command"),
+            handoff = (write_file(str(paths.handoff(stage_id)), envelope(stage_id, identity)) if family == "claude"
+                       else shell("printf '%s' '" + envelope(stage_id, identity).replace("'", "'\\''")
+                                  + "' > \"$AUTOMETTA_HANDOFF\""))
+            turns = [write_file(where(f"out/{stage_id}.txt"), content), handoff,
                      text("Wrote the file and the handoff envelope.")]
         else:
-            turns = [write_file(where(f"state/verifiers/{stage_id}.json"),
-                                verdict(stage_id, identity, headline)),
+            turns = [write_file(str(paths.verifier_artefact(stage_id)), verdict(stage_id, identity, headline)),
                      text("Verdict written: PASS.")]
         for index, turn in enumerate(turns):
             turn.tokens = tokens(family, agent, index)
@@ -325,12 +332,16 @@ def test_two_stage_backlog_with_the_real_clis(clis, run, tmp_path, home_dir, mon
     context = (f"tick outcomes {[(o.kind, o.message) for o in outcomes]}\nserver problems {problems}\n"
                + "".join(f"--- {s} {r} log (tail)\n{text_[-1500:]}\n" for (s, r), text_ in logs.items()))
 
-    # Both stages went worker -> verifier -> commit, one transition per tick, then the queue was idle.
+    # Both stages went worker -> verifier -> commit on its branch and landing in the same tick (the
+    # next stage claimed right after), then the queue was idle; no worktree or branch is left.
     state = read_state(repo)
     assert {s["id"]: s["status"] for s in state["stages"]} == dict.fromkeys(STAGES, "completed"), context
-    assert kinds == ["launch", "launch", "completed"] * 2 + ["wait"], context
+    assert kinds == ["launch", "launch", "completed", "launch", "completed", "wait"], context
     assert problems == [], context
     assert state["current_stage"] is None
+    assert [s["branch"] for s in state["stages"]] == [f"autometta/{stage_id}" for stage_id in STAGES]
+    assert git(repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(repo, "branch", "--list", "autometta/*") == ""
 
     # The script was played exactly: every agent asked for each of its turns once, and nothing else asked.
     model_posts = [r for r in requests if r.method == "POST" and r.api]
@@ -351,6 +362,7 @@ def test_two_stage_backlog_with_the_real_clis(clis, run, tmp_path, home_dir, mon
         seen = env_names(env_dumps / f"{stage_id}-{role}.env")
         assert not set(STRAY_KEYS) & set(seen), f"the {stage_id} {role} got {set(STRAY_KEYS) & set(seen)}"
         assert (seen["AUTOMETTA_STAGE_ID"], seen["AUTOMETTA_ROLE"]) == (stage_id, role)
+        assert seen["PWD"] == str(repo / ".autometta" / "worktrees" / stage_id)  # never the user's checkout
         if family == "claude":
             assert seen.get("CLAUDE_CODE_OAUTH_TOKEN") == OAUTH_TOKEN  # crossed: env.pass names it
             assert seen.get("IS_SANDBOX") == "1"
@@ -404,7 +416,7 @@ def test_two_stage_backlog_with_the_real_clis(clis, run, tmp_path, home_dir, mon
         assert stage["cost_usd"] == pytest.approx(cost, abs=1e-6)
         assert stage["worker_seconds"] is not None and stage["verifier_seconds"] is not None
 
-    # One clock tick per transition; nothing halted or failed.
-    transitions = [k for k in kinds if k not in QUIET]
-    assert budget["clock_ticks_used"] == len(transitions) == state["tick_count"] == 6
+    # One clock tick per transition (a tick that lands one stage and claims the next makes three:
+    # commit, land, claim); nothing halted or failed.
+    assert budget["clock_ticks_used"] == state["tick_count"] == 8
     assert (budget["halted"], budget["consecutive_failures"]) == (False, 0)
