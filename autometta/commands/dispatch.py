@@ -1,9 +1,13 @@
 """Start one stage's worker now, by hand, without the queue (the pass-1 contract, step 3).
 
-The repo is the git work tree holding the card; its tree must be clean
-outside ``state/`` (commit the card first). The worker starts exactly as the
-tick starts it (prompt, clean environment, detached runner, log at
-``state/logs/<id>-worker.log``) and hands off to ``state/handoffs/<id>.json``.
+The repo is the git work tree holding the card (commit the card first). The
+stage gets a git worktree of its own, ``.autometta/worktrees/<id>`` on branch
+``autometta/<id>`` from the checked-out branch's tip (an earlier by-hand
+run's is replaced), and the worker starts there exactly as the tick starts
+it (prompt, clean environment, detached runner, log at
+``state/logs/<id>-worker.log``), handing off to ``state/handoffs/<id>.json``.
+With ``isolation: tree`` it runs in the checkout, which must then be clean
+outside ``state/``.
 ``--wait`` waits for it and prints how it ended; exit 0 when it handed off
 ``pass``. state.yaml and budget.json are not touched. Next: ``autometta
 verify CARD``.
