@@ -150,7 +150,8 @@ def test_a_serial_stage_in_its_worktree_shows_as_the_stage_in_flight(setup, run)
     assert "01-a" in run("status", "--watch", "--once").out
     cards = run("list-cards", str(repo))
     assert cards.code == 0 and "in_progress" in cards.out
-    assert "01-a" in run("report").out
+    report = run("report").out
+    assert "IN FLIGHT (1 lane)" in report and "proj  01-a: worker (pid 77)" in report
 
 
 def test_a_stage_in_the_repos_own_tree_has_no_lanes(setup, run):

@@ -171,7 +171,7 @@ def render(doc: Dict[str, Any], now: float) -> str:
         lines.append("  (nothing: all clear)")
     busy = [(r["name"], lane) for r in doc["repos"] for lane in r.get("lanes") or []]
     if busy:
-        lines += ["", f"IN FLIGHT ({len(busy)} lanes)"]
+        lines += ["", f"IN FLIGHT ({len(busy)} {'lane' if len(busy) == 1 else 'lanes'})"]
         lines += [f"  {name}  {lanes.describe(lane)}" for name, lane in busy]
     lines += ["", "SPEND (in the window; total against the cap)"]
     for r in doc["repos"]:
