@@ -78,8 +78,9 @@ class InFlight:
     merge_busy: bool = False
     #: A lane whose worktree folder is gone (deleted by hand): nothing more can run there.
     worktree_missing: bool = False
-    #: Has the base branch moved since the lane forked (so its merged result is a new tree to recheck)?
-    base_moved: Callable[[], bool] = lambda: True
+    #: Would the merged result differ from the tree the acceptance command and the verifier checked
+    #: (the base branch moved since the lane forked, or its branch changed since), so it is checked again?
+    recheck: Callable[[], bool] = lambda: True
 
 
 @dataclass
@@ -136,7 +137,7 @@ UNPARK = "unpark"
 WORKTREE = "worktree"  # create the claimed lane's worktree and branch from the base branch's tip
 RECORD_CLAIM = "record_claim"  # isolation: tree: note HEAD, its branch and what is already changed (autometta.isolation)
 MERGE = "merge"  # rebase the lane onto the base branch's tip (a conflict stops the stage and what follows);
-# True: its recheck was skipped as the base had not moved, so a base that moved since sends it back to the queue
+# True: its recheck was skipped as the tree was the one checked, so a base that moved since sends it back to the queue
 LAND = "land"  # fast-forward the base branch to the lane's commit; remove its worktree and branch
 
 Effect = Tuple[str, Any]
@@ -373,7 +374,7 @@ def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
     if c.merge_busy:
         return Decision(f"stage {cur} is accepted and waits for its turn to merge onto {base}", effects,
                         transition=False)
-    if c.acceptance_command and c.base_moved():  # rebased onto new commits, it is checked again first
+    if c.acceptance_command and c.recheck():  # a tree nobody checked yet: checked again before it lands
         return Decision(f"stage {cur} merging onto {base}; then rerunning the acceptance command",
                         effects + [(MERGE, False), (SET, ("merge", "checking")), (LAUNCH, "postmerge")],
                         on_launch_failure="postmerge_spawn_failed")

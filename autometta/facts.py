@@ -204,7 +204,8 @@ def gather_lane(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
         # Landing moves the main tree only when the base branch is checked out there, and only
         # the files the stage changes: those must not be changed there too.
         facts.dirty = lambda: worktrees.collisions(ctx.repo, ctx.work, base)
-        facts.cur.base_moved = lambda: worktrees.base_moved(ctx.work, base)
+        cur = facts.cur
+        cur.recheck = lambda: worktrees.base_moved(ctx.work, base) or cur.tree_now() != stage.get("worker_tree")
     return facts
 
 

@@ -281,7 +281,8 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         work = _work(shot)
         archive(paths, stage_id, verdicts_only=True)
         tree = gitops.worktree_fingerprint(work.work)
-        _note(shot, stage_id=stage_id, worker_tree=tree, merged_tree=None, verify_started_at=now_iso())
+        _note(shot, stage_id=stage_id, worker_tree=tree, merged_tree=None, checked_tree=None,
+              verify_started_at=now_iso())
     result: Dict[str, Any] = {"stage_id": stage_id, "verifier": shot.stage["verifier"],
                               "artefact": str(paths.verifier_artefact(stage_id)), "waited": wait}
     if shot.card.acceptance_command:
@@ -416,19 +417,21 @@ def _land(shot: Shot, work: RepoContext, record: Dict[str, Any], headline: str, 
         raise UserError(f"{paths.oneshot_record(stage_id)}: no base branch recorded; dispatch again")
     worktrees.fold_commits(where, base)  # the agents' commits, and an earlier accept's, become one commit
     stagecommit.commit_accepted(work, shot.stage, headline)
-    moved = worktrees.base_moved(where, base)
     rebased = worktrees.rebase(where, base)
     if rebased.conflicts:
         raise UserError(f"{stage_id} does not merge onto {base}: conflicts in {', '.join(rebased.conflicts[:10])} "
                         f"(merge_conflict); {base} is as it was; rebase {where} onto {base} there, then accept again")
-    if moved:
-        _note(shot, merged_tree=gitops.worktree_fingerprint(where))
+    tree = gitops.worktree_fingerprint(where)
+    if tree not in (record.get("worker_tree"), record.get("checked_tree")):
+        # rebased onto commits made since: a tree nobody checked yet (the verdict still applies to it)
+        _note(shot, merged_tree=tree)
         if shot.card.acceptance_command:
             _await(start(work, shot.stage, shot.card, "postmerge"))
             code = (read_exit(paths.exit_record(stage_id, "postmerge")) or {}).get("exit_code")
             if code != 0:
                 raise UserError(f"{paths.log(stage_id, 'postmerge')}: the acceptance command exited {code} on "
                                 f"{stage_id} rebased onto {base} (post_merge_acceptance_failed); {base} is as it was")
+            _note(shot, checked_tree=tree)
     clash = worktrees.collisions(paths.root, where, base)
     if clash:
         shown = ", ".join(clash[:5]) + (f" and {len(clash) - 5} more" if len(clash) > 5 else "")

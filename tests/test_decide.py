@@ -668,9 +668,9 @@ def test_lane_pass_commits_on_its_branch_and_queues_the_merge():
     ("queued", {}, {}, [], ["merge:False", "land"], None, None),
     ("queued", {}, {"acceptance_command": "make test"}, ["x"], ["merge:False", "set", "launch:postmerge"], None, None),
     # the base did not move since the worktree was cut: the tree checked is the tree that lands
-    ("queued", {}, {"acceptance_command": "make test", "base_moved": lambda: False}, [], ["merge:True", "land"],
+    ("queued", {}, {"acceptance_command": "make test", "recheck": lambda: False}, [], ["merge:True", "land"],
      None, None),
-    ("queued", {}, {"acceptance_command": "make test", "base_moved": lambda: False}, ["a.txt"], [], None,
+    ("queued", {}, {"acceptance_command": "make test", "recheck": lambda: False}, ["a.txt"], [], None,
      "dirty-working-tree"),
     ("queued", {}, {}, ["notes.txt"], [], None, "dirty-working-tree"),
     ("queued", {}, {"merge_busy": True}, [], [], None, None),

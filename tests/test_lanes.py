@@ -155,6 +155,14 @@ def test_acceptance_failing_on_the_merged_result_keeps_base(setup):
     assert (repo / "state" / "logs" / "02-a-postmerge.log").exists()
     assert Path(a["worktree"]).is_dir()
 
+    # merged again as it is, it is checked again (its branch sits on the new tip now) and fails again
+    from autometta import cli
+    assert cli.main(["requeue", str(repo), "02-a", "--retry-merge"]) == 0
+    run_until_quiet(home, repo, limit=20)
+    a = stage(repo, "02-a")
+    assert (a["status"], a["stall_marker"]) == ("failed", "post_merge_acceptance_failed")
+    assert git(repo, "rev-parse", "master").strip() == b["commit"]
+
 
 def test_worktree_setup_runs_first_and_its_failure_fails_the_stage(setup):
     repo, home, add = setup

@@ -255,3 +255,16 @@ def test_with_isolation_tree_a_fail_takes_the_workers_commit_off_the_branch(run,
     res = run("accept", str(card))
     assert res.code == 1 and "the verdict is FAIL" in res.err and "moved back" in res.err
     assert git(repo, "rev-parse", "HEAD").strip() == start and (repo / "hello.txt").exists()
+
+
+def test_accept_does_not_land_what_failed_its_recheck_when_run_again(run, tmp_path):
+    repo = make_repo(tmp_path / "r")
+    card = script_card(repo, "01-hello", acceptance="test -f hello.txt && test ! -f later.txt")
+    commit_all(repo)
+    by_hand(run, card, expect_ok=False)
+    (repo / "later.txt").write_text("breaks the stage's acceptance\n")
+    commit_all(repo, "the user commits meanwhile")
+    for _ in range(2):  # the second accept finds the rebase done already: it checks again all the same
+        res = run("accept", str(card))
+        assert res.code == 1 and "post_merge_acceptance_failed" in res.err
+        assert git(repo, "log", "-1", "--format=%s").strip() == "the user commits meanwhile"
