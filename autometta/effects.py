@@ -177,15 +177,16 @@ def _worktree(txn: Txn) -> None:
     txn.log_extra.append(f"worktree {shown} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
 
 
-#: MERGE's outcome when the base branch moved after a decision to land without a recheck.
+#: MERGE's outcome when the base branch moved after the decision to land without a recheck.
 _AGAIN = ("again", None)
 
 
 def _rebase(txn: Txn, unmoved: bool = False) -> Optional[tuple]:
     """Rebase the lane onto its base branch's tip; a merge_conflict finish, _AGAIN, or None.
 
-    ``unmoved``: the acceptance command was not rerun because the base had not
-    moved; if it moved since, the lane goes back to the queue to be rechecked.
+    ``unmoved``: the acceptance command is not rerun because the tree to land
+    is the one already checked; if the base moved since that was decided, the
+    lane goes back to the queue, to be rebased and rechecked.
     """
     stage = txn.cur
     assert stage is not None
