@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import sandbox
 from ..card import ROLES, Card
+from .transcript import Step, plain_steps
 from .usage import Usage, UsageLimit, find_usage_limit
 from .usage import _json_objects as json_events  # one JSON Lines reader for usage and verdicts
 
@@ -36,6 +37,8 @@ EXIT_NOT_FOUND = 127
 
 #: Plain lines looked at by :func:`plain_tail`: a CLI that cannot run says so last.
 TAIL_LINES = 10
+#: Plain lines kept as the transcript of a log without structured events.
+TRANSCRIPT_LINES = 20
 
 _NOT_FOUND_RE = re.compile(r"(?:^|: )(?P<name>[\w./-]+): (?:command )?not found$")
 
@@ -101,6 +104,16 @@ class Family:
     def final_message(self, log_text: str) -> Optional[str]:
         """The agent's last words (a verifier may deliver its verdict here); None if there are none."""
         return None
+
+    def transcript(self, log_text: str, roots: Sequence[str] = ()) -> List[Step]:
+        """What the agent did, in order: its tool calls with targets and results, what it said.
+
+        ``roots`` (the agent's working tree, the repo) make file targets
+        relative. This version, for plain output, is the log's last non-JSON
+        lines (:data:`TRANSCRIPT_LINES`); :mod:`.transcript` reads the
+        structured CLIs.
+        """
+        return plain_steps(plain_tail(log_text, TRANSCRIPT_LINES))
 
     def diagnose(self, exit_code: Optional[int], log_text: str) -> Optional[str]:
         """A stall marker when the agent could not run at all, read from its exit and log; else None.

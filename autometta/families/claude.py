@@ -45,7 +45,8 @@ from .. import privilege
 from ..card import Card
 from ..errors import UserError
 from ..files import read_json
-from .base import Family, check_role, json_events, plain_tail
+from .base import TRANSCRIPT_LINES, Family, check_role, json_events, plain_tail
+from .transcript import Step, claude_transcript, plain_steps
 from .usage import Usage, find_usage_limit, parse_claude_log
 
 PERMISSION_FLAG = "--dangerously-skip-permissions"
@@ -130,6 +131,10 @@ class Claude(Family):
                 text = event.get("result")
                 final = text if isinstance(text, str) and not event.get("is_error") else None
         return final
+
+    def transcript(self, log_text: str, roots: Sequence[str] = ()) -> List[Step]:
+        """The claude events' tool calls and messages (:func:`.transcript.claude_transcript`); else plain lines."""
+        return claude_transcript(log_text, roots) or plain_steps(plain_tail(log_text, TRANSCRIPT_LINES))
 
     def diagnose(self, exit_code: Optional[int], log_text: str) -> Optional[str]:
         """``claude_refused_root_without_is_sandbox``, ``claude_cli_missing``,

@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple
 
 from .. import privilege
 from ..card import Card
-from .base import Family, check_role, json_events, plain_tail
+from .base import TRANSCRIPT_LINES, Family, check_role, json_events, plain_tail
+from .transcript import Step, codex_transcript, plain_steps
 from .usage import Usage, find_usage_limit, parse_codex_log
 
 _AUTH_RE = re.compile(
@@ -109,6 +110,10 @@ class Codex(Family):
             if isinstance(item, dict) and item.get("type") == "agent_message":
                 final = item.get("text") if isinstance(item.get("text"), str) else final
         return final
+
+    def transcript(self, log_text: str, roots: Sequence[str] = ()) -> List[Step]:
+        """The codex events' tool calls and messages (:func:`.transcript.codex_transcript`); else plain lines."""
+        return codex_transcript(log_text, roots) or plain_steps(plain_tail(log_text, TRANSCRIPT_LINES))
 
     def diagnose(self, exit_code: Optional[int], log_text: str) -> Optional[str]:
         """``codex_cli_missing``, ``codex_usage_limit`` or ``codex_auth_error``; see the module docstring."""

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from ..families import transcript
 from ..secrets import redact
 from .screen import clean
 
@@ -51,65 +52,34 @@ def _short(value: Any, limit: int = 120) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "~"
 
 
-def _brief_input(data: Any) -> str:
-    if not isinstance(data, dict):
-        return ""
-    for key in ("command", "file_path", "path", "pattern", "url", "description", "prompt"):
-        if data.get(key):
-            value = str(data[key])
-            if key in ("file_path", "path"):
-                value = os.path.basename(value.rstrip("/")) or value
-            return value
-    return ""
-
-
 def describe_event(event: Dict[str, Any]) -> Optional[str]:
-    """A phrase for one claude or codex JSON event; None for events not worth showing."""
+    """A phrase for one claude or codex JSON event; None for events not worth showing.
+
+    Tool calls and messages are read by :mod:`autometta.families.transcript`, as ``autometta show``
+    reads them; this only words the last one of the event.
+    """
     kind = event.get("type")
     if kind == "system":
         model = event.get("model")
         return f"started{f' ({model})' if model else ''}"
-    if kind == "assistant" and isinstance(event.get("message"), dict):
-        content = event["message"].get("content")
-        if isinstance(content, list):
-            for block in reversed(content):
-                if not isinstance(block, dict):
-                    continue
-                if block.get("type") == "tool_use":
-                    return f"{block.get('name') or 'tool'} {_brief_input(block.get('input'))}".strip()
-                if block.get("type") == "text" and str(block.get("text") or "").strip():
-                    return f"says: {block['text']}"
-                if block.get("type") == "thinking":
-                    return "thinking"
-        return None
+    if kind == "assistant":
+        steps = transcript.claude_steps(event)
+        return transcript.phrase(steps[-1], short=True) if steps else None
     if kind == "user":
         return "tool result"
     if kind == "result":
         if event.get("is_error"):
             return f"finished with an error: {event.get('result') or event.get('subtype') or ''}".strip()
         return f"finished: {event.get('result') or event.get('subtype') or ''}".strip()
-    if kind in ("item.started", "item.completed", "item.updated") and isinstance(event.get("item"), dict):
-        item = event["item"]
-        itype = item.get("type")
-        if itype == "command_execution":
-            return f"$ {item.get('command') or ''}"
-        if itype == "agent_message":
-            return f"says: {item.get('text') or ''}"
-        if itype == "file_change":
-            changes = item.get("changes") or []
-            names = [os.path.basename(str(c.get("path") or "")) for c in changes if isinstance(c, dict)]
-            return "edit " + ", ".join(n for n in names if n)
-        if itype == "reasoning":
-            return "thinking"
-        return str(itype or "working")
+    if kind in ("item.started", "item.completed", "item.updated", "error", "turn.failed"):
+        steps = transcript.codex_steps(event)
+        if not steps:
+            return None
+        return transcript.phrase(steps[-1], short=True) or steps[-1].name or "working"
     if kind == "thread.started":
         return "started"
     if kind == "turn.completed":
         return "turn completed"
-    if kind in ("error", "turn.failed"):
-        error = event.get("error")
-        message = error.get("message") if isinstance(error, dict) else event.get("message")
-        return f"error: {message or ''}".strip()
     if kind in ("turn.started",):
         return None
     return str(kind) if kind else None
