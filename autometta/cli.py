@@ -37,6 +37,7 @@ COMMANDS = [
     ("attach", "attach", "open the tmux viewer for a repo (status, log, agents)"),
     ("dashboard", "dashboard", "write the HTML dashboard (queues, agents, spend) and print its path"),
     ("report", "report", "the morning summary: landed, stopped, needs you, spend"),
+    ("show", "show", "the review of one stage: criteria and verdict, change, what the agents did, timeline"),
     ("register_agent", "register-agent", "register a manually started agent for heartbeat and watch"),
     ("check_deps", "check-deps", "check the tools autometta uses"),
     ("tick", "tick", "move each subscribed repo one step (run it from cron or launchd)"),

@@ -2,9 +2,11 @@
 
 ``<home>/dashboard/index.html``: per repo the stage queue with statuses,
 the agents running now, halts, token and cost totals with a per-stage chart,
-and the last ticks. Everything is inside the page (no network, works from
-file://); ``data.json`` beside it has the same data. The tick refreshes it
-after any transition. ``--open`` opens it with the platform's opener.
+and the last ticks. Every stage id links to the stage's own page
+(``stages/<repo>-<hash>/<id>.html``: what ``autometta show`` prints).
+Everything is inside the pages (no network, works from file://);
+``data.json`` beside it has the same data. The tick refreshes it after any
+transition. ``--open`` opens it with the platform's opener.
 """
 
 from __future__ import annotations

@@ -328,7 +328,7 @@ def _repo_html(repo: Dict[str, Any]) -> str:
         for s in stages:
             marker = f'<div class="muted">{_e(s.get("stall_marker"))}</div>' if s.get("stall_marker") else ""
             verdict = f' <span class="muted">verdict {_e(s["verifier_overall"])}</span>' if s.get("verifier_overall") else ""
-            out.append(f'<tr><td><code>{_e(s.get("id"))}</code></td><td>{_badge(s.get("status"))}{verdict}{marker}</td>'
+            out.append(f'<tr><td>{_stage_cell(repo, s.get("id"))}</td><td>{_badge(s.get("status"))}{verdict}{marker}</td>'
                        f'<td>{_e(s.get("worker"))}</td><td>{_e(s.get("verifier"))}</td>'
                        f'<td class="num">{_num(s.get("tokens"))}</td>'
                        f'<td class="num">{_usd(s.get("cost_usd")) if s.get("cost_usd") else "-"}</td>'
@@ -342,7 +342,7 @@ def _repo_html(repo: Dict[str, Any]) -> str:
         out.append('<table><thead><tr><th>Role</th><th>Family</th><th>Stage</th><th>State</th><th>pid</th>'
                    '<th class="num">Running</th><th>Why</th></tr></thead><tbody>')
         for a in repo["agents"]:
-            out.append(f'<tr><td>{_e(a["role"])}</td><td>{_e(a["family"])}</td><td><code>{_e(a["stage"])}</code></td>'
+            out.append(f'<tr><td>{_e(a["role"])}</td><td>{_e(a["family"])}</td><td>{_stage_cell(repo, a["stage"])}</td>'
                        f'<td>{_badge(a["state"])}</td><td>{_e(a["pid"])}</td>'
                        f'<td class="num">{_e(a["elapsed_seconds"])}s</td><td>{_e(a["reason"])}</td></tr>')
         out.append("</tbody></table>")
@@ -385,12 +385,36 @@ def render_html(data: Dict[str, Any]) -> str:
 
 
 def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> Path:
-    """Write ``index.html`` and ``data.json`` under ``<home>/dashboard/``; returns the page."""
+    """Write ``index.html`` and ``data.json`` under ``<home>/dashboard/``, and the pages of the
+    stages that changed (:mod:`.stagepage`); returns the page."""
     data = redact_doc(collect(hp, settings, now))  # masked: the page and data.json never hold a key
     files.ensure_dir(hp.dashboard, mode=0o700)
+    _stage_pages(hp)
     files.atomic_write(hp.dashboard_data, files.dump_json(data), mode=0o600)
     files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)
     return hp.dashboard_page
+
+
+def _stage_pages(hp: HomePaths) -> None:
+    """The page of every stage whose record or files changed; one repo's trouble spares the others."""
+    from . import stagepage
+
+    for sub in homes.load_subscribers(hp):
+        if sub.error or sub.repo_path is None:
+            continue
+        try:
+            stagepage.write_pages(hp, sub, read_state(sub.paths), _cards(sub))
+        except Exception:  # noqa: BLE001 - a stage page must never cost the dashboard
+            continue
+
+
+def _stage_cell(repo: Dict[str, Any], stage_id: Any) -> str:
+    """A stage id in a table row, linked to its page."""
+    from .stagepage import href
+
+    link = href(repo.get("repo_path"), stage_id)
+    code = f"<code>{_e(stage_id)}</code>"
+    return f'<a href="{_e(link)}">{code}</a>' if link else code
 
 
 def _mtime(path: Path) -> float:
