@@ -270,6 +270,23 @@ def test_stage_pages_are_linked_and_rebuilt_only_when_their_stage_changes(setup,
     assert "landed" in more.read_text()  # rebuilt as it moved: claimed, ..., landed
 
 
+def test_pages_left_out_of_a_ticks_budget_are_built_later_and_unlinked_until_then(setup, run):
+    from autometta.observe import dashboard, settings
+    from autometta.paths import HomePaths
+
+    repo, home, add = setup
+    add("01-hello")
+    run_until_quiet(home, repo)
+    shutil.rmtree(home / "dashboard")  # a home from before stage pages: none exist yet
+    hp = HomePaths(home)
+    dashboard.generate(hp, settings.from_home(hp), page_seconds=-1)  # no time left for pages
+    assert "stages/" not in (home / "dashboard" / "index.html").read_text()
+    assert not list((home / "dashboard").rglob("01-hello.html"))
+    dashboard.generate(hp, settings.from_home(hp), page_seconds=60)
+    assert 'href="stages/' in (home / "dashboard" / "index.html").read_text()
+    assert list((home / "dashboard").rglob("01-hello.html"))
+
+
 @pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (tests/run.sh installs Debian's chromium)")
 def test_the_stage_page_renders_in_headless_chromium(setup, run, tmp_path, capsys):
     repo, home, add = setup

@@ -384,35 +384,40 @@ def render_html(data: Dict[str, Any]) -> str:
     )
 
 
-def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> Path:
+def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None,
+             page_seconds: Optional[float] = None) -> Path:
     """Write ``index.html`` and ``data.json`` under ``<home>/dashboard/``, and the pages of the
-    stages that changed (:mod:`.stagepage`); returns the page."""
+    stages that changed (:mod:`.stagepage`, within ``page_seconds``); returns the page."""
     data = redact_doc(collect(hp, settings, now))  # masked: the page and data.json never hold a key
     files.ensure_dir(hp.dashboard, mode=0o700)
-    _stage_pages(hp)
+    pages = _stage_pages(hp, page_seconds)
+    for repo in data["repos"]:
+        repo["stage_pages"] = pages.get(str(repo.get("repo_path")), {})
     files.atomic_write(hp.dashboard_data, files.dump_json(data), mode=0o600)
     files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)
     return hp.dashboard_page
 
 
-def _stage_pages(hp: HomePaths) -> None:
-    """The page of every stage whose record or files changed; one repo's trouble spares the others."""
+def _stage_pages(hp: HomePaths, seconds: Optional[float]) -> Dict[str, Dict[str, str]]:
+    """Write the page of every stage whose record or files changed; repo path -> stage id -> link.
+    One repo's trouble spares the others."""
     from . import stagepage
 
+    run = stagepage.Pages(hp, seconds)
+    out: Dict[str, Dict[str, str]] = {}
     for sub in homes.load_subscribers(hp):
         if sub.error or sub.repo_path is None:
             continue
         try:
-            stagepage.write_pages(hp, sub, read_state(sub.paths), _cards(sub))
+            out[str(sub.repo_path)] = stagepage.write_pages(run, sub, read_state(sub.paths), _cards(sub))
         except Exception:  # noqa: BLE001 - a stage page must never cost the dashboard
             continue
+    return out
 
 
 def _stage_cell(repo: Dict[str, Any], stage_id: Any) -> str:
-    """A stage id in a table row, linked to its page."""
-    from .stagepage import href
-
-    link = href(repo.get("repo_path"), stage_id)
+    """A stage id in a table row, linked to its page when it has one."""
+    link = (repo.get("stage_pages") or {}).get(stage_id) if isinstance(stage_id, str) else None
     code = f"<code>{_e(stage_id)}</code>"
     return f'<a href="{_e(link)}">{code}</a>' if link else code
 
@@ -445,7 +450,9 @@ def refresh(hp: HomePaths, log: Optional[Callable[[str], None]] = None) -> Optio
     try:
         if not hp.root.is_dir() or not stale(hp):
             return None
-        return generate(hp, observe_settings.from_home(hp))
+        from .stagepage import TICK_SECONDS
+
+        return generate(hp, observe_settings.from_home(hp), page_seconds=TICK_SECONDS)
     except Exception as exc:  # the dashboard must never break a tick
         if log is not None:
             log(f"dashboard not refreshed: {type(exc).__name__}: {exc}")

@@ -445,9 +445,13 @@ def _guard(problems: List[str], what: str, fn: Callable[[], Any], fallback: Any)
 
 
 def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, name: Optional[str] = None,
-          manifest: Optional[Dict[str, Any]] = None, with_git: bool = True,
-          now: Optional[float] = None) -> Dict[str, Any]:
-    """The review of ``stage_id`` in the repo at ``paths`` (see the module docstring); masked."""
+          manifest: Optional[Dict[str, Any]] = None, with_git: bool = True, now: Optional[float] = None,
+          journal: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """The review of ``stage_id`` in the repo at ``paths`` (see the module docstring); masked.
+
+    ``journal`` is the event journal already read (the dashboard reads it once for every page);
+    else it is read from ``hp``.
+    """
     now = time.time() if now is None else now
     problems: List[str] = []
     doc: Dict[str, Any] = {"repo": str(paths.root), "name": name or paths.root.name, "stage_id": stage_id,
@@ -490,9 +494,9 @@ def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, na
         doc["change"] = {"kind": "none", "missing": "not computed"}
     else:
         doc["change"] = {"kind": "none", "missing": "no stage record"}
-    journal = _guard(problems, "events", lambda: _journal(hp, paths, stage_id), [])
+    ours = _guard(problems, "events", lambda: _journal(hp, paths, stage_id, journal), [])
     runs = [r for r in doc["agents"] + commands if isinstance(r, dict) and r.get("role")]
-    doc["timeline"] = _guard(problems, "timeline", lambda: timeline(stage, runs, doc["verdict"], journal), [])
+    doc["timeline"] = _guard(problems, "timeline", lambda: timeline(stage, runs, doc["verdict"], ours), [])
     for piece in [doc["card"], doc["verdict"], doc["change"], *doc["agents"], *commands]:
         if isinstance(piece, dict) and piece.get("missing") and stage:
             problems.append(str(piece["missing"]))
@@ -520,13 +524,16 @@ def _latest_claim(paths: RepoPaths, stage_id: str) -> bool:
     return bool(claims) and max(claims)[1] == stage_id
 
 
-def _journal(hp: Optional[HomePaths], paths: RepoPaths, stage_id: str) -> List[Dict[str, Any]]:
-    if hp is None:
-        return []
-    from . import events
+def _journal(hp: Optional[HomePaths], paths: RepoPaths, stage_id: str,
+             journal: Optional[List[Dict[str, Any]]]) -> List[Dict[str, Any]]:
+    if journal is None:
+        if hp is None:
+            return []
+        from . import events
 
+        journal = events.journal(hp)
     repo = str(paths.root)
-    return [e for e in events.journal(hp) if e.get("repo") == repo and e.get("stage_id") == stage_id]
+    return [e for e in journal if e.get("repo") == repo and e.get("stage_id") == stage_id]
 
 
 # --------------------------------------------------------------------------- in the terminal

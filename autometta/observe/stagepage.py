@@ -11,6 +11,9 @@ exit records, envelope, verdict or card). Each stage's key is kept in
 ``index.json`` beside its pages, so regenerating the dashboard after a
 transition rebuilds (and runs git for) only the stages that moved, and an
 idle tick, which does not regenerate the dashboard at all, runs nothing.
+The tick gives the pages a time budget (:data:`TICK_SECONDS`): a home with
+a long history that has no pages yet gets them over several ticks, stages in
+flight and the latest first; a stage without a page yet is not linked.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -27,6 +31,8 @@ from ..paths import HomePaths, RepoPaths
 from . import review
 
 FOLDER = "stages"
+#: Seconds a tick's dashboard refresh spends building stage pages, at most (one page: ~10 ms).
+TICK_SECONDS = 2.0
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _STAGE_ID = re.compile(r"^[0-9]{2}[a-z]*-[a-z0-9-]+$")
 
@@ -64,11 +70,39 @@ def stage_key(paths: RepoPaths, stage: Dict[str, Any], card_path: Optional[Path]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def write_pages(hp: HomePaths, sub: Any, state_doc: Optional[Dict[str, Any]],
-                card_paths: Dict[str, Path]) -> List[Path]:
-    """Write the pages of one repo's stages that changed since they were written; returns them."""
+class Pages:
+    """One dashboard generation's pass over the stage pages: the journal read once, a time budget."""
+
+    def __init__(self, hp: HomePaths, seconds: Optional[float] = None) -> None:
+        self.hp = hp
+        self.deadline = None if seconds is None else time.monotonic() + seconds
+        self.left_out = 0  # pages due but not built: the budget ran out (a later generation builds them)
+        self._journal: Optional[List[Dict[str, Any]]] = None
+
+    def journal(self) -> List[Dict[str, Any]]:
+        if self._journal is None:
+            from . import events
+
+            self._journal = events.journal(self.hp)
+        return self._journal
+
+    def over(self) -> bool:
+        return self.deadline is not None and time.monotonic() > self.deadline
+
+
+def _ordered(stages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Stages in flight first, then the most recently claimed: the pages a reader wants first."""
+    latest = sorted(stages, key=lambda s: str(s.get("started_at") or ""), reverse=True)
+    return sorted(latest, key=lambda s: s.get("status") != "in_progress")
+
+
+def write_pages(run: Pages, sub: Any, state_doc: Optional[Dict[str, Any]],
+                card_paths: Dict[str, Path]) -> Dict[str, str]:
+    """Write the pages of one repo's stages that changed since they were written (within the
+    budget); returns stage id -> link for every stage whose page exists."""
+    hp = run.hp
     if sub.repo_path is None or not isinstance(state_doc, dict):
-        return []
+        return {}
     paths = sub.paths
     folder = hp.dashboard / FOLDER / repo_slug(str(sub.repo_path))
     index_path = folder / "index.json"
@@ -78,30 +112,34 @@ def write_pages(hp: HomePaths, sub: Any, state_doc: Optional[Dict[str, Any]],
         known = {}
     known = known if isinstance(known, dict) else {}
     fresh: Dict[str, str] = {}
-    written: List[Path] = []
+    links: Dict[str, str] = {}
     manifest: Optional[Dict[str, Any]] = None
-    for stage in state_doc.get("stages") or []:
-        if not isinstance(stage, dict):
-            continue
+    stages = [s for s in state_doc.get("stages") or [] if isinstance(s, dict)]
+    for stage in _ordered(stages):
         stage_id = stage.get("id")
         link = href(str(sub.repo_path), stage_id)
         if link is None:
             continue
         key = stage_key(paths, stage, card_paths.get(str(stage_id)))
         page = hp.dashboard / link
-        fresh[str(stage_id)] = key
         if known.get(stage_id) == key and page.exists():
+            fresh[str(stage_id)], links[str(stage_id)] = key, link
+            continue
+        if run.over():
+            run.left_out += 1
+            if page.exists():  # an older page, still better than none; rebuilt next time
+                links[str(stage_id)] = link
             continue
         if manifest is None:
             manifest = _manifest(sub)
-        doc = review.build(paths, str(stage_id), hp=hp, name=sub.name, manifest=manifest)
+        doc = review.build(paths, str(stage_id), hp=hp, name=sub.name, manifest=manifest, journal=run.journal())
         files.ensure_dir(folder, mode=0o700)
         files.atomic_write(page, render_html(doc), mode=0o600)
-        written.append(page)
+        fresh[str(stage_id)], links[str(stage_id)] = key, link
     if fresh != known:
         files.ensure_dir(folder, mode=0o700)
         files.write_json(index_path, fresh, mode=0o600)
-    return written
+    return links
 
 
 def _manifest(sub: Any) -> Dict[str, Any]:
