@@ -627,6 +627,9 @@ def render(doc: Dict[str, Any]) -> str:
     lines.append(f"  worker {doc.get('worker') or '?'}   verifier {doc.get('verifier') or '?'}")
     if card.get("path"):
         lines.append(f"  card {card['path']}")
+    if doc.get("branch"):
+        lines.append(f"  branch {doc['branch']} onto {doc.get('base') or '?'}"
+                     + (f", worktree {doc['worktree']}" if doc.get("worktree") else ""))
     lines += ["", "CRITERIA" + (f"  verdict {verdict['overall']}" if verdict.get("overall") else "")
               + (f" ({verdict['problem']})" if verdict.get("problem") else "")
               + (f" by {verdict['verifier_identity']}" if verdict.get("verifier_identity") else "")]

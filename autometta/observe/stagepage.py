@@ -223,6 +223,9 @@ def render_html(doc: Dict[str, Any]) -> str:
             f'<p><b>{_e(card.get("title") or "(no title)")}</b></p>'
             f'<div class="row"><span>worker {_e(doc.get("worker"))}</span><span>verifier {_e(doc.get("verifier"))}</span>'
             + (f'<span class="muted">card <code>{_e(card["path"])}</code></span>' if card.get("path") else "")
+            + (f'<span class="muted">branch <code>{_e(doc["branch"])}</code> onto <code>{_e(doc.get("base"))}</code>'
+               + (f' in <code>{_e(doc["worktree"])}</code>' if doc.get("worktree") else "") + "</span>"
+               if doc.get("branch") else "")
             + "</div></section>")
     body.append(head)
     crit = ['<section class="card" id="criteria"><div class="row"><h2>Criteria</h2>']
