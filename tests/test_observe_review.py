@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -20,7 +21,7 @@ import pytest
 
 from autometta import yamlsub
 from autometta.observe import review
-from tests.tickkit import PASS_WORKER, read_state, run_until_quiet, stage, tick_once
+from tests.tickkit import PASS_WORKER, await_agents, read_state, run_until_quiet, stage, tick_once
 
 #: Key-shaped (redact.SHAPES anthropic_key), built so no scanner flags this file.
 KEY = "sk-ant-" + "api03-" + "SHOWtestKEY0123456789-abcd"
@@ -120,6 +121,34 @@ def test_show_lists_a_script_agents_usage_and_output(setup, run):
     assert (worker["usage"]["input"], worker["usage"]["output"]) == (1200, 80)
     text = run("show", str(repo), "01-talk").out
     assert "1,280 tokens  (in 1,200, out 80)  $0.2500" in text and "final: all done" in text
+
+
+def test_a_stage_in_flight_shows_its_worker_running_and_its_work_so_far(setup, run, tmp_path):
+    repo, home, add = setup
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)  # the worker waits on it: it runs until the test lets it go
+    add("01-slow", f"echo started; printf 'draft\\n' > draft.txt; read go < '{gate}'; "
+        + PASS_WORKER.replace("{id}", "01-slow"))
+    tick_once(home)  # claimed, worker launched
+    log = repo / "state" / "logs" / "01-slow-worker.log"
+    deadline = time.monotonic() + 30
+    while not (log.exists() and "started" in log.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.02)  # its first line, written by the runner as it comes (no way to await a file)
+    try:
+        doc = json.loads(run("show", str(repo), "01-slow", "--json").out)
+        worker = doc["agents"][0]
+        assert worker.get("running") and worker["steps"][0]["text"] == "started"
+        assert doc["status"] == "in_progress" and doc["change"]["kind"] in ("tree", "worktree")
+        assert [e["event"] for e in doc["timeline"]][:2] == ["claimed", "worker spawned"]
+        assert "running since" in run("show", str(repo), "01-slow").out
+    finally:
+        try:
+            fd = os.open(gate, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO: nobody waits (the worker is gone)
+            os.write(fd, b"go\n")
+            os.close(fd)
+        except OSError:
+            pass
+        await_agents(repo)
 
 
 def test_a_stopped_stage_shows_what_it_left_masked(setup, run, home_dir):
