@@ -38,6 +38,7 @@ COMMANDS = [
     ("dashboard", "dashboard", "write the HTML dashboard (queues, agents, spend) and print its path"),
     ("report", "report", "the morning summary: landed, stopped, needs you, spend"),
     ("show", "show", "the review of one stage: criteria and verdict, change, what the agents did, timeline"),
+    ("events", "events", "list the events sent (or owed) to you; resend one that did not arrive"),
     ("register_agent", "register-agent", "register a manually started agent for heartbeat and watch"),
     ("check_deps", "check-deps", "check the tools autometta uses"),
     ("tick", "tick", "move each subscribed repo one step (run it from cron or launchd)"),

@@ -27,6 +27,10 @@ from .paths import RepoPaths
 from .timeutil import now_iso
 
 
+#: The status of a stage whose PASS commit the secret scan refused (marker ``secret_in_diff``).
+SECRET_BLOCKED = "secret_blocked"
+
+
 @dataclass
 class Txn:
     """The in-memory copies one transition changes, written once at the end."""
@@ -412,6 +416,8 @@ def apply(txn: Txn, decision: d.Decision) -> str:
         elif name == d.COMMIT:
             try:
                 _commit(txn, arg)
+            except scan.SecretInDiff as exc:  # the verdict was PASS: say what stopped it
+                failed = (SECRET_BLOCKED, "commit refused by the secret scan", exc.marker, exc.message)
             except UserError as exc:
                 failed = ("verifier_failed", "commit failed", getattr(exc, "marker", None) or "commit_failed",
                           exc.message)

@@ -87,6 +87,16 @@ class HomePaths:
     def events_lock(self) -> Path:
         return self.root / ".events.lock"
 
+    @property
+    def events_pending(self) -> Path:
+        """Present while a delivery may still be owed (retry due, or cut short): the tick looks then only."""
+        return self.root / ".events-pending"
+
+    @property
+    def reports(self) -> Path:
+        """Reports autometta writes for a person (retro-grade), one folder per repo; never in a work tree."""
+        return self.root / "reports"
+
     def tick_log(self, now: Optional[float] = None) -> Path:
         """``log/tick-YYYY-MM-DD.log``; the file date is local time, as in bash."""
         day = time.strftime("%Y-%m-%d", time.localtime(time.time() if now is None else now))

@@ -30,9 +30,9 @@ The same rules keep a file out of the state snapshot
 branch, which ``git push --all`` sends.
 
 In the tick a hit stops the stage *before* anything is staged: status
-``verifier_failed`` (the verdict was PASS, but the tree is left for the
-operator, as for any commit that cannot be made), marker
-``secret_in_diff: <file>:<line> (<rule>)``. Remove the secret, then requeue.
+``secret_blocked`` (the verdict was PASS, but the tree is left for the
+operator), marker ``secret_in_diff: <file>:<line> (<rule>)``, event
+``stage_secret_blocked``. Remove the secret, then requeue.
 """
 
 from __future__ import annotations

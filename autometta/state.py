@@ -24,10 +24,12 @@ STATUSES = (
     "verifier_failed",
     "verifier_panel_no_quorum",
     "merge_conflict",
+    "secret_blocked",
 )
 
 #: Statuses a stage does not leave without a human (re-queue) decision.
-TERMINAL = ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict")
+TERMINAL = ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict",
+            "secret_blocked")
 
 FILE_MODE = 0o600
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import effects, files, home, isolation, logretention, manifest, procs, scan, secrets, state
+from . import effects, files, home, isolation, logretention, manifest, procs, scan, secrets, state, ticklog
 from .dispatch import RepoContext
 from .errors import UserError
 from .observe import dashboard, events, heartbeat
@@ -35,19 +35,25 @@ SNAPSHOT_FILES = ("state/state.yaml", "state/budget.json", "state/verifiers", "s
 
 
 class TickLog:
-    """``<home>/log/tick-YYYY-MM-DD.log``: one ``<UTC ts> <message>`` line per decision."""
+    """``<home>/log/tick-YYYY-MM-DD.log``: one ``<UTC ts> <message>`` line per decision.
+
+    A line about one repo reads ``<UTC ts> [<repo>] <message>`` (see :mod:`autometta.ticklog`);
+    ``file=False`` only echoes it (a decision the log already holds).
+    """
 
     def __init__(self, home_paths: HomePaths, echo: bool = True) -> None:
         self.home = home_paths
         self.echo = echo
 
-    def __call__(self, message: str) -> None:
-        line = f"{now_iso()} {secrets.redact(message)}"  # never a resolved secret
+    def __call__(self, message: str, repo: Optional[Any] = None, file: bool = True) -> None:
+        where = f"{ticklog.tag(repo)} " if repo is not None else ""
+        line = f"{now_iso()} {where}{secrets.redact(message)}"  # never a resolved secret
         try:
-            self.home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(str(self.home.tick_log()), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            with open(fd, "a", encoding="utf-8") as handle:  # the log is the user's alone
-                handle.write(line + "\n")
+            if file:
+                self.home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(str(self.home.tick_log()), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                with open(fd, "a", encoding="utf-8") as handle:  # the log is the user's alone
+                    handle.write(line + "\n")
         except OSError as exc:
             print(f"autometta tick: cannot write the tick log ({exc.strerror})", file=sys.stderr)
         if self.echo:
@@ -110,16 +116,27 @@ def _event_message(decision: d.Decision, extra: List[str]) -> str:
     return "; ".join([decision.message, *extra[-1:]])
 
 
+def _said(log: Callable[[str], None], key: str, decision: d.Decision) -> None:
+    """The decision's line; one that changes nothing is written once while it repeats (:mod:`.ticklog`)."""
+    _say(log, key, decision.message, bool(decision.transition or decision.halt))
+
+
+def _say(log: Callable[[str], None], key: str, message: str, transition: bool) -> None:
+    if isinstance(log, ticklog.RepoLog):
+        log.decision(key, message, transition)
+    else:
+        log(message)
+
+
 def _events_for(txn: effects.Txn, decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
     """The human-facing events one applied decision raises."""
     out = []
-    if kind in ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum",
-                "merge_conflict") and stage_id:
+    if kind in state.TERMINAL and stage_id:
         stage = state.find_stage(txn.state, stage_id) or {}
         out.append((f"stage_{kind}", {"stage_id": stage_id, "status": kind,
                                       "marker": stage.get("stall_marker"), "commit": stage.get("commit")}))
         if not any(s.get("status") in ("pending", "in_progress") for s in txn.state.get("stages") or []):
-            out.append(("queue_drained", {"stages": len(txn.state.get("stages") or [])}))
+            out.append(("queue_drained", events.drained_fields(txn.state)))
     if decision.halt:
         out.append(("repo_halted", {"reason": decision.halt}))
     return out
@@ -133,7 +150,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     doc = _load_state(paths, log)
     if doc is None:
         if b.get("halted"):
-            log(f"halted {repo} (reason already recorded: {b.get('halt_reason')})")
+            _say(log, "serial", f"halted {repo} (reason already recorded: {b.get('halt_reason')})", False)
             return Outcome(repo, "halted", "halted")
         b.update(halted=True, halt_reason="state-corrupt", halted_at=now_iso(now))
         budgets.save_budget(paths, b)
@@ -165,7 +182,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
         nonlocal transitions
         kind = effects.apply(txn, decision)
         stage_id = stage_id or txn.focus
-        log(decision.message)
+        _said(log, stage_id or "claim", decision)
         for extra in txn.log_extra:
             log(extra)
         said = _event_message(decision, txn.log_extra)
@@ -258,6 +275,7 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
     log = TickLog(hp, echo=echo)
     home.require_home(hp)
     config = home.load_config(hp)
+    events.new_tick()
     if shutil.which("git") is None:
         raise UserError("git not found on PATH; install git (autometta check-deps lists what is missing)")
     subs = home.tick_order([s for s in home.load_subscribers(hp)])
@@ -280,14 +298,18 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
             log(f"max_per_fire ({limit}) reached; {sub.repo_path} waits for the next tick")
             continue
         visited += 1
+        repo_log = ticklog.RepoLog(log, hp, sub.repo_path, now)
         try:
-            outcomes.append(process_repo(context_for(sub, config, hp), log, now))
+            outcomes.append(process_repo(context_for(sub, config, hp), repo_log, now))
         except UserError as exc:
             log(f"error in {sub.repo_path}: {exc.message}")
             outcomes.append(Outcome(str(sub.repo_path), exc.message, "error", error=True))
         except Exception as exc:  # one repo's bug must not stop the others
             log(f"error in {sub.repo_path}: {type(exc).__name__}: {exc}")
             outcomes.append(Outcome(str(sub.repo_path), str(exc), "error", error=True))
+        finally:
+            repo_log.close()
+    events.retry_undelivered(hp, config, log, now)  # webhook posts that failed before, as their back-off allows
     dashboard.refresh(hp, log)  # rewritten only if some repo's state or budget changed
     logretention.prune_logs(hp, config, log=log)
     return outcomes

@@ -65,7 +65,7 @@ def test_dry_run_prints_the_three_pane_commands(repo, home_dir, run):
     lines = dict(line.split(": ", 1) for line in res.out.splitlines())
     assert lines["tmux session"] == "autometta-myrepo" and lines["repo"] == str(repo)
     python = os.path.abspath(os.sys.executable)
-    for key, args in (("status pane", f"status --watch --repo {repo}"), ("log pane", "log --follow"),
+    for key, args in (("status pane", f"status --watch --repo {repo}"), ("log pane", f"log --follow --repo {repo}"),
                       ("ticker pane", f"ticker {repo}")):
         assert f"{python} -m autometta {args}" in lines[key]
         assert f"PHAT_CONTROLLER_HOME={home_dir}" in lines[key]
@@ -87,7 +87,14 @@ def test_viewer_has_three_panes_showing_the_tickers_and_the_log(socket, run, tmp
     card = script_card(repo, "01-hello")
     commit_all(repo, "card")
     assert run("add-stage", str(repo), str(card)).code == 0
+    other = make_repo(tmp_path / "other")  # its lines stay out of this repo's log pane
+    assert run("subscribe", str(other)).code == 0
+    commit_all(other, "subscribe")
+    card = script_card(other, "02-elsewhere")
+    commit_all(other, "card")
+    assert run("add-stage", str(other), str(card)).code == 0
     run_until_quiet(home_dir, repo)
+    assert "02-elsewhere" in "".join(p.read_text() for p in (home_dir / "log").glob("tick-*.log"))
 
     res = run_process("attach", str(repo), "--ensure")
     assert res.code == 0, res.err
@@ -99,7 +106,7 @@ def test_viewer_has_three_panes_showing_the_tickers_and_the_log(socket, run, tmp
     assert len(panes) == 3
     commands = [p[2] for p in panes]
     assert f"status --watch --repo {repo}" in commands[0]
-    assert "log --follow" in commands[1]
+    assert f"log --follow --repo {repo}" in commands[1]
     assert f"ticker {repo}" in commands[2]
     assert [p[1] for p in panes] == ["1", "0", "0"]  # the status pane is selected
 
@@ -107,7 +114,8 @@ def test_viewer_has_three_panes_showing_the_tickers_and_the_log(socket, run, tmp
         return lambda: t(socket, "capture-pane", "-p", "-t", panes[n][0])
 
     eventually(pane(0), "autometta status", "web.app", "idle", "COMPLETED", "01-hello")
-    eventually(pane(1), "Project: web.app", "claimed 01-hello")
+    log_pane = eventually(pane(1), "Project: web.app", "claimed 01-hello")
+    assert "02-elsewhere" not in log_pane and str(other) not in log_pane
     eventually(pane(2), "autometta agents", "== web.app", "ACTIVE (0)", "RECENT", "01-hello")
 
     assert run_process("attach", str(repo), "--ensure").out.strip() == f"PASS tmux viewer exists {session}"

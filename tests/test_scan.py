@@ -186,11 +186,11 @@ def leaked(setup):
     return Path(stage(repo, "01-leak")["worktree"]), home_dir
 
 
-def test_a_worker_that_writes_a_key_is_stopped_at_the_commit(leaked, setup):
+def test_a_worker_that_writes_a_key_is_stopped_at_the_commit(leaked, setup, run):
     work, home = leaked
     repo = setup[0]
     s = stage(repo, "01-leak")
-    assert s["status"] == "verifier_failed"
+    assert s["status"] == "secret_blocked"  # not verifier_failed: the verdict was PASS
     assert s["stall_marker"].startswith("secret_in_diff: config.py:1 (anthropic_key); nothing committed")
     assert not s.get("commit")
     assert git(repo, "log", "-1", "--format=%s").strip() == "card 01-leak"
@@ -199,9 +199,35 @@ def test_a_worker_that_writes_a_key_is_stopped_at_the_commit(leaked, setup):
     assert not (repo / "config.py").exists()
     assert git(work, "diff", "--cached", "--name-only") == ""  # nothing was staged
     log = "".join(p.read_text() for p in (home / "log").glob("tick-*.log"))
-    assert "commit failed for 01-leak: secret_in_diff: config.py:1 (anthropic_key)" in log
+    assert "commit refused by the secret scan for 01-leak: secret_in_diff: config.py:1 (anthropic_key)" in log
     assert FAKE_KEY not in log and FAKE_KEY not in (repo / "state" / "state.yaml").read_text()
     assert read_state(repo)["current_stage"] is None
+    # the event and every view say what happened
+    from autometta.observe import events
+    from autometta.paths import HomePaths
+
+    raised = {e["kind"]: e for e in events.journal(HomePaths(home))}
+    assert "stage_verifier_failed" not in raised
+    blocked = raised["stage_secret_blocked"]
+    assert blocked["needs_human"] is True and blocked["status"] == "secret_blocked"
+    assert "secret scan found a secret" in blocked["summary"] and "nothing was committed" in blocked["summary"]
+    assert raised["queue_drained"]["needs_human"] is True
+    assert raised["queue_drained"]["needs_you"][0]["status"] == "secret_blocked"
+    status = run("status", "--json")
+    assert status.code == 0 and '"secret_blocked": 1' in status.out
+    report = run("report")
+    assert "01-leak  secret_blocked: secret_in_diff: config.py:1 (anthropic_key)" in report.out
+    ticker = run("ticker", str(repo), "--once")
+    assert "01-leak: secret_blocked (secret_in_diff: config.py:1" in ticker.out
+    listed = run("events")
+    assert "stage_secret_blocked  proj" in listed.out
+    page = run("dashboard")
+    assert page.code == 0 and '<span class="badge s-secret_blocked">secret_blocked</span>' in \
+        Path(page.out.strip().splitlines()[-1]).read_text()
+    for shown in (status.out, report.out, ticker.out, listed.out):
+        assert FAKE_KEY not in shown
+    for shown in (report.out, ticker.out, listed.out):
+        assert "verifier_failed" not in shown
 
 
 def commit_by_hand(repo: Path, *args: str) -> subprocess.CompletedProcess:

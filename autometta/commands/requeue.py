@@ -1,4 +1,4 @@
-"""Put a failed, stalled or verifier_failed stage back to ``pending``.
+"""Put a stopped stage (failed, stalled, verifier_failed, secret_blocked, ...) back to ``pending``.
 
 Its old envelope and verdict are moved to ``state/archive/<id>/`` so the next
 run cannot mistake them for its own (the bash version re-applied them, §15.7).

@@ -52,7 +52,7 @@ STATES = ("running", "quiet", "stuck", "over-budget", "exited")
 ALERT_STATES = ("stuck", "over-budget")
 #: Outcomes (and stage statuses) shown as failures.
 FAILED_OUTCOMES = ("failed", "killed", "timed-out", "not-started", "stalled", "verifier_failed",
-                   "verifier_panel_no_quorum", "merge_conflict", "stuck")
+                   "verifier_panel_no_quorum", "merge_conflict", "secret_blocked", "stuck")
 
 #: How much of a log's start is read to tell stream-json from plain text.
 _HEAD_BYTES = 64 * 1024

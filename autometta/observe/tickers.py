@@ -31,7 +31,7 @@ from .screen import Line, age, clean, compact
 from .settings import Settings
 
 #: Stage statuses that need a human until the stage is re-queued.
-BLOCKED = ("failed", "stalled", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict")
+BLOCKED = ("failed", "stalled", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict", "secret_blocked")
 
 
 # --------------------------------------------------------------------------- inputs

@@ -4,7 +4,7 @@
 
     +--------------------+--------------------+
     | status --watch     | log --follow       |
-    | (this repo)        | (controller log)   |
+    | (this repo)        | (this repo's lines)|
     |                    +--------------------+
     |                    | ticker REPO        |
     |                    | (agents)           |
@@ -113,7 +113,8 @@ def viewer(repo: Path, hp: HomePaths, env: Optional[Mapping[str, str]] = None) -
     return Viewer(
         session=session_name(repo, environ), repo=repo,
         status=_pane(repo, env_prefix, argv + ["status", "--watch", "--repo", repo_s]),
-        log=_pane(repo, env_prefix, argv + ["log", "--follow"], banner=f"Project: {repo.name}  Repo: {repo_s}"),
+        log=_pane(repo, env_prefix, argv + ["log", "--follow", "--repo", repo_s],
+                  banner=f"Project: {repo.name}  Repo: {repo_s}"),
         ticker=_pane(repo, env_prefix, argv + ["ticker", repo_s]),
     )
 

@@ -239,8 +239,8 @@ def holding(roots: List[Path], values: List[str]) -> List[str]:
     return found
 
 
-CASES = [(["notes"], "completed"), (["failnotes"], "failed"), (["name"], "verifier_failed"), (["binary"], "verifier_failed"),
-         (["tree"], "verifier_failed"), (["print", "state"], "completed"), (["headline"], "completed")]
+CASES = [(["notes"], "completed"), (["failnotes"], "failed"), (["name"], "secret_blocked"), (["binary"], "secret_blocked"),
+         (["tree"], "secret_blocked"), (["print", "state"], "completed"), (["headline"], "completed")]
 
 
 @pytest.mark.parametrize("vectors, status", CASES, ids=["+".join(v) for v, _ in CASES])
@@ -251,7 +251,7 @@ def test_a_shapeless_key_leaks_nowhere(leaky, vectors, status):
 @pytest.mark.parametrize("lanes", [False, True], ids=["serial", "lanes"])
 def test_every_vector_at_once(leaky, lanes):
     vectors = [v for v in WORKER_DOES if v != "failnotes"] + ["headline"]
-    check_no_leak(leaky, vectors, "verifier_failed", VAULT, lanes=lanes)
+    check_no_leak(leaky, vectors, "secret_blocked", VAULT, lanes=lanes)
 
 
 def check_no_leak(leaky, vectors: List[str], status: str, vault: Dict[str, str], lanes: bool = False) -> None:
@@ -261,7 +261,7 @@ def check_no_leak(leaky, vectors: List[str], status: str, vault: Dict[str, str],
     tick_as_cron(home, repo, go, "print" in vectors, views)
     s = read_state(repo)["stages"][0]
     assert s["status"] == status, s
-    if status == "verifier_failed":
+    if status == "secret_blocked":
         assert s["stall_marker"].startswith("secret_in_diff: ")
     if status == "failed":  # the notes are the marker, masked
         assert s["stall_marker"] == "I used ****wxyz"

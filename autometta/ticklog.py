@@ -1,0 +1,118 @@
+"""The tick log's lines about one repo: tagged with the repo, and a repeated line said once.
+
+Every line the tick writes while it visits a repo carries the repo's path
+after the time stamp (``<UTC ts> [<repo>] <message>``), so ``autometta log
+--repo REPO`` and the attach log pane can follow one repo exactly.
+
+A decision that changes nothing (``worker 4242 for 05-x still running,
+skipping verifier dispatch``, ``no pending stages``, a park, a halt already
+recorded) is written the first time it is made. While the next ticks make
+the same decision it is not written again (a tick run by hand still echoes
+it on stderr); when the decision changes, one line says how often and since
+when it was made, then the new one follows::
+
+    10:00:02Z [/src/proj] worker 4242 for 05-x still running, skipping verifier dispatch
+    10:55:01Z [/src/proj] (worker 4242 for 05-x still running, skipping verifier dispatch: 12 ticks since 10:00:02Z)
+    10:55:01Z [/src/proj] stage 05-x worker envelope status=pass, proceeding to verifier dispatch
+
+What was last said per repo is kept in ``<home>/log/repeats/`` (the
+controller's own folder: an agent cannot reach it to silence the log).
+Each repo and each of its lanes (by stage id) is followed on its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional
+
+from . import files
+from .paths import HomePaths
+from .timeutil import now_iso
+
+#: ``write(message, repo, file)``: the tick log's writer (:class:`autometta.tick.TickLog`).
+Writer = Callable[..., None]
+
+
+def tag(repo: Path) -> str:
+    """What follows the time stamp on a line about ``repo``."""
+    return f"[{repo}]"
+
+
+def memory_path(home: HomePaths, repo: Path) -> Path:
+    digest = hashlib.sha256(str(repo).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    return home.log_dir / "repeats" / f"{digest}.json"
+
+
+class RepoLog:
+    """A callable logger for one repo's lines, with :meth:`decision` for what may repeat."""
+
+    def __init__(self, write: Writer, home: HomePaths, repo: Path, now: Optional[float] = None) -> None:
+        self.write = write
+        self.home = home
+        self.repo = repo
+        self.now = now
+        self.path = memory_path(home, repo)
+        self.before: Dict[str, Dict[str, Any]] = self._load()
+        self.after: Dict[str, Dict[str, Any]] = {}
+        self.changed = False
+
+    def __call__(self, message: str) -> None:
+        self.write(message, repo=self.repo)
+
+    def _load(self) -> Dict[str, Dict[str, Any]]:
+        try:
+            doc = json.loads(files.read_text(self.path))
+        except Exception:  # missing, unreadable, half-written: start afresh, lose only a count
+            return {}
+        if not isinstance(doc, dict) or doc.get("repo") != str(self.repo) or not isinstance(doc.get("said"), dict):
+            return {}
+        return {k: v for k, v in doc["said"].items()
+                if isinstance(v, dict) and isinstance(v.get("message"), str) and isinstance(v.get("count"), int)}
+
+    def _ended(self, key: str) -> None:
+        """The decision last said for ``key`` is no longer made: say how often it was, if more than once."""
+        prev = self.before.pop(key, None)
+        if prev is not None:
+            self.changed = True
+            if prev["count"] > 1:
+                self(f"({prev['message']}: {prev['count']} ticks since {prev.get('since') or '?'})")
+
+    def decision(self, key: str, message: str, transition: bool) -> None:
+        """Log a decision for ``key`` (``serial``, a lane's stage id, ``claim``) once per change."""
+        if transition:
+            self._ended(key)
+            self.after.pop(key, None)
+            self(message)
+            return
+        prev = self.before.get(key)
+        if prev is not None and prev["message"] == message:
+            self.before.pop(key)
+            self.after[key] = dict(prev, count=prev["count"] + 1, last=now_iso(self.now))
+            self.changed = True
+            self.write(message, repo=self.repo, file=False)  # a tick run by hand still shows it
+            return
+        self._ended(key)
+        self(message)
+        self.after[key] = {"message": message, "count": 1, "since": now_iso(self.now), "last": now_iso(self.now)}
+        self.changed = True
+
+    def close(self) -> None:
+        """After the tick's visit: end what was not said again, and remember what was.
+
+        A visit that decided nothing (the repo was locked, or skipped) changes nothing.
+        """
+        if not self.changed:
+            return
+        for key in list(self.before):
+            self._ended(key)
+        try:
+            if self.after:
+                files.ensure_dir(self.path.parent, mode=0o700)
+                files.atomic_write(self.path, json.dumps({"repo": str(self.repo), "said": self.after},
+                                                         sort_keys=True) + "\n", mode=0o600)
+            elif self.path.exists():
+                self.path.unlink()
+        except Exception:  # the log's memory must never break a tick
+            pass
