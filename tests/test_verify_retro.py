@@ -7,6 +7,7 @@ server on 127.0.0.1, and the report is the file a user reads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import List
@@ -17,7 +18,7 @@ from autometta import secrets
 from autometta.verify import retro
 from tests.authkit import isolate_billing
 from tests.conftest import make_repo
-from tests.tickkit import commit_all, run_until_quiet, script_card, stage
+from tests.tickkit import commit_all, git, read_budget, run_until_quiet, script_card, stage, tick_once
 from tests.verifykit import FAKE_ANTHROPIC_KEY, FakeAPI, Reply, anthropic_message, api_error, verdict_doc
 
 BATCH = "msgbatch_01TEST"
@@ -59,8 +60,12 @@ def result_line(stage_id: str, overall: str, **usage) -> str:
     return json.dumps({"custom_id": stage_id, "result": {"type": "succeeded", "message": message}})
 
 
+def digest(repo: Path) -> str:
+    return hashlib.sha256(str(repo).encode()).hexdigest()[:8]
+
+
 def test_dry_run_writes_the_payload_and_sends_nothing(run, world):
-    repo, _ = world
+    repo, home = world
     before = frozen(repo)
     res = run("retro-grade", "--dry-run", "--last", "5", "--repo", str(repo))  # fewer than 5 completed is fine
     assert res.code == 0, res.err
@@ -68,7 +73,7 @@ def test_dry_run_writes_the_payload_and_sends_nothing(run, world):
     assert [r.split()[:2] for r in rows] == [["01-one", "PASS"], ["02-two", "PASS"], ["03-three", "PASS"]]
     payload = Path(last.split(" written to ")[1].split(";")[0])
     assert last.startswith("dry run: 3 request(s) written to ") and last.endswith("; nothing sent")
-    assert payload.parent == repo / "state" / "logs"
+    assert payload.parent == home / "reports" / f"proj-{digest(repo)}"  # the controller's, not the repo's
     requests = [json.loads(line) for line in payload.read_text().splitlines()]
     assert [r["custom_id"] for r in requests] == ["01-one", "02-two", "03-three"]
     params = requests[1]["params"]
@@ -92,7 +97,7 @@ def test_dry_run_json_and_last(run, world):
 
 
 def test_a_batch_run_writes_the_report(run, world, fake, monkeypatch):
-    repo, _ = world
+    repo, home = world
     monkeypatch.setenv("AUTOMETTA_CLAUDE_MODE", "api")
     monkeypatch.setenv("OP_REF_ANTHROPIC_API_KEY", "env:TEST_ANTHROPIC_KEY")
     monkeypatch.setenv("TEST_ANTHROPIC_KEY", FAKE_ANTHROPIC_KEY)
@@ -129,7 +134,7 @@ def test_a_batch_run_writes_the_report(run, world, fake, monkeypatch):
     assert [line.split() for line in lines[1:4]] == [["01-one", "PASS", "PASS", "yes"], ["02-two", "PASS", "FAIL", "NO"],
                                                     ["03-three", "PASS", "errored", "-"]]
     report = Path(lines[-1].split("report: ", 1)[1])
-    assert report.parent == repo / "docs" / "retro-grade" and report.name.startswith("retro-grade-")
+    assert report.parent == home / "reports" / f"proj-{digest(repo)}" and report.name.startswith("retro-grade-")
     text = report.read_text()
     assert text.startswith('---\ntitle: "Retro-grade ')
     assert f'batch_id: "{BATCH}"' in text and "drift_count: 1\n" in text and "stage_count: 3\n" in text
@@ -142,6 +147,10 @@ def test_a_batch_run_writes_the_report(run, world, fake, monkeypatch):
     assert "| `02-two` | PASS | FAIL | failed: hello.txt says hello |" in text  # the disagreement and why
     assert "| `03-three` |" in text and "| PASS | errored | - |" in text and "overloaded_error Overloaded" in text
     assert frozen(repo) == before  # advisory: neither state nor budget changed
+    assert git(repo, "status", "--porcelain", "--untracked-files=all", "--", ".", ":(exclude)state") == ""
+    assert not (repo / "docs" / "retro-grade").exists()
+    tick_once(home)  # so the next tick does not halt the repo for a dirty tree
+    assert read_budget(repo)["halted"] is False
 
 
 def test_a_batch_that_does_not_end_in_time_names_itself(run, world, fake, monkeypatch):

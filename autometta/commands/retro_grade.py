@@ -2,11 +2,12 @@
 
 Rebuilds the verifier request for each of the last N completed stages (fewer
 is fine), sends them as one Message Batches request, waits for the batch
-(backing off up to --timeout-seconds) and writes an advisory report,
-docs/retro-grade/retro-grade-<UTC date>.md, with every stage's original and
-new verdict and the batch's tokens and cost. Nothing in state/ changes and
-the tokens are not counted in budget.json. --dry-run writes the JSONL payload
-(state/logs/retro-grade-<time>.jsonl) and sends nothing. --batch-id collects
+(backing off up to --timeout-seconds) and writes an advisory report with
+every stage's original and new verdict and the batch's tokens and cost. It goes under the
+controller home, <home>/reports/<repo>-<hash>/retro-grade-<UTC date>.md (its
+path is printed), never into the work tree; nothing in state/ changes and the
+tokens are not counted in budget.json. --dry-run writes the JSONL payload
+beside it (retro-grade-<time>.jsonl) and sends nothing. --batch-id collects
 a batch submitted earlier.
 
 The key comes from the claude billing route (auth.claude.mode: api); the
@@ -21,7 +22,7 @@ import os
 import sys
 import time
 
-from .. import families
+from .. import families, home
 from ..errors import UserError
 from ..verify import anthropic_api, repo_context, retro
 from ..verify.request import ApiError, config_base_url
@@ -53,6 +54,7 @@ def _key(ctx) -> str:
 def run(args: argparse.Namespace) -> int:
     repo = resolve_repo(args.repo)
     ctx = repo_context(repo)
+    home.require_home(ctx.home)  # the report is kept there
     doc = retro.load_state_doc(ctx)
     targets = retro.select_targets(ctx, doc, args.last)
     if not targets:
@@ -65,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     requests = [] if args.batch_id else retro.build_requests(ctx, targets, args.model)
     payload = None
     if requests:
-        payload = ctx.paths.logs / f"retro-grade-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}.jsonl"
+        payload = retro.payload_path(ctx.home, repo, now)
         retro.write_payload(payload, requests)
     if args.dry_run:
         if args.json:
@@ -93,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     except ApiError as exc:
         raise UserError(f"retro-grade: {exc.line()}") from None
     rows = retro.grade(ctx, targets, results, args.model)
-    path = retro.write_report(repo, retro.render_report(repo, rows, batch_id=batch_id, model=args.model, now=now), now)
+    path = retro.write_report(ctx.home, repo, retro.render_report(repo, rows, batch_id=batch_id, model=args.model,
+                                                                  now=now), now)
     total = retro.totals(rows)
     if args.json:
         print(json.dumps({

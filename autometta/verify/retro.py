@@ -16,12 +16,13 @@ gives up after ``--timeout-seconds`` (``AUTOMETTA_RETRO_GRADE_TIMEOUT_SECONDS``,
 default 25 hours, a batch's limit), naming the batch so ``--batch-id``
 can collect it later. Nothing is retried.
 
-The outcome is a Markdown report, ``<repo>/docs/retro-grade/retro-grade-<UTC
-date>.md`` (from ``templates/retro-grade-report.md``): each stage's original
-and new verdict, the disagreements, and the batch's token totals and cost
-(batch rate). It is advisory: state, verdicts and ``budget.json`` are not
-touched. The JSONL payload is kept in ``state/logs/`` (gitignored), and a dry
-run writes only that.
+The outcome is a Markdown report, ``<home>/reports/<repo>-<hash>/retro-grade-<UTC
+date>.md`` (:func:`report_dir`, from ``templates/retro-grade-report.md``): each
+stage's original and new verdict, the disagreements, and the batch's token
+totals and cost (batch rate). It is advisory: state, verdicts and
+``budget.json`` are not touched, and nothing is written into the work tree
+(a file there would make the next tick halt the repo for a dirty tree). The
+JSONL payload is kept beside the report, and a dry run writes only that.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 from .. import files, render, resources, state
 from ..errors import UserError
 from ..families.usage import Usage
+from ..paths import HomePaths
 from ..timeutil import now_iso
 from . import anthropic_api
 from .request import (ApiError, StageInfo, VerifierRequest, add_usage, commit_diff, cost_usd, finish_answer,
@@ -50,7 +52,6 @@ DEFAULT_TIMEOUT_SECONDS = 25 * 3600
 POLL_FIRST = 15.0
 POLL_MAX = 300.0
 HTTP_TIMEOUT = 120.0
-REPORT_DIR = ("docs", "retro-grade")
 
 #: The poll loop's clock and wait; tests replace them.
 sleep: Callable[[float], None] = time.sleep
@@ -178,7 +179,7 @@ def build_requests(ctx: Any, targets: List[Target], model: str) -> List[Dict[str
 
 
 def write_payload(path: Path, requests: List[Dict[str, Any]]) -> None:
-    files.ensure_dir(path.parent)
+    files.ensure_dir(path.parent, mode=0o700)
     text = "".join(json.dumps(r, separators=(",", ":"), ensure_ascii=False) + "\n" for r in requests)
     files.atomic_write(path, text, mode=0o600)
 
@@ -278,8 +279,20 @@ def _cell(text: Any) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def report_path(repo: Path, now: float) -> Path:
-    folder = repo.joinpath(*REPORT_DIR)
+def report_dir(home: HomePaths, repo: Path) -> Path:
+    """``<home>/reports/<repo name>-<hash of its path>``: the controller's, outside every work tree."""
+    import hashlib
+
+    digest = hashlib.sha256(str(repo).encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    return home.reports / f"{repo.name}-{digest}"
+
+
+def payload_path(home: HomePaths, repo: Path, now: float) -> Path:
+    return report_dir(home, repo) / f"retro-grade-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now))}.jsonl"
+
+
+def report_path(home: HomePaths, repo: Path, now: float) -> Path:
+    folder = report_dir(home, repo)
     day = time.strftime("%Y-%m-%d", time.gmtime(now))
     path = folder / f"retro-grade-{day}.md"
     if path.exists():
@@ -333,10 +346,10 @@ def render_report(repo: Path, rows: List[Row], *, batch_id: str, model: str, now
                          source="templates/retro-grade-report.md")
 
 
-def write_report(repo: Path, text: str, now: float) -> Path:
-    path = report_path(repo, now)
-    files.ensure_dir(path.parent)
-    files.atomic_write(path, text, mode=0o644)
+def write_report(home: HomePaths, repo: Path, text: str, now: float) -> Path:
+    path = report_path(home, repo, now)
+    files.ensure_dir(path.parent, mode=0o700)
+    files.atomic_write(path, text, mode=0o600)
     return path
 
 
