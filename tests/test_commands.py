@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,27 @@ def test_init_subscribes_and_reminds_to_commit(run, repo, home_dir):
     assert res.code == 0, res.err
     assert "git add .gitignore state/state.yaml state/budget.json" in res.out
     assert (repo / "state" / "state.yaml").is_file()
+
+
+def test_git_status_is_quiet_after_init_and_a_stage(run, repo, home_dir):
+    from tests.tickkit import commit_all, run_until_quiet, script_card
+
+    assert run("init", str(repo)).code == 0
+    subprocess.run(["git", "-C", str(repo), "add", ".gitignore", "state/state.yaml", "state/budget.json"], check=True)
+    subprocess.run(["git", "-C", str(repo), "commit", "-qm", "autometta: subscribe"], check=True)
+    script_card(repo, "01-hello")
+    commit_all(repo, "card")
+    assert run("add-stage", str(repo), str(repo / "docs" / "stages" / "01-hello.md")).code == 0
+    run_until_quiet(home_dir, repo)
+    for name in ("handoffs/01-hello.json", "verifiers/01-hello.json", "heartbeat.json"):
+        assert (repo / "state" / name).exists(), name
+    assert list((repo / "state" / "recent-agents").iterdir())
+    status = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=all"],
+                            capture_output=True, text=True, check=True).stdout
+    assert [line for line in status.splitlines() if not line.startswith(" M ")] == [], status  # nothing untracked
+    tracked = subprocess.run(["git", "-C", str(repo), "ls-files", "state"], capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert tracked == ["state/budget.json", "state/state.yaml"]  # still tracked, as the bash version has them
 
 
 def test_init_host_on_read_only_home_is_one_clear_line(tmp_path, monkeypatch):

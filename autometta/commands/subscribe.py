@@ -15,13 +15,19 @@ from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 
 #: Lines subscribe keeps in the repo's .gitignore. The first two are the bash
-#: version's; the rest keep autometta's private files out of commits.
+#: version's; the rest keep autometta's private files out of commits and out of
+#: ``git status``: everything in state/ but state.yaml and budget.json, which
+#: stay tracked as in the bash version (hand-offs, verdicts, the agent registry,
+#: heartbeat.json, archives, ... are the controller's working files).
 GITIGNORE_LINES = (
     "state/logs/",
     ".autometta.local.yaml",
     "state/*.bak",
     "state/.autometta.lock",
     ".autometta/",
+    "state/*",
+    "!state/state.yaml",
+    "!state/budget.json",
 )
 
 
