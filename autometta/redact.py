@@ -25,26 +25,37 @@ from typing import Any, Iterable, List, Optional, Pattern, Tuple
 #: Values shorter than this are never masked (they would shred ordinary text).
 MIN_LENGTH = 4
 
-#: (rule, pattern) for secret shapes. Every match is made of ``[A-Za-z0-9_-]``
-#: only, which :meth:`Redactor.safe_end` relies on.
+#: (rule, pattern) for secret shapes: the one list the secret scan (:mod:`autometta.scan`) and every
+#: mask use. A match is masked whole, or only its group ``s`` when it has one (the value of a
+#: ``name = value`` shape). A whole-match shape is made of :data:`_KEY_CHARS` only, and a
+#: named one starts with one of :data:`_NAMES`; :meth:`Redactor.safe_end` relies on both.
 SHAPES: List[Tuple[str, Pattern[str]]] = [
     ("anthropic_key", re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}")),
     ("openai_key", re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|\bsk-[A-Za-z0-9]{32,}\b")),
     ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
+    ("aws_secret_key", re.compile(r"(?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY)[\"']?[ \t]*[:=][ \t]*[\"']?"
+                                  r"(?P<s>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")),
     ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
     ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
     ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
+    ("stripe_key", re.compile(r"\b[rs]k_live_[A-Za-z0-9]{20,}")),
+    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
 ]
 _SHAPES_B: List[Tuple[str, Pattern[bytes]]] = [(rule, re.compile(p.pattern.encode("ascii"))) for rule, p in SHAPES]
+#: Names a ``name = value`` shape starts with (see :meth:`Redactor.safe_end`).
+_NAMES = (b"aws_secret_access_key", b"AWS_SECRET_ACCESS_KEY")
 #: Every match of a shape holds one of these: text without any is not searched (the patterns are slow).
-_TRIGGERS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza")
+_TRIGGERS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza",
+             "k_live_", "eyJ") + tuple(n.decode("ascii") for n in _NAMES)
 _TRIGGERS_B = tuple(t.encode("ascii") for t in _TRIGGERS)
+#: How far before a cut a ``name = value`` shape may start and its value still be unfinished.
+_NAMED_SPAN = 128
 
 
 def _may_hold_shape(data) -> bool:
     triggers = _TRIGGERS_B if isinstance(data, bytes) else _TRIGGERS
     return any(t in data for t in triggers)
-_KEY_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_KEY_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-.")
 #: Longest run of key characters held back from an unfinished line (a longer run is no key).
 _LONGEST_KEY = 1024
 
@@ -58,6 +69,21 @@ def mask(value: str) -> str:
     or more), which lets :func:`scrub_fd` rewrite a file in place.
     """
     return "****" + value[-4:] if len(value) > 8 else "****"
+
+
+def _masked(match: "re.Match[str]") -> str:
+    """A shape's match with its secret masked: the whole match, or its value (group ``s``)."""
+    if "s" not in match.re.groupindex:
+        return mask(match.group(0))
+    whole, begin, end = match.group(0), match.start("s") - match.start(), match.end("s") - match.start()
+    return whole[:begin] + mask(match.group("s")) + whole[end:]
+
+
+def _masked_b(match: "re.Match[bytes]") -> bytes:
+    if "s" not in match.re.groupindex:
+        return mask(match.group(0).decode("ascii")).encode("ascii")
+    whole, begin, end = match.group(0), match.start("s") - match.start(), match.end("s") - match.start()
+    return whole[:begin] + mask(match.group("s").decode("ascii")).encode("ascii") + whole[end:]
 
 
 def _forms(value: str) -> List[str]:
@@ -96,7 +122,7 @@ class Redactor:
                 text = text.replace(value, shown)
         if self.shapes and _may_hold_shape(text):
             for _rule, pattern in SHAPES:
-                text = pattern.sub(lambda m: mask(m.group(0)), text)
+                text = pattern.sub(_masked, text)
         return text
 
     def bytes(self, data: bytes) -> bytes:
@@ -107,7 +133,7 @@ class Redactor:
                 data = data.replace(value, shown)
         if self.shapes and _may_hold_shape(data):
             for _rule, pattern in _SHAPES_B:
-                data = pattern.sub(lambda m: mask(m.group(0).decode("ascii")).encode("ascii"), data)
+                data = pattern.sub(_masked_b, data)
         return data
 
     def find(self, data: bytes, encodings: Tuple[str, ...] = ("utf-8",)) -> Optional[str]:
@@ -128,7 +154,8 @@ class Redactor:
         Never a prefix of a secret the next bytes could complete: a value
         needs ``keep`` bytes at most beyond any cut, and a key shape is a run
         of key characters, so the cut moves back to where the run holding it
-        starts (a run longer than any key is cut anyway).
+        starts (a run longer than any key is cut anyway); a ``name = value``
+        shape whose name is shortly before the cut waits whole.
         """
         end = max(0, len(data) - self.keep)
         if not self.shapes:
@@ -136,7 +163,11 @@ class Redactor:
         start = end
         while start > 0 and data[start - 1] in _KEY_CHARS and end - start < _LONGEST_KEY:
             start -= 1
-        return start if end - start < _LONGEST_KEY else end
+        if end - start >= _LONGEST_KEY:
+            start = end
+        low = max(0, end - _NAMED_SPAN)
+        named = [at for at in (data.rfind(name, low, end) for name in _NAMES) if at >= 0]
+        return min([start] + named)
 
 
 class LineStream:

@@ -14,8 +14,10 @@ changes (git shows those as "Binary files differ"), byte for byte:
 
 A hit is a resolved secret's value (whatever this process resolved; the tick
 resolves the stage's routes again before committing), a key shape
-(:data:`RULES`: Anthropic, OpenAI, AWS, GitHub, Slack, Google keys, private
-key blocks), a real ``op://`` reference (placeholders such as
+(:data:`RULES`, which are :data:`autometta.redact.SHAPES`, the one list every
+mask uses, plus private key blocks: Anthropic, OpenAI, AWS access keys and
+``aws_secret_access_key = <value>``, GitHub, Slack, Google, live Stripe keys,
+JWTs), a real ``op://`` reference (placeholders such as
 ``op://YOUR_VAULT/...`` and ``op://vault/item/field`` are fine), an
 ``.env`` file or ``op-refs.local.sh``, or a line matching a pattern in the
 repo's ``.publish-guard.local`` (one regular expression a line, as the bash

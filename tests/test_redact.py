@@ -93,17 +93,38 @@ SAMPLES = {
     "github_token": "gh" + "s_" + "d" * 36,
     "slack_token": "xox" + "b-" + "1" * 12,
     "google_api_key": "AI" + "za" + "e" * 35,
+    "stripe_key": "sk" + "_live_" + "F" * 24,
+    "jwt": "ey" + "JhbGciOiJIUzI1NiJ9." + "ey" + "JzdWIiOiIxMjM0NTY3ODkwIn0." + "Sfl" + "KxwRJSMeKKF2QT4fwpMeJf36",
+    "aws_secret_key": "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCY" + "EXAMPLEKEY",
 }
+#: What precedes a sample in text: a ``name = value`` shape masks only the value.
+NAMED = {"aws_secret_key": "aws_secret_access_key = "}
 
 
 def test_every_shape_is_masked_in_text_bytes_and_a_stream():
     assert set(SAMPLES) == {rule for rule, _ in redact.SHAPES}  # a new shape needs a sample (and a trigger)
     r = redact.Redactor()
     for rule, key in SAMPLES.items():
-        line = f"here: {key} (end)"
-        assert r.text(line) == f"here: {redact.mask(key)} (end)", rule
-        assert r.bytes(line.encode()) == f"here: {redact.mask(key)} (end)".encode(), rule
+        name = NAMED.get(rule, "")
+        line = f"here: {name}{key} (end)"
+        assert r.text(line) == f"here: {name}{redact.mask(key)} (end)", rule
+        assert r.bytes(line.encode()) == f"here: {name}{redact.mask(key)} (end)".encode(), rule
         assert r.find(line.encode()) == rule
         stream = redact.LineStream(r)
         assert key.encode() not in stream.feed(line[:12].encode()) + stream.partial() + stream.feed(
             line[12:].encode()) + stream.close()
+
+
+@pytest.mark.parametrize("rule", ["jwt", "aws_secret_key", "stripe_key"])
+def test_a_stream_cut_anywhere_never_writes_a_piece_of_the_new_shapes(rule):
+    secret, name = SAMPLES[rule], NAMED.get(rule, "")
+    text = f"x\n{name}{secret} and again: export AWS_SECRET_ACCESS_KEY={secret}\n" if rule == "aws_secret_key" \
+        else f"x\ntoken {secret}, more\n"
+    text = text.encode()
+    r = redact.Redactor()
+    for cut in range(1, len(text)):
+        stream = redact.LineStream(r, hold=0)  # every feed flushes what it safely can
+        out = stream.feed(text[:cut]) + stream.partial() + stream.feed(text[cut:]) + stream.partial() + stream.close()
+        for piece in range(8, len(secret) + 1):
+            assert secret[:piece].encode() not in out.replace(b"****", b""), (cut, out)
+        assert secret[-4:].encode() in out  # masked to its last four, not dropped

@@ -43,6 +43,15 @@ def _fresh():
     ("sk-ant-stray", None),  # too short to be a key
     ("the word AKIA alone", None),
     ("-----BEGIN PUBLIC KEY-----", None),
+    ("STRIPE_KEY=sk" + "_live_" + "51HxAbCdEfGhIjKlMnOpQrSt", "stripe_key"),
+    ("rk" + "_live_" + "x" * 24, "stripe_key"),
+    ("sk" + "_test_" + "x" * 24, None),  # a test-mode key, not a live one
+    ("aws_secret_access_key = " + "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY", "aws_secret_key"),
+    ('"AWS_SECRET_ACCESS_KEY": "' + "wJalrXUtnFEMI/K7MDENG/" + 'bPxRfiCYEXAMPLEKEY"', "aws_secret_key"),
+    ("aws_secret_access_key = <your secret here>", None),
+    ("Authorization: Bearer " + "ey" + "JhbGciOiJIUzI1NiJ9." + "ey" + "JzdWIiOiIxMjM0NTY3ODkwIn0." + "SflKxwRJSMeKKF2QT4f",
+     "jwt"),
+    ("eyJ alone is no token", None),
 ])
 def test_line_rules(line, rule):
     assert scan.line_rule(line, known=()) == rule
@@ -312,6 +321,20 @@ def test_scan_secrets_command(run, repo):
     res = run("scan-secrets", str(repo), "--staged", "--json")
     assert res.code == 1
     assert '"path": "leak.txt"' in res.out and FAKE_KEY not in res.out
+
+
+def test_scan_secrets_finds_live_stripe_keys_aws_secret_values_and_jwts(run, repo):
+    (repo / "settings.py").write_text("STRIPE = 'sk" + "_live_" + "51HxAbCdEfGhIjKlMnOpQrSt'\n")
+    (repo / "credentials").write_text("[default]\naws_access_key_id = x\naws_secret_access_key = "
+                                      + "wJalrXUtnFEMI/K7MDENG/" + "bPxRfiCYEXAMPLEKEY\n")
+    (repo / "token.txt").write_text("ey" + "JhbGciOiJIUzI1NiJ9." + "ey" + "JzdWIiOiIxMjM0NTY3ODkwIn0."
+                                    + "SflKxwRJSMeKKF2QT4fwpMeJf36\n")
+    res = run("scan-secrets", str(repo))
+    assert res.code == 1
+    assert res.out.splitlines() == ["secret_in_diff: credentials:3 (aws_secret_key)",
+                                    "secret_in_diff: settings.py:1 (stripe_key)",
+                                    "secret_in_diff: token.txt:1 (jwt)"]
+    assert "EXAMPLEKEY" not in res.out + res.err and "51HxAbCd" not in res.out + res.err
 
 
 def test_install_guards_leaves_a_hooks_path_outside_git_alone(run, repo):
