@@ -325,11 +325,19 @@ def shell(environ, monkeypatch, tmp_path):
     return environ
 
 
+def fake_cli(tmp_path: Path, name: str) -> None:
+    script = tmp_path / "bin" / name
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(0o755)
+
+
 def test_auth_status_shows_routes_provenance_refs_and_stray_keys(run, shell, tmp_path, monkeypatch, repo):
     (repo / ".autometta.local.yaml").write_text("auth:\n  codex:\n    mode: api\n")
     monkeypatch.setenv("AUTOMETTA_CLAUDE_MODE", "api")
+    fake_cli(tmp_path, "claude")
+    fake_cli(tmp_path, "codex")
     res = run("auth", "status", "--repo", str(repo))
-    assert res.code == 0, res.err
+    assert res.code == 1, res.err  # a route is blocked
     lines = res.out.splitlines()
     assert f"manifest:        {repo}/.autometta.local.yaml" in lines
     assert f"refs file:       {tmp_path}/refs.sh (AUTOMETTA_LOCAL_REFS)" in lines
@@ -346,11 +354,30 @@ def test_auth_status_shows_routes_provenance_refs_and_stray_keys(run, shell, tmp
     assert "warning: ANTHROPIC_API_KEY is set in this environment" in res.err
     assert "warning: OPENAI_API_KEY is set in this environment" in res.err
     assert ANTHROPIC_KEY not in res.out + res.err
-    doc = json.loads(run("auth", "status", "--repo", str(repo), "--json").out)
-    assert [(r["family"], r["mode"], r["provenance"], r["ok"]) for r in doc["routes"]] == [
-        ("claude", "api", "env", True), ("codex", "api", "manifest", False)]
+    res = run("auth", "status", "--repo", str(repo), "--json")
+    assert res.code == 1
+    doc = json.loads(res.out)
+    assert [(r["family"], r["mode"], r["provenance"], r["ok"], r["ready"]) for r in doc["routes"]] == [
+        ("claude", "api", "env", True, True), ("codex", "api", "manifest", False, False)]
+    assert doc["routes"][0]["cli"] == f"{tmp_path}/bin/claude"
     assert doc["stray_keys"] == ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
     assert doc["tools"] == {"op-fetch": None, "op": f"{tmp_path}/bin/op"}
+
+
+def test_auth_status_is_not_ready_without_the_cli_and_exits_0_only_when_both_are(run, shell, tmp_path):
+    fake_cli(tmp_path, "codex")
+    res = run("auth", "status")  # both subscription routes work; claude is not installed
+    assert res.code == 1
+    rows: dict = {}
+    for line in res.out.splitlines():  # the routes table comes first, then the permissions table
+        if line.startswith(("claude  ", "codex  ")):
+            rows.setdefault(line.split()[0], line)
+    assert rows["claude"].rstrip().endswith("NOT INSTALLED") and "ready" not in rows["claude"]
+    assert rows["codex"].rstrip().endswith("ready (the CLI's own login)")
+    assert any(line.startswith("claude: claude is not on PATH") for line in res.out.splitlines())
+    fake_cli(tmp_path, "claude")
+    res = run("auth", "status")
+    assert res.code == 0 and "NOT INSTALLED" not in res.out
 
 
 def test_auth_check_passes_with_the_secret_redacted(run, shell, tmp_path, monkeypatch):

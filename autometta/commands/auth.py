@@ -2,9 +2,11 @@
 
 ``autometta auth status [--repo REPO] [--json]``: per family the mode and where it
 came from (env, manifest, default), the reference in force and where it was
-read, the refs file loaded, whether ``op-fetch`` and ``op`` are on PATH, the
-codex api home's login, and a warning for every API key sitting in this
-environment (autometta never passes one on).
+read, whether its CLI is on PATH, the refs file loaded, whether ``op-fetch``
+and ``op`` are on PATH, the codex api home's login, and a warning for every
+API key sitting in this environment (autometta never passes one on). A
+family is ``ready`` only when its route works and its CLI is installed;
+exit 0 when both are ready, else 1.
 
 ``autometta auth check [FAMILY] [--repo REPO] [--json]``: resolve the route's
 secret without spending a token; ``PASS`` with the secret shown as its last
@@ -66,11 +68,18 @@ def repo_manifest(repo: Optional[Path]) -> Tuple[Dict[str, Any], Optional[Path]]
     return {}, None
 
 
-def _route_row(route: auth.Route) -> Dict[str, Any]:
+def _route_row(route: auth.Route, path: str) -> Dict[str, Any]:
+    from .. import families
+
     env = {name: {"var": ref.var, "ref": ref.shown(), "source": ref.source} for name, ref in route.inject.items()}
+    exe = families.get(route.family).executable
+    cli = shutil.which(exe, path=path) if exe else None
     return {"family": route.family, "mode": route.mode.mode, "provenance": route.mode.provenance,
             "source": route.mode.source, "env": env, "ok": route.ok, "problem": route.problem,
-            "codex_home": str(route.codex_home) if route.codex_home else None}
+            "codex_home": str(route.codex_home) if route.codex_home else None,
+            "cli": cli, "cli_problem": None if cli or not exe else
+            f"{exe} is not on PATH ({path}); install it, or run 'autometta check-deps' for what is missing",
+            "ready": bool(route.ok and (cli or not exe))}
 
 
 def permission_rows(doc: Dict[str, Any], manifest_path: Optional[Path],
@@ -97,7 +106,7 @@ def status(environ: Dict[str, str], repo: Optional[Path]) -> Dict[str, Any]:
                       "looked_in": [str(p) for p, _ in refs.candidates], "lines_not_understood": refs.skipped},
         "tools": {"op-fetch": shutil.which("op-fetch", path=path), "op": shutil.which("op", path=path)},
         "codex_api_home": {"path": str(codex_home), "state": state, "detail": detail},
-        "routes": [_route_row(r) for r in routes],
+        "routes": [_route_row(r, path) for r in routes],
         "stray_keys": auth.stray_keys(environ),
         "permissions": permissions,
         "sandbox": box,
@@ -136,20 +145,30 @@ def print_status(report: Dict[str, Any]) -> None:
         if row["env"]:
             for name, ref in row["env"].items():
                 rows.append([row["family"], row["mode"], row["provenance"], name,
-                             f"{ref['ref']} ({_source(ref['source'])})", "ready" if row["ok"] else "BLOCKED"])
+                             f"{ref['ref']} ({_source(ref['source'])})", _state(row)])
         else:
-            note = "ready (the CLI's own login)" if row["ok"] else "BLOCKED"
-            rows.append([row["family"], row["mode"], row["provenance"], "-", "-", note])
+            rows.append([row["family"], row["mode"], row["provenance"], "-", "-",
+                         _state(row, " (the CLI's own login)")])
     for line in _table(rows):
         print(line)
     for row in report["routes"]:
         if row["problem"]:
             print(f"{row['family']}: {row['problem']}")
+        if row["cli_problem"]:
+            print(f"{row['family']}: {row['cli_problem']}")
     print()
     print_permissions(report["permissions"], report["sandbox"])
     for name in report["stray_keys"]:
         print(f"warning: {name} is set in this environment; autometta never passes it to an agent "
               "(subscription mode strips it, api mode injects the key from its reference)", file=sys.stderr)
+
+
+def _state(row: Dict[str, Any], login: str = "") -> str:
+    """``ready`` only when the route works and the CLI is installed; else what is wrong."""
+    if row["ready"]:
+        return "ready" + login
+    wrong = ([] if row["ok"] else ["BLOCKED"]) + ([] if not row["cli_problem"] else ["NOT INSTALLED"])
+    return ", ".join(wrong)
 
 
 def print_permissions(rows: List[Dict[str, Any]], box: Dict[str, Any]) -> None:
@@ -228,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(report, indent=2))
         else:
             print_status(report)
-        return 0
+        return 0 if all(row["ready"] for row in report["routes"]) else 1
     if args.family and args.family not in FAMILIES:
         raise UsageError(f"unknown family {args.family!r}; choose {' or '.join(FAMILIES)}")
     results = [check(environ, repo, f) for f in ([args.family] if args.family else FAMILIES)]
