@@ -246,6 +246,17 @@ def test_register_agent_and_heartbeat_commands(paths, agents, run, tmp_path):
     assert (paths.recent_agents / f"{proc.pid}-05-manual.json").exists()
 
 
+def test_heartbeat_on_a_folder_autometta_does_not_know_exits_1(run, tmp_path, home_dir, repo):
+    assert run("init-host").code == 0
+    res = run("heartbeat", str(repo))  # a git repo, but neither subscribed nor with registered agents
+    assert res.code == 1 and "not a subscribed repo and no agent was ever registered there" in res.err
+    assert not (repo / "state").exists()  # and nothing was written there
+    assert run("heartbeat", str(tmp_path / "gone")).code == 1
+    assert run("subscribe", str(repo)).code == 0
+    res = run("heartbeat", str(repo))
+    assert res.code == 0 and "0 running agent(s)" in res.out
+
+
 @pytest.mark.parametrize("args,message", [
     (["abc", "worker"], "non-numeric pid"),
     (["123", "panellist"], "unknown role"),

@@ -3,7 +3,8 @@
 Writes ``state/heartbeat.json`` and moves the entries of exited agents to
 ``state/recent-agents/`` with their outcome. Never kills anything, and
 exits 0 once its arguments are good: it is a watchdog, not a gate. Without
-REPO it checks every enabled subscribed repo. Thresholds: see
+REPO it checks every enabled subscribed repo; a REPO must be subscribed, or
+have agents registered with ``autometta register-agent`` (else exit 1). Thresholds: see
 ``autometta.observe.settings`` (``PHAT_CONTROLLER_HEARTBEAT_STALL``, ...).
 """
 
@@ -14,10 +15,11 @@ import json
 import sys
 import time
 
+from .. import home
 from ..errors import UserError
 from ..observe import heartbeat, settings
 from ..observe.tickers import target_repos
-from ..paths import HomePaths
+from ..paths import HomePaths, RepoPaths
 
 COLUMNS = (("pid", 7), ("role", 9), ("family", 7), ("stage", 22), ("state", 12), ("ran", 6))
 
@@ -35,9 +37,21 @@ def _table(report) -> str:
     return "\n".join(lines)
 
 
+def _check_known(hp: HomePaths, paths: RepoPaths) -> None:
+    """A REPO argument must be a repo autometta knows: subscribed, or with an agent registry."""
+    if paths.active_agents.is_dir() or paths.recent_agents.is_dir() or paths.heartbeat.is_file():
+        return
+    if hp.subscribers.is_dir() and home.find_subscriber(hp, paths.root) is not None:
+        return
+    raise UserError(f"{paths.root}: not a subscribed repo and no agent was ever registered there; give a "
+                    "subscribed repo ('autometta status' lists them) or run 'autometta subscribe' first")
+
+
 def run(args: argparse.Namespace) -> int:
     hp = HomePaths.from_env()
     repos = target_repos(hp, args.repo)
+    if args.repo:
+        _check_known(hp, repos[0])
     conf = settings.from_home(hp)
     now = time.time()
     reports = {}
