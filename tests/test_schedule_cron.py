@@ -71,6 +71,18 @@ def test_install_twice_change_interval_uninstall_leaves_other_lines_byte_for_byt
     assert "nothing to remove" in run("uninstall-cron").out
 
 
+def test_uninstall_removes_a_crontab_that_held_only_the_block(run, crontab, controller, built_pyz):
+    assert crontab.read() is None  # no crontab to begin with
+    assert run("install-cron", "--pyz", str(built_pyz)).code == 0
+    assert crontab.read() is not None
+    dry = run("uninstall-cron", "--dry-run")
+    assert dry.code == 0 and "(no crontab: it held only the autometta block)" in dry.out
+    gone = run("uninstall-cron")
+    assert gone.code == 0 and "PASS cron entry removed (the crontab held nothing else" in gone.out
+    assert crontab.read() is None  # none again, not an empty one
+    assert "nothing to remove" in run("uninstall-cron").out
+
+
 def test_block_keeps_its_place_between_other_lines(run, crontab, controller, built_pyz):
     head, tail = b"# head\n1 * * * * /bin/true\n", b"# tail\n2 * * * * /bin/false\n"
     assert run("install-cron", "--pyz", str(built_pyz)).code == 0

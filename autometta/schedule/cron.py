@@ -301,15 +301,27 @@ def install(inv: Invocation, minutes: int = DEFAULT_MINUTES, *, dry_run: bool = 
     return new_text
 
 
+def remove_crontab() -> None:
+    """``crontab -r``: no table at all, rather than an empty one."""
+    proc = _run([_crontab(), "-r"])
+    if proc.returncode != 0 and "no crontab" not in _decode(proc.stderr).lower():
+        raise UserError(f"crontab -r failed ({first_line(_decode(proc.stderr + proc.stdout))}); "
+                        f"see what is left with 'crontab -l'")
+
+
 def uninstall(*, dry_run: bool = False, say: Callable[[str], None] = print,
               note: Callable[[str], None] = print) -> str:
+    """Remove the block; a table left with nothing in it is removed (``crontab -r``), not kept empty."""
     text = read_crontab()
     table = parse_table(text)
     new_text = table.text_without_block() if table.has_block else text
     if dry_run:
-        say(new_text.rstrip("\n"))
+        say(new_text.rstrip("\n") if new_text.strip() else "(no crontab: it held only the autometta block)")
         return new_text
-    if table.has_block:
+    if table.has_block and not new_text.strip():
+        remove_crontab()
+        say("PASS cron entry removed (the crontab held nothing else and is gone: crontab -r)")
+    elif table.has_block:
         write_crontab(new_text)
         say("PASS cron entry removed")
     else:
@@ -330,5 +342,8 @@ def remove_for_launchd(say: Callable[[str], None] = print) -> None:
     if not table.has_block and not bash_lines:
         return
     new_text = table.text_without_block(drop=bash_lines)
-    write_crontab(new_text)
+    if new_text.strip():
+        write_crontab(new_text)
+    else:
+        remove_crontab()
     say("PASS removed the autometta-managed cron tick")
