@@ -139,6 +139,10 @@ def test_without_brew_prints_the_formula_and_exits_1(run, no_brew, built_pyz):
     assert 'depends_on "python@3"' in formula
     assert f'assert_match "(commit {info["commit"]}", shell_output("#{{bin}}/autometta --version")' in formula
     assert not re.search(r"__[A-Z0-9]+__", formula)
+    head = formula[:formula.index("class Autometta")]
+    assert "Placeholders" not in head and "#%" not in head  # the template's own notes are not rendered
+    assert f"# autometta {info['version']}, commit {info['commit']}.\n" in head
+    assert f"{info['version']}, {info['commit']}, file://" not in formula  # no note "filled in"
 
 
 def test_dry_run_exits_0_and_downloads_nothing(run, no_brew, built_pyz):

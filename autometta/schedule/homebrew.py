@@ -26,6 +26,8 @@ DEFAULT_TAP = "local/autometta"
 FALLBACK_BREW_REPOSITORY = "/opt/homebrew"
 _TAP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PLACEHOLDER_RE = re.compile(r"__[A-Z0-9]+__")
+#: Lines of the template meant for whoever edits it, dropped from the formula.
+_NOTE_RE = re.compile(r"^#%.*(?:\n|$)", re.M)
 
 
 def check_tap(tap: str) -> str:
@@ -38,7 +40,9 @@ def check_tap(tap: str) -> str:
 
 
 def render(template: str, *, version: str, commit: str, url: str, sha256: str) -> str:
+    """The formula: the template's notes (``#%`` lines) dropped, its placeholders filled."""
     values = {"__VERSION__": version, "__COMMIT__": commit, "__URL__": url, "__SHA256__": sha256}
+    template = _NOTE_RE.sub("", template)
     for key, value in values.items():
         if '"' in value or "\\" in value or "#{" in value or "\n" in value:
             raise UserError(f"{value!r} cannot go into a Ruby string in the formula; "
