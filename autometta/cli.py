@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
+import shutil
 import sys
+import textwrap
 import traceback
 from typing import List, Optional, Sequence
 
@@ -74,6 +77,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`(~?)([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_doc(doc: str) -> str:
+    """A module docstring as help text: RST markup (````x````, ``:func:`~a.b```, ``::``) made plain."""
+    text = textwrap.dedent(doc.strip("\n"))
+    first, _, rest = text.partition("\n")
+    text = first.strip() + ("\n" + textwrap.dedent(rest) if rest else "")
+    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    text = _LITERAL.sub(r"\1", text)
+    text = re.sub(r"(\S)::$", r"\1:", text, flags=re.M)
+    text = re.sub(r"^\s*::$\n?", "", text, flags=re.M).strip()
+    width = min(100, max(60, shutil.get_terminal_size().columns - 2))
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = block.split("\n")
+        if any(line[:1].isspace() or line.lstrip().startswith(("- ", "* ", "| ")) for line in lines):
+            paragraphs.append(block)  # a literal block, a list or a table keeps its lines
+        else:
+            paragraphs.append(textwrap.fill(" ".join(line.strip() for line in lines), width))
+    return "\n\n".join(paragraphs) + "\n"
+
+
+#: What a bare ``autometta`` adds under the usage, for someone trying it for the first time.
+FIRST_STEP = ("New here? 'autometta demo' runs the whole loop on a scratch repo, no credentials needed; "
+              "'autometta <command> --help' explains one command.")
+
+
 def version_string() -> str:
     from .version import describe
 
@@ -99,7 +131,9 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
             sub.add_parser(name, add_help=False, **listed)
             continue
         module = importlib.import_module(f"autometta.commands.{module_name}")
-        cmd = sub.add_parser(name, description=getattr(module, "__doc__", None) or summary, **listed)
+        doc = getattr(module, "__doc__", None)
+        cmd = sub.add_parser(name, description=plain_doc(doc) if doc else summary,
+                             formatter_class=argparse.RawDescriptionHelpFormatter, **listed)
         module.register(cmd)
         cmd.set_defaults(_run=module.run)
     return parser
@@ -128,6 +162,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
+        print(f"\n{FIRST_STEP}", file=sys.stderr)
         return 2
     try:
         return int(args._run(args) or 0)

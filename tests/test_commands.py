@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from autometta import yamlsub
+from autometta import cli, yamlsub
 from tests.conftest import make_repo, run_process, write_card
 
 
@@ -402,6 +403,21 @@ def test_unknown_command_and_bad_flag_exit_2():
 def test_every_command_has_help(run, command):
     res = run(command, "--help")
     assert res.code == 0 and "usage: autometta" in res.out
+
+
+@pytest.mark.parametrize("command", [name for _module, name, _summary in cli.COMMANDS])
+def test_help_texts_are_plain_text_not_rst(run, command):
+    res = run(command, "--help")
+    assert res.code == 0 and "usage: autometta" in res.out
+    assert "``" not in res.out, res.out
+    assert not re.search(r":(?:func|class|mod|data|attr|meth):", res.out), res.out
+    assert not re.search(r"\S::$", res.out, re.M), res.out
+
+
+def test_bare_autometta_prints_usage_and_points_at_demo():
+    res = run_process()
+    assert res.code == 2 and res.err.startswith("usage: autometta")
+    assert "'autometta demo' runs the whole loop on a scratch repo" in res.err
 
 
 def test_status_accepts_quoted_values_the_bash_parser_accepted(run, subscribed, home_dir):
