@@ -10,10 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import re
-import shutil
 import sys
-import textwrap
 import traceback
 from typing import List, Optional, Sequence
 
@@ -77,17 +74,18 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
 
 
-_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`(~?)([^`]+)`")
-_LITERAL = re.compile(r"``([^`]+)``")
-
-
 def plain_doc(doc: str) -> str:
     """A module docstring as help text: RST markup (````x````, ``:func:`~a.b```, ``::``) made plain."""
+    import re  # here: a command that runs needs none of this (start-up time)
+    import shutil
+    import textwrap
+
     text = textwrap.dedent(doc.strip("\n"))
     first, _, rest = text.partition("\n")
     text = first.strip() + ("\n" + textwrap.dedent(rest) if rest else "")
-    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
-    text = _LITERAL.sub(r"\1", text)
+    text = re.sub(r":[a-z]+(?::[a-z]+)?:`(~?)([^`]+)`",
+                  lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    text = re.sub(r"``([^`]+)``", r"\1", text)
     text = re.sub(r"(\S)::$", r"\1:", text, flags=re.M)
     text = re.sub(r"^\s*::$\n?", "", text, flags=re.M).strip()
     width = min(100, max(60, shutil.get_terminal_size().columns - 2))
