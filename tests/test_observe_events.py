@@ -297,3 +297,32 @@ def test_an_event_whose_delivery_was_cut_short_is_never_sent_twice_by_itself(tmp
     assert doc[0]["ref"] == ref and doc[0]["delivery"] == {"command": "ok"} and doc[0]["undelivered"] is False
     bad = run("events", "--resend", "zzzz")
     assert bad.code == 1 and "no event 'zzzz'" in bad.err
+
+
+def test_two_ticks_retrying_at_once_post_each_event_once(tmp_path):
+    home = HomePaths(tmp_path / "home")
+    home.root.mkdir()
+    repo = RepoPaths(tmp_path / "repo")
+    hook = Hook(status=500)
+    try:
+        config = {"notify": {"webhook": hook.url, "timeout": 5}}
+        for n in range(3):
+            events.new_tick()
+            events.publish(home, events.build_event(repo, "repo_halted", {"reason": f"r{n}", "halted_at": "x"},
+                                                    time.time()), config)
+        hook.status = 200
+        script = ("import sys, time\n"
+                  "from pathlib import Path\n"
+                  "from autometta.observe import events\n"
+                  "from autometta.paths import HomePaths\n"
+                  f"print(events.retry_undelivered(HomePaths(Path({str(home.root)!r})), {config!r}, "
+                  "now=time.time() + 3600))\n")
+        env = dict(os.environ, PYTHONPATH=str(Path(events.__file__).parents[2]))
+        procs = [subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+                 for _ in range(2)]
+        counts = sorted(int(p.communicate(timeout=60)[0]) for p in procs)
+        assert sum(counts) == 3  # between them, each event once
+        assert sorted(b["id"] for b in hook.bodies) == sorted(e["id"] for e in events.journal(home))
+        assert [e["delivery"]["webhook"] for e in events.journal(home)] == ["ok"] * 3
+    finally:
+        hook.close()

@@ -280,11 +280,7 @@ def journal(home: HomePaths) -> List[Dict[str, Any]]:
         if doc.get("update") is True:
             target = by_id.get(doc["id"])
             if target is not None:
-                for key in ("delivery", "attempts"):
-                    if isinstance(doc.get(key), dict):
-                        target[key] = dict(target.get(key) or {}, **doc[key])
-                if "retry_at" in doc:
-                    target["retry_at"] = doc["retry_at"]
+                _fold(target, doc)
             continue
         if doc["id"] in by_id:  # the same id twice (a hand-edited file): the first one counts
             continue
@@ -315,16 +311,29 @@ def _append(home: HomePaths, record: Dict[str, Any]) -> None:
         os.close(fd)
 
 
+def _fold(target: Dict[str, Any], update: Mapping[str, Any]) -> None:
+    """Apply an update line to its event (a field of the wrong type counts as empty)."""
+    for key in ("delivery", "attempts"):
+        if isinstance(update.get(key), dict):
+            base = target.get(key) if isinstance(target.get(key), dict) else {}
+            target[key] = dict(base, **update[key])
+    if "retry_at" in update:
+        target["retry_at"] = update["retry_at"]
+
+
 def _folded(home: HomePaths, update: Dict[str, Any]) -> List[Dict[str, Any]]:
     docs = journal(home)
     for doc in docs:
         if doc["id"] == update["id"]:
-            for key in ("delivery", "attempts"):
-                if isinstance(update.get(key), dict):
-                    doc[key] = dict(doc.get(key) or {}, **update[key])
-            if "retry_at" in update:
-                doc["retry_at"] = update["retry_at"]
+            _fold(doc, update)
     return docs
+
+
+def _attempts(doc: Mapping[str, Any]) -> Dict[str, int]:
+    """The webhook posts an event had, as recorded (0 for anything unreadable)."""
+    raw = doc.get("attempts") if isinstance(doc.get("attempts"), dict) else {}
+    count = raw.get("webhook")
+    return {"webhook": count if isinstance(count, int) and not isinstance(count, bool) and count >= 0 else 0}
 
 
 def _update(home: HomePaths, event_id: str, delivery: Dict[str, str], attempts: Optional[Dict[str, int]] = None,
@@ -547,8 +556,7 @@ def _retry(home: HomePaths, config: Mapping[str, Any], log: Optional[Callable[[s
                 break
             _owed(home)
             _update(home, doc["id"], {"webhook": SENDING})
-            attempts = doc.get("attempts") if isinstance(doc.get("attempts"), dict) else {}
-            results, attempts, retry_at = _send(doc, plan, home, now, {"webhook": int(attempts.get("webhook") or 0)})
+            results, attempts, retry_at = _send(doc, plan, home, now, _attempts(doc))
             _update(home, doc["id"], {"webhook": results["webhook"]}, attempts, retry_at)
             if log is not None:
                 tried = attempts.get("webhook", 0)
@@ -591,11 +599,9 @@ def resend(home: HomePaths, ref: str, config: Optional[Mapping[str, Any]] = None
         plan.targets = {ch: plan.targets[ch] for ch in todo}
         _owed(home)
         _update(home, doc["id"], {ch: SENDING for ch in todo})
-        attempts = doc.get("attempts") if isinstance(doc.get("attempts"), dict) else {}
         saved = _down.pop(str(plan.targets.get("webhook")), None)  # by hand: try it whatever this process saw
         try:
-            results, attempts, _later = _send(doc, plan, home, time.time(),
-                                              {"webhook": int(attempts.get("webhook") or 0)})
+            results, attempts, _later = _send(doc, plan, home, time.time(), _attempts(doc))
         finally:
             if saved is not None:
                 _down[str(plan.targets.get("webhook"))] = saved
