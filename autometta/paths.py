@@ -97,6 +97,11 @@ class HomePaths:
         """Reports autometta writes for a person (retro-grade), one folder per repo; never in a work tree."""
         return self.root / "reports"
 
+    @property
+    def tick_stamp(self) -> Path:
+        """Touched by every tick: when the controller last ran, though a quiet tick writes no log line."""
+        return self.log_dir / ".last-tick"
+
     def tick_log(self, now: Optional[float] = None) -> Path:
         """``log/tick-YYYY-MM-DD.log``; the file date is local time, as in bash."""
         day = time.strftime("%Y-%m-%d", time.localtime(time.time() if now is None else now))

@@ -310,6 +310,7 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
         finally:
             repo_log.close()
     events.retry_undelivered(hp, config, log, now)  # webhook posts that failed before, as their back-off allows
+    ticklog.stamp(hp)  # when the controller last ran, though its log may have had nothing new to say
     dashboard.refresh(hp, log)  # rewritten only if some repo's state or budget changed
     logretention.prune_logs(hp, config, log=log)
     return outcomes

@@ -17,7 +17,10 @@ when it was made, then the new one follows::
 
 What was last said per repo is kept in ``<home>/log/repeats/`` (the
 controller's own folder: an agent cannot reach it to silence the log).
-Each repo and each of its lanes (by stage id) is followed on its own.
+Each repo and each of its lanes (by stage id) is followed on its own. As a
+quiet tick may write no line at all, every tick touches
+``<home>/log/.last-tick`` (:func:`stamp`), which the views read to say when
+the controller last ran.
 """
 
 from __future__ import annotations
@@ -38,6 +41,16 @@ Writer = Callable[..., None]
 def tag(repo: Path) -> str:
     """What follows the time stamp on a line about ``repo``."""
     return f"[{repo}]"
+
+
+def stamp(home: HomePaths) -> None:
+    """Mark that a tick ran (:attr:`HomePaths.tick_stamp`): its log may have had nothing new to say."""
+    try:
+        home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with open(home.tick_stamp, "w", encoding="utf-8") as handle:
+            handle.write(now_iso() + "\n")
+    except OSError:
+        pass
 
 
 def memory_path(home: HomePaths, repo: Path) -> Path:

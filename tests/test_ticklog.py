@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import time
 from pathlib import Path
 
 from tests.conftest import make_repo
@@ -67,3 +70,19 @@ def test_log_repo_follows_one_repo(setup, run, tmp_path):
     assert f"[{repo}]" not in ours.out  # every line is this repo's: the tag is left out
     assert all(re.match(r"^\d{4}-\d\d-\d\dT[\d:]+Z ", line) for line in ours.out.splitlines())
     assert run("log", "--repo", str(tmp_path / "nowhere")).code == 1
+
+
+def test_a_quiet_tick_still_counts_as_the_controller_running(setup, run):
+    repo, home, add = setup
+    add("01-hello")
+    run_until_quiet(home, repo)
+    tick_once(home)  # idle, said before: no new line
+    logs = list((home / "log").glob("tick-*.log"))
+    size = sum(p.stat().st_size for p in logs)
+    hours_ago = time.time() - 7200
+    for p in logs:
+        os.utime(p, (hours_ago, hours_ago))
+    tick_once(home)
+    assert sum(p.stat().st_size for p in logs) == size  # the log said nothing new
+    view = json.loads(run("status", "--watch", "--once", "--json").out)
+    assert view["controller"]["level"] == "ok", view["controller"]

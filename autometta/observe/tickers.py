@@ -67,9 +67,10 @@ def read_budget(paths: RepoPaths) -> Optional[Dict[str, Any]]:
 
 
 def last_tick(hp: HomePaths) -> Optional[float]:
-    """When the controller last wrote its log (any repo), or None."""
+    """When the controller last ran (its stamp) or wrote its log (any repo), or None."""
     try:
-        logs = [p for p in hp.log_dir.iterdir() if p.name.startswith("tick-") and p.name.endswith(".log")]
+        logs = [p for p in hp.log_dir.iterdir() if p.name.startswith("tick-") and p.name.endswith(".log")
+                or p.name == hp.tick_stamp.name]
     except OSError:
         return None
     times = []
