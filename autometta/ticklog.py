@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional
 
@@ -47,7 +48,8 @@ def stamp(home: HomePaths) -> None:
     """Mark that a tick ran (:attr:`HomePaths.tick_stamp`): its log may have had nothing new to say."""
     try:
         home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with open(home.tick_stamp, "w", encoding="utf-8") as handle:
+        fd = os.open(str(home.tick_stamp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the user's alone
+        with open(fd, "w", encoding="utf-8") as handle:
             handle.write(now_iso() + "\n")
     except OSError:
         pass
