@@ -47,11 +47,14 @@ def atomic_write(
     data: Data,
     *,
     mode: Optional[int] = None,
+    durable: bool = True,
 ) -> None:
     """Replace ``path`` with ``data`` atomically.
 
     ``mode`` defaults to the existing file's mode, else 0o644. A symlink at
-    ``path`` is replaced, never written through.
+    ``path`` is replaced, never written through. ``durable=False`` skips the
+    fsyncs, for a cache rewritten often whose loss costs nothing (readers
+    still see the old file or the new one, never a torn one).
     """
     target = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
@@ -71,7 +74,8 @@ def atomic_write(
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         faults.point("atomic_write.during", target.name)  # written, not yet renamed into place
         os.replace(tmp, str(target))
@@ -79,7 +83,8 @@ def atomic_write(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise _write_error(target, exc) from exc
-    _fsync_dir(folder)
+    if durable:
+        _fsync_dir(folder)
     faults.point("atomic_write.after", target.name)
 
 

@@ -47,10 +47,13 @@ def tag(repo: Path) -> str:
 def stamp(home: HomePaths) -> None:
     """Mark that a tick ran (:attr:`HomePaths.tick_stamp`): its log may have had nothing new to say."""
     try:
+        os.utime(home.tick_stamp)  # its time is what counts: cheaper than writing it
+        return
+    except OSError:
+        pass
+    try:
         home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(str(home.tick_stamp), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # the user's alone
-        with open(fd, "w", encoding="utf-8") as handle:
-            handle.write(now_iso() + "\n")
+        os.close(os.open(str(home.tick_stamp), os.O_WRONLY | os.O_CREAT, 0o600))  # the user's alone
     except OSError:
         pass
 
@@ -83,8 +86,10 @@ class RepoLog:
             return {}
         if not isinstance(doc, dict) or doc.get("repo") != str(self.repo) or not isinstance(doc.get("said"), dict):
             return {}
-        return {k: v for k, v in doc["said"].items()
-                if isinstance(v, dict) and isinstance(v.get("message"), str) and isinstance(v.get("count"), int)}
+        return {k: {"message": v["message"], "count": v["count"], "since": str(v.get("since") or "?")}
+                for k, v in doc["said"].items()
+                if isinstance(v, dict) and isinstance(v.get("message"), str) and isinstance(v.get("count"), int)
+                and not isinstance(v.get("count"), bool)}
 
     def _ended(self, key: str) -> None:
         """The decision last said for ``key`` is no longer made: say how often it was, if more than once."""
@@ -104,13 +109,13 @@ class RepoLog:
         prev = self.before.get(key)
         if prev is not None and prev["message"] == message:
             self.before.pop(key)
-            self.after[key] = dict(prev, count=prev["count"] + 1, last=now_iso(self.now))
+            self.after[key] = dict(prev, count=prev["count"] + 1)
             self.changed = True
             self.write(message, repo=self.repo, file=False)  # a tick run by hand still shows it
             return
         self._ended(key)
         self(message)
-        self.after[key] = {"message": message, "count": 1, "since": now_iso(self.now), "last": now_iso(self.now)}
+        self.after[key] = {"message": message, "count": 1, "since": now_iso(self.now)}
         self.changed = True
 
     def close(self) -> None:
@@ -124,10 +129,28 @@ class RepoLog:
             self._ended(key)
         try:
             if self.after:
-                files.ensure_dir(self.path.parent, mode=0o700)
-                files.atomic_write(self.path, json.dumps({"repo": str(self.repo), "said": self.after},
-                                                         sort_keys=True) + "\n", mode=0o600)
+                self._save(json.dumps({"repo": str(self.repo), "said": self.after}, sort_keys=True).encode("utf-8"))
             elif self.path.exists():
                 self.path.unlink()
         except Exception:  # the log's memory must never break a tick
             pass
+
+    def _save(self, data: bytes) -> None:
+        """Rewrite the memory; in place when it fits (a count went up), which costs no new file each tick.
+
+        It is a cache: a torn write reads as unreadable and only loses a count.
+        """
+        try:
+            fd = os.open(str(self.path), os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            fd = -1
+        if fd >= 0:
+            try:
+                size = os.fstat(fd).st_size
+                if len(data) < size:
+                    os.pwrite(fd, data + b" " * (size - len(data) - 1) + b"\n", 0)
+                    return
+            finally:
+                os.close(fd)
+        files.ensure_dir(self.path.parent, mode=0o700)
+        files.atomic_write(self.path, data + b" " * 16 + b"\n", mode=0o600, durable=False)  # room to grow
