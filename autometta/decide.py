@@ -19,7 +19,7 @@ from .envelope import Artefact, Envelope
 from .families.usage import Usage, UsageLimit, reset_epoch
 from .roles import ROLES
 from .timeutil import now_iso, parse_iso
-from .verify import panel_problem
+from .verify import verdict_problem
 
 #: The bash version's verifier attempt cap (§6.5h).
 VERIFIER_ATTEMPT_CAP = 3
@@ -81,6 +81,10 @@ class InFlight:
     #: Would the merged result differ from the tree the acceptance command and the verifier checked
     #: (the base branch moved since the lane forked, or its branch changed since), so it is checked again?
     recheck: Callable[[], bool] = lambda: True
+    #: Why the stage's verdict files hold one no verifier run of autometta's wrote (autometta.verdicts).
+    forged: Optional[str] = None
+    #: A process of the worker's run still alive after the worker exited: no verifier is dispatched yet.
+    worker_leftover: Optional[str] = None
 
 
 @dataclass
@@ -123,7 +127,7 @@ class Facts:
 ACCOUNT = "account"  # role: add its tokens, cost and seconds; clear its pid
 RECORD_TREE = "record_tree"  # fingerprint the worker's tree
 QUARANTINE = "quarantine"  # "envelope" | "artefact": move aside as .invalid.json
-SAVE_ARTEFACT = "save_artefact"  # write the verdict given as a final message
+SAVE_ARTEFACT = "save_artefact"  # keep the verdict acted on at state/verifiers/<id>.json (autometta.verdicts.store)
 KILL = "kill"  # role: TERM its process group now, KILL on a later tick
 LAUNCH = "launch"  # role: worker | verifier | acceptance
 COMMIT = "commit"  # commit the worker's changes (author worker, co-author verifier)
@@ -401,10 +405,13 @@ def _reaped(stage: Dict[str, Any]) -> bool:
 
 
 def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effect]) -> Decision:
-    panel = panel_problem(art.doc)  # a verifier panel's own count overrides its overall
-    if panel is not None:
-        return Decision(f"stage {cur} verifier panel: {panel[1]}; tree left for operator review", effects,
-                        finish=panel)
+    if isinstance(art.doc, dict):
+        effects.append((SAVE_ARTEFACT, art.doc))  # kept where the views and the bash version read verdicts
+    problem = verdict_problem(art.doc)  # a panel's own count, and criteria, override an overall
+    if problem is not None:
+        who = "verifier panel" if problem[1].startswith("verifier_panel") else "verifier"
+        return Decision(f"stage {cur} {who}: {problem[1]}; tree left for operator review", effects,
+                        finish=problem)
     if art.overall == "PASS":
         recorded = c.stage.get("worker_tree") if c.stage else None
         if recorded:
@@ -451,6 +458,15 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     # 0b. A lane accepted and committed on its branch: merge it back.
     if c.lane and st.get("merge"):
         return _merge(f, cur, c, effects)
+
+    # 0c. A verdict that no verifier run autometta started wrote: the stage fails, nothing it says counts.
+    if c.forged:
+        for role in ROLES:
+            if st.get(f"{role}_pid"):
+                effects += ([(KILL, role)] if getattr(c, role).alive else []) + [(ACCOUNT, role)]
+        return Decision(f"stage {cur} has a verdict no verifier of autometta's wrote ({c.forged}); nothing "
+                        "committed, tree left for operator review", effects,
+                        finish=("failed", f"verdict_forged: {c.forged}"[:300]))
 
     # 1. A verdict beats a stall (§6.5b).
     art = c.artefact
@@ -555,7 +571,6 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
             return _limited(f, cur, c, "verifier", c.verifier, effects)
         effects.append((ACCOUNT, "verifier"))
         if c.message_artefact is not None and c.message_artefact.kind == "verdict":
-            effects.append((SAVE_ARTEFACT, c.message_artefact.doc))
             return _verdict(f, cur, c, c.message_artefact, effects)
         projected = _projected(f.budget, c.verifier.usage, seconds=_seconds(c.verifier))
     if (st.get("verifier_attempts") or 0) >= VERIFIER_ATTEMPT_CAP:
@@ -630,5 +645,8 @@ def _dispatch_verifier(f: Facts, cur: str, c: InFlight, projected: Dict[str, Any
     if not c.card_found:
         return Decision(f"stage card missing for {cur} at verifier dispatch, marking stalled", effects,
                         finish=("stalled", "stage_card_missing"))
+    if c.worker_leftover:  # it could still change what the verifier judges
+        return Decision(f"{message}; but {c.worker_leftover}, so the verifier waits for it", effects,
+                        transition=bool(effects))
     attempt = (c.stage.get("verifier_attempts") or 0) + 1 if c.stage else 1
     return _dispatch(f, cur, projected, effects, "verifier", f"{message} (attempt {attempt})")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import auth, families, files, privilege, prompts, sandbox, verify, worktrees
+from . import auth, families, files, privilege, prompts, sandbox, verdicts, verify, worktrees
 from .card import Card, budget_seconds
 from .errors import UserError
 from .families.models import resolve_model
@@ -108,7 +108,8 @@ def prompt_values(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: 
     stage_id = card.stage_id
     acceptance = card.acceptance_command
     log = ctx.paths.log(stage_id, "acceptance")
-    return {
+    run = verdicts.run_of(ctx.paths, stage_id, stage) if role == "verifier" else None
+    values = {
         "stage-id": stage_id,
         "stage-card-path": str(card.path),
         "project-name": ctx.repo.name,
@@ -117,7 +118,6 @@ def prompt_values(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: 
         "worker-identity": identity_for(stage, "worker"),
         "verifier-identity": identity_for(stage, "verifier"),
         "envelope-path": str(ctx.paths.handoff(stage_id)),
-        "artefact-path": str(ctx.paths.verifier_artefact(stage_id)),
         "verifier-invocation": f"{ORCHESTRATOR} ({family.name} cli)",
         "acceptance-note": (f"   After your handoff autometta runs the card's acceptance command "
                             f"`{acceptance}` itself; the stage fails unless it exits 0." if acceptance else ""),
@@ -125,6 +125,9 @@ def prompt_values(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: 
                                 f"`{log}`." if acceptance and stage.get("acceptance") == "pass" else ""),
         "family-notes": "",
     }
+    if run is not None:  # the verdict path is the verifier's alone (autometta.verdicts)
+        values["artefact-path"] = str(run.artefact)
+    return values
 
 
 def _role_command(ctx: RepoContext, card: Card, role: str) -> str:
@@ -167,9 +170,10 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
     for folder in (paths.logs, paths.handoffs, paths.verifiers):
         files.ensure_dir(folder)
     log_path = paths.log(stage_id, role)
-    handoff, artefact = paths.handoff(stage_id), paths.verifier_artefact(stage_id)
+    handoff = paths.handoff(stage_id)
+    artefact = verdicts.artefact_of(paths, stage) if role == "verifier" else None  # made at its dispatch
     # What the role may write besides its tree: the worker its hand-off, the verifier its verdict.
-    role_dirs: Tuple[Path, ...] = {"worker": (handoff.parent,), "verifier": (artefact.parent,)}.get(role, ())
+    role_dirs: Tuple[Path, ...] = {"worker": (handoff.parent,), "verifier": (paths.verifiers,)}.get(role, ())
     config_dirs: List[Path] = []
     guarded: List[Path] = []
     permission: Optional[privilege.Permission] = None
@@ -209,7 +213,10 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
             guarded += family.guarded_files(env)
         seconds, _ = budget_seconds(card, role)
     env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE=role, AUTOMETTA_REPO=str(paths.root),
-               AUTOMETTA_HANDOFF=str(handoff), AUTOMETTA_ARTEFACT=str(artefact))
+               AUTOMETTA_HANDOFF=str(handoff))
+    env.pop("AUTOMETTA_ARTEFACT", None)
+    if artefact is not None:  # the verifier's alone (autometta.verdicts)
+        env["AUTOMETTA_ARTEFACT"] = str(artefact)
     if role != "setup" and not (own is not None and own.argv):  # setup: your own provisioning; a panel: autometta
         argv = confine(ctx, card, role, argv, env, role_dirs=role_dirs, config_dirs=config_dirs, guarded=guarded,
                        permission=permission)

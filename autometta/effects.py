@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import auth, envelope, files, gitops, isolation, procs, scan, secrets, stagecommit, state, worktrees
+from . import (auth, envelope, files, gitops, isolation, procs, scan, secrets, stagecommit, state, verdicts,
+               worktrees)
 from . import decide as d
 from . import facts as observe
 from .dispatch import RepoContext, identity_for, privilege_summary, start
@@ -151,7 +152,8 @@ def _claim(txn: Txn, stage_id: str) -> None:
     envelope.archive(txn.ctx.paths, stage_id, txn.now)
     for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
                 "stall_marker", "completed_at", "commit", "worker_tree", "verifier_tree", "worker_exit",
-                "acceptance", "acceptance_pid", "acceptance_started", "loops", *LANE_KEYS, *TREE_KEYS):
+                "acceptance", "acceptance_pid", "acceptance_started", "loops", *verdicts.FIELDS, *LANE_KEYS,
+                *TREE_KEYS):
         if key in stage:
             stage[key] = None
     stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
@@ -251,7 +253,7 @@ def _rebrief(txn: Txn, brief: Dict[str, Any]) -> None:
                        secrets.redact(rebrief_text(txn.ctx, stage, card, brief)), mode=0o600)
     envelope.archive(paths, stage_id, txn.now)
     for key in ("worker_tree", "verifier_tree", "worker_exit", "verifier_artefact", "acceptance",
-                "acceptance_pid", "acceptance_started"):
+                "acceptance_pid", "acceptance_started", *verdicts.FIELDS):
         if key in stage:
             stage[key] = None
     stage.update(verifier_attempts=0, loops=brief["loop"])
@@ -299,12 +301,14 @@ def _launch(txn: Txn, role: str, decision: d.Decision) -> None:
     card = observe.load_card(txn.ctx, stage["id"])
     if card is None:
         raise UserError(f"stage card for {stage['id']} not found")
+    if role == "verifier":  # its own verdict path, on disk before it starts (an adopted verifier's counts too)
+        verdicts.begin_stage(txn.ctx.paths, stage, txn.now)
+        state.save_state(txn.ctx.paths, txn.state)
     launched = start(txn.ctx, stage, card, role)
     stage[f"{role}_pid"] = launched.pid
     stage[f"{role}_started"] = launched.started
     if role == "verifier":
         stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
-        stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
     route = auth.route_summary(txn.ctx.environ, txn.ctx.manifest, identity_for(stage, role), role,
                                txn.ctx.paths.manifest)
     confined = privilege_summary(txn.ctx, identity_for(stage, role), role, card)
@@ -355,13 +359,14 @@ def apply(txn: Txn, decision: d.Decision) -> str:
             stage["worker_tree"] = gitops.worktree_fingerprint(txn.ctx.work)
         elif name == d.QUARANTINE and stage is not None:
             paths = txn.ctx.paths
-            src = paths.handoff(stage["id"]) if arg == "envelope" else paths.verifier_artefact(stage["id"])
-            dest = (paths.handoffs / f"{stage['id']}.invalid.json" if arg == "envelope"
-                    else src.with_name(src.name + ".invalid.json"))
-            if src.exists():
+            src = paths.handoff(stage["id"]) if arg == "envelope" else verdicts.current_path(paths, stage)
+            if src is not None and src.exists():
+                dest = (paths.handoffs / f"{stage['id']}.invalid.json" if arg == "envelope"
+                        else src.with_name(src.name + ".invalid.json"))
                 os.replace(src, dest)
         elif name == d.SAVE_ARTEFACT and stage is not None:
-            files.write_json(txn.ctx.paths.verifier_artefact(stage["id"]), arg, mode=0o600)
+            paths = txn.ctx.paths
+            verdicts.store(paths, stage["id"], arg, verdicts.run_of(paths, stage["id"], stage))
             stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
         elif name == d.KILL:
             _kill(txn, arg)
@@ -380,7 +385,6 @@ def apply(txn: Txn, decision: d.Decision) -> str:
             stage[f"{role}_pid"], stage[f"{role}_started"] = pid, started
             if role == "verifier":
                 stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
-                stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
         elif name == d.LAUNCH:
             # Persist everything decided so far first: a tick killed after the spawn then
             # leaves an in-flight stage whose runner the next tick adopts (never a twin).

@@ -109,16 +109,28 @@ def archive(paths: RepoPaths, stage_id: str, now: Optional[float] = None, *,
     A re-run must never read them as its own (the bash version re-applied a
     stale verdict, §15.7). Handoff and verdict are both ``<id>.json``, so each
     keeps its folder name (``handoffs/``, ``verifiers/``) under the archive.
+    Every file of the stage in ``state/verifiers/`` goes: the kept verdict,
+    each verifier run's own (``<id>.<nonce>.json``), a panel's folder, the
+    quarantined ones.
     """
-    olds = [paths.verifier_artefact(stage_id), paths.verifiers / f"{stage_id}.json.invalid.json"]
+    olds: List[Path] = []
+    try:
+        olds += [paths.verifiers / name for name in sorted(os.listdir(paths.verifiers))
+                 if name.startswith(f"{stage_id}.")]  # stage ids hold no dot: no other stage's file
+    except OSError:
+        pass
     if not verdicts_only:
         olds += [paths.handoff(stage_id), paths.handoffs / f"{stage_id}.invalid.json"]
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
     moved = []
     for old in olds:
-        if old.exists():
+        if os.path.lexists(old):
             dest = paths.archive / stage_id / stamp / old.parent.name / old.name
             files.ensure_dir(dest.parent)
+            n = 1
+            while os.path.lexists(dest):  # archived twice within a second
+                n += 1
+                dest = dest.with_name(f"{old.name}.{n}")
             os.replace(old, dest)
             moved.append(dest)
     return moved

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import card as cards
-from . import families, gitops, procs, stagecommit, worktrees
+from . import families, gitops, procs, stagecommit, verdicts, worktrees
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
 from .dispatch import RepoContext, identity_for, preflight
-from .envelope import artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
+from .envelope import artefact_from_message, judge_artefact_doc, read_envelope
 from .errors import UserError
 from .launch import read_exit, read_runner
 from .roles import ROLES
@@ -101,13 +101,19 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
         c.worktree_missing = not Path(str(stage["worktree"]), ".git").exists()
     for role in ROLES:
         setattr(c, role, observe_proc(ctx, stage, stage_id, role, now))
-    c.artefact = read_artefact(ctx.paths.verifier_artefact(stage_id), stage_id)
+    run, legacy = verdicts.run_of(ctx.paths, stage_id, stage), verdicts.is_legacy(stage)
+    c.artefact = verdicts.read(ctx.paths, stage_id, run, legacy=legacy)  # only the verdict of autometta's run
+    if not stage.get("merge"):  # accepted and committed on its branch: its verdict is stored already
+        started = verdicts.run_started(ctx.paths, stage_id, run, stage.get("verifier_pid"))
+        c.forged = verdicts.forged(ctx.paths, stage_id, run, started=started, legacy=legacy)
     c.headline = stagecommit.headline(c.headline, c.artefact.doc)
     if stage.get("worker_pid") and not c.worker.alive:
         c.envelope = read_envelope(ctx.paths.handoff(stage_id), stage_id)
         if c.envelope.kind == "missing":
             c.worker_diagnosis = _diagnose(ctx, stage, stage_id, c.worker)
-    if stage.get("verifier_pid") and not c.verifier.alive and c.artefact.kind == "missing":
+    if not stage.get("verifier_pid"):
+        c.worker_leftover = verdicts.worker_run_alive(ctx.paths, stage_id) if not c.worker.alive else None
+    elif (run is not None or legacy) and not c.verifier.alive and c.artefact.kind == "missing":
         family = _family(identity_for(stage, "verifier"))
         if family is not None:
             doc = artefact_from_message(family.final_message(read_log(ctx.paths.log(stage_id, "verifier"))))

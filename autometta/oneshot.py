@@ -14,6 +14,10 @@ tick uses, so a stage run by hand behaves as a queued one:
   ``acceptance_failed``, ``verifier_modified_tree``, ...), so
   docs/troubleshooting.md covers both;
 * the commit is :func:`autometta.stagecommit.commit_accepted`;
+* only a verdict from the verifier ``verify`` started counts
+  (:mod:`autometta.verdicts`): ``verify`` records that run (its verdict
+  path, made at its dispatch, its pid) in ``state/logs/<id>-oneshot.json``,
+  and ``accept`` refuses without that record;
 * the agents work where the tick's would: ``dispatch`` gives the stage a
   worktree of its own on ``autometta/<id>`` (autometta.worktrees), never the
   user's checkout, and ``accept`` lands it the tick's way: commit there,
@@ -34,20 +38,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import cardlint, families, files, gitops, home, isolation, manifest, state, stagecommit, worktrees
+from . import (cardlint, families, files, gitops, home, isolation, manifest, procs, state, stagecommit, verdicts,
+               worktrees)
 from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
-from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_artefact, read_envelope
+from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
 from .errors import UserError
 from .facts import read_log
 from .launch import Launched, read_exit
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso
-from .verify import panel_problem
+from .verify import verdict_problem
 
 #: How long a one-shot command waits for a running tick to release the repo.
 LOCK_WAIT_SECONDS = 30.0
@@ -274,17 +280,32 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if envelope.kind != "pass":
             raise UserError(f"{paths.handoff(stage_id)}: the worker handed off status={envelope.kind} "
                             f"({envelope.notes}); the tick would mark the stage failed without a verifier")
+        alive = verdicts.worker_run_alive(paths, stage_id)
+        if alive:
+            raise UserError(f"{paths.log(stage_id, 'worker')}: {alive}; wait for it to end (it could still change "
+                            "what the verifier judges), then verify again")
         problem = preflight(shot.ctx, shot.stage["verifier"], "verifier", shot.card)
         if problem:
             raise UserError(f"{shot.card.path}: the verifier {shot.stage['verifier']!r} cannot start here: "
                             f"{problem} (docs/troubleshooting.md explains each marker)")
         work = _work(shot)
-        archive(paths, stage_id, verdicts_only=True)
+        previous = verify_record(shot)
+        if previous is not None and isinstance(previous.get("verifier_pid"), int) \
+                and not _verifier_ended(shot, previous):
+            raise UserError(f"{paths.log(stage_id, 'verifier')}: the verifier of the last verify run (pid "
+                            f"{previous['verifier_pid']}) is still running; wait for it, then verify again")
+        forged = verdicts.forged(paths, stage_id, verdicts.run_of(paths, stage_id, previous),
+                                 started=isinstance((previous or {}).get("verifier_pid"), int))
+        if not forged:
+            archive(paths, stage_id, verdicts_only=True)
         tree = gitops.worktree_fingerprint(work.work)
         _note(shot, stage_id=stage_id, worker_tree=tree, merged_tree=None, checked_tree=None,
-              verify_started_at=now_iso())
+              verify_started_at=now_iso(), **dict.fromkeys(_RUN_FIELDS))
     result: Dict[str, Any] = {"stage_id": stage_id, "verifier": shot.stage["verifier"],
                               "artefact": str(paths.verifier_artefact(stage_id)), "waited": wait}
+    if forged:  # left in place for review; no run is recorded, so nothing is accepted
+        result.update(overall="FAIL", marker=f"{verdicts.MARKER}: {forged}")
+        return result
     if shot.card.acceptance_command:
         say(f"running the acceptance command for {stage_id}: {shot.card.acceptance_command}")
         _await(start(work, shot.stage, shot.card, "acceptance"))
@@ -295,7 +316,15 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
             result.update(overall="FAIL", marker="acceptance_failed")
             return result
         shot.stage["acceptance"] = "pass"
+    try:  # the verdict path is made now, for this verifier alone
+        run = verdicts.begin(paths, stage_id, None)
+    except verdicts.Forged as exc:
+        result.update(overall="FAIL", marker=f"{verdicts.MARKER}: {exc.message}")
+        return result
+    shot.stage.update(run.fields(paths))
+    _note(shot, **run.fields(paths))  # before it starts
     launched = start(work, shot.stage, shot.card, "verifier")
+    _note(shot, verifier_pid=launched.pid, verifier_started=launched.started)
     result.update(pid=launched.pid, log=str(paths.log(stage_id, "verifier")))
     if wait:
         _await(launched)
@@ -304,15 +333,53 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
     return result
 
 
-def read_verdict(shot: Shot) -> Artefact:
-    """The verdict file, else (once the verifier has exited) a verdict given as its final message.
+#: What ``verify`` records of the verifier run it starts.
+_RUN_FIELDS = (*verdicts.FIELDS, "verifier_pid", "verifier_started")
 
-    A verdict taken from the final message is saved to the artefact path, as
-    the tick saves it.
+
+def verify_record(shot: Shot) -> Optional[Dict[str, Any]]:
+    """The record as ``verify`` left it (the tree it saw, the verifier run it started), or None.
+
+    ``verify`` writes it after the worker's run ended, so a record whose
+    inode changed last before the runner wrote the worker's exit record was
+    written by something else (the worker itself) and is not verify's. The
+    change time, unlike the modification time, cannot be set back.
     """
+    path = shot.paths.oneshot_record(shot.stage_id)
+    try:
+        changed = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(changed.st_mode):
+        return None
+    try:
+        worker_ended = os.stat(shot.paths.exit_record(shot.stage_id, "worker")).st_ctime
+    except OSError:
+        worker_ended = None  # no worker dispatched by hand: nothing to be older than
+    if worker_ended is not None and changed.st_ctime < worker_ended:
+        return None
+    record = _record(shot)
+    return record if record.get("verify_started_at") else None
+
+
+def _verifier_ended(shot: Shot, record: Dict[str, Any]) -> bool:
+    """Has the verifier ``verify`` started (the one in ``record``) ended?"""
+    pid = record.get("verifier_pid")
+    if not isinstance(pid, int):
+        return False
+    exit_record = read_exit(shot.paths.exit_record(shot.stage_id, "verifier"))
+    if exit_record is not None and exit_record.get("runner_pid") == pid:
+        return True
+    started = record.get("verifier_started")
+    return not procs.is_alive(pid, started if isinstance(started, (int, float)) else None)
+
+
+def read_verdict(shot: Shot, record: Dict[str, Any]) -> Artefact:
+    """The verdict of the verifier run in ``record``: its file, else (once it ended) its final message."""
     paths, stage_id = shot.paths, shot.stage_id
-    artefact = read_artefact(paths.verifier_artefact(stage_id), stage_id)
-    if artefact.kind != "missing" or read_exit(paths.exit_record(stage_id, "verifier")) is None:
+    run = verdicts.run_of(paths, stage_id, record)
+    artefact = verdicts.read(paths, stage_id, run)
+    if artefact.kind != "missing" or run is None:
         return artefact
     try:
         family = families.for_identity(shot.stage["verifier"])
@@ -321,28 +388,45 @@ def read_verdict(shot: Shot) -> Artefact:
     doc = artefact_from_message(family.final_message(read_log(paths.log(stage_id, "verifier"))))
     if doc is None:
         return artefact
-    judged = judge_artefact_doc(doc, stage_id, "the verifier's final message")
-    if judged.kind == "verdict":
-        files.write_json(paths.verifier_artefact(stage_id), doc, mode=0o600)
-    return judged
+    return judge_artefact_doc(doc, stage_id, "the verifier's final message")
 
 
 def verdict_of(shot: Shot) -> Dict[str, Any]:
-    """The verdict as the tick would act on it: overall, marker, criteria, headline, tree check."""
-    artefact = read_verdict(shot)
-    out: Dict[str, Any] = {"artefact": str(shot.paths.verifier_artefact(shot.stage_id))}
+    """The verdict as the tick would act on it: overall, marker, criteria, headline, tree check.
+
+    Only the verdict of the verifier ``verify`` started counts, once it has
+    ended; it is then kept at ``state/verifiers/<id>.json``.
+    """
+    paths, stage_id = shot.paths, shot.stage_id
+    out: Dict[str, Any] = {"artefact": str(paths.verifier_artefact(stage_id))}
+    record = verify_record(shot)
+    if record is None:
+        out.update(overall=None, problem="no record of a verify run")
+        return out
+    run = verdicts.run_of(paths, stage_id, record)
+    forged = verdicts.forged(paths, stage_id, run, started=isinstance(record.get("verifier_pid"), int))
+    if forged:
+        out.update(overall="FAIL", marker=f"{verdicts.MARKER}: {forged}")
+        return out
+    if run is None or not isinstance(record.get("verifier_pid"), int):
+        out.update(overall=None, problem="no verifier was started by the last verify run")
+        return out
+    if not _verifier_ended(shot, record):
+        out.update(overall=None, problem="the verifier has not finished")
+        return out
+    artefact = read_verdict(shot, record)
     if artefact.kind != "verdict":
-        exited = read_exit(shot.paths.exit_record(shot.stage_id, "verifier")) is not None
-        out.update(overall=None, problem=artefact.problem or (
-            "the verifier exited without writing a verdict" if exited else "the verifier has not finished"))
+        out.update(overall=None, problem=artefact.problem or "the verifier exited without writing a verdict")
         return out
     doc = artefact.doc or {}
+    if artefact.doc is not None:
+        verdicts.store(paths, stage_id, artefact.doc, run)  # autometta's copy, where the views read it
     out.update(overall=artefact.overall, criteria=doc.get("criteria") or [],
                headline=stagecommit.headline(shot.card.summary, doc),
                verifier_identity=doc.get("verifier_identity"))
-    panel = panel_problem(doc)  # a verifier panel's own count overrides its overall, as in the tick
-    if panel is not None:
-        out.update(overall="FAIL", status=panel[0], marker=panel[1])
+    problem = verdict_problem(doc)  # a panel's own count and the criteria override an overall, as in the tick
+    if problem is not None:
+        out.update(overall="FAIL", status=problem[0], marker=problem[1])
         return out
     if artefact.overall != "PASS":
         out["marker"] = artefact.problem or "verifier_fail"
@@ -374,11 +458,20 @@ def tree_changed(shot: Shot) -> bool:
 
 
 def accept(shot: Shot, warn: Optional[Say] = None) -> Dict[str, Any]:
-    """Commit the worker's changes on a PASS verdict, exactly as the tick would."""
+    """Commit the worker's changes on a PASS verdict, exactly as the tick would.
+
+    Needs the record of a ``verify`` run: a verdict counts only from the
+    verifier that run started.
+    """
     paths, stage_id = shot.paths, shot.stage_id
     files.ensure_dir(paths.state_dir)
     with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
         _not_in_flight(shot)
+        if verify_record(shot) is None:
+            raise UserError(f"{paths.oneshot_record(stage_id)}: no record of a verify run for {stage_id} (one "
+                            "written before the worker's run ended is not verify's), and only a verdict from a "
+                            f"verifier autometta started counts; run 'autometta verify {shot.card.path} --wait' "
+                            "first")
         record = dict(_record(shot), id=stage_id)
         verdict = verdict_of(shot)
         artefact = paths.verifier_artefact(stage_id)
@@ -391,9 +484,6 @@ def accept(shot: Shot, warn: Optional[Say] = None) -> Dict[str, Any]:
                 warn(undone)
             raise UserError(f"{artefact}: the verdict is FAIL ({verdict.get('marker')}); nothing committed, "
                             f"{'the working tree' if _in_tree(shot) else 'the stage worktree'} is left for review")
-        if not record.get("worker_tree") and warn:
-            warn(f"{paths.oneshot_record(stage_id)}: no record of a verify run, so the tree the verifier "
-                 "judged cannot be compared with the tree now; accepting on the verdict alone")
         if _in_tree(shot):
             isolation.fold_since_claim(paths.root, record)
             sha = stagecommit.commit_accepted(shot.ctx, shot.stage, verdict["headline"])

@@ -197,7 +197,12 @@ class RepoPaths:
         return self.rebriefs / f"{stage_id}-{loop}.md"
 
     def verifier_artefact(self, stage_id: str) -> Path:
+        """Where autometta keeps a stage's accepted verdict (the bash version's path); see autometta.verdicts."""
         return self.verifiers / f"{stage_id}.json"
+
+    def verifier_run_artefact(self, stage_id: str, nonce: str) -> Path:
+        """The verdict path made for one verifier dispatch: ``state/verifiers/<id>.<nonce>.json``."""
+        return self.verifiers / f"{stage_id}.{nonce}.json"
 
     def check_contained(self) -> None:
         """Refuse a ``state/`` (or a folder in it) that is a symlink: writes would land outside the repo.

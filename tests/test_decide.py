@@ -398,13 +398,14 @@ def _panel_doc(overall, votes):
 
 
 @pytest.mark.parametrize("overall,votes,alive,expected_effects,finish", [
-    ("PASS", ["PASS", "PASS", None], False, ["account:verifier", "commit"], ("completed", None)),
-    ("FAIL", ["FAIL", "PASS", "FAIL"], False, ["account:verifier"], ("verifier_failed", "verifier_fail")),
-    ("FAIL", ["PASS", None, None], False, ["account:verifier"],
+    ("PASS", ["PASS", "PASS", None], False, ["account:verifier", "save_artefact", "commit"], ("completed", None)),
+    ("FAIL", ["FAIL", "PASS", "FAIL"], False, ["account:verifier", "save_artefact"],
+     ("verifier_failed", "verifier_fail")),
+    ("FAIL", ["PASS", None, None], False, ["account:verifier", "save_artefact"],
      ("verifier_panel_no_quorum", "verifier_panel_no_quorum: no quorum: 1 of 2 votes needed (1 PASS, 0 FAIL, 2 no-vote)")),
-    ("FAIL", ["PASS", "FAIL", None], False, ["account:verifier"],
+    ("FAIL", ["PASS", "FAIL", None], False, ["account:verifier", "save_artefact"],
      ("verifier_panel_no_quorum", "verifier_panel_no_quorum: no majority: tied vote (1 PASS, 1 FAIL, 1 no-vote)")),
-    ("PASS", ["FAIL", "FAIL", "PASS"], False, ["account:verifier"],
+    ("PASS", ["FAIL", "FAIL", "PASS"], False, ["account:verifier", "save_artefact"],
      ("verifier_failed", "verifier_panel_inconsistent: overall 'PASS' but the panellists' majority FAIL "
                          "(1 PASS, 2 FAIL, 0 no-vote)")),
 ])
@@ -471,11 +472,12 @@ def test_verifier_fail_rebriefs_while_loops_are_left(loops, max_loops, rebrief):
     art = Artefact("verdict", "FAIL", doc=FAIL_DOC)
     dec = d.decide(facts(doc, cur=inflight(doc, verifier=exited(0, pid=9), artefact=art, max_loops=max_loops)))
     if rebrief is None:
-        assert dec.finish == ("verifier_failed", "verifier_fail") and effects(dec) == ["account:verifier"]
+        assert dec.finish == ("verifier_failed", "verifier_fail")
+        assert effects(dec) == ["account:verifier", "save_artefact"]
         return
     assert dec.finish is None and dec.transition and dec.on_launch_failure == "worker_spawn_failed"
-    assert [name for name, _ in dec.effects] == [d.ACCOUNT, d.REBRIEF, d.LAUNCH]
-    brief = dec.effects[1][1]
+    assert [name for name, _ in dec.effects] == [d.ACCOUNT, d.SAVE_ARTEFACT, d.REBRIEF, d.LAUNCH]
+    brief = dec.effects[2][1]
     assert brief == {"loop": rebrief, "of": max_loops, "reason": "verifier_fail", "verdict": FAIL_DOC}
     assert f"re-briefing the worker (loop {rebrief} of {max_loops})" in dec.message
 
@@ -502,7 +504,7 @@ def test_a_rebrief_that_would_cross_a_cap_halts_and_keeps_the_verdict():
     art = Artefact("verdict", "FAIL", doc=FAIL_DOC)
     dec = d.decide(facts(doc, budget=b, cur=inflight(doc, verifier=exited(0, pid=9, usage=Usage(100, 0, 0)),
                                                      artefact=art, max_loops=2)))
-    assert dec.halt == "token-cap" and effects(dec) == ["account:verifier"] and dec.finish is None
+    assert dec.halt == "token-cap" and effects(dec) == ["account:verifier", "save_artefact"] and dec.finish is None
 
 
 # ------------------------------------------------------------------ usage-limit parking
@@ -660,7 +662,8 @@ def test_lane_pass_commits_on_its_branch_and_queues_the_merge():
     f = lane(doc, artefact=Artefact("verdict", overall="PASS", doc={"overall": "PASS"}), verifier=d.Proc(pid=9),
              tree_now=lambda: "t")
     dec = d.decide_lane(f, SID)
-    assert effects(dec) == ["account:verifier", "set", "commit"] and dec.finish is None and dec.kind == "commit"
+    assert effects(dec) == ["account:verifier", "save_artefact", "set", "commit"]
+    assert dec.finish is None and dec.kind == "commit"
     assert (d.SET, ("merge", "queued")) in dec.effects
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -191,7 +192,9 @@ def test_a_rerun_archives_the_previous_handoff_and_verdict(run, tmp_path):
     git(repo, "clean", "-fdq", "-e", "state")
     assert run("dispatch", str(card), "--wait").code == 0
     archived = sorted(f"{p.parent.name}/{p.name}" for p in (repo / "state" / "archive" / "01-hello").rglob("*.json"))
-    assert archived == ["handoffs/01-hello.json", "verifiers/01-hello.json"]  # the old handoff and verdict
+    assert len(archived) == 3 and archived[0] == "handoffs/01-hello.json"  # the old handoff and verdicts:
+    assert archived[2] == "verifiers/01-hello.json"  # autometta's copy, and its verifier run's own
+    assert re.fullmatch(r"verifiers/01-hello\.[0-9a-f]{32}\.json", archived[1])
     assert not (repo / "state" / "verifiers" / "01-hello.json").exists()
 
 

@@ -40,7 +40,7 @@ def test_verifier_fail_then_pass_on_the_second_loop(run, setup, tmp_path):
     assert "hello.txt greets the world: FAIL. Evidence: hello.txt says hello but not world" in rebrief
     prompt = (repo / "state" / "logs" / f"{sid}-worker.prompt.md").read_text()
     assert rebrief in prompt
-    archived = list((repo / "state" / "archive" / sid).glob("*/verifiers/*.json"))
+    archived = list((repo / "state" / "archive" / sid).glob(f"*/verifiers/{sid}.json"))  # autometta's copy
     assert len(archived) == 1 and json.loads(archived[0].read_text())["overall"] == "FAIL"
     log = "".join(p.read_text() for p in (home / "log").glob("tick-*.log"))
     assert "re-briefing the worker (loop 2 of 2)" in log

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
 
-from autometta import schema, yamlsub
+from autometta import schema, verdicts, yamlsub
 from autometta.families import FAMILIES
 from autometta.verify import panel, repo_context
 from tests.conftest import make_repo
@@ -51,6 +52,8 @@ def run_panel(repo: Path, card: Path, say: Optional[List[str]] = None, out_dir: 
 
     ctx = repo_context(repo)
     stage = {"id": SID, "worker": WORKER, "verifier": CHECKER}
+    if out_dir is None:  # as the tick dispatches it: with a verifier run of its own
+        stage.update(verdicts.new_run(ctx.paths, SID).fields(ctx.paths))
     plan, env = panel.build_plan(ctx, stage, parse_card(card), reason="card", out_dir=out_dir)
     lines = say if say is not None else []
     return panel.run_panel(plan, env, register=out_dir is None, say=lines.append), plan
@@ -72,12 +75,13 @@ def test_every_vote_combination_with_real_panellists(world, votes):
     result, plan = run_panel(repo, card)
     passes, fails = votes.count("PASS"), votes.count("FAIL")
     expected = None if passes + fails < 2 or passes == fails else ("PASS" if passes > fails else "FAIL")
-    synthesis = json.loads((repo / "state" / "verifiers" / f"{SID}.json").read_text())
+    synthesis = json.loads(Path(plan["out"]).read_text())  # the verifier run's own path; the tick keeps a copy
     assert schema.errors(synthesis, schema.load_schema("verifier-panel")) == []
     assert result.overall == expected and synthesis["overall"] == (expected or "FAIL")
     assert [p["overall"] for p in synthesis["panellists"]] == list(votes)
-    assert [p["artefact_path"] for p in synthesis["panellists"]] == [
-        f"state/verifiers/{SID}.panel/{n}.json" if v else None for v, n in zip(votes, "abc")]
+    assert [p["artefact_path"] and re.sub(r"\.[0-9a-f]{32}\.json$", ".json", p["artefact_path"])
+            for p in synthesis["panellists"]] == [
+        f"state/verifiers/{SID}.panel/{n}.json" if v else None for v, n in zip(votes, "abc")]  # plus a nonce each
     assert synthesis["quorum"] == {"required": 2, "achieved": passes + fails}
     if expected is None:
         assert synthesis["criteria"] == []
@@ -114,10 +118,10 @@ def test_two_hangs_are_no_quorum(world):
     repo, home, card = world
     card.write_text(card.read_text().replace("Verifier wall-clock: 20 seconds", "Verifier wall-clock: 1 second"))
     set_panel(home, [HANG, command_for("FAIL", "b"), HANG])
-    result, _ = run_panel(repo, card)
+    result, plan = run_panel(repo, card)
     assert result.overall is None
     assert result.reason == "no quorum: 1 of 2 votes needed (0 PASS, 1 FAIL, 2 no-vote)"
-    synthesis = json.loads((repo / "state" / "verifiers" / f"{SID}.json").read_text())
+    synthesis = json.loads(Path(plan["out"]).read_text())
     assert synthesis["overall"] == "FAIL" and synthesis["quorum"]["achieved"] == 1
 
 
@@ -153,7 +157,7 @@ def test_a_cli_panellist_may_give_its_verdict_as_its_final_message(world):
     set_panel(home, [command_for("FAIL", "a"), said, command_for("PASS", "c")])
     result, _ = run_panel(repo, card)
     assert result.overall == "PASS" and result.doc["criteria"][0]["evidence"] == "from b"
-    saved = json.loads((repo / "state" / "verifiers" / f"{SID}.panel" / "b.json").read_text())
+    [saved] = [json.loads(p.read_text()) for p in (repo / "state" / "verifiers" / f"{SID}.panel").glob("b.*.json")]
     assert saved["overall"] == "PASS"
 
 
@@ -180,7 +184,7 @@ def test_an_earlier_attempts_votes_are_archived_not_counted(world):
     set_panel(home, [CRASH, CRASH, command_for("FAIL", "c")])
     result, _ = run_panel(repo, card)
     assert [v.vote for v in result.votes] == [None, None, "FAIL"] and result.overall is None
-    archived = list((repo / "state" / "archive" / SID).glob(f"*/verifiers/{SID}.panel/a.json"))
+    archived = list((repo / "state" / "archive" / SID).glob(f"*/verifiers/{SID}.panel/a.*.json"))
     assert len(archived) == 1 and json.loads(archived[0].read_text())["overall"] == "PASS"
 
 
@@ -232,7 +236,7 @@ def test_panel_command_keeps_files_when_asked_and_exits_1_without_a_verdict(worl
     assert res.out.splitlines()[-2] == "overall: no verdict (no majority: tied vote (1 PASS, 1 FAIL, 1 no-vote); quorum 2)"
     assert json.loads((tmp_path / "kept" / "synthesis.json").read_text())["overall"] == "FAIL"
     assert (tmp_path / "kept" / "logs" / f"{SID}-panel-1.log").read_text().strip() == "boom"
-    assert (tmp_path / "kept" / "panel" / "a.json").exists()
+    assert len(list((tmp_path / "kept" / "panel").glob("a.*.json"))) == 1
 
 
 def test_panel_command_finds_the_card_through_the_manifest_globs(world, run):

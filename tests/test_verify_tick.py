@@ -10,6 +10,7 @@ route (``auth.claude.mode: api`` with an ``env:`` reference), as in real use.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -124,7 +125,9 @@ def test_an_invalid_api_answer_is_no_verdict_and_the_verifier_is_tried_again(set
     run_until_quiet(home, repo)
     s = stage(repo, "01-hello")
     assert (s["status"], s["verifier_attempts"]) == ("verifier_failed", 2)
-    kept = json.loads((repo / "state" / "verifiers" / "01-hello.json.invalid.json").read_text())
+    # the first attempt's answer, next to its own verdict path; archived when the second attempt was dispatched
+    [kept] = [json.loads(p.read_text()) for p in
+              (repo / "state" / "archive" / "01-hello").glob("*/verifiers/01-hello.*.json.invalid.json")]
     assert kept["answer"] == "Looks good!" and len(fake.seen) == 2
     assert s["verifier_tokens"] == 2 * 4600  # both calls were paid for
 
@@ -154,8 +157,8 @@ def test_a_panel_completes_a_stage_and_its_tokens_are_the_verifiers(setup):
     assert synthesis["criteria"][0]["evidence"] == "from a"
     assert synthesis["verifier_invocation"].startswith("autometta _panel-run (panel on by card; a: script cli")
     assert git(repo, "log", "-1", "--format=%(trailers:key=Co-Authored-By,valueonly)").strip() == CHECKER
-    assert "state/verifiers/01-hello.panel/a.json" in git(repo, "ls-tree", "-r", "--name-only",
-                                                            "refs/heads/phat-controller/state")
+    snapshot = git(repo, "ls-tree", "-r", "--name-only", "refs/heads/phat-controller/state")
+    assert re.search(r"^state/verifiers/01-hello\.panel/a\.[0-9a-f]{32}\.json$", snapshot, re.M)
 
 
 def test_a_panel_without_quorum_stops_the_stage_for_good(setup):

@@ -40,6 +40,10 @@ def run(args: argparse.Namespace) -> int:
         if failed:
             print(f"{result['stage_id']}: FAIL (acceptance_failed); see {acceptance['log']}")
             return 1
+    if "pid" not in result:  # refused before a verifier started (verdict_forged)
+        for line in oneshot.verdict_lines(result):
+            print(line)
+        return 1
     print(f"verifier started for {result['stage_id']}: pid {result['pid']} ({result['verifier']})")
     print(f"  log:     {result['log']}")
     print(f"  verdict: {result['artefact']}")

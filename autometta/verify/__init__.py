@@ -168,6 +168,47 @@ def panel_problem(doc: Optional[Mapping[str, Any]]) -> Optional[Tuple[str, str]]
     return None
 
 
+INCONSISTENT_MARKER = "verifier_inconsistent"
+
+
+def criteria_problem(doc: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """Why a verdict's ``overall`` disagrees with its own criteria, or None.
+
+    PASS needs every criterion to PASS; FAIL needs one that does not. A
+    verdict without criteria (a panel with no majority source) is not judged here.
+    """
+    if not isinstance(doc, Mapping) or doc.get("overall") not in ("PASS", "FAIL"):
+        return None
+    criteria = doc.get("criteria")
+    if not isinstance(criteria, list) or not criteria:
+        return None
+    failing = [c for c in criteria if not isinstance(c, Mapping) or c.get("verdict") != "PASS"]
+    if doc["overall"] == "PASS" and failing:
+        first = failing[0] if isinstance(failing[0], Mapping) else {}
+        more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
+        return (f"overall PASS but criterion {str(first.get('id'))[:10]} ({str(first.get('name'))[:80]}) "
+                f"is {str(first.get('verdict'))[:10]}{more}")
+    if doc["overall"] == "FAIL" and not failing:
+        return "overall FAIL but every criterion PASSes"
+    return None
+
+
+def verdict_problem(doc: Optional[Mapping[str, Any]]) -> Optional[Tuple[str, str]]:
+    """The (status, marker) that overrides a verdict's ``overall``, or None: one rule for every verdict.
+
+    A panel's votes are counted again (:func:`panel_problem`); then any
+    verdict, a single verifier's or a panel's, must agree with its own
+    criteria, else it fails ``verifier_inconsistent``.
+    """
+    panel = panel_problem(doc)
+    if panel is not None:
+        return panel
+    why = criteria_problem(doc)
+    if why is not None:
+        return "verifier_failed", f"{INCONSISTENT_MARKER}: {why}"
+    return None
+
+
 # ------------------------------------------------------------------ dispatch hook
 
 def repo_context(repo: Any, environ: Optional[Mapping[str, str]] = None) -> Any:

@@ -9,17 +9,23 @@ carries it out:
 
 1. starts every panellist under the runner (:func:`autometta.launch.launch`),
    each with its own log ``state/logs/<id>-panel-<n>.log``, exit record and
-   verdict ``state/verifiers/<id>.panel/<name>.json``, and registers it;
+   verdict path ``state/verifiers/<id>.panel/<name>.<nonce>.json``, made for
+   this dispatch and given to that panellist alone (``AUTOMETTA_ARTEFACT``,
+   its prompt), and registers it;
 2. waits for them without polling files, until the card's verifier
    wall-clock budget is spent, then stops the stragglers (SIGTERM to their
    process groups; the runner escalates);
 3. counts the votes (:func:`autometta.verify.tally`): a panellist that
    crashed, timed out, or left no readable verdict with a PASS/FAIL
-   ``overall`` does not vote; a schema-invalid PASS counts as FAIL, as it
-   would for a single verifier;
+   ``overall`` does not vote, nor does a verdict file it cannot have written
+   (a symlink, a hard link, older than its start: ``verdict_forged``, see
+   :mod:`autometta.verdicts`); a schema-invalid PASS, or a PASS whose own
+   criteria do not all PASS, counts as FAIL, as it would for a single verifier;
 4. prints one usage line with every panellist's tokens and cost (so the
    tick accounts the whole panel as this stage's verifier), then writes the
-   synthesis to ``state/verifiers/<id>.json`` atomically, last.
+   synthesis atomically, last, to the panel's own verdict path (the
+   verifier run's, ``state/verifiers/<id>.<nonce>.json``); the tick keeps it
+   at ``state/verifiers/<id>.json`` once it acted on it.
 
 The synthesis follows ``schemas/verifier-panel.json``: ``criteria``,
 ``additional_findings`` and ``headline`` come from the first panellist (in
@@ -63,7 +69,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .. import families, files, procs, prompts, schema
+from .. import families, files, procs, prompts, schema, verdicts
 from ..card import Card, budget_seconds
 from ..envelope import artefact_from_message, read_artefact
 from ..errors import UserError
@@ -72,8 +78,8 @@ from ..identity import family_of, parse_identity, slugify
 from ..launch import Launched, LaunchSpec, launch, read_exit, self_argv
 from ..paths import RepoPaths
 from ..timeutil import now_iso
-from . import (API_OF_FAMILY, NO_QUORUM, PANEL_SIZE, QUORUM_REQUIRED, OwnLaunch, Route, normalise_transport,
-               tally, transport_for)
+from . import (API_OF_FAMILY, INCONSISTENT_MARKER, NO_QUORUM, PANEL_SIZE, QUORUM_REQUIRED, OwnLaunch, Route,
+               criteria_problem, normalise_transport, tally, transport_for)
 from . import request as api_request
 
 #: The bash version's panel (spec §7.4): two Claude tiers through the API, one Codex through its CLI.
@@ -209,13 +215,13 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
         out, plan_file = out_dir / "synthesis.json", out_dir / "plan.json"
     else:
         votes_dir, logs_dir = panel_dir(paths, stage_id), paths.logs
-        out, plan_file = paths.verifier_artefact(stage_id), plan_path(paths, stage_id)
+        out, plan_file = verdicts.artefact_of(paths, stage), plan_path(paths, stage_id)
     env: Dict[str, str] = {}
     entries: List[Dict[str, Any]] = []
     for m in members:
         fam = families.get(m.family)
         member_env = dispatch.agent_env(ctx, fam, "verifier")
-        artefact = votes_dir / f"{m.name}.json"
+        artefact = votes_dir / f"{m.name}.{verdicts.nonce()}.json"  # this member's, for this dispatch only
         log = logs_dir / f"{stage_id}-panel-{m.index}.log" if read_only else paths.log(stage_id, f"panel-{m.index}")
         exit_file = (logs_dir / f"{stage_id}-panel-{m.index}.exit.json" if read_only
                      else paths.exit_record(stage_id, f"panel-{m.index}"))
@@ -400,14 +406,23 @@ def _outcome(record: Optional[Dict[str, Any]], stopped: bool, started: bool) -> 
     return "exited without a verdict"
 
 
-def judge(entry: Mapping[str, Any], stage_id: str, stopped: bool, started: bool) -> Vote:
-    """One panellist's vote from its verdict file (or, for a CLI agent, its final message)."""
+def judge(entry: Mapping[str, Any], stage_id: str, stopped: bool, started: bool,
+          since: Optional[float] = None) -> Vote:
+    """One panellist's vote from its verdict file (or, for a CLI agent, its final message).
+
+    ``since``: when the panellist was started; a verdict file last written
+    before it, or one it cannot have written (a symlink, a hard link), is no vote.
+    """
     from ..facts import read_log
 
     artefact = Path(entry["artefact"])
     log_text = read_log(Path(entry["log"]))
     fam = families.FAMILIES.get(entry["family"])
     usage = fam.parse_usage(log_text) if fam is not None and started else None
+    forged = verdicts.check_file(artefact, since)
+    if forged is not None:
+        return Vote(entry["id"], entry["name"], entry["identity"], None, f"{verdicts.MARKER}: {forged}", artefact,
+                    usage=usage)
     if not artefact.exists() and entry["transport"] == "cli" and fam is not None and started:
         doc = artefact_from_message(fam.final_message(log_text))
         if doc is not None:  # as the tick does for a verifier that cannot write files
@@ -429,8 +444,11 @@ def judge(entry: Mapping[str, Any], stage_id: str, stopped: bool, started: bool)
         vote.status = f"wrote no PASS/FAIL overall ({str(raw)[:20]!r})"
         return vote
     vote.vote = art.overall
-    vote.valid = not art.problem and not art.errors
+    inconsistent = criteria_problem(art.doc)  # one rule with the single verifier's (verify.verdict_problem)
+    vote.valid = not art.problem and not art.errors and inconsistent is None
     vote.status = art.overall if not art.problem else f"FAIL ({art.problem})"
+    if inconsistent is not None and not art.problem:
+        vote.vote, vote.status = "FAIL", f"FAIL ({INCONSISTENT_MARKER}: {inconsistent})"
     return vote
 
 
@@ -476,6 +494,7 @@ def run_panel(plan: Mapping[str, Any], environ: Mapping[str, str], *, register: 
     stage_id = plan["stage_id"]
     seconds = int(plan.get("budget_seconds") or 0) or None
     launched: Dict[str, Launched] = {}
+    since: Dict[str, float] = {}
     stopped: List[str] = []
     previous = _stop_on_signals()
     try:
@@ -486,6 +505,7 @@ def run_panel(plan: Mapping[str, Any], environ: Mapping[str, str], *, register: 
             env.setdefault("PATH", environ.get("PATH") or os.defpath)
             env.update(AUTOMETTA_STAGE_ID=stage_id, AUTOMETTA_ROLE="verifier", AUTOMETTA_PANELLIST=entry["name"],
                        AUTOMETTA_ARTEFACT=entry["artefact"])
+            since[entry["name"]] = time.time()
             try:
                 one = launch(LaunchSpec(argv=list(entry["argv"]), cwd=repo, env=env, log_path=Path(entry["log"]),
                                         exit_path=Path(entry["exit"]), budget_seconds=seconds))
@@ -501,7 +521,7 @@ def run_panel(plan: Mapping[str, Any], environ: Mapping[str, str], *, register: 
         stopped = _wait(launched, deadline, say)
     finally:
         _restore_signals(previous)
-    votes = [judge(entry, stage_id, entry["name"] in stopped, entry["name"] in launched)
+    votes = [judge(entry, stage_id, entry["name"] in stopped, entry["name"] in launched, since.get(entry["name"]))
              for entry in plan["panellists"]]
     doc, count = synthesise(plan, votes)
     total = Usage()

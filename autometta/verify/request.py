@@ -605,7 +605,7 @@ def api_invocation(api: str, model: str, route: Route) -> str:
 def dispatch_launch(ctx: Any, stage: Mapping[str, Any], card: Any, family: Any, model: Optional[str],
                     route: Route) -> OwnLaunch:
     """The tick's API verifier: autometta itself, supervised like any agent, writes the artefact."""
-    from .. import dispatch
+    from .. import dispatch, verdicts
     from ..card import budget_seconds
 
     api = API_OF_FAMILY[family.name]
@@ -618,13 +618,14 @@ def dispatch_launch(ctx: Any, stage: Mapping[str, Any], card: Any, family: Any, 
     module.api_key(env)  # fail closed here, before anything starts
     invocation = api_invocation(api, model, route)
     values = dispatch.prompt_values(ctx, stage, card, "verifier", family)
+    out = verdicts.artefact_of(ctx.paths, stage)  # made at this dispatch (autometta.verdicts)
     info = StageInfo(stage_id=card.stage_id, repo=ctx.work, card_path=Path(card.path),
                      verifier_identity=dispatch.identity_for(stage, "verifier"), verifier_invocation=invocation,
                      worker_identity=dispatch.identity_for(stage, "worker"),
-                     artefact_path=ctx.paths.verifier_artefact_rel(card.stage_id),
+                     artefact_path=verdicts.rel(ctx.paths, out),
                      acceptance_evidence=values.get("acceptance-evidence", ""))
     seconds, _ = budget_seconds(card, "verifier")
-    argv = api_argv(api=api, family=family.name, info=info, out=ctx.paths.verifier_artefact(card.stage_id),
+    argv = api_argv(api=api, family=family.name, info=info, out=out,
                     model=model, base_url=config_base_url(ctx.config, family.name),
                     timeout=seconds, config=ctx.config)
     return OwnLaunch(invocation=invocation, argv=argv, env=env, family=family.name)
