@@ -21,7 +21,7 @@ from autometta.families import FAMILIES
 from autometta.verify import panel, repo_context
 from tests.conftest import make_repo
 from tests.tickkit import CHECKER, WORKER, commit_all, script_card
-from tests.verifykit import script_verdict_command
+from tests.verifykit import script_verdict_command, verdict_doc
 
 SID = "05-panel"
 CRASH = "echo boom >&2; exit 3"
@@ -255,3 +255,29 @@ def test_panel_command_finds_the_card_through_the_manifest_globs(world, run):
     res = run("panel", SID, str(repo))
     assert res.code == 1
     assert res.err.startswith(f"autometta panel: {repo}: no stage card for {SID} (looked in docs/stages/*.md")
+
+
+# ------------------------------------------------------------------ only a member's own verdict, consistent, counts
+
+def test_a_member_verdict_file_it_cannot_have_written_is_no_vote(world, tmp_path):
+    repo, home, card = world
+    planted = tmp_path / "pass.json"
+    planted.write_text(json.dumps(verdict_doc(SID, "PASS")))
+    set_panel(home, [f"ln -s {planted} \"$AUTOMETTA_ARTEFACT\"", f"ln {planted} \"$AUTOMETTA_ARTEFACT\"",
+                     command_for("FAIL", "c")])
+    result, _ = run_panel(repo, card)
+    assert [v.vote for v in result.votes] == [None, None, "FAIL"] and result.overall is None
+    assert result.votes[0].status.startswith("verdict_forged: ") and "is a symlink" in result.votes[0].status
+    assert "has 2 hard links" in result.votes[1].status
+
+
+def test_an_inconsistent_member_pass_counts_as_fail_and_is_not_the_criteria_source(world):
+    repo, home, card = world
+    inconsistent = script_verdict_command(SID, "PASS", evidence="from a").replace(
+        '"verdict": "PASS"', '"verdict": "FAIL"')
+    set_panel(home, [inconsistent, command_for("PASS", "b"), command_for("FAIL", "c")])
+    result, _ = run_panel(repo, card)
+    assert [v.vote for v in result.votes] == ["FAIL", "PASS", "FAIL"] and result.overall == "FAIL"
+    assert result.votes[0].status == ("FAIL (verifier_inconsistent: overall PASS but criterion 1 "
+                                      "(hello.txt says hello) is FAIL)")
+    assert result.doc["criteria"][0]["evidence"] == "from c"
