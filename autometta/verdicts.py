@@ -215,8 +215,12 @@ def forged(paths: RepoPaths, stage_id: str, run: Optional[Run], *, started: bool
     """Why the stage's verdict files cannot be trusted (``verdict_forged``), or None.
 
     ``run`` is the current verifier run (None before the first dispatch) and
-    ``started`` whether its verifier process was started.
+    ``started`` whether its verifier process was started. A ``legacy`` stage
+    (:func:`is_legacy`) was told the old path: only that its verdict there is
+    a plain file is checked (a bash panel's votes are under ``<id>.panel/``).
     """
+    if legacy:
+        return check_file(paths.verifier_artefact(stage_id), None, rel(paths, paths.verifier_artefact(stage_id)))
     try:
         names = sorted(os.listdir(paths.verifiers))
     except OSError:
@@ -230,7 +234,7 @@ def forged(paths: RepoPaths, stage_id: str, run: Optional[Run], *, started: bool
             continue
         path = paths.verifiers / name
         if name == canonical.name:
-            problem = _canonical_problem(paths, stage_id, run, legacy)
+            problem = _canonical_problem(paths, stage_id, run)
         elif name == f"{stage_id}.panel":
             problem = _panel_problem(paths, stage_id, run)
         else:
@@ -246,11 +250,11 @@ def forged(paths: RepoPaths, stage_id: str, run: Optional[Run], *, started: bool
     return None
 
 
-def _canonical_problem(paths: RepoPaths, stage_id: str, run: Optional[Run], legacy: bool) -> Optional[str]:
+def _canonical_problem(paths: RepoPaths, stage_id: str, run: Optional[Run]) -> Optional[str]:
     path = paths.verifier_artefact(stage_id)
     shown = rel(paths, path)
     problem = check_file(path, None, shown)
-    if problem or legacy:
+    if problem:
         return problem
     if run is None:
         return f"{shown} exists, but no verifier has run for this stage (autometta alone writes that file)"

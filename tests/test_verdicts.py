@@ -355,3 +355,10 @@ def test_a_verdict_is_kept_at_the_old_path_once_acted_on():
     dec = d.decide(d.Facts(repo="/r", budget=initial_budget(), state=doc_, cur=c))
     assert dec.effects == [(d.ACCOUNT, "verifier"), (d.SAVE_ARTEFACT, doc("PASS", "PASS", "FAIL"))]
     assert dec.finish == ("verifier_failed", "verifier_inconsistent: overall PASS but criterion 2 (c2) is FAIL")
+
+
+def test_a_legacy_stage_keeps_its_bash_panel_votes(paths):
+    put(paths.verifier_artefact(SID))
+    put(paths.verifiers / f"{SID}.panel" / "opus.json")
+    assert verdicts.forged(paths, SID, None, started=True, legacy=True) is None
+    assert verdicts.forged(paths, SID, None, started=True) is not None

@@ -60,8 +60,8 @@ from tests.e2e.test_tick_real_clis import (
     await_agents,
     env_names,
 )
-from tests.support.model_server import ModelServer, Request, Turn, shell, text, write_file
-from tests.tickkit import commit_all, git, read_state
+from tests.support.model_server import ModelServer, Request, Turn, shell, text, verdict_path, write_file
+from tests.tickkit import commit_all, git, read_state, stage as stage_of
 
 #: stage id -> (worker, verifier, what the worker writes, the verifier's headline)
 STAGES = {
@@ -125,7 +125,7 @@ def build_script(repo: Path) -> Dict[str, List[Turn]]:
     script: Dict[str, List[Turn]] = {}
     for stage_id, (worker, verifier, content, headline) in STAGES.items():
         lane = lane_path(repo, stage_id)
-        handoff, artefact = str(paths.handoff(stage_id)), str(paths.verifier_artefact(stage_id))
+        handoff = str(paths.handoff(stage_id))
         if FAMILY[worker] == "claude":
             work = [write_file(str(lane / "out" / f"{stage_id}.txt"), content),
                     write_file(handoff, envelope(stage_id, worker))]
@@ -134,7 +134,8 @@ def build_script(repo: Path) -> Dict[str, List[Turn]]:
                     shell(f"printf '%s' {sh_quote(envelope(stage_id, worker))} > \"$AUTOMETTA_HANDOFF\"")]
         script[f"{FAMILY[worker]}:worker:{stage_id}"] = work + [text("Wrote the file and the handoff.")]
         script[f"{FAMILY[verifier]}:verifier:{stage_id}"] = [
-            write_file(artefact, verdict(stage_id, verifier, headline)), text("Verdict written: PASS.")]
+            write_file(verdict_path(stage_id), verdict(stage_id, verifier, headline)),  # as its prompt says
+            text("Verdict written: PASS.")]
     return script
 
 
@@ -317,8 +318,9 @@ def test_two_lanes_with_the_real_clis(clis, run, tmp_path, home_dir, monkeypatch
             pairs = list(zip(argv, argv[1:]))
             seen = env_names(dumps / f"{stage_id}-{role}.env")
             assert seen["AUTOMETTA_HANDOFF"] == str(paths.handoff(stage_id)), where
-            assert seen["AUTOMETTA_ARTEFACT"] == str(paths.verifier_artefact(stage_id)), where
-            told = paths.handoff(stage_id) if role == "worker" else paths.verifier_artefact(stage_id)
+            run_artefact = repo / stage_of(repo, stage_id)["verifier_run_artefact"]  # made at its dispatch
+            assert seen.get("AUTOMETTA_ARTEFACT") == (str(run_artefact) if role == "verifier" else None), where
+            told = paths.handoff(stage_id) if role == "worker" else run_artefact
             assert ("--add-dir", str(told.parent)) in pairs, (where, argv[:-1])
             assert ("--add-dir", state_dir) not in pairs, (where, argv[:-1])
             if FAMILY[identity] == "codex":

@@ -18,7 +18,7 @@ from tests.conftest import make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, _stop_group, agent_environment, agent_key,
                                            agent_pids, await_agents, envelope, pass_env, verdict,
                                            write_cards)
-from tests.support.model_server import ModelServer, Request, error, text, write_file
+from tests.support.model_server import ModelServer, Request, error, text, verdict_path, write_file
 from tests.tickkit import commit_all, git, read_budget, read_state
 
 
@@ -35,7 +35,7 @@ def test_a_real_usage_limit_parks_the_repo_until_the_reset(clis, run, tmp_path, 
         f"claude:worker:{SID}": [write_file(out, "Hello from Claude.\n"),
                                  write_file(str(repo / f"state/handoffs/{SID}.json"), envelope(SID, CLAUDE)),
                                  text("Done.")],
-        f"codex:verifier:{SID}": [write_file(str(repo / f"state/verifiers/{SID}.json"), verdict(SID, CODEX, "Greeting")),
+        f"codex:verifier:{SID}": [write_file(verdict_path(SID), verdict(SID, CODEX, "Greeting")),
                                   text("PASS.")],
     }
     first = []

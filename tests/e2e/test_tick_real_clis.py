@@ -39,7 +39,7 @@ from autometta.paths import HomePaths, RepoPaths
 from autometta.roles import ROLES
 from tests.conftest import CARD, make_repo
 from tests.support.agent_clis import CODEX_CONFIG
-from tests.support.model_server import ModelServer, Request, Tokens, Turn, shell, text, write_file
+from tests.support.model_server import ModelServer, Request, Tokens, Turn, shell, text, verdict_path, write_file
 from tests.tickkit import commit_all, git, read_budget, read_state
 
 CLAUDE = "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
@@ -170,7 +170,8 @@ def build_script(repo: Path) -> Dict[str, List[Turn]]:
             turns = [write_file(where(f"out/{stage_id}.txt"), content), handoff,
                      text("Wrote the file and the handoff envelope.")]
         else:
-            turns = [write_file(str(paths.verifier_artefact(stage_id)), verdict(stage_id, identity, headline)),
+            turns = [write_file(verdict_path(stage_id),  # the path its prompt names, made at its dispatch
+                                verdict(stage_id, identity, headline)),
                      text("Verdict written: PASS.")]
         for index, turn in enumerate(turns):
             turn.tokens = tokens(family, agent, index)

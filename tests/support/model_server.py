@@ -24,8 +24,10 @@ CLI reports can be checked against what the "model" said it spent.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
+import re
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -55,7 +57,7 @@ class Turn:
     """One scripted model reply. Build it with the helpers below."""
 
     kind: str  # "write" | "shell" | "text" | "error"
-    path: str = ""
+    path: Union[str, Callable[["Request"], str]] = ""  # a callable finds it in the request (told_path)
     content: str = ""
     command: str = ""
     text: str = ""
@@ -70,6 +72,26 @@ class Turn:
 def write_file(path: str, content: str, tokens: Optional[Tokens] = None, codex_via: str = "apply_patch") -> Turn:
     """claude: a ``Write`` tool call (give an absolute path); codex: apply_patch or a shell printf."""
     return Turn("write", path=path, content=content, codex_via=codex_via, tokens=tokens or Tokens())
+
+
+def told_path(pattern: str) -> Callable[["Request"], str]:
+    """For :func:`write_file`: the first match of ``pattern`` (a regex) in the request the turn answers.
+
+    For a path the agent's prompt names that is made only when the agent is
+    dispatched, such as a verifier's verdict path, ``state/verifiers/<id>.<nonce>.json``.
+    """
+    regex = re.compile(pattern)
+
+    def find(request: "Request") -> str:
+        match = regex.search(json.dumps(request.body))
+        return match.group(0) if match else f"(no {pattern} in the request)"
+
+    return find
+
+
+def verdict_path(stage_id: str) -> Callable[["Request"], str]:
+    """The absolute verdict path the verifier's prompt names (see :func:`told_path`)."""
+    return told_path(r"/[^\s\"'`]*/state/verifiers/" + re.escape(stage_id) + r"\.[0-9a-f]{32}\.json")
 
 
 def shell(command: str, tokens: Optional[Tokens] = None) -> Turn:
@@ -182,6 +204,8 @@ class ModelServer:
                 self.problems.append(problem)
             return 500, {"content-type": "application/json"}, _json(_error_body(request.api, 500, problem))
         turn = turns[index]
+        if callable(turn.path):
+            turn = dataclasses.replace(turn, path=turn.path(request))
         if turn.kind == "error":
             return self._error(request.api, turn)
         n = next(self._ids)
