@@ -39,6 +39,7 @@ import json
 import os
 import re
 import stat
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
@@ -92,8 +93,6 @@ def nonce() -> str:
 
 
 def new_run(paths: RepoPaths, stage_id: str, now: Optional[float] = None) -> Run:
-    import time
-
     return Run(paths.verifier_run_artefact(stage_id, nonce()), time.time() if now is None else now)
 
 
@@ -297,7 +296,7 @@ def begin(paths: RepoPaths, stage_id: str, previous: Optional[Run], *, legacy: b
         raise Forged(problem)
     archive(paths, stage_id, now, verdicts_only=True)
     files.ensure_dir(paths.verifiers)
-    return new_run(paths, stage_id, now)
+    return new_run(paths, stage_id)  # the real clock, whatever ``now`` says: files are stamped by it
 
 
 def begin_stage(paths: RepoPaths, stage: Dict[str, Any], now: Optional[float] = None) -> Run:

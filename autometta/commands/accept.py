@@ -1,14 +1,16 @@
 """Commit one stage by hand on a PASS verdict, exactly as the tick would.
 
-Reads ``state/verifiers/<id>.json`` (or the verdict the verifier gave as its
-final message). On PASS, and when the stage's worktree is the one the
-verifier judged, commits every change outside ``state/`` there with the
-worker as author, the verifier as ``Co-Authored-By`` and ``<id>: <headline>``
-as subject (the verdict's ``headline``, else the card title), then lands it
-as the tick would: rebased onto the checked-out branch, the acceptance
-command rerun if that branch moved, fast-forwarded, the worktree removed.
-Your own uncommitted changes are never part of it. On FAIL nothing is
-committed and the exit is 1. state.yaml and budget.json are not touched.
+Needs the record ``autometta verify`` leaves (``state/logs/<id>-oneshot.json``):
+only the verdict of the verifier that run started counts, read from the path
+made for it (or its final message) once it has ended. On PASS, and when the
+stage's worktree is the one the verifier judged, commits every change outside
+``state/`` there with the worker as author, the verifier as
+``Co-Authored-By`` and ``<id>: <headline>`` as subject (the verdict's
+``headline``, else the card title), then lands it as the tick would: rebased
+onto the checked-out branch, the acceptance command rerun if that branch
+moved, fast-forwarded, the worktree removed. Your own uncommitted changes are
+never part of it. On FAIL nothing is committed and the exit is 1. state.yaml
+and budget.json are not touched.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Judge one stage by hand: its acceptance command, then the cross-family verifier.
 
-Needs the worker's ``pass`` handoff (``autometta dispatch``). Runs the card's
-acceptance command, if it has one, and waits for it (a non-zero exit is
-``acceptance_failed`` and no verifier runs); then starts the verifier as the
-tick does. ``--wait`` waits for the verdict and prints it; exit 0 on PASS,
+Needs the worker's ``pass`` handoff (``autometta dispatch``) and the worker's
+run to have ended. Runs the card's acceptance command, if it has one, and
+waits for it (a non-zero exit is ``acceptance_failed`` and no verifier runs);
+then starts the verifier as the tick does, with a verdict path made for it
+alone, and records that run for ``autometta accept``. A verdict already there
+(``verdict_forged``) fails the stage before any verifier starts. ``--wait`` waits for the verdict and prints it; exit 0 on PASS,
 1 otherwise. state.yaml and budget.json are not touched. Next: ``autometta
 accept CARD``.
 """
