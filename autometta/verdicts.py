@@ -225,11 +225,12 @@ def forged(paths: RepoPaths, stage_id: str, run: Optional[Run], *, started: bool
     except OSError:
         return None
     canonical = paths.verifier_artefact(stage_id)
-    allowed = {f"{stage_id}.json.invalid.json"}  # autometta's quarantine of a half-written legacy verdict
-    if run is not None:
-        allowed |= {run.artefact.name, run.artefact.name + ".invalid.json"}
+    # Never read as a verdict: autometta's quarantine of a half-written legacy verdict, and anything
+    # named after the run's own file (its .invalid.json, an editor's temporary copy).
+    allowed = (f"{stage_id}.json.invalid.json", run.artefact.name) if run is not None \
+        else (f"{stage_id}.json.invalid.json",)
     for name in names:
-        if not name.startswith(f"{stage_id}.") or name in allowed:
+        if not name.startswith(f"{stage_id}.") or name.startswith(allowed):
             continue
         path = paths.verifiers / name
         if name == canonical.name:
@@ -270,9 +271,8 @@ def _panel_problem(paths: RepoPaths, stage_id: str, run: Optional[Run]) -> Optio
     if folder.is_symlink() or not folder.is_dir():
         return f"{shown} is not a folder autometta made"
     members = panel_members(paths, stage_id, run)
-    allowed = set(members) | {name + ".invalid.json" for name in members}
-    for name in sorted(os.listdir(folder)):
-        if name not in allowed:
+    for name in sorted(os.listdir(folder)):  # a temporary file (".name.tmp") or one named after a member's is no vote
+        if not name.startswith((".", *members)):
             return f"{shown}/{name} is not the verdict path of a member of this stage's verifier panel"
     for name in members:
         problem = check_file(folder / name, run.dispatched_at if run else None, f"{shown}/{name}")

@@ -362,3 +362,14 @@ def test_a_legacy_stage_keeps_its_bash_panel_votes(paths):
     put(paths.verifiers / f"{SID}.panel" / "opus.json")
     assert verdicts.forged(paths, SID, None, started=True, legacy=True) is None
     assert verdicts.forged(paths, SID, None, started=True) is not None
+
+
+def test_temporary_files_beside_a_verdict_are_no_forgery(paths):
+    """An editor or an atomic write leaves a temporary file next to the verdict for a moment."""
+    run = run_at(paths)
+    plan(paths, run)
+    put(run.artefact.with_name(run.artefact.name + ".tmp"))
+    put(paths.verifiers / f".{SID}.json.x1y2.tmp")
+    put(paths.verifiers / f"{SID}.panel" / f".a.{NONCE}.json.x1y2.tmp")
+    put(paths.verifiers / f"{SID}.panel" / f"a.{NONCE}.json~")
+    assert verdicts.forged(paths, SID, run, started=True) is None
