@@ -279,6 +279,8 @@ def check_no_leak(leaky, vectors: List[str], status: str, vault: Dict[str, str],
         assert subject.startswith(f"{STAGE}: all good, ****")
 
     own = [suffix.format(K=vault[ANTHROPIC_REF]) for v in vectors for suffix in AGENTS_OWN.get(v, [])]
+    if "headline" in vectors and s.get("verifier_run_artefact"):
+        own.append(s["verifier_run_artefact"])  # the verifier's own verdict, at the path made for its run
     strays = [p for p in holding([repo, home], values)
               if "/.git/" not in p + "/" and not any(p.endswith(suffix) for suffix in own)]
     assert strays == []  # state.yaml, logs, prompts, snapshots, the tick log, events, the dashboard: all clean
