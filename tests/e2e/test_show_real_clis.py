@@ -34,7 +34,7 @@ import pytest
 import tests.e2e.test_tick_real_clis as tick_e2e
 from autometta.paths import RepoPaths
 from tests.conftest import make_repo
-from tests.support.model_server import ModelServer, Request, Turn, shell, text, write_file
+from tests.support.model_server import ModelServer, Request, Turn, shell, text, verdict_path, write_file
 from tests.tickkit import commit_all, read_state
 
 CLAUDE, CODEX, STAGES = tick_e2e.CLAUDE, tick_e2e.CODEX, tick_e2e.STAGES
@@ -78,7 +78,7 @@ def turns_for(repo: Path, key: str) -> List[Turn]:
     else:
         verdict = tick_e2e.verdict(stage_id, verifier, headline)
         turns = [shell(f"cat {deliverable}"),
-                 write_file(str(paths.verifier_artefact(stage_id)), verdict) if family == "claude"
+                 write_file(verdict_path(stage_id), verdict) if family == "claude"  # the path its prompt names
                  else shell(f"printf '%s' {_quoted(verdict)} > \"$AUTOMETTA_ARTEFACT\""),
                  text("Verdict written: PASS.")]
     for index, turn in enumerate(turns):
@@ -165,7 +165,7 @@ def test_show_lists_what_the_real_clis_did(clis, run, tmp_path, home_dir, monkey
                                        ("run", handoff[1], 0, True)]
             assert handoff[1].endswith('> "$AUTOMETTA_HANDOFF"')
             assert calls("verifier") == [("run", f"cat {deliverable}", 0, True),
-                                         ("write", f"state/verifiers/{stage_id}.json", None, True)]
+                                         ("write", stage["verifier_run_artefact"], None, True)]
         assert agents["worker"]["final_message"] == "Wrote the file and the handoff envelope."
         assert agents["verifier"]["final_message"] == "Verdict written: PASS."
         for role, family in families.items():
