@@ -404,6 +404,8 @@ def timeline(stage: Dict[str, Any], runs: List[Dict[str, Any]], verdict: Dict[st
                        + (f" ({verdict['problem']})" if verdict.get("problem") else "")))
     landed = _when(stage.get("completed_at"))
     if landed is not None:
+        if written is not None:  # completed_at is the tick's start; the verdict's copy is written later that tick
+            landed = max(landed, written)
         sha = stage.get("commit")
         events.append((landed, 80, "landed", f"as {str(sha)[:12]}" if sha else "nothing to commit"))
     for event in journal:
