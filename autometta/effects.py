@@ -68,6 +68,8 @@ def _finish(txn: Txn, status: str, marker: Optional[str]) -> None:
         stage["stall_marker"] = _masked(txn, stage, marker)
         if status == "completed":
             stage["completed_at"] = now_iso(txn.now)
+        else:
+            stage["stopped_at"] = now_iso(txn.now)  # what needs a person says since when
         if stage.get("merge"):
             stage["merge"] = None  # landed, or refused: then its branch and worktree stay for review
     if status == "completed":
@@ -151,9 +153,9 @@ def _claim(txn: Txn, stage_id: str) -> None:
     assert stage is not None
     envelope.archive(txn.ctx.paths, stage_id, txn.now)
     for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
-                "stall_marker", "completed_at", "commit", "worker_tree", "verifier_tree", "worker_exit",
-                "acceptance", "acceptance_pid", "acceptance_started", "loops", *verdicts.FIELDS, *LANE_KEYS,
-                *TREE_KEYS):
+                "stall_marker", "completed_at", "stopped_at", "commit", "worker_tree", "verifier_tree",
+                "worker_exit", "acceptance", "acceptance_pid", "acceptance_started", "loops", *verdicts.FIELDS,
+                *LANE_KEYS, *TREE_KEYS):
         if key in stage:
             stage[key] = None
     stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)

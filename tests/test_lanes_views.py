@@ -104,7 +104,9 @@ def test_status_lists_every_lane_and_what_it_is_doing(lanes_repo, run):
     assert "proj: lane 01-a: worker (pid 4242), autometta/01-a onto main" in lines
     assert "proj: lane 02-b: verifier (pid 4343), autometta/02-b onto main" in lines
     assert "proj: lane 03-c: merging (pid 4444), autometta/03-c onto main" in lines
-    assert "04-d" not in res.out  # stopped: counted in the queue, not a lane
+    assert not any("lane 04-d" in line for line in lines)  # stopped: counted in the queue, not a lane
+    assert lines.index("NEEDS YOU (1)") < lines.index(row)  # ... and it leads, waiting for a person
+    assert "  proj  04-d: merge_conflict: src/x.py, src/y.py" in lines
 
 
 def test_status_json_has_lanes_and_max_parallel(lanes_repo, run):
@@ -204,7 +206,7 @@ def test_agent_ticker_says_what_each_lane_is_doing(lanes_repo, run):
     for text in ("  in_progress  01-a  lane: worker", "  in_progress  02-b  lane: verifier",
                  "  in_progress  03-c  lane: merging", "  pending      05-e"):
         assert text in lines, text
-    assert any("04-d: merge_conflict (merge_conflict: src/x.py, src/y.py)" in line for line in lines)
+    assert any("04-d: merge_conflict: src/x.py, src/y.py" in line for line in lines)  # the marker names the status
 
 
 # ---------------------------------------------------------------- dashboard and report
@@ -217,7 +219,7 @@ def test_dashboard_shows_a_badge_per_lane(lanes_repo, home_dir):
     assert repo["current_stage"] is None
     assert [(x["id"], x["phase"]) for x in repo["lanes"]] == [("01-a", "worker"), ("02-b", "verifier"),
                                                               ("03-c", "merging")]
-    assert any(a.startswith("04-d: merge_conflict (merge_conflict: src/x.py") for a in repo["alerts"])
+    assert any(a.startswith("04-d: merge_conflict: src/x.py") for a in repo["alerts"])
     page = dashboard.render_html(data)
     assert '<span class="badge s-in_progress" title="autometta/01-a onto main in ' in page
     assert ">01-a: worker</span>" in page and ">03-c: merging</span>" in page
@@ -237,11 +239,11 @@ def test_report_has_the_lanes_and_where_a_merge_conflict_waits(lanes_repo, run, 
     assert [x["phase"] for x in entry["lanes"]] == ["worker", "verifier", "merging"]
     assert entry["stopped"] == [{"stage": "04-d", "status": "merge_conflict",
                                  "why": "merge_conflict: src/x.py, src/y.py", "at": event["at"]}]
-    (need,) = [x for x in entry["needs_you"] if x["what"].startswith("04-d")]
-    assert need["what"] == "04-d: merge_conflict (merge_conflict: src/x.py, src/y.py)"
-    assert f"branch autometta/04-d in {repo}/.autometta/worktrees/04-d" in need["fix"]
-    assert f"then: autometta requeue {repo} 04-d, or fix its branch there and: " in need["fix"]
-    assert need["fix"].endswith(f"autometta requeue {repo} 04-d --retry-merge")
+    (need,) = [x for x in entry["needs_you"] if x["stage_id"] == "04-d"]
+    assert (need["kind"], need["summary"]) == ("merge_conflict", "04-d: merge_conflict: src/x.py, src/y.py")
+    assert need["note"] == f"after you resolve it on autometta/04-d in {repo}/.autometta/worktrees/04-d and commit"
+    assert need["command"] == f"autometta requeue --retry-merge {repo} 04-d"
+    assert need["look"] == f"autometta show {repo} 04-d"
     text = run("report").out
     assert "04-d  merge_conflict: src/x.py, src/y.py" in text  # the marker already names the status
     assert "IN FLIGHT (3 lanes)" in text and "proj  03-c: merging" in text

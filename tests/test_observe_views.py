@@ -62,8 +62,9 @@ def test_agent_ticker_shows_agents_alerts_and_fits_80_columns(setup, tmp_path, r
         assert all(len(line) <= 80 for line in lines)
         assert ESC not in res.out  # not a terminal: plain lines
         text = res.out
-        assert "ALERTS (need you)" in text
+        assert "NEEDS YOU (1)" in text
         assert "01-check: verifier_failed" in text and "FAIL 1: hello" in text
+        assert "    -> autometta requeue /" in text  # cut to the pane; whole in --json
         row = next(line for line in lines if "02-build" in line and "worker" in line)
         assert re.search(r"worker\s+script\s+02-build\s+\d+s\s+1.3k tok\s+running", row), row
         assert "> compiling module 7" in text
@@ -71,6 +72,9 @@ def test_agent_ticker_shows_agents_alerts_and_fits_80_columns(setup, tmp_path, r
         view = json.loads(run_process("ticker", str(repo), "--json").out)
         agent = view["repos"][0]["active"][0]
         assert (agent["tokens"], agent["cost_usd"], agent["state"]) == (1280, 0.25, "running")
+        (need,) = view["repos"][0]["needs_you"]
+        assert (need["kind"], need["stage_id"], need["command"]) == (
+            "verifier_failed", "01-check", f"autometta requeue {repo} 01-check")
     finally:
         go.touch()
         await_agents(repo)
@@ -79,8 +83,7 @@ def test_agent_ticker_shows_agents_alerts_and_fits_80_columns(setup, tmp_path, r
     assert run("requeue", str(repo), "01-check").code == 0
     res = run_process("ticker", str(repo), "--once")
     assert "01-check: verifier_failed" not in res.out
-    assert "consecutive failures" not in res.out
-    assert "ALERTS" not in res.out
+    assert "NEEDS YOU" not in res.out
     assert re.search(r"worker\s+script\s+02-build\s+ok \[completed\]", res.out)
 
 
@@ -173,7 +176,7 @@ def test_report_says_what_landed_stopped_and_needs_you(setup, run):
     assert r["landed"] == [{"stage": "01-hello", "commit": sha, "completed_at": r["landed"][0]["completed_at"],
                             "subject": "01-hello: Say hello", "tokens": 1280, "cost_usd": 0.25}]
     assert r["stopped"][0]["stage"] == "02-broken" and r["stopped"][0]["status"] == "stalled"
-    assert any(f"autometta requeue {repo} 02-broken" in x["fix"] for x in r["needs_you"])
+    assert any(x["command"] == f"autometta requeue {repo} 02-broken" for x in r["needs_you"])
     assert r["spend"]["window_cost_usd"] == 0.25
     text = run("report").out
     assert f"proj  01-hello  {sha[:12]}  01-hello: Say hello" in text

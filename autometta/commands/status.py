@@ -1,4 +1,11 @@
-"""One row per subscribed repo: stage, status, ticks and failures against caps, spend.
+"""What needs you, then one row per subscribed repo: stage, status, ticks and failures against caps, spend.
+
+It leads with what needs a person, per repo (:mod:`autometta.observe.needs`,
+which every view and event reads): a halt and why, each stopped stage
+(stalled, failed, merge_conflict, ...) with its marker, each stuck or
+over-budget agent, a park and until when -- each with the command that
+addresses it. A repo with nothing in flight but stopped stages says
+``needs you: N``, not ``idle``.
 
 The stage cell lists every stage in flight and a line under the table says
 what each is doing in its worktree (a *lane*, one at a time at
@@ -6,12 +13,15 @@ what each is doing in its worktree (a *lane*, one at a time at
 ``max_parallel``, and for a single stage in flight its ``worker_pid`` and
 ``verifier_pid`` as well, as for a stage in the repo's own tree.
 
-Reads files only per repo (no subprocess), so it stays fast with a hundred
-repos. A repo whose files cannot be read gets an ``error`` row and a line
-saying why; the command then exits 1. Warnings about the schedule (nothing
-runs the tick, it runs a pyz that is gone or older than its checkout) go to
-stderr, and to ``schedule_warnings`` in ``--json``; they do not change the
-exit code.
+``--json`` prints the same document as ``--watch --once --json``.
+
+Reads files only per repo (no git, no subprocess; registered agents are
+classified as the ticker does, from ``/proc`` where there is one), so it
+stays fast with a hundred repos. A repo whose files cannot be read gets an
+``error`` row and a line saying why; the command then exits 1. Warnings
+about the schedule (nothing runs the tick, it runs a pyz that is gone or
+older than its checkout) go to stderr, and to ``schedule_warnings`` in
+``--json``; they do not change the exit code.
 """
 
 from __future__ import annotations
@@ -25,8 +35,8 @@ from typing import Any, Dict, List, Optional
 from .. import budget, home, manifest, state
 from .. import card as cards
 from ..errors import UserError
-from ..secrets import redact_doc
 from ..observe import lanes as lane_view
+from ..observe import needs as needing
 from ..observe.screen import compact
 from ..timeutil import parse_iso
 from ..paths import HomePaths
@@ -41,7 +51,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="with --watch: draw once and exit")
 
 
-def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
+def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = None) -> Dict[str, Any]:
+    now = time.time() if now is None else now
     row: Dict[str, Any] = {
         "repo": sub.name,
         "repo_path": str(sub.repo_path) if sub.repo_path else None,
@@ -52,6 +63,7 @@ def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
         "halted": False,
         "halt_reason": None,
         "errors": [],
+        "needs_you": [],
     }
     if sub.error:
         row["status"] = "error"
@@ -112,7 +124,26 @@ def repo_row(sub: home.Subscriber) -> Dict[str, Any]:
             row["halted"] = True
             row["halt_reason"] = b.get("halt_reason")
             row["status"] = f"halted:{b.get('halt_reason') or '-'}"
+    items = needing.for_repo(paths, now, _agents(paths, settings, now), state_doc=doc, budget_doc=b)
+    row["needs_you"] = [item.as_dict() for item in items]
+    waiting = sum(1 for item in items if item.kind != "parked")
+    if row["status"] == "idle" and waiting:
+        row["status"] = f"needs you: {waiting}"
     return row
+
+
+def _agents(paths: Any, settings: Any, now: float) -> List[Dict[str, Any]]:
+    """The heartbeat's live reading of the repo's registered agents (none registered: no work)."""
+    if not paths.active_agents.is_dir():
+        return []
+    from ..observe import heartbeat
+    from ..observe import settings as observe_settings
+
+    try:
+        conf = settings if settings is not None else observe_settings.load({})
+        return heartbeat.check(paths, conf, now, write=False)["entries"]
+    except Exception:  # noqa: BLE001 - a watchdog's trouble must not cost the status table
+        return needing.findings(paths)
 
 
 def _manifest(sub: home.Subscriber) -> Optional[Dict[str, Any]]:
@@ -180,9 +211,25 @@ def lane_lines(row: Dict[str, Any]) -> List[str]:
     return [f"{row['repo']}: {word} {lane_view.describe(lane)}" for lane in row.get("lanes") or []]
 
 
-def collect(hp: HomePaths) -> List[Dict[str, Any]]:
+def collect(hp: HomePaths, now: Optional[float] = None, settings: Any = None) -> List[Dict[str, Any]]:
     home.require_home(hp)
-    return [repo_row(sub) for sub in home.load_subscribers(hp)]
+    if settings is None:
+        from ..observe import settings as observe_settings
+
+        settings = observe_settings.from_home(hp)
+    now = time.time() if now is None else now
+    return [repo_row(sub, now, settings) for sub in home.load_subscribers(hp)]
+
+
+def needs_lines(rows: List[Dict[str, Any]], now: float) -> List[str]:
+    """``NEEDS YOU (n)`` and two lines per item, repo by repo; one line when nothing does."""
+    found = [(row["repo"], item) for row in rows for item in row.get("needs_you") or []]
+    if not found:
+        return ["NEEDS YOU: nothing"]
+    out = [f"NEEDS YOU ({len(found)})"]
+    for name, item in found:
+        out.extend(f"  {line}" for line in needing.lines([needing.Need(**item)], name, now))
+    return out
 
 
 def latest_log(hp: HomePaths) -> Optional[str]:
@@ -193,38 +240,34 @@ def latest_log(hp: HomePaths) -> Optional[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..observe import settings as observe_settings
+    from ..observe import tickers
+
     hp = HomePaths.from_env()
     if args.watch or args.once:
-        from ..observe import tickers
-
         return tickers.status_watch(hp, args.repo, once=args.once, as_json=args.json)
-    rows = collect(hp)
-    if args.repo:
-        from ..observe import tickers
-
-        rows = tickers.scope_rows(hp, rows, args.repo)
-    rows = redact_doc(rows)  # a marker quoting an agent never shows a key
+    home.require_home(hp)
+    now = time.time()
+    doc = tickers.status_view(hp, args.repo, observe_settings.from_home(hp), now, warnings=True)
+    rows = doc["repos"]
     errors = [e for row in rows for e in row["errors"]]
-    from ..schedule import health
-
-    warnings = [d.line() for d in health.warnings()]
     if args.json:
-        print(json.dumps({"home": str(hp.root), "latest_log": latest_log(hp), "repos": rows,
-                          "schedule_warnings": warnings}, indent=2))
-    else:
-        print(f"phat-controller home: {hp.root}")
-        print(f"latest controller log: {latest_log(hp) or '-'}")
-        print()
-        print(render_table(rows) if rows else "no subscribed repos; run 'autometta subscribe REPO'")
-        for row in rows:
-            if row.get("parked_until"):
-                print(f"{row['repo']}: parked until {row['parked_until']} ({row.get('park_reason')})")
-            for stage_id, waits in (row.get("waiting") or {}).items():
-                print(f"{row['repo']}: {stage_id} waits for {', '.join(waits)}")
-            for line in lane_lines(row):
-                print(line)
-        for err in errors:
-            print(err, file=sys.stderr)
-        for warning in warnings:
-            print(warning, file=sys.stderr)
+        print(json.dumps(doc, indent=2))
+        return 1 if errors else 0
+    print(f"phat-controller home: {hp.root}")
+    print(f"latest controller log: {doc['latest_log'] or '-'}")
+    print()
+    for line in needs_lines(rows, now):
+        print(line)
+    print()
+    print(render_table(rows) if rows else "no subscribed repos; run 'autometta subscribe REPO'")
+    for row in rows:
+        for stage_id, waits in (row.get("waiting") or {}).items():
+            print(f"{row['repo']}: {stage_id} waits for {', '.join(waits)}")
+        for line in lane_lines(row):
+            print(line)
+    for err in errors:
+        print(err, file=sys.stderr)
+    for warning in doc["schedule_warnings"]:
+        print(warning, file=sys.stderr)
     return 1 if errors else 0

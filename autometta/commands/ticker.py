@@ -1,5 +1,5 @@
-"""The agent ticker: every running agent (role, family, stage, age, tokens, last log line),
-ALERTS that need you, recent exits and what is scheduled.
+"""The agent ticker: what needs you (with the command that addresses each), every running agent
+(role, family, stage, age, tokens, last log line), recent exits and what is scheduled.
 
 Without REPO it shows every enabled subscribed repo. It redraws in place on
 a terminal every ``PHAT_CONTROLLER_TICKER_INTERVAL`` seconds (5), prints

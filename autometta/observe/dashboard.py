@@ -8,9 +8,19 @@ network fetch. It therefore opens from ``file://`` with no server, no
 network and no console errors (the bash page's ``fetch('data.json')`` is
 blocked by Chromium there, §15.25).
 
-The tick calls :func:`refresh` at its end, which regenerates the page only
-when a repo's ``state.yaml`` or ``budget.json`` (or the subscriber list)
-changed since the page was written: an idle tick costs a few ``stat`` calls.
+Every page leads with what needs you (:mod:`.needs`, the one source the
+other views and the events read): the page's top lists every repo's items,
+each repo's card starts with its own, each with the command that addresses
+it; a stage's own page starts with the stage's.
+
+The tick calls :func:`refresh` at its end, which regenerates the page when
+something it shows changed since its data was read -- a repo's
+``state.yaml`` or ``budget.json``, the subscriber list, the heartbeat's
+findings (an agent turned stuck, over budget or gone reaches the page the
+same tick), a park reaching its reset -- and otherwise only restamps it
+(:mod:`.fresh`): an idle tick costs a few ``stat`` calls, small reads and
+one rewrite of the page's "data as of" line, no git and no subprocess. The
+page turns that line red when its data is older than two tick intervals.
 """
 
 from __future__ import annotations
@@ -27,9 +37,9 @@ from .. import home as homes
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso
-from . import heartbeat, lanes, registry
+from . import fresh, heartbeat, lanes, needs, registry
 from .settings import Settings
-from .tickers import BLOCKED, alerts, first_fail, read_budget, read_state
+from .tickers import BLOCKED, read_budget, read_state
 
 #: Tick log lines shown per repo.
 LAST_TICKS = 12
@@ -145,16 +155,19 @@ def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: flo
         row["verifier_overall"] = _verdict(paths, str(stage.get("id"))) if stage.get("verifier_artefact") else None
         row["orchestrator"] = _orchestrator(card_paths.get(str(stage.get("id"))))
         out["stages"].append(row)
-    live = []
+    live, rows = [], []
     if paths.active_agents.is_dir():
-        report = heartbeat.check(paths, settings, now, write=False)
-        for row in report["entries"]:
+        rows = heartbeat.check(paths, settings, now, write=False)["entries"]
+        for row in rows:
             live.append({"pid": row.get("pid"), "role": row.get("role"), "family": row.get("family"),
                          "identity": row.get("identity"), "stage": registry.stage_of(row),
                          "state": row.get("state"), "reason": row.get("reason"),
                          "elapsed_seconds": row.get("elapsed_seconds")})
     out["agents"] = live
-    out["alerts"] = alerts(state_doc, budget_doc, live, lambda sid: first_fail(paths, sid))
+    items = needs.for_repo(paths, now, rows, state_doc=state_doc, budget_doc=budget_doc)
+    out["needs_you"] = [item.as_dict() for item in items]
+    out["alerts"] = [item.summary for item in items]
+    out["parked_until"] = (state_doc or {}).get("parked_until")
     out["last_ticks"] = _tick_lines(recent_log_lines(hp) if log_lines is None else log_lines, str(sub.repo_path),
                                     others or [], LAST_TICKS, [str(s["id"]) for s in out["stages"] if s.get("id")])
     return out
@@ -180,7 +193,9 @@ def collect(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> D
                 day = str(stage["completed_at"])[:10]
                 by_day[day] = by_day.get(day, 0) + tokens
     return {
+        "data_as_of": now_iso(now),
         "generated_at": now_iso(now),
+        "needs_you": [dict(item, name=repo["name"]) for repo in repos for item in repo.get("needs_you") or []],
         "repos": repos,
         "totals": {"tokens_spent": sum(int(r.get("tokens_spent") or 0) for r in repos),
                    "cost_usd_spent": round(sum(float(r.get("cost_usd_spent") or 0) for r in repos), 6),
@@ -213,16 +228,11 @@ border:1px solid currentColor}.s-completed{color:var(--ok)}.s-in_progress{color:
 .s-merge_conflict,.s-secret_blocked,.s-halted,.s-stuck,.s-over-budget{color:var(--bad)}.s-quiet{color:var(--warn)}
 .s-running{color:var(--run)}.alerts{border-left:4px solid var(--bad);padding:6px 12px;margin-top:10px}
 .alerts li{color:var(--bad)}svg text{fill:var(--ink);font-size:12px}svg .bar{fill:var(--bar)}
-svg .val{fill:var(--muted)}
+svg .val{fill:var(--muted)}.stale{color:var(--bad);font-weight:600}.needs{border-left:4px solid var(--bad)}
+.needs li{margin:4px 0}.needs .what{color:var(--bad);font-weight:600}.needs .fix{display:block;margin-top:2px}
 """
 
-_SCRIPT = """
-(function(){var el=document.getElementById('generated-ago');if(!el)return;
-var t=Date.parse(el.getAttribute('data-at'));if(isNaN(t))return;
-function show(){var s=Math.max(0,Math.round((Date.now()-t)/1000));
-el.textContent=s<60?s+'s ago':s<3600?Math.floor(s/60)+'m ago':s<86400?Math.floor(s/3600)+'h ago':Math.floor(s/86400)+'d ago';}
-show();setInterval(show,30000);})();
-"""
+_SCRIPT = fresh.SCRIPT
 
 _CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
         "base-uri 'none'; form-action 'none'")
@@ -288,6 +298,32 @@ def _lane_badge(lane: Dict[str, Any]) -> str:
             f'{_e(lane.get("phase"))}</span>')
 
 
+def needs_html(items: List[Dict[str, Any]], links: Optional[Dict[str, Dict[str, str]]] = None,
+               with_repo: bool = False, prefix: str = "") -> str:
+    """A list of what needs you, each item with its command; '' when nothing does.
+
+    ``links``: repo path -> stage id -> stage page, to link each item's stage;
+    ``prefix``: where the stage pages are, relative to this page.
+    """
+    if not items:
+        return ""
+    out = [f'<div class="alerts needs"><b>Needs you ({len(items)})</b><ul>']
+    for item in items:
+        link = ((links or {}).get(str(item.get("repo"))) or {}).get(str(item.get("stage_id")))
+        stage = (f' <a href="{_e(prefix + link)}">the stage</a>' if link else "")
+        where = f'<b>{_e(item.get("name"))}</b> ' if with_repo else ""
+        since = f' <span class="muted">since {_e(item["since"])}</span>' if item.get("since") else ""
+        fix = ""
+        if item.get("command") or item.get("note"):
+            fix = ('<span class="fix">' + (f'<code>{_e(item["command"])}</code> ' if item.get("command") else "")
+                   + (f'<span class="muted">{_e(item["note"])}</span>' if item.get("note") else "") + "</span>")
+        look = (f'<span class="fix muted">look: <code>{_e(item["look"])}</code></span>' if item.get("look") else "")
+        out.append(f'<li class="need k-{_e(item.get("kind"))}">{where}<span class="what">{_e(item.get("summary"))}</span>'
+                   f"{since}{stage}{fix}{look}</li>")
+    out.append("</ul></div>")
+    return "".join(out)
+
+
 def _repo_html(repo: Dict[str, Any]) -> str:
     out = [f'<section class="card" id="repo-{_e(repo["name"])}"><div class="row"><h2>{_e(repo["name"])}</h2>']
     if repo.get("error"):
@@ -301,9 +337,15 @@ def _repo_html(repo: Dict[str, Any]) -> str:
         out.append(f'<span class="badge s-in_progress">{_e(repo["current_stage"])}</span>')
     elif repo.get("lanes"):
         out.extend(_lane_badge(lane) for lane in repo["lanes"])
+    elif any(item.get("kind") != "parked" for item in repo.get("needs_you") or []):
+        waiting = sum(1 for item in repo["needs_you"] if item.get("kind") != "parked")
+        out.append(f'<span class="badge s-halted">needs you: {waiting}</span>')
+    elif repo.get("needs_you"):
+        out.append('<span class="badge s-quiet">parked</span>')
     else:
         out.append('<span class="badge s-pending">idle</span>')
     out.append(f'<code class="muted">{_e(repo.get("repo_path"))}</code></div>')
+    out.append(needs_html(repo.get("needs_you") or [], {str(repo.get("repo_path")): repo.get("stage_pages") or {}}))
     cost_cap = f' of {_usd(repo["cost_cap_usd"])}' if repo.get("cost_cap_usd") is not None else ""
     out.append('<div class="row" style="margin-top:8px">'
                f'<span class="kpi">tokens <b>{_num(repo.get("tokens_spent"))}</b> of {_num(repo.get("token_cap_total"))}</span>'
@@ -312,9 +354,6 @@ def _repo_html(repo: Dict[str, Any]) -> str:
                f'<span class="kpi">failures in a row <b>{_e(repo.get("consecutive_failures"))}</b>/'
                f'{_e(repo.get("consecutive_failure_cap"))}</span>'
                f'<span class="kpi muted">last transition {_e(repo.get("last_tick_at"))}</span></div>')
-    if repo["alerts"]:
-        out.append('<div class="alerts"><b>Needs you</b><ul>' +
-                   "".join(f"<li>{_e(a)}</li>" for a in repo["alerts"]) + "</ul></div>")
     stages = repo["stages"]
     use_cost = any(float(s.get("cost_usd") or 0) > 0 for s in stages)
     out.append(f'<h3>{"Cost" if use_cost else "Tokens"} per stage</h3>')
@@ -357,7 +396,8 @@ def _repo_html(repo: Dict[str, Any]) -> str:
     return "".join(out)
 
 
-def render_html(data: Dict[str, Any]) -> str:
+def render_html(data: Dict[str, Any], now: Optional[float] = None) -> str:
+    now = time.time() if now is None else now
     embedded = json.dumps(data, ensure_ascii=True, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
     totals = data["totals"]
     body = "".join(_repo_html(repo) for repo in data["repos"]) or (
@@ -366,6 +406,13 @@ def render_html(data: Dict[str, Any]) -> str:
                        for m in data["by_model"])
     models = (f'<section class="card"><h2>Tokens per model</h2><table><tbody>{by_model}</tbody></table></section>'
               if by_model else "")
+    links = {str(r.get("repo_path")): r.get("stage_pages") or {} for r in data["repos"]}
+    top = needs_html(data.get("needs_you") or [], links, with_repo=True) or (
+        '<div class="muted">Nothing needs you.</div>')
+    every = int(data.get("tick_interval_seconds") or fresh.DEFAULT_INTERVAL)
+    freshness = fresh.fragment(data.get("data_as_of") or data["generated_at"], now,
+                               int(data.get("stale_after_seconds") or fresh.stale_after(every)), every,
+                               str(data.get("tick_interval_source") or "the default"))
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
         f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">'
@@ -375,9 +422,9 @@ def render_html(data: Dict[str, Any]) -> str:
         "<title>autometta dashboard</title>"
         f"<style>{_CSS}</style></head><body>"
         f'<header><h1>autometta dashboard</h1><div class="row muted">'
-        f'<span>generated {_e(data["generated_at"])} (<span id="generated-ago" data-at="{_e(data["generated_at"])}">'
-        f"</span>)</span><span>{totals['repos']} repos</span><span>{_num(totals['tokens_spent'])} tokens</span>"
-        f"<span>{_usd(totals['cost_usd_spent'])}</span><span>{totals['halted']} halted</span></div></header>"
+        f'<span title="made {_e(data["generated_at"])}">{freshness}</span>'
+        f"<span>{totals['repos']} repos</span><span>{_num(totals['tokens_spent'])} tokens</span>"
+        f"<span>{_usd(totals['cost_usd_spent'])}</span><span>{totals['halted']} halted</span></div>{top}</header>"
         f"<main>{body}{models}</main>"
         f'<script type="application/json" id="autometta-data">{embedded}</script>'
         f"<script>{_SCRIPT}</script></body></html>\n"
@@ -388,18 +435,40 @@ def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None,
              page_seconds: Optional[float] = None) -> Path:
     """Write ``index.html`` and ``data.json`` under ``<home>/dashboard/``, and the pages of the
     stages that changed (:mod:`.stagepage`, within ``page_seconds``); returns the page."""
+    as_of = time.time()  # before anything is read: a change after this is newer than the page
+    now = as_of if now is None else now
+    subs = homes.load_subscribers(hp)
     data = redact_doc(collect(hp, settings, now))  # masked: the page and data.json never hold a key
+    every = fresh.interval(settings)
+    data.update(tick_interval_seconds=every[0], tick_interval_source=every[1],
+                stale_after_seconds=fresh.stale_after(every[0]))
     files.ensure_dir(hp.dashboard, mode=0o700)
-    pages = _stage_pages(hp, page_seconds)
+    stage_needs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    for repo in data["repos"]:
+        for item in repo.get("needs_you") or []:
+            if item.get("stage_id"):
+                stage_needs.setdefault(str(repo.get("repo_path")), {}).setdefault(item["stage_id"], []).append(item)
+    pages = _stage_pages(hp, page_seconds, stage_needs)
     for repo in data["repos"]:
         repo["stage_pages"] = pages.get(str(repo.get("repo_path")), {})
     files.atomic_write(hp.dashboard_data, files.dump_json(data), mode=0o600)
-    files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)
+    files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)  # its age judged by the clock
+    fresh.record(hp, subs, as_of, every, _expires(data, now))
     return hp.dashboard_page
 
 
-def _stage_pages(hp: HomePaths, seconds: Optional[float]) -> Dict[str, Dict[str, str]]:
-    """Write the page of every stage whose record or files changed; repo path -> stage id -> link.
+def _expires(data: Dict[str, Any], now: float) -> Optional[float]:
+    """The earliest park reset the page shows: the page is out of date from then."""
+    from ..timeutil import parse_iso
+
+    resets = [parse_iso(str(r.get("parked_until") or "")) for r in data["repos"]]
+    later = [t for t in resets if t is not None and t > now]
+    return min(later) if later else None
+
+
+def _stage_pages(hp: HomePaths, seconds: Optional[float],
+                 stage_needs: Optional[Dict[str, Dict[str, List[Dict[str, Any]]]]] = None) -> Dict[str, Dict[str, str]]:
+    """Write the page of every stage whose record, files or needs changed; repo path -> stage id -> link.
     One repo's trouble spares the others."""
     from . import stagepage
 
@@ -409,7 +478,8 @@ def _stage_pages(hp: HomePaths, seconds: Optional[float]) -> Dict[str, Dict[str,
         if sub.error or sub.repo_path is None:
             continue
         try:
-            out[str(sub.repo_path)] = stagepage.write_pages(run, sub, read_state(sub.paths), _cards(sub))
+            out[str(sub.repo_path)] = stagepage.write_pages(run, sub, read_state(sub.paths), _cards(sub),
+                                                           (stage_needs or {}).get(str(sub.repo_path)))
         except Exception:  # noqa: BLE001 - a stage page must never cost the dashboard
             continue
     return out
@@ -422,33 +492,21 @@ def _stage_cell(repo: Dict[str, Any], stage_id: Any) -> str:
     return f'<a href="{_e(link)}">{code}</a>' if link else code
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def stale(hp: HomePaths) -> bool:
-    """Has anything the page shows changed since it was written? (stat calls only)"""
-    page = _mtime(hp.dashboard_page)
-    if page == 0.0 or _mtime(hp.subscribers) > page:
-        return True
-    for sub in homes.load_subscribers(hp):
-        if sub.repo_path is None:
-            continue
-        paths = sub.paths
-        if _mtime(paths.state_yaml) > page or _mtime(paths.budget) > page:
-            return True
-    return False
+def stale(hp: HomePaths, now: Optional[float] = None) -> bool:
+    """Has anything the page shows changed since its data was read? (:func:`.fresh.why_stale`)"""
+    now = time.time() if now is None else now
+    return fresh.why_stale(hp, homes.load_subscribers(hp), now) is not None
 
 
 def refresh(hp: HomePaths, log: Optional[Callable[[str], None]] = None) -> Optional[Path]:
-    """The tick's call: regenerate the page if it is stale. Never raises."""
+    """The tick's call: regenerate the page if it is stale, else restamp it. Never raises."""
     from . import settings as observe_settings
 
     try:
-        if not hp.root.is_dir() or not stale(hp):
+        if not hp.root.is_dir():
+            return None
+        now = time.time()
+        if not stale(hp, now) and fresh.restamp(hp, now):
             return None
         from .stagepage import TICK_SECONDS
 
@@ -459,4 +517,4 @@ def refresh(hp: HomePaths, log: Optional[Callable[[str], None]] = None) -> Optio
         return None
 
 
-__all__ = ["collect", "render_html", "generate", "refresh", "stale", "bar_chart", "BLOCKED"]
+__all__ = ["collect", "render_html", "generate", "refresh", "stale", "bar_chart", "needs_html", "BLOCKED"]

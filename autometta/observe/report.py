@@ -1,8 +1,8 @@
 """``autometta report``: the morning summary.
 
-For a window (``--since 24h``) and every subscribed repo: what landed (the
-commits), what stopped and why, what needs the human now (with the command
-that resolves it), and the spend. Sources: state.yaml and budget.json (the
+For a window (``--since 24h``) and every subscribed repo: first what needs
+the human now (:mod:`.needs`, with the command that resolves it), then what
+landed (the commits), what stopped and why, and the spend. Sources: state.yaml and budget.json (the
 truth), the event journal ``<home>/events.jsonl`` (when a stage stopped),
 the registry (stuck agents) and git (commit subjects).
 """
@@ -19,7 +19,7 @@ from ..errors import UsageError
 from ..paths import HomePaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso, parse_iso
-from . import events, heartbeat, lanes, registry
+from . import events, heartbeat, lanes, needs
 from .screen import age, compact
 from .settings import Settings
 from .tickers import BLOCKED, first_fail, read_budget, read_state
@@ -57,14 +57,6 @@ def _in_window(stamp: Any, since: float) -> bool:
 _STOPPED_KINDS = tuple(f"stage_{status}" for status in BLOCKED)
 
 
-def _look_at(stage: Dict[str, Any]) -> str:
-    """Where to look first: its logs, and a lane's branch and worktree, which stay for review."""
-    logs = f"read state/logs/{stage.get('id')}-*.log"
-    if stage.get("worktree") and stage.get("branch"):
-        return f"{logs} and branch {stage['branch']} in {stage['worktree']}"
-    return logs
-
-
 def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] = None) -> Dict[str, Any]:
     now = time.time() if now is None else now
     homes.require_home(hp)
@@ -76,7 +68,8 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
                                  "spend": {}}
         repos.append(entry)
         if sub.error:
-            entry["needs_you"].append({"what": sub.error, "fix": f"edit {sub.file}"})
+            entry["needs_you"].append(needs.Need(kind="unreadable", repo=str(sub.file), summary=sub.error,
+                                             note=f"edit {sub.file}").as_dict())
             continue
         if not sub.enabled:
             continue
@@ -108,25 +101,8 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
                     s.get("status") in BLOCKED and _in_window(s.get("started_at"), since)):
                 window_tokens += int(s.get("tokens") or 0)
                 window_cost += float(s.get("cost_usd") or 0)
-        if b.get("halted"):
-            entry["needs_you"].append({"what": f"halted: {b.get('halt_reason')} since {b.get('halted_at') or '?'}",
-                                       "fix": "fix the cause, then: autometta tick --reset-halt"})
-        for s in stages:
-            if s.get("status") in BLOCKED:
-                why = s.get("stall_marker") or first_fail(paths, str(s.get("id"))) or ""
-                retry = (f", or fix its branch there and: autometta requeue {repo} {s.get('id')} --retry-merge"
-                         if s.get("worktree") and (s.get("status") == "merge_conflict"
-                                                   or str(why).startswith("post_merge_acceptance_failed")) else "")
-                entry["needs_you"].append({
-                    "what": f"{s.get('id')}: {s.get('status')}{f' ({why})' if why else ''}",
-                    "fix": f"{_look_at(s)}, then: autometta requeue {repo} {s.get('id')}{retry}"})
-        if paths.active_agents.is_dir():
-            for row in heartbeat.check(paths, settings, now, write=False)["entries"]:
-                if row["state"] in heartbeat.ALERT_STATES:
-                    entry["needs_you"].append({
-                        "what": f"{row.get('role')} pid {row.get('pid')} on {registry.stage_of(row) or '?'}: "
-                                f"{row['state']} ({row.get('reason')})",
-                        "fix": f"look at {row.get('log_path')}; stop it with: kill -TERM -{row.get('pid')}"})
+        agents = heartbeat.check(paths, settings, now, write=False)["entries"] if paths.active_agents.is_dir() else []
+        entry["needs_you"] = [item.as_dict() for item in needs.for_repo(paths, now, agents)]
         entry["pending"] = sum(1 for s in stages if s.get("status") == "pending")
         entry["in_flight"] = lanes.in_flight_ids(state_doc)
         entry["lanes"] = lanes.lanes(state_doc)
@@ -146,7 +122,12 @@ def render(doc: Dict[str, Any], now: float) -> str:
     t = doc["totals"]
     since = parse_iso(doc["since"]) or now
     lines = [f"autometta report: the last {age(now - since)} (since {doc['since']})", ""]
-    lines.append(f"LANDED ({t['landed']})")
+    lines.append(f"NEEDS YOU ({t['needs_you']})")
+    for r in doc["repos"]:
+        lines.extend(f"  {line}" for line in needs.lines([needs.Need(**x) for x in r["needs_you"]], r["name"], now))
+    if not t["needs_you"]:
+        lines.append("  (nothing: all clear)")
+    lines += ["", f"LANDED ({t['landed']})"]
     for r in doc["repos"]:
         for x in r["landed"]:
             sha = str(x.get("commit") or "")[:12] or "(nothing to commit)"
@@ -162,13 +143,6 @@ def render(doc: Dict[str, Any], now: float) -> str:
             lines.append(f"  {r['name']}  {x['stage']}  {shown}")
     if not t["stopped"]:
         lines.append("  (nothing)")
-    lines += ["", f"NEEDS YOU ({t['needs_you']})"]
-    for r in doc["repos"]:
-        for x in r["needs_you"]:
-            lines.append(f"  {r['name']}  {x['what']}")
-            lines.append(f"      -> {x['fix']}")
-    if not t["needs_you"]:
-        lines.append("  (nothing: all clear)")
     busy = [(r["name"], lane) for r in doc["repos"] for lane in r.get("lanes") or []]
     if busy:
         lines += ["", f"IN FLIGHT ({len(busy)} {'lane' if len(busy) == 1 else 'lanes'})"]

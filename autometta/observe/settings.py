@@ -38,6 +38,9 @@ SETTINGS: Dict[str, Tuple[str, float, str]] = {
     "completed_limit": ("PHAT_CONTROLLER_COMPLETED_LIMIT", 8, "stages listed under COMPLETED"),
     "tick_warn_seconds": ("AUTOMETTA_TICK_WARN", 900, "no tick for this long: the tickers say WARN"),
     "tick_stale_seconds": ("AUTOMETTA_TICK_STALE", 3600, "no tick for this long: the tickers say STALE"),
+    "tick_interval_seconds": ("AUTOMETTA_TICK_INTERVAL", 0,
+                              "how often the tick runs (0: read the installed schedule, else 300); the "
+                              "dashboard turns red when its data is older than two of these"),
 }
 
 SECTION = "observe"
@@ -54,6 +57,7 @@ class Settings:
     completed_limit: float = 8
     tick_warn_seconds: float = 900
     tick_stale_seconds: float = 3600
+    tick_interval_seconds: float = 0
 
     def as_dict(self) -> Dict[str, float]:
         return {name: getattr(self, name) for name in SETTINGS}

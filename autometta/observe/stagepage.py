@@ -5,9 +5,13 @@ row of the dashboard that names the stage. Same rules as the dashboard: the
 review (:func:`autometta.observe.review.build`, masked) is rendered here and
 embedded as JSON (``#autometta-stage``); no script builds it, no network.
 
+A page starts with what needs you about its stage (:mod:`.needs`: the stage
+stopped, or its agent is stuck or over budget), with the command that
+addresses it.
+
 Cheap by construction: a page is rebuilt only when something it shows
-changed (the stage's state.yaml record, or the size or time of its logs,
-exit records, envelope, verdict or card). Each stage's key is kept in
+changed (the stage's state.yaml record, the size or time of its logs,
+exit records, envelope, verdict or card, or what needs you about it). Each stage's key is kept in
 ``index.json`` beside its pages, so regenerating the dashboard after a
 transition rebuilds (and runs git for) only the stages that moved, and an
 idle tick, which does not regenerate the dashboard at all, runs nothing.
@@ -58,15 +62,19 @@ def _stat(path: Path) -> List[int]:
     return [st.st_size, st.st_mtime_ns]
 
 
-def stage_key(paths: RepoPaths, stage: Dict[str, Any], card_path: Optional[Path]) -> str:
-    """What the page depends on, as a digest: the record and the stat of every file it reads."""
+def stage_key(paths: RepoPaths, stage: Dict[str, Any], card_path: Optional[Path],
+              needs: Optional[List[Dict[str, Any]]] = None) -> str:
+    """What the page depends on, as a digest: the record, the stat of every file it reads, and what
+    needs you about the stage (its kind and marker: an agent turning stuck changes no file)."""
     stage_id = str(stage.get("id"))
     watched = [paths.verifier_artefact(stage_id), paths.handoff(stage_id)]
     for role in ("setup", "worker", "acceptance", "verifier", "postmerge"):
         watched += [paths.log(stage_id, role), paths.exit_record(stage_id, role)]
     if card_path is not None:
         watched.append(card_path)
-    doc = {"stage": stage, "files": [_stat(p) for p in watched]}
+    doc: Dict[str, Any] = {"stage": stage, "files": [_stat(p) for p in watched]}
+    if needs:
+        doc["needs"] = [[n.get("kind"), n.get("marker"), n.get("pid"), n.get("command")] for n in needs]
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -97,9 +105,11 @@ def _ordered(stages: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
 
 
 def write_pages(run: Pages, sub: Any, state_doc: Optional[Dict[str, Any]],
-                card_paths: Dict[str, Path]) -> Dict[str, str]:
+                card_paths: Dict[str, Path], needs: Optional[Dict[str, List[Dict[str, Any]]]] = None) -> Dict[str, str]:
     """Write the pages of one repo's stages that changed since they were written (within the
-    budget); returns stage id -> link for every stage whose page exists."""
+    budget); returns stage id -> link for every stage whose page exists. ``needs``: stage id ->
+    what needs you about it (:func:`autometta.observe.needs.needs_you`, as dicts)."""
+    needs = needs or {}
     hp = run.hp
     if sub.repo_path is None or not isinstance(state_doc, dict):
         return {}
@@ -120,7 +130,7 @@ def write_pages(run: Pages, sub: Any, state_doc: Optional[Dict[str, Any]],
         link = href(str(sub.repo_path), stage_id)
         if link is None:
             continue
-        key = stage_key(paths, stage, card_paths.get(str(stage_id)))
+        key = stage_key(paths, stage, card_paths.get(str(stage_id)), needs.get(str(stage_id)))
         page = hp.dashboard / link
         if known.get(stage_id) == key and page.exists():
             fresh[str(stage_id)], links[str(stage_id)] = key, link
@@ -133,6 +143,7 @@ def write_pages(run: Pages, sub: Any, state_doc: Optional[Dict[str, Any]],
         if manifest is None:
             manifest = _manifest(sub)
         doc = review.build(paths, str(stage_id), hp=hp, name=sub.name, manifest=manifest, journal=run.journal())
+        doc["needs_you"] = needs.get(str(stage_id)) or []
         files.ensure_dir(folder, mode=0o700)
         files.atomic_write(page, render_html(doc), mode=0o600)
         fresh[str(stage_id)], links[str(stage_id)] = key, link
@@ -211,7 +222,7 @@ def _agent_html(agent: Dict[str, Any], envelope: Dict[str, Any]) -> str:
 
 def render_html(doc: Dict[str, Any]) -> str:
     """The review as one self-contained page (same CSS and Content-Security-Policy as the dashboard)."""
-    from .dashboard import _CSP, _CSS, _badge, _e
+    from .dashboard import _CSP, _CSS, _badge, _e, needs_html
 
     card, verdict, change = doc.get("card") or {}, doc.get("verdict") or {}, doc.get("change") or {}
     embedded = json.dumps(doc, ensure_ascii=True, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
@@ -226,7 +237,7 @@ def render_html(doc: Dict[str, Any]) -> str:
             + (f'<span class="muted">branch <code>{_e(doc["branch"])}</code> onto <code>{_e(doc.get("base"))}</code>'
                + (f' in <code>{_e(doc["worktree"])}</code>' if doc.get("worktree") else "") + "</span>"
                if doc.get("branch") else "")
-            + "</div></section>")
+            + "</div>" + needs_html(doc.get("needs_you") or []) + "</section>")
     body.append(head)
     crit = ['<section class="card" id="criteria"><div class="row"><h2>Criteria</h2>']
     if verdict.get("overall"):

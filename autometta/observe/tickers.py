@@ -8,10 +8,11 @@ by :mod:`autometta.observe.screen`.
 Every string a view shows is masked (:func:`autometta.secrets.redact_doc`):
 an agent's last log line or a marker quoting it never shows a key.
 
-ALERTS are computed from the present state, so each one clears when its
-cause goes: a halt when it is reset, the failure counter when a stage
-passes, a failed stage when it is re-queued, a stuck agent when it writes
-again or exits.
+Both lead with what needs you (:mod:`autometta.observe.needs`, the one
+source every view and event reads), computed from the present state, so
+each item clears when its cause goes: a halt when it is reset, a stopped
+stage when it is re-queued, a stuck agent when it writes again or exits, a
+park when its reset passes.
 """
 
 from __future__ import annotations
@@ -26,12 +27,12 @@ from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso, parse_iso
-from . import activity, heartbeat, lanes, registry
+from . import activity, heartbeat, lanes, needs, registry
 from .screen import Line, age, clean, compact
 from .settings import Settings
 
 #: Stage statuses that need a human until the stage is re-queued.
-BLOCKED = ("failed", "stalled", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict", "secret_blocked")
+BLOCKED = needs.STOPPED
 
 
 # --------------------------------------------------------------------------- inputs
@@ -110,26 +111,13 @@ def first_fail(paths: RepoPaths, stage_id: str) -> Optional[str]:
 # --------------------------------------------------------------------------- the agent view
 
 
-def alerts(state_doc: Optional[Dict[str, Any]], budget_doc: Optional[Dict[str, Any]],
-           live: List[Dict[str, Any]], fail_of=lambda stage_id: None) -> List[str]:
-    """What needs the human now, one line each (a pure function of the present state)."""
-    out: List[str] = []
-    b = budget_doc or {}
-    if b.get("halted"):
-        out.append(f"halted: {b.get('halt_reason') or 'unknown'} (after a fix: autometta tick --reset-halt)")
-    failures = b.get("consecutive_failures") or 0
-    if isinstance(failures, int) and failures > 0:
-        out.append(f"consecutive failures: {failures}/{b.get('consecutive_failure_cap', '-')}")
-    for stage in (state_doc or {}).get("stages") or []:
-        if not isinstance(stage, dict) or stage.get("status") not in BLOCKED:
-            continue
-        marker = f" ({stage['stall_marker']})" if stage.get("stall_marker") else ""
-        detail = fail_of(str(stage.get("id")))
-        out.append(f"{stage.get('id')}: {stage.get('status')}{marker}{f' - {detail}' if detail else ''}")
-    for row in live:
-        if row.get("state") in heartbeat.ALERT_STATES:
-            out.append(f"{row.get('role')} pid {row.get('pid')} on {row.get('stage') or '?'}: "
-                       f"{row['state']}, {row.get('reason') or ''}".rstrip(", "))
+def need_lines(items: List[Dict[str, Any]], now: float) -> List[Line]:
+    """``NEEDS YOU (n)`` and each item with what to do, in red; nothing when nothing needs you."""
+    if not items:
+        return []
+    out: List[Line] = [(f"NEEDS YOU ({len(items)})", "red")]
+    for text in needs.lines([needs.Need(**item) for item in items], now=now):
+        out.append((f"  {'! ' if not text.startswith('    ') else ''}{clean(text)}", "red"))
     return out
 
 
@@ -167,10 +155,12 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float) -> Dict[str, Any
     for stage in (state_doc or {}).get("stages") or []:
         if isinstance(stage, dict) and stage.get("status") == "pending" and len(scheduled) < 6:
             scheduled.append({"id": stage.get("id"), "status": "pending"})
+    items = needs.for_repo(paths, now, report["entries"], state_doc=state_doc, budget_doc=budget_doc)
     return {
         "repo": str(paths.root), "name": paths.root.name,
         "state_readable": state_doc is not None,
-        "alerts": alerts(state_doc, budget_doc, live, lambda sid: first_fail(paths, sid)),
+        "needs_you": [item.as_dict() for item in items],
+        "alerts": [item.summary for item in items],
         "active": live, "recent": recent[:5], "scheduled": scheduled,
     }
 
@@ -199,9 +189,7 @@ def agents_lines(view: Dict[str, Any], width: int) -> List[Line]:
     for repo in view["repos"]:
         lines.append(("", ""))
         lines.append((f"== {repo['name']}  {repo['repo']}", "bold"))
-        if repo["alerts"]:
-            lines.append(("ALERTS (need you)", "red"))
-            lines.extend((f"  ! {clean(a)}", "red") for a in repo["alerts"])
+        lines.extend(need_lines(repo["needs_you"], parse_iso(view["checked_at"]) or 0.0))
         lines.append((f"ACTIVE ({len(repo['active'])})", "bold"))
         if not repo["active"]:
             lines.append(("  (none)", "dim"))
@@ -253,20 +241,35 @@ def scope_rows(hp: HomePaths, rows: List[Dict[str, Any]], repo: str) -> List[Dic
     return [r for r in rows if r.get("repo_path") and os.path.realpath(r["repo_path"]) == wanted]
 
 
-def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: float) -> Dict[str, Any]:
+def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: float,
+                warnings: bool = True) -> Dict[str, Any]:
+    """The one status document: ``status --json`` and ``status --watch --once --json`` print it.
+
+    ``needs_you``: every repo's items (each names its repo), first; ``repos``:
+    the rows, each with its own ``needs_you``; ``warnings=False`` leaves the
+    schedule unread (the redrawn table does not show it), ``schedule_warnings``
+    is then empty.
+    """
     from ..commands import status as status_cmd
 
-    rows = status_cmd.collect(hp)
+    rows = status_cmd.collect(hp, now, settings)
     if repo:
         rows = scope_rows(hp, rows, repo)
         repos = target_repos(hp, repo)
     else:
         repos = [RepoPaths(Path(r["repo_path"])) for r in rows if r.get("repo_path") and r.get("enabled")]
     text, level = controller_line(hp, settings, now)
-    return redact_doc({"checked_at": now_iso(now), "controller": {"line": text, "level": level or "ok",
-                                                                  "last_tick_at": _iso(last_tick(hp))},
-                       "repos": rows, "completed": completed(hp, repos, int(settings.completed_limit)),
-                       "completed_limit": int(settings.completed_limit)})
+    schedule: List[str] = []
+    if warnings:
+        from ..schedule import health
+
+        schedule = [d.line() for d in health.warnings()]
+    return redact_doc({  # a marker quoting an agent never shows a key
+        "checked_at": now_iso(now), "home": str(hp.root), "latest_log": status_cmd.latest_log(hp),
+        "controller": {"line": text, "level": level or "ok", "last_tick_at": _iso(last_tick(hp))},
+        "needs_you": [dict(item, name=row["repo"]) for row in rows for item in row.get("needs_you") or []],
+        "repos": rows, "completed": completed(hp, repos, int(settings.completed_limit)),
+        "completed_limit": int(settings.completed_limit), "schedule_warnings": schedule})
 
 
 def status_lines(view: Dict[str, Any], width: int) -> List[Line]:
@@ -277,12 +280,16 @@ def status_lines(view: Dict[str, Any], width: int) -> List[Line]:
     level = view["controller"]["level"]
     lines: List[Line] = [(f"autometta status  {view['checked_at'][11:]}", "bold"),
                          (view["controller"]["line"], "" if level == "ok" else level), ("", "")]
+    for text in status_cmd.needs_lines(rows, now):
+        lines.append((text, "bold" if text.startswith("NEEDS YOU: nothing") else "red"))
+    lines.append(("", ""))
     if rows:
         table = status_cmd.render_table(rows).splitlines()
         lines.append((table[0], "bold"))
         lines.append((table[1], "dim"))
         for row, text in zip(rows, table[2:]):
-            bad = row.get("halted") or row.get("errors") or row.get("status") in BLOCKED
+            bad = row.get("halted") or row.get("errors") or row.get("status") in BLOCKED or any(
+                item.get("kind") != "parked" for item in row.get("needs_you") or [])
             lines.append((text, "red" if bad else ""))
         for row in rows:
             for err in row.get("errors") or []:
@@ -304,7 +311,6 @@ def status_lines(view: Dict[str, Any], width: int) -> List[Line]:
     return lines
 
 
-
 def status_watch(hp: HomePaths, repo: Optional[str], *, once: bool = False, as_json: bool = False) -> int:
     """``autometta status --watch``: the status table and recent completions, redrawn."""
     import time
@@ -318,10 +324,11 @@ def status_watch(hp: HomePaths, repo: Optional[str], *, once: bool = False, as_j
     if as_json:
         if not once:
             raise UsageError("--watch redraws a table; for JSON use --json alone, or --watch --once --json")
-        print(json.dumps(status_view(hp, repo, conf, time.time()), indent=2))
-        return 0
+        doc = status_view(hp, repo, conf, time.time())
+        print(json.dumps(doc, indent=2))
+        return 1 if any(row["errors"] for row in doc["repos"]) else 0
 
     def render(width: int) -> List[Line]:
-        return status_lines(status_view(hp, repo, conf, time.time()), width)
+        return status_lines(status_view(hp, repo, conf, time.time(), warnings=False), width)
 
     return screen.run(render, conf.status_ticker_interval_seconds, once=once)

@@ -1,0 +1,245 @@
+"""What needs a person, per repo: the one answer every view and event reads.
+
+:func:`needs_you` is a pure function of what a repo's files say -- its
+``state.yaml``, its ``budget.json`` and the heartbeat's findings (the
+registry entries as :func:`autometta.observe.heartbeat.check` classified
+them) -- and returns :class:`Need` items, most pressing first:
+
+=====================  ==========================================================
+``halted``             the repo is halted (``marker``: why; ``since``: when)
+``<stopped status>``   a stage stopped and waits for a person: ``stalled``,
+                       ``failed``, ``verifier_failed``, ``merge_conflict``, ...
+                       (every status in :data:`autometta.state.TERMINAL` but
+                       ``completed``); ``marker``: its stall marker
+``stuck``              an agent whose streaming log stopped growing
+``over-budget``        an agent past its wall-clock budget
+``parked``             the repo waits for a usage limit's reset (``until``)
+``unreadable``         state.yaml or budget.json cannot be read (file views only)
+=====================  ==========================================================
+
+Each item carries the one ``command`` that addresses it (``autometta requeue
+REPO ID``, ``autometta requeue --retry-merge REPO ID``, ``autometta tick
+--reset-halt --repo REPO``, ...), a ``note`` to read before running it when
+there is one, and ``look``: where to look first (``autometta show REPO ID``).
+
+``status`` (table, ``--json``, the attach pane), the agent ticker, the
+dashboard and its stage pages, ``report`` and the events all read these
+items, so they cannot disagree. From the tick, with the state, budget and
+heartbeat report it already holds::
+
+    from autometta.observe import needs
+    items = needs.needs_you(str(paths.root), txn.state, txn.budget, report["entries"] if report else [])
+    fields["needs_you"] = [item.as_dict() for item in items]
+
+:func:`for_repo` reads the files itself (no subprocess, no git): the heartbeat's
+findings come from the live check a view ran, else from the
+``state/heartbeat.json`` the last tick wrote (only agents still registered).
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+
+from ..paths import RepoPaths
+from ..state import TERMINAL
+from ..timeutil import now_iso, parse_iso
+
+#: Stage statuses that wait for a person until the stage is re-queued.
+STOPPED = tuple(status for status in TERMINAL if status != "completed")
+#: Heartbeat states a person should look at (:data:`autometta.observe.heartbeat.ALERT_STATES`).
+AGENT_STATES = ("stuck", "over-budget")
+#: Every kind, most pressing first (the order items are returned in).
+KINDS = ("unreadable", "halted") + STOPPED + AGENT_STATES + ("parked",)
+
+
+@dataclass(frozen=True)
+class Need:
+    """One thing a person has to do (or know) about a repo."""
+
+    kind: str
+    repo: str
+    summary: str
+    command: Optional[str] = None
+    stage_id: Optional[str] = None
+    marker: Optional[str] = None
+    since: Optional[str] = None
+    until: Optional[str] = None
+    note: Optional[str] = None
+    look: Optional[str] = None
+    pid: Optional[int] = None
+    role: Optional[str] = None
+
+    def as_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    def fix(self) -> str:
+        """``command  (note)``: the command first (a narrow pane cuts the end), the command alone, or the note."""
+        if self.note and self.command:
+            return f"{self.command}  ({self.note})"
+        return self.command or self.note or ""
+
+
+def _text(value: Any) -> Optional[str]:
+    """A field as text for a person; None when it says nothing (a hostile file may put anything there)."""
+    if value is None or isinstance(value, (dict, list)) or value == "":
+        return None
+    return str(value)
+
+
+def _q(text: str) -> str:
+    return shlex.quote(text)
+
+
+def _stage_need(repo: str, stage: Mapping[str, Any], detail: Optional[str]) -> Need:
+    stage_id, status = str(stage.get("id")), str(stage.get("status"))
+    marker = _text(stage.get("stall_marker"))
+    shown = marker if marker and marker.startswith(status + ":") else (
+        f"{status} ({marker})" if marker else status)
+    summary = f"{stage_id}: {shown}{f' - {detail}' if detail else ''}"
+    worktree, branch = _text(stage.get("worktree")), _text(stage.get("branch"))
+    landable = status == "merge_conflict" or (status == "failed" and (marker or "").startswith(
+        "post_merge_acceptance_failed"))
+    if landable and worktree and branch:
+        command = f"autometta requeue --retry-merge {_q(repo)} {_q(stage_id)}"
+        note: Optional[str] = (f"after you resolve it on {branch} in {worktree} and commit"
+                               if status == "merge_conflict" else f"after you fix {branch} in {worktree} and commit")
+    else:
+        command, note = f"autometta requeue {_q(repo)} {_q(stage_id)}", None
+    return Need(kind=status, repo=repo, summary=summary, command=command, stage_id=stage_id, marker=marker,
+                since=_text(stage.get("stopped_at")), note=note,
+                look=f"autometta show {_q(repo)} {_q(stage_id)}")
+
+
+def _agent_need(repo: str, row: Mapping[str, Any], now: Optional[float]) -> Need:
+    from .registry import card_stem, stage_of
+
+    state = str(row.get("state"))
+    stage_id = stage_of(dict(row)) or None
+    pid = row.get("pid") if isinstance(row.get("pid"), int) and not isinstance(row.get("pid"), bool) else None
+    role = _text(row.get("role")) or "agent"
+    reason = _text(row.get("reason"))
+    since = None
+    silent = row.get("log_mtime_age_seconds")
+    if state == "stuck" and now is not None and isinstance(silent, (int, float)) and not isinstance(silent, bool):
+        since = now_iso(now - float(silent))  # when its log last grew
+    elif state == "over-budget":
+        since = _text(row.get("started_at"))
+    where = stage_id or card_stem(dict(row))
+    summary = f"{where}: {role} pid {pid if pid is not None else '?'} {state}{f' ({reason})' if reason else ''}"
+    look = f"autometta show {_q(repo)} {_q(stage_id)}" if stage_id else (
+        f"less {_q(str(row['log_path']))}" if _text(row.get("log_path")) else None)
+    return Need(kind=state, repo=repo, summary=summary,
+                command=f"kill -TERM -{pid}" if pid is not None else None, stage_id=stage_id,
+                marker=reason, since=since, note="if it has hung" if pid is not None else None,
+                look=look, pid=pid, role=role)
+
+
+def needs_you(repo: str, state_doc: Optional[Mapping[str, Any]], budget_doc: Optional[Mapping[str, Any]],
+              agents: Iterable[Mapping[str, Any]] = (), now: Optional[float] = None,
+              detail_of: Optional[Callable[[str], Optional[str]]] = None) -> List[Need]:
+    """What needs a person in ``repo`` (its path), most pressing first: a pure function.
+
+    ``agents``: the heartbeat's rows for the live agents (``state``, ``pid``,
+    ``role``, ``reason``, ...); only ``stuck`` and ``over-budget`` ones count.
+    ``detail_of(stage_id)``: an extra word on a stopped stage (its verdict's
+    first FAIL), or None. ``now``: for ``parked`` (a reset in the past is no
+    longer a park) and a stuck agent's ``since``.
+    """
+    out: List[Need] = []
+    b = budget_doc if isinstance(budget_doc, Mapping) else {}
+    doc = state_doc if isinstance(state_doc, Mapping) else {}
+    if b.get("halted"):
+        reason = _text(b.get("halt_reason")) or "unknown"
+        out.append(Need(kind="halted", repo=repo, summary=f"halted: {reason}", marker=reason,
+                        since=_text(b.get("halted_at")), command=f"autometta tick --reset-halt --repo {_q(repo)}",
+                        note="after you fix the cause: docs/troubleshooting.md names each marker"))
+    stopped = [s for s in doc.get("stages") or [] if isinstance(s, Mapping) and s.get("status") in STOPPED]
+    for stage in stopped:
+        detail = detail_of(str(stage.get("id"))) if detail_of is not None else None
+        out.append(_stage_need(repo, stage, detail))
+    for row in agents:
+        if isinstance(row, Mapping) and row.get("state") in AGENT_STATES:
+            out.append(_agent_need(repo, row, now))
+    until = parse_iso(str(doc.get("parked_until") or ""))
+    if until is not None and (now is None or until > now):
+        reason = _text(doc.get("park_reason"))
+        out.append(Need(kind="parked", repo=repo, until=_text(doc.get("parked_until")), marker=reason,
+                        summary=f"parked until {doc.get('parked_until')}{f' ({reason})' if reason else ''}",
+                        note="nothing to do: it resumes by itself then"))
+    return out
+
+
+# --------------------------------------------------------------------------- from the files
+
+
+def findings(paths: RepoPaths) -> List[Dict[str, Any]]:
+    """The live agents in the ``heartbeat.json`` the last tick wrote, still registered (file reads only)."""
+    try:
+        with open(paths.heartbeat, "r", encoding="utf-8") as handle:
+            report = json.load(handle)
+    except (OSError, ValueError):
+        return []
+    entries = report.get("entries") if isinstance(report, dict) else None
+    out = []
+    for row in entries if isinstance(entries, list) else []:
+        pid = row.get("pid") if isinstance(row, dict) else None
+        if isinstance(pid, int) and not isinstance(pid, bool) and (paths.active_agents / f"{pid}.json").is_file():
+            out.append(row)
+    return out
+
+
+def for_repo(paths: RepoPaths, now: float, agents: Optional[Iterable[Mapping[str, Any]]] = None,
+             state_doc: Any = False, budget_doc: Any = False) -> List[Need]:
+    """:func:`needs_you` for one repo, reading what was not given (files only: no subprocess, no git).
+
+    ``state_doc`` / ``budget_doc``: the documents when the caller already read
+    them (None: unreadable or absent), else they are read here; a file that
+    exists but cannot be read is an ``unreadable`` item.
+    """
+    from .tickers import first_fail
+
+    repo = str(paths.root)
+    out: List[Need] = []
+    if state_doc is False:
+        state_doc = _read(paths, "state", out)
+    if budget_doc is False:
+        budget_doc = _read(paths, "budget", out)
+    rows = findings(paths) if agents is None else list(agents)
+    return out + needs_you(repo, state_doc, budget_doc, rows, now, lambda sid: first_fail(paths, sid))
+
+
+def _read(paths: RepoPaths, which: str, problems: List[Need]) -> Optional[Dict[str, Any]]:
+    from .. import budget, state
+    from ..errors import UserError
+
+    path = paths.state_yaml if which == "state" else paths.budget
+    if not path.exists():
+        return None
+    try:
+        return state.load_state(paths) if which == "state" else budget.load_budget(paths)
+    except UserError as exc:
+        problems.append(Need(kind="unreadable", repo=str(paths.root), summary=exc.message, marker=str(path),
+                             note="the tick stops at this repo until the file is fixed or restored"))
+        return None
+
+
+def lines(items: Iterable[Need], name: Optional[str] = None, now: Optional[float] = None) -> List[str]:
+    """Two lines per item for a terminal: what (and since when), then ``-> what to do``."""
+    out = []
+    for item in items:
+        when = ""
+        stamp = parse_iso(item.since or "") if item.since else None
+        if stamp is not None and now is not None:
+            from .screen import age
+
+            when = f"  (since {age(now - stamp)} ago)"
+        out.append(f"{f'{name}  ' if name else ''}{item.summary}{when}")
+        if item.fix():
+            out.append(f"    -> {item.fix()}")
+    return out
+
+
+__all__ = ["Need", "needs_you", "for_repo", "findings", "lines", "STOPPED", "AGENT_STATES", "KINDS"]
