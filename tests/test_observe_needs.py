@@ -94,6 +94,13 @@ def test_items_come_most_pressing_first_and_only_for_what_waits():
     assert set(needs.STOPPED) == set(state.TERMINAL) - {"completed"}
 
 
+def test_a_marker_sends_no_escape_to_the_terminal():
+    doc = {"stages": [_stage("01-a", "stalled", stall_marker="worker_no_envelope: \x1b]0;owned\x07\x1b[2Jhi")]}
+    text = "\n".join(needs.lines(needs.needs_you(REPO, doc, {}), "proj"))
+    assert "\x1b" not in text and "\x07" not in text
+    assert text.startswith("proj  01-a: stalled (worker_no_envelope: hi)")
+
+
 def test_whatever_a_file_holds_the_function_answers():
     hostile = {"stages": [{"id": 7, "status": "stalled", "stall_marker": {"x": 1}, "worktree": ["a"]}, "junk", None],
                "parked_until": 12}

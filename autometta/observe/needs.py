@@ -227,18 +227,19 @@ def _read(paths: RepoPaths, which: str, problems: List[Need]) -> Optional[Dict[s
 
 
 def lines(items: Iterable[Need], name: Optional[str] = None, now: Optional[float] = None) -> List[str]:
-    """Two lines per item for a terminal: what (and since when), then ``-> what to do``."""
+    """Two lines per item for a terminal: what (and since when), then ``-> what to do``; a marker
+    quoting an agent sends no escape to the terminal."""
+    from .screen import age, clean
+
     out = []
     for item in items:
         when = ""
         stamp = parse_iso(item.since or "") if item.since else None
         if stamp is not None and now is not None:
-            from .screen import age
-
             when = f"  (since {age(now - stamp)} ago)"
-        out.append(f"{f'{name}  ' if name else ''}{item.summary}{when}")
+        out.append(clean(f"{f'{name}  ' if name else ''}{item.summary}{when}"))
         if item.fix():
-            out.append(f"    -> {item.fix()}")
+            out.append(clean(f"    -> {item.fix()}"))
     return out
 
 
