@@ -243,7 +243,7 @@ def test_an_idle_tick_restamps_the_page_without_a_process(setup, monkeypatch):
     add("01-hello")
     run_until_quiet(home, repo)
     hp = HomePaths(home)
-    made = json.loads(hp.dashboard_data.read_text())
+    made, stamped = page_data(home), fresh.read_sidecar(hp)["as_of"]
     spawned: List[Any] = []
     real = subprocess.Popen.__init__
 
@@ -252,14 +252,12 @@ def test_an_idle_tick_restamps_the_page_without_a_process(setup, monkeypatch):
         return real(self, *args, **kw)
 
     monkeypatch.setattr(subprocess.Popen, "__init__", record)
-    later = time.time() + 1
     assert dashboard.refresh(hp) is None  # nothing it shows changed: restamped, not rewritten
     monkeypatch.undo()
     assert spawned == []  # no git, no crontab, no process of any kind
-    data = json.loads(hp.dashboard_data.read_text())
+    data = page_data(home)
     assert data["generated_at"] == made["generated_at"] and data["data_as_of"] >= made["data_as_of"]
-    known = fresh.read_sidecar(hp)
-    assert known is not None and known["as_of"] <= later
+    assert fresh.read_sidecar(hp)["as_of"] > stamped
     assert fresh.why_stale(hp, [], time.time()) is None
 
 

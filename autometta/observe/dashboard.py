@@ -451,7 +451,8 @@ def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None,
     pages = _stage_pages(hp, page_seconds, stage_needs)
     for repo in data["repos"]:
         repo["stage_pages"] = pages.get(str(repo.get("repo_path")), {})
-    files.atomic_write(hp.dashboard_data, files.dump_json(data), mode=0o600)
+    files.atomic_write(hp.dashboard_data, files.dump_json({k: v for k, v in data.items() if k != "data_as_of"}),
+                       mode=0o600)  # the page alone is restamped by each tick
     files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)  # its age judged by the clock
     fresh.record(hp, subs, as_of, every, _expires(data, now))
     return hp.dashboard_page

@@ -4,10 +4,10 @@ The page is rewritten when something it shows changed since its data was
 read: a subscriber file, a repo's ``state.yaml`` or ``budget.json``, the
 heartbeat's findings (``state/heartbeat.json``, which the tick rewrites each
 tick: an agent turned stuck, over budget or gone), or a park it shows has
-reached its reset. Otherwise the tick only *restamps* it: the page and
-``data.json`` say their data is current as of this tick (a few bytes replaced
-in place, no git, no subprocess), so the page's age tells how long ago a tick
-last looked.
+reached its reset. Otherwise the tick only *restamps* it: the page says its
+data is current as of this tick (a few bytes replaced in place, no git, no
+subprocess; ``data.json`` keeps when it was made), so the page's age tells
+how long ago a tick last looked.
 
 The page shows that age, and says so in red when it is older than two tick
 intervals (:func:`stale_after`): checked when the page is written (here) and
@@ -203,11 +203,5 @@ def restamp(hp: HomePaths, now: float) -> bool:
     page = _FRAGMENT.sub(lambda _m: line, page, count=1)
     page = _AS_OF_JSON.sub(lambda _m: f'"data_as_of": "{stamp}"', page, count=1)
     files.atomic_write(hp.dashboard_page, page, mode=0o600)
-    try:
-        data = hp.dashboard_data.read_text(encoding="utf-8")
-        files.atomic_write(hp.dashboard_data, _AS_OF_JSON.sub(lambda _m: f'"data_as_of": "{stamp}"', data, count=1),
-                           mode=0o600)
-    except (OSError, UnicodeDecodeError):
-        pass  # the page is what a person opens; data.json is rewritten with it next time
-    write_sidecar(hp, dict(known, as_of=now))
+    write_sidecar(hp, dict(known, as_of=now))  # data.json is left alone: it says when it was made
     return True
