@@ -311,6 +311,6 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
             repo_log.close()
     events.retry_undelivered(hp, config, log, now)  # webhook posts that failed before, as their back-off allows
     ticklog.stamp(hp)  # when the controller last ran, though its log may have had nothing new to say
-    dashboard.refresh(hp, log)  # rewritten only if some repo's state or budget changed
+    dashboard.refresh(hp, log)  # rewritten when what it shows changed, else only restamped
     logretention.prune_logs(hp, config, log=log)
     return outcomes

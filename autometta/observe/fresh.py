@@ -150,8 +150,8 @@ def read_sidecar(hp: HomePaths) -> Optional[Dict[str, Any]]:
     return doc if isinstance(doc, dict) and isinstance(doc.get("as_of"), (int, float)) else None
 
 
-def write_sidecar(hp: HomePaths, doc: Dict[str, Any]) -> None:
-    files.write_json(sidecar(hp), doc, mode=0o600)
+def write_sidecar(hp: HomePaths, doc: Dict[str, Any], durable: bool = True) -> None:
+    files.atomic_write(sidecar(hp), files.dump_json(doc), mode=0o600, durable=durable)
 
 
 def why_stale(hp: HomePaths, subscribers: Iterable[Any], now: float) -> Optional[str]:
@@ -202,6 +202,7 @@ def restamp(hp: HomePaths, now: float) -> bool:
         return False
     page = _FRAGMENT.sub(lambda _m: line, page, count=1)
     page = _AS_OF_JSON.sub(lambda _m: f'"data_as_of": "{stamp}"', page, count=1)
-    files.atomic_write(hp.dashboard_page, page, mode=0o600)
-    write_sidecar(hp, dict(known, as_of=now))  # data.json is left alone: it says when it was made
+    # a view rewritten every tick: a restamp lost in a crash costs nothing (the next tick restamps or rewrites)
+    files.atomic_write(hp.dashboard_page, page, mode=0o600, durable=False)
+    write_sidecar(hp, dict(known, as_of=now), durable=False)  # data.json is left alone: it says when it was made
     return True
