@@ -136,7 +136,7 @@ def _events_for(txn: effects.Txn, decision: d.Decision, kind: str, stage_id: Opt
         out.append((f"stage_{kind}", {"stage_id": stage_id, "status": kind,
                                       "marker": stage.get("stall_marker"), "commit": stage.get("commit")}))
         if not any(s.get("status") in ("pending", "in_progress") for s in txn.state.get("stages") or []):
-            out.append(("queue_drained", events.drained_fields(txn.state)))
+            out.append(("queue_drained", events.drained_fields(txn.state, str(txn.ctx.paths.root))))
     if decision.halt:
         out.append(("repo_halted", {"reason": decision.halt}))
     return out

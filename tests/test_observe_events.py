@@ -141,6 +141,7 @@ def test_each_event_reaches_command_and_webhook_exactly_once(setup, hook, tmp_pa
     assert drained["needs_human"] is True
     assert [(n["stage_id"], n["status"]) for n in drained["needs_you"]] == [
         ("02-fail", "failed"), ("03-stall", "stalled"), ("04-vfail", "verifier_failed")]
+    assert drained["needs_you"][0]["command"] == f"autometta requeue {repo} 02-fail"  # as every view says it
     assert drained["summary"] == ("proj: queue drained (4 stages: 1 completed; 3 need you: 02-fail failed, "
                                   "03-stall stalled, 04-vfail verifier_failed)")
     log = "".join(p.read_text() for p in (home / "log").glob("tick-*.log"))

@@ -174,20 +174,21 @@ def summary(kind: str, name: str, fields: Mapping[str, Any]) -> str:
     return f"{name}: {kind}"
 
 
-#: Stage statuses that need no person: still to run, running, or done.
-_NO_HUMAN_STATUSES = ("pending", "in_progress", "completed")
 #: Stopped stages named in a ``queue_drained`` summary before "and N more".
 _NAMED = 5
 
 
-def drained_fields(doc: Mapping[str, Any]) -> Dict[str, Any]:
-    """What ``queue_drained`` carries: the stages by status, and each stopped one that needs a person."""
+def drained_fields(doc: Mapping[str, Any], repo: str = "") -> Dict[str, Any]:
+    """What ``queue_drained`` carries: the stages by status, and each stopped one that needs a person,
+    as every view shows it (:func:`autometta.observe.needs.needs_you`: with its marker, since when and
+    the command that addresses it; ``status`` is its kind)."""
+    from .needs import needs_you
+
     stages = [s for s in doc.get("stages") or [] if isinstance(s, dict)]
     counts: Dict[str, int] = {}
     for s in stages:
         counts[str(s.get("status"))] = counts.get(str(s.get("status")), 0) + 1
-    needs = [{"stage_id": s.get("id"), "status": s.get("status"), "marker": s.get("stall_marker")}
-             for s in stages if s.get("status") not in _NO_HUMAN_STATUSES]
+    needs = [dict(item.as_dict(), status=item.kind) for item in needs_you(repo, doc, None) if item.stage_id]
     out: Dict[str, Any] = {"stages": len(stages), "counts": counts, "needs_you": needs}
     if doc.get("halted"):
         out["halted"] = doc.get("halt_reason") or True
