@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Optional, Tuple
 
-from . import files, schema
+from . import books, files, schema
 from .errors import UserError
 from .paths import RepoPaths
 
@@ -68,13 +68,17 @@ def parse_budget(text: str, source: str) -> Dict[str, Any]:
     return doc
 
 
-def load_budget(paths: RepoPaths) -> Dict[str, Any]:
+def load_budget(paths: RepoPaths, text: Optional[str] = None) -> Dict[str, Any]:
+    """The budget; ``text``: its contents as already read (and checked by ``books.audit``)."""
     paths.check_contained()  # every tick reads this first: a symlinked state/ stops it before any write
-    if not paths.budget.exists():
-        raise UserError(f"{paths.budget}: not found; run 'autometta subscribe {paths.root}' to create it")
-    return parse_budget(files.read_text(paths.budget), str(paths.budget))
+    if text is None:
+        if not paths.budget.exists():
+            raise UserError(f"{paths.budget}: not found; run 'autometta subscribe {paths.root}' to create it")
+        text = files.read_text(paths.budget)
+    return parse_budget(text, str(paths.budget))
 
 
 def save_budget(paths: RepoPaths, doc: Dict[str, Any]) -> None:
+    """Write atomically through :func:`autometta.books.write_files` (its digest is recorded)."""
     schema.check(doc, "budget", str(paths.budget))
-    files.write_json(paths.budget, doc, mode=FILE_MODE)
+    books.write_files(paths, [(paths.budget, files.dump_json(doc))], mode=FILE_MODE)

@@ -57,6 +57,18 @@ def run_demo(folder: Optional[Path] = None, say: Callable[[str], None] = print, 
     """Run the demo; ``parallel`` above 1 sets ``max_parallel`` so the stages run in worktrees at once."""
     base = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="autometta-demo-"))
     hp = HomePaths(base / "controller-home")
+    previous = os.environ.get("PHAT_CONTROLLER_HOME")
+    os.environ["PHAT_CONTROLLER_HOME"] = str(hp.root)  # the books (autometta.books) live in the scratch home too
+    try:
+        return _run_demo(base, hp, say, parallel)
+    finally:
+        if previous is None:
+            os.environ.pop("PHAT_CONTROLLER_HOME", None)
+        else:
+            os.environ["PHAT_CONTROLLER_HOME"] = previous
+
+
+def _run_demo(base: Path, hp: HomePaths, say: Callable[[str], None], parallel: int) -> Path:
     repo = base / "demo-repo"
     if repo.exists():
         raise UserError(f"{repo}: already exists; give an empty --dir")

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import (auth, envelope, files, gitops, isolation, procs, scan, secrets, stagecommit, state, verdicts,
-               worktrees)
+from . import (auth, books, envelope, files, gitops, isolation, procs, scan, secrets, stagecommit, state,
+               verdicts, worktrees)
 from . import decide as d
 from . import facts as observe
 from .dispatch import RepoContext, identity_for, privilege_summary, start
@@ -366,6 +366,7 @@ def apply(txn: Txn, decision: d.Decision) -> str:
                 dest = (paths.handoffs / f"{stage['id']}.invalid.json" if arg == "envelope"
                         else src.with_name(src.name + ".invalid.json"))
                 os.replace(src, dest)
+                books.moved(paths, [(src, dest)])
         elif name == d.SAVE_ARTEFACT and stage is not None:
             paths = txn.ctx.paths
             verdicts.store(paths, stage["id"], arg, verdicts.run_of(paths, stage["id"], stage))

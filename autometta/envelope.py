@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import files, schema
+from . import books, files, schema
 from .errors import UserError
 from .paths import RepoPaths
 
@@ -132,5 +132,6 @@ def archive(paths: RepoPaths, stage_id: str, now: Optional[float] = None, *,
                 n += 1
                 dest = dest.with_name(f"{old.name}.{n}")
             os.replace(old, dest)
-            moved.append(dest)
-    return moved
+            moved.append((old, dest))
+    books.moved(paths, moved)  # archived by autometta: their digests are kept, the old names forgotten
+    return [dest for _, dest in moved]

@@ -6,6 +6,7 @@ and an existing repo's ``state/`` keep working unchanged.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -102,6 +103,17 @@ class HomePaths:
         """Touched by every tick: when the controller last ran, though a quiet tick writes no log line."""
         return self.log_dir / ".last-tick"
 
+    @property
+    def books(self) -> Path:
+        """Digests of the files autometta writes in each repo's ``state/`` (see autometta.books)."""
+        return self.root / "books"
+
+    def books_record(self, repo_root: Path) -> Path:
+        """``books/<repo-name>-<hash of its real path>.json``: one record per repo."""
+        real = os.path.realpath(str(repo_root))
+        digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        return self.books / f"{os.path.basename(real) or 'repo'}-{digest}.json"
+
     def tick_log(self, now: Optional[float] = None) -> Path:
         """``log/tick-YYYY-MM-DD.log``; the file date is local time, as in bash."""
         day = time.strftime("%Y-%m-%d", time.localtime(time.time() if now is None else now))
@@ -119,6 +131,11 @@ class RepoPaths:
     @property
     def state_yaml(self) -> Path:
         return self.state_dir / "state.yaml"
+
+    @property
+    def state_backup(self) -> Path:
+        """The rolling copy of the last valid ``state.yaml`` (see autometta.state.save_state)."""
+        return self.state_dir / "state.yaml.bak"
 
     @property
     def budget(self) -> Path:

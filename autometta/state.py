@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-from . import files, schema, yamlsub
+from . import books, files, schema, yamlsub
 from .card import resolve_dependency
 from .errors import UserError
 from .paths import RepoPaths
@@ -79,16 +79,19 @@ def parse_state(text: str, source: str) -> Dict[str, Any]:
     return doc
 
 
-def load_state(paths: RepoPaths) -> Dict[str, Any]:
+def load_state(paths: RepoPaths, text: Optional[str] = None) -> Dict[str, Any]:
+    """The state document; ``text``: its contents as already read (and checked by ``books.audit``)."""
     paths.check_contained()
-    if not paths.state_yaml.exists():
-        raise UserError(f"{paths.state_yaml}: not found; run 'autometta subscribe {paths.root}' to create it")
-    return parse_state(files.read_text(paths.state_yaml), str(paths.state_yaml))
+    if text is None:
+        if not paths.state_yaml.exists():
+            raise UserError(f"{paths.state_yaml}: not found; run 'autometta subscribe {paths.root}' to create it")
+        text = files.read_text(paths.state_yaml)
+    return parse_state(text, str(paths.state_yaml))
 
 
 def load_backup(paths: RepoPaths) -> Optional[Dict[str, Any]]:
     """The rolling ``.bak`` if it holds a valid document, else None."""
-    bak = paths.state_yaml.with_name(paths.state_yaml.name + ".bak")
+    bak = paths.state_backup
     try:
         return parse_state(files.read_text(bak), str(bak))
     except UserError:
@@ -108,11 +111,13 @@ def save_state(paths: RepoPaths, doc: Dict[str, Any]) -> None:
     The backup is written second, so it always holds the newest document that
     passed validation: restoring it after a hand edit or a crash gone wrong
     loses nothing the tick wrote (a copy of the *previous* document, as the
-    bash version kept, dropped the last change).
+    bash version kept, dropped the last change). Both go through
+    :func:`autometta.books.write_files`, which records their digests (and
+    which stages are in flight) in the controller home.
     """
     text = dumps_state(doc, str(paths.state_yaml))
-    files.atomic_write(paths.state_yaml, text, mode=FILE_MODE)
-    files.atomic_write(paths.state_yaml.with_name(paths.state_yaml.name + ".bak"), text, mode=FILE_MODE)
+    books.write_files(paths, [(paths.state_yaml, text), (paths.state_backup, text)], mode=FILE_MODE,
+                      in_flight=books.in_flight_of(doc))
 
 
 def find_stage(doc: Dict[str, Any], stage_id: str) -> Optional[Dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import effects, files, home, isolation, logretention, manifest, procs, scan, secrets, state, ticklog
+from . import books, effects, files, home, isolation, logretention, manifest, procs, scan, secrets, state, ticklog
 from .dispatch import RepoContext
 from .errors import UserError
 from .observe import dashboard, events, heartbeat
@@ -68,10 +68,11 @@ class Outcome:
     error: bool = False
 
 
-def _load_state(paths: RepoPaths, log: Callable[[str], None]) -> Optional[Dict[str, Any]]:
-    """state.yaml, restored from ``.bak`` when corrupt; None when neither is usable."""
+def _load_state(paths: RepoPaths, log: Callable[[str], None],
+                text: Optional[str] = None) -> Optional[Dict[str, Any]]:
+    """state.yaml (``text``, as the books audit read it), restored from ``.bak`` when corrupt; None when neither is usable."""
     try:
-        return state.load_state(paths)
+        return state.load_state(paths, text)
     except UserError as exc:
         backup = state.load_backup(paths)
         if backup is None:
@@ -82,8 +83,9 @@ def _load_state(paths: RepoPaths, log: Callable[[str], None]) -> Optional[Dict[s
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             corrupt = paths.state_yaml.with_name(f"state.yaml.corrupt-{stamp}")
             os.replace(paths.state_yaml, corrupt)  # kept for review, never silently lost
+            books.forget(paths, [paths.state_yaml])
             kept = f"; the broken file is kept as {corrupt.name}"
-        files.atomic_write(paths.state_yaml, state.dumps_state(backup), mode=state.FILE_MODE)
+        state.save_state(paths, backup)
         log(f"state-integrity: {paths.state_yaml} was corrupt/empty ({exc.message}); restored from .bak{kept}")
         return backup
 
@@ -146,8 +148,14 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     paths = ctx.paths
     repo = str(paths.root)
     now = time.time() if now is None else now
-    b = budgets.load_budget(paths)  # unreadable: UserError -> this repo errors, nothing is written
-    doc = _load_state(paths, log)
+    audited = books.audit(paths, log, now=now)  # the books first: a file changed behind our back halts the repo
+    if audited.tampered:
+        events.emit(ctx.home, paths, "repo_halted", {"reason": audited.halt_reason, "repo": repo,
+                                                      "message": f"halted {repo} due to {audited.halt_reason}"})
+        return Outcome(repo, f"halted {repo} due to {audited.halt_reason}", "halt")
+    # unreadable: UserError -> this repo errors, nothing is written
+    b = budgets.load_budget(paths, audited.text(paths.budget, paths))
+    doc = _load_state(paths, log, audited.text(paths.state_yaml, paths))
     if doc is None:
         if b.get("halted"):
             _say(log, "serial", f"halted {repo} (reason already recorded: {b.get('halt_reason')})", False)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from . import files, procs
+from . import books, files, procs
 from .envelope import Artefact, archive, read_artefact
 from .errors import UserError
 from .launch import read_exit, read_runner
@@ -314,9 +314,9 @@ def store(paths: RepoPaths, stage_id: str, doc: Any, run: Optional[Run]) -> Path
     run's path, so that the two agree (:func:`forged` compares them).
     """
     if run is not None and not os.path.lexists(run.artefact):
-        files.write_json(run.artefact, doc, mode=0o600)
+        books.write_json(paths, run.artefact, doc, mode=0o600)
     path = paths.verifier_artefact(stage_id)
-    files.write_json(path, doc, mode=0o600)
+    books.write_json(paths, path, doc, mode=0o600)  # its digest in the controller's books (autometta.books)
     return path
 
 

@@ -93,6 +93,8 @@ def test_broken_state_is_restored_from_bak_or_halts(setup, kind):
     broken = _content(kind, good_bak) if kind != "truncated" else good_bak.split(b"stages:")[0] + b"stages: [\n"
     path.write_bytes(broken)
     (repo / "state" / "state.yaml.bak").write_bytes(b"")
+    for record in (home / "books").glob("*.json"):  # nor a copy in the books (tests/reliability/trust)
+        record.unlink()
     result = tick_process()
     _no_traceback(result)
     assert "state-corrupt" in result.stderr
