@@ -212,6 +212,7 @@ _VERIFIER_COMMAND_RE = _bullet_re("Verifier command")
 _MAX_LOOPS_RE = _bullet_re("Max loops")
 _PERMISSION_MODE_RE = _bullet_re("Permission mode")
 _ALLOWED_COMMANDS_RE = _bullet_re("Allowed commands")
+_MAY_ALSO_RE = _bullet_re("May also change")
 _WALL_CLOCK_RE = {
     "worker": re.compile(r"worker\s+wall[- ]?clock", re.IGNORECASE),
     "verifier": re.compile(r"verifier\s+wall[- ]?clock", re.IGNORECASE),
@@ -349,13 +350,16 @@ class Card:
     #: what this stage's agents may run besides its acceptance command (autometta.privilege).
     permission_mode: Optional[str] = None
     allowed_commands: List[str] = field(default_factory=list)
+    #: Globs of files the worker may change besides its deliverables (``- **May also change:** `a/**` ``);
+    #: see autometta.scope.
+    may_also_change: List[str] = field(default_factory=list)
     pairing_reason: Optional[str] = None
     sections: Dict[str, Tuple[int, int]] = field(default_factory=dict)
     lines: List[str] = field(default_factory=list)
     #: Where each metadata value came from: keys ``title``, ``worker``,
     #: ``verifier``, ``orchestrator``, ``panel``, ``pairing_reason``,
     #: ``depends_on``, ``acceptance_command``, ``worker_command``,
-    #: ``verifier_command``, ``max_loops``, ``permission_mode``, ``allowed_commands``,
+    #: ``verifier_command``, ``max_loops``, ``permission_mode``, ``allowed_commands``, ``may_also_change``,
     #: ``worker_budget``, ``verifier_budget``.
     meta_lines: Dict[str, int] = field(default_factory=dict)
 
@@ -474,22 +478,38 @@ def parse_card_text(text: str, path: PathLike, stage_id: Optional[str] = None) -
         else:
             card.verifier_budget_seconds = seconds
 
-    card.deliverables = _section_tokens(visible, sections, "Deliverables")
+    card.may_also_change = _may_also_change(visible, meta)
+    card.deliverables = _section_tokens(visible, sections, "Deliverables", skip=_MAY_ALSO_RE)
     card.inputs = _section_tokens(visible, sections, "Inputs")
     return card
 
 
-def _section_tokens(visible: Sequence[Optional[str]], sections: Mapping[str, Tuple[int, int]], prefix: str) -> List[str]:
-    """Back-quoted tokens without whitespace, in order, de-duplicated."""
+def _section_tokens(visible: Sequence[Optional[str]], sections: Mapping[str, Tuple[int, int]], prefix: str,
+                    skip: Optional["re.Pattern[str]"] = None) -> List[str]:
+    """Back-quoted tokens without whitespace, in order, de-duplicated (lines matching ``skip`` are not read)."""
     span = _find_section(sections, prefix)
     if span is None:
         return []
     tokens: List[str] = []
     for line in visible[span[0] + 1:span[1]]:
-        if line is None:
+        if line is None or (skip is not None and skip.match(line)):
             continue
         tokens.extend(token for token in _code_spans(line) if token and not any(c.isspace() for c in token))
     return _unique(tokens)
+
+
+def _may_also_change(visible: Sequence[Optional[str]], meta: Dict[str, int]) -> List[str]:
+    """The globs of every ``May also change`` bullet: its code spans, else its comma-separated words."""
+    values: List[str] = []
+    for index, line in enumerate(visible):
+        match = _MAY_ALSO_RE.match(line) if line is not None else None
+        if match is None:
+            continue
+        meta.setdefault("may_also_change", index + 1)
+        text = match.group(1) or ""
+        spans = _code_spans(text)
+        values.extend(spans if spans else [w.strip() for w in re.split(r"[,\s]+", text) if w.strip()])
+    return _unique(v for v in values if not any(c.isspace() for c in v))
 
 
 def _depends_on(visible: Sequence[Optional[str]], sections: Mapping[str, Tuple[int, int]], meta: Dict[str, int]) -> List[str]:

@@ -22,6 +22,8 @@ Rules (:data:`RULES`); an *error* stops the card, a *warning* is advice:
 ``max-loops``    ``Max loops`` is a whole number
 ``permissions``  ``Permission mode`` names modes its families have (docs/permissions.md)
 ``depends``      ``Depends on`` names stages that exist, not this one, and no cycle
+``scope``        ``May also change`` globs are back-quoted and inside the repo (error); a glob
+                 allowing every file, or a deliverable the acceptance command runs (warning)
 
 Text inside HTML comments is never checked; fenced code is checked only for
 home paths (a command with ``/home/me`` in it breaks on the next machine).
@@ -63,6 +65,8 @@ RULES: Dict[str, str] = {
     "permissions": "Permission mode, when given, names a mode each family has (claude: acceptEdits, auto, "
                    "dontAsk, bypass; codex: workspace-write, approve-for-me, bypass)",
     "depends": "Depends on names other stages that exist, with no cycle",
+    "scope": "May also change lists back-quoted globs inside the repo; the card does not let the worker "
+             "change the check that judges it",
 }
 
 #: Rules whose errors ``problems_for_queue`` reports (what add-stage refused before the lint existed).
@@ -166,6 +170,7 @@ def lint_text(text: str, path: PathLike, repo: Optional[PathLike] = None, *,
     for check in (_check_title, _check_identities, _check_pairing, _check_placeholders, _check_sections,
                   _check_script, _check_budget, _check_criteria, _check_home_paths, _check_permissions):
         findings.extend(check(card))
+    findings.extend(_check_scope(card, repo_path))
     findings.extend(_check_depends_and_paths(card, repo_path, globs))
     # a budget line the parser refused is reported once, not again as "missing"
     refused = " ".join(f.message for f in findings if f.rule == "budget" and f.severity == ERROR).lower()
@@ -412,6 +417,38 @@ def _check_home_paths(card: cards.Card) -> List[Finding]:
             out.append(Finding(str(card.path), index + 1, "home-path",
                                f"{match.group(0)!r} is a path on one machine; use a path relative to the "
                                "repo root so the card works in every clone"))
+    return out
+
+
+def _check_scope(card: cards.Card, repo: Optional[Path]) -> List[Finding]:
+    """The ``May also change`` bullet (autometta.scope) and what the acceptance command would let change."""
+    from . import scope
+
+    out: List[Finding] = []
+    shown = str(card.path)
+    line = card.meta_lines.get("may_also_change")
+    if line is not None and not card.may_also_change and not cards._placeholders(card.lines[line - 1]) \
+            and TODO_MARK not in card.lines[line - 1]:
+        out.append(Finding(shown, line, "scope", "May also change lists nothing; give back-quoted globs, "
+                                                 "e.g. '- **May also change:** `docs/**`, `*.lock`'"))
+    for entry in card.may_also_change:
+        if cards._placeholders(entry) or TODO_MARK in entry or _HOME_PATH_RE.search(entry):
+            continue  # the placeholder and home-path rules report these
+        if scope.normalise(entry) is None:
+            out.append(Finding(shown, line, "scope", f"May also change entry {entry!r} is absolute or leaves the "
+                                                     "repo; write globs relative to the repo root"))
+        elif scope.normalise(entry) in ("**", "*", ""):
+            out.append(Finding(shown, line, "scope", f"May also change entry {entry!r} allows every file, so "
+                                                     "only protected paths are checked; name what may change",
+                               WARNING))
+    if repo is not None and card.acceptance_command:
+        named = set(scope.command_paths(card.acceptance_command))
+        for token in card.deliverables:
+            normal = scope.normalise(token)
+            if normal and normal in named and os.path.isfile(os.path.join(str(repo), normal)):
+                out.append(Finding(shown, _line_of(card, f"`{token}`", _section_span(card, "Deliverables")),
+                                   "scope", f"deliverable {token!r} is a file the acceptance command runs: the "
+                                            "worker may change the check that judges it", WARNING))
     return out
 
 

@@ -64,6 +64,8 @@ class InFlight:
     #: Worker rounds the stage may take (card ``Max loops``, else the manifest's ``max_loops``; 1: no re-brief).
     max_loops: int = 1
     tree_now: Callable[[], Optional[str]] = lambda: None
+    #: ``<marker>: <files>`` when the stage's change leaves its card's scope (autometta.scopegate), else None.
+    scope: Callable[[], Optional[str]] = lambda: None
     #: Runners started for this stage that state.yaml never recorded (the tick that
     #: started them was killed before it could write): role -> (pid, start time).
     orphans: Dict[str, Tuple[int, float]] = field(default_factory=dict)
@@ -523,6 +525,11 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         if env.kind in ("fail", "partial"):
             return Decision(f"stage {cur} failed: worker envelope status={env.kind}; notes: {env.notes}",
                             effects, finish=("failed", env.notes or f"worker_envelope_{env.kind}"))
+        out_of_scope = c.scope()  # before the acceptance command and the verifier spend anything
+        if out_of_scope:
+            return Decision(f"stage {cur} failed: the worker changed files its card does not allow "
+                            f"({out_of_scope}); tree left for operator review", effects,
+                            finish=("failed", out_of_scope))
         projected = _projected(f.budget, c.worker.usage, seconds=_seconds(c.worker))
         if c.acceptance_command:
             return _dispatch(f, cur, projected, effects, "acceptance",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import (auth, books, envelope, files, gitops, isolation, procs, scan, secrets, stagecommit, state,
-               verdicts, worktrees)
+from . import (auth, books, envelope, files, gitops, isolation, procs, scan, scope, secrets, stagecommit,
+               state, verdicts, worktrees)
 from . import decide as d
 from . import facts as observe
 from .dispatch import RepoContext, identity_for, privilege_summary, start
@@ -335,7 +335,7 @@ def _commit(txn: Txn, headline: str) -> Optional[str]:
                                  + (f" and {len(exclude) - 5} more" if len(exclude) > 5 else ""))
     if folded:
         txn.log_extra.append(f"folded {folded} commit(s) the agents made on {where} into the stage's commit")
-    sha = stagecommit.commit_accepted(txn.ctx, stage, headline, exclude)  # secret scan, author, subject, trailer
+    sha = stagecommit.commit_accepted(txn.ctx, stage, headline, exclude=exclude)  # secret scan, author, subject, trailer
     stage["commit"] = sha
     if sha:
         txn.log_extra.append(f"stage {stage['id']} PASS: committed worker output as {sha[:12]} "
@@ -426,7 +426,8 @@ def apply(txn: Txn, decision: d.Decision) -> str:
             except scan.SecretInDiff as exc:  # the verdict was PASS: say what stopped it
                 failed = (SECRET_BLOCKED, "commit refused by the secret scan", exc.marker, exc.message)
             except UserError as exc:
-                failed = ("verifier_failed", "commit failed", getattr(exc, "marker", None) or "commit_failed",
+                marker = getattr(exc, "marker", None) or "commit_failed"
+                failed = ("failed" if marker in scope.MARKERS else "verifier_failed", "commit failed", marker,
                           exc.message)
         else:  # pragma: no cover - decide() and apply() are tested together
             raise AssertionError(f"unknown effect {name}")

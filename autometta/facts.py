@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import card as cards
-from . import families, gitops, procs, stagecommit, verdicts, worktrees
+from . import families, gitops, procs, scopegate, stagecommit, verdicts, worktrees
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
 from .dispatch import RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_envelope
@@ -121,6 +121,7 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
                 c.message_artefact = judge_artefact_doc(doc, stage_id, "the verifier's final message")
                 c.headline = stagecommit.headline(c.headline, doc)
     c.tree_now = lambda: gitops.worktree_fingerprint(ctx.work)
+    c.scope = lambda: scopegate.problem(ctx, stage, card)
     claimed = parse_iso(stage.get("started_at") or "") or 0.0
     for role in ROLES:
         if stage.get(f"{role}_pid"):

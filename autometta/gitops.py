@@ -381,6 +381,41 @@ def work_tree_diff(repo: PathLike, *args: str) -> str:
             "utf-8", "surrogateescape")
 
 
+def changed_since(repo: PathLike, rev: str = "HEAD") -> List[str]:
+    """Repo-relative paths outside ``state/`` whose content differs between ``rev`` and the working tree now.
+
+    Commits made since ``rev`` count, as do staged, unstaged and untracked
+    (not ignored) changes; a rename gives both names. This is a stage's
+    change when ``rev`` is the commit it started from (see autometta.scopegate).
+    """
+    with work_tree_index(repo) as env:
+        out = _run(repo, ["diff", "--cached", "--name-only", "--no-renames", "-z", rev, "--",
+                          *_OUTSIDE_STATE], env=env)[1]
+    return [os.fsdecode(p) for p in _split_z(out)]
+
+
+def merge_base(repo: PathLike, a: str, b: str) -> Optional[str]:
+    """The best common ancestor of two commits, or None when they share none (or one does not exist)."""
+    code, out, _ = _run(repo, ["merge-base", a, b], ok=(0, 1, 128))
+    return _text(out) or None if code == 0 else None
+
+
+def entries_at(repo: PathLike, rev: str, paths: Sequence[str]) -> List[str]:
+    """Which of ``paths`` exist in commit ``rev``: files as given, folders with a trailing ``/``."""
+    if not paths:
+        return []
+    wanted = set(paths)
+    _, out, _ = _run(repo, ["--literal-pathspecs", "ls-tree", "-t", "-z", rev, "--", *paths], ok=(0, 128))
+    found = []
+    for entry in _split_z(out):
+        meta, _, name = entry.partition(b"\t")
+        kind = meta.split(b" ")[1] if meta.count(b" ") >= 2 else b""
+        path = os.fsdecode(name)
+        if path in wanted:  # -t also lists the folders leading to a file that was asked for
+            found.append(path + "/" if kind == b"tree" else path)
+    return found
+
+
 def worktree_fingerprint(repo: PathLike) -> str:
     """The tree id of the working tree outside ``state/`` as it is now.
 

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import (cardlint, families, files, gitops, home, isolation, manifest, procs, state, stagecommit, verdicts,
-               worktrees)
+from . import (cardlint, families, files, gitops, home, isolation, manifest, procs, scopegate, state, stagecommit,
+               verdicts, worktrees)
 from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
@@ -284,6 +284,10 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if alive:
             raise UserError(f"{paths.log(stage_id, 'worker')}: {alive}; wait for it to end (it could still change "
                             "what the verifier judges), then verify again")
+        out_of_scope = scopegate.problem(shot.ctx, shot.stage, shot.card)  # before anything is spent
+        if out_of_scope:
+            raise UserError(f"{shot.card.path}: {out_of_scope}; the worker changed files its card does not allow, "
+                            "so nothing is verified (the tick fails such a stage); revert them or change the card")
         problem = preflight(shot.ctx, shot.stage["verifier"], "verifier", shot.card)
         if problem:
             raise UserError(f"{shot.card.path}: the verifier {shot.stage['verifier']!r} cannot start here: "
@@ -486,7 +490,7 @@ def accept(shot: Shot, warn: Optional[Say] = None) -> Dict[str, Any]:
                             f"{'the working tree' if _in_tree(shot) else 'the stage worktree'} is left for review")
         if _in_tree(shot):
             isolation.fold_since_claim(paths.root, record)
-            sha = stagecommit.commit_accepted(shot.ctx, shot.stage, verdict["headline"])
+            sha = stagecommit.commit_accepted(shot.ctx, shot.stage, verdict["headline"], shot.card)
         elif record.get("landed") and not record.get("worktree_kept"):
             sha = None  # accepted before: landed, its worktree removed
         else:
@@ -506,7 +510,7 @@ def _land(shot: Shot, work: RepoContext, record: Dict[str, Any], headline: str, 
     if not base:
         raise UserError(f"{paths.oneshot_record(stage_id)}: no base branch recorded; dispatch again")
     worktrees.fold_commits(where, base)  # the agents' commits, and an earlier accept's, become one commit
-    stagecommit.commit_accepted(work, shot.stage, headline)
+    stagecommit.commit_accepted(work, shot.stage, headline, shot.card)
     rebased = worktrees.rebase(where, base)
     if rebased.conflicts:
         raise UserError(f"{stage_id} does not merge onto {base}: conflicts in {', '.join(rebased.conflicts[:10])} "

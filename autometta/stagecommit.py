@@ -5,6 +5,9 @@ so a stage accepted by hand lands exactly as the tick would land it:
 
 * the secret scan first (:func:`autometta.scan.check_stage_commit`): a hit
   raises ``SecretInDiff`` (marker ``secret_in_diff``) before anything is staged;
+* then the scope check (:func:`autometta.scopegate.check_stage_commit`): a
+  file the card does not allow raises ``ScopeViolation`` (marker
+  ``out_of_scope_change`` or ``protected_path_changed``);
 * author: the worker identity as ``Name <email>`` (:func:`identity.git_author`);
 * subject: ``<stage-id>: <headline>``, cleaned to one line
   (:func:`gitops.sanitize_subject`), where the headline is the verifier
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
-from . import gitops, scan, secrets
+from . import gitops, scan, scopegate, secrets
 from .dispatch import RepoContext, identity_for
 from .identity import git_author
 
@@ -37,15 +40,17 @@ def subject(stage_id: str, line: str) -> str:
     return gitops.sanitize_subject(f"{stage_id}: {line}")
 
 
-def commit_accepted(ctx: RepoContext, stage: Mapping[str, Any], line: str,
+def commit_accepted(ctx: RepoContext, stage: Mapping[str, Any], line: str, card: Any = None,
                     exclude: Sequence[str] = ()) -> Optional[str]:
     """Commit the working tree outside ``state/`` for a PASS; the new sha, or None if nothing changed.
 
     ``stage`` is a state.yaml stage record (or one shaped like it: ``id``,
-    ``worker``, ``verifier``); ``line`` the headline; ``exclude`` paths left
-    out of the commit (see :func:`autometta.isolation.unchanged_since`).
+    ``worker``, ``verifier``); ``line`` the headline; ``card`` its parsed
+    card (looked up by id when not given); ``exclude`` paths left out of the
+    commit (see :func:`autometta.isolation.unchanged_since`).
     """
     scan.check_stage_commit(ctx, stage)  # resolves the stage's secrets: redact() knows them from here
+    scopegate.check_stage_commit(ctx, stage, card)
     line = secrets.redact(line)
     worker = identity_for(stage, "worker")
     verifier = identity_for(stage, "verifier") or None

@@ -124,6 +124,10 @@ BREAKS = [
                                                         "- **Permission mode:** anything goes")),
     ("depends", cardlint.ERROR, lambda t: t.replace("- **Depends on:** 01-setup", "- **Depends on:** 01-setup, 02-login")),
     ("depends", cardlint.WARNING, lambda t: t.replace("- **Depends on:** 01-setup", "- **Depends on:** 01-setup, 07-nope")),
+    ("scope", cardlint.ERROR, lambda t: t.replace("`src/login.py`: the form.",
+                                                  "`src/login.py`: the form.\n- **May also change:** `/etc/**`")),
+    ("scope", cardlint.WARNING, lambda t: t.replace("`src/login.py`: the form.",
+                                                    "`src/login.py`: the form.\n- **May also change:** `**`")),
 ]
 
 

@@ -66,7 +66,7 @@ def test_acceptance_failure_rebriefs_with_the_command_output(run, setup):
     repo, home, _ = setup
     sid = "01-hello"
     card = script_card(repo, sid, acceptance="test -f second || { echo 'need a second file'; touch second; exit 1; }",
-                       max_loops=3)
+                       max_loops=3, deliverables=["hello.txt", "second"])
     commit_all(repo)
     assert run("add-stage", str(repo), str(card)).code == 0
     run_until_quiet(home, repo)

@@ -190,7 +190,7 @@ def leaked(setup):
     The worktree, kept for review, shares the repo's hooks and remotes.
     """
     repo, home_dir, add = setup
-    add("01-leak", LEAK_WORKER, verifier_writes("01-leak"))
+    add("01-leak", LEAK_WORKER, verifier_writes("01-leak"), deliverables=["config.py"])
     run_until_quiet(home_dir, repo)
     return Path(stage(repo, "01-leak")["worktree"]), home_dir
 

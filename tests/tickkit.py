@@ -6,7 +6,7 @@ import json
 import os
 import subprocess
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 from autometta import tick, yamlsub
 from autometta.paths import HomePaths
@@ -39,7 +39,10 @@ def verifier_writes(stage_id: str, overall: str = "PASS", headline: Optional[str
 def script_card(repo: Path, stage_id: str, worker_cmd: Optional[str] = None, verifier_cmd: Optional[str] = None,
                 *, title: str = "Say hello", worker_budget: str = "1 minute", verifier_budget: str = "1 minute",
                 acceptance: Optional[str] = None, worker: str = WORKER, verifier: str = CHECKER,
-                depends_on: Optional[str] = None, max_loops: Optional[int] = None) -> Path:
+                depends_on: Optional[str] = None, max_loops: Optional[int] = None,
+                deliverables: Sequence[str] = ("hello.txt",), may_also_change: Sequence[str] = ("*.txt",)) -> Path:
+    """A script-family card. Its worker may change ``deliverables`` and, by default, any ``*.txt``
+    at the top (the file most test workers write); pass ``may_also_change=()`` for a strict scope."""
     worker_cmd = worker_cmd if worker_cmd is not None else PASS_WORKER.replace("{id}", stage_id)
     verifier_cmd = verifier_cmd if verifier_cmd is not None else verifier_writes(stage_id)
     lines = [
@@ -54,7 +57,10 @@ def script_card(repo: Path, stage_id: str, worker_cmd: Optional[str] = None, ver
         lines.append(f"- **Depends on:** {depends_on}")
     if max_loops is not None:
         lines.append(f"- **Max loops:** {max_loops}")
-    lines += ["", "## Deliverables", "- `hello.txt`", "", "## Acceptance criteria", "1. hello.txt says hello.", "",
+    lines += ["", "## Deliverables", *[f"- `{d}`" for d in deliverables]]
+    if may_also_change:
+        lines.append("- **May also change:** " + ", ".join(f"`{g}`" for g in may_also_change))
+    lines += ["", "## Acceptance criteria", "1. hello.txt says hello.", "",
               "## Budget", f"- Worker wall-clock: {worker_budget}", f"- Verifier wall-clock: {verifier_budget}", ""]
     card = repo / "docs" / "stages" / f"{stage_id}.md"
     card.parent.mkdir(parents=True, exist_ok=True)
