@@ -400,6 +400,12 @@ def merge_base(repo: PathLike, a: str, b: str) -> Optional[str]:
     return _text(out) or None if code == 0 else None
 
 
+def file_at(repo: PathLike, rev: str, path: str) -> Optional[bytes]:
+    """The bytes of ``path`` in commit ``rev``, or None when it has no such file."""
+    code, out, _ = _run(repo, ["cat-file", "blob", f"{rev}:{path}"], ok=(0, 1, 128))
+    return out if code == 0 else None
+
+
 def entries_at(repo: PathLike, rev: str, paths: Sequence[str]) -> List[str]:
     """Which of ``paths`` exist in commit ``rev``: files as given, folders with a trailing ``/``."""
     if not paths:

@@ -58,9 +58,35 @@ def finding(ctx: Any, stage: Mapping[str, Any], card: cards.Card) -> scope.Findi
     """What the stage changed that its card does not allow (``ctx``: a RepoContext, ``ctx.work`` its tree)."""
     rev = start_rev(ctx.work, stage)
     changed = gitops.changed_since(ctx.work, rev)
+    rules = rules_for(ctx.work, ctx.repo, card, rev)
+    if card_changed_elsewhere(ctx, card, rules.card, rev):
+        changed.append(rules.card)
     if not changed:
         return scope.Finding()
-    return scope.classify(changed, rules_for(ctx.work, ctx.repo, card, rev))
+    return scope.classify(changed, rules)
+
+
+def card_changed_elsewhere(ctx: Any, card: cards.Card, card_rel: str, rev: str) -> bool:
+    """Has the card the tick reads changed, when it lives outside the stage's tree (a lane's worktree)?
+
+    The tick reads a stage's card, its acceptance command included, from the
+    user's checkout; an agent in a worktree can reach that file too. It must
+    still be the card as committed where the stage started, or at the
+    checkout's HEAD (a card you committed since). An uncommitted card has
+    nothing to compare with.
+    """
+    work = os.path.realpath(str(ctx.work))
+    path = os.path.realpath(str(card.path))
+    if path == work or path.startswith(work + os.sep):
+        return False  # in the stage's own tree: its change shows it
+    try:
+        with open(path, "rb") as handle:
+            current = handle.read()
+    except OSError:
+        return False  # gone: the tick stalls the stage stage_card_missing
+    committed = [gitops.file_at(ctx.work, rev, card_rel), gitops.file_at(ctx.repo, "HEAD", card_rel)]
+    known = [blob for blob in committed if blob is not None]
+    return bool(known) and current not in known
 
 
 def problem(ctx: Any, stage: Mapping[str, Any], card: Optional[cards.Card]) -> Optional[str]:

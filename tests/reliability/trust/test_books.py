@@ -180,3 +180,16 @@ def test_a_home_without_books_records_the_files_as_they_are(setup, mode):
     assert stage(repo, "01-a")["status"] == "completed"
     assert any("no digests recorded" in line for line in tick_log(home))
     assert list((home / "books").glob("*.json"))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_an_agent_that_deletes_the_budget_halts_the_repo_and_it_comes_back(setup, mode):
+    repo, home, add = setup
+    lanes(repo, mode)
+    add("01-a", tampering("01-a", f"rm {STATE}/budget.json"))
+    tick_once(home)
+    release(repo)
+    assert not (repo / "state" / "budget.json").exists()
+    assert tick_once(home)[0].kind == "halt"
+    assert read_budget(repo)["halt_reason"] == "state_tampered: state/budget.json"
+    assert read_budget(repo)["clock_ticks_used"] >= 1  # the spend so far is not lost with the file

@@ -190,3 +190,14 @@ def test_the_commit_itself_refuses_what_the_card_does_not_allow(tmp_path, mode):
         (repo / "early.md").unlink()
     assert stagecommit.commit_accepted(ctx, stage_doc, "Say hello")  # in scope: committed
     assert "hello.txt" in git(repo, "show", "--name-only", "--format=", "HEAD").split()
+
+
+def test_a_lane_worker_that_edits_the_card_in_the_users_checkout_is_stopped(setup):
+    """The tick reads the card (its acceptance command too) from the user's checkout, outside the lane."""
+    repo, home, add = setup
+    lanes(repo, "lanes")
+    edit = ("sed -i 's/test -f never-there/true/' \"$AUTOMETTA_REPO/docs/stages/01-a.md\"")
+    strict(add, "01-a", edit, acceptance="test -f never-there")
+    head = git(repo, "rev-parse", "HEAD").strip()
+    s = stopped(repo, home, "01-a", head)
+    assert s["stall_marker"] == "protected_path_changed: docs/stages/01-a.md"
