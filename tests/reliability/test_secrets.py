@@ -165,7 +165,8 @@ def leaky(run, tmp_path, home_dir, monkeypatch):
             manifest = repo / ".autometta.local.yaml"
             manifest.write_text(manifest.read_text() + "max_parallel: 2\n")
         commit_all(repo, "subscribe")
-        card = script_card(repo, STAGE, "unused", "unused", worker=LEAKY_WORKER, verifier=LEAKY_VERIFIER)
+        card = script_card(repo, STAGE, "unused", "unused", worker=LEAKY_WORKER, verifier=LEAKY_VERIFIER,
+                           may_also_change=("*.txt", "*.bin"))  # the files the leaks go to are in scope
         commit_all(repo, "card")
         assert run("add-stage", str(repo), str(card)).code == 0
         return repo, home_dir, go
