@@ -108,8 +108,9 @@ def test_a_sandboxed_worker_cannot_write_outside_its_tree_and_its_work_lands(set
     assert worker == {"ssh": "refused", "budget": "refused", "state": "refused", "gitref": "refused",
                       "manifest": "refused", "verdict": "refused", "slash-tmp": "refused", "tmpdir": "WROTE",
                       "checkout": "WROTE" if in_checkout else "refused"}, log
-    assert outcomes(paths.log(SID, "verifier")) == {"handoff": "refused"}
-    assert outcomes(paths.log(SID, "acceptance")) == {"ssh": "refused"}
+    if not in_checkout:  # in the checkout, its README.md edit is outside its card: the scope check stops it first
+        assert outcomes(paths.log(SID, "verifier")) == {"handoff": "refused"}
+        assert outcomes(paths.log(SID, "acceptance")) == {"ssh": "refused"}
     assert not (tmp_path / "user-home" / ".ssh").exists()
     assert not Path("/tmp/autometta-sandbox-escape").exists()
     assert git(repo, "branch", "--list", "evil") == ""
@@ -119,9 +120,13 @@ def test_a_sandboxed_worker_cannot_write_outside_its_tree_and_its_work_lands(set
     assert escaped() == [], "a setsid child outlived the sandboxed worker"
 
     s = stage(repo, SID)
+    if in_checkout:
+        assert (s["status"], s["stall_marker"]) == ("failed", "out_of_scope_change: README.md"), s
+        assert git(repo, "rev-parse", "HEAD").strip() == base
+        return
     assert s["status"] == "completed", s
     landed = git(repo, "diff", "--name-only", base, "HEAD").split()
-    assert landed == (["README.md", "hello.txt"] if in_checkout else ["hello.txt"])
+    assert landed == ["hello.txt"]
     assert git(repo, "show", "HEAD:hello.txt") == "hello\n"
     if not in_checkout:
         assert (repo / "README.md").read_bytes() == before[repo / "README.md"]
