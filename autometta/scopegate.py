@@ -18,7 +18,7 @@ import os
 from typing import Any, Mapping, Optional
 
 from . import card as cards
-from . import gitops, scope
+from . import gitops, isolation, scope
 from .errors import UserError
 
 
@@ -42,7 +42,8 @@ def start_rev(work: "os.PathLike[str]", stage: Mapping[str, Any]) -> str:
         fork = gitops.merge_base(work, "HEAD", f"refs/heads/{base}")
         if fork:
             return fork
-    return "HEAD"
+    head = stage.get("claim_head")  # isolation: tree: the checkout's head at the claim
+    return str(head) if head else "HEAD"
 
 
 def rules_for(work: "os.PathLike[str]", repo: "os.PathLike[str]", card: cards.Card, rev: str) -> scope.Rules:
@@ -58,6 +59,12 @@ def finding(ctx: Any, stage: Mapping[str, Any], card: cards.Card) -> scope.Findi
     """What the stage changed that its card does not allow (``ctx``: a RepoContext, ``ctx.work`` its tree)."""
     rev = start_rev(ctx.work, stage)
     changed = gitops.changed_since(ctx.work, rev)
+    if stage.get("claim_head") and not stage.get("base"):  # isolation: tree: your own changes are not the stage's
+        try:
+            yours = set(isolation.unchanged_since(ctx.paths, stage))
+        except UserError:
+            yours = set()  # a claim record altered since: the commit refuses it, naming the record
+        changed = [path for path in changed if path not in yours]
     rules = rules_for(ctx.work, ctx.repo, card, rev)
     if card_changed_elsewhere(ctx, card, rules.card, rev):
         changed.append(rules.card)
