@@ -134,6 +134,20 @@ def _work(shot: Shot) -> RepoContext:
     return dataclasses.replace(shot.ctx, workdir=Path(str(where)))
 
 
+def _measured(shot: Shot) -> Dict[str, Any]:
+    """The stage record with where its change starts, as the tick's has it (see autometta.scopegate.start_rev).
+
+    In its worktree: the base branch dispatch forked it from (its change is
+    everything since the fork point, the agents' commits included). With
+    ``isolation: tree``: the checkout's head at dispatch.
+    """
+    record = _record(shot)
+    if _in_tree(shot):
+        return dict(shot.stage, claim_head=record.get("claim_head"), claim_branch=record.get("claim_branch"))
+    return dict(shot.stage, base=record.get("base"), worktree=record.get("worktree"),
+                branch=record.get("branch"))
+
+
 def _not_in_flight(shot: Shot) -> None:
     paths = shot.paths
     if not paths.state_yaml.exists():
@@ -284,7 +298,9 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if alive:
             raise UserError(f"{paths.log(stage_id, 'worker')}: {alive}; wait for it to end (it could still change "
                             "what the verifier judges), then verify again")
-        out_of_scope = scopegate.problem(shot.ctx, shot.stage, shot.card)  # before anything is spent
+        work = _work(shot)
+        # before anything is spent; measured where the worker worked, from where it started
+        out_of_scope = scopegate.problem(work, _measured(shot), shot.card)
         if out_of_scope:
             raise UserError(f"{shot.card.path}: {out_of_scope}; the worker changed files its card does not allow, "
                             "so nothing is verified (the tick fails such a stage); revert them or change the card")
@@ -292,7 +308,6 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if problem:
             raise UserError(f"{shot.card.path}: the verifier {shot.stage['verifier']!r} cannot start here: "
                             f"{problem} (docs/troubleshooting.md explains each marker)")
-        work = _work(shot)
         previous = verify_record(shot)
         if previous is not None and isinstance(previous.get("verifier_pid"), int) \
                 and not _verifier_ended(shot, previous):
@@ -490,7 +505,7 @@ def accept(shot: Shot, warn: Optional[Say] = None) -> Dict[str, Any]:
                             f"{'the working tree' if _in_tree(shot) else 'the stage worktree'} is left for review")
         if _in_tree(shot):
             isolation.fold_since_claim(paths.root, record)
-            sha = stagecommit.commit_accepted(shot.ctx, shot.stage, verdict["headline"], shot.card)
+            sha = stagecommit.commit_accepted(shot.ctx, _measured(shot), verdict["headline"], shot.card)
         elif record.get("landed") and not record.get("worktree_kept"):
             sha = None  # accepted before: landed, its worktree removed
         else:
@@ -510,7 +525,7 @@ def _land(shot: Shot, work: RepoContext, record: Dict[str, Any], headline: str, 
     if not base:
         raise UserError(f"{paths.oneshot_record(stage_id)}: no base branch recorded; dispatch again")
     worktrees.fold_commits(where, base)  # the agents' commits, and an earlier accept's, become one commit
-    stagecommit.commit_accepted(work, shot.stage, headline, shot.card)
+    stagecommit.commit_accepted(work, _measured(shot), headline, shot.card)
     rebased = worktrees.rebase(where, base)
     if rebased.conflicts:
         raise UserError(f"{stage_id} does not merge onto {base}: conflicts in {', '.join(rebased.conflicts[:10])} "

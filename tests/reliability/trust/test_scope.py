@@ -146,14 +146,29 @@ def test_a_worker_that_commits_an_undeclared_file_in_its_lane_is_stopped(setup):
     assert s["stall_marker"] == "out_of_scope_change: notes.md"
 
 
-def test_by_hand_verify_refuses_an_out_of_scope_change(run, tmp_path):
+SNEAK = " && git add README.md && git -c user.name=Bot -c user.email=bot@x commit -qm sneak"
+
+
+@pytest.mark.parametrize("how", ["edits", "commits", "commits-in-tree"])
+def test_by_hand_verify_refuses_an_out_of_scope_change(run, tmp_path, how):
+    """Measured where the worker worked (its worktree; the checkout with isolation: tree), from where it started."""
     repo = make_repo(tmp_path / "manual")
-    card = script_card(repo, "01-a", worker("01-a", "printf 'more\\n' >> README.md"), may_also_change=())
+    if how == "commits-in-tree":
+        (repo / ".autometta.local.yaml").write_text("isolation: tree\n")
+        (repo / ".gitignore").write_text(".autometta.local.yaml\n")
+    extra = "printf 'more\\n' >> README.md" + ("" if how == "edits" else SNEAK)
+    card = script_card(repo, "01-a", worker("01-a", extra), may_also_change=())
     commit_all(repo, "card")
     assert run("dispatch", str(card), "--wait").code == 0
+    if how != "commits-in-tree":  # the user's own work in the checkout is not the stage's change
+        (repo / "notes.md").write_text("the user's note\n")
+        (repo / "later.md").write_text("the user's commit\n")
+        git(repo, "add", "later.md")
+        git(repo, "commit", "-qm", "the user commits meanwhile")
     res = run("verify", str(card), "--wait")
-    assert res.code == 1 and "out_of_scope_change: README.md" in res.err
+    assert res.code == 1 and "out_of_scope_change: README.md;" in res.err, res.err
     assert not (repo / "state" / "logs" / "01-a-verifier.log").exists()
+    assert not (repo / "state" / "logs" / "01-a-acceptance.log").exists()
 
 
 # ------------------------------------------------------------------ just before the commit
