@@ -35,7 +35,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from . import files, gitops
+from . import books, files, gitops
 from .errors import UserError
 from .paths import RepoPaths
 
@@ -94,7 +94,9 @@ def record_claim(paths: RepoPaths, stage: Dict[str, Any]) -> str:
 
     Returns a line for the tick log. The record (only written when something
     is dirty) is ``state/logs/<id>-claim.json``; its digest is kept on the
-    stage so a changed record is refused rather than trusted.
+    stage so a changed record is refused rather than trusted, and in the
+    controller's books (autometta.books), so the next tick halts
+    ``state_tampered`` on a change and puts the record back.
     """
     repo = paths.root
     head = gitops.head_sha(repo)
@@ -106,13 +108,15 @@ def record_claim(paths: RepoPaths, stage: Dict[str, Any]) -> str:
         doc = {"stage_id": stage["id"], "head": head, "branch": branch, "dirty": _states(repo, dirty)}
         text = json.dumps(doc, sort_keys=True, indent=1) + "\n"
         files.ensure_dir(record_path.parent)
-        files.atomic_write(record_path, text, mode=0o600)
+        books.write_text(paths, record_path, text, mode=0o600)
         stage["claim_record"] = _digest(text)
     else:
         try:
             os.unlink(record_path)
         except FileNotFoundError:
             pass
+        else:
+            books.forget(paths, [record_path])
     where = f"{branch or 'detached HEAD'} at {(head or 'no commit')[:12]}"
     kept = f"; {len(dirty)} path(s) already changed there are left out of its commit unless they change" \
         if dirty else ""

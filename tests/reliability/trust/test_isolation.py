@@ -239,7 +239,9 @@ def test_tree_mode_folds_an_agents_commit_into_the_stages_commit(tree):
     assert git(repo, "log", "-1", "--format=%an <%ae>").strip() == WORKER
 
 
-def test_tree_mode_refuses_a_claim_record_changed_after_the_claim(tree, tmp_path):
+@pytest.mark.parametrize("books", ["books", "books-lost"])
+def test_tree_mode_refuses_a_claim_record_changed_after_the_claim(tree, tmp_path, run, books):
+    """The controller's books put the record back and halt; without them, the digest on the stage refuses it."""
     repo, home, add = tree
     go = tmp_path / "go"
     add(SID, f"{wait_for(go)} && {WRITE} && {ENVELOPE}")
@@ -247,9 +249,23 @@ def test_tree_mode_refuses_a_claim_record_changed_after_the_claim(tree, tmp_path
     start = head(repo)
     tick_until(home, repo, "worker_pid")
     record = repo / "state" / "logs" / f"{SID}-claim.json"
-    record.write_text(record.read_text().replace("note.txt", "other.txt"))  # an agent would sweep note.txt in
+    claimed = record.read_text()
+    record.write_text(claimed.replace("note.txt", "other.txt"))  # an agent would sweep note.txt in
     go.touch()
     await_agents(repo)
+    if books == "books":
+        outcomes = tick_once(home)
+        assert outcomes[0].kind == "halt", outcomes
+        assert read_budget(repo)["halt_reason"] == f"state_tampered: state/logs/{SID}-claim.json"
+        assert record.read_text() == claimed  # put back; the changed one is kept beside it
+        assert list(record.parent.glob(f"{SID}-claim.json.tampered-*"))
+        assert run("tick", "--reset-halt").code == 0
+        run_until_quiet(home, repo)
+        assert stage(repo, SID)["status"] == "completed"
+        assert files_of(repo) == ["hello.txt"]  # the user's note stays theirs
+        return
+    for kept in (home / "books").glob("*.json"):  # a home without books: what the stage holds still counts
+        kept.unlink()
     run_until_quiet(home, repo)
     s = stage(repo, SID)
     assert s["status"] == "verifier_failed" and s["stall_marker"].startswith("commit_failed: ")
