@@ -315,6 +315,22 @@ def write_json(paths: RepoPaths, path: Union[str, Path], doc: Any, *, mode: int 
     write_text(paths, path, files.dump_json(doc), mode=mode, log=log)
 
 
+def changed_behind(paths: RepoPaths, path: Union[str, Path]) -> bool:
+    """Has ``path`` changed (or gone) since autometta last wrote it? False when the books do not know it.
+
+    For a file a by-hand command wrote and reads back later (its agents ran
+    in between), with no tick to audit it first.
+    """
+    with _opened(paths) as rec:
+        entry = rec.entries.get(_rel(paths, path))
+        if entry is None:
+            return False
+        data = _read(Path(path))
+        sha = digest(data) if data is not None else None
+        return not (_matches(entry, sha) or (sha is None and entry.get("sha256") is None
+                                             and entry.get("pending") is None))
+
+
 def record(paths: RepoPaths, path_list: Iterable[Union[str, Path]], *, copy: bool = True) -> None:
     """Take files as they are on disk now as autometta's (one autometta just moved or wrote itself)."""
     with _opened(paths) as rec:

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import (cardlint, families, files, gitops, home, isolation, manifest, procs, scopegate, state, stagecommit,
-               verdicts, worktrees)
+from . import (books, cardlint, families, files, gitops, home, isolation, manifest, procs, scopegate, state,
+               stagecommit, verdicts, worktrees)
 from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
@@ -109,8 +109,17 @@ def _in_tree(shot: Shot) -> bool:
 
 
 def _record(shot: Shot) -> Dict[str, Any]:
-    """What dispatch set up and verify saw (``state/logs/<id>-oneshot.json``); {} if none."""
+    """What dispatch set up and verify saw (``state/logs/<id>-oneshot.json``); {} if none.
+
+    Written through the controller's books (autometta.books): one changed
+    since autometta wrote it (its agents ran in between: the worker could
+    point ``base`` elsewhere, the verifier drop the tree it was given) is
+    refused, not trusted.
+    """
     path = shot.paths.oneshot_record(shot.stage_id)
+    if books.changed_behind(shot.paths, path):
+        raise UserError(f"{path}: changed since autometta wrote it, not by autometta ({books.TAMPERED_MARKER}); "
+                        "nothing it says is trusted: review it and the stage's logs, then dispatch again")
     try:
         doc = files.read_json(path) if path.exists() else {}
     except UserError:
@@ -120,7 +129,8 @@ def _record(shot: Shot) -> Dict[str, Any]:
 
 def _note(shot: Shot, **fields: Any) -> None:
     files.ensure_dir(shot.paths.logs)
-    files.write_json(shot.paths.oneshot_record(shot.stage_id), dict(_record(shot), **fields), mode=0o600)
+    doc = dict(_record(shot), **fields)
+    books.write_json(shot.paths, shot.paths.oneshot_record(shot.stage_id), doc, mode=0o600)
 
 
 def _work(shot: Shot) -> RepoContext:
@@ -183,11 +193,14 @@ def _usage(shot: Shot, role: str) -> Dict[str, Any]:
     return out
 
 
-def _forget(path: Path) -> None:
+def _forget(shot: Shot) -> None:
+    """Drop an earlier run's record (and what the books know of it): a new dispatch starts afresh."""
+    path = shot.paths.oneshot_record(shot.stage_id)
     try:
         os.unlink(path)
     except FileNotFoundError:
         pass
+    books.forget(shot.paths, [path])
 
 
 # ---------------------------------------------------------------- dispatch
@@ -211,7 +224,7 @@ def dispatch(shot: Shot, *, wait: bool = False) -> Dict[str, Any]:
             raise UserError(f"{shot.card.path}: the worker {identity!r} cannot start here: {problem} "
                             "(docs/troubleshooting.md explains each marker)")
         archive(paths, stage_id)
-        _forget(paths.oneshot_record(stage_id))
+        _forget(shot)
         ctx = _prepare(shot)
         launched = start(ctx, shot.stage, shot.card, "worker")
     result: Dict[str, Any] = {

@@ -14,8 +14,9 @@ from typing import List
 
 import pytest
 
+from tests.conftest import make_repo
 from tests.tickkit import (PASS_WORKER, await_agents, commit_all, git, read_budget, read_state, run_until_quiet,
-                           stage, tick_once)
+                           script_card, stage, tick_once, verifier_writes)
 
 MODES = ["serial", "lanes"]
 
@@ -135,8 +136,6 @@ def test_a_by_hand_command_does_not_launder_an_agents_edit(setup, mode, run):
     tick_once(home)
     release(repo)
     # a person queues another card before any tick has looked: refused, nothing written
-    from tests.tickkit import script_card
-
     card = script_card(repo, "03-c")
     commit_all(repo, "card 03-c")
     res = run("add-stage", str(repo), str(card))
@@ -193,3 +192,36 @@ def test_an_agent_that_deletes_the_budget_halts_the_repo_and_it_comes_back(setup
     assert tick_once(home)[0].kind == "halt"
     assert read_budget(repo)["halt_reason"] == "state_tampered: state/budget.json"
     assert read_budget(repo)["clock_ticks_used"] >= 1  # the spend so far is not lost with the file
+
+
+# ------------------------------------------------------------------ by hand
+
+@pytest.mark.parametrize("isolation", ["worktree", "tree"])
+def test_a_by_hand_verifier_that_rewrites_what_verify_recorded_is_not_trusted(run, tmp_path, isolation):
+    """No tick audits state/ between 'verify' and 'accept': accept checks its record against the books.
+
+    The verifier changes the tree it judges and blanks the tree verify
+    recorded, so accept would find no tree to compare with (no
+    verifier_modified_tree) and commit the verifier's change as the worker's.
+    """
+    repo = make_repo(tmp_path / "manual")
+    if isolation == "tree":
+        (repo / ".autometta.local.yaml").write_text("isolation: tree\n")
+        (repo / ".gitignore").write_text(".autometta.local.yaml\n")
+    blank = ("sed -i 's/\"worker_tree\": \"[0-9a-f]*\"/\"worker_tree\": \"\"/' "
+             "\"$AUTOMETTA_REPO/state/logs/01-a-oneshot.json\"")
+    card = script_card(repo, "01-a", verifier_cmd=f"printf 'the verifier was here\\n' > hello.txt && {blank} && "
+                                                  + verifier_writes("01-a"))
+    commit_all(repo, "card")
+    start = git(repo, "rev-parse", "HEAD").strip()
+    assert run("dispatch", str(card), "--wait").code == 0
+    said = "01-a-oneshot.json: changed since autometta wrote it, not by autometta (state_tampered)"
+    res = run("verify", str(card), "--wait")  # reading the verdict, it reads its record again
+    assert res.code == 1 and said in res.err, res.out + res.err
+    assert '"worker_tree": ""' in (repo / "state" / "logs" / "01-a-oneshot.json").read_text()  # it really did
+    res = run("accept", str(card))
+    assert res.code == 1 and said in res.err, res.out + res.err
+    assert git(repo, "rev-parse", "HEAD").strip() == start  # nothing committed
+    if isolation == "tree":
+        (repo / "hello.txt").unlink()  # reviewed: the checkout is clean again
+    assert run("dispatch", str(card), "--wait").code == 0  # a new dispatch starts afresh

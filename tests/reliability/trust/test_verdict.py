@@ -239,7 +239,10 @@ def test_by_hand_accept_refuses_without_a_verify_run(run, tmp_path, plant):
 
     res = run("verify", str(card), "--wait")
     assert res.code == 1
-    if plant != "final message":
+    if plant == "a verify record":  # not the record autometta wrote: the controller's books say so
+        assert f"{SID}-oneshot.json: changed since autometta wrote it, not by autometta (state_tampered)" in res.err
+        assert not (repo / "state" / "logs" / f"{SID}-verifier.log").exists()  # no verifier was spent on it
+    elif plant != "final message":
         assert f"{SID}: FAIL (verdict_forged: " in res.out
         assert not (repo / "state" / "logs" / f"{SID}-verifier.log").exists()  # no verifier was spent on it
     else:
