@@ -8,8 +8,12 @@ both stop there).
 
 A stage's change is every path outside ``state/`` that differs between the
 commit it started from and its working tree, commits the agents made
-included: for a stage with a branch of its own, from the fork point of that
-branch and its base; otherwise from ``HEAD``.
+included (:func:`start_rev`): for a stage in its worktree (serial or a
+lane, by the tick or by hand), from the fork point of its branch and its
+base, so what the user commits on the base meanwhile is not the stage's;
+with ``isolation: tree``, from the checkout's head at the claim, leaving out
+the paths the user had already changed then and left as they were; for the
+bash version's claim, which recorded neither, from ``HEAD``.
 """
 
 from __future__ import annotations

@@ -17,15 +17,18 @@ from autometta import gitops, stagecommit
 from autometta.dispatch import RepoContext
 from autometta.paths import HomePaths, RepoPaths
 from tests.conftest import make_repo
-from tests.tickkit import PASS_WORKER, commit_all, git, run_until_quiet, script_card, stage
+from tests.tickkit import (PASS_WORKER, await_agents, commit_all, git, run_until_quiet, script_card, stage,
+                           tick_once)
 
 MODES = ["serial", "lanes"]
 
 
 def lanes(repo: Path, mode: str) -> None:
-    if mode == "lanes":
+    """serial: a stage in its worktree at max_parallel 1; lanes: max_parallel 2; tree: isolation: tree."""
+    extra = {"lanes": "max_parallel: 2\n", "tree": "isolation: tree\n"}.get(mode)
+    if extra:
         manifest = repo / ".autometta.local.yaml"
-        manifest.write_text(manifest.read_text() + "max_parallel: 2\n")
+        manifest.write_text(manifest.read_text() + extra)
 
 
 def worker(stage_id: str, extra: str) -> str:
@@ -136,9 +139,11 @@ def test_a_worker_that_edits_its_own_card_is_stopped(setup, mode):
     assert s["stall_marker"] == "protected_path_changed: docs/stages/01-a.md"
 
 
-def test_a_worker_that_commits_an_undeclared_file_in_its_lane_is_stopped(setup):
+@pytest.mark.parametrize("mode", MODES + ["tree"])
+def test_a_worker_that_commits_an_undeclared_file_is_stopped(setup, mode):
+    """Measured from where the stage started (its fork point; the head at the claim in tree mode), not HEAD."""
     repo, home, add = setup
-    lanes(repo, "lanes")
+    lanes(repo, mode)
     strict(add, "01-a", "printf 'x\\n' > notes.md && git add notes.md && "
                         "git -c user.name=Bot -c user.email=bot@x commit -qm sneak")
     head = git(repo, "rev-parse", "HEAD").strip()
@@ -207,12 +212,42 @@ def test_the_commit_itself_refuses_what_the_card_does_not_allow(tmp_path, mode):
     assert "hello.txt" in git(repo, "show", "--name-only", "--format=", "HEAD").split()
 
 
-def test_a_lane_worker_that_edits_the_card_in_the_users_checkout_is_stopped(setup):
-    """The tick reads the card (its acceptance command too) from the user's checkout, outside the lane."""
+@pytest.mark.parametrize("mode", MODES)
+def test_a_worker_that_edits_the_card_in_the_users_checkout_is_stopped(setup, mode):
+    """The tick reads the card (its acceptance command too) from the user's checkout, outside the worktree."""
     repo, home, add = setup
-    lanes(repo, "lanes")
+    lanes(repo, mode)
     edit = ("sed -i 's/test -f never-there/true/' \"$AUTOMETTA_REPO/docs/stages/01-a.md\"")
     strict(add, "01-a", edit, acceptance="test -f never-there")
     head = git(repo, "rev-parse", "HEAD").strip()
     s = stopped(repo, home, "01-a", head)
     assert s["stall_marker"] == "protected_path_changed: docs/stages/01-a.md"
+
+
+@pytest.mark.parametrize("mode", MODES + ["tree"])
+def test_the_users_own_changes_are_not_the_stages(setup, mode, tmp_path):
+    """In a worktree: what the user edits in the checkout and commits on the base meanwhile. In tree mode:
+    what the user had already changed at the claim. Neither is out of the stage's scope, nor committed."""
+    repo, home, add = setup
+    lanes(repo, mode)
+    go = tmp_path / "go"
+    strict(add, "01-a", f"while [ ! -e '{go}' ]; do sleep 0.02; done")
+    if mode == "tree":
+        (repo / "README.md").write_text("hello\nthe user's line\n")
+    start = git(repo, "rev-parse", "HEAD").strip()
+    for _ in range(10):
+        tick_once(home)
+        if stage(repo, "01-a").get("worker_pid"):
+            break
+    if mode != "tree":
+        (repo / "notes.md").write_text("the user's notes\n")
+        commit_all(repo, "the user commits meanwhile")
+        (repo / "README.md").write_text("hello\nthe user's line\n")
+    go.touch()
+    await_agents(repo)
+    run_until_quiet(home, repo)
+    s = stage(repo, "01-a")
+    assert s["status"] == "completed", s
+    assert git(repo, "show", "--name-only", "--format=", "HEAD").split() == ["hello.txt"]
+    assert git(repo, "log", "--format=%s", f"{start}..HEAD").splitlines()[0] == "01-a: Say hello"
+    assert (repo / "README.md").read_text() == "hello\nthe user's line\n"
