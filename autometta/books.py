@@ -226,10 +226,10 @@ def _settle(record: Record, rel: str, sha: Optional[str], stat: Optional[List[in
         record.changed = True
 
 
-def _default_log(message: str) -> None:
+def _default_log(paths: RepoPaths, message: str) -> None:
     from .tick import TickLog  # the tick log: where a person looks for what autometta did
 
-    TickLog(HomePaths.from_env(), echo=True)(message)
+    TickLog(HomePaths.from_env(), echo=True)(message, repo=paths.root)  # tagged: 'log --repo' finds it
 
 
 def _accepted_line(paths: RepoPaths, rels: Sequence[str]) -> str:
@@ -270,7 +270,11 @@ def write_files(paths: RepoPaths, items: Sequence[Tuple[Path, Data]], *, mode: i
                     "wrote and halts the repo")
             accepted.append(rel)
         if accepted:
-            (log or _default_log)(_accepted_line(paths, accepted))
+            line = _accepted_line(paths, accepted)
+            if log is not None:
+                log(line)
+            else:
+                _default_log(paths, line)
         # 1. note what is about to be written, so a write killed half-way is never taken for tampering
         for path, payload in payloads:
             rel = _rel(paths, path)

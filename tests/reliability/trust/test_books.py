@@ -165,6 +165,16 @@ def test_a_persons_edit_while_nothing_is_in_flight_is_accepted_and_logged(setup,
     assert not kept_aside(repo, "budget.json")
 
 
+def test_a_persons_edit_a_by_hand_command_finds_is_logged_under_its_repo(setup, run):
+    repo, home, add = setup
+    path = repo / "state" / "state.yaml"
+    path.write_text(path.read_text() + "# a person's note\n")
+    add("01-a")  # add-stage writes state.yaml over it: idle, so the edit is accepted, and said
+    said = [line for line in tick_log(home) if "accepted as a person's edit" in line]
+    assert said and f"[{repo}] books: state/state.yaml in {repo} changed outside autometta" in said[0], said
+    assert "books: state/state.yaml" in run("log", "--repo", str(repo)).out
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_a_home_without_books_records_the_files_as_they_are(setup, mode):
     """A bash-version user's home (or a first run): nothing to compare with, so nothing is refused."""
