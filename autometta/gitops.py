@@ -57,8 +57,14 @@ STATE_REF = "refs/heads/phat-controller/state"
 STATE_MESSAGE = "phat-controller: tick state update"
 SNAPSHOT_AUTHOR = "autometta <autometta@localhost>"
 
-#: ``git add`` / ``git status`` pathspec: everything except the state folder.
-_OUTSIDE_STATE = (".", f":(exclude){STATE_DIRNAME}")
+#: ``git add`` / ``git status`` pathspec: everything except the state folder (and what is in it).
+#: Written as a pattern (``[s]tate``, ``[s]tate/*``) on purpose: given a plain ``:(exclude)state``,
+#: ``git add`` lists ``state`` among "paths ignored by one of your .gitignore files" and exits 1
+#: whenever the repo's .gitignore ignores the folder itself (a ``state/`` line), although it was
+#: told to leave it out (git matches its ignored-paths report against excluding pathspecs too).
+#: A pattern has no literal prefix for that report to match; it excludes exactly the same paths.
+_OUTSIDE_STATE = (".", f":(exclude)[{STATE_DIRNAME[0]}]{STATE_DIRNAME[1:]}",
+                  f":(exclude)[{STATE_DIRNAME[0]}]{STATE_DIRNAME[1:]}/*")
 
 #: Variables that would point git at another repo, index or work tree, or
 #: change how our pathspecs are read. Everything else (the user's config,

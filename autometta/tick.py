@@ -23,7 +23,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import books, effects, files, home, isolation, logretention, manifest, procs, scan, secrets, state, ticklog
+from . import books, effects, failures, files, home, isolation, logretention, manifest, procs, scan, secrets, state, ticklog
 from .dispatch import RepoContext
 from .errors import UserError
 from .observe import dashboard, events, heartbeat
@@ -167,7 +167,13 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     txn = effects.Txn(ctx=ctx, state=doc, budget=b, now=now, base_ctx=ctx, tree=ctx.isolation == isolation.TREE)
     settled = effects.settle_kills(txn)
     heartbeat.for_tick(ctx.home, paths, now, log)  # classify agents, retire exited ones, raise agent_stuck
-    return _process(txn, log, settled)
+    try:
+        outcome = _process(txn, log, settled)
+    except Exception as exc:
+        failures.record(txn, exc, log)  # the same error tick after tick stops its stage (transition_failed)
+        raise
+    failures.clear(txn)
+    return outcome
 
 
 def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Outcome:
@@ -248,7 +254,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
         if not decision.transition or decision.halt or decision.finish or txn.focus is None \
                 or (state.find_stage(txn.state, txn.focus) or {}).get("status") != "in_progress":
             break  # a claim that stopped at once (no worktree, a missing CLI) is one failure a tick
-    txn.ctx = ctx
+    txn.ctx, txn.focus = ctx, None
     if transitions or settled:
         state.save_state(paths, txn.state)
     if txn.budget != before_budget:
