@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import budget as budgets
+from . import hints
 from .card import STAGE_ID_RE
 from .envelope import Artefact, Envelope
 from .families.usage import Usage, UsageLimit, reset_epoch
@@ -396,7 +397,7 @@ def _dirty_halt(f: Facts, cur: str, base: str, effects: List[Effect]) -> Optiona
     if not dirty:
         return None
     return Decision(f"stage {cur} is ready to land on {base}, but it changes files that are also changed in the "
-                    f"working tree of {f.repo} ({_listed(dirty)}); commit or stash those, then run "
+                    f"working tree of {f.repo} ({hints.listed(dirty)}); {hints.set_aside(dirty)}; then run "
                     "'autometta tick --reset-halt'", effects, halt="dirty-working-tree")
 
 

@@ -238,6 +238,16 @@ def author_ident(repo: PathLike) -> Optional[str]:
     return match.group(1).strip() if match else None
 
 
+def ignored(repo: PathLike, paths: Sequence[str]) -> List[str]:
+    """Those of ``paths`` (repo-relative) that `git add` would refuse as ignored: untracked, and matched by an
+    ignore rule (a ``state/`` line in .gitignore ignores state.yaml whatever ``!state/state.yaml`` says)."""
+    if not paths:
+        return []
+    code, out, _ = _run(repo, ["check-ignore", "-z", "--stdin"], ok=(0, 1),
+                        stdin=b"".join(os.fsencode(p) + b"\0" for p in paths))
+    return [os.fsdecode(p) for p in _split_z(out)] if code == 0 else []
+
+
 # ------------------------------------------------------------ the work tree
 
 def _split_z(out: bytes) -> List[bytes]:

@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import (books, cardlint, families, files, gitops, home, isolation, manifest, procs, scopegate, state,
+from . import (books, cardlint, families, files, gitops, hints, home, isolation, manifest, procs, scopegate, state,
                stagecommit, verdicts, worktrees)
 from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
@@ -215,10 +215,10 @@ def dispatch(shot: Shot, *, wait: bool = False) -> Dict[str, Any]:
         _not_in_flight(shot)
         dirty = gitops.dirty_paths(paths.root) if _in_tree(shot) else []
         if dirty:
-            shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-            raise UserError(f"{paths.root}: uncommitted changes outside state/ ({shown}); with isolation: tree the "
-                            "worker runs in this tree, so commit them (the card too, so worker and verifier read the "
-                            "same one) or stash them, then dispatch again")
+            raise UserError(f"{paths.root}: uncommitted changes outside state/ ({hints.listed(dirty, 3)}); with "
+                            "isolation: tree the worker runs in this tree, so commit them (the card too, so worker "
+                            f"and verifier read the same one) or set them aside with `{hints.stash(dirty)}`, then "
+                            "dispatch again")
         problem = preflight(shot.ctx, identity, "worker", shot.card)
         if problem:
             raise UserError(f"{shot.card.path}: the worker {identity!r} cannot start here: {problem} "
@@ -556,9 +556,8 @@ def _land(shot: Shot, work: RepoContext, record: Dict[str, Any], headline: str, 
             _note(shot, checked_tree=tree)
     clash = worktrees.collisions(paths.root, where, base)
     if clash:
-        shown = ", ".join(clash[:5]) + (f" and {len(clash) - 5} more" if len(clash) > 5 else "")
-        raise UserError(f"{paths.root}: {stage_id} changes files that are also changed here ({shown}) "
-                        "(dirty-working-tree); commit or stash those, then accept again")
+        raise UserError(f"{paths.root}: {stage_id} changes files that are also changed here ({hints.listed(clash)}) "
+                        f"(dirty-working-tree); {hints.set_aside(clash)}; then accept again")
     head = gitops.head_sha(where)
     if not head or not rebased.onto or not worktrees.land(paths.root, base, head, rebased.onto):
         raise UserError(f"{base} moved while {stage_id} was landing; nothing changed, accept again")
