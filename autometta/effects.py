@@ -407,7 +407,8 @@ def apply(txn: Txn, decision: d.Decision) -> str:
             try:
                 txn.log_extra.append(isolation.record_claim(txn.ctx.paths, stage))
             except UserError as exc:
-                failed = ("stalled", "could not record the tree at the claim", "tree_claim_failed", exc.message)
+                failed = ("stalled", "could not record the tree at the claim",
+                          getattr(exc, "marker", None) or "tree_claim_failed", exc.message)
         elif name in (d.MERGE, d.LAND):
             try:
                 # MERGE: a conflict stops the stage; LAND: completed, or None when the base moved meanwhile

@@ -185,6 +185,40 @@ def current_branch(repo: PathLike) -> Optional[str]:
     return _text(out) if code == 0 and _text(out) else None
 
 
+#: Stall marker: HEAD is detached, so a stage has no branch to land on.
+DETACHED_HEAD = "detached_head"
+#: Stall marker: the checked-out branch has no commit yet, so a stage has nothing to start from.
+UNBORN_BRANCH = "unborn_branch"
+
+
+class NotOnBranch(UserError):
+    """HEAD is detached, or on a branch with no commit yet: a stage has nowhere to land.
+
+    ``marker`` is ``detached_head`` or ``unborn_branch``, the stage's marker when it stops for it.
+    """
+
+    def __init__(self, repo: PathLike, detached: bool, head: Optional[str] = None) -> None:
+        where = os.fspath(repo)
+        if detached:
+            self.marker = DETACHED_HEAD
+            said = (f"{where}: HEAD is detached (at {(head or '?')[:12]}, on no branch); autometta lands a stage only "
+                    "on the checked-out branch, never on a detached HEAD: check out a branch (git switch <branch>), "
+                    "then requeue the stage")
+        else:
+            self.marker = UNBORN_BRANCH
+            said = (f"{where}: the checked-out branch has no commit yet; a stage starts from the branch's last "
+                    "commit: commit something first (git commit --allow-empty -m init), then requeue the stage")
+        super().__init__(said)
+
+
+def on_branch(repo: PathLike) -> Tuple[str, str]:
+    """The checked-out branch and its tip; NotOnBranch on a detached HEAD or an unborn branch."""
+    branch, head = current_branch(repo), head_sha(repo)
+    if branch is None or head is None:
+        raise NotOnBranch(repo, detached=branch is None, head=head)
+    return branch, head
+
+
 def is_work_tree_top(path: PathLike) -> bool:
     """True when ``path`` is the top-level folder of a git working tree.
 

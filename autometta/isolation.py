@@ -99,8 +99,7 @@ def record_claim(paths: RepoPaths, stage: Dict[str, Any]) -> str:
     ``state_tampered`` on a change and puts the record back.
     """
     repo = paths.root
-    head = gitops.head_sha(repo)
-    branch = gitops.current_branch(repo)
+    branch, head = gitops.on_branch(repo)  # never a stage on a detached HEAD: its commit would land on no branch
     dirty = gitops.dirty_paths(repo)
     record_path = paths.claim_record(str(stage["id"]))
     stage.update(claim_head=head, claim_branch=branch, claim_record=None)
@@ -175,9 +174,11 @@ def fold_since_claim(repo: Path, stage: Mapping[str, Any]) -> int:
     when HEAD left the claim's branch or no longer descends from the claim.
     """
     head0, branch0 = stage.get("claim_head"), stage.get("claim_branch")
+    head, branch = gitops.head_sha(repo), gitops.current_branch(repo)
+    if branch is None:  # a commit on a detached HEAD would land on no branch
+        raise gitops.NotOnBranch(repo, detached=True, head=head)
     if not head0:
         return 0  # the bash version's claim: nothing recorded, committed as it always was
-    head, branch = gitops.head_sha(repo), gitops.current_branch(repo)
     if branch != branch0:
         raise UserError(f"{repo}: HEAD is on {branch or 'a detached HEAD'}, not on {branch0}, where the stage "
                         "was claimed; nothing committed, check out the branch and requeue the stage")

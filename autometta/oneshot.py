@@ -242,8 +242,8 @@ def _prepare(shot: Shot) -> RepoContext:
     """The stage's worktree, made afresh from the checked-out branch's tip and set up; or the checkout (tree)."""
     paths, stage_id = shot.paths, shot.stage_id
     if _in_tree(shot):
-        _note(shot, stage_id=stage_id, claim_head=gitops.head_sha(paths.root),
-              claim_branch=gitops.current_branch(paths.root), dispatched_at=now_iso())
+        branch, head = gitops.on_branch(paths.root)  # its commit must land on a branch
+        _note(shot, stage_id=stage_id, claim_head=head, claim_branch=branch, dispatched_at=now_iso())
         return shot.ctx
     path = worktrees.lane_root(paths.root, shot.ctx.manifest) / stage_id
     branch = worktrees.branch_for(stage_id)

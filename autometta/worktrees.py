@@ -78,14 +78,9 @@ def create(repo: Path, path: Path, branch: str) -> Tuple[str, str]:
     """A fresh worktree at ``path`` on ``branch`` from the checked-out branch's tip: (base branch, base sha).
 
     A worktree or branch left there by an earlier run of the same stage (it
-    was requeued) is replaced. Raises UserError on a detached or unborn HEAD.
+    was requeued) is replaced. Raises gitops.NotOnBranch on a detached or unborn HEAD.
     """
-    base = gitops.current_branch(repo)
-    tip = gitops.head_sha(repo)
-    if base is None or tip is None:
-        raise UserError(f"{repo}: HEAD is {'detached' if base is None else 'an unborn branch'}; "
-                        "parallel stages branch from the checked-out branch's tip, so check out a branch "
-                        "with at least one commit")
+    base, tip = gitops.on_branch(repo)  # NotOnBranch (marker detached_head, unborn_branch) otherwise
     _prepare_root(path.parent, repo)
     remove(repo, path, branch)
     git(repo, ["worktree", "add", "--quiet", "-b", branch, str(path), tip])

@@ -128,7 +128,8 @@ def test_the_marker_scan_finds_what_we_know_is_there():
              "claude_refused_root_without_is_sandbox", "claude_usage_limit", "codex_auth_error",
              "repair_orphaned_in_progress", "unknown_family", "pending", "verifier_failed",
              "setup_spawn_failed", "postmerge_spawn_failed", "worktree_setup_failed", "worktree_missing",
-             "post_merge_acceptance_failed", "worktree_failed", "merge_failed"}
+             "post_merge_acceptance_failed", "worktree_failed", "merge_failed", "transition_failed",
+             "detached_head", "unborn_branch", "tree_claim_failed", "secret_in_diff", "secret_blocked"}
     assert known <= markers, sorted(known - markers)
 
 
