@@ -158,6 +158,34 @@ def base_moved(work: Path, base: str) -> bool:
     return _fork(work, base) != tip
 
 
+def _change(work: Path, old: str, new: str) -> bytes:
+    """The diff from ``old`` to ``new`` without what a clean rebase alters (line numbers, blob ids)."""
+    _, out, _ = git(work, ["diff", "--no-color", "--no-ext-diff", "--no-textconv", "--full-index", "--binary",
+                           "--no-renames", old, new, "--"])
+    return b"\n".join(line for line in out.split(b"\n") if not line.startswith((b"@@", b"index ")))
+
+
+def same_change(work: Path, base: str, judged: Optional[str]) -> bool:
+    """Does the lane's branch bring exactly the change of ``judged`` (the commit its verdict passed)?
+
+    True when its head is that commit, or that commit's change replayed onto
+    ``base`` unaltered (a clean rebase, as landing does itself). False when a
+    person (or anything else) changed what the branch brings: a conflict
+    resolved by hand, an amended or added commit; also when ``judged`` is
+    unknown or gone.
+    """
+    head = gitops.head_sha(work)
+    if not judged or not head:
+        return False
+    if head == judged:
+        return True
+    code, out, _ = git(work, ["rev-list", "--parents", "-n", "1", judged], ok=(0, 128))
+    parents = gitops._text(out).split()[1:] if code == 0 else []
+    if len(parents) != 1:
+        return False
+    return _change(work, parents[0], judged) == _change(work, _fork(work, base), head)
+
+
 def changed_files(work: Path, base: str) -> List[str]:
     """The files the lane's commits change since it forked from ``base`` (both names of a rename)."""
     _, out, _ = git(work, ["diff", "--name-only", "--no-renames", "-z", f"{_fork(work, base)}..HEAD", "--"])

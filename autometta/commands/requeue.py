@@ -6,7 +6,10 @@ run cannot mistake them for its own (the bash version re-applied them, §15.7).
 ``--retry-merge`` is for a parallel stage whose accepted commit did not land
 (``merge_conflict``, or its acceptance command failed on the merged result):
 once you have fixed its branch in the kept worktree, the tick merges it again
-instead of running the stage from the start.
+instead of running the stage from the start. A branch that no longer brings
+exactly the change its verifier passed (a conflict resolved by hand, a fix
+committed there) is checked again first: the acceptance command, then the
+verifier, on the branch as you left it; it lands only on a PASS.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from .. import envelope, files, gitops, state
+from .. import envelope, files, gitops, state, verdicts, worktrees
 from ..errors import UserError
 from ..paths import RepoPaths
 from .subscribe import resolve_repo
@@ -77,6 +80,17 @@ def retry_merge(paths: RepoPaths, stage: Dict[str, Any]) -> str:
     if dirty:
         raise UserError(f"{work} has uncommitted changes ({', '.join(dirty[:3])}); commit them on "
                         f"{stage['branch']} (the stage lands that branch) or discard them first")
+    judged = stage.get("commit")
     stage.update(status="in_progress", stall_marker=None, merge="queued", merge_onto=None,
-                 postmerge_pid=None, postmerge_started=None, completed_at=None)
-    return f"{stage['branch']} onto {stage.get('base')} on the next tick"
+                 postmerge_pid=None, postmerge_started=None, completed_at=None, tick_error=None)
+    if worktrees.same_change(work, str(stage.get("base")), judged):
+        return f"{stage['branch']} onto {stage.get('base')} on the next tick"
+    # The branch brings something no verifier judged (a conflict resolved by hand, a fix): judge it again
+    # (acceptance command, then verifier) before it may land; its verdict is archived, the worker not rerun.
+    envelope.archive(paths, sid, verdicts_only=True)
+    stage.update(merge=None, commit=None, acceptance=None, verifier_pid=None, verifier_started=None,
+                 verifier_artefact=None, verifier_attempts=0, verifier_tree=None,
+                 worker_tree=gitops.worktree_fingerprint(work), **{key: None for key in verdicts.FIELDS})
+    shown = (judged or "none recorded")[:12]
+    return (f"{stage['branch']} no longer brings the change its verifier passed ({shown}), so it is checked again "
+            "(acceptance command, then verifier) on the next ticks, and lands only on a PASS")
