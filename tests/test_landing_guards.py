@@ -44,17 +44,6 @@ def test_a_detached_head_is_refused_with_a_marker_and_nothing_is_committed(setup
     assert read_budget(repo)["consecutive_failures"] == 1
 
 
-def test_an_agent_that_detaches_head_in_the_tree_gets_no_commit(setup):
-    repo, home, add = setup
-    _mode(repo, "tree")
-    add("01-a", "git checkout -q --detach && " + _writes("01-a", "a.txt"))
-    run_until_quiet(home, repo, limit=8)
-    s = stage(repo, "01-a")
-    assert s["status"] == "verifier_failed" and s["stall_marker"].startswith("detached_head: "), s
-    assert not any(line.startswith("01-a:") for line in _subjects(repo))
-    assert (repo / "a.txt").read_text() == "01-a\n"  # left for review
-
-
 # ------------------------------------------------------------------ --retry-merge
 
 
