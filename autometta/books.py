@@ -108,6 +108,17 @@ def _decode(data: Optional[bytes]) -> Optional[str]:
         return None
 
 
+def _masked(text: str) -> str:
+    """The copy kept in the home: no secret leaves the repo for it (a verifier's headline may quote one).
+
+    A masked copy no longer matches its file's digest; :func:`_restore` records
+    what it put back.
+    """
+    from . import secrets
+
+    return secrets.redact(text)
+
+
 def in_flight_of(doc: Any) -> List[str]:
     """The stages a state document has in flight (``in_progress``)."""
     stages = doc.get("stages") if isinstance(doc, dict) else None
@@ -157,7 +168,7 @@ class Record:
             return
         entry: Dict[str, Any] = {"sha256": sha, "stat": stat}
         if copy and text is not None:
-            self.copies[sha] = text
+            self.copies[sha] = _masked(text)
             entry["copy"] = True
         if self.entries.get(rel) != entry:
             self.entries[rel] = entry
@@ -287,7 +298,7 @@ def write_files(paths: RepoPaths, items: Sequence[Tuple[Path, Data]], *, mode: i
             entry["pending"] = sha
             text = _decode(payload)
             if copy and text is not None:
-                record.copies[sha] = text
+                record.copies[sha] = _masked(text)
                 entry["pending_copy"] = True
             record.changed = True
         if in_flight is not None:
@@ -500,7 +511,10 @@ def _restore(paths: RepoPaths, rec: Record, changed: List[Tuple[str, Path, Optio
             payload = text.encode("utf-8")
             files.atomic_write(path, payload, mode=0o600)
             found[rel] = payload
-            _settle(rec, rel, entry["sha256"], _stat(path))
+            if digest(payload) == entry["sha256"]:
+                _settle(rec, rel, entry["sha256"], _stat(path))
+            else:  # the copy was kept masked
+                rec.note(rel, digest(payload), text, _stat(path), copy=True)
             what = "put back the last copy autometta wrote"
         else:
             found[rel] = None

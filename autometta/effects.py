@@ -369,6 +369,7 @@ def apply(txn: Txn, decision: d.Decision) -> str:
                 books.moved(paths, [(src, dest)])
         elif name == d.SAVE_ARTEFACT and stage is not None:
             paths = txn.ctx.paths
+            scan.secrets_for(txn.ctx, [stage])  # the books' copy of the verdict masks a key its headline quotes
             verdicts.store(paths, stage["id"], arg, verdicts.run_of(paths, stage["id"], stage))
             stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
         elif name == d.KILL:
