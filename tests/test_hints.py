@@ -30,7 +30,7 @@ def test_the_dirty_tree_halt_names_the_files_and_a_stash_that_keeps_the_queue(se
     repo, home, add = setup
     manifest = repo / ".autometta.local.yaml"
     manifest.write_text(manifest.read_text() + f"max_parallel: {parallel}\n")
-    add("01-a", WRITES_TWO)
+    add("01-a", WRITES_TWO, deliverables=("a.txt", "README.md"))
     (repo / "README.md").write_text("the user's edit\n")  # tracked, changed: the stage changes it too
     (repo / "a.txt").write_text("the user's own a.txt\n")  # untracked, where the stage adds one
     (repo / "notes.txt").write_text("unrelated\n")  # neither blocks nor is stashed
@@ -57,7 +57,7 @@ def test_the_dirty_tree_halt_names_the_files_and_a_stash_that_keeps_the_queue(se
 def test_a_plain_git_stash_would_have_taken_the_queue(setup, run):
     """Why the hint names a command: `git stash` takes the tracked state files, and the queue shows unqueued."""
     repo, home, add = setup
-    add("01-a", WRITES_TWO)
+    add("01-a", WRITES_TWO, deliverables=("a.txt", "README.md"))
     assert "01-a\tpending" in run("list-cards", str(repo)).out
     (repo / "README.md").write_text("the user's edit\n")
     git(repo, "stash", "-q")
