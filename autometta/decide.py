@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import budget as budgets
-from . import hints
+from . import hints, parking
 from .card import STAGE_ID_RE
 from .envelope import Artefact, Envelope
-from .families.usage import Usage, UsageLimit, reset_epoch
+from .families.usage import Usage, UsageLimit
 from .roles import ROLES
 from .timeutil import now_iso, parse_iso
 from .verify import verdict_problem
@@ -27,10 +27,10 @@ VERIFIER_ATTEMPT_CAP = 3
 #: A stage is stopped after its budget plus this fraction (bash: +50%).
 GRACE_FRACTION = 0.5
 DEFAULT_BUDGET_SECONDS = 600
-#: How long a repo stays parked on a usage limit whose reset time the CLI did not give (or gave unreadably).
-DEFAULT_PARK_SECONDS = 1800
+#: How long a billing route stays parked on a usage limit whose reset the CLI did not give (or gave unreadably).
+DEFAULT_PARK_SECONDS = parking.DEFAULT_PARK_SECONDS
 #: ... and on API throttling (a 429 without a plan limit).
-RATE_PARK_SECONDS = 60
+RATE_PARK_SECONDS = parking.RATE_PARK_SECONDS
 
 
 @dataclass(frozen=True)
@@ -70,6 +70,8 @@ class InFlight:
     #: Runners started for this stage that state.yaml never recorded (the tick that
     #: started them was killed before it could write): role -> (pid, start time).
     orphans: Dict[str, Tuple[int, float]] = field(default_factory=dict)
+    #: The billing route each agent role would run on (autometta.parking): a parked one is not started.
+    routes: Dict[str, Optional[str]] = field(default_factory=dict)
     #: A parallel stage (it has a worktree): a PASS is committed on its branch and merged later.
     lane: bool = False
     #: ``worktree.setup`` from the manifest: run in a lane's new worktree before its worker.
@@ -99,6 +101,8 @@ class Pending:
     worker: str = ""
     #: What its card's ``Depends on`` still waits for (see state.unmet_dependencies); empty: claimable.
     waits_for: List[str] = field(default_factory=list)
+    #: The billing route its worker would run on (autometta.parking).
+    route: Optional[str] = None
 
 
 @dataclass
@@ -123,6 +127,8 @@ class Facts:
     setup_command: Optional[str] = None
     #: ``isolation: tree``: a claim runs the stage in the repo's own tree instead of a worktree.
     in_tree: bool = False
+    #: Billing routes parked for every repo on this host (``<home>/parked.json``): route -> park.
+    parks: Dict[str, Any] = field(default_factory=dict)
 
 
 # ------------------------------------------------------------------ effects
@@ -139,8 +145,8 @@ SET = "set"  # (field, value) on the stage in flight
 ADOPT = "adopt"  # (role, pid, started): record a runner an interrupted tick started
 REBRIEF = "rebrief"  # {"loop", "of", "reason", "verdict"}: save the re-brief, archive the round, reset its fields
 CLEAR_CURRENT = "clear_current"
-PARK = "park"  # (until ISO, reason): the repo does nothing until then
-UNPARK = "unpark"
+PARK = "park"  # (until ISO, reason, route): the route starts no agent in any repo until then (autometta.parking)
+UNPARK = "unpark"  # route or None: clear the repo's park (an earlier autometta's), and the route's once run out
 WORKTREE = "worktree"  # create the claimed lane's worktree and branch from the base branch's tip
 RECORD_CLAIM = "record_claim"  # isolation: tree: note HEAD, its branch and what is already changed (autometta.isolation)
 MERGE = "merge"  # rebase the lane onto the base branch's tip (a conflict stops the stage and what follows);
@@ -198,18 +204,40 @@ def decide(f: Facts) -> Decision:
     other stage, at ``max_parallel`` 1 too, runs in a worktree of its own:
     :func:`decide_lane` and :func:`decide_claim`.
     """
-    return _unpark_after(f, _decide(f))
+    return _unpark_after(f, _held(f, _decide(f)))
 
 
 def decide_lane(f: Facts, stage_id: str) -> Decision:
     """The one transition for parallel stage ``stage_id`` (``f.cur``)."""
     assert f.cur is not None
-    return _unpark_after(f, _gate(f) or _in_flight(f, stage_id, f.cur))
+    return _unpark_after(f, _gate(f) or _held(f, _in_flight(f, stage_id, f.cur)))
 
 
 def decide_claim(f: Facts) -> Decision:
     """Claim the next stage into a lane of its own (into the repo's tree with ``f.in_tree``)."""
-    return _unpark_after(f, _gate(f) or _claim(f, lane=not f.in_tree))
+    return _unpark_after(f, _gate(f) or _held(f, _claim(f, lane=not f.in_tree)))
+
+
+def _held(f: Facts, decision: Decision) -> Decision:
+    """A decision that would start a worker or verifier on a parked billing route waits instead.
+
+    Nothing of it is applied: the next tick decides again from the same
+    facts, and once the route's park has run out it does it all.
+    """
+    for name, role in decision.effects:
+        if name != LAUNCH or role not in ("worker", "verifier"):
+            continue
+        claimed = next((arg for effect, arg in decision.effects if effect == CLAIM), None)
+        if f.cur is not None and claimed is None:
+            route = f.cur.routes.get(role)
+            who = f"stage {f.cur.stage.get('id') if f.cur.stage else '?'} waits to start its {role}"
+        else:
+            route = next((p.route for p in f.queue or [f.pending] if p is not None and p.stage_id == claimed), None)
+            who = f"{claimed} not claimed for {f.repo}: its worker waits"
+        park = parking.active(f.parks, route, f.now)
+        if park is not None:
+            return Decision(f"{who}; {parking.describe(park, str(route))}", transition=False)
+    return decision
 
 
 def _unpark_after(f: Facts, decision: Decision) -> Decision:
@@ -228,7 +256,7 @@ def _gate(f: Facts) -> Optional[Decision]:
     if cap:
         return Decision(f"halted {f.repo} due to {cap}", halt=cap)
     until = parse_iso(str(f.state.get("parked_until") or ""))
-    if until is not None and f.now < until:
+    if until is not None and f.now < until:  # a whole-repo park an earlier autometta recorded
         return Decision(f"parked {f.repo} until {f.state.get('parked_until')} ({f.state.get('park_reason')})",
                         transition=False)
     return None
@@ -251,18 +279,25 @@ def _decide(f: Facts) -> Decision:
 
 
 def _claimable(f: Facts) -> Tuple[Optional[Pending], List[Pending]]:
-    """The first pending stage whose dependencies are all completed, and those waiting before it."""
+    """The first pending stage whose dependencies are all completed and whose worker's billing route is
+    not parked, and those waiting before it (a parked one is passed over: the other family keeps working)."""
     queue = f.queue or ([f.pending] if f.pending is not None else [])
     waiting: List[Pending] = []
     for p in queue:
-        if not p.waits_for:
+        if not p.waits_for and parking.active(f.parks, p.route, f.now) is None:
             return p, waiting
         waiting.append(p)
     return None, waiting
 
 
-def waiting_note(waiting: List[Pending]) -> str:
-    shown = "; ".join(f"{p.stage_id} waits for {', '.join(p.waits_for)}" for p in waiting[:3])
+def waiting_note(waiting: List[Pending], parks: Optional[Dict[str, Any]] = None, now: float = 0.0) -> str:
+    def why(p: Pending) -> str:
+        if p.waits_for:
+            return f"{p.stage_id} waits for {', '.join(p.waits_for)}"
+        park = parking.active(parks or {}, p.route, now) or {}
+        return f"{p.stage_id} waits for {p.route}, parked until {park.get('until')}"
+
+    shown = "; ".join(why(p) for p in waiting[:3])
     return shown + (f"; and {len(waiting) - 3} more" if len(waiting) > 3 else "")
 
 
@@ -285,8 +320,11 @@ def _claim(f: Facts, lane: bool) -> Decision:
     nothing = (f"no stage to claim for {f.repo} ({f.lanes_in_flight} of {f.max_parallel} lanes busy)"
                if lane and f.lanes_in_flight else f"idle {f.repo}")
     if p is None and waiting:
-        return Decision(f"{nothing}: {len(waiting)} pending stage(s) wait for their dependencies "
-                        f"({waiting_note(waiting)})", transition=False)
+        why = ("their dependencies" if all(p.waits_for for p in waiting) else
+               "a parked billing route" if not any(p.waits_for for p in waiting) else
+               "their dependencies or a parked billing route")
+        return Decision(f"{nothing}: {len(waiting)} pending stage(s) wait for {why} "
+                        f"({waiting_note(waiting, f.parks, f.now)})", transition=False)
     if p is None:
         return Decision(f"{nothing}: no pending stage", transition=False)
     if not STAGE_ID_RE.match(p.stage_id):
@@ -587,23 +625,24 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     return _dispatch_verifier(f, cur, c, projected, effects, f"stage {cur} dispatching verifier")
 
 
-def park_until(limit: UsageLimit, now: float, park_seconds: int) -> float:
-    """When a repo parked on ``limit`` may try again: the reset the CLI gave, else a back-off."""
-    if limit.kind == "rate":
-        return now + RATE_PARK_SECONDS
-    reset = reset_epoch(limit.resets_at, now)
-    if reset is None or reset <= now:
-        return now + park_seconds
-    return reset + 60  # a minute's grace: a reset given to the minute is not retried before it falls
+def park_until(limit: UsageLimit, now: float, park_seconds: int, printed_at: Optional[float] = None) -> float:
+    """When a route parked on ``limit`` may be tried again (:func:`autometta.parking.until`)."""
+    return parking.until(limit, now, park_seconds, printed_at)
 
 
 def _limited(f: Facts, cur: str, c: InFlight, role: str, proc: Proc, effects: List[Effect]) -> Decision:
-    """A worker or verifier that ended on a usage limit: park the repo; once the reset passed, run it again."""
+    """A worker or verifier that ended on a usage limit: park its billing route for every repo on this host;
+    once the reset has passed (the stage's own and the route's), run it again."""
     assert proc.limit is not None
-    # This limit parked the repo and the reset has passed. The stage remembers it too: with
-    # parallel stages another lane's transition may have cleared the repo's park first.
-    if f.state.get("parked_until") or (c.stage or {}).get("parked_until"):
-        effects = effects + [(ACCOUNT, role), (UNPARK, None)]
+    own = (c.stage or {}).get("parked_until")
+    held = parse_iso(str(own or ""))
+    if held is not None and f.now < held:
+        return Decision(f"stage {cur} {role} waits for its {proc.limit.kind} limit to reset ({c.routes.get(role)} "
+                        f"parked until {own})", transition=False)
+    # This limit parked the route and the reset has passed (the repo-wide park an earlier autometta
+    # recorded counts too).
+    if f.state.get("parked_until") or own:
+        effects = effects + [(ACCOUNT, role), (UNPARK, c.routes.get(role))]
         if (c.stage or {}).get("parked_until"):
             effects.append((SET, ("parked_until", None)))
         if role == "worker":
@@ -613,10 +652,13 @@ def _limited(f: Facts, cur: str, c: InFlight, role: str, proc: Proc, effects: Li
             effects.append((SET, ("verifier_attempts", max(0, attempts - 1))))  # a limit is no attempt
         return _dispatch(f, cur, _projected(f.budget, proc.usage, seconds=_seconds(proc)), effects, role,
                          f"stage {cur} usage limit has reset; dispatching the {role} again")
-    until = now_iso(park_until(proc.limit, f.now, f.park_seconds))
+    printed = parse_iso(str((proc.exit or {}).get("ended_at") or ""))
+    until = now_iso(park_until(proc.limit, f.now, f.park_seconds, printed))
     reason = f"{role} hit a {proc.limit.kind} limit: {proc.limit.message}"[:200]
+    route = c.routes.get(role) or "unknown"
     return Decision(f"stage {cur} {role} hit a {proc.limit.kind} limit ({proc.limit.message[:120]}); "
-                    f"parked {f.repo} until {until}", effects + [(PARK, (until, reason))])
+                    f"parked {route} until {until} for every repo on this host",
+                    effects + [(PARK, (until, reason, route))])
 
 
 def loop_of(stage: Optional[Dict[str, Any]]) -> int:

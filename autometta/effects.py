@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import (auth, books, envelope, files, gitops, isolation, procs, scan, scope, secrets, stagecommit,
-               state, verdicts, worktrees)
+from . import (auth, books, envelope, files, gitops, isolation, ledger, parking, procs, scan, scope, secrets,
+               stagecommit, state, verdicts, worktrees)
 from . import decide as d
 from . import facts as observe
 from .dispatch import RepoContext, identity_for, privilege_summary, start
@@ -113,21 +113,23 @@ def _account(txn: Txn, role: str) -> None:
         seconds = proc.elapsed  # stopped by this tick: it ran until now
     # else: it died without a record (a bash-era agent, a crash): its run time is unknown, count none
     seconds = int(round(float(seconds or 0)))
-    b = txn.budget
-    b["wall_clock_elapsed_seconds"] = (b.get("wall_clock_elapsed_seconds") or 0) + seconds
+    usage = proc.usage if role in ("worker", "verifier") else None
+    # Booked in the spend ledger and folded into the caps' counters (autometta.ledger): once, even
+    # when this tick is killed before it saves and the next one accounts the run again.
+    said = ledger.book_tick_run(txn.ctx, stage, role, usage=usage, record=record, seconds=seconds,
+                                budget=txn.budget, now=txn.now)
+    if said:
+        txn.log_extra.append(said)
     if role in ("worker", "verifier"):
         stage[f"{role}_seconds"] = (stage.get(f"{role}_seconds") or 0) + seconds
-        usage = proc.usage
         if usage is not None:
             tokens = usage.total_tokens
             stage[f"{role}_tokens"] = (stage.get(f"{role}_tokens") or 0) + tokens
             stage["tokens"] = (stage.get("worker_tokens") or 0) + (stage.get("verifier_tokens") or 0)
-            b["tokens_spent"] = (b.get("tokens_spent") or 0) + tokens
             if usage.cost_usd:
                 cost = round(float(usage.cost_usd), 6)
                 stage[f"{role}_cost_usd"] = round((stage.get(f"{role}_cost_usd") or 0) + cost, 6)
                 stage["cost_usd"] = round((stage.get("worker_cost_usd") or 0) + (stage.get("verifier_cost_usd") or 0), 6)
-                b["cost_usd_spent"] = round((b.get("cost_usd_spent") or 0) + cost, 6)
     if role == "worker":
         stage["worker_exit"] = record.get("exit_code")
     stage[f"{role}_pid"] = None
@@ -136,6 +138,28 @@ def _account(txn: Txn, role: str) -> None:
         os.unlink(runner_record(txn.ctx.paths.exit_record(stage_id, role)))
     except OSError:
         pass
+
+
+def _park(txn: Txn, until: str, reason: str, route: str) -> None:
+    """Park ``route`` for every repo on this host (autometta.parking); the stage keeps its own until."""
+    stage = txn.cur
+    if stage is not None:
+        stage["parked_until"] = until  # whose limit it was: see decide._limited
+    base = txn.base_ctx or txn.ctx
+    try:
+        parking.park(ledger.home_of(base), route, until, secrets.redact(reason), repo=str(base.repo),
+                     stage=stage.get("id") if stage else None, now=txn.now)
+    except UserError as exc:
+        txn.log_extra.append(f"could not park {route} for the other repos ({exc.message}); "
+                             f"{stage.get('id') if stage else 'the stage'} itself waits until {until}")
+
+
+def _unpark(txn: Txn, route: str) -> None:
+    """The route's reset has passed (as this tick counts time): its park goes."""
+    try:
+        parking.unpark(ledger.home_of(txn.base_ctx or txn.ctx), route, now=txn.now)
+    except UserError as exc:
+        txn.log_extra.append(f"could not clear the park of {route} ({exc.message}); it runs out by itself")
 
 
 def _kill(txn: Txn, role: str) -> None:
@@ -375,11 +399,11 @@ def apply(txn: Txn, decision: d.Decision) -> str:
         elif name == d.KILL:
             _kill(txn, arg)
         elif name == d.PARK:
-            txn.state.update(parked_until=arg[0], park_reason=secrets.redact(arg[1]))
-            if stage is not None:
-                stage["parked_until"] = arg[0]  # whose limit it was: see decide._limited
+            _park(txn, *arg)
         elif name == d.UNPARK:
             txn.state.update(parked_until=None, park_reason=None)
+            if arg:
+                _unpark(txn, arg)
         elif name == d.REBRIEF:
             _rebrief(txn, arg)
         elif name == d.SET and stage is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import card as cards
-from . import families, gitops, procs, scopegate, stagecommit, verdicts, worktrees
+from . import families, gitops, ledger, parking, procs, scopegate, stagecommit, verdicts, worktrees
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
 from .dispatch import RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_envelope
@@ -95,6 +95,7 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
         c.max_loops = max_loops(ctx, card)
     else:
         c.worker_budget = c.verifier_budget = DEFAULT_BUDGET_SECONDS
+    c.routes = {role: parking.route_for(ctx, stage, role) for role in ("worker", "verifier")}
     c.lane = bool(stage.get("worktree"))
     if c.lane:
         c.setup_command = worktrees.setup_command(ctx.manifest)
@@ -142,8 +143,10 @@ def _diagnose(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, proc: Proc
     return family.diagnose(record.get("exit_code"), read_log(ctx.paths.log(stage_id, "worker")))
 
 
-def pending_queue(ctx: RepoContext, state: Dict[str, Any]) -> List[Pending]:
-    """Pending stages in queue order up to the first claimable one (whose dependencies completed).
+def pending_queue(ctx: RepoContext, state: Dict[str, Any], parks: Optional[Dict[str, Any]] = None,
+                  now: float = 0.0) -> List[Pending]:
+    """Pending stages in queue order up to the first claimable one (whose dependencies completed and whose
+    worker's billing route is not parked).
 
     Cards are read for the stages passed over only; the preflight is run for the claimable one.
     """
@@ -158,10 +161,11 @@ def pending_queue(ctx: RepoContext, state: Dict[str, Any]) -> List[Pending]:
             card = None
         worker = identity_for(stage, "worker")
         waits = unmet_dependencies(card.depends_on, state) if card is not None else []
-        if waits:
-            out.append(Pending(stage_id=stage_id, worker=worker, waits_for=waits))
+        route = parking.route_for(ctx, stage, "worker")
+        if waits or parking.active(parks or {}, route, now) is not None:
+            out.append(Pending(stage_id=stage_id, worker=worker, waits_for=waits, route=route))
             continue
-        out.append(Pending(stage_id=stage_id, card_found=card is not None, worker=worker,
+        out.append(Pending(stage_id=stage_id, card_found=card is not None, worker=worker, route=route,
                            preflight=preflight(ctx, worker, card=card) if card is not None else None))
         break
     return out
@@ -176,7 +180,7 @@ def park_seconds(ctx: RepoContext) -> int:
 
 def _facts(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], now: float) -> Facts:
     return Facts(repo=str(ctx.repo), budget=budget, state=state, now=now, park_seconds=park_seconds(ctx),
-                 max_parallel=ctx.max_parallel)
+                 max_parallel=ctx.max_parallel, parks=parking.load(ledger.home_of(ctx)))
 
 
 def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
@@ -189,7 +193,7 @@ def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
     if isinstance(current, str) and cards.STAGE_ID_RE.match(current):
         facts.cur = in_flight(ctx, state, current, now)
     elif current is None:
-        facts.queue = pending_queue(ctx, state)
+        facts.queue = pending_queue(ctx, state, facts.parks, now)
     return facts
 
 
@@ -222,5 +226,5 @@ def gather_claim(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any]
     facts = _facts(ctx, budget, state, now)
     facts.lanes_in_flight, facts.setup_command = lanes_in_flight, worktrees.setup_command(ctx.manifest)
     facts.in_tree = in_tree
-    facts.queue = pending_queue(ctx, state)
+    facts.queue = pending_queue(ctx, state, facts.parks, now)
     return facts

@@ -28,7 +28,10 @@ tick uses, so a stage run by hand behaves as a queued one:
   FAIL takes them off the branch again.
 
 None of them reads or writes the queue in ``state/state.yaml`` or the
-budget; they refuse a stage the tick has in flight. The repo is the git work
+budget; they refuse a stage the tick has in flight. Every run they start is
+booked in the spend ledger (autometta.ledger) once it ends, by the command
+when it waits, else by the next tick, and counts against the repo's caps
+from that tick on. The repo is the git work
 tree holding the card. Waiting (``--wait``) is ``os.waitpid`` on the runner,
 which is this process's child. What ``dispatch`` set up and ``verify`` saw is
 kept in ``state/logs/<id>-oneshot.json``.
@@ -43,8 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import (books, cardlint, families, files, gitops, hints, home, isolation, manifest, procs, scopegate, state,
-               stagecommit, verdicts, worktrees)
+from . import (books, cardlint, families, files, gitops, hints, home, isolation, ledger, manifest, procs, scopegate,
+               state, stagecommit, verdicts, worktrees)
 from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
@@ -172,11 +175,25 @@ def _not_in_flight(shot: Shot) -> None:
                         f"(autometta status), or stop it and 'autometta requeue {paths.root} {shot.stage_id}'")
 
 
-def _await(launched: Launched) -> None:
+def _await(launched: Launched, shot: Optional[Shot] = None) -> None:
     try:
         os.waitpid(launched.pid, 0)
     except ChildProcessError:  # already collected (by launch's own bookkeeping)
         pass
+    if shot is not None:  # ended: book it now rather than on the next tick
+        ledger.settle_open(ledger.home_of(shot.ctx), stage=shot.stage_id)
+
+
+def _start(ctx: RepoContext, shot: Shot, role: str) -> Launched:
+    """Start ``role`` as the tick would, and note the run for the spend ledger (booked once it ends)."""
+    launched = start(ctx, shot.stage, shot.card, role)
+    ledger.open_run(ctx, shot.stage, shot.card, role, launched)
+    return launched
+
+
+def _settle(shot: Shot) -> None:
+    """Book the stage's earlier runs by hand that have ended, before a new run overwrites their logs."""
+    ledger.settle_open(ledger.home_of(shot.ctx), stage=shot.stage_id)
 
 
 def _usage(shot: Shot, role: str) -> Dict[str, Any]:
@@ -223,17 +240,18 @@ def dispatch(shot: Shot, *, wait: bool = False) -> Dict[str, Any]:
         if problem:
             raise UserError(f"{shot.card.path}: the worker {identity!r} cannot start here: {problem} "
                             "(docs/troubleshooting.md explains each marker)")
+        _settle(shot)
         archive(paths, stage_id)
         _forget(shot)
         ctx = _prepare(shot)
-        launched = start(ctx, shot.stage, shot.card, "worker")
+        launched = _start(ctx, shot, "worker")
     result: Dict[str, Any] = {
         "stage_id": stage_id, "role": "worker", "identity": identity, "pid": launched.pid,
         "started_at": launched.started_at, "log": str(paths.log(stage_id, "worker")),
         "handoff": str(paths.handoff(stage_id)), "waited": wait, "worktree": str(ctx.work),
     }
     if wait:
-        _await(launched)
+        _await(launched, shot)
         result.update(worker_outcome(shot))
     return result
 
@@ -252,7 +270,7 @@ def _prepare(shot: Shot) -> RepoContext:
           dispatched_at=now_iso())
     ctx = dataclasses.replace(shot.ctx, workdir=path)
     if worktrees.setup_command(shot.ctx.manifest):
-        _await(start(ctx, shot.stage, shot.card, "setup"))
+        _await(_start(ctx, shot, "setup"), shot)
         code = (read_exit(paths.exit_record(stage_id, "setup")) or {}).get("exit_code")
         if code != 0:
             raise UserError(f"{paths.log(stage_id, 'setup')}: worktree.setup exited {code} in {path} "
@@ -326,6 +344,7 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
                 and not _verifier_ended(shot, previous):
             raise UserError(f"{paths.log(stage_id, 'verifier')}: the verifier of the last verify run (pid "
                             f"{previous['verifier_pid']}) is still running; wait for it, then verify again")
+        _settle(shot)
         forged = verdicts.forged(paths, stage_id, verdicts.run_of(paths, stage_id, previous),
                                  started=isinstance((previous or {}).get("verifier_pid"), int))
         if not forged:
@@ -340,7 +359,7 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         return result
     if shot.card.acceptance_command:
         say(f"running the acceptance command for {stage_id}: {shot.card.acceptance_command}")
-        _await(start(work, shot.stage, shot.card, "acceptance"))
+        _await(_start(work, shot, "acceptance"), shot)
         record = read_exit(paths.exit_record(stage_id, "acceptance")) or {}
         result["acceptance"] = {"command": shot.card.acceptance_command, "exit_code": record.get("exit_code"),
                                 "log": str(paths.log(stage_id, "acceptance"))}
@@ -355,11 +374,11 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         return result
     shot.stage.update(run.fields(paths))
     _note(shot, **run.fields(paths))  # before it starts
-    launched = start(work, shot.stage, shot.card, "verifier")
+    launched = _start(work, shot, "verifier")
     _note(shot, verifier_pid=launched.pid, verifier_started=launched.started)
     result.update(pid=launched.pid, log=str(paths.log(stage_id, "verifier")))
     if wait:
-        _await(launched)
+        _await(launched, shot)
         result.update(verdict_of(shot))
         result.update(_usage(shot, "verifier"))
     return result
@@ -548,7 +567,7 @@ def _land(shot: Shot, work: RepoContext, record: Dict[str, Any], headline: str, 
         # rebased onto commits made since: a tree nobody checked yet (the verdict still applies to it)
         _note(shot, merged_tree=tree)
         if shot.card.acceptance_command:
-            _await(start(work, shot.stage, shot.card, "postmerge"))
+            _await(_start(work, shot, "postmerge"), shot)
             code = (read_exit(paths.exit_record(stage_id, "postmerge")) or {}).get("exit_code")
             if code != 0:
                 raise UserError(f"{paths.log(stage_id, 'postmerge')}: the acceptance command exited {code} on "

@@ -11,7 +11,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Union
 
 STATE_DIRNAME = "state"
 MANIFEST_NAME = ".autometta.local.yaml"
@@ -113,6 +113,32 @@ class HomePaths:
         real = os.path.realpath(str(repo_root))
         digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:12]
         return self.books / f"{os.path.basename(real) or 'repo'}-{digest}.json"
+
+    @property
+    def ledger_dir(self) -> Path:
+        """The spend ledger: one append-only ``<repo>-<hash>.jsonl`` per repo (autometta.ledger)."""
+        return self.root / "ledger"
+
+    def ledger(self, repo: Union[str, Path]) -> Path:
+        """The ledger file of ``repo``: its folder name and a hash of its real path."""
+        real = os.path.realpath(str(repo))
+        digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        return self.ledger_dir / f"{os.path.basename(real) or 'root'}-{digest}.jsonl"
+
+    @property
+    def open_runs(self) -> Path:
+        """Runs started by hand and not booked yet: one JSON file each, removed once booked."""
+        return self.ledger_dir / "open"
+
+    @property
+    def parks(self) -> Path:
+        """Billing routes parked on a usage limit, for every repo on this host (autometta.parking)."""
+        return self.root / "parked.json"
+
+    @property
+    def turns(self) -> Path:
+        """Whose turn it is under ``max_per_fire``: the weighted round robin's passes (autometta.turns)."""
+        return self.root / "turns.json"
 
     def tick_log(self, now: Optional[float] = None) -> Path:
         """``log/tick-YYYY-MM-DD.log``; the file date is local time, as in bash."""

@@ -23,7 +23,8 @@ from typing import Any, Callable, Dict, List, Optional
 from . import budget as budgets
 from . import decide as d
 from . import facts as observe
-from . import books, effects, failures, files, home, isolation, logretention, manifest, procs, scan, secrets, state, ticklog
+from . import (books, effects, failures, files, home, isolation, ledger, logretention, manifest, procs, scan, secrets,
+               state, ticklog)
 from .dispatch import RepoContext
 from .errors import UserError
 from .observe import dashboard, events, heartbeat
@@ -189,6 +190,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     ctx, paths = txn.ctx, txn.ctx.paths
     repo = str(paths.root)
     before_budget = dict(txn.budget)
+    ledger.fold(ledger.home_of(ctx), paths.root, txn.budget)  # runs booked by hand count against the caps too
     transitions, messages, kinds = 0, [], []
     raised: List[tuple] = []
 
@@ -292,6 +294,7 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
     events.new_tick()
     if shutil.which("git") is None:
         raise UserError("git not found on PATH; install git (autometta check-deps lists what is missing)")
+    ledger.settle_open(hp)  # runs started by hand that ended since: booked before any repo's caps are checked
     subs = home.tick_order([s for s in home.load_subscribers(hp)])
     if repo is not None:
         wanted = os.path.realpath(repo)

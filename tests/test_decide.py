@@ -510,6 +510,7 @@ def test_a_rebrief_that_would_cross_a_cap_halts_and_keeps_the_verdict():
 # ------------------------------------------------------------------ usage-limit parking
 
 from autometta.families.usage import UsageLimit  # noqa: E402
+from autometta.timeutil import now_iso, parse_iso  # noqa: E402
 
 def limited(proc: d.Proc, limit: Optional[UsageLimit] = None) -> d.Proc:
     import dataclasses
@@ -518,16 +519,20 @@ def limited(proc: d.Proc, limit: Optional[UsageLimit] = None) -> d.Proc:
 
 NOW = 1_900_000_000.0  # 2030-03-17T17:46:40Z
 LIMIT = UsageLimit("usage", "You've hit your session limit", "2030-03-17T18:00:00Z")
+CLAUDE, CODEX = "claude subscription", "codex subscription"
+ROUTES = {"worker": CLAUDE, "verifier": CODEX}
+PARKED = {CLAUDE: {"until": "2030-03-17T18:01:00Z", "reason": "worker hit a usage limit: x", "repo": "/other"}}
 
 
-def test_a_worker_that_hit_a_usage_limit_parks_the_repo_without_failing():
+def test_a_worker_that_hit_a_usage_limit_parks_its_billing_route_without_failing():
     doc = state_with("in_progress", SID, worker_pid=42)
-    f = facts(doc, cur=inflight(doc, worker=limited(exited(1))))
+    f = facts(doc, cur=inflight(doc, worker=limited(exited(1)), routes=ROUTES))
     f.now = NOW
     dec = d.decide(f)
     assert dec.finish is None and dec.halt is None and dec.transition
-    assert dec.effects == [(d.PARK, ("2030-03-17T18:01:00Z", "worker hit a usage limit: You've hit your session limit"))]
-    assert "parked /r until 2030-03-17T18:01:00Z" in dec.message
+    assert dec.effects == [(d.PARK, ("2030-03-17T18:01:00Z", "worker hit a usage limit: You've hit your session limit",
+                                     CLAUDE))]
+    assert "parked claude subscription until 2030-03-17T18:01:00Z for every repo on this host" in dec.message
 
 
 @pytest.mark.parametrize("limit,until", [
@@ -545,43 +550,129 @@ def test_park_time(limit, until):
         assert got == until
 
 
-def test_a_parked_repo_does_nothing_before_the_reset_and_asks_no_git():
-    def boom():
-        raise AssertionError("a parked repo must not ask git")
+def _local(hour: int, minute: int, second: int = 0) -> float:
+    import datetime
+    return datetime.datetime(2030, 3, 17, hour, minute, second).timestamp()  # the CLI prints local time
 
+
+@pytest.mark.parametrize("printed,now,until", [
+    # codex's "try again at 6:17 PM" printed at 6:17: 6:17 today (plus the grace minute), not tomorrow
+    ((18, 17, 0), (18, 17, 40), (18, 18)),
+    ((18, 17, 59), (18, 17, 59), (18, 18)),
+    ((18, 17, 30), (18, 29, 0), (18, 18)),  # read by a tick twelve minutes later: still today's 6:17
+    ((18, 10, 0), (18, 10, 0), (18, 18)),  # a reset still to come
+    ((18, 18, 0), (18, 18, 0), None),  # printed once that minute is over: tomorrow's 6:17
+])
+def test_a_reset_given_as_a_time_of_day_is_read_against_when_it_was_printed(printed, now, until):
+    limit = UsageLimit("usage", "You've hit your usage limit. try again at 6:17 PM.", "6:17 PM")
+    got = d.park_until(limit, _local(*now), d.DEFAULT_PARK_SECONDS, printed_at=_local(*printed))
+    if until is None:
+        assert got == _local(18, 18) + 86400
+    else:
+        assert got == _local(*until)
+
+
+def test_same_minute_reset_from_a_whole_tick_reading():
+    """The end of the run (its exit record) is when the CLI printed the limit."""
     doc = state_with("in_progress", SID, worker_pid=42)
-    doc.update(parked_until="2030-03-17T18:01:00Z", park_reason="worker hit a usage limit")
-    f = facts(doc, cur=inflight(doc, worker=limited(exited(1)), tree_now=boom))
+    proc = limited(exited(1), UsageLimit("usage", "try again at 6:17 PM.", "6:17 PM"))
+    import dataclasses
+
+    proc = dataclasses.replace(proc, exit={**(proc.exit or {}), "ended_at": now_iso(_local(18, 17, 20))})
+    f = facts(doc, cur=inflight(doc, worker=proc, routes=ROUTES))
+    f.now = _local(18, 21)
+    [(name, (until, _reason, route))] = d.decide(f).effects
+    assert (name, route) == (d.PARK, CLAUDE)
+    assert parse_iso(until) == _local(18, 18)
+
+
+@pytest.mark.parametrize("parks,route,now,held", [
+    ({}, CLAUDE, NOW, False),
+    (PARKED, CLAUDE, NOW, True),
+    (PARKED, CODEX, NOW, False),  # the other family keeps working
+    (PARKED, "claude api", NOW, False),  # the same family on another billing route too
+    (PARKED, CLAUDE, NOW + 3600, False),  # run out
+    ({CLAUDE: {"until": "not a time"}}, CLAUDE, NOW, False),
+    (PARKED, None, NOW, False),  # a command: no billing route
+])
+def test_which_route_is_parked(parks, route, now, held):
+    from autometta import parking
+
+    assert (parking.active(parks, route, now) is not None) is held
+
+
+def test_a_later_park_wins_and_expired_parks_are_dropped():
+    from autometta import parking
+
+    later = parking.merged(PARKED, CLAUDE, "2030-03-17T19:00:00Z", "again", repo="/a", now=NOW)
+    assert later[CLAUDE]["until"] == "2030-03-17T19:00:00Z" and later[CLAUDE]["repo"] == "/a"
+    assert parking.merged(later, CLAUDE, "2030-03-17T18:30:00Z", "sooner", now=NOW) == later
+    both = parking.merged(PARKED, CODEX, "2030-03-17T18:30:00Z", "codex", now=NOW)
+    assert sorted(both) == [CLAUDE, CODEX]
+    assert sorted(parking.merged(both, CODEX, "2030-03-17T20:00:00Z", "x", now=NOW + 3600)) == [CODEX]
+
+
+def test_a_stage_waits_for_its_own_limit_to_reset_and_asks_no_git():
+    def boom():
+        raise AssertionError("a parked stage must not ask git")
+
+    doc = state_with("in_progress", SID, worker_pid=42, parked_until="2030-03-17T18:01:00Z")
+    f = facts(doc, cur=inflight(doc, worker=limited(exited(1)), tree_now=boom, routes=ROUTES))
     f.now = NOW
     dec = d.decide(f)
     assert not dec.transition and dec.effects == []
-    assert dec.message == "parked /r until 2030-03-17T18:01:00Z (worker hit a usage limit)"
-    idle = state_with("pending")
-    idle.update(parked_until="2030-03-17T18:01:00Z", park_reason="r")
-    f = facts(idle, pending=d.Pending(SID))
-    f.now, f.dirty = NOW, boom
-    assert not d.decide(f).transition
+    assert dec.message == (f"stage {SID} worker waits for its usage limit to reset (claude subscription parked "
+                           "until 2030-03-17T18:01:00Z)")
+
+
+def test_a_parked_route_holds_every_start_on_it_and_nothing_else():
+    # the claim of a stage whose worker bills to the parked route waits ...
+    f = facts(state_with("pending"))
+    f.queue, f.parks, f.now = [d.Pending(SID, worker="W", route=CLAUDE)], PARKED, NOW
+    dec = d.decide_claim(f)
+    assert not dec.transition and dec.effects == []
+    assert dec.message == ("idle /r: 1 pending stage(s) wait for a parked billing route "
+                           f"({SID} waits for claude subscription, parked until 2030-03-17T18:01:00Z)")
+    # ... and a stage behind it whose worker is of the other family is claimed instead
+    f.queue = [d.Pending(SID, worker="W", route=CLAUDE), d.Pending("02-next", worker="C", route=CODEX)]
+    assert effects(d.decide_claim(f)) == ["claim:02-next", "worktree", "launch:worker"]
+    # a verifier on the parked route is not started; the decision is taken again next tick
+    doc = state_with("in_progress", SID, worker_pid=42, worktree="/w", branch="b", base="main")
+    c = inflight(doc, worker=exited(0), envelope=Envelope("pass"), tree_now=lambda: "t", lane=True,
+                 routes={"worker": CODEX, "verifier": CLAUDE})
+    f = facts(doc, cur=c)
+    f.parks, f.now = PARKED, NOW
+    dec = d.decide_lane(f, SID)
+    assert not dec.transition and dec.effects == []
+    assert dec.message == (f"stage {SID} waits to start its verifier; claude subscription is parked until "
+                           "2030-03-17T18:01:00Z (worker hit a usage limit: x; met in /other)")
+    c.routes = {"worker": CLAUDE, "verifier": CODEX}  # the other family's verifier starts
+    assert effects(d.decide_lane(f, SID))[-1] == "launch:verifier"
 
 
 def test_after_the_reset_the_worker_runs_again_on_the_same_tree():
-    doc = state_with("in_progress", SID, worker_pid=42)
-    doc.update(parked_until="2030-03-17T18:01:00Z", park_reason="r")
-    f = facts(doc, cur=inflight(doc, worker=limited(exited(1, usage=Usage(10, 0, 0)))))
+    doc = state_with("in_progress", SID, worker_pid=42, parked_until="2030-03-17T18:01:00Z")
+    f = facts(doc, cur=inflight(doc, worker=limited(exited(1, usage=Usage(10, 0, 0))), routes=ROUTES))
     f.now = NOW + 3600
     dec = d.decide(f)
-    assert effects(dec) == ["account:worker", "unpark", "set", "launch:worker"]
+    assert effects(dec) == ["account:worker", f"unpark:{CLAUDE}", "set", "set", "launch:worker"]
     assert (d.SET, ("worker_exit", None)) in dec.effects and dec.on_launch_failure == "worker_spawn_failed"
+    # another repo met the limit again meanwhile: the route's later park holds it
+    f.parks = {CLAUDE: {"until": "2030-03-17T20:00:00Z", "reason": "again"}}
+    dec = d.decide(f)
+    assert not dec.transition and dec.effects == [] and "claude subscription is parked until 2030-03-17T20" in dec.message
 
 
 def test_a_verifier_that_hit_a_limit_parks_then_runs_again_without_spending_an_attempt():
     doc = reaped(verifier_pid=9, verifier_attempts=2)
-    f = facts(doc, cur=inflight(doc, verifier=limited(exited(1, pid=9))))
+    f = facts(doc, cur=inflight(doc, verifier=limited(exited(1, pid=9)), routes=ROUTES))
     f.now = NOW
-    assert [name for name, _ in d.decide(f).effects] == [d.PARK]
-    doc.update(parked_until="2030-03-17T18:01:00Z", park_reason="r")
+    [(name, (_until, _reason, route))] = d.decide(f).effects
+    assert (name, route) == (d.PARK, CODEX)
+    doc["stages"][0]["parked_until"] = "2030-03-17T18:01:00Z"
     f.now = NOW + 3600
     dec = d.decide(f)
-    assert effects(dec) == ["account:verifier", "unpark", "set", "launch:verifier"]
+    assert effects(dec) == ["account:verifier", f"unpark:{CODEX}", "set", "set", "launch:verifier"]
     assert (d.SET, ("verifier_attempts", 1)) in dec.effects
 
 
@@ -592,10 +683,12 @@ def test_a_limit_with_an_envelope_is_no_limit():
     assert effects(d.decide(f))[:2] == ["account:worker", "record_tree"]
 
 
-def test_an_expired_park_is_cleared_by_the_next_transition():
+def test_an_expired_repo_park_an_earlier_autometta_recorded_is_cleared_by_the_next_transition():
     doc = state_with("pending")
     doc.update(parked_until="2030-03-17T18:01:00Z", park_reason="r")
     f = facts(doc, pending=d.Pending(SID, worker="W"), dirty=[])
+    f.now = NOW
+    assert not d.decide(f).transition  # still holds the repo until then
     f.now = NOW + 3600
     dec = d.decide(f)
     assert effects(dec) == ["unpark", f"claim:{SID}", "record_claim", "launch:worker"] and dec.kind == d.LAUNCH

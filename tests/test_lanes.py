@@ -452,29 +452,30 @@ def test_commits_the_worker_made_become_the_stage_s_one_commit(setup):
     assert git(repo, "show", "--name-only", "--format=", "master").split() == ["a.txt", "b.txt"]
 
 
-def test_a_limit_in_one_lane_parks_the_repo_and_resumes_that_lane_once(setup, tmp_path):
+def test_a_limit_in_one_lane_parks_its_route_and_resumes_that_lane_once(setup, tmp_path):
     import time
     repo, home, add = setup
     parallel(repo, 2)
     reset = int(time.time()) + 3 * 3600
     flag = tmp_path / "limited-once"
-    # 01-b finishes after 02-a hit its limit, so after the reset 01-b's transition comes first and clears the park
+    # 01-b finishes after 02-a hit its limit: its verifier started before the park, and it lands meanwhile
     add("01-b", f"n=0; while [ ! -f {flag} ] && [ $n -lt 400 ]; do sleep 0.05; n=$((n+1)); done; "
         + writes("01-b", "b.txt"))
     add("02-a", f"if [ ! -f {flag} ]; then touch {flag}; echo 'Claude AI usage limit reached|{reset}'; exit 1; fi; "
         + writes("02-a", "a.txt"))
     tick_once(home)
     await_agents(repo)
-    tick_once(home)  # 01-b dispatches its verifier; 02-a parks the repo
-    doc = read_state(repo)
-    parked = doc["parked_until"]
-    assert parked and stage(repo, "02-a")["parked_until"] == parked
+    tick_once(home)  # 01-b dispatches its verifier; 02-a parks the script family's route
+    parked = stage(repo, "02-a")["parked_until"]
+    routes = json.loads((home / "parked.json").read_text())["routes"]
+    assert parked and routes["script"]["until"] == parked and read_state(repo).get("parked_until") is None
     await_agents(repo)
-    assert tick_once(home)[0].message.startswith(f"parked {repo} until {parked}")
+    message = tick_once(home)[0].message
+    assert f"stage 02-a worker waits for its usage limit to reset (script parked until {parked})" in message
+    assert stage(repo, "01-b")["status"] == "completed"  # a lane whose next step starts no agent goes on
 
     outcomes = tick_once(home, now=reset + 61)
-    doc = read_state(repo)
-    assert doc["parked_until"] is None  # not parked again: the limit was served
+    assert "script" not in json.loads((home / "parked.json").read_text())["routes"]  # the limit was served
     a = stage(repo, "02-a")
     assert a["parked_until"] is None and a["worker_pid"], outcomes[0].message
     assert "02-a usage limit has reset; dispatching the worker again" in outcomes[0].message

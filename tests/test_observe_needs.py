@@ -94,6 +94,38 @@ def test_items_come_most_pressing_first_and_only_for_what_waits():
     assert set(needs.STOPPED) == set(state.TERMINAL) - {"completed"}
 
 
+PARK = {"route": "claude subscription", "until": "2027-01-15T10:00:00Z", "reason": "worker hit a usage limit: x",
+        "repo": REPO, "stage": "03-c", "since": "2027-01-15T08:00:00Z"}
+
+
+@pytest.mark.parametrize("stage_until,parks,shown", [
+    # the route's park, met by this repo's stage: one item, the route's, with its until and its stage
+    ("2027-01-15T10:00:00Z", [PARK], [("claude subscription", "03-c", "2027-01-15T10:00:00Z",
+                                       "claude subscription parked until 2027-01-15T10:00:00Z for every repo on this "
+                                       "host (worker hit a usage limit: x; met by 03-c in /srv/my repo)")]),
+    # the stage waits, the host's park is gone (cleared, or never written): the stage says it
+    ("2027-01-15T10:00:00Z", [], [(None, "03-c", "2027-01-15T10:00:00Z",
+                                   "03-c: waits for a usage limit to reset, until 2027-01-15T10:00:00Z")]),
+    # a park another repo met is that repo's item, not this one's; a reset passed is no park
+    (None, [dict(PARK, repo="/srv/other")], []),
+    ("2020-01-01T00:00:00Z", [dict(PARK, until="2020-01-01T00:00:00Z")], []),
+])
+def test_a_parked_billing_route_needs_you_under_the_repo_that_met_it(stage_until, parks, shown):
+    doc = {"stages": [_stage("03-c", "in_progress", parked_until=stage_until)]}
+    items = needs.needs_you(REPO, doc, {}, now=NOW, parks=parks)
+    assert [(i.route, i.stage_id, i.until, i.summary) for i in items] == shown
+    for item in items:
+        assert (item.kind, item.command) == ("parked", None) and item.note.startswith("nothing to do")
+        assert item.look == "autometta show '/srv/my repo' 03-c"
+
+
+def test_a_park_met_in_no_repo_a_view_lists_is_listed_on_its_own():
+    other = dict(PARK, repo="/srv/gone", stage="01-x")
+    assert [i.repo for i in needs.elsewhere([PARK, other], [REPO], NOW)] == ["/srv/gone"]
+    assert needs.elsewhere([PARK, other], [REPO, "/srv/gone"], NOW) == []
+    assert needs.elsewhere([dict(other, until="2020-01-01T00:00:00Z")], [], NOW) == []
+
+
 def test_a_marker_sends_no_escape_to_the_terminal():
     doc = {"stages": [_stage("01-a", "stalled", stall_marker="worker_no_envelope: \x1b]0;owned\x07\x1b[2Jhi")]}
     text = "\n".join(needs.lines(needs.needs_you(REPO, doc, {}), "proj"))
@@ -276,6 +308,36 @@ def test_a_park_reaching_its_reset_makes_the_page_stale(setup):
     assert fresh.why_stale(hp, subs, until + 61) == "a park it shows has reached its reset"
     (hp.dashboard / ".fresh.json").unlink()
     assert fresh.why_stale(hp, subs, time.time()) == "the page has no freshness record"
+
+
+def test_a_parked_route_or_a_run_booked_by_hand_makes_the_page_stale(setup):
+    from autometta import ledger, parking
+
+    repo, home, add = setup
+    add("01-hello")
+    hp = HomePaths(home)
+    subs = [type("S", (), {"repo_path": repo, "paths": RepoPaths(repo)})()]
+
+    def made_before():  # the page made from files older than it, a moment ago (mtimes have a resolution)
+        long_ago = time.time() - 20
+        for path in (hp.subscribers, hp.parks, RepoPaths(repo).state_yaml, RepoPaths(repo).budget):
+            if path.exists():
+                os.utime(path, (long_ago, long_ago))
+        dashboard.generate(hp, settings.from_home(hp))
+        fresh.write_sidecar(hp, dict(fresh.read_sidecar(hp), as_of=time.time() - 10))
+        assert fresh.why_stale(hp, subs, time.time()) is None
+
+    made_before()
+    until = time.time() + 3600
+    parking.park(hp, "claude subscription", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(until)), "limit",
+                 repo=str(repo), stage="01-hello", now=time.time())
+    assert fresh.why_stale(hp, subs, time.time()) == "the parked billing routes changed"
+    made_before()  # the page shows the park, and is stale at its reset
+    assert "claude subscription parked until" in hp.dashboard_page.read_text()
+    assert fresh.why_stale(hp, subs, until + 61) == "a park it shows has reached its reset"
+    ledger.book(hp, ledger.make_entry(key="k", repo=repo, stage_id="01-hello", role="worker", info={}, by="hand",
+                                      started_at=None, ended_at=None, seconds=1))
+    assert fresh.why_stale(hp, subs, time.time()) == "a run was booked in the spend ledger"
 
 
 @pytest.mark.parametrize("line,seconds", [

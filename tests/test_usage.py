@@ -195,3 +195,19 @@ def test_a_later_successful_result_clears_an_earlier_limit():
     log = sample("claude-usage-limit.jsonl") + sample("claude-stream.jsonl")
     assert find_usage_limit(log) is None
     assert find_usage_limit(sample("claude-stream.jsonl") + sample("claude-usage-limit.jsonl")).kind == "usage"
+
+
+@pytest.mark.parametrize("printed, expected", [
+    ((18, 17, 0), (17, 18, 17)),  # codex printed "try again at 6:17 PM" at 6:17: that is now, not tomorrow
+    ((18, 17, 59), (17, 18, 17)),
+    ((18, 16, 10), (17, 18, 17)),
+    ((18, 18, 0), (18, 18, 17)),  # that minute is over: tomorrow's
+])
+def test_a_time_of_day_reset_in_the_minute_it_was_printed_is_today(printed, expected):
+    import datetime
+
+    from autometta.families.usage import reset_epoch
+
+    now = datetime.datetime(2030, 3, 17, *printed).timestamp()
+    day, hour, minute = expected
+    assert reset_epoch("6:17 PM", now) == datetime.datetime(2030, 3, day, hour, minute).timestamp()

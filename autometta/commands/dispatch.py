@@ -9,8 +9,9 @@ it (prompt, clean environment, detached runner, log at
 With ``isolation: tree`` it runs in the checkout, which must then be clean
 outside ``state/``.
 ``--wait`` waits for it and prints how it ended; exit 0 when it handed off
-``pass``. state.yaml and budget.json are not touched. Next: ``autometta
-verify CARD``.
+``pass``. state.yaml and budget.json are not touched; the run is booked in the
+spend ledger once it ends (the next tick counts it against the caps). Next:
+``autometta verify CARD``.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ The three panellists (``panel:`` in config.yaml, or the default panel) judge
 the working tree as it is now, exactly as in a tick, but every file they
 write (logs, verdicts, the synthesis) goes to a temporary folder that is
 removed afterwards (``--keep DIR`` keeps them in DIR). Nothing in ``state/``
-is read for writing, nothing is registered, the budget is untouched. The card
+is read for writing, nothing is registered, budget.json is untouched (each
+panellist's run is booked in the spend ledger, which the next tick counts
+against the repo's caps). The card
 is found the way the tick finds it (the manifest's ``stage_card_globs``
 first). Progress goes to stderr.
 
@@ -21,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from .. import card as cards
-from .. import state
+from .. import ledger, state
 from ..errors import UserError
 from ..facts import load_card
 from ..verify import panel, repo_context
@@ -54,6 +56,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         plan, env = panel.build_plan(ctx, stage, card, reason="autometta panel (read-only)", out_dir=out_dir)
         result = panel.run_panel(plan, env, register=False, say=lambda line: print(line, file=sys.stderr))
+        # each panellist's spend, booked to its own family and model (the next tick counts it against the caps)
+        ledger.book_panel(ledger.home_of(ctx), repo, plan, parent=None, by="hand", environ=ctx.environ,
+                          manifest=ctx.manifest)
     except panel.Stopped as exc:
         print(f"autometta panel: stopped ({exc}) before the votes were counted", file=sys.stderr)
         return 143

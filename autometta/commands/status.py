@@ -30,9 +30,9 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
-from .. import budget, home, manifest, state
+from .. import budget, home, manifest, parking, state
 from .. import card as cards
 from ..errors import UserError
 from ..observe import lanes as lane_view
@@ -51,7 +51,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="with --watch: draw once and exit")
 
 
-def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = None) -> Dict[str, Any]:
+def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = None,
+             parks: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """One repo's row; ``parks``: the billing routes parked on this host (:func:`autometta.parking.shown`)."""
     now = time.time() if now is None else now
     row: Dict[str, Any] = {
         "repo": sub.name,
@@ -65,12 +67,12 @@ def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = 
         "errors": [],
         "needs_you": [],
     }
-    if sub.error:
-        row["status"] = "error"
-        row["errors"].append(sub.error)
-        return row
-    if not sub.enabled:
-        row["status"] = "off"
+    if sub.error or not sub.enabled:
+        row["status"] = "error" if sub.error else "off"
+        row["errors"] += [sub.error] if sub.error else []
+        if sub.repo_path is not None:  # a billing route it parked still holds every repo on this host
+            row["needs_you"] = [item.as_dict() for item in needing.needs_you(str(sub.repo_path), None, None,
+                                                                             now=now, parks=parks or ())]
         return row
     paths = sub.paths
     try:
@@ -109,10 +111,9 @@ def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = 
         elif row["status"] is None:
             row["status"] = "idle"
         row["waiting"] = _waiting(sub, doc, repo_manifest)
-        until = parse_iso(str(doc.get("parked_until") or ""))
-        if until is not None and until > time.time():
-            row["parked_until"] = doc.get("parked_until")
-            row["park_reason"] = doc.get("park_reason")
+        park = _parked(doc, now)
+        if park is not None:
+            row["parked_until"], row["park_reason"] = park
             if row["status"] in ("idle", "in_progress"):
                 row["status"] = "parked"
     if b is not None:
@@ -124,7 +125,8 @@ def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = 
             row["halted"] = True
             row["halt_reason"] = b.get("halt_reason")
             row["status"] = f"halted:{b.get('halt_reason') or '-'}"
-    items = needing.for_repo(paths, now, _agents(paths, settings, now), state_doc=doc, budget_doc=b)
+    items = needing.for_repo(paths, now, _agents(paths, settings, now), state_doc=doc, budget_doc=b,
+                             parks=parks or ())
     row["needs_you"] = [item.as_dict() for item in items]
     waiting = sum(1 for item in items if item.kind != "parked")
     if row["status"] == "idle" and waiting:
@@ -144,6 +146,21 @@ def _agents(paths: Any, settings: Any, now: float) -> List[Dict[str, Any]]:
         return heartbeat.check(paths, conf, now, write=False)["entries"]
     except Exception:  # noqa: BLE001 - a watchdog's trouble must not cost the status table
         return needing.findings(paths)
+
+
+def _parked(doc: Dict[str, Any], now: float) -> Optional[Tuple[str, str]]:
+    """(until, reason) when a stage of this repo waits for a usage limit to reset (or an older autometta
+    parked the whole repo); None otherwise. What needs you says which route and until when."""
+    for stage in doc.get("stages") or []:
+        if not isinstance(stage, dict) or stage.get("status") != "in_progress":
+            continue
+        until = parse_iso(str(stage.get("parked_until") or ""))
+        if until is not None and until > now:
+            return str(stage["parked_until"]), f"{stage.get('id')} waits for a usage limit to reset"
+    until = parse_iso(str(doc.get("parked_until") or ""))
+    if until is not None and until > now:
+        return str(doc.get("parked_until")), str(doc.get("park_reason"))
+    return None
 
 
 def _manifest(sub: home.Subscriber) -> Optional[Dict[str, Any]]:
@@ -211,19 +228,27 @@ def lane_lines(row: Dict[str, Any]) -> List[str]:
     return [f"{row['repo']}: {word} {lane_view.describe(lane)}" for lane in row.get("lanes") or []]
 
 
-def collect(hp: HomePaths, now: Optional[float] = None, settings: Any = None) -> List[Dict[str, Any]]:
+def parks_now(hp: HomePaths, now: float) -> List[Dict[str, Any]]:
+    """The billing routes parked on this host, in force at ``now`` (``<home>/parked.json``)."""
+    return parking.shown(parking.load(hp), now)
+
+
+def collect(hp: HomePaths, now: Optional[float] = None, settings: Any = None,
+            parks: Optional[List[Dict[str, Any]]] = None) -> List[Dict[str, Any]]:
     home.require_home(hp)
     if settings is None:
         from ..observe import settings as observe_settings
 
         settings = observe_settings.from_home(hp)
     now = time.time() if now is None else now
-    return [repo_row(sub, now, settings) for sub in home.load_subscribers(hp)]
+    parks = parks_now(hp, now) if parks is None else parks
+    return [repo_row(sub, now, settings, parks) for sub in home.load_subscribers(hp)]
 
 
-def needs_lines(rows: List[Dict[str, Any]], now: float) -> List[str]:
-    """``NEEDS YOU (n)`` and two lines per item, repo by repo; one line when nothing does."""
-    found = [(row["repo"], item) for row in rows for item in row.get("needs_you") or []]
+def needs_lines(items: List[Dict[str, Any]], now: float) -> List[str]:
+    """``NEEDS YOU (n)`` and two lines per item of the status document's ``needs_you`` (each names its
+    repo, or :data:`autometta.observe.needs.HOST`); one line when nothing does."""
+    found = [(str(item.get("name") or needing.HOST), {k: v for k, v in item.items() if k != "name"}) for item in items]
     if not found:
         return ["NEEDS YOU: nothing"]
     out = [f"NEEDS YOU ({len(found)})"]
@@ -257,7 +282,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"phat-controller home: {hp.root}")
     print(f"latest controller log: {doc['latest_log'] or '-'}")
     print()
-    for line in needs_lines(rows, now):
+    for line in needs_lines(doc["needs_you"], now):
         print(line)
     print()
     print(render_table(rows) if rows else "no subscribed repos; run 'autometta subscribe REPO'")

@@ -6,8 +6,8 @@ waits for it (a non-zero exit is ``acceptance_failed`` and no verifier runs);
 then starts the verifier as the tick does, with a verdict path made for it
 alone, and records that run for ``autometta accept``. A verdict already there
 (``verdict_forged``) fails the stage before any verifier starts. ``--wait`` waits for the verdict and prints it; exit 0 on PASS,
-1 otherwise. state.yaml and budget.json are not touched. Next: ``autometta
-accept CARD``.
+1 otherwise. state.yaml and budget.json are not touched; its runs are booked
+in the spend ledger once they end. Next: ``autometta accept CARD``.
 """
 
 from __future__ import annotations

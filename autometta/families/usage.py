@@ -342,7 +342,9 @@ def reset_epoch(resets_at: Optional[str], now: float) -> Optional[float]:
     Reads ``2030-03-17T17:46:40Z``; claude's ``3:50pm (UTC)`` and
     ``Mar 17, 2030, 5:46pm (Europe/London)``; codex's ``Mar 17th, 2030 5:46 PM``
     and ``3:50 PM`` (codex prints local time). A time of day alone is its next
-    occurrence after ``now``.
+    occurrence after ``now``, where the minute ``now`` falls in still counts
+    as now: "try again at 6:17 PM" printed at 6:17:30 PM is 6:17 PM today, not
+    tomorrow (``now`` should be when the CLI printed it).
     """
     if not resets_at:
         return None
@@ -387,6 +389,6 @@ def reset_epoch(resets_at: Optional[str], now: float) -> Optional[float]:
         when = datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
         return when.timestamp()
     when = base.replace(hour=hour, minute=minute, second=0, microsecond=0)
-    if when.timestamp() <= now:
+    if when.timestamp() + 60 <= now:  # earlier today, not this very minute: tomorrow
         when = when + timedelta(days=1)
     return when.timestamp()

@@ -17,7 +17,8 @@ The tick calls :func:`refresh` at its end, which regenerates the page when
 something it shows changed since its data was read -- a repo's
 ``state.yaml`` or ``budget.json``, the subscriber list, the heartbeat's
 findings (an agent turned stuck, over budget or gone reaches the page the
-same tick), a park reaching its reset -- and otherwise only restamps it
+same tick), the billing routes parked on this host (``parked.json``), the
+spend ledger (a run booked by hand), a park reaching its reset -- and otherwise only restamps it
 (:mod:`.fresh`): an idle tick costs a few ``stat`` calls, small reads and
 one rewrite of the page's "data as of" line, no git and no subprocess. The
 page turns that line red when its data is older than two tick intervals.
@@ -32,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .. import files
+from .. import files, ledger, parking
 from .. import home as homes
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
@@ -129,11 +130,17 @@ def _tick_lines(log_lines: List[str], repo: str, others: List[str], limit: int,
 
 
 def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: float,
-              others: Optional[List[str]] = None, log_lines: Optional[List[str]] = None) -> Dict[str, Any]:
+              others: Optional[List[str]] = None, log_lines: Optional[List[str]] = None,
+              parks: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """One repo's card; ``parks``: the billing routes parked on this host (read from ``hp`` when None)."""
+    parks = parking.shown(parking.load(hp), now) if parks is None else parks
     out: Dict[str, Any] = {"name": sub.name, "repo_path": str(sub.repo_path) if sub.repo_path else None,
                            "enabled": sub.enabled, "error": sub.error, "stages": [], "agents": [],
                            "alerts": [], "last_ticks": []}
     if sub.error or sub.repo_path is None:
+        if sub.repo_path is not None:  # a billing route it parked still holds every repo on this host
+            out["needs_you"] = [i.as_dict() for i in needs.needs_you(str(sub.repo_path), None, None, now=now,
+                                                                      parks=parks)]
         return out
     paths = sub.paths
     state_doc, budget_doc = read_state(paths), read_budget(paths)
@@ -164,7 +171,7 @@ def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: flo
                          "state": row.get("state"), "reason": row.get("reason"),
                          "elapsed_seconds": row.get("elapsed_seconds")})
     out["agents"] = live
-    items = needs.for_repo(paths, now, rows, state_doc=state_doc, budget_doc=budget_doc)
+    items = needs.for_repo(paths, now, rows, state_doc=state_doc, budget_doc=budget_doc, parks=parks)
     out["needs_you"] = [item.as_dict() for item in items]
     out["alerts"] = [item.summary for item in items]
     out["parked_until"] = (state_doc or {}).get("parked_until")
@@ -179,29 +186,28 @@ def collect(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> D
     subs = homes.load_subscribers(hp)
     known = [str(sub.repo_path) for sub in subs if sub.repo_path is not None]
     log_lines = recent_log_lines(hp)
-    repos = [repo_data(hp, sub, settings, now, known, log_lines) for sub in subs]
-    by_model: Dict[str, int] = {}
-    by_day: Dict[str, int] = {}
+    parks = parking.shown(parking.load(hp), now)
+    repos = [repo_data(hp, sub, settings, now, known, log_lines, parks) for sub in subs]
+    # Spend from the ledger: every run, by the tick or by hand, whatever became of its stage.
+    spend = ledger.summarise(ledger.entries(hp))
     for repo in repos:
-        for stage in repo["stages"]:
-            for role in ("worker", "verifier", "orchestrator"):
-                who = stage.get(role)
-                if who:  # the orchestrator spends no tokens here, but is listed (as in bash)
-                    by_model[who] = by_model.get(who, 0) + int(stage.get(f"{role}_tokens") or 0)
-            tokens = int(stage.get("tokens") or 0)
-            if tokens > 0 and stage.get("completed_at"):
-                day = str(stage["completed_at"])[:10]
-                by_day[day] = by_day.get(day, 0) + tokens
+        mine = spend["by_repo"].get(os.path.realpath(str(repo.get("repo_path") or ""))) or {}
+        repo["ledger"] = {key: mine.get(key, 0) for key in ("tokens", "cost_usd", "runs", "by_hand_runs")}
     return {
         "data_as_of": now_iso(now),
         "generated_at": now_iso(now),
-        "needs_you": [dict(item, name=repo["name"]) for repo in repos for item in repo.get("needs_you") or []],
+        "needs_you": [dict(item, name=repo["name"]) for repo in repos for item in repo.get("needs_you") or []] + [
+            dict(item.as_dict(), name=needs.HOST) for item in needs.elsewhere(parks, known, now)],
         "repos": repos,
         "totals": {"tokens_spent": sum(int(r.get("tokens_spent") or 0) for r in repos),
                    "cost_usd_spent": round(sum(float(r.get("cost_usd_spent") or 0) for r in repos), 6),
                    "repos": len(repos), "halted": sum(1 for r in repos if r.get("halted"))},
-        "by_model": [{"identity": k, "tokens": v} for k, v in sorted(by_model.items(), key=lambda kv: (-kv[1], kv[0]))],
-        "by_day": [{"date": k, "tokens": v} for k, v in sorted(by_day.items())],
+        # ``identity`` keeps the bash page's key: here the model's name, the identities that ran it beside it
+        "by_model": [{"identity": m["model"], "model": m["model"], "family": m["family"],
+                      "identities": m["identities"], "tokens": m["tokens"], "cost_usd": m["cost_usd"],
+                      "runs": m["runs"]} for m in spend["by_model"]],
+        "by_day": [{"date": d["date"], "tokens": d["tokens"], "cost_usd": d["cost_usd"], "runs": d["runs"]}
+                   for d in spend["by_day"]],
     }
 
 
@@ -353,7 +359,10 @@ def _repo_html(repo: Dict[str, Any]) -> str:
                f'<span class="kpi">ticks <b>{_e(repo.get("clock_ticks_used"))}</b>/{_e(repo.get("clock_tick_cap"))}</span>'
                f'<span class="kpi">failures in a row <b>{_e(repo.get("consecutive_failures"))}</b>/'
                f'{_e(repo.get("consecutive_failure_cap"))}</span>'
-               f'<span class="kpi muted">last transition {_e(repo.get("last_tick_at"))}</span></div>')
+               f'<span class="kpi muted">last transition {_e(repo.get("last_tick_at"))}</span>'
+               + (f'<span class="kpi muted">booked {_e((repo.get("ledger") or {}).get("runs"))} runs, '
+                  f'{_e((repo.get("ledger") or {}).get("by_hand_runs"))} by hand</span>'
+                  if (repo.get("ledger") or {}).get("by_hand_runs") else "") + '</div>')
     stages = repo["stages"]
     use_cost = any(float(s.get("cost_usd") or 0) > 0 for s in stages)
     out.append(f'<h3>{"Cost" if use_cost else "Tokens"} per stage</h3>')
@@ -402,10 +411,18 @@ def render_html(data: Dict[str, Any], now: Optional[float] = None) -> str:
     totals = data["totals"]
     body = "".join(_repo_html(repo) for repo in data["repos"]) or (
         '<section class="card"><p>No subscribed repos. Run <code>autometta subscribe REPO</code>.</p></section>')
-    by_model = "".join(f'<tr><td>{_e(m["identity"])}</td><td class="num">{_num(m["tokens"])}</td></tr>'
-                       for m in data["by_model"])
-    models = (f'<section class="card"><h2>Tokens per model</h2><table><tbody>{by_model}</tbody></table></section>'
-              if by_model else "")
+    by_model = "".join(f'<tr><td>{_e(m["model"])}</td><td class="muted">{_e(", ".join(m.get("identities") or []))}</td>'
+                       f'<td class="num">{_e(m["runs"])}</td><td class="num">{_num(m["tokens"])}</td>'
+                       f'<td class="num">{_usd(m["cost_usd"])}</td></tr>' for m in data["by_model"])
+    models = ('<section class="card"><h2>Spend per model</h2><table><thead><tr><th>Model</th><th>Run as</th>'
+              '<th class="num">Runs</th><th class="num">Tokens</th><th class="num">Cost</th></tr></thead>'
+              f'<tbody>{by_model}</tbody></table></section>' if by_model else "")
+    by_day = "".join(f'<tr><td>{_e(d["date"])}</td><td class="num">{_e(d["runs"])}</td>'
+                     f'<td class="num">{_num(d["tokens"])}</td><td class="num">{_usd(d["cost_usd"])}</td></tr>'
+                     for d in reversed(data["by_day"][-31:]))
+    days = ('<section class="card"><h2>Spend per day</h2><table><thead><tr><th>Day (UTC)</th>'
+            '<th class="num">Runs</th><th class="num">Tokens</th><th class="num">Cost</th></tr></thead>'
+            f'<tbody>{by_day}</tbody></table></section>' if by_day else "")
     links = {str(r.get("repo_path")): r.get("stage_pages") or {} for r in data["repos"]}
     top = needs_html(data.get("needs_you") or [], links, with_repo=True) or (
         '<div class="muted">Nothing needs you.</div>')
@@ -425,7 +442,7 @@ def render_html(data: Dict[str, Any], now: Optional[float] = None) -> str:
         f'<span title="made {_e(data["generated_at"])}">{freshness}</span>'
         f"<span>{totals['repos']} repos</span><span>{_num(totals['tokens_spent'])} tokens</span>"
         f"<span>{_usd(totals['cost_usd_spent'])}</span><span>{totals['halted']} halted</span></div>{top}</header>"
-        f"<main>{body}{models}</main>"
+        f"<main>{body}{days}{models}</main>"
         f'<script type="application/json" id="autometta-data">{embedded}</script>'
         f"<script>{_SCRIPT}</script></body></html>\n"
     )
@@ -459,10 +476,12 @@ def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None,
 
 
 def _expires(data: Dict[str, Any], now: float) -> Optional[float]:
-    """The earliest park reset the page shows: the page is out of date from then."""
+    """The earliest park reset the page shows (a repo's, a stage's, a billing route's): the page is out of
+    date from then."""
     from ..timeutil import parse_iso
 
     resets = [parse_iso(str(r.get("parked_until") or "")) for r in data["repos"]]
+    resets += [parse_iso(str(item.get("until") or "")) for item in data.get("needs_you") or []]
     later = [t for t in resets if t is not None and t > now]
     return min(later) if later else None
 

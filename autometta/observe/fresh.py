@@ -3,8 +3,9 @@
 The page is rewritten when something it shows changed since its data was
 read: a subscriber file, a repo's ``state.yaml`` or ``budget.json``, the
 heartbeat's findings (``state/heartbeat.json``, which the tick rewrites each
-tick: an agent turned stuck, over budget or gone), or a park it shows has
-reached its reset. Otherwise the tick only *restamps* it: the page says its
+tick: an agent turned stuck, over budget or gone), the billing routes parked
+on this host (``<home>/parked.json``), the spend ledger (``<home>/ledger/``:
+a run booked by hand), or a park it shows has reached its reset. Otherwise the tick only *restamps* it: the page says its
 data is current as of this tick (a few bytes replaced in place, no git, no
 subprocess; ``data.json`` keeps when it was made), so the page's age tells
 how long ago a tick last looked.
@@ -164,6 +165,12 @@ def why_stale(hp: HomePaths, subscribers: Iterable[Any], now: float) -> Optional
     as_of = float(known["as_of"])
     if _mtime(hp.subscribers) > as_of:
         return "the subscribers changed"
+    if _mtime(hp.parks) > as_of:
+        return "the parked billing routes changed"
+    from .. import ledger
+
+    if any(_mtime(path) > as_of for path in ledger.ledger_files(hp)):
+        return "a run was booked in the spend ledger"
     repos = _repos(subscribers)
     for paths in repos:
         if _mtime(paths.state_yaml) > as_of or _mtime(paths.budget) > as_of:

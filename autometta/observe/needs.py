@@ -13,7 +13,10 @@ them) -- and returns :class:`Need` items, most pressing first:
                        ``completed``); ``marker``: its stall marker
 ``stuck``              an agent whose streaming log stopped growing
 ``over-budget``        an agent past its wall-clock budget
-``parked``             the repo waits for a usage limit's reset (``until``)
+``parked``             a usage limit's reset is awaited (``until``): a billing route
+                       parked for every repo on this host (``route``; listed under
+                       the repo that met it), a stage in flight waiting to run its
+                       agent again, or a repo an earlier autometta parked whole
 ``unreadable``         state.yaml or budget.json cannot be read (file views only)
 =====================  ==========================================================
 
@@ -24,7 +27,13 @@ there is one, and ``look``: where to look first (``autometta show REPO ID``).
 
 ``status`` (table, ``--json``, the attach pane), the agent ticker, the
 dashboard and its stage pages, ``report`` and the events all read these
-items, so they cannot disagree. From the tick, with the state, budget and
+items, so they cannot disagree. The billing routes parked in
+``<home>/parked.json`` (:mod:`autometta.parking`, as
+:func:`autometta.parking.shown` lists them) are given as ``parks``: a park is
+an item of the repo that met it, and :func:`elsewhere` makes the items of
+parks met in a repo no view lists (an unsubscribed repo, or another repo
+than ``--repo``'s), so every view that lists several repos shows each park
+once. From the tick, with the state, budget and
 heartbeat report it already holds::
 
     from autometta.observe import needs
@@ -39,6 +48,7 @@ findings come from the live check a view ran, else from the
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
@@ -71,6 +81,8 @@ class Need:
     look: Optional[str] = None
     pid: Optional[int] = None
     role: Optional[str] = None
+    #: ``parked``: the billing route (``claude subscription``, ...) whose usage limit is awaited.
+    route: Optional[str] = None
 
     def as_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -137,16 +149,82 @@ def _agent_need(repo: str, row: Mapping[str, Any], now: Optional[float]) -> Need
                 look=look, pid=pid, role=role)
 
 
+#: The name a view gives an item of no repo it lists: a billing route parked by another repo (it holds them all).
+HOST = "(this host)"
+#: What to do about a park: nothing (the note every ``parked`` item carries).
+PARK_NOTE = "nothing to do: it resumes by itself then"
+ROUTE_NOTE = "nothing to do: it resumes by itself then; the other family keeps working"
+
+
+def _same_repo(a: Any, b: str) -> bool:
+    return isinstance(a, str) and bool(a) and (a == b or os.path.realpath(a) == os.path.realpath(b))
+
+
+def _in_force(until: Optional[str], now: Optional[float]) -> bool:
+    when = parse_iso(until or "")
+    return when is not None and (now is None or when > now)
+
+
+def _route_need(repo: str, park: Mapping[str, Any]) -> Need:
+    route, until, reason = _text(park.get("route")) or "?", _text(park.get("until")), _text(park.get("reason"))
+    stage_id = _text(park.get("stage"))
+    met = _text(park.get("repo"))
+    where = f"{stage_id} in {met}" if stage_id and met else (met or stage_id)
+    said = "; ".join(part for part in (reason, f"met by {where}" if where else None) if part)
+    summary = f"{route} parked until {until} for every repo on this host{f' ({said})' if said else ''}"
+    home = repo or met  # the repo it is an item of (the view's spelling of its path), else where it was met
+    return Need(kind="parked", repo=home or "", summary=summary, stage_id=stage_id, marker=reason,
+                since=_text(park.get("since")), until=until, note=ROUTE_NOTE, route=route,
+                look=f"autometta show {_q(home)} {_q(stage_id)}" if home and stage_id else None)
+
+
+def _parked(repo: str, doc: Mapping[str, Any], parks: Iterable[Mapping[str, Any]], now: Optional[float]) -> List[Need]:
+    """The parks of ``repo``: the routes it met a limit on, its stages waiting for a reset, a whole-repo park."""
+    out: List[Need] = []
+    covered = set()
+    for park in parks:
+        if isinstance(park, Mapping) and _same_repo(park.get("repo"), repo) and _in_force(_text(park.get("until")), now):
+            out.append(_route_need(repo, park))
+            covered.add(_text(park.get("stage")))
+    for stage in doc.get("stages") or []:
+        if not isinstance(stage, Mapping) or stage.get("status") != "in_progress":
+            continue
+        stage_id, until = str(stage.get("id")), _text(stage.get("parked_until"))
+        if stage_id in covered or not _in_force(until, now):
+            continue  # its route's park says it already
+        out.append(Need(kind="parked", repo=repo, stage_id=stage_id, until=until, note=PARK_NOTE,
+                        summary=f"{stage_id}: waits for a usage limit to reset, until {until}",
+                        look=f"autometta show {_q(repo)} {_q(stage_id)}"))
+    until = _text(doc.get("parked_until"))
+    if _in_force(until, now):  # a whole-repo park an earlier autometta recorded
+        reason = _text(doc.get("park_reason"))
+        out.append(Need(kind="parked", repo=repo, until=until, marker=reason,
+                        summary=f"parked until {until}{f' ({reason})' if reason else ''}", note=PARK_NOTE))
+    return out
+
+
+def elsewhere(parks: Iterable[Mapping[str, Any]], repos: Iterable[str], now: Optional[float] = None) -> List[Need]:
+    """The parks in force met in none of ``repos`` (the repos a view lists): each still holds every repo
+    on this host, so a view shows it on its own. A pure function."""
+    shown = [str(r) for r in repos]
+    return [_route_need("", park) for park in parks
+            if isinstance(park, Mapping) and _in_force(_text(park.get("until")), now)
+            and not any(_same_repo(park.get("repo"), r) for r in shown)]
+
+
 def needs_you(repo: str, state_doc: Optional[Mapping[str, Any]], budget_doc: Optional[Mapping[str, Any]],
               agents: Iterable[Mapping[str, Any]] = (), now: Optional[float] = None,
-              detail_of: Optional[Callable[[str], Optional[str]]] = None) -> List[Need]:
+              detail_of: Optional[Callable[[str], Optional[str]]] = None,
+              parks: Iterable[Mapping[str, Any]] = ()) -> List[Need]:
     """What needs a person in ``repo`` (its path), most pressing first: a pure function.
 
     ``agents``: the heartbeat's rows for the live agents (``state``, ``pid``,
     ``role``, ``reason``, ...); only ``stuck`` and ``over-budget`` ones count.
     ``detail_of(stage_id)``: an extra word on a stopped stage (its verdict's
     first FAIL), or None. ``now``: for ``parked`` (a reset in the past is no
-    longer a park) and a stuck agent's ``since``.
+    longer a park) and a stuck agent's ``since``. ``parks``: the billing
+    routes parked on this host (:func:`autometta.parking.shown`); those met
+    in ``repo`` are its items.
     """
     out: List[Need] = []
     b = budget_doc if isinstance(budget_doc, Mapping) else {}
@@ -163,12 +241,7 @@ def needs_you(repo: str, state_doc: Optional[Mapping[str, Any]], budget_doc: Opt
     for row in agents:
         if isinstance(row, Mapping) and row.get("state") in AGENT_STATES:
             out.append(_agent_need(repo, row, now))
-    until = parse_iso(str(doc.get("parked_until") or ""))
-    if until is not None and (now is None or until > now):
-        reason = _text(doc.get("park_reason"))
-        out.append(Need(kind="parked", repo=repo, until=_text(doc.get("parked_until")), marker=reason,
-                        summary=f"parked until {doc.get('parked_until')}{f' ({reason})' if reason else ''}",
-                        note="nothing to do: it resumes by itself then"))
+    out.extend(_parked(repo, doc, parks if parks is not None else (), now))
     return out
 
 
@@ -192,7 +265,8 @@ def findings(paths: RepoPaths) -> List[Dict[str, Any]]:
 
 
 def for_repo(paths: RepoPaths, now: float, agents: Optional[Iterable[Mapping[str, Any]]] = None,
-             state_doc: Any = False, budget_doc: Any = False) -> List[Need]:
+             state_doc: Any = False, budget_doc: Any = False,
+             parks: Iterable[Mapping[str, Any]] = ()) -> List[Need]:
     """:func:`needs_you` for one repo, reading what was not given (files only: no subprocess, no git).
 
     ``state_doc`` / ``budget_doc``: the documents when the caller already read
@@ -208,7 +282,7 @@ def for_repo(paths: RepoPaths, now: float, agents: Optional[Iterable[Mapping[str
     if budget_doc is False:
         budget_doc = _read(paths, "budget", out)
     rows = findings(paths) if agents is None else list(agents)
-    return out + needs_you(repo, state_doc, budget_doc, rows, now, lambda sid: first_fail(paths, sid))
+    return out + needs_you(repo, state_doc, budget_doc, rows, now, lambda sid: first_fail(paths, sid), parks)
 
 
 def _read(paths: RepoPaths, which: str, problems: List[Need]) -> Optional[Dict[str, Any]]:
@@ -243,4 +317,5 @@ def lines(items: Iterable[Need], name: Optional[str] = None, now: Optional[float
     return out
 
 
-__all__ = ["Need", "needs_you", "for_repo", "findings", "lines", "STOPPED", "AGENT_STATES", "KINDS"]
+__all__ = ["Need", "needs_you", "for_repo", "elsewhere", "findings", "lines", "HOST", "STOPPED", "AGENT_STATES",
+           "KINDS"]

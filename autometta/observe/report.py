@@ -4,17 +4,21 @@ For a window (``--since 24h``) and every subscribed repo: first what needs
 the human now (:mod:`.needs`, with the command that resolves it), then what
 landed (the commits), what stopped and why, and the spend. Sources: state.yaml and budget.json (the
 truth), the event journal ``<home>/events.jsonl`` (when a stage stopped),
-the registry (stuck agents) and git (commit subjects).
+the registry (stuck agents), git (commit subjects), the spend ledger
+``<home>/ledger/`` (every run, by the tick or by hand, per day and per model)
+and the parked billing routes ``<home>/parked.json``.
 """
 
 from __future__ import annotations
 
+import os.path as os_path
 import re
 import subprocess
 import time
 from typing import Any, Dict, Optional
 
 from .. import home as homes
+from .. import ledger, parking
 from ..errors import UsageError
 from ..paths import HomePaths
 from ..secrets import redact_doc
@@ -61,6 +65,9 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
     now = time.time() if now is None else now
     homes.require_home(hp)
     journal = [e for e in events.journal(hp) if _in_window(e.get("at"), since)]
+    booked = ledger.entries(hp, since=since)  # every run that ended in the window, by the tick or by hand
+    spent = ledger.summarise(booked)
+    parks = parking.shown(parking.load(hp), now)
     repos = []
     for sub in homes.load_subscribers(hp):
         entry: Dict[str, Any] = {"name": sub.name, "repo": str(sub.repo_path) if sub.repo_path else None,
@@ -70,14 +77,18 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
         if sub.error:
             entry["needs_you"].append(needs.Need(kind="unreadable", repo=str(sub.file), summary=sub.error,
                                              note=f"edit {sub.file}").as_dict())
+            if sub.repo_path is not None:  # a billing route it parked still holds every repo on this host
+                entry["needs_you"] += [item.as_dict() for item in needs.needs_you(str(sub.repo_path), None, None,
+                                                                                  now=now, parks=parks)]
             continue
-        if not sub.enabled:
+        if not sub.enabled:  # not ticked, but a billing route it parked still holds every repo on this host
+            entry["needs_you"] = [item.as_dict() for item in needs.needs_you(str(sub.repo_path), None, None, now=now,
+                                                                            parks=parks)]
             continue
         paths = sub.paths
         repo = str(paths.root)
         state_doc, b = read_state(paths) or {}, read_budget(paths) or {}
         stages = [s for s in state_doc.get("stages") or [] if isinstance(s, dict)]
-        window_tokens, window_cost = 0, 0.0
         for s in stages:
             if s.get("status") == "completed" and _in_window(s.get("completed_at"), since):
                 sha = s.get("commit")
@@ -96,25 +107,28 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
                 entry["stopped"].append({"stage": s.get("id"), "status": s.get("status"),
                                          "why": s.get("stall_marker") or first_fail(paths, str(s.get("id"))),
                                          "at": s.get("started_at")})
-        for s in stages:
-            if s.get("completed_at") and _in_window(s.get("completed_at"), since) or (
-                    s.get("status") in BLOCKED and _in_window(s.get("started_at"), since)):
-                window_tokens += int(s.get("tokens") or 0)
-                window_cost += float(s.get("cost_usd") or 0)
+        mine = spent["by_repo"].get(os_path.realpath(repo)) or {}
         agents = heartbeat.check(paths, settings, now, write=False)["entries"] if paths.active_agents.is_dir() else []
-        entry["needs_you"] = [item.as_dict() for item in needs.for_repo(paths, now, agents)]
+        entry["needs_you"] = [item.as_dict() for item in needs.for_repo(paths, now, agents, parks=parks)]
         entry["pending"] = sum(1 for s in stages if s.get("status") == "pending")
         entry["in_flight"] = lanes.in_flight_ids(state_doc)
         entry["lanes"] = lanes.lanes(state_doc)
-        entry["spend"] = {"window_tokens": window_tokens, "window_cost_usd": round(window_cost, 6),
+        entry["spend"] = {"window_tokens": mine.get("tokens", 0), "window_cost_usd": mine.get("cost_usd", 0.0),
+                          "window_runs": mine.get("runs", 0), "window_by_hand_runs": mine.get("by_hand_runs", 0),
                           "tokens_spent": b.get("tokens_spent"), "token_cap_total": b.get("token_cap_total"),
                           "cost_usd_spent": b.get("cost_usd_spent"), "cost_cap_usd": b.get("cost_cap_usd")}
+    # every item, each naming its repo; a billing route parked by a repo not listed here holds them too
+    every = [dict(item, name=r["name"]) for r in repos for item in r["needs_you"]] + [
+        dict(item.as_dict(), name=needs.HOST)
+        for item in needs.elsewhere(parks, [r["repo"] for r in repos if r.get("repo")], now)]
     return redact_doc({  # markers, event texts and verdicts quote agents: never a key
-        "since": now_iso(since), "generated_at": now_iso(now), "repos": repos,
+        "since": now_iso(since), "generated_at": now_iso(now), "needs_you": every, "repos": repos,
+        "by_day": spent["by_day"], "by_model": spent["by_model"],
         "totals": {"landed": sum(len(r["landed"]) for r in repos), "stopped": sum(len(r["stopped"]) for r in repos),
-                   "needs_you": sum(len(r["needs_you"]) for r in repos),
-                   "window_tokens": sum(r["spend"].get("window_tokens") or 0 for r in repos),
-                   "window_cost_usd": round(sum(r["spend"].get("window_cost_usd") or 0 for r in repos), 6)},
+                   "needs_you": len(every),
+                   # every repo's runs, a repo that is not (or no longer) subscribed included
+                   "window_tokens": spent["total"]["tokens"], "window_cost_usd": spent["total"]["cost_usd"],
+                   "window_runs": spent["total"]["runs"]},
     })
 
 
@@ -123,8 +137,9 @@ def render(doc: Dict[str, Any], now: float) -> str:
     since = parse_iso(doc["since"]) or now
     lines = [f"autometta report: the last {age(now - since)} (since {doc['since']})", ""]
     lines.append(f"NEEDS YOU ({t['needs_you']})")
-    for r in doc["repos"]:
-        lines.extend(f"  {line}" for line in needs.lines([needs.Need(**x) for x in r["needs_you"]], r["name"], now))
+    for x in doc["needs_you"]:
+        item = needs.Need(**{k: v for k, v in x.items() if k != "name"})
+        lines.extend(f"  {line}" for line in needs.lines([item], str(x.get("name")), now))
     if not t["needs_you"]:
         lines.append("  (nothing: all clear)")
     lines += ["", f"LANDED ({t['landed']})"]
@@ -153,8 +168,17 @@ def render(doc: Dict[str, Any], now: float) -> str:
         if not s:
             continue
         cap = f" of ${s['cost_cap_usd']:.2f}" if isinstance(s.get("cost_cap_usd"), (int, float)) else ""
-        lines.append(f"  {r['name']}  {compact(s.get('window_tokens'))} tokens  ${s.get('window_cost_usd') or 0:.2f}"
+        hand = f" ({s['window_by_hand_runs']} runs by hand)" if s.get("window_by_hand_runs") else ""
+        lines.append(f"  {r['name']}  {compact(s.get('window_tokens'))} tokens  ${s.get('window_cost_usd') or 0:.2f}{hand}"
                      f"   total {compact(s.get('tokens_spent'))}/{compact(s.get('token_cap_total'))} tokens"
                      f"  ${float(s.get('cost_usd_spent') or 0):.2f}{cap}")
     lines.append(f"  all  {compact(t['window_tokens'])} tokens  ${t['window_cost_usd']:.2f}")
+    if doc.get("by_day"):
+        lines += ["", "SPEND PER DAY (UTC; every run, by the tick or by hand)"]
+        lines += [f"  {d['date']}  {d['runs']:>4} runs  {compact(d['tokens']):>7} tokens  ${d['cost_usd']:.2f}"
+                  for d in doc["by_day"]]
+    if doc.get("by_model"):
+        lines += ["", "SPEND PER MODEL"]
+        lines += [f"  {m['model']:<28} {m['runs']:>4} runs  {compact(m['tokens']):>7} tokens  ${m['cost_usd']:.2f}"
+                  for m in doc["by_model"]]
     return "\n".join(lines)

@@ -121,7 +121,7 @@ def need_lines(items: List[Dict[str, Any]], now: float) -> List[Line]:
     return out
 
 
-def repo_view(paths: RepoPaths, settings: Settings, now: float) -> Dict[str, Any]:
+def repo_view(paths: RepoPaths, settings: Settings, now: float, parks: Any = ()) -> Dict[str, Any]:
     report = heartbeat.check(paths, settings, now, write=False)
     live = []
     for row in report["entries"]:
@@ -155,7 +155,7 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float) -> Dict[str, Any
     for stage in (state_doc or {}).get("stages") or []:
         if isinstance(stage, dict) and stage.get("status") == "pending" and len(scheduled) < 6:
             scheduled.append({"id": stage.get("id"), "status": "pending"})
-    items = needs.for_repo(paths, now, report["entries"], state_doc=state_doc, budget_doc=budget_doc)
+    items = needs.for_repo(paths, now, report["entries"], state_doc=state_doc, budget_doc=budget_doc, parks=parks)
     return {
         "repo": str(paths.root), "name": paths.root.name,
         "state_readable": state_doc is not None,
@@ -166,10 +166,13 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float) -> Dict[str, Any
 
 
 def agents_view(hp: HomePaths, repos: List[RepoPaths], settings: Settings, now: float) -> Dict[str, Any]:
+    from .. import parking
+
+    parks = parking.shown(parking.load(hp), now)  # a billing route parked by one of them
     text, style = controller_line(hp, settings, now)
     return redact_doc({"checked_at": now_iso(now), "controller": {"line": text, "level": style or "ok",
                                                                   "last_tick_at": _iso(last_tick(hp))},
-                       "repos": [repo_view(paths, settings, now) for paths in repos]})
+                       "repos": [repo_view(paths, settings, now, parks) for paths in repos]})
 
 
 def _iso(when: Optional[float]) -> Optional[str]:
@@ -245,14 +248,16 @@ def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: flo
                 warnings: bool = True) -> Dict[str, Any]:
     """The one status document: ``status --json`` and ``status --watch --once --json`` print it.
 
-    ``needs_you``: every repo's items (each names its repo), first; ``repos``:
+    ``needs_you``: every repo's items (each names its repo; a billing route
+    parked by a repo not listed here names :data:`autometta.observe.needs.HOST`), first; ``repos``:
     the rows, each with its own ``needs_you``; ``warnings=False`` leaves the
     schedule unread (the redrawn table does not show it), ``schedule_warnings``
     is then empty.
     """
     from ..commands import status as status_cmd
 
-    rows = status_cmd.collect(hp, now, settings)
+    parks = status_cmd.parks_now(hp, now)
+    rows = status_cmd.collect(hp, now, settings, parks)
     if repo:
         rows = scope_rows(hp, rows, repo)
         repos = target_repos(hp, repo)
@@ -267,7 +272,9 @@ def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: flo
     return redact_doc({  # a marker quoting an agent never shows a key
         "checked_at": now_iso(now), "home": str(hp.root), "latest_log": status_cmd.latest_log(hp),
         "controller": {"line": text, "level": level or "ok", "last_tick_at": _iso(last_tick(hp))},
-        "needs_you": [dict(item, name=row["repo"]) for row in rows for item in row.get("needs_you") or []],
+        "needs_you": [dict(item, name=row["repo"]) for row in rows for item in row.get("needs_you") or []] + [
+            dict(item.as_dict(), name=needs.HOST)  # a park met in no repo listed here holds them too
+            for item in needs.elsewhere(parks, [r["repo_path"] for r in rows if r.get("repo_path")], now)],
         "repos": rows, "completed": completed(hp, repos, int(settings.completed_limit)),
         "completed_limit": int(settings.completed_limit), "schedule_warnings": schedule})
 
@@ -280,7 +287,7 @@ def status_lines(view: Dict[str, Any], width: int) -> List[Line]:
     level = view["controller"]["level"]
     lines: List[Line] = [(f"autometta status  {view['checked_at'][11:]}", "bold"),
                          (view["controller"]["line"], "" if level == "ok" else level), ("", "")]
-    for text in status_cmd.needs_lines(rows, now):
+    for text in status_cmd.needs_lines(view["needs_you"], now):
         lines.append((text, "bold" if text.startswith("NEEDS YOU: nothing") else "red"))
     lines.append(("", ""))
     if rows:

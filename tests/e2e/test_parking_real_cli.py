@@ -1,8 +1,9 @@
-"""Usage-limit parking with the real ``claude`` CLI: a scripted usage limit parks the repo until its reset.
+"""Usage-limit parking with the real ``claude`` CLI: a scripted usage limit parks claude's billing route
+(for every repo on this host) until its reset.
 
 The scripted model server answers the worker's first conversation with a
 subscription usage limit (HTTP 429 with the ``anthropic-ratelimit-unified-*``
-headers, reset in two hours). The tick must park the repo (not fail the
+headers, reset in two hours). The tick must park the route (not fail the
 stage), do nothing on ticks before the reset, and on the first tick after it
 run the worker again, which then finishes the stage. Skips like the other e2e
 tests when the CLIs cannot be installed or AUTOMETTA_SKIP_E2E=1.
@@ -10,6 +11,7 @@ tests when the CLIs cannot be installed or AUTOMETTA_SKIP_E2E=1.
 
 from __future__ import annotations
 
+import json
 import time
 
 from autometta import tick
@@ -67,15 +69,18 @@ def test_a_real_usage_limit_parks_the_repo_until_the_reset(clis, run, tmp_path, 
             doc = read_state(repo)
             until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(reset + 60))
             context = f"{[(o.kind, o.message) for o in outcomes]}\n{server.problems}"
-            assert doc["parked_until"] == until, context
-            assert doc["stages"][0]["status"] == "in_progress" and "worker hit a usage limit" in doc["park_reason"]
+            assert doc["stages"][0]["parked_until"] == until, context
+            park = json.loads((home_dir / "parked.json").read_text())["routes"]["claude subscription"]
+            assert park["until"] == until and "worker hit a usage limit" in park["reason"]
+            assert doc["stages"][0]["status"] == "in_progress"
             assert read_budget(repo)["consecutive_failures"] == 0
             assert f"parked until {until}" in run("status").out
 
             posts, pids = len(server.model_requests("claude")), agent_pids(repo)
             for _ in range(3):  # ticks before the reset do nothing
                 outcome = tick_once()
-                assert outcome.kind == "wait" and outcome.message.startswith(f"parked {repo}"), outcome.message
+                assert outcome.kind == "wait" and outcome.message.startswith(f"stage {SID} worker waits"), \
+                    outcome.message
             assert len(server.model_requests("claude")) == posts and agent_pids(repo) == pids  # nothing started
 
             outcome = tick_once(now=reset + 61)  # the first tick after the reset resumes
@@ -91,6 +96,6 @@ def test_a_real_usage_limit_parks_the_repo_until_the_reset(clis, run, tmp_path, 
 
     doc = read_state(repo)
     assert doc["stages"][0]["status"] == "completed", (doc, problems)
-    assert doc["parked_until"] is None
+    assert doc["stages"][0]["parked_until"] is None
     assert git(repo, "log", "-1", "--format=%s").startswith(SID)
     assert (repo / f"out/{SID}.txt").read_text() == "Hello from Claude.\n"  # landed from the worktree
