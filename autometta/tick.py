@@ -24,7 +24,7 @@ from . import budget as budgets
 from . import decide as d
 from . import facts as observe
 from . import (books, effects, failures, files, home, isolation, ledger, logretention, manifest, procs, scan, secrets,
-               state, ticklog)
+               state, ticklog, turns)
 from .dispatch import RepoContext
 from .errors import UserError
 from .observe import dashboard, events, heartbeat
@@ -67,6 +67,8 @@ class Outcome:
     message: str
     kind: str = "noop"
     error: bool = False
+    #: The visit made a transition: the repo took a turn under ``max_per_fire`` (autometta.turns).
+    worked: bool = False
 
 
 def _load_state(paths: RepoPaths, log: Callable[[str], None],
@@ -153,7 +155,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     if audited.tampered:
         events.emit(ctx.home, paths, "repo_halted", {"reason": audited.halt_reason, "repo": repo,
                                                       "message": f"halted {repo} due to {audited.halt_reason}"})
-        return Outcome(repo, f"halted {repo} due to {audited.halt_reason}", "halt")
+        return Outcome(repo, f"halted {repo} due to {audited.halt_reason}", "halt", worked=True)
     # unreadable: UserError -> this repo errors, nothing is written
     b = budgets.load_budget(paths, audited.text(paths.budget, paths))
     doc = _load_state(paths, log, audited.text(paths.state_yaml, paths))
@@ -268,7 +270,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     if not messages:
         return Outcome(repo, "no lane work", "wait")
     kind = next((k for k in kinds if k not in ("wait", "noop")), kinds[-1])
-    return Outcome(repo, messages[-1] if len(messages) == 1 else "; ".join(messages), kind)
+    return Outcome(repo, messages[-1] if len(messages) == 1 else "; ".join(messages), kind, worked=transitions > 0)
 
 
 def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
@@ -286,6 +288,25 @@ def context_for(sub: home.Subscriber, config: Dict[str, Any], hp: Optional[HomeP
                        max_parallel=parallel, isolation=isolation.mode(repo_manifest, parallel, paths.manifest))
 
 
+def fire_limit(config: Dict[str, Any]) -> Optional[int]:
+    """``max_per_fire``: how many repos one tick works on; None when unset or not a positive number."""
+    value = config.get("max_per_fire")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def turn_key(sub: home.Subscriber) -> str:
+    return os.path.realpath(str(sub.repo_path or sub.file))
+
+
+def visiting_order(subs: List[home.Subscriber], turns_now: Dict[str, Any]) -> List[home.Subscriber]:
+    """Subscribers in turn order (autometta.turns): fewest turns for their weight first, then weight, path."""
+    passes = turns_now.get("passes") if isinstance(turns_now.get("passes"), dict) else {}
+    view = {"clock": turns_now.get("clock", 0),
+            "passes": {str(n): passes[turn_key(s)] for n, s in enumerate(subs) if turn_key(s) in passes}}
+    entries = [(str(n), sub.weight, f"{n:08d}") for n, sub in enumerate(subs)]  # subs come in tick order
+    return [subs[int(key)] for key in turns.order(entries, view)]
+
+
 def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
              now: Optional[float] = None) -> List[Outcome]:
     log = TickLog(hp, echo=echo)
@@ -301,23 +322,26 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
         subs = [s for s in subs if s.repo_path is not None and os.path.realpath(s.repo_path) == wanted]
         if not subs:
             raise UserError(f"{wanted}: not subscribed; run 'autometta subscribe {wanted}'")
-    limit = config.get("max_per_fire")
+    limit = fire_limit(config)
     outcomes: List[Outcome] = []
-    visited = 0
-    for sub in subs:
+    turns_now = turns.load(hp) if limit is not None else {}
+    taken: List[tuple] = []
+    for sub in visiting_order(subs, turns_now):
         if sub.error:
             log(f"invalid subscriber {sub.file}: {sub.error}")
             outcomes.append(Outcome(str(sub.file), sub.error, "error", error=True))
             continue
         if not sub.enabled:
             continue
-        if isinstance(limit, int) and visited >= limit:
-            log(f"max_per_fire ({limit}) reached; {sub.repo_path} waits for the next tick")
+        if limit is not None and len(taken) >= limit:  # a repo with nothing to do took no turn
+            log(f"max_per_fire ({limit}) reached; {sub.repo_path} waits for its turn on a later tick")
             continue
-        visited += 1
         repo_log = ticklog.RepoLog(log, hp, sub.repo_path, now)
         try:
-            outcomes.append(process_repo(context_for(sub, config, hp), repo_log, now))
+            outcome = process_repo(context_for(sub, config, hp), repo_log, now)
+            outcomes.append(outcome)
+            if outcome.worked:
+                taken.append((turn_key(sub), sub.weight))
         except UserError as exc:
             log(f"error in {sub.repo_path}: {exc.message}")
             outcomes.append(Outcome(str(sub.repo_path), exc.message, "error", error=True))
@@ -326,6 +350,11 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
             outcomes.append(Outcome(str(sub.repo_path), str(exc), "error", error=True))
         finally:
             repo_log.close()
+    if limit is not None and taken:  # the next tick starts with whoever has had fewest turns for its weight
+        try:
+            turns.record(hp, taken, [turn_key(s) for s in subs if s.repo_path is not None])
+        except UserError as exc:
+            log(f"max_per_fire: could not note whose turn it was ({exc.message})")
     events.retry_undelivered(hp, config, log, now)  # webhook posts that failed before, as their back-off allows
     ticklog.stamp(hp)  # when the controller last ran, though its log may have had nothing new to say
     dashboard.refresh(hp, log)  # rewritten when what it shows changed, else only restamped
