@@ -476,6 +476,33 @@ def audit(paths: RepoPaths, log: Log, *, now: Optional[float] = None) -> Audit:
     return out
 
 
+def would_tamper(paths: RepoPaths) -> List[str]:
+    """The files :func:`audit` would find changed behind autometta's back with a stage in flight (it would
+    restore them and halt the repo), read without a lock or a write: for ``tick --dry-run``."""
+    target = HomePaths.from_env().books_record(paths.root)
+    try:
+        doc = files.read_json(target)
+    except UserError:
+        return []  # no books yet: the first audit records the files as they are
+    entries = doc.get("files") if isinstance(doc, dict) else None
+    flying = doc.get("in_flight") if isinstance(doc, dict) else None
+    if not isinstance(entries, dict) or not flying:
+        return []
+    out = []
+    core = [paths.state_yaml, paths.state_backup, paths.budget]
+    for rel, entry in sorted(entries.items()):
+        path = paths.root / rel
+        if not isinstance(entry, dict) or (path not in core and _stat(path) == entry.get("stat")):
+            continue
+        data = _read(path)
+        sha = digest(data) if data is not None else None
+        if not (_matches(entry, sha) or (sha is None and entry.get("sha256") is None
+                                         and entry.get("pending") is None)):
+            out.append(rel)
+    out += [_rel(paths, path) for path in core if _rel(paths, path) not in entries and _read(path) is not None]
+    return out
+
+
 def _readable(paths: RepoPaths, path: Path, data: Optional[bytes]) -> bool:
     """Whether a changed file reads as the document it should be (any file but state and budget does)."""
     from . import budget as budgets

@@ -41,7 +41,7 @@ COMMANDS = [
     ("events", "events", "list the events sent (or owed) to you; resend one that did not arrive"),
     ("register_agent", "register-agent", "register a manually started agent for heartbeat and watch"),
     ("check_deps", "check-deps", "check the tools autometta uses"),
-    ("tick", "tick", "move each subscribed repo one step (run it from cron or launchd)"),
+    ("tick", "tick", "move each subscribed repo one step (run it from cron or launchd); --dry-run: what it would do"),
     ("requeue", "requeue", "put a stopped stage back in the queue"),
     ("panel", "panel", "run a stage's verifier panel again, read-only, and print its synthesis"),
     ("retro_grade", "retro-grade", "re-judge completed stages with today's rubric in one API batch (a report)"),

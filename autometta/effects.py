@@ -48,6 +48,8 @@ class Txn:
     focus: Optional[str] = None
     #: ``isolation: tree``: a claim runs the stage in the repo's own tree, as ``current_stage``.
     tree: bool = False
+    #: Plan mode (``tick --dry-run``): decisions are described, and applied to the copies only (autometta.dryrun).
+    dry: bool = False
 
     @property
     def cur(self) -> Optional[Dict[str, Any]]:
@@ -371,6 +373,10 @@ def _commit(txn: Txn, headline: str) -> Optional[str]:
 
 def apply(txn: Txn, decision: d.Decision) -> str:
     """Apply ``decision`` to the in-memory documents; effects happen in order."""
+    if txn.dry:
+        from . import dryrun
+
+        return dryrun.apply(txn, decision)
     finish = decision.finish
     for name, arg in decision.effects:
         stage = txn.cur

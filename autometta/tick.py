@@ -13,12 +13,13 @@ others.
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import budget as budgets
 from . import decide as d
@@ -217,7 +218,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     current = txn.state.get("current_stage")
     if current is not None:  # a stage in the repo's own tree
         txn.ctx, txn.focus = ctx, None
-        txn.facts = observe.gather(ctx, txn.budget, txn.state, txn.now)
+        txn.facts = _seen(txn, observe.gather(ctx, txn.budget, txn.state, txn.now))
         decision = d.decide(txn.facts)
         run(decision, current if isinstance(current, str) else None)
         stopped = stops(decision)
@@ -229,7 +230,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
         txn.ctx, txn.focus = lane_ctx, stage["id"]
         for again in (False, True):
             busy = merged and stage.get("merge") != "checking"
-            txn.facts = observe.gather_lane(lane_ctx, txn.budget, txn.state, stage, txn.now, busy)
+            txn.facts = _seen(txn, observe.gather_lane(lane_ctx, txn.budget, txn.state, stage, txn.now, busy))
             decision = d.decide_lane(txn.facts, stage["id"])
             run(decision, stage["id"])
             if again:
@@ -241,15 +242,16 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
                 break
             # Accepted just now and the merge slot is free: it merges now, not a tick later; the
             # commit is on disk first, so a tick killed while landing leaves a stage that knows it.
-            state.save_state(paths, txn.state)
-            budgets.save_budget(paths, txn.budget)
+            if not txn.dry:
+                state.save_state(paths, txn.state)
+                budgets.save_budget(paths, txn.budget)
     slots = 1 if txn.tree else ctx.max_parallel
     while not stopped and txn.state.get("current_stage") is None:  # nothing is claimed beside a stage in the tree
         in_flight = len(state.lane_stages(txn.state))
         if in_flight >= slots or (txn.tree and in_flight):
             break  # at max_parallel 1 (or in tree mode) the lanes left finish first
         txn.ctx, txn.focus = ctx, None
-        txn.facts = observe.gather_claim(ctx, txn.budget, txn.state, txn.now, in_flight, in_tree=txn.tree)
+        txn.facts = _seen(txn, observe.gather_claim(ctx, txn.budget, txn.state, txn.now, in_flight, in_tree=txn.tree))
         decision = d.decide_claim(txn.facts)
         if not decision.transition and not messages:
             run(decision, None)  # nothing else happened: say why the repo is idle
@@ -259,11 +261,13 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
                 or (state.find_stage(txn.state, txn.focus) or {}).get("status") != "in_progress":
             break  # a claim that stopped at once (no worktree, a missing CLI) is one failure a tick
     txn.ctx, txn.focus = ctx, None
-    if transitions or settled:
+    if txn.dry:  # plan mode writes nothing
+        raised, settled = [], False
+    elif transitions or settled:
         state.save_state(paths, txn.state)
-    if txn.budget != before_budget:
+    if txn.budget != before_budget and not txn.dry:
         budgets.save_budget(paths, txn.budget)
-    if transitions:
+    if transitions and not txn.dry:
         _snapshot(ctx, log)
     for event, fields in raised:
         events.emit(ctx.home, paths, event, dict(fields, repo=repo))
@@ -271,6 +275,15 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
         return Outcome(repo, "no lane work", "wait")
     kind = next((k for k in kinds if k not in ("wait", "noop")), kinds[-1])
     return Outcome(repo, messages[-1] if len(messages) == 1 else "; ".join(messages), kind, worked=transitions > 0)
+
+
+def _seen(txn: effects.Txn, facts: "observe.Facts") -> "observe.Facts":
+    """The facts a decision is taken on; in plan mode with git's questions answered without it."""
+    if txn.dry:
+        from . import dryrun
+
+        dryrun.without_git(facts)
+    return facts
 
 
 def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
@@ -286,6 +299,83 @@ def context_for(sub: home.Subscriber, config: Dict[str, Any], hp: Optional[HomeP
     parallel = manifest.max_parallel(repo_manifest, sub.max_parallel)
     return RepoContext(paths=paths, home=hp or HomePaths.from_env(), config=config, manifest=repo_manifest,
                        max_parallel=parallel, isolation=isolation.mode(repo_manifest, parallel, paths.manifest))
+
+
+def plan_tick(hp: HomePaths, *, repo: Optional[str] = None,
+              now: Optional[float] = None) -> Tuple[List[Dict[str, Any]], Optional[int]]:
+    """Plan mode (``tick --dry-run``): per repo, in turn order, what the next tick would do (autometta.dryrun).
+
+    Writes nothing, starts no process, runs no git. Returns the plans
+    (``repo``, ``lines``, ``worked``) and ``max_per_fire``.
+    """
+    from . import dryrun
+
+    home.require_home(hp)
+    config = home.load_config(hp)
+    now = time.time() if now is None else now
+    subs = home.tick_order(home.load_subscribers(hp))
+    if repo is not None:
+        wanted = os.path.realpath(repo)
+        subs = [s for s in subs if s.repo_path is not None and os.path.realpath(s.repo_path) == wanted]
+        if not subs:
+            raise UserError(f"{wanted}: not subscribed; run 'autometta subscribe {wanted}'")
+    limit = fire_limit(config)
+    plans: List[Dict[str, Any]] = []
+    taken = 0
+    for sub in visiting_order(subs, turns.load(hp)):
+        plan: Dict[str, Any] = {"repo": str(sub.repo_path or sub.file), "lines": [], "worked": False}
+        plans.append(plan)
+        if sub.error:
+            plan["lines"].append(f"skipped: invalid subscriber {sub.file}: {sub.error}")
+        elif not sub.enabled:
+            plan["lines"].append(f"skipped: not enabled in {sub.file}")
+        elif limit is not None and taken >= limit:
+            plan["lines"].append(f"waits: max_per_fire ({limit}) is taken by the repos above; its turn comes on a "
+                                 "later tick")
+        else:
+            try:
+                plan.update(_plan_repo(context_for(sub, config, hp), now, dryrun))
+            except UserError as exc:
+                plan["lines"].append(f"error: {exc.message}")
+            taken += 1 if plan["worked"] else 0
+    return plans, limit
+
+
+def _plan_repo(ctx: RepoContext, now: float, dryrun: Any) -> Dict[str, Any]:
+    paths = ctx.paths
+    if _bash_lock_held(paths):
+        return {"lines": ["skipped: a bash tick holds state/.tick.lock"], "worked": False}
+    if dryrun.lock_held(paths.lock):
+        return {"lines": ["skipped: another tick is working on this repo now"], "worked": False}
+    tampered = books.would_tamper(paths)
+    if tampered:
+        reason = f"{books.TAMPERED_MARKER}: {', '.join(tampered)}"[:300]
+        return {"lines": [f"books: {', '.join(tampered)} changed behind autometta's back while a stage was in "
+                          "flight: would set the changed file(s) aside, put back the last copies autometta wrote "
+                          f"and halt the repo ({reason}) until 'autometta tick --reset-halt'"], "worked": True}
+    b = budgets.load_budget(paths)
+    lines: List[str] = []
+    try:
+        doc = state.load_state(paths)
+    except UserError as exc:
+        doc = state.load_backup(paths)
+        if doc is None:
+            if b.get("halted"):
+                return {"lines": [f"halted (reason already recorded: {b.get('halt_reason')})"], "worked": False}
+            return {"lines": [f"state-integrity: {exc.message}; no valid .bak",
+                              "  would halt the repo (state-corrupt)"], "worked": True}
+        lines.append(f"state-integrity: {exc.message}; would restore state.yaml from its .bak and go on from it")
+    if ledger.pending(ledger.home_of(ctx), paths.root, b):
+        lines.append("would add the runs booked in the spend ledger since (by hand, or by a tick that was "
+                     "stopped) to budget.json's counters")
+    kills = [k.get("pid") for k in doc.get("pending_kills") or [] if isinstance(k, dict)]
+    if kills:
+        lines.append(f"would SIGKILL what is left of process groups {', '.join(map(str, kills))}, stopped by an "
+                     "earlier tick")
+    txn = effects.Txn(ctx=ctx, state=copy.deepcopy(doc), budget=copy.deepcopy(b), now=now, base_ctx=ctx,
+                      tree=ctx.isolation == isolation.TREE, dry=True)
+    outcome = _process(txn, lines.append, settled=False)
+    return {"lines": lines, "worked": outcome.worked, "kind": outcome.kind}
 
 
 def fire_limit(config: Dict[str, Any]) -> Optional[int]:
@@ -354,7 +444,7 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
         try:
             turns.record(hp, taken, [turn_key(s) for s in subs if s.repo_path is not None])
         except UserError as exc:
-            log(f"max_per_fire: could not note whose turn it was ({exc.message})")
+            log(f"could not note whose turn it was under max_per_fire ({exc.message})")
     events.retry_undelivered(hp, config, log, now)  # webhook posts that failed before, as their back-off allows
     ticklog.stamp(hp)  # when the controller last ran, though its log may have had nothing new to say
     dashboard.refresh(hp, log)  # rewritten when what it shows changed, else only restamped

@@ -2,18 +2,23 @@
 
 Run it from cron or launchd every few minutes. ``--reset-halt`` clears halts
 (and the counter that tripped them); ``--repair`` reconciles state with what
-is on disk and in the process table.
+is on disk and in the process table. ``--dry-run`` alone prints, per repo,
+what the next tick would do (claim which stage, start which agent with which
+billing route and model, land which lane, or why it would do nothing) and
+touches nothing: no file written, no process started, no git run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 from .. import files, home, repair
 from ..errors import UsageError, UserError
 from ..paths import HomePaths
+from ..secrets import redact, redact_doc
 from ..tick import TickLog, context_for, run_tick
 
 
@@ -22,7 +27,10 @@ def register(parser: argparse.ArgumentParser) -> None:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--reset-halt", action="store_true", help="clear halts and the counter that tripped them")
     mode.add_argument("--repair", action="store_true", help="reconcile state with reality and print each change")
-    parser.add_argument("--dry-run", action="store_true", help="with --repair: print, change nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what the next tick would do, per repo, and change nothing (with --repair: "
+                             "what it would repair)")
+    parser.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON")
     parser.add_argument("--quiet", action="store_true", help="log to the tick log only, not stderr")
 
 
@@ -39,8 +47,18 @@ def _subscribers(hp: HomePaths, repo):
 
 def run(args: argparse.Namespace) -> int:
     hp = HomePaths.from_env()
+    if args.json and not (args.dry_run and not args.repair):
+        raise UsageError("--json goes with --dry-run (the plan)")
+    if args.dry_run and args.reset_halt:
+        raise UsageError("--dry-run goes alone (the plan) or with --repair, not with --reset-halt")
     if args.dry_run and not args.repair:
-        raise UsageError("--dry-run goes with --repair")
+        from .. import dryrun
+        from ..tick import plan_tick
+
+        plans, limit = plan_tick(hp, repo=args.repo)
+        print(json.dumps({"max_per_fire": limit, "repos": redact_doc(plans)}, indent=2) if args.json
+              else redact(dryrun.render(plans, limit)))
+        return 1 if any(line.startswith("error:") for p in plans for line in p["lines"]) else 0
     if args.reset_halt or args.repair:
         log = TickLog(hp, echo=not args.quiet)
         config = home.load_config(hp)

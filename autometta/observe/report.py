@@ -169,7 +169,8 @@ def render(doc: Dict[str, Any], now: float) -> str:
             continue
         cap = f" of ${s['cost_cap_usd']:.2f}" if isinstance(s.get("cost_cap_usd"), (int, float)) else ""
         hand = f" ({s['window_by_hand_runs']} runs by hand)" if s.get("window_by_hand_runs") else ""
-        lines.append(f"  {r['name']}  {compact(s.get('window_tokens'))} tokens  ${s.get('window_cost_usd') or 0:.2f}{hand}"
+        lines.append(f"  {r['name']}  {compact(s.get('window_tokens'))} tokens  "
+                     f"${s.get('window_cost_usd') or 0:.2f}{hand}"
                      f"   total {compact(s.get('tokens_spent'))}/{compact(s.get('token_cap_total'))} tokens"
                      f"  ${float(s.get('cost_usd_spent') or 0):.2f}{cap}")
     lines.append(f"  all  {compact(t['window_tokens'])} tokens  ${t['window_cost_usd']:.2f}")
