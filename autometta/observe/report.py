@@ -132,6 +132,10 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
     })
 
 
+def _runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def render(doc: Dict[str, Any], now: float) -> str:
     t = doc["totals"]
     since = parse_iso(doc["since"]) or now
@@ -168,7 +172,7 @@ def render(doc: Dict[str, Any], now: float) -> str:
         if not s:
             continue
         cap = f" of ${s['cost_cap_usd']:.2f}" if isinstance(s.get("cost_cap_usd"), (int, float)) else ""
-        hand = f" ({s['window_by_hand_runs']} runs by hand)" if s.get("window_by_hand_runs") else ""
+        hand = f" ({_runs(s['window_by_hand_runs'])} by hand)" if s.get("window_by_hand_runs") else ""
         lines.append(f"  {r['name']}  {compact(s.get('window_tokens'))} tokens  "
                      f"${s.get('window_cost_usd') or 0:.2f}{hand}"
                      f"   total {compact(s.get('tokens_spent'))}/{compact(s.get('token_cap_total'))} tokens"
@@ -176,10 +180,10 @@ def render(doc: Dict[str, Any], now: float) -> str:
     lines.append(f"  all  {compact(t['window_tokens'])} tokens  ${t['window_cost_usd']:.2f}")
     if doc.get("by_day"):
         lines += ["", "SPEND PER DAY (UTC; every run, by the tick or by hand)"]
-        lines += [f"  {d['date']}  {d['runs']:>4} runs  {compact(d['tokens']):>7} tokens  ${d['cost_usd']:.2f}"
+        lines += [f"  {d['date']}  {_runs(d['runs']):>9}  {compact(d['tokens']):>7} tokens  ${d['cost_usd']:.2f}"
                   for d in doc["by_day"]]
     if doc.get("by_model"):
         lines += ["", "SPEND PER MODEL"]
-        lines += [f"  {m['model']:<28} {m['runs']:>4} runs  {compact(m['tokens']):>7} tokens  ${m['cost_usd']:.2f}"
+        lines += [f"  {m['model']:<28} {_runs(m['runs']):>9}  {compact(m['tokens']):>7} tokens  ${m['cost_usd']:.2f}"
                   for m in doc["by_model"]]
     return "\n".join(lines)
