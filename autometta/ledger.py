@@ -179,7 +179,8 @@ def book(hp: HomePaths, entry: Dict[str, Any]) -> bool:
         if data and not data.endswith(b"\n"):
             line = b"\n" + line  # a line a kill cut short stays a broken line of its own
         try:
-            fd = os.open(str(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(str(path), flags, FILE_MODE)  # never through a symlink an agent put there
             try:
                 view = memoryview(line)
                 while view:

@@ -388,6 +388,16 @@ def turn_key(sub: home.Subscriber) -> str:
     return os.path.realpath(str(sub.repo_path or sub.file))
 
 
+def _waits_turn(log: TickLog, hp: HomePaths, sub: home.Subscriber, now: Optional[float], message: str) -> None:
+    """Say a repo waits for its turn, once while it repeats; what it said on its last visit still stands."""
+    repo_log = ticklog.RepoLog(log, hp, sub.repo_path, now)
+    kept = {key: said for key, said in repo_log.before.items() if key != "turn"}
+    repo_log.before = {key: said for key, said in repo_log.before.items() if key == "turn"}
+    repo_log.after.update(kept)
+    repo_log.decision("turn", message, False)
+    repo_log.close()
+
+
 def visiting_order(subs: List[home.Subscriber], turns_now: Dict[str, Any]) -> List[home.Subscriber]:
     """Subscribers in turn order (autometta.turns): fewest turns for their weight first, then weight, path."""
     passes = turns_now.get("passes") if isinstance(turns_now.get("passes"), dict) else {}
@@ -424,7 +434,8 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
         if not sub.enabled:
             continue
         if limit is not None and len(taken) >= limit:  # a repo with nothing to do took no turn
-            log(f"max_per_fire ({limit}) reached; {sub.repo_path} waits for its turn on a later tick")
+            _waits_turn(log, hp, sub, now, f"max_per_fire ({limit}) reached; {sub.repo_path} waits for its turn "
+                                           "on a later tick")
             continue
         repo_log = ticklog.RepoLog(log, hp, sub.repo_path, now)
         try:

@@ -210,3 +210,15 @@ def test_entries_an_agent_could_forge_are_not_read(tmp_path):
     budget: dict = {}
     ledger.fold(hp, repo, budget)
     assert budget["tokens_spent"] == 10
+
+
+def test_a_symlinked_ledger_is_not_written_through(tmp_path):
+    hp = HomePaths(tmp_path / "home")
+    repo = str(tmp_path / "r")
+    target = tmp_path / "victim.txt"
+    target.write_text("mine\n")
+    hp.ledger_dir.mkdir(parents=True)
+    hp.ledger(repo).symlink_to(target)
+    with pytest.raises(ledger.UserError):
+        ledger.book(hp, entry("a", repo))
+    assert target.read_text() == "mine\n"

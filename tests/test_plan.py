@@ -142,14 +142,18 @@ def test_the_plan_follows_max_per_fire_and_says_who_waits(run, tmp_path, home_di
     assert f"\n{repos[1]}  [takes a turn]\n  claimed 01-b" in out and f"\n{repos[0]}\n  waits: max_per_fire" in out
 
 
-def test_the_plan_says_a_lane_would_land(setup, run):
+def test_the_plan_says_a_lane_would_land(setup, run, forbid):
     repo, home, add = setup
     add("01-hello")
     tick_once(home)  # claim, worker
     await_agents(repo)
     tick_once(home)  # verifier
     await_agents(repo)
+    before = snapshot(repo, home)
+    forbid()
     out = run("tick", "--dry-run").out
+    forbid.undo()
+    assert snapshot(repo, home) == before
     assert "stage 01-hello PASS: committing worker output on autometta/01-hello; queued to merge" in out
     assert "    would commit 01-hello's changes on autometta/01-hello as '01-hello: Say hello'" in out
     assert "stage 01-hello merging onto" in out
