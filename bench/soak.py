@@ -105,6 +105,7 @@ def soak(base: Path, *, ticks: int, stages: int, seed: int) -> Dict[str, Any]:
     rng = random.Random(seed)
     os.environ["PHAT_CONTROLLER_HOME"] = str(base / "home")
     hp = HomePaths(base / "home")
+    os.environ["PHAT_CONTROLLER_HOME"] = str(hp.root)  # the books of the repos made here go there too
     init_host(hp, say=lambda _l: None)
     config_path = hp.root / "config.yaml"
     config = yamlsub.loads(config_path.read_text())

@@ -23,6 +23,7 @@ from autometta.paths import HomePaths, RepoPaths  # noqa: E402
 
 def make_home(base: Path, n: int) -> Path:
     hp = HomePaths(base / "home")
+    os.environ["PHAT_CONTROLLER_HOME"] = str(hp.root)  # the books of the repos made here go there too
     (hp.subscribers).mkdir(parents=True)
     for i in range(n):
         repo = base / f"repo{i:03d}"

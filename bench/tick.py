@@ -47,6 +47,7 @@ def git(repo: Path, *args: str) -> None:
 
 def make_world(base: Path, n: int, parallel: int = 1, tree: bool = False) -> HomePaths:
     hp = HomePaths(base / "home")
+    os.environ["PHAT_CONTROLLER_HOME"] = str(hp.root)  # the books of the repos made here go there too
     init_host(hp, say=lambda _l: None)
     for i in range(n):
         repo = base / f"repo{i:03d}"
