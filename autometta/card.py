@@ -394,6 +394,9 @@ def parse_card_text(text: str, path: PathLike, stage_id: Optional[str] = None) -
     if text.startswith("\ufeff"):
         text = text[1:]
     lines = text.splitlines()
+    if "\0" in text:  # it would reach a command line, a prompt or a commit, which the system refuses
+        line = next(n for n, body in enumerate(lines, 1) if "\0" in body)
+        raise UserError(f"{card_path}:{line}: holds a NUL character; a stage card is plain text")
     visible, kinds = _scan(lines)
     sections = _sections(visible)
     card = Card(path=card_path, stage_id=stage_id, sections=sections, lines=lines)

@@ -7,7 +7,6 @@ artefact (not yet parseable JSON) is reported as such, and is not a verdict.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -29,10 +28,12 @@ class Envelope:
 
 
 def read_envelope(path: Path, stage_id: str) -> Envelope:
-    if not path.exists():
+    """The worker's handoff. A symlink is refused, naming it: the worker wrote it, and must not
+    get autometta to read (and copy into state, the tick log and git) a file outside the repo."""
+    if not os.path.lexists(path):
         return Envelope("missing")
     try:
-        doc = files.read_json(path)
+        doc = files.read_json(path, follow=False)
         if not isinstance(doc, dict):
             raise UserError(f"{path}: expected a JSON object")
         schema.check(doc, "handoff-envelope", str(path))
@@ -69,14 +70,27 @@ def judge_artefact_doc(doc: Any, stage_id: str, source: str) -> Artefact:
 
 
 def read_artefact(path: Path, stage_id: str) -> Artefact:
-    if not path.exists():
+    if not os.path.lexists(path):
         return Artefact("missing")
+    if os.path.islink(path):  # never a verdict, and never followed out of the repo
+        return Artefact("verdict", "FAIL", f"verifier_artefact_invalid: {path} is a symlink")
     try:
-        text = files.read_text(path)
-        doc = json.loads(text)
-    except (UserError, ValueError, RecursionError):
+        doc = files.read_json(path, follow=False)
+    except UserError:
         return Artefact("partial", problem=f"{path}: not (yet) a complete JSON document")
     return judge_artefact_doc(doc, stage_id, str(path))
+
+
+def load_verdict(path: Path) -> Optional[Dict[str, Any]]:
+    """A verdict for a view to show: the document if it is a valid verdict (or panel verdict), else None."""
+    try:
+        doc = files.read_json(path, follow=False) if os.path.lexists(path) else None
+    except UserError:
+        return None
+    if not isinstance(doc, dict):
+        return None
+    name = "verifier-panel" if "panellists" in doc else "verifier"
+    return None if schema.problems(doc, name) else doc
 
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*\n(.*?)\n\s*```\s*$", re.S)
@@ -96,8 +110,8 @@ def artefact_from_message(text: Optional[str]) -> Optional[Dict[str, Any]]:
             return None
         body = body[start:end + 1]
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError):
+        doc = files.parse_json(body, "the verifier's final message")
+    except UserError:
         return None
     return doc if isinstance(doc, dict) and "overall" in doc else None
 
@@ -121,17 +135,32 @@ def archive(paths: RepoPaths, stage_id: str, now: Optional[float] = None, *,
         pass
     if not verdicts_only:
         olds += [paths.handoff(stage_id), paths.handoffs / f"{stage_id}.invalid.json"]
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now))
+    found = [old for old in olds if os.path.lexists(old)]
+    if not found:
+        return []
+    folder = _new_folder(paths.archive / stage_id,
+                         time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(time.time() if now is None else now)))
     moved = []
-    for old in olds:
-        if os.path.lexists(old):
-            dest = paths.archive / stage_id / stamp / old.parent.name / old.name
-            files.ensure_dir(dest.parent)
-            n = 1
-            while os.path.lexists(dest):  # archived twice within a second
-                n += 1
-                dest = dest.with_name(f"{old.name}.{n}")
-            os.replace(old, dest)
-            moved.append((old, dest))
+    for old in found:
+        dest = folder / old.parent.name / old.name
+        files.ensure_dir(dest.parent)
+        os.replace(old, dest)
+        moved.append((old, dest))
     books.moved(paths, moved)  # archived by autometta: their digests are kept, the old names forgotten
     return [dest for _, dest in moved]
+
+
+def _new_folder(parent: Path, stamp: str) -> Path:
+    """``parent/<stamp>``, or ``<stamp>-2``, ``-3``... : a folder no earlier archive has (two
+    re-briefs in one second each keep their own), claimed with mkdir so two ticks cannot share it."""
+    files.ensure_dir(parent)
+    for n in range(1, 10000):
+        folder = parent / (stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            folder.mkdir()
+            return folder
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise UserError(f"{folder}: cannot create folder ({exc.strerror})") from exc
+    raise UserError(f"{parent}: 10000 archives in one second; clean it up")

@@ -14,6 +14,8 @@ import errno
 import fcntl
 import json
 import os
+import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -27,6 +29,11 @@ Data = Union[str, bytes]
 #: Files larger than this are refused on read: no state file is ever this big,
 #: and reading a runaway log or a hostile 10 GB file into memory is not an option.
 MAX_DOCUMENT_BYTES = 8 * 1024 * 1024
+
+#: Deepest nesting of lists and mappings a JSON or YAML document may have. autometta's own
+#: files nest five levels at most; a deeper one is broken or hostile, and would overflow the
+#: stack of every reader that walks it (the schema check, the views, ``json.dumps``).
+MAX_DEPTH = 64
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -99,25 +106,56 @@ def _write_error(target: Path, exc: OSError) -> UserError:
     return UserError(f"{target}: cannot write ({reason}); the previous version is unchanged")
 
 
-def read_bytes(path: Union[str, Path], *, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
-    """Read a whole document, refusing anything larger than ``limit``."""
+def read_bytes(path: Union[str, Path], *, limit: int = MAX_DOCUMENT_BYTES, follow: bool = True) -> bytes:
+    """Read a whole document, refusing anything larger than ``limit``.
+
+    Only a regular file is read: a folder, a FIFO (whose open would wait for a
+    writer forever) or a device is refused. ``follow=False`` refuses a symlink
+    too, naming it: for files an agent writes, which must not make autometta
+    read ``/etc/shadow`` or ``~/.ssh/id_rsa`` on its behalf.
+    """
     target = Path(path)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    if not follow:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+        if os.path.islink(target):
+            raise UserError(f"{target}: is a symlink (to {os.readlink(target)}); refused, "
+                            "an agent's file must be a plain file")
     try:
-        with open(target, "rb") as handle:
-            data = handle.read(limit + 1)
+        fd = os.open(str(target), flags)
     except FileNotFoundError:
         raise UserError(f"{target}: file not found") from None
     except IsADirectoryError:
         raise UserError(f"{target}: is a folder, expected a file") from None
     except OSError as exc:
+        if not follow and exc.errno == errno.ELOOP:
+            raise UserError(f"{target}: is a symlink; refused, an agent's file must be a plain file") from None
         raise UserError(f"{target}: cannot read ({exc.strerror})") from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise UserError(f"{target}: is a folder, expected a file")
+        if not stat.S_ISREG(info.st_mode):
+            raise UserError(f"{target}: is not a regular file (a pipe or a device); refused")
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1024 * 1024, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        data = b"".join(chunks)
+    except OSError as exc:
+        raise UserError(f"{target}: cannot read ({exc.strerror})") from exc
+    finally:
+        os.close(fd)
     if len(data) > limit:
         raise UserError(f"{target}: larger than {limit} bytes; this is not a file autometta wrote")
     return data
 
 
-def read_text(path: Union[str, Path], *, limit: int = MAX_DOCUMENT_BYTES) -> str:
-    data = read_bytes(path, limit=limit)
+def read_text(path: Union[str, Path], *, limit: int = MAX_DOCUMENT_BYTES, follow: bool = True) -> str:
+    data = read_bytes(path, limit=limit, follow=follow)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -129,17 +167,73 @@ def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
-def parse_json(text: str, source: Union[str, Path]) -> Any:
+_JSON_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+
+def _too_deep(text: str, limit: int) -> Optional[int]:
+    """Offset of the first ``[`` or ``{`` nested deeper than ``limit`` (strings skipped), or None."""
+    if text.count("[") + text.count("{") <= limit:
+        return None
+    depth = 0
+    for match in _JSON_NESTING.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > limit:
+                return match.start()
+        elif token in "]}":
+            depth -= 1
+    return None
+
+
+_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _nul_at(text: str) -> Optional[int]:
+    """Offset of a NUL character, raw or escaped as ``\\u0000`` in a string, or None."""
+    raw = text.find("\0")
+    if raw >= 0:
+        return raw
+    if "\\u0000" not in text:
+        return None
+    match = _ESCAPED_NUL.search(text)
+    return None if match is None else match.end() - 6
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
+def parse_json(text: str, source: Union[str, Path], *, max_depth: int = MAX_DEPTH) -> Any:
+    """A JSON document, or a one-line :class:`UserError` naming ``source`` and the line.
+
+    Nesting deeper than ``max_depth`` is refused before parsing (see
+    :data:`MAX_DEPTH`), and so are ``NaN`` and ``Infinity``, which are not
+    JSON, and NUL characters, which no path, identity or message may hold
+    (the operating system refuses them in a path or an argument).
+    """
+    deep = _too_deep(text, max_depth)
+    if deep is not None:
+        line = text.count("\n", 0, deep) + 1
+        col = deep - (text.rfind("\n", 0, deep) + 1) + 1
+        raise UserError(f"{source}:{line}:{col}: nested more than {max_depth} levels deep; "
+                        "no file autometta reads nests like this (restore it, or delete it)") from None
+    nul = _nul_at(text)
+    if nul is not None:
+        line = text.count("\n", 0, nul) + 1
+        col = nul - (text.rfind("\n", 0, nul) + 1) + 1
+        raise UserError(f"{source}:{line}:{col}: holds a NUL character; no file autometta reads does "
+                        "(restore it, or delete it)")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_not_json)
     except json.JSONDecodeError as exc:
         raise UserError(f"{source}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise UserError(f"{source}: JSON nested too deeply to be a file autometta wrote") from None
+    except (ValueError, RecursionError) as exc:  # NaN, an integer of thousands of digits
+        raise UserError(f"{source}: not valid JSON ({exc})") from None
 
 
-def read_json(path: Union[str, Path]) -> Any:
-    return parse_json(read_text(path), path)
+def read_json(path: Union[str, Path], *, limit: int = MAX_DOCUMENT_BYTES, follow: bool = True) -> Any:
+    return parse_json(read_text(path, limit=limit, follow=follow), path)
 
 
 def write_json(path: Union[str, Path], obj: Any, **kwargs: Any) -> None:
@@ -183,6 +277,22 @@ def locked(path: Union[str, Path], *, timeout: float = 0.0) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def is_dir(path: Union[str, Path]) -> bool:
+    """``Path.is_dir`` for a path read from a file: False, not an error, for a name too long for the system."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def is_file(path: Union[str, Path]) -> bool:
+    """``Path.is_file``, False for a path the system cannot even look up (see :func:`is_dir`)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def ensure_dir(path: Union[str, Path], mode: int = 0o755) -> Path:

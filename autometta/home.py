@@ -126,7 +126,7 @@ def read_subscriber(path: Path) -> Subscriber:
     sub.max_parallel = data.get("max_parallel")
     if sub.repo_path is None:
         sub.error = f"{path}: repo_path is empty; set it to the repo's absolute path"
-    elif not sub.repo_path.is_dir():
+    elif not files.is_dir(sub.repo_path):
         sub.error = (f"{path}: repo_path {sub.repo_path} does not exist; "
                      f"fix the path or run 'autometta unsubscribe {sub.repo_path}'")
     return sub

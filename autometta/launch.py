@@ -30,7 +30,6 @@ the pyz file itself) is put on ``sys.path`` by the bootstrap, so nothing like
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from typing import Dict, List, Optional, Sequence
 
 import autometta
 
-from . import agentlog, faults, files, procs, secrets
+from . import agentlog, faults, files, procs, schema, secrets
 from .errors import UserError
 from .timeutil import now_iso
 
@@ -210,12 +209,13 @@ def _record_runner(exit_path: Path, launched: Launched) -> None:
 def read_runner(exit_path: Path) -> Optional[Launched]:
     """The runner :func:`launch` last started for ``exit_path``, or None (no record, or not one of ours)."""
     try:
-        with open(runner_record(exit_path), "rb") as handle:
-            doc = json.loads(handle.read(64 * 1024).decode("utf-8"))
-        return Launched(pid=int(doc["pid"]), pgid=int(doc["pgid"]), started=float(doc["started"]),
-                        started_at=str(doc["started_at"]))
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        doc = files.read_json(runner_record(exit_path), limit=64 * 1024)
+    except UserError:
         return None
+    if not isinstance(doc, dict) or schema.problems(doc, "runner-record"):
+        return None
+    return Launched(pid=int(doc["pid"]), pgid=int(doc["pgid"]), started=float(doc["started"]),
+                    started_at=str(doc["started_at"]))
 
 
 #: Popen objects of runners this process started and has not seen finish. Kept
@@ -232,18 +232,13 @@ def read_exit(exit_path: Path) -> Optional[dict]:
     record with ``exit_code`` null and ``error`` :data:`CORRUPT`, so the run
     still counts as over and failed, and nothing is raised.
     """
-    try:
-        with open(exit_path, "rb") as handle:
-            data = handle.read(1024 * 1024)
-    except FileNotFoundError:
+    if not os.path.lexists(exit_path):
         return None
-    except OSError:
-        return _corrupt()
     try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+        doc = files.read_json(exit_path, limit=1024 * 1024)
+    except UserError:
         return _corrupt()
-    if not isinstance(doc, dict) or "exit_code" not in doc:
+    if not isinstance(doc, dict) or schema.problems(doc, "exit-record"):
         return _corrupt()
     return doc
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, Optional
 
+from . import files
 from . import home as _home
 from .paths import RepoPaths
 
@@ -25,7 +26,7 @@ def initial_manifest(autometta_root: str) -> Dict[str, Any]:
 def load_manifest(repo: RepoPaths, manifest_path: Optional[Path] = None) -> Dict[str, Any]:
     """The subscriber's ``manifest_path`` if it exists, else the repo's own; {} if none."""
     for candidate in (manifest_path, repo.manifest):
-        if candidate is not None and candidate.is_file():
+        if candidate is not None and files.is_file(candidate):
             data = _home.load_yaml_file(candidate, "manifest")
             return data if isinstance(data, dict) else {}
     return {}

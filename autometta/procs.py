@@ -168,6 +168,25 @@ def start_time(pid: int) -> Optional[float]:
     return None if facts is None else facts[1]
 
 
+#: The largest process id any system gives (pid_t is a C int); a larger number is no process.
+MAX_PID = 2 ** 31 - 1
+
+
+def pid_in(path: "os.PathLike[str]") -> Optional[int]:
+    """The process id a pid file (the bash lock's ``pid``) holds, or None if it holds none."""
+    from .errors import UserError
+    from .files import read_bytes
+
+    try:
+        text = read_bytes(path, limit=64).strip()
+    except UserError:  # none, not a plain file, or longer than any pid
+        return None
+    if not text.isdigit() or len(text) > 10:
+        return None
+    pid = int(text)
+    return pid if 0 < pid <= MAX_PID else None
+
+
 def reap(pid: int) -> bool:
     """Collect ``pid`` if it is our own child and has exited; True if it was collected.
 

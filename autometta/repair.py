@@ -18,6 +18,7 @@ from . import budget as budgets
 from . import envelope, files, procs, state, worktrees
 from .dispatch import RepoContext
 from .errors import UserError
+from .observe import registry
 from .paths import RepoPaths
 from .roles import ROLES
 
@@ -60,12 +61,8 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
     changes: List[str] = []
     bash_lock = paths.bash_lock_dir
     if bash_lock.is_dir():
-        pid_text = ""
-        try:
-            pid_text = (bash_lock / "pid").read_text().strip()
-        except OSError:
-            pass
-        if not (pid_text.isdigit() and procs.is_alive(int(pid_text))):
+        pid = procs.pid_in(bash_lock / "pid")
+        if not (pid and procs.is_alive(pid)):
             changes.append(f"remove stale bash lock {bash_lock}")
             if not dry_run:
                 shutil.rmtree(bash_lock, ignore_errors=True)
@@ -125,12 +122,10 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
 
     if paths.active_agents.is_dir():
         for entry in sorted(paths.active_agents.glob("*.json")):
-            try:
-                agent = files.read_json(entry)
-                pid = int(agent.get("pid"))
-            except Exception:
+            agent = registry.read_entry(entry)
+            pid = agent["pid"] if agent is not None else 0
+            if agent is None:
                 changes.append(f"unreadable registry entry {entry}; move to {paths.recent_agents}")
-                agent, pid = None, 0
             if agent is None or not procs.is_alive(pid, agent.get("process_start")):
                 if agent is not None:
                     changes.append(f"agent {pid} ({agent.get('role')}) has exited; move {entry.name} to recent-agents")

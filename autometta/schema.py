@@ -11,7 +11,8 @@ are ordinary Draft 2020-12 documents, but they only use the keywords in
   the infinities are not numbers at all.
 * ``required``, ``properties``, ``additionalProperties`` (``false`` or a
   schema), ``enum``, ``const``, ``pattern`` (``re.search``), ``items``,
-  ``minimum``, ``maximum``, ``minItems``, ``maxItems``, ``minLength`` and
+  ``minimum``, ``maximum``, ``minItems``, ``maxItems``, ``minLength``,
+  ``maxLength`` (a longer string is not matched against its ``pattern``) and
   ``format: date-time`` (``YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)``).
 * Annotations, which never fail: ``$schema``, ``$id``, ``title``,
   ``description``, ``default``, ``examples``, ``$comment``.
@@ -56,6 +57,7 @@ KNOWN_KEYWORDS = frozenset(
         "minItems",
         "maxItems",
         "minLength",
+        "maxLength",
         "format",
     }
 ) | _ANNOTATIONS
@@ -244,6 +246,10 @@ def _validate_string(value: str, schema: Dict[str, Any], path: str, out: List[st
     least = schema.get("minLength")
     if least is not None and len(value) < least:
         out.append(f"{path}: expected at least {_plural(least, 'character')}, got {len(value)}")
+    most = schema.get("maxLength")
+    if most is not None and len(value) > most:
+        out.append(f"{path}: expected at most {_plural(most, 'character')}, got {len(value)}")
+        return  # a runaway string is not worth a regular expression's time
     pattern = schema.get("pattern")
     if pattern is not None and not _pattern(pattern).search(value):
         out.append(f"{path}: {_show(value)} does not match {pattern}")
@@ -315,6 +321,11 @@ def load_schema(name: str) -> Dict[str, Any]:
     Returns a copy, so callers may change it freely.
     """
     return copy.deepcopy(_schema(name))
+
+
+def problems(instance: Any, name: str) -> List[str]:
+    """:func:`errors` against ``schemas/<name>.json`` (read once and cached); empty means valid."""
+    return errors(instance, _schema(name))
 
 
 def check(instance: Any, name: str, source: Union[str, "os.PathLike[str]"]) -> None:

@@ -109,12 +109,8 @@ def process_repo(ctx: RepoContext, log: Callable[[str], None], now: Optional[flo
 
 
 def _bash_lock_held(paths: RepoPaths) -> bool:
-    pid_file = paths.bash_lock_dir / "pid"
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
-        return False
-    return procs.is_alive(pid)
+    pid = procs.pid_in(paths.bash_lock_dir / "pid")
+    return pid is not None and procs.is_alive(pid)
 
 
 def _event_message(decision: d.Decision, extra: List[str]) -> str:

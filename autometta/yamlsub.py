@@ -65,6 +65,7 @@ _REFUSED_START.update(dict.fromkeys("%@`", ("reserved character", "quote the val
 _QUOTED = {'"': re.compile(r'"(?:[^"\\]|\\.)*"'), "'": re.compile(r"'(?:[^']|'')*'")}
 _SPACE = " \t"
 _BREAK = re.compile(r"\r\n|\r|\n")
+_NO_NUL = "no file autometta reads holds one (no path, identity or message may: the system refuses them)"
 
 
 def _resolve(text: str) -> Any:
@@ -89,10 +90,20 @@ def _resolve(text: str) -> Any:
 # --- loading -----------------------------------------------------------------
 
 
-def loads(text: str, source: str = "<string>") -> Any:
-    """Parse one YAML document of the supported subset; ``source`` names it in errors."""
+#: Deepest nesting of lists and mappings accepted (as files.MAX_DEPTH, for JSON).
+MAX_DEPTH = 64
+
+
+def loads(text: str, source: str = "<string>", *, max_depth: int = MAX_DEPTH, allow_nul: bool = False) -> Any:
+    """Parse one YAML document of the supported subset; ``source`` names it in errors.
+
+    Lists and mappings nested more than ``max_depth`` levels are refused at the
+    line where they pass it, and so is a NUL character, raw or escaped, unless
+    ``allow_nul``: no file autometta reads holds one, and the operating system
+    refuses it in a path or a command's argument.
+    """
     try:
-        return _Parser(text, source).document()
+        return _Parser(text, source, max_depth, allow_nul).document()
     except RecursionError:
         raise YAMLError(source, 1, 1, "found nesting deeper than this reader supports",
                         "no file autometta reads is nested this deeply") from None
@@ -147,9 +158,13 @@ class _Parser:
     Node methods return ``(value, next_line)``, the first line they did not consume.
     """
 
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, max_depth: int = MAX_DEPTH, allow_nul: bool = False) -> None:
         self.src = source
+        self.max_depth, self.depth, self.allow_nul = max_depth, 0, allow_nul
         self.lines = _BREAK.split(text[1:] if text.startswith("\ufeff") else text)
+        if "\0" in text and not allow_nul:
+            li = next(i for i, line in enumerate(self.lines) if "\0" in line)
+            self.fail(li, self.lines[li].index("\0"), "found a NUL character", _NO_NUL)
         self.final_break = len(self.lines) > 1 and self.lines[-1] == ""
         if self.final_break:
             del self.lines[-1]  # the break ends the last line; it does not start another
@@ -221,13 +236,27 @@ class _Parser:
             self.fail(li, col, f"found unexpected {_q(ch)}",
                       "quote the value if it starts with this character")
 
+    def deeper(self, li: int, col: int) -> None:
+        self.depth += 1
+        if self.depth > self.max_depth:
+            self.fail(li, col, f"found lists or mappings nested more than {self.max_depth} levels deep",
+                      "no file autometta reads nests like this (restore it, or delete it)")
+
     def block_node(self, li: int, col: int, parent: int) -> tuple[Any, int]:
         """The node at (li, col) in block context, inside a collection indented ``parent``."""
         self.check_start(li, col)
         if _is_item(self.lines[li], col):
-            return self.sequence(li, col, parent)
+            self.deeper(li, col)
+            try:
+                return self.sequence(li, col, parent)
+            finally:
+                self.depth -= 1
         if self.key_at(li, col) is not None:
-            return self.mapping(li, col)
+            self.deeper(li, col)
+            try:
+                return self.mapping(li, col)
+            finally:
+                self.depth -= 1
         return self.inline(li, col, parent)
 
     def key_at(self, li: int, col: int) -> tuple[str, int] | None:
@@ -412,11 +441,15 @@ class _Parser:
 
     def escape(self, li: int, i: int) -> str:
         s = self.lines[li]
+        if s[i + 1] == "0" and not self.allow_nul:
+            self.fail(li, i, "found an escaped NUL character '\\0'", _NO_NUL)
         if s[i + 1] in _UNESCAPES:
             return _UNESCAPES[s[i + 1]]
         n = {"x": 2, "u": 4, "U": 8}.get(s[i + 1], 0)
         digits = s[i + 2:i + 2 + n]
         if n and len(digits) == n and all(d in "0123456789abcdefABCDEF" for d in digits):
+            if int(digits, 16) == 0 and not self.allow_nul:
+                self.fail(li, i, f"found an escaped NUL character {_q(s[i:i + 2 + n])}", _NO_NUL)
             if int(digits, 16) <= 0x10FFFF:
                 return chr(int(digits, 16))
         self.fail(li, i, f"found an invalid escape {_q(s[i:i + 2 + n])} in a double-quoted string",
@@ -464,6 +497,13 @@ class _Parser:
     def flow_seq(self, li: int, col: int) -> tuple[list, int, int]:
         """``[a, "b", 3]``, possibly over several lines: ``(list, line, column after ']')``."""
         start, items, i = (li, col), [], col + 1
+        self.deeper(li, col)
+        try:
+            return self.flow_items(li, i, start, items)
+        finally:
+            self.depth -= 1
+
+    def flow_items(self, li: int, i: int, start: tuple, items: list) -> tuple[list, int, int]:
         while True:
             li, i = self.flow_skip(li, i, start)
             s, c = self.lines[li], self.lines[li][i]

@@ -98,3 +98,57 @@ def test_lock_of_a_killed_holder_is_free(tmp_path):
     holder.join(10)
     with files.locked(lock, timeout=0):
         pass
+
+
+@pytest.mark.parametrize("text,where", [
+    ("[" * 65 + "]" * 65, "1:65"),
+    ('{"a": ' * 65 + "1" + "}" * 65, "1:385"),
+    ('{"ok": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",\n "x": ' + "[" * 100000
+     + "]" * 100000 + "}", "2:70"),
+])
+def test_json_nested_too_deep_is_refused_at_its_line(tmp_path, text, where):
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(UserError) as err:
+        files.read_json(path)
+    assert str(err.value).startswith(f"{path}:{where}: nested more than 64 levels deep")
+
+
+def test_json_at_the_depth_bound_and_brackets_in_strings_are_fine(tmp_path):
+    assert files.parse_json("[" * 64 + "]" * 64, "f") is not None
+    assert files.parse_json('{"a": "' + "[" * 500 + '\\"]"}', "f") == {"a": "[" * 500 + '"]'}
+
+
+@pytest.mark.parametrize("text,message", [
+    ('{"a": NaN}', "NaN is not a JSON value"),
+    ('{"a": -Infinity}', "-Infinity is not a JSON value"),
+    ('{"a": "x\\u0000y"}', "1:9: holds a NUL character"),
+    ('{"a": 1}\n\0', "2:1: holds a NUL character"),
+])
+def test_json_without_a_json_value_or_with_a_nul_is_refused(text, message):
+    with pytest.raises(UserError) as err:
+        files.parse_json(text, "f.json")
+    assert message in str(err.value)
+    assert files.parse_json('{"a": "x\\\\u0000"}', "f") == {"a": "x\\u0000"}  # an escaped backslash is no NUL
+
+
+def test_only_a_regular_file_is_read(tmp_path):
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    with pytest.raises(UserError) as err:
+        files.read_json(fifo)
+    assert "not a regular file" in str(err.value)
+    with pytest.raises(UserError) as err:
+        files.read_text(tmp_path)
+    assert "is a folder" in str(err.value)
+
+
+def test_follow_false_refuses_a_symlink_naming_it(tmp_path):
+    target = tmp_path / "target.json"
+    target.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    assert files.read_json(link) == {}
+    with pytest.raises(UserError) as err:
+        files.read_json(link, follow=False)
+    assert str(err.value).startswith(f"{link}: is a symlink (to {target})")

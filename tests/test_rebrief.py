@@ -74,3 +74,29 @@ def test_acceptance_failure_rebriefs_with_the_command_output(run, setup):
     assert final["status"] == "completed" and final["loops"] == 2, final
     rebrief = (repo / "state" / "rebriefs" / f"{sid}-2.md").read_text()
     assert "exited 1" in rebrief and "need a second file" in rebrief
+
+
+def test_two_rebriefs_in_one_second_each_keep_their_archive(run, setup, tmp_path):
+    """Both FAIL verdicts stay archived: the second re-brief no longer overwrites the first's folder."""
+    from tests.tickkit import await_agents, tick_once
+
+    repo, home, _ = setup
+    sid = "01-hello"
+    verdicts = [_verdict(sid, "FAIL", f"round {n}") for n in (1, 2, 3)]
+    rounds = tmp_path / "rounds"
+    verifier = (f"n=$(cat {rounds} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {rounds}; "
+                + "; ".join(f"[ $n = {i} ] && printf '%s' '{v}' > \"$AUTOMETTA_ARTEFACT\"" for i, v in
+                            enumerate(verdicts, 1)) + "; true")
+    card = script_card(repo, sid, None, verifier, max_loops=3)
+    commit_all(repo)
+    assert run("add-stage", str(repo), str(card)).code == 0
+    frozen = 1_795_000_000.0  # every tick in the same second
+    for _ in range(20):
+        tick_once(home, now=frozen)
+        await_agents(repo)
+        if stage(repo, sid)["status"] != "in_progress":
+            break
+    assert stage(repo, sid)["status"] == "verifier_failed"
+    archived = sorted((repo / "state" / "archive" / sid).glob(f"*/verifiers/{sid}.json"))
+    assert [json.loads(p.read_text())["criteria"][0]["evidence"] for p in archived] == ["round 1", "round 2"]
+    assert len({p.parent.parent for p in archived}) == 2

@@ -93,21 +93,21 @@ def test_unknown_keywords_walks_nested_schemas():
             "a/b": {"type": "array", "items": {"type": "int", "uniqueItems": True}},
             "when": {"type": "string", "format": "email"},
         },
-        "additionalProperties": {"maxLength": 4},
+        "additionalProperties": {"multipleOf": 4},
     }
     assert schema.unknown_keywords(doc) == [
         "#: unknown keyword 'maxProperties'",
         "#/properties/a~1b/items: unknown keyword 'uniqueItems'",
         "#/properties/a~1b/items: unknown type 'int'",
         "#/properties/when: unknown format 'email'",
-        "#/additionalProperties: unknown keyword 'maxLength'",
+        "#/additionalProperties: unknown keyword 'multipleOf'",
     ]
 
 
 def test_known_keywords():
     assert isinstance(schema.KNOWN_KEYWORDS, frozenset)
     assert {"type", "required", "properties", "additionalProperties", "enum", "const", "pattern",
-            "items", "minimum", "maximum", "minItems", "maxItems", "minLength", "format", "$schema",
+            "items", "minimum", "maximum", "minItems", "maxItems", "minLength", "maxLength", "format", "$schema",
             "$id", "title", "description", "default", "examples", "$comment"} == schema.KNOWN_KEYWORDS
 
 
@@ -156,6 +156,7 @@ KEYWORD_CASES = [
     ("maxItems", {"maxItems": 3}, [1, 2, 3], [1, 2, 3, 4], ["$: expected at most 3 items, got 4"]),
     ("minLength", {"minLength": 1}, "a", "", ["$: expected at least 1 character, got 0"]),
     ("minLength-plural", {"minLength": 3}, "abc", "ab", ["$: expected at least 3 characters, got 2"]),
+    ("maxLength", {"maxLength": 3, "pattern": "^a"}, "abc", "bbbb", ["$: expected at most 3 characters, got 4"]),
     ("format-date-time", {"type": "string", "format": "date-time"}, "2026-01-31T09:30:00Z", "2026-01-31",
      ["$: '2026-01-31' is not a date-time like 2025-01-31T09:30:00Z"]),
     ("annotations", {"$schema": "x", "$id": "y", "title": "t", "description": "d", "default": 1,

@@ -524,7 +524,7 @@ def _documents(count: int, seed: int):
 def test_round_trip_property():
     for doc in _documents(3000, seed=20260501):
         text = dumps(doc)
-        back = loads(text)
+        back = loads(text, allow_nul=True)  # a NUL is refused by default (test_nul_is_refused)
         assert back == doc, text
         assert dumps(back) == text  # same key order, same layout
 
@@ -553,3 +553,31 @@ def test_we_read_what_pyyaml_writes():
         for text in (yaml.safe_dump(doc, sort_keys=False, allow_unicode=True),
                      yaml.safe_dump(doc, sort_keys=False, indent=4, width=20)):
             assert loads(text) == doc, text
+
+
+@pytest.mark.parametrize("text,where", [
+    ("a: " + "[" * 64 + "]" * 64, "1:67"),
+    ("".join("  " * i + "- \n" for i in range(70)), "65:129"),
+    ("x:\n" + "".join("  " * (i + 1) + f"k{i}:\n" for i in range(70)), "65:129"),
+    ("a: " + "[" * 100000 + "]" * 100000, "1:67"),
+])
+def test_nesting_deeper_than_the_bound_is_refused_at_its_line(text, where):
+    with pytest.raises(YAMLError) as err:
+        loads(text, "f.yaml")
+    assert str(err.value).startswith(f"f.yaml:{where}: found lists or mappings nested more than 64 levels deep")
+
+
+def test_nesting_at_the_bound_is_read():
+    assert loads("[" * 64 + "]" * 64) is not None
+
+
+@pytest.mark.parametrize("text,where", [
+    ('a: "x\\0"', "1:6"), ('a: "\\x00"', "1:5"), ('a: "\\u0000"', "1:5"), ('a: "\\U00000000"', "1:5"),
+    ("a: b\nc: x\0y", "2:5"),
+])
+def test_nul_is_refused(text, where):
+    with pytest.raises(YAMLError) as err:
+        loads(text, "f.yaml")
+    assert str(err.value).startswith(f"f.yaml:{where}: found ")
+    assert "NUL" in str(err.value)
+    assert loads(text, allow_nul=True) is not None

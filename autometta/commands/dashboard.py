@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 
+from .. import files
 from .. import home as homes
 from ..errors import UserError
 from ..observe import dashboard, settings
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     conf = settings.from_home(hp)
     page = dashboard.generate(hp, conf)
     if args.json:
-        print(json.dumps(json.loads(hp.dashboard_data.read_text()), indent=2))
+        print(json.dumps(files.read_json(hp.dashboard_data), indent=2))
     else:
         print(page)
     if args.open:

@@ -10,11 +10,12 @@ from the family's own usage parser, so the ticker and the accounting agree.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+from .. import files
+from ..errors import UserError
 from ..families import transcript
 from ..secrets import redact
 from .screen import clean
@@ -96,8 +97,8 @@ def last_activity(path: Optional[Path]) -> str:
             continue
         if line.startswith("{"):
             try:
-                event = json.loads(line)
-            except ValueError:
+                event = files.parse_json(line, "log")  # nesting bounded, as for every file autometta reads
+            except UserError:
                 event = None
             if isinstance(event, dict):
                 phrase = describe_event(event)

@@ -35,12 +35,13 @@ from typing import Any, Callable, Dict, List, Optional
 
 from .. import files, ledger, parking
 from .. import home as homes
+from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso
 from . import fresh, heartbeat, lanes, needs, registry
 from .settings import Settings
-from .tickers import BLOCKED, read_budget, read_state
+from .tickers import BLOCKED, read_repo, read_state, repo_needs
 
 #: Tick log lines shown per repo.
 LAST_TICKS = 12
@@ -52,24 +53,21 @@ STAGE_FIELDS = ("id", "status", "worker", "verifier", "started_at", "completed_a
 
 
 def _verdict(paths: RepoPaths, stage_id: str) -> Optional[str]:
-    try:
-        with open(paths.verifier_artefact(stage_id), "r", encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return doc.get("overall") if isinstance(doc, dict) else None
+    from ..envelope import load_verdict
+
+    return (load_verdict(paths.verifier_artefact(stage_id)) or {}).get("overall")
 
 
 def _orchestrator(card_path: Optional[Path]) -> Optional[str]:
     if card_path is None:
         return None
     try:
-        with open(card_path, "r", encoding="utf-8", errors="replace") as handle:
-            for line in handle:
-                if line.startswith("- **Orchestrator:** "):
-                    return line[len("- **Orchestrator:** "):].strip()
-    except OSError:
+        text = files.read_bytes(card_path).decode("utf-8", errors="replace")
+    except UserError:
         return None
+    for line in text.splitlines():
+        if line.startswith("- **Orchestrator:** "):
+            return line[len("- **Orchestrator:** "):].strip()
     return None
 
 
@@ -143,12 +141,13 @@ def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: flo
                                                                       parks=parks)]
         return out
     paths = sub.paths
-    state_doc, budget_doc = read_state(paths), read_budget(paths)
+    state_doc, budget_doc, problems = read_repo(paths)
     b = budget_doc or {}
     for key in ("tokens_spent", "token_cap_total", "cost_usd_spent", "cost_cap_usd", "clock_ticks_used",
                 "clock_tick_cap", "consecutive_failures", "consecutive_failure_cap", "halted", "halt_reason",
                 "halted_at"):
         out[key] = b.get(key)
+    out["unreadable"] = list(problems.values())
     out["halted"] = bool(b.get("halted"))
     out["current_stage"] = (state_doc or {}).get("current_stage")
     out["lanes"] = lanes.lanes(state_doc)
@@ -171,7 +170,7 @@ def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: flo
                          "state": row.get("state"), "reason": row.get("reason"),
                          "elapsed_seconds": row.get("elapsed_seconds")})
     out["agents"] = live
-    items = needs.for_repo(paths, now, rows, state_doc=state_doc, budget_doc=budget_doc, parks=parks)
+    items = repo_needs(paths, now, rows, state_doc, budget_doc, problems, parks=parks)
     out["needs_you"] = [item.as_dict() for item in items]
     out["alerts"] = [item.summary for item in items]
     out["parked_until"] = (state_doc or {}).get("parked_until")

@@ -111,11 +111,12 @@ def _read_state(repo: RepoPaths) -> Dict[str, Any]:
 
 
 def _read_budget(repo: RepoPaths) -> Dict[str, Any]:
+    from .. import budget
+
     try:
-        doc = json.loads(files.read_text(repo.budget))
-    except (UserError, ValueError):
+        return budget.load_budget(repo)
+    except UserError:
         return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def event_id(repo: RepoPaths, kind: str, fields: Mapping[str, Any]) -> str:
@@ -271,10 +272,10 @@ def journal(home: HomePaths) -> List[Dict[str, Any]]:
         return []
     out: List[Dict[str, Any]] = []
     by_id: Dict[str, Dict[str, Any]] = {}
-    for line in lines:
+    for number, line in enumerate(lines, 1):
         try:
-            doc = json.loads(line)
-        except ValueError:
+            doc = files.parse_json(line, f"{home.events}:{number}")
+        except UserError:  # a torn or hand-mangled line: the others still count
             continue
         if not isinstance(doc, dict) or not isinstance(doc.get("id"), str):
             continue

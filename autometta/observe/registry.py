@@ -14,13 +14,13 @@ same pid; entries written by the bash version lack it.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import files
+from .. import files, schema
 from ..card import STAGE_ID_RE
+from ..errors import UserError
 from ..paths import RepoPaths
 
 Entry = Dict[str, Any]
@@ -76,12 +76,13 @@ def recent_path(paths: RepoPaths, doc: Entry) -> Path:
     return paths.recent_agents / f"{pid}-{card_stem(doc)}.json"
 
 
-def _read(path: Path) -> Optional[Entry]:
+def read_entry(path: Path) -> Optional[Entry]:
+    """The entry, if it matches ``schemas/registry-entry.json``; None otherwise (skipped, as bash did)."""
     try:
-        doc = json.loads(files.read_text(path, limit=1024 * 1024))
-    except (ValueError, Exception):  # unreadable, not JSON: skipped, as bash did
+        doc = files.read_json(path, limit=1024 * 1024)
+    except UserError:  # unreadable, not JSON, too deep
         return None
-    if not isinstance(doc, dict) or not isinstance(doc.get("pid"), int) or isinstance(doc.get("pid"), bool):
+    if not isinstance(doc, dict) or schema.problems(doc, "registry-entry"):
         return None
     return doc
 
@@ -98,7 +99,7 @@ def active(paths: RepoPaths) -> List[Tuple[Path, Entry]]:
     """Every readable entry in ``active-agents/``, by file name."""
     out = []
     for path in _listing(paths.active_agents):
-        doc = _read(path)
+        doc = read_entry(path)
         if doc is not None:
             out.append((path, doc))
     return out
@@ -108,7 +109,7 @@ def recent(paths: RepoPaths, limit: Optional[int] = None) -> List[Entry]:
     """Entries of exited agents, newest first (by ``exited_at``, then file time)."""
     rows = []
     for path in _listing(paths.recent_agents):
-        doc = _read(path)
+        doc = read_entry(path)
         if doc is None:
             continue
         try:
@@ -123,7 +124,7 @@ def recent(paths: RepoPaths, limit: Optional[int] = None) -> List[Entry]:
 
 def find(paths: RepoPaths, pid: int) -> Optional[Entry]:
     """The active entry for ``pid``, or None."""
-    return _read(entry_path(paths, pid))
+    return read_entry(entry_path(paths, pid))
 
 
 def find_recent(paths: RepoPaths, pid: int) -> Optional[Entry]:

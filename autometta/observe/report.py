@@ -26,7 +26,7 @@ from ..timeutil import now_iso, parse_iso
 from . import events, heartbeat, lanes, needs
 from .screen import age, compact
 from .settings import Settings
-from .tickers import BLOCKED, first_fail, read_budget, read_state
+from .tickers import BLOCKED, first_fail, read_repo, repo_needs
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
@@ -87,7 +87,8 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
             continue
         paths = sub.paths
         repo = str(paths.root)
-        state_doc, b = read_state(paths) or {}, read_budget(paths) or {}
+        state_read, budget_read, problems = read_repo(paths)
+        state_doc, b = state_read or {}, budget_read or {}
         stages = [s for s in state_doc.get("stages") or [] if isinstance(s, dict)]
         for s in stages:
             if s.get("status") == "completed" and _in_window(s.get("completed_at"), since):
@@ -109,7 +110,8 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
                                          "at": s.get("started_at")})
         mine = spent["by_repo"].get(os_path.realpath(repo)) or {}
         agents = heartbeat.check(paths, settings, now, write=False)["entries"] if paths.active_agents.is_dir() else []
-        entry["needs_you"] = [item.as_dict() for item in needs.for_repo(paths, now, agents, parks=parks)]
+        entry["needs_you"] = [item.as_dict() for item in repo_needs(paths, now, agents, state_read, budget_read,
+                                                                    problems, parks=parks)]
         entry["pending"] = sum(1 for s in stages if s.get("status") == "pending")
         entry["in_flight"] = lanes.in_flight_ids(state_doc)
         entry["lanes"] = lanes.lanes(state_doc)

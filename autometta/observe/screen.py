@@ -11,6 +11,7 @@ pane's width, so nothing wraps. Text from agents' logs goes through
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 import signal
@@ -41,9 +42,13 @@ def fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[: max(0, width - 1)] + "~"
 
 
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 def age(seconds: Optional[float]) -> str:
-    """``42s``, ``5m``, ``3h07m``, ``2d``; ``-`` when unknown."""
-    if seconds is None:
+    """``42s``, ``5m``, ``3h07m``, ``2d``; ``-`` when unknown (or not a number)."""
+    if not _finite(seconds):
         return "-"
     s = int(max(0, seconds))
     if s < 60:
@@ -56,8 +61,8 @@ def age(seconds: Optional[float]) -> str:
 
 
 def compact(n: Optional[float]) -> str:
-    """``950``, ``12.3k``, ``4.1M``; ``-`` when unknown."""
-    if n is None:
+    """``950``, ``12.3k``, ``4.1M``; ``-`` when unknown (or not a number)."""
+    if not _finite(n):
         return "-"
     for unit, size in (("M", 1_000_000), ("k", 1_000)):
         if abs(n) >= size:

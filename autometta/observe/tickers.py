@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import home as homes
 from ..errors import UserError
@@ -49,22 +49,44 @@ def target_repos(hp: HomePaths, repo: Optional[str]) -> List[RepoPaths]:
     return [sub.paths for sub in homes.load_subscribers(hp) if sub.enabled and not sub.error]
 
 
-def read_state(paths: RepoPaths) -> Optional[Dict[str, Any]]:
-    from .. import state
+def read_repo(paths: RepoPaths) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], Dict[str, str]]:
+    """``(state, budget, problems)``: state.yaml and budget.json as their schemas allow them.
 
-    try:
-        return state.load_state(paths) if paths.state_yaml.exists() else None
-    except UserError:
-        return None
+    A file that is missing is None; one that cannot be read is None too, and
+    ``problems`` (``"state"``/``"budget"`` -> one line naming the file) says
+    why, for the view to show the repo as unreadable (its other repos still
+    display): :func:`repo_needs`.
+    """
+    from .. import budget, state
+
+    problems: Dict[str, str] = {}
+    docs: List[Optional[Dict[str, Any]]] = []
+    for which, path, load in (("state", paths.state_yaml, state.load_state), ("budget", paths.budget, budget.load_budget)):
+        doc = None
+        if path.exists() or path.is_symlink():
+            try:
+                doc = load(paths)
+            except UserError as exc:
+                problems[which] = exc.message
+        docs.append(doc)
+    return docs[0], docs[1], problems
+
+
+def read_state(paths: RepoPaths) -> Optional[Dict[str, Any]]:
+    return read_repo(paths)[0]
 
 
 def read_budget(paths: RepoPaths) -> Optional[Dict[str, Any]]:
-    try:
-        with open(paths.budget, "r", encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return doc if isinstance(doc, dict) else None
+    return read_repo(paths)[1]
+
+
+def repo_needs(paths: RepoPaths, now: float, agents: Any, state_doc: Optional[Dict[str, Any]],
+               budget_doc: Optional[Dict[str, Any]], problems: Dict[str, str],
+               parks: Any = ()) -> List[needs.Need]:
+    """:func:`.needs.for_repo` given what :func:`read_repo` read: a file it could not read is left
+    to ``for_repo`` to read, which makes it an ``unreadable`` item naming the file."""
+    return needs.for_repo(paths, now, agents, state_doc=False if "state" in problems else state_doc,
+                          budget_doc=False if "budget" in problems else budget_doc, parks=parks)
 
 
 def last_tick(hp: HomePaths) -> Optional[float]:
@@ -96,14 +118,12 @@ def controller_line(hp: HomePaths, settings: Settings, now: float) -> Line:
 
 
 def first_fail(paths: RepoPaths, stage_id: str) -> Optional[str]:
-    """``FAIL 2: name`` from the stage's verdict, or None."""
-    try:
-        with open(paths.verifier_artefact(stage_id), "r", encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    for crit in doc.get("criteria") or [] if isinstance(doc, dict) else []:
-        if isinstance(crit, dict) and crit.get("verdict") == "FAIL":
+    """``FAIL 2: name`` from the stage's verdict, or None (none, or not a valid verdict)."""
+    from ..envelope import load_verdict
+
+    doc = load_verdict(paths.verifier_artefact(stage_id))
+    for crit in (doc or {}).get("criteria") or []:
+        if crit.get("verdict") == "FAIL":
             return f"FAIL {crit.get('id')}: {crit.get('name') or ''}".strip()
     return None
 
@@ -134,7 +154,7 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float, parks: Any = ())
             "cost_usd": usage.cost_usd if usage else None, "state": row["state"], "reason": row.get("reason"),
             "flags": row.get("flags"), "log_path": row.get("log_path"), "activity": activity.last_activity(log),
         })
-    state_doc, budget_doc = read_state(paths), read_budget(paths)
+    state_doc, budget_doc, problems = read_repo(paths)
     status_now = {s.get("id"): s.get("status") for s in (state_doc or {}).get("stages") or [] if isinstance(s, dict)}
     recent = []
     for row in report["exited"] + registry.recent(paths, 5):
@@ -155,7 +175,7 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float, parks: Any = ())
     for stage in (state_doc or {}).get("stages") or []:
         if isinstance(stage, dict) and stage.get("status") == "pending" and len(scheduled) < 6:
             scheduled.append({"id": stage.get("id"), "status": "pending"})
-    items = needs.for_repo(paths, now, report["entries"], state_doc=state_doc, budget_doc=budget_doc, parks=parks)
+    items = repo_needs(paths, now, report["entries"], state_doc, budget_doc, problems, parks=parks)
     return {
         "repo": str(paths.root), "name": paths.root.name,
         "state_readable": state_doc is not None,
@@ -299,8 +319,9 @@ def status_lines(view: Dict[str, Any], width: int) -> List[Line]:
                 item.get("kind") != "parked" for item in row.get("needs_you") or [])
             lines.append((text, "red" if bad else ""))
         for row in rows:
-            for err in row.get("errors") or []:
-                lines.append((f"  {err}", "red"))
+            prefix = f"{row.get('repo_path')}/"
+            for err in row.get("errors") or []:  # the repo's name first: a narrow pane cuts the end
+                lines.append((f"  {row['repo']}: {err[len(prefix):] if err.startswith(prefix) else err}", "red"))
             lines.extend((f"  {line}", "") for line in status_cmd.lane_lines(row))
     else:
         lines.append(("no subscribed repos match; run 'autometta subscribe REPO'", ""))

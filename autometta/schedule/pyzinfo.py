@@ -33,7 +33,7 @@ def read_build_info(path: str) -> Optional[Dict[str, Any]]:
             if BUILD_INFO not in names:
                 return {}
             data = json.loads(archive.read(BUILD_INFO).decode("utf-8"))
-    except (OSError, zipfile.BadZipFile, ValueError, UnicodeDecodeError):
+    except (OSError, zipfile.BadZipFile, ValueError, UnicodeDecodeError, RecursionError):
         return None
     return data if isinstance(data, dict) else {}
 
@@ -65,12 +65,14 @@ def _git(cwd: str, *args: str) -> Optional[subprocess.CompletedProcess]:
 
 def ledger_source(path: str) -> Optional[str]:
     """The checkout ``build_pyz.py`` noted for this pyz's bytes, if any."""
+    from .. import files
+    from ..errors import UserError
     from ..paths import build_ledger
 
     try:
-        data = json.loads(build_ledger().read_text())
+        data = files.read_json(build_ledger())
         source = data.get(sha256_file(path)) if isinstance(data, dict) else None
-    except (OSError, ValueError):
+    except (OSError, UserError):
         return None
     return source if isinstance(source, str) else None
 

@@ -279,3 +279,110 @@ def test_restoring_from_bak_keeps_the_last_change_and_says_why(setup):
     await_all_runners(repo)
     assert "tick_count" in result.stderr  # what was wrong with the file
     assert SID in [s["id"] for s in read_state(repo)["stages"]]
+
+
+def _break_budget(path: Path, kind: str) -> None:
+    doc = json.loads(path.read_text())
+    if kind == "wrong-type":
+        doc["tokens_spent"] = "lots"
+    elif kind == "not-a-number":
+        doc["cost_usd_spent"] = "NaN"
+    else:
+        doc["tokens_spent"] = "DEEP"
+    text = json.dumps(doc)
+    if kind == "deep-list":
+        text = text.replace('"DEEP"', "[" * 5000 + "]" * 5000)
+    elif kind == "not-a-number":
+        text = text.replace('"NaN"', "NaN")
+    path.write_text(text)
+
+
+@pytest.mark.parametrize("kind", ["wrong-type", "deep-list", "not-a-number"])
+def test_views_show_a_broken_budget_as_unreadable_and_the_other_repos(setup, run, tmp_path, kind):
+    """report and dashboard crashed (TypeError, ValueError, RecursionError) on these; now every view
+    names the file for that repo and shows the others."""
+    from tests.conftest import make_repo, run_process
+
+    repo, home, add = setup
+    add(SID)
+    other = make_repo(tmp_path / "second-repo")
+    assert run("subscribe", str(other)).code == 0
+    _break_budget(repo / "state" / "budget.json", kind)
+    for cmd in [("report",), ("report", "--json"), ("dashboard",), ("dashboard", "--json"), ("status",),
+                ("status", "--json"), ("ticker", "--once"), ("ticker", "--json"), ("status", "--watch", "--once")]:
+        res = run_process(*cmd)
+        assert "Traceback" not in res.err, (cmd, res.err)
+        assert res.code in (0, 1), (cmd, res.code, res.err)
+        shown = res.out + res.err
+        if cmd == ("dashboard",):
+            shown = (home / "dashboard" / "index.html").read_text()
+        assert "budget.json" in shown and other.name in shown, (cmd, shown[-3000:])
+    page = (home / "dashboard" / "index.html").read_text()
+    assert 'class="need k-unreadable"' in page  # what needs you: the file, named
+
+
+@pytest.mark.parametrize("target", ["outside", "system"])
+def test_a_handoff_symlinked_outside_the_repo_is_refused(setup, tmp_path, target):
+    repo, home, add = setup
+    secret = tmp_path / "outside.json"
+    secret.write_text(json.dumps({"stage_id": SID, "status": "pass", "deliverables": [], "notes": "TOP-SECRET-NOTES"}))
+    link_to = str(secret) if target == "outside" else "/etc/passwd"
+    add(SID, worker_cmd=f"printf 'hi\\n' > hello.txt && ln -s '{link_to}' \"$AUTOMETTA_HANDOFF\"")
+    tick_once(home)
+    await_all_runners(repo)
+    result = tick_process()
+    _no_traceback(result)
+    s = stage(repo, SID)
+    assert s["status"] == "stalled" and s["stall_marker"] == "worker_envelope_invalid", s
+    assert "is a symlink" in result.stderr and f"{SID}.json" in result.stderr, result.stderr
+    kept = repo / "state" / "handoffs" / f"{SID}.invalid.json"
+    assert kept.is_symlink()  # kept for review as it was, never read
+    for path in [repo / "state" / "state.yaml", *(home / "log").glob("*.log")]:
+        assert "TOP-SECRET-NOTES" not in path.read_text() and "root:x:0" not in path.read_text()
+
+
+def test_a_verdict_symlinked_outside_the_repo_never_counts(setup, tmp_path):
+    repo, home, add = setup
+    outside = tmp_path / "verdict.json"
+    outside.write_text(verdict(SID))  # a valid PASS, but not the verifier's own file
+    add(SID, verifier_cmd=f"ln -s '{outside}' \"$AUTOMETTA_ARTEFACT\"")
+    head = git(repo, "rev-parse", "HEAD")
+    for _ in range(4):
+        result = tick_process()
+        _no_traceback(result)
+        await_all_runners(repo)
+    s = stage(repo, SID)
+    assert s["status"] == "verifier_failed" and "symlink" in s["stall_marker"], s
+    assert git(repo, "rev-parse", "HEAD") == head
+
+
+def test_an_invalid_current_stage_halts_with_invalid_stage_id_as_documented(setup):
+    repo, home, add = setup
+    add(SID)
+    path = repo / "state" / "state.yaml"
+    path.write_text(path.read_text().replace("current_stage: null", "current_stage: Not_An_Id"))
+    result = tick_process()
+    _no_traceback(result)
+    budget = json.loads((repo / "state" / "budget.json").read_text())
+    assert budget["halt_reason"] == "invalid-stage-id"
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text()
+    entry = doc.split("### `invalid-stage-id`", 1)[1].split("\n### ", 1)[0]
+    assert "`current_stage`" in entry
+
+
+def test_an_invalid_stage_record_id_restores_the_bak_as_documented(setup):
+    """The documented invalid-stage-id halt for a *pending* stage can never happen (the schema rejects
+    the file first); the docs say what does happen, and this is it."""
+    repo, home, add = setup
+    add(SID)
+    path = repo / "state" / "state.yaml"
+    path.write_text(path.read_text().replace(f"id: {SID}", "id: Bad_Id"))
+    result = tick_process()
+    _no_traceback(result)
+    assert "restored from .bak" in result.stderr and "Bad_Id" in result.stderr, result.stderr
+    assert list((repo / "state").glob("state.yaml.corrupt-*"))
+    assert json.loads((repo / "state" / "budget.json").read_text())["halt_reason"] != "invalid-stage-id"
+    await_all_runners(repo)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text()
+    entry = doc.split("### `invalid-stage-id`", 1)[1].split("\n### ", 1)[0]
+    assert "restores `state.yaml` from" in entry and "pending stage" not in entry, entry
