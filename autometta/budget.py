@@ -2,6 +2,14 @@
 
 The bash version enforced nothing when this file was missing or corrupt
 (§15.12); here an unreadable budget is an error the tick turns into a halt.
+
+Two kinds of number live here. The *counters* a cap compares
+(``tokens_spent``, ``cost_usd_spent``, ``wall_clock_elapsed_seconds``, ...)
+are the bash version's and keep its names; ``tick --reset-halt`` sets the one
+that tripped back to 0. The *lifetime totals* (:data:`LIFETIME`) only ever
+grow: what the repo has spent since autometta first accounted it, through any
+number of resets. A budget.json without them (the bash version's, or an
+older autometta's) starts them at the counters' values.
 """
 
 from __future__ import annotations
@@ -36,6 +44,13 @@ CAPS: Tuple[Tuple[str, str, str, bool], ...] = (
     ("failure-cap", "consecutive_failures", "consecutive_failure_cap", False),
 )
 
+#: (lifetime total, the counter it runs beside): never reset, and never below the counter.
+LIFETIME: Tuple[Tuple[str, str], ...] = (
+    ("lifetime_tokens", "tokens_spent"),
+    ("lifetime_cost_usd", "cost_usd_spent"),
+    ("lifetime_wall_clock_seconds", "wall_clock_elapsed_seconds"),
+)
+
 FILE_MODE = 0o600
 
 
@@ -58,6 +73,37 @@ def cap_hit(budget: Dict[str, Any]) -> Optional[str]:
         if (budget.get(counter) or 0) >= limit:
             return reason
     return None
+
+
+def _number(value: Any) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
+def lifetime(budget: Dict[str, Any]) -> Dict[str, Any]:
+    """The lifetime totals: each the larger of its own value and its counter's.
+
+    A file from before they existed (or that another tool added spend to)
+    therefore never shows a lifetime smaller than the spend since the last reset.
+    """
+    out: Dict[str, Any] = {}
+    for total, counter in LIFETIME:
+        value = max(_number(budget.get(total)), _number(budget.get(counter)))
+        out[total] = round(value, 6) if total == "lifetime_cost_usd" else int(value)
+    return out
+
+
+def spend(budget: Dict[str, Any], *, tokens: int = 0, cost_usd: float = 0.0, seconds: int = 0) -> None:
+    """Add a run's spend to the counters the caps compare and to the lifetime totals."""
+    totals = lifetime(budget)
+    if seconds:
+        budget["wall_clock_elapsed_seconds"] = (budget.get("wall_clock_elapsed_seconds") or 0) + seconds
+    if tokens:
+        budget["tokens_spent"] = (budget.get("tokens_spent") or 0) + tokens
+    if cost_usd:
+        budget["cost_usd_spent"] = round((budget.get("cost_usd_spent") or 0) + cost_usd, 6)
+    budget["lifetime_tokens"] = totals["lifetime_tokens"] + tokens
+    budget["lifetime_cost_usd"] = round(totals["lifetime_cost_usd"] + cost_usd, 6)
+    budget["lifetime_wall_clock_seconds"] = totals["lifetime_wall_clock_seconds"] + seconds
 
 
 def parse_budget(text: str, source: str) -> Dict[str, Any]:

@@ -37,7 +37,8 @@ it and moves it, in the same atomic write of budget.json, so a run booked by
 hand counts against the repo's caps on its next tick, and one booked by a
 tick that was killed before it saved is added exactly once. A panellist's
 seconds ran inside its panel's, so only the panel's count toward the wall
-clock. ``tick --reset-halt`` resets a counter; the ledger keeps every entry.
+clock. ``tick --reset-halt`` resets a counter; the ledger keeps every entry,
+and budget.json's lifetime totals, which each fold adds to as well, keep the sum.
 
 ``report`` and the dashboard read the ledger for spend per day (the UTC day a
 run ended) and per model (:func:`summarise`).
@@ -238,13 +239,11 @@ def entries(hp: HomePaths, repo: Optional[Any] = None, since: Optional[float] = 
 # ------------------------------------------------------------------ the caps' counters
 
 def add_to_counters(budget: Dict[str, Any], *, tokens: int = 0, cost_usd: float = 0.0, seconds: int = 0) -> None:
-    """Add spend to the counters the caps compare (the bash version's fields)."""
-    if seconds:
-        budget["wall_clock_elapsed_seconds"] = (budget.get("wall_clock_elapsed_seconds") or 0) + int(seconds)
-    if tokens:
-        budget["tokens_spent"] = (budget.get("tokens_spent") or 0) + int(tokens)
-    if cost_usd:
-        budget["cost_usd_spent"] = round((budget.get("cost_usd_spent") or 0) + float(cost_usd), 6)
+    """Add spend to the counters the caps compare (the bash version's fields) and to the lifetime
+    totals beside them, which no reset clears (:func:`autometta.budget.spend`)."""
+    from .budget import spend
+
+    spend(budget, tokens=int(tokens), cost_usd=float(cost_usd), seconds=int(seconds))
 
 
 def pending(hp: HomePaths, repo: Any, budget: Mapping[str, Any]) -> bool:

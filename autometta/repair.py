@@ -27,13 +27,18 @@ COUNTERS = {reason: counter for reason, counter, _cap, _opt in budgets.CAPS}
 
 
 def reset_halt(paths: RepoPaths) -> Optional[str]:
-    """Clear a halt and the counter that tripped it; None if the repo was not halted."""
+    """Clear a halt and the counter that tripped it; None if the repo was not halted.
+
+    Only that counter: the lifetime totals (budget.LIFETIME) keep every token,
+    dollar and second spent, and the other counters keep theirs.
+    """
     b = budgets.load_budget(paths)
     if not b.get("halted"):
         return None
     reason = b.get("halt_reason")
     note = f"reset halt state for {paths.root} ({reason})"
     counter = COUNTERS.get(reason or "")
+    b.update(budgets.lifetime(b))  # what was spent stays counted, whatever is reset
     if counter and b.get(counter):
         note += f"; {counter} {b[counter]} -> 0"
         b[counter] = 0

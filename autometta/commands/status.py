@@ -121,6 +121,7 @@ def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = 
                     "tokens_spent", "token_cap_total", "cost_usd_spent", "cost_cap_usd",
                     "wall_clock_elapsed_seconds", "wall_clock_cap_seconds"):
             row[key] = b.get(key)
+        row.update(budget.lifetime(b))
         if b.get("halted"):
             row["halted"] = True
             row["halt_reason"] = b.get("halt_reason")

@@ -33,6 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
+from .. import budget as budgets
 from .. import files, ledger, parking
 from .. import home as homes
 from ..errors import UserError
@@ -147,6 +148,7 @@ def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: flo
                 "clock_tick_cap", "consecutive_failures", "consecutive_failure_cap", "halted", "halt_reason",
                 "halted_at"):
         out[key] = b.get(key)
+    out.update(budgets.lifetime(b) if budget_doc is not None else dict.fromkeys(k for k, _ in budgets.LIFETIME))
     out["unreadable"] = list(problems.values())
     out["halted"] = bool(b.get("halted"))
     out["current_stage"] = (state_doc or {}).get("current_stage")
@@ -200,6 +202,8 @@ def collect(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> D
         "repos": repos,
         "totals": {"tokens_spent": sum(int(r.get("tokens_spent") or 0) for r in repos),
                    "cost_usd_spent": round(sum(float(r.get("cost_usd_spent") or 0) for r in repos), 6),
+                   "lifetime_tokens": sum(int(r.get("lifetime_tokens") or 0) for r in repos),
+                   "lifetime_cost_usd": round(sum(float(r.get("lifetime_cost_usd") or 0) for r in repos), 6),
                    "repos": len(repos), "halted": sum(1 for r in repos if r.get("halted"))},
         # ``identity`` keeps the bash page's key: here the model's name, the identities that ran it beside it
         "by_model": [{"identity": m["model"], "model": m["model"], "family": m["family"],
@@ -353,8 +357,12 @@ def _repo_html(repo: Dict[str, Any]) -> str:
     out.append(needs_html(repo.get("needs_you") or [], {str(repo.get("repo_path")): repo.get("stage_pages") or {}}))
     cost_cap = f' of {_usd(repo["cost_cap_usd"])}' if repo.get("cost_cap_usd") is not None else ""
     out.append('<div class="row" style="margin-top:8px">'
-               f'<span class="kpi">tokens <b>{_num(repo.get("tokens_spent"))}</b> of {_num(repo.get("token_cap_total"))}</span>'
+               f'<span class="kpi">tokens <b>{_num(repo.get("tokens_spent"))}</b> of {_num(repo.get("token_cap_total"))}'
+               f' <span class="muted">since the last reset</span></span>'
                f'<span class="kpi">cost <b>{_usd(repo.get("cost_usd_spent"))}</b>{cost_cap}</span>'
+               f'<span class="kpi">lifetime <b>{_num(repo.get("lifetime_tokens"))}</b> tokens, '
+               f'<b>{_usd(repo.get("lifetime_cost_usd"))}</b>, '
+               f'<b>{_num(repo.get("lifetime_wall_clock_seconds"))}</b>s</span>'
                f'<span class="kpi">ticks <b>{_e(repo.get("clock_ticks_used"))}</b>/{_e(repo.get("clock_tick_cap"))}</span>'
                f'<span class="kpi">failures in a row <b>{_e(repo.get("consecutive_failures"))}</b>/'
                f'{_e(repo.get("consecutive_failure_cap"))}</span>'
@@ -439,7 +447,8 @@ def render_html(data: Dict[str, Any], now: Optional[float] = None) -> str:
         f"<style>{_CSS}</style></head><body>"
         f'<header><h1>autometta dashboard</h1><div class="row muted">'
         f'<span title="made {_e(data["generated_at"])}">{freshness}</span>'
-        f"<span>{totals['repos']} repos</span><span>{_num(totals['tokens_spent'])} tokens</span>"
+        f"<span>{totals['repos']} repos</span><span>{_num(totals['tokens_spent'])} tokens against the caps, "
+        f"{_num(totals['lifetime_tokens'])} lifetime</span>"
         f"<span>{_usd(totals['cost_usd_spent'])}</span><span>{totals['halted']} halted</span></div>{top}</header>"
         f"<main>{body}{days}{models}</main>"
         f'<script type="application/json" id="autometta-data">{embedded}</script>'

@@ -17,6 +17,7 @@ import subprocess
 import time
 from typing import Any, Dict, Optional
 
+from .. import budget as budgets
 from .. import home as homes
 from .. import ledger, parking
 from ..errors import UsageError
@@ -118,7 +119,8 @@ def build(hp: HomePaths, settings: Settings, since: float, now: Optional[float] 
         entry["spend"] = {"window_tokens": mine.get("tokens", 0), "window_cost_usd": mine.get("cost_usd", 0.0),
                           "window_runs": mine.get("runs", 0), "window_by_hand_runs": mine.get("by_hand_runs", 0),
                           "tokens_spent": b.get("tokens_spent"), "token_cap_total": b.get("token_cap_total"),
-                          "cost_usd_spent": b.get("cost_usd_spent"), "cost_cap_usd": b.get("cost_cap_usd")}
+                          "cost_usd_spent": b.get("cost_usd_spent"), "cost_cap_usd": b.get("cost_cap_usd"),
+                          **(budgets.lifetime(b) if budget_read is not None else {})}
     # every item, each naming its repo; a billing route parked by a repo not listed here holds them too
     every = [dict(item, name=r["name"]) for r in repos for item in r["needs_you"]] + [
         dict(item.as_dict(), name=needs.HOST)
@@ -168,17 +170,19 @@ def render(doc: Dict[str, Any], now: float) -> str:
     if busy:
         lines += ["", f"IN FLIGHT ({len(busy)} {'lane' if len(busy) == 1 else 'lanes'})"]
         lines += [f"  {name}  {lanes.describe(lane)}" for name, lane in busy]
-    lines += ["", "SPEND (in the window; total against the cap)"]
+    lines += ["", "SPEND (in the window; since the last reset, against the cap; lifetime)"]
     for r in doc["repos"]:
         s = r["spend"]
         if not s:
             continue
         cap = f" of ${s['cost_cap_usd']:.2f}" if isinstance(s.get("cost_cap_usd"), (int, float)) else ""
         hand = f" ({_runs(s['window_by_hand_runs'])} by hand)" if s.get("window_by_hand_runs") else ""
+        life = (f"   lifetime {compact(s['lifetime_tokens'])} tokens  ${float(s.get('lifetime_cost_usd') or 0):.2f}"
+                if s.get("lifetime_tokens") is not None else "")
         lines.append(f"  {r['name']}  {compact(s.get('window_tokens'))} tokens  "
                      f"${s.get('window_cost_usd') or 0:.2f}{hand}"
-                     f"   total {compact(s.get('tokens_spent'))}/{compact(s.get('token_cap_total'))} tokens"
-                     f"  ${float(s.get('cost_usd_spent') or 0):.2f}{cap}")
+                     f"   since reset {compact(s.get('tokens_spent'))}/{compact(s.get('token_cap_total'))} tokens"
+                     f"  ${float(s.get('cost_usd_spent') or 0):.2f}{cap}{life}")
     lines.append(f"  all  {compact(t['window_tokens'])} tokens  ${t['window_cost_usd']:.2f}")
     if doc.get("by_day"):
         lines += ["", "SPEND PER DAY (UTC; every run, by the tick or by hand)"]
