@@ -29,6 +29,7 @@ CATEGORIES = [
     ("crash in parallel lanes", "tests/reliability/test_crash_lanes.py"),
     ("concurrency", "tests/reliability/test_concurrency.py"),
     ("hostile input", "tests/reliability/test_hostile.py"),
+    ("fuzz (every command, every file)", "tests/reliability/test_fuzz.py"),
     ("disk full / read-only", "tests/reliability/test_diskfull.py"),
     ("secrets and modes", "tests/reliability/test_secrets.py"),
     ("trust (ways past the gate)", "tests/reliability/trust"),
