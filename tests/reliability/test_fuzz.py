@@ -29,10 +29,10 @@ from tests.reliability.relkit import repeats
 #: Files broken at once: a group of ordinary files, and the riders of a gate file (see groups()).
 GROUP = 8
 RIDERS = 4
-#: The first round's seed. This one's round made the main this test came with crash in ``report``
-#: (a budget.json field nested 3000 deep: RecursionError), as issue 15 saw; six of the eleven that
-#: follow it crashed something else there (the tick on an exit record's pid of 10**20, tick --repair
-#: on the bash lock's pid file...). CI runs this round; bench/faults.py runs more.
+#: The first round's seed. On the main this test came with, this round made ``dashboard`` crash on
+#: a budget.json whose fields had the wrong type (tokens_spent inf, consecutive_failure_cap ''), as
+#: issue 15 saw; 8 of the 10 rounds from 20261126 crashed something there (report, dashboard, the
+#: tickers, the tick). CI runs this round; bench/faults.py runs more.
 BASE_SEED = int(os.environ.get("AUTOMETTA_FUZZ_SEED") or 20261131)
 
 
