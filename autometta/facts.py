@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import card as cards
-from . import families, gitops, ledger, parking, procs, scopegate, stagecommit, verdicts, worktrees
+from . import families, files, gitops, ledger, parking, procs, scopegate, stagecommit, verdicts, worktrees
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
 from .dispatch import RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_envelope
@@ -30,7 +30,7 @@ LOG_READ_LIMIT = 64 * 1024 * 1024
 def read_log(path: Path) -> str:
     try:
         size = path.stat().st_size
-        with open(path, "rb") as handle:
+        with files.open_regular(path) as handle:  # an agent's own file: never a FIFO that blocks
             if size > LOG_READ_LIMIT:
                 handle.seek(size - LOG_READ_LIMIT)
             return handle.read().decode("utf-8", errors="replace")

@@ -19,7 +19,7 @@ import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, BinaryIO, Iterator, Optional, Union
 
 from . import faults
 from .errors import UserError
@@ -152,6 +152,19 @@ def read_bytes(path: Union[str, Path], *, limit: int = MAX_DOCUMENT_BYTES, follo
     if len(data) > limit:
         raise UserError(f"{target}: larger than {limit} bytes; this is not a file autometta wrote")
     return data
+
+
+def open_regular(path: Union[str, Path]) -> BinaryIO:
+    """``open(path, "rb")`` for a log or another file read in part: a folder, a FIFO (whose open
+    would wait for a writer forever) or a device is refused with an ``OSError``, as a missing file is."""
+    fd = os.open(str(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_text(path: Union[str, Path], *, limit: int = MAX_DOCUMENT_BYTES, follow: bool = True) -> str:

@@ -53,7 +53,8 @@ class TickLog:
         try:
             if file:
                 self.home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(str(self.home.tick_log()), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+                fd = os.open(str(self.home.tick_log()),  # O_NONBLOCK: a FIFO put in its place fails, never hangs
+                             os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0), 0o600)
                 with open(fd, "a", encoding="utf-8") as handle:  # the log is the user's alone
                     handle.write(line + "\n")
         except OSError as exc:

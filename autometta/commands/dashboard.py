@@ -17,7 +17,6 @@ import shutil
 import subprocess
 import sys
 
-from .. import files
 from .. import home as homes
 from ..errors import UserError
 from ..observe import dashboard, settings
@@ -41,9 +40,9 @@ def run(args: argparse.Namespace) -> int:
     hp = HomePaths.from_env()
     homes.require_home(hp)
     conf = settings.from_home(hp)
-    page = dashboard.generate(hp, conf)
-    if args.json:
-        print(json.dumps(files.read_json(hp.dashboard_data), indent=2))
+    page, data = dashboard.generate_data(hp, conf)
+    if args.json:  # what data.json now holds
+        print(json.dumps(data, indent=2))
     else:
         print(page)
     if args.open:

@@ -38,7 +38,7 @@ def _stat_key(path: Path) -> Optional[Tuple[int, float]]:
 
 def _tail(path: Path, limit: int) -> str:
     try:
-        with open(path, "rb") as handle:
+        with files.open_regular(path) as handle:  # an agent's log: never a FIFO that blocks
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - limit))

@@ -31,7 +31,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import budget as budgets
 from .. import files, ledger, parking
@@ -95,7 +95,7 @@ def recent_log_lines(hp: HomePaths) -> List[str]:
     lines: List[str] = []
     for log in logs[-2:]:
         try:
-            with open(log, "rb") as handle:
+            with files.open_regular(log) as handle:
                 handle.seek(0, os.SEEK_END)
                 size = handle.tell()
                 handle.seek(max(0, size - _LOG_TAIL_BYTES))
@@ -460,6 +460,13 @@ def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None,
              page_seconds: Optional[float] = None) -> Path:
     """Write ``index.html`` and ``data.json`` under ``<home>/dashboard/``, and the pages of the
     stages that changed (:mod:`.stagepage`, within ``page_seconds``); returns the page."""
+    return generate_data(hp, settings, now, page_seconds)[0]
+
+
+def generate_data(hp: HomePaths, settings: Settings, now: Optional[float] = None,
+                  page_seconds: Optional[float] = None) -> Tuple[Path, Dict[str, Any]]:
+    """:func:`generate`, and the data it wrote to ``data.json``: ``dashboard --json`` prints that,
+    never reading back a file a tick may have rewritten meanwhile (or a hostile one in its place)."""
     as_of = time.time()  # before anything is read: a change after this is newer than the page
     now = as_of if now is None else now
     subs = homes.load_subscribers(hp)
@@ -476,11 +483,11 @@ def generate(hp: HomePaths, settings: Settings, now: Optional[float] = None,
     pages = _stage_pages(hp, page_seconds, stage_needs)
     for repo in data["repos"]:
         repo["stage_pages"] = pages.get(str(repo.get("repo_path")), {})
-    files.atomic_write(hp.dashboard_data, files.dump_json({k: v for k, v in data.items() if k != "data_as_of"}),
-                       mode=0o600)  # the page alone is restamped by each tick
+    written = {k: v for k, v in data.items() if k != "data_as_of"}  # the page alone is restamped by each tick
+    files.atomic_write(hp.dashboard_data, files.dump_json(written), mode=0o600)
     files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)  # its age judged by the clock
     fresh.record(hp, subs, as_of, every, _expires(data, now))
-    return hp.dashboard_page
+    return hp.dashboard_page, written
 
 
 def _expires(data: Dict[str, Any], now: float) -> Optional[float]:

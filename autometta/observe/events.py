@@ -253,7 +253,9 @@ def log_line(home: HomePaths, message: str, repo: Any = None) -> None:
     line = f"{now_iso()} {where}{message}\n"
     try:
         home.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(home.tick_log(), "a", encoding="utf-8") as handle:
+        fd = os.open(str(home.tick_log()), os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0),
+                     0o600)  # a FIFO in its place fails, never hangs
+        with open(fd, "a", encoding="utf-8") as handle:
             handle.write(line)
     except OSError:
         sys.stderr.write(line)
@@ -266,8 +268,8 @@ def journal(home: HomePaths) -> List[Dict[str, Any]]:
     went later (see :func:`publish`) and is folded into its event here.
     """
     try:
-        with open(home.events, "r", encoding="utf-8", errors="replace") as handle:
-            lines = handle.read().splitlines()
+        with files.open_regular(home.events) as handle:
+            lines = handle.read().decode("utf-8", errors="replace").splitlines()
     except OSError:
         return []
     out: List[Dict[str, Any]] = []
@@ -306,7 +308,7 @@ def _append(home: HomePaths, record: Dict[str, Any]) -> None:
             keep.pop(0)
         files.atomic_write(home.events, "".join(keep) + line, mode=0o600)
         return
-    fd = os.open(str(home.events), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    fd = os.open(str(home.events), os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o600)
     try:
         os.write(fd, line.encode("utf-8"))
     finally:

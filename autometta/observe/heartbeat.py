@@ -178,7 +178,7 @@ def log_streams(family: str, log_path: Optional[Path]) -> bool:
 
 def _starts_with_events(path: Path) -> bool:
     try:
-        with open(path, "rb") as handle:
+        with files.open_regular(path) as handle:  # an agent's log: never a FIFO that blocks
             head = handle.read(_HEAD_BYTES).decode("utf-8", errors="replace")
     except OSError:
         return False

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
+from .. import files
 from ..paths import HomePaths
 
 #: A line's time stamp and the space after it: ``2026-11-26T08:00:00Z ``.
@@ -65,7 +66,7 @@ def tail_lines(path: Path, count: int, keep: Optional[RepoFilter] = None) -> Lis
     if count <= 0:
         return []
     try:
-        with open(path, "rb") as handle:
+        with files.open_regular(path) as handle:
             handle.seek(0, os.SEEK_END)
             size = handle.tell()
             handle.seek(max(0, size - 1024 * 1024))
@@ -115,7 +116,7 @@ class Follower:
         if size == self.offset:
             return ""
         try:
-            with open(self.current, "rb") as handle:
+            with files.open_regular(self.current) as handle:
                 handle.seek(self.offset)
                 data = handle.read(size - self.offset)
         except OSError:

@@ -57,27 +57,34 @@ def read_repo(paths: RepoPaths) -> Tuple[Optional[Dict[str, Any]], Optional[Dict
     why, for the view to show the repo as unreadable (its other repos still
     display): :func:`repo_needs`.
     """
-    from .. import budget, state
-
     problems: Dict[str, str] = {}
-    docs: List[Optional[Dict[str, Any]]] = []
-    for which, path, load in (("state", paths.state_yaml, state.load_state), ("budget", paths.budget, budget.load_budget)):
-        doc = None
-        if path.exists() or path.is_symlink():
-            try:
-                doc = load(paths)
-            except UserError as exc:
-                problems[which] = exc.message
-        docs.append(doc)
-    return docs[0], docs[1], problems
+    return read_state(paths, problems), read_budget(paths, problems), problems
 
 
-def read_state(paths: RepoPaths) -> Optional[Dict[str, Any]]:
-    return read_repo(paths)[0]
+def _read(which: str, path: Path, load: Any, paths: RepoPaths,
+          problems: Optional[Dict[str, str]]) -> Optional[Dict[str, Any]]:
+    if not (path.exists() or path.is_symlink()):
+        return None
+    try:
+        return load(paths)
+    except UserError as exc:
+        if problems is not None:
+            problems[which] = exc.message
+        return None
 
 
-def read_budget(paths: RepoPaths) -> Optional[Dict[str, Any]]:
-    return read_repo(paths)[1]
+def read_state(paths: RepoPaths, problems: Optional[Dict[str, str]] = None) -> Optional[Dict[str, Any]]:
+    """state.yaml as its schema allows it, or None (why, as ``problems["state"]``)."""
+    from .. import state
+
+    return _read("state", paths.state_yaml, state.load_state, paths, problems)
+
+
+def read_budget(paths: RepoPaths, problems: Optional[Dict[str, str]] = None) -> Optional[Dict[str, Any]]:
+    """budget.json as its schema allows it, or None (why, as ``problems["budget"]``)."""
+    from .. import budget
+
+    return _read("budget", paths.budget, budget.load_budget, paths, problems)
 
 
 def repo_needs(paths: RepoPaths, now: float, agents: Any, state_doc: Optional[Dict[str, Any]],

@@ -81,9 +81,13 @@ class World:
         self.pristine = self.root.with_name(self.root.name + ".pristine")
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "autometta", *args], cwd=str(self.root), env=self.env,
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-                              errors="replace")
+        """``python -m autometta ARGS``; one that hangs (a FIFO opened for reading) is an AssertionError."""
+        try:
+            return subprocess.run([sys.executable, "-m", "autometta", *args], cwd=str(self.root), env=self.env,
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+                                  errors="replace")
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"autometta {' '.join(args)}: still running after {timeout:.0f} s") from None
 
     def freeze(self) -> None:
         """Keep the world as it is now; :meth:`restore` brings it back."""
@@ -117,14 +121,21 @@ class World:
 
 
 def _rmtree(path: Path) -> None:
-    def onerror(func, name, _exc):  # a folder made unreadable by a corruption
-        os.chmod(os.path.dirname(name), 0o700)
+    def onerror(func, name, exc_info):
+        if isinstance(exc_info[1], FileNotFoundError):
+            return  # gone meanwhile
+        os.chmod(os.path.dirname(name), 0o700)  # a folder made unreadable by a corruption
         func(name)
 
-    if path.is_symlink() or path.is_file():
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path, onerror=onerror)
+    for _ in range(3):  # a runner a failed case left behind may still write while we delete
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.exists():
+            shutil.rmtree(path, onerror=onerror)
+        if not os.path.lexists(path):
+            return
+        await_runners(path)
+    shutil.rmtree(path)
 
 
 def runners_under(root: Path) -> List[int]:
@@ -331,7 +342,7 @@ def _dump(fmt: str, doc: Any) -> str:
 
 STRUCTURED = ("wrong-type", "wrong-type", "wrong-type", "drop-key", "extra-key", "deep-value", "top-type")
 RAW = ("empty", "truncate", "garbage", "bad-utf8", "nul", "deep-document", "huge", "folder", "symlink",
-       "long-line", "escapes")
+       "long-line", "escapes", "fifo")
 
 
 def corrupt(path: Path, rng: random.Random) -> str:
@@ -438,6 +449,9 @@ def _corrupt_raw(path: Path, data: bytes, kind: str, rng: random.Random) -> str:
         kind = f"{kind} ({style}, {depth})"
     elif kind == "huge":
         path.write_bytes(data + b"x" * (9 * 1024 * 1024))
+    elif kind == "fifo":  # opening it for reading (or writing) would wait for the other end forever
+        path.unlink()
+        os.mkfifo(path)
     elif kind == "folder":
         path.unlink()
         path.mkdir()

@@ -116,8 +116,11 @@ def _check_case(w: fuzzkit.World, broken: List[Path], said: List[str]) -> None:
     else:  # a repo with a readable subscriber file is shown, even if its own files are broken
         shown = [n for n in w.repos if w.home / "subscribers" / f"{n}.yaml" not in broken]
     for cmd in read_only_commands(w):
-        res = w.cli(*cmd)
         label = f"autometta {' '.join(cmd)} with {what}"
+        try:
+            res = w.cli(*cmd)
+        except AssertionError as exc:  # it hung
+            raise AssertionError(f"{exc}, with {what}") from None
         _ok(res, label)
         if cmd[-1] == "--json" and cmd[0] in ("status", "ticker", "dashboard") or cmd[:2] == ("report", "--json"):
             if res.stdout.strip() or shown:
@@ -132,7 +135,10 @@ def _check_case(w: fuzzkit.World, broken: List[Path], said: List[str]) -> None:
     for name, repo in w.repos.items():
         for path in (repo / "state" / "state.yaml", repo / "state" / "budget.json"):
             before[path] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
-    res = w.cli("tick")
+    try:
+        res = w.cli("tick")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}, with {what}") from None
     _ok(res, f"autometta tick with {what}")
     fuzzkit.await_runners(w.root)
     for name, repo in w.repos.items():
