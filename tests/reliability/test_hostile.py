@@ -386,3 +386,15 @@ def test_an_invalid_stage_record_id_restores_the_bak_as_documented(setup):
     doc = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text()
     entry = doc.split("### `invalid-stage-id`", 1)[1].split("\n### ", 1)[0]
     assert "restores `state.yaml` from" in entry and "pending stage" not in entry, entry
+
+
+def test_a_handoff_that_is_a_fifo_stalls_the_stage_instead_of_hanging_the_tick(setup):
+    repo, home, add = setup
+    add(SID, worker_cmd='mkfifo "$AUTOMETTA_HANDOFF"')
+    tick_once(home)
+    await_all_runners(repo)
+    result = tick_process(timeout=60)  # reading a FIFO waits for a writer that never comes
+    _no_traceback(result)
+    s = stage(repo, SID)
+    assert s["status"] == "stalled" and s["stall_marker"] == "worker_envelope_invalid", s
+    assert "not a regular file" in result.stderr
