@@ -111,6 +111,8 @@ class World:
                 if name in ("index.html", "README.md", "hello.txt", ".gitignore", "template.yaml") or name.endswith(".prompt.md") \
                         or name.endswith((".lock", ".gitkeep")) or ".corrupt-" in name:
                     continue
+                if "/.autometta/worktrees/" in str(path) and "/state/" in str(path):
+                    continue  # a stage's tree's committed copy of state/: autometta reads the repo's own
                 out.append(path)
         return sorted(out, key=lambda p: re.sub(r"[0-9]{3,}", "N", str(p.relative_to(self.root))))
 
