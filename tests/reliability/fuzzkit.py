@@ -398,9 +398,12 @@ def _corrupt_structured(path: Path, fmt: str, doc: Any, kind: str, rng: random.R
     done = []
     for where in rng.sample(leaves, min(len(leaves), rng.choice([1, 2, 3]))):  # a few fields at once
         try:
-            _get(doc, where)
+            parent = _get(doc, where[:-1])
+            parent[where[-1]]
         except (KeyError, IndexError, TypeError):
             continue  # inside a value already replaced
+        if not isinstance(parent, (dict, list)):
+            continue
         value = rng.choice(WRONG_VALUES)
         _set(doc, where, value)
         done.append(f"{_show(where)} = {_short(value)}")

@@ -30,10 +30,11 @@ from tests.reliability.relkit import repeats
 #: Files broken at once: a group of ordinary files, and the riders of a gate file (see groups()).
 GROUP = 12
 RIDERS = 7
-#: The first round's seed. On the main this test came with, this round made ``dashboard`` crash on
-#: a budget.json whose fields had the wrong type (tokens_spent inf, consecutive_failure_cap ''), as
-#: issue 15 saw; 8 of the 10 rounds from 20261126 crashed something there (report, dashboard, the
-#: tickers, the tick). CI runs this round; bench/faults.py runs more.
+#: The first round's seed. On the main this test came with (e704fb4), this round made ``report``
+#: crash as issue 15 saw it, "TypeError: bad operand type for abs(): 'str'" (budget.json's
+#: tokens_spent a string); each of the 8 rounds from 20261126 failed there (report's RecursionError
+#: on a deep list, dashboard's OverflowError on inf, report hanging on a FIFO, tick --repair's
+#: UnicodeDecodeError on the bash lock's pid...). CI runs this round; bench/faults.py runs more.
 BASE_SEED = int(os.environ.get("AUTOMETTA_FUZZ_SEED") or 20261131)
 
 
