@@ -53,7 +53,8 @@ def stamp(home: HomePaths) -> None:
         pass
     try:
         home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        os.close(os.open(str(home.tick_stamp), os.O_WRONLY | os.O_CREAT, 0o600))  # the user's alone
+        os.close(os.open(str(home.tick_stamp), os.O_WRONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0),
+                         0o600))  # the user's alone; a FIFO in its place fails, never hangs
     except OSError:
         pass
 
@@ -141,7 +142,7 @@ class RepoLog:
         It is a cache: a torn write reads as unreadable and only loses a count.
         """
         try:
-            fd = os.open(str(self.path), os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0))
+            fd = os.open(str(self.path), os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
         except OSError:
             fd = -1
         if fd >= 0:
