@@ -123,17 +123,19 @@ class World:
 
 
 def _rmtree(path: Path) -> None:
-    def onerror(func, name, exc_info):
-        if isinstance(exc_info[1], FileNotFoundError):
+    def retry(func, name, exc):
+        if isinstance(exc, FileNotFoundError):
             return  # gone meanwhile
         os.chmod(os.path.dirname(name), 0o700)  # a folder made unreadable by a corruption
         func(name)
 
+    handler = ({"onexc": retry} if sys.version_info >= (3, 12)
+               else {"onerror": lambda func, name, info: retry(func, name, info[1])})
     for _ in range(3):  # a runner a failed case left behind may still write while we delete
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.exists():
-            shutil.rmtree(path, onerror=onerror)
+            shutil.rmtree(path, **handler)
         if not os.path.lexists(path):
             return
         await_runners(path)
