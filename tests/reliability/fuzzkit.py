@@ -8,11 +8,15 @@ controller home and two repos whose every file autometta reads exists:
   (the next tick reaps it and starts the verifier), ``04-later`` pending
   behind it; a live agent registered by hand (a ``sleep``, with a stream-json
   log) and an exited one, so ``heartbeat.json`` and ``recent-agents/`` exist.
-* ``beta``: ``01-judged`` whose verifier has exited with its verdict written
-  (the next tick commits it).
+* ``beta``: ``01-judged`` whose verifier panel has voted and written its
+  verdict (the next tick checks the plan and each vote, and commits it);
+  ``02-byhand`` run by hand (``dispatch``, then ``verify``: its one-shot
+  record, its verify run's own verdict path).
 
-Plus ``config.yaml`` (with an ``observe:`` section), the event journal, tick
-logs, the dashboard's ``data.json``, a refs file and a codex api home.
+Plus ``config.yaml`` (with an ``observe:`` section and a panel), the event
+journal, tick logs, the dashboard's ``data.json`` and stage pages, a refs file
+and a codex api home. Every stage whose verifier ran has its run's own
+verdict (``state/verifiers/<id>.<nonce>.json``) beside autometta's copy.
 
 :func:`corrupt` breaks one file in one of many ways, chosen by a seeded
 random generator: wrong types, missing and unknown fields, deep nesting,
@@ -23,12 +27,13 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import random
 import re
 import shutil
-import signal
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -53,8 +58,15 @@ def _verdict(stage_id: str, overall: str) -> str:
                        "additional_findings": "", "overall": overall, "headline": "write the file"})
 
 
+def _vote(stage_id: str, name: str) -> str:
+    """A Script panellist's command: a PASS vote into its own verdict path."""
+    doc = json.loads(_verdict(stage_id, "PASS"))
+    doc["verifier_identity"] = f"Script Panellist {name.upper()} <panel-{name}@local>"
+    return f"{USAGE} && printf '%s' '{json.dumps(doc)}' > \"$AUTOMETTA_ARTEFACT\""
+
+
 def card_text(stage_id: str, *, worker_status: str = "pass", overall: str = "PASS",
-              depends_on: Optional[str] = None) -> str:
+              depends_on: Optional[str] = None, panel: bool = False) -> str:
     write = f"mkdir -p out && printf 'hi\\n' > out/{stage_id}.txt && " if worker_status == "pass" else ""
     worker = f"{write}{USAGE} && printf '%s' '{_envelope(stage_id, worker_status)}' > \"$AUTOMETTA_HANDOFF\""
     verifier = f"{USAGE} && printf '%s' '{_verdict(stage_id, overall)}' > \"$AUTOMETTA_ARTEFACT\""
@@ -63,6 +75,8 @@ def card_text(stage_id: str, *, worker_status: str = "pass", overall: str = "PAS
              f"- **Worker command:** `{worker}`", f"- **Verifier command:** `{verifier}`"]
     if depends_on:
         lines.append(f"- **Depends on:** {depends_on}")
+    if panel:
+        lines.append("- **Verifier panel:** true")
     lines += ["", "## Deliverables", f"- `out/{stage_id}.txt`", "", "## Acceptance criteria", "1. The file exists.",
               "", "## Budget", "- Worker wall-clock: 5 minutes", "- Verifier wall-clock: 5 minutes", ""]
     return "\n".join(lines)
@@ -76,6 +90,7 @@ class World:
     repos: Dict[str, Path]
     agent: subprocess.Popen
     pristine: Path = field(init=False)
+    servers: List[Any] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.pristine = self.root.with_name(self.root.name + ".pristine")
@@ -88,6 +103,37 @@ class World:
                                   errors="replace")
         except subprocess.TimeoutExpired:
             raise AssertionError(f"autometta {' '.join(args)}: still running after {timeout:.0f} s") from None
+
+    def cli_all(self, commands: List[Tuple[str, ...]], timeout: float = 60) -> List[Any]:
+        """Each of ``commands`` as :meth:`cli` runs it, two at a time (CI's two cores), in order; one that
+        hangs is an AssertionError in its place. Forked from two servers that imported autometta once
+        (:mod:`tests.reliability.forkrun`): a run costs a fork, not a new interpreter.
+        ``AUTOMETTA_FUZZ_SUBPROCESS=1`` starts a new interpreter for each instead."""
+        from tests.reliability import forkrun
+
+        fresh = os.environ.get("AUTOMETTA_FUZZ_SUBPROCESS") == "1"
+        if not fresh and not self.servers:
+            self.servers = [forkrun.Runner(self.root, self.env, ROOT) for _ in range(2)]
+        idle: "queue.Queue[Any]" = queue.Queue()
+        for server in self.servers:
+            idle.put(server)
+
+        def one(cmd: Tuple[str, ...]) -> Any:
+            if fresh:
+                try:
+                    return self.cli(*cmd, timeout=timeout)
+                except AssertionError as exc:
+                    return exc
+            server = idle.get()
+            try:
+                return server.run(list(cmd), timeout=timeout)
+            except forkrun.Hung as exc:
+                return AssertionError(str(exc))
+            finally:
+                idle.put(server)
+
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            return list(pool.map(one, commands))
 
     def freeze(self) -> None:
         """Keep the world as it is now; :meth:`restore` brings it back."""
@@ -117,6 +163,9 @@ class World:
         return sorted(out, key=lambda p: re.sub(r"[0-9]{3,}", "N", str(p.relative_to(self.root))))
 
     def close(self) -> None:
+        for server in self.servers:
+            server.close()
+        self.servers = []
         if self.agent.poll() is None:
             self.agent.kill()
             self.agent.wait()
@@ -207,11 +256,13 @@ def _check(res: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
 def _populate(w: World) -> None:
     _check(w.cli("init-host"))
     config = w.home / "config.yaml"
+    panellists = "".join(f"  - name: {n}\n    identity: Script Panellist {n.upper()} <panel-{n}@local>\n"
+                         f"    command: {json.dumps(_vote('01-judged', n))}\n" for n in "abc")
     config.write_text(config.read_text() + "log_retention_days: 30\nobserve:\n  stall_seconds: 300\n"
-                      "  quiet_seconds: 60\n  completed_limit: 8\n")
+                      "  quiet_seconds: 60\n  completed_limit: 8\npanel:\n" + panellists)
     plans = {"alpha": [("01-done", {}), ("02-gave-up", {"worker_status": "fail"}), ("03-inflight", {}),
                        ("04-later", {"depends_on": "03-inflight"})],
-             "beta": [("01-judged", {})]}
+             "beta": [("01-judged", {"panel": True}), ("02-byhand", {})]}
     for name, cards in plans.items():
         repo = w.root / name
         repo.mkdir()
@@ -246,7 +297,12 @@ def _populate(w: World) -> None:
     tick(alpha)  # 03: claimed, its worker has run
     add(beta, "01-judged")
     tick(beta)
-    tick(beta)  # its verifier has run
+    tick(beta)  # its verifier panel has run
+    # a stage run by hand: dispatch, then verify (state/logs/02-byhand-oneshot.json)
+    byhand = str(beta / "docs" / "stages" / "02-byhand.md")
+    _check(w.cli("dispatch", "--wait", byhand))
+    _check(w.cli("verify", "--wait", byhand))
+    await_runners(w.root)
     # a live agent started by hand, with a stream-json log, and one that has exited
     log = alpha / "state" / "logs" / "manual-agent.log"
     log.write_text('{"type":"system","subtype":"init","model":"claude-sonnet-4-6"}\n'

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import random
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
@@ -59,6 +58,7 @@ def read_only_commands(w: fuzzkit.World) -> List[Tuple[str, ...]]:
         ("auth", "status", "--repo", alpha), ("auth", "status", "--json", "--repo", beta),
         ("attach", "--dry-run", alpha), ("lint-card", "--repo", alpha, *cards), ("tick", "--repair", "--dry-run"),
         ("show", alpha, "03-inflight"), ("show", "--json", beta, "01-judged"),
+        ("events",), ("events", "--json", "--undelivered", "--since", "30d"), ("scan-secrets", "--json", beta),
     ]
 
 
@@ -101,13 +101,6 @@ def _ok(res, what: str) -> None:
         assert (res.stderr + res.stdout).strip(), f"{what}: exit {res.returncode} and nothing said why"
 
 
-def _run(w: fuzzkit.World, cmd: Tuple[str, ...]):
-    try:
-        return w.cli(*cmd)
-    except AssertionError as exc:
-        return exc
-
-
 def _valid(path: Path, loader) -> bool:
     try:
         loader(path)
@@ -127,8 +120,7 @@ def _check_case(w: fuzzkit.World, broken: List[Path], said: List[str]) -> None:
     else:  # a repo with a readable subscriber file is shown, even if its own files are broken
         shown = [n for n in w.repos if w.home / "subscribers" / f"{n}.yaml" not in broken]
     commands = read_only_commands(w)
-    with ThreadPoolExecutor(max_workers=2) as pool:  # two at a time: CI's two cores
-        runs = list(pool.map(lambda cmd: _run(w, cmd), commands))
+    runs = w.cli_all(commands)
     for cmd, res in zip(commands, runs):
         label = f"autometta {' '.join(cmd)} with {what}"
         if isinstance(res, AssertionError):  # it hung
@@ -143,6 +135,11 @@ def _check_case(w: fuzzkit.World, broken: List[Path], said: List[str]) -> None:
                                          f"\n{res.stderr[-1000:]}") from None
                 for name in shown:  # one repo's broken file hides no other repo
                     assert str(w.repos[name]) in res.stdout, f"{label}: {name} is not shown\n{res.stdout[:2000]}"
+        elif "--json" in cmd and res.returncode == 0:
+            try:
+                json.loads(res.stdout)
+            except ValueError:
+                raise AssertionError(f"{label}: exit 0, not JSON:\n{res.stdout[:1000]}") from None
     before = {}
     for name, repo in w.repos.items():
         for path in (repo / "state" / "state.yaml", repo / "state" / "budget.json"):
