@@ -194,6 +194,17 @@ class Record:
         self.exists, self.changed = True, False
 
 
+def _well_formed(doc: Any) -> bool:
+    """A record as autometta writes it (schemas/books-record.json), naming only files inside the repo.
+    One that is not is no record, as an unreadable one: its entries are never read, nor its paths followed."""
+    from . import schema
+
+    if not isinstance(doc, dict) or schema.problems(doc, "books-record"):
+        return False
+    return all(rel and not os.path.isabs(rel) and ".." not in Path(rel).parts and "\0" not in rel
+               for rel in doc["files"])
+
+
 @contextlib.contextmanager
 def _opened(paths: RepoPaths) -> Iterator[Record]:
     """The repo's record, under its own lock; saved on the way out if it changed.
@@ -208,7 +219,7 @@ def _opened(paths: RepoPaths) -> Iterator[Record]:
         if target.exists():
             try:
                 doc = files.read_json(target)
-                if isinstance(doc, dict) and isinstance(doc.get("files"), dict):
+                if _well_formed(doc):
                     record.data, record.exists = doc, True
             except UserError:
                 pass  # an unreadable record is no record: the files are recorded as they are

@@ -11,6 +11,7 @@ from typing import Dict
 import pytest
 
 from tests.conftest import write_card
+from tests.reliability.fuzzkit import TRACEBACK
 from tests.reliability.relkit import await_all_runners, tick_process
 from tests.tickkit import git, read_state, stage, tick_once, verdict
 
@@ -399,3 +400,33 @@ def test_a_handoff_that_is_a_fifo_stalls_the_stage_instead_of_hanging_the_tick(s
     s = stage(repo, SID)
     assert s["status"] == "stalled" and s["stall_marker"] == "worker_envelope_invalid", s
     assert "not a regular file" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["wrong-type", "outside"])
+def test_a_books_record_not_as_autometta_writes_it_is_no_record(setup, tmp_path, kind):
+    """The books in the controller home, read by every tick: an entry of the wrong type crashed the
+    tick (AttributeError: 'str' object has no attribute 'get'), and an entry naming a file outside
+    the repo had the tick move that file aside and write the record's copy in its place."""
+    repo, home, add = setup
+    add(SID)
+    result = tick_process()  # claimed; its worker runs: the books say the stage is in flight
+    _no_traceback(result)
+    await_all_runners(repo)
+    [record] = (home / "books").glob("*.json")
+    doc = json.loads(record.read_text())
+    assert doc["in_flight"] == [SID]
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    if kind == "outside":
+        doc["files"][os.path.relpath(victim, repo)] = {"sha256": "0" * 64, "stat": None, "copy": True}
+        doc["copies"]["0" * 64] = "PWNED\n"
+    else:
+        doc["files"]["state/state.yaml"] = "lots"
+        doc["copies"] = ["a list"]
+    record.write_text(json.dumps(doc))
+    result = tick_process()
+    assert not TRACEBACK.search(result.stderr), result.stderr  # not even one turned into a line
+    assert result.returncode in (0, 1), result.stderr
+    assert victim.read_text() == "mine\n" and not list(tmp_path.glob("victim.txt.tampered-*"))
+    assert read_state(repo)["stages"][0]["id"] == SID  # state.yaml still reads
+
