@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .. import files
+from ..errors import UserError
 from ..paths import HomePaths
 from ..timeutil import now_iso, parse_iso
 
@@ -127,9 +128,8 @@ def findings_digest(repos: Iterable[Any]) -> str:
     seen: List[List[Any]] = []
     for paths in repos:
         try:
-            with open(paths.heartbeat, "r", encoding="utf-8") as handle:
-                report = json.load(handle)
-        except (OSError, ValueError):
+            report = files.read_json(paths.heartbeat)  # bounded: never a FIFO, nor nesting that overflows
+        except UserError:
             continue
         entries = report.get("entries") if isinstance(report, dict) else None
         for row in entries if isinstance(entries, list) else []:
@@ -144,9 +144,8 @@ def _repos(subscribers: Iterable[Any]) -> List[Any]:
 
 def read_sidecar(hp: HomePaths) -> Optional[Dict[str, Any]]:
     try:
-        with open(sidecar(hp), "r", encoding="utf-8") as handle:
-            doc = json.load(handle)
-    except (OSError, ValueError):
+        doc = files.read_json(sidecar(hp))
+    except UserError:
         return None
     return doc if isinstance(doc, dict) and isinstance(doc.get("as_of"), (int, float)) else None
 

@@ -47,7 +47,6 @@ findings come from the live check a view ran, else from the
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 from dataclasses import asdict, dataclass
@@ -250,10 +249,12 @@ def needs_you(repo: str, state_doc: Optional[Mapping[str, Any]], budget_doc: Opt
 
 def findings(paths: RepoPaths) -> List[Dict[str, Any]]:
     """The live agents in the ``heartbeat.json`` the last tick wrote, still registered (file reads only)."""
+    from .. import files
+    from ..errors import UserError
+
     try:
-        with open(paths.heartbeat, "r", encoding="utf-8") as handle:
-            report = json.load(handle)
-    except (OSError, ValueError):
+        report = files.read_json(paths.heartbeat)  # bounded: never a FIFO, nor nesting that overflows
+    except UserError:
         return []
     entries = report.get("entries") if isinstance(report, dict) else None
     out = []

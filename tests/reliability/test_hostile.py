@@ -430,3 +430,21 @@ def test_a_books_record_not_as_autometta_writes_it_is_no_record(setup, tmp_path,
     assert victim.read_text() == "mine\n" and not list(tmp_path.glob("victim.txt.tampered-*"))
     assert read_state(repo)["stages"][0]["id"] == SID  # state.yaml still reads
 
+
+def test_a_fifo_in_place_of_the_heartbeat_hangs_no_view(setup):
+    """An agent can put a FIFO where the heartbeat's findings are: the dashboard (and the tick's
+    refresh of it) opened it for reading and waited for a writer forever."""
+    from tests.conftest import run_process
+
+    repo, home, add = setup
+    add(SID)
+    _no_traceback(tick_process())
+    await_all_runners(repo)
+    assert run_process("heartbeat").code == 0 and run_process("dashboard").code == 0
+    path = repo / "state" / "heartbeat.json"
+    assert path.is_file()
+    path.unlink()
+    os.mkfifo(path)
+    for cmd in [("status", "--json"), ("ticker", "--once"), ("report",), ("dashboard", "--json"), ("tick",)]:
+        res = run_process(*cmd)  # a hang is a TimeoutExpired
+        assert res.code in (0, 1) and not TRACEBACK.search(res.err), (cmd, res.code, res.err)
