@@ -167,6 +167,39 @@ def open_regular(path: Union[str, Path]) -> BinaryIO:
         raise
 
 
+def open_fresh(path: Union[str, Path], mode: int = 0o600) -> int:
+    """A file descriptor on ``path`` emptied, for appending: an agent's log, about to be written anew.
+
+    The log's folder is one an agent can write, so whatever it left at the
+    path is not followed: a FIFO (opening it for writing waits for a reader
+    forever: the tick hung), a symlink (it would send the truncation and the
+    log to a file elsewhere) or a hard link to another file is removed first,
+    and the file opened is checked to be a plain one before it is emptied.
+    ``OSError`` if it cannot be (one put back meanwhile, a folder).
+    """
+    target = str(path)
+    try:
+        st = os.lstat(target)
+        if not stat.S_ISDIR(st.st_mode) and (not stat.S_ISREG(st.st_mode) or st.st_nlink > 1):
+            os.unlink(target)
+    except FileNotFoundError:
+        pass
+    flags = (os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(target, flags, mode)
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+            raise OSError(errno.EINVAL, "not a plain file of its own (a pipe, a device or a hard link)", target)
+        os.ftruncate(fd, 0)
+        os.fchmod(fd, mode)  # an older file of another mode: the agent's log is the user's alone
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def read_text(path: Union[str, Path], *, limit: int = MAX_DOCUMENT_BYTES, follow: bool = True) -> str:
     data = read_bytes(path, limit=limit, follow=follow)
     try:

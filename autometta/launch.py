@@ -137,9 +137,8 @@ def launch(spec: LaunchSpec) -> Launched:
         pass
     except OSError as exc:
         raise UserError(f"{spec.exit_path}: cannot remove the old exit record ({exc.strerror})") from exc
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
     try:
-        log_fd = os.open(str(spec.log_path), flags, 0o600)
+        log_fd = files.open_fresh(spec.log_path)  # never a FIFO an agent left there (it would hang the tick)
     except OSError as exc:
         raise UserError(f"{spec.log_path}: cannot open the agent log ({exc.strerror})") from exc
     try:

@@ -55,7 +55,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from . import agentlog, procs
+from . import agentlog, files, procs
 from .errors import UserError
 from .files import write_json
 from .redact import Redactor
@@ -220,9 +220,8 @@ class _Run:
     # ------------------------------------------------------------------ the run
 
     def open_log(self) -> Optional[str]:
-        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
         try:
-            self.log_fd = os.open(self.args.log, flags, 0o600)
+            self.log_fd = files.open_fresh(self.args.log)  # a FIFO or a link put there is never followed
         except OSError as exc:
             return f"could not start: cannot open log {self.args.log} ({exc.strerror})"
         try:

@@ -152,3 +152,33 @@ def test_follow_false_refuses_a_symlink_naming_it(tmp_path):
     with pytest.raises(UserError) as err:
         files.read_json(link, follow=False)
     assert str(err.value).startswith(f"{link}: is a symlink (to {target})")
+
+
+@pytest.mark.parametrize("left", ["nothing", "file", "fifo", "symlink", "hard link", "dangling symlink"])
+def test_open_fresh_empties_a_plain_file_of_its_own_and_follows_nothing(tmp_path, left):
+    path, other = tmp_path / "agent.log", tmp_path / "users-file"
+    other.write_text("mine\n")
+    if left == "file":
+        path.write_text("old log\n")
+    elif left == "fifo":
+        os.mkfifo(path)  # opened for writing as it was, it waits for a reader forever
+    elif left == "symlink":
+        path.symlink_to(other)
+    elif left == "hard link":
+        os.link(other, path)
+    elif left == "dangling symlink":
+        path.symlink_to(tmp_path / "made-elsewhere")
+    fd = files.open_fresh(path)
+    try:
+        os.write(fd, b"new\n")
+    finally:
+        os.close(fd)
+    assert not path.is_symlink() and path.read_text() == "new\n"
+    assert os.stat(path).st_nlink == 1 and stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert other.read_text() == "mine\n" and not (tmp_path / "made-elsewhere").exists()
+
+
+def test_open_fresh_refuses_a_folder(tmp_path):
+    (tmp_path / "agent.log").mkdir()
+    with pytest.raises(OSError):
+        files.open_fresh(tmp_path / "agent.log")

@@ -448,3 +448,29 @@ def test_a_fifo_in_place_of_the_heartbeat_hangs_no_view(setup):
     for cmd in [("status", "--json"), ("ticker", "--once"), ("report",), ("dashboard", "--json"), ("tick",)]:
         res = run_process(*cmd)  # a hang is a TimeoutExpired
         assert res.code in (0, 1) and not TRACEBACK.search(res.err), (cmd, res.code, res.err)
+
+
+@pytest.mark.parametrize("plant", ["fifo", "symlink", "hard link"])
+def test_what_a_worker_leaves_at_its_verifier_s_log_path_is_never_written_through(setup, tmp_path, plant):
+    """The verifier's log is opened anew in state/logs/, which the worker can write: a FIFO left there
+    hung the tick that started the verifier (opening it for writing waits for a reader forever); a
+    symlink or a hard link to a file of the user's had that file emptied and the verifier's log
+    written into it."""
+    from tests.tickkit import PASS_WORKER
+
+    repo, home, add = setup
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    log = f'"$(dirname "$AUTOMETTA_HANDOFF")/../logs/{SID}-verifier.log"'
+    how = {"fifo": f"mkfifo {log}", "symlink": f"ln -s '{victim}' {log}", "hard link": f"ln '{victim}' {log}"}
+    add(SID, worker_cmd=f"{PASS_WORKER.replace('{id}', SID)} && {how[plant]}")
+    tick_once(home)
+    await_all_runners(repo)
+    assert os.path.lexists(repo / "state" / "logs" / f"{SID}-verifier.log")  # planted
+    for _ in range(3):  # the verifier starts, then its PASS lands
+        result = tick_process(timeout=60)  # a hang is a TimeoutExpired
+        assert not TRACEBACK.search(result.stderr), result.stderr
+        await_all_runners(repo)
+    assert stage(repo, SID)["status"] == "completed", stage(repo, SID)
+    assert victim.read_text() == "mine\n"
+    assert (repo / "state" / "logs" / f"{SID}-verifier.log").is_file()
