@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The fault report: run tests/reliability by category, one line per category.
 
-Usage: python3 bench/faults.py [--repeat 50] [--soak-ticks 1000] [--no-soak] [--python PATH]
+Usage: python3 bench/faults.py [--repeat 50] [--soak-ticks 1000] [--no-soak] [--only WORD] [--python PATH]
 
 Each line: category, cases tried, cases passed, known defects (strict xfails,
 fixes handed to the owner of the file), and every failure with what
@@ -65,10 +65,14 @@ def main(argv) -> int:
     parser.add_argument("--repeat", type=int, default=50, help="concurrency rounds (default 50)")
     parser.add_argument("--soak-ticks", type=int, default=1000)
     parser.add_argument("--no-soak", action="store_true")
+    parser.add_argument("--only", metavar="WORD", help="only the categories whose name holds WORD (e.g. fuzz); "
+                        "the soak only if WORD is in 'soak'")
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args(argv)
     failed = False
     for label, target in CATEGORIES:
+        if args.only and args.only.lower() not in label.lower():
+            continue
         tried, passed, known, failures = run_category(args.python, target, args.repeat)
         line = f"{label}: {tried} tried, {passed} passed"
         if label == "concurrency":
@@ -81,7 +85,7 @@ def main(argv) -> int:
         print(line, flush=True)
         for failure in failures:
             print(f"  {failure}")
-    if not args.no_soak:
+    if not args.no_soak and (not args.only or args.only.lower() in "soak"):
         seed = random.randrange(1 << 30)
         proc = subprocess.run([args.python, str(ROOT / "bench" / "soak.py"), "--ticks", str(args.soak_ticks),
                                "--stages", "50", "--seed", str(seed)], cwd=str(ROOT), capture_output=True,

@@ -210,11 +210,21 @@ def runners_under(root: Path) -> List[int]:
     return found
 
 
-def await_runners(root: Path) -> None:
+def await_runners(root: Path, timeout: float = 60) -> List[str]:
+    """Wait for the runners under ``root`` (``timeout`` seconds each); the command lines of any
+    still running then (the world's agents are scripts that end at once: one still running hangs)."""
     from tests.reliability.relkit import await_pid
 
     for pid in runners_under(root):
-        await_pid(pid, timeout=60)
+        await_pid(pid, timeout=timeout)
+    left = []
+    for pid in runners_under(root):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                left.append(handle.read().replace(b"\0", b" ").decode("utf-8", "replace")[-400:])
+        except OSError:
+            pass
+    return left
 
 
 def _git(repo: Path, *args: str, env: Dict[str, str]) -> None:

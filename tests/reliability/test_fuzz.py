@@ -4,7 +4,8 @@ every read-only command and to the tick, as a user runs them (``python -m autome
 Each command must exit 0, 1 or 2, print no traceback (nor a Python exception turned into a
 line) and never hang; ``status --json``, ``ticker --json``, ``report --json`` and
 ``dashboard --json`` show every repo whose subscriber file is intact, its own files broken or
-not; and the tick never replaces a valid ``state.yaml`` or ``budget.json`` with a bad one.
+not; the tick never replaces a valid ``state.yaml`` or ``budget.json`` with a bad one, and
+no runner it started is still running a minute later (the world's agents end at once).
 
 The world (:mod:`tests.reliability.fuzzkit`) is built once with real ticks. A round breaks
 every file once, in seeded ways and in small groups: ``config.yaml`` alone, each file that
@@ -149,7 +150,8 @@ def _check_case(w: fuzzkit.World, broken: List[Path], said: List[str]) -> None:
     except AssertionError as exc:
         raise AssertionError(f"{exc}, with {what}") from None
     _ok(res, f"autometta tick with {what}")
-    fuzzkit.await_runners(w.root)
+    hung = fuzzkit.await_runners(w.root)
+    assert not hung, f"a runner the tick started still runs after 60 s with {what}: {hung}"
     for name, repo in w.repos.items():
         paths = RepoPaths(repo)
         for path, loader in ((paths.state_yaml, lambda p: state.parse_state(p.read_text(), str(p))),
