@@ -46,8 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import (books, cardlint, families, files, gitops, hints, home, isolation, ledger, manifest, procs, scopegate,
-               state, stagecommit, verdicts, worktrees)
+from . import (books, cardlint, families, files, gitops, hints, home, isolation, ledger, manifest, procs, schema,
+               scopegate, state, stagecommit, verdicts, worktrees)
 from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
@@ -123,11 +123,16 @@ def _record(shot: Shot) -> Dict[str, Any]:
     if books.changed_behind(shot.paths, path):
         raise UserError(f"{path}: changed since autometta wrote it, not by autometta ({books.TAMPERED_MARKER}); "
                         "nothing it says is trusted: review it and the stage's logs, then dispatch again")
+    return read_record(path)
+
+
+def read_record(path: Path) -> Dict[str, Any]:
+    """A one-shot record as its schema allows it; {} if missing, unreadable or not as autometta writes it."""
     try:
         doc = files.read_json(path) if path.exists() else {}
     except UserError:
         return {}
-    return doc if isinstance(doc, dict) else {}
+    return doc if isinstance(doc, dict) and not schema.problems(doc, "oneshot-record") else {}
 
 
 def _note(shot: Shot, **fields: Any) -> None:

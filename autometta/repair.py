@@ -204,13 +204,12 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
 def _by_hand(ctx: RepoContext) -> Dict[str, Optional[str]]:
     """Worktrees ``autometta dispatch`` made for a stage run by hand and not yet landed: path -> branch."""
     out: Dict[str, Optional[str]] = {}
+    from .oneshot import read_record
+
     for record in sorted(ctx.paths.logs.glob("*-oneshot.json")) if ctx.paths.logs.is_dir() else []:
-        try:
-            doc = files.read_json(record)
-        except UserError:
-            continue
-        if isinstance(doc, dict) and doc.get("worktree") and not doc.get("landed"):
-            out[os.path.realpath(str(doc["worktree"]))] = doc.get("branch")
+        doc = read_record(record)  # as its schema allows it: a branch that is a list broke the repair
+        if doc.get("worktree") and not doc.get("landed"):
+            out[os.path.realpath(doc["worktree"])] = doc.get("branch")
     return out
 
 

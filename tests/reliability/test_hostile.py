@@ -474,3 +474,23 @@ def test_what_a_worker_leaves_at_its_verifier_s_log_path_is_never_written_throug
     assert stage(repo, SID)["status"] == "completed", stage(repo, SID)
     assert victim.read_text() == "mine\n"
     assert (repo / "state" / "logs" / f"{SID}-verifier.log").is_file()
+
+
+def test_a_one_shot_record_of_the_wrong_shape_is_no_record(setup, run):
+    """state/logs/<id>-oneshot.json, which dispatch writes in the agents' reach: a branch that is a list
+    crashed tick --repair (TypeError: unhashable type: 'list'); it is now read through its schema."""
+    from tests.conftest import run_process
+    from tests.tickkit import commit_all, script_card
+
+    repo, home, _ = setup
+    card = script_card(repo, SID)
+    commit_all(repo, "card")
+    assert run("dispatch", "--wait", str(card)).code == 0
+    record = repo / "state" / "logs" / f"{SID}-oneshot.json"
+    doc = json.loads(record.read_text())
+    assert doc["worktree"]
+    doc["branch"] = ["a", "list"]
+    record.write_text(json.dumps(doc))
+    for cmd in [("tick", "--repair", "--dry-run"), ("tick", "--repair"), ("verify", str(card))]:
+        res = run_process(*cmd)
+        assert res.code in (0, 1) and not TRACEBACK.search(res.err), (cmd, res.code, res.err)
