@@ -139,7 +139,7 @@ def _claimed_dirty(paths: RepoPaths, stage: Mapping[str, Any]) -> Dict[str, Opti
     if _digest(text) != digest:
         raise UserError(f"{record_path}: the record of what was changed at the claim was altered after the claim; "
                         "nothing committed, the tree is left for review")
-    doc = json.loads(text)
+    doc = files.parse_json(text, record_path)  # bounded, as every JSON read
     dirty = doc.get("dirty") if isinstance(doc, dict) else None
     return {str(k): v for k, v in dirty.items()} if isinstance(dirty, dict) else {}
 
