@@ -154,7 +154,7 @@ def _booked(data: bytes, key: str) -> bool:
         if end >= 0:
             try:
                 doc = json.loads(data[begin:end].decode("utf-8"))
-            except (UnicodeDecodeError, ValueError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 doc = None
             if isinstance(doc, dict) and doc.get("key") == key:
                 return True
@@ -169,7 +169,7 @@ def book(hp: HomePaths, entry: Dict[str, Any]) -> bool:
     line = (json.dumps(entry, sort_keys=True, ensure_ascii=True) + "\n").encode("utf-8")
     with files.locked(_lock(path), timeout=LOCK_WAIT_SECONDS):
         try:
-            with open(path, "rb") as handle:
+            with files.open_regular(path) as handle:  # never a FIFO put in its place
                 data = handle.read()
         except FileNotFoundError:
             data = b""
@@ -222,7 +222,7 @@ def entries(hp: HomePaths, repo: Optional[Any] = None, since: Optional[float] = 
     out: List[Dict[str, Any]] = []
     for path in paths:
         try:
-            with open(path, "rb") as handle:
+            with files.open_regular(path) as handle:  # never a FIFO put in its place
                 data = handle.read()
         except OSError:
             continue
@@ -278,7 +278,7 @@ def fold(hp: HomePaths, repo: Any, budget: Dict[str, Any]) -> int:
     if size < offset:
         offset = 0
     try:
-        with open(path, "rb") as handle:
+        with files.open_regular(path) as handle:  # never a FIFO put in its place
             handle.seek(offset)
             data = handle.read()
     except OSError:

@@ -212,7 +212,7 @@ def is_alive(pid: int, started: Optional[float] = None, *, tolerance: float = ST
     belongs to someone else. An exited child of ours is reaped on the way, so
     it does not linger as a zombie.
     """
-    if pid <= 0:
+    if not 0 < pid <= MAX_PID:  # a pid read from a file: a larger one overflows os.kill
         return False
     if reap(pid):
         return False

@@ -241,3 +241,11 @@ def test_signal_group_refuses_special_groups(pgid):
 def test_signal_group_never_signals_our_own_group():
     assert not procs.signal_group(os.getpgrp(), signal.SIGTERM)  # we are still here to assert it
     assert procs.group_alive(os.getpgrp())
+
+
+@pytest.mark.parametrize("pid", [0, -5, 2 ** 31, 10 ** 30])
+def test_a_pid_outside_the_range_read_from_a_file_is_no_live_process(pid):
+    """A pid from a file an agent can write (an open-run note of the spend ledger): a large one
+    overflowed os.waitpid and os.kill (OverflowError)."""
+    assert procs.is_alive(pid) is False
+    assert procs.is_alive(pid, 12345.0) is False

@@ -494,3 +494,21 @@ def test_a_one_shot_record_of_the_wrong_shape_is_no_record(setup, run):
     for cmd in [("tick", "--repair", "--dry-run"), ("tick", "--repair"), ("verify", str(card))]:
         res = run_process(*cmd)
         assert res.code in (0, 1) and not TRACEBACK.search(res.err), (cmd, res.code, res.err)
+
+
+def test_a_fifo_in_place_of_the_spend_ledger_hangs_no_tick(setup):
+    """The ledger (<home>/ledger/<repo>-<hash>.jsonl) is read before each run is booked: a FIFO in its
+    place had the tick wait for a writer forever; the run's spend now goes to budget.json directly."""
+    repo, home, add = setup
+    add(SID)
+    for _ in range(2):  # the worker runs, then is booked in the ledger
+        _no_traceback(tick_process())
+        await_all_runners(repo)
+    [ledger] = (home / "ledger").glob("*.jsonl")
+    ledger.unlink()
+    os.mkfifo(ledger)
+    for _ in range(2):  # the verifier runs, then is booked: not in the ledger, in budget.json
+        result = tick_process(timeout=60)  # a hang is a TimeoutExpired
+        assert not TRACEBACK.search(result.stderr), result.stderr
+        await_all_runners(repo)
+    assert stage(repo, SID)["status"] == "completed"
