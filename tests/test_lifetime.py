@@ -86,3 +86,21 @@ def test_lifetime_is_never_below_the_counter():
     assert (b["tokens_spent"], b["lifetime_tokens"]) == (15, 15)
     assert (b["cost_usd_spent"], b["lifetime_cost_usd"]) == (0.5, 0.5)
     assert (b["wall_clock_elapsed_seconds"], b["lifetime_wall_clock_seconds"]) == (3, 3)
+
+
+def test_a_run_by_hand_counts_in_the_lifetime_too(setup, run):
+    """The spend ledger folds a run started by hand into the caps' counters on the next tick; the
+    lifetime totals grow with it, and a reset after it keeps it."""
+    from tests.tickkit import commit_all, script_card, tick_once
+
+    repo, home, _ = setup
+    card = script_card(repo, SID, worker_cmd=f"{_usage(400, 0.5)} && {PASS_WORKER.replace('{id}', SID)}")
+    commit_all(repo, "card")
+    assert run("dispatch", "--wait", str(card)).code == 0
+    _set(repo, halted=True, halt_reason="token-cap", halted_at="2026-11-26T00:00:00Z")
+    tick_once(home)  # halted: it only folds the ledger into budget.json
+    b = read_budget(repo)
+    assert b["tokens_spent"] == b["lifetime_tokens"] == 400, b
+    assert run("tick", "--reset-halt").code == 0
+    b = read_budget(repo)
+    assert b["tokens_spent"] == 0 and b["lifetime_tokens"] == 400 and b["lifetime_cost_usd"] == pytest.approx(0.5)
