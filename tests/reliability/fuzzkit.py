@@ -11,12 +11,15 @@ controller home and two repos whose every file autometta reads exists:
 * ``beta``: ``01-judged`` whose verifier panel has voted and written its
   verdict (the next tick checks the plan and each vote, and commits it);
   ``02-byhand`` run by hand (``dispatch``, then ``verify``: its one-shot
-  record, its verify run's own verdict path).
+  record, its verify run's own verdict path), ``03-noted`` dispatched by
+  hand and not waited for (the spend ledger's note of an open run).
 
 Plus ``config.yaml`` (with an ``observe:`` section and a panel), the event
-journal, tick logs, the dashboard's ``data.json`` and stage pages, a refs file
-and a codex api home. Every stage whose verifier ran has its run's own
-verdict (``state/verifiers/<id>.<nonce>.json``) beside autometta's copy.
+journal, tick logs, the dashboard's ``data.json``, ``.fresh.json`` and stage
+pages, the books, the spend ledger, a parked billing route, the turns of
+``max_per_fire``, a refs file and a codex api home. Every stage whose
+verifier ran has its run's own verdict (``state/verifiers/<id>.<nonce>.json``)
+beside autometta's copy.
 
 :func:`corrupt` breaks one file in one of many ways, chosen by a seeded
 random generator: wrong types, missing and unknown fields, deep nesting,
@@ -272,7 +275,7 @@ def _populate(w: World) -> None:
                       "  quiet_seconds: 60\n  completed_limit: 8\npanel:\n" + panellists)
     plans = {"alpha": [("01-done", {}), ("02-gave-up", {"worker_status": "fail"}), ("03-inflight", {}),
                        ("04-later", {"depends_on": "03-inflight"})],
-             "beta": [("01-judged", {"panel": True}), ("02-byhand", {})]}
+             "beta": [("01-judged", {"panel": True}), ("02-byhand", {}), ("03-noted", {})]}
     for name, cards in plans.items():
         repo = w.root / name
         repo.mkdir()
@@ -312,7 +315,10 @@ def _populate(w: World) -> None:
     byhand = str(beta / "docs" / "stages" / "02-byhand.md")
     _check(w.cli("dispatch", "--wait", byhand))
     _check(w.cli("verify", "--wait", byhand))
+    _check(w.cli("dispatch", str(beta / "docs" / "stages" / "03-noted.md")))  # not waited for: a note in ledger/open/
     await_runners(w.root)
+    _check(subprocess.run([sys.executable, "-c", PARK], env=dict(w.env, FUZZ_REPO=str(alpha)), capture_output=True,
+                          text=True))  # a billing route parked until tomorrow (no script agent bills it)
     # a live agent started by hand, with a stream-json log, and one that has exited
     log = alpha / "state" / "logs" / "manual-agent.log"
     log.write_text('{"type":"system","subtype":"init","model":"claude-sonnet-4-6"}\n'
@@ -332,6 +338,13 @@ def _populate(w: World) -> None:
     for repo in (alpha, beta):
         state = (repo / "state" / "state.yaml").read_text()
         assert "in_progress" in state, state
+    assert list((w.home / "ledger" / "open").glob("*.json")) and (w.home / "parked.json").is_file()
+
+
+#: Parks a billing route as a usage limit would (autometta.parking writes the file, as the tick does).
+PARK = ("import os, time; from autometta import parking; from autometta.paths import HomePaths; "
+        "parking.park(HomePaths.from_env(), 'codex api', parking.now_iso(time.time() + 86400), "
+        "'worker hit a usage limit (fuzz world)', repo=os.environ['FUZZ_REPO'], stage='03-inflight', now=time.time())")
 
 
 # --------------------------------------------------------------------------- corruptions

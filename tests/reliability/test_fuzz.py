@@ -58,6 +58,7 @@ def read_only_commands(w: fuzzkit.World) -> List[Tuple[str, ...]]:
         ("ticker", "--once"), ("ticker", "--json"), ("log", "-n", "5"), ("check-deps",),
         ("auth", "status", "--repo", alpha), ("auth", "status", "--json", "--repo", beta),
         ("attach", "--dry-run", alpha), ("lint-card", "--repo", alpha, *cards), ("tick", "--repair", "--dry-run"),
+        ("tick", "--dry-run"), ("tick", "--dry-run", "--json", "--repo", beta),
         ("show", alpha, "03-inflight"), ("show", "--json", beta, "01-judged"),
         ("events",), ("events", "--json", "--undelivered", "--since", "30d"), ("scan-secrets", "--json", beta),
     ]
