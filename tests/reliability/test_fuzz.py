@@ -34,7 +34,12 @@ RIDERS = 7
 #: crash as issue 15 saw it, "TypeError: bad operand type for abs(): 'str'" (budget.json's
 #: tokens_spent a string); each of the 8 rounds from 20261126 failed there (report's RecursionError
 #: on a deep list, dashboard's OverflowError on inf, report hanging on a FIFO, tick --repair's
-#: UnicodeDecodeError on the bash lock's pid...). CI runs this round; bench/faults.py runs more.
+#: UnicodeDecodeError on the bash lock's pid...). With the world as it is now, on the main the
+#: ledger landed on (b37cae0) this round makes ``report`` crash with the RecursionError issue 15
+#: saw (budget.json's clock_tick_cap a list nested 3000 deep); on the main before the ledger, with
+#: the world of then (2aa4ba2), it failed twice: the tick's AttributeError on a books entry of the
+#: wrong type, and a tick hung on a FIFO at an agent's log. CI runs this round; bench/faults.py
+#: runs more.
 BASE_SEED = int(os.environ.get("AUTOMETTA_FUZZ_SEED") or 20261131)
 
 
