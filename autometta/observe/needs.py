@@ -291,12 +291,14 @@ def _read(paths: RepoPaths, which: str, problems: List[Need]) -> Optional[Dict[s
     from ..errors import UserError
 
     path = paths.state_yaml if which == "state" else paths.budget
-    if not path.exists():
+    if not os.path.lexists(path):  # a symlink to nowhere is there, and unreadable
         return None
     try:
         return state.load_state(paths) if which == "state" else budget.load_budget(paths)
     except UserError as exc:
-        problems.append(Need(kind="unreadable", repo=str(paths.root), summary=exc.message, marker=str(path),
+        prefix = f"{paths.root}{os.sep}"  # the file first, named from its repo: a narrow pane cuts the end
+        summary = exc.message[len(prefix):] if exc.message.startswith(prefix) else exc.message
+        problems.append(Need(kind="unreadable", repo=str(paths.root), summary=summary, marker=str(path),
                              note="the tick stops at this repo until the file is fixed or restored"))
         return None
 
