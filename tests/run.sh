@@ -20,6 +20,13 @@ if ! "$venv/bin/python" -c 'import pytest' 2>/dev/null; then
   "$venv/bin/python" -m pip install --quiet --disable-pip-version-check pytest
 fi
 
+# .ci/run runs this for several interpreters at once: one apt-get at a time
+# (another would find dpkg's lock taken and give up).
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"${TMPDIR:-/tmp}/autometta-run-sh-$(id -u).lock"
+  flock 9
+fi
+
 if ! command -v tmux >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   (apt-get install -y -qq tmux >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq tmux >/dev/null 2>&1; }) \
     || echo "tests/run.sh: could not install tmux; tmux tests will skip" >&2
@@ -35,8 +42,10 @@ for pkg in cron:crontab ruby:ruby chromium:chromium bubblewrap:bwrap; do
       || echo "tests/run.sh: could not install ${pkg%%:*}; its tests will use a fake or skip" >&2
   fi
 done
+exec 9>&-  # the next run may install now
 
-if [ -f tests/support/agent_clis.py ] && command -v npm >/dev/null 2>&1; then
+# Only the e2e tests drive the real CLIs (agent_clis takes its own lock).
+if [ "${AUTOMETTA_SKIP_E2E:-}" != 1 ] && [ -f tests/support/agent_clis.py ] && command -v npm >/dev/null 2>&1; then
   "$venv/bin/python" -m tests.support.agent_clis --install \
     || echo "tests/run.sh: could not install the agent CLIs; their e2e tests will skip" >&2
 fi
