@@ -33,6 +33,7 @@ COMMANDS = [
     ("heartbeat", "heartbeat", "check every registered agent: running, quiet, stuck, over-budget, exited"),
     ("watch", "watch", "wait for one registered agent to exit (0) or get stuck (2)"),
     ("ticker", "ticker", "live view of what needs you, running agents, recent exits and the queue"),
+    ("top", "top", "one screen to watch and steer every agent: what needs you first, and keys to act"),
     ("log", "log", "print (or --follow) the controller's tick log"),
     ("attach", "attach", "open the tmux viewer for a repo (status, log, agents)"),
     ("dashboard", "dashboard", "write the HTML dashboard (queues, agents, spend) and print its path"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from .. import files
 from ..errors import UserError
@@ -22,6 +22,8 @@ from .screen import clean
 
 #: Bytes read from a log's end for its last activity.
 TAIL_BYTES = 64 * 1024
+#: Bytes read from a log's end for its recent activity (``autometta top``).
+RECENT_BYTES = 256 * 1024
 #: Bytes read for a live token count (a log larger than this counts its tail only).
 USAGE_BYTES = 16 * 1024 * 1024
 
@@ -107,6 +109,35 @@ def last_activity(path: Optional[Path]) -> str:
                 continue
         return _short(line)
     return ""
+
+
+def recent(path: Optional[Path], limit: int = 200) -> List[str]:
+    """The last ``limit`` things the log says, oldest first, each worded as :func:`last_activity` words
+    the last one (``autometta top`` lists them); a line repeated at once is shown once."""
+    if path is None or limit <= 0:
+        return []
+    key = _stat_key(path)
+    lines = _tail(path, RECENT_BYTES).splitlines()
+    if key is not None and key[0] > RECENT_BYTES and lines:
+        lines = lines[1:]  # the first line was cut by the tail
+    out: List[str] = []
+    for line in lines:
+        line = line.strip()
+        if not line:
+            continue
+        phrase: Optional[str] = line
+        if line.startswith("{"):
+            try:
+                event = json.loads(line)
+            except ValueError:
+                event = None
+            if isinstance(event, dict):
+                phrase = describe_event(event)
+        if phrase:
+            shown = _short(phrase, 400)
+            if not out or out[-1] != shown:
+                out.append(shown)
+    return out[-limit:]
 
 
 def live_usage(path: Optional[Path], family: str) -> Optional[Any]:

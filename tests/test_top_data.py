@@ -1,0 +1,238 @@
+"""What autometta top reads (real ticks, real git), how cheaply, and how it runs a command."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autometta import files
+from autometta.observe import activity, settings, topapp, topdata
+from autometta.observe import topscreen as ts
+from autometta.paths import HomePaths, RepoPaths
+from tests.conftest import make_repo
+from tests.tickkit import read_state, stage
+from tests import topkit
+
+
+def source(home: Path, scope=None) -> topdata.Source:
+    hp = HomePaths(home)
+    return topdata.Source(hp, settings.from_home(hp), scope, schedule=lambda: "cron")
+
+
+@pytest.fixture
+def three(tmp_path, home_dir):
+    """stalled, halted and an idle repo (its one stage landed), made by real ticks."""
+    repos = topkit.build(tmp_path, home_dir, ["stalled", "halted"])
+    idle = make_repo(tmp_path / "quiet")
+    topkit.subscribe(home_dir, idle)
+    topkit.add(idle, "01-hello")
+    topkit.tick_until_quiet(home_dir, [idle])
+    assert stage(idle, "01-hello")["status"] == "completed"
+    repos["idle"] = idle
+    return repos
+
+
+def test_the_view_puts_what_needs_a_person_first(three, home_dir):
+    src = source(home_dir)
+    v = src.view()
+    assert v["controller"]["schedule"] == "cron" and v["controller"]["last_tick"] > time.time() - 60
+    names = [(r.name, r.stage_id) for r in ts.rows(v, 80)]
+    assert names == [("halted", None), ("halted", "01-waits"), ("stalled", None), ("stalled", "01-quits"),
+                     ("quiet", None), ("quiet", "01-hello")]
+    halted = next(r for r in v["repos"] if r["name"] == "halted")
+    assert [n["kind"] for n in halted["needs"]] == ["halted"]
+    assert halted["needs"][0]["command"] == f"autometta tick --reset-halt --repo {three['halted']}"
+    stalled = next(r for r in v["repos"] if r["name"] == "stalled")
+    (item,) = stalled["needs"]
+    assert (item["kind"], item["stage_id"], item["marker"]) == ("stalled", "01-quits",
+                                                                "worker_envelope_missing_after_exit")
+    assert item["command"] == f"autometta requeue {three['stalled']} 01-quits"
+
+
+def test_a_refresh_of_idle_and_stopped_repos_runs_no_process_takes_no_lock_and_parses_nothing_again(
+        three, home_dir, monkeypatch):
+    src = source(home_dir)
+    first = src.view()
+    for r in ts.rows(first, 80):
+        for tab in ("activity", "verdict", "log"):
+            src.detail(r.repo, r.stage_id, tab)
+    calls = []
+
+    def no_process(*args, **kw):
+        calls.append(args)
+        raise AssertionError(f"a refresh started a process: {args}")
+
+    def no_parse(*args, **kw):
+        raise AssertionError("a file that did not change was parsed again")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
+    monkeypatch.setattr(files, "locked", lambda *a, **kw: (_ for _ in ()).throw(AssertionError("locked")))
+    monkeypatch.setattr("autometta.state.parse_state", no_parse)
+    monkeypatch.setattr("autometta.budget.parse_budget", no_parse)
+    paths = RepoPaths(three["stalled"])
+    fd = os.open(str(paths.lock), os.O_RDWR | os.O_CREAT)
+    import fcntl
+
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a tick holds the repo: top still reads it
+    try:
+        for _ in range(3):
+            again = src.view()
+            for r in ts.rows(again, 80):
+                for tab in ("activity", "verdict", "log"):
+                    assert "error" not in src.detail(r.repo, r.stage_id, tab)
+    finally:
+        os.close(fd)
+    assert calls == []
+    assert [r["needs"] for r in again["repos"]] == [r["needs"] for r in first["repos"]]
+
+
+def test_a_changed_state_is_read_again_and_the_diff_tab_runs_git_only_when_shown(three, home_dir, monkeypatch, run):
+    src = source(home_dir)
+    src.view()
+    assert run("requeue", str(three["stalled"]), "01-quits").code == 0
+    v = src.view()
+    stalled = next(r for r in v["repos"] if r["name"] == "stalled")
+    assert stalled["needs"] == [] and stalled["stages"][0]["status"] == "pending"
+    started = []
+    real = subprocess.Popen.__init__
+
+    def counting(self, args, *a, **kw):
+        started.append(list(args))
+        return real(self, args, *a, **kw)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", counting)
+    d = src.detail(str(three["idle"]), "01-hello", "diff")
+    assert d["kind"] == "commit" and "+hello" in d["diff"] and d["head"].startswith("commit ")
+    assert started and all(os.path.basename(args[0]) == "git" for args in started)
+    count = len(started)
+    src.detail(str(three["idle"]), "01-hello", "diff")  # shown again within DIFF_SECONDS: kept
+    assert len(started) == count
+
+
+def test_the_verdict_tab_has_the_needs_and_the_verdict(three, home_dir):
+    src = source(home_dir)
+    src.view()
+    d = src.detail(str(three["stalled"]), "01-quits", "verdict")
+    assert [n["kind"] for n in d["needs"]] == ["stalled"] and d["status"] == "stalled"
+    assert d["look"] == f"autometta show {three['stalled']} 01-quits"
+    d = src.detail(str(three["idle"]), "01-hello", "verdict")
+    assert d["overall"] == "PASS" and d["criteria"][0]["evidence"] == "hello.txt:1"
+    d = src.detail(str(three["halted"]), None, "verdict")
+    assert [n["kind"] for n in d["needs"]] == ["halted"]
+
+
+def test_the_log_tab_follows_the_repo_s_lines(three, home_dir, run):
+    src = source(home_dir)
+    src.view()
+    d = src.detail(str(three["stalled"]), "01-quits", "log")
+    assert any("worker exited without a handoff envelope" in line for line in d["lines"])
+    assert not any("01-hello" in line for line in d["lines"])  # another repo's lines
+    run("requeue", str(three["stalled"]), "01-quits")
+    run("tick", "--repo", str(three["stalled"]))
+    later = src.detail(str(three["stalled"]), "01-quits", "log")
+    assert len(later["lines"]) > len(d["lines"]) and any("claimed 01-quits" in line for line in later["lines"][-5:])
+
+
+def test_a_repo_given_by_path_is_the_only_one_shown(three, home_dir):
+    src = source(home_dir, scope=str(three["halted"]))
+    v = src.view()
+    assert [r["name"] for r in v["repos"]] == ["halted"] and v["scope"] == os.path.realpath(three["halted"])
+
+
+def test_spend_today_counts_the_stages_that_ended_today(tmp_path):
+    from autometta.timeutil import now_iso
+
+    now = time.time()
+    docs = [(None, {"stages": [
+        {"id": "a", "status": "completed", "completed_at": now_iso(now - 60), "tokens": 100, "cost_usd": 0.5},
+        {"id": "b", "status": "stalled", "started_at": now_iso(now - 120), "tokens": 50, "cost_usd": 0.25},
+        {"id": "c", "status": "completed", "completed_at": now_iso(now - 3 * 86400), "tokens": 999},
+        {"id": "d", "status": "in_progress", "started_at": now_iso(now - 30), "tokens": 7},
+        "not a stage",
+    ]})]
+    got = topdata.spend_today(HomePaths(tmp_path), docs, now)
+    if got["source"] == "stages":
+        assert (got["tokens"], got["cost_usd"]) == (150, 0.75)
+
+
+@pytest.mark.parametrize("lines,expected", [
+    (['{"type":"system","model":"claude-x"}',
+      '{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Read","input":{"file_path":"/r/a.py"}}]}}',
+      '{"type":"user","message":{"content":[]}}', '{"type":"user","message":{"content":[]}}',
+      '{"type":"assistant","message":{"content":[{"type":"text","text":"done"}]}}'],
+     ["started (claude-x)", "Read a.py", "tool result", "says: done"]),
+    (['{"type":"thread.started"}', '{"type":"item.completed","item":{"type":"command_execution",'
+                                   '"command":"make test","exit_code":0}}', "plain words", "\x1b[31mred\x1b[0m"],
+     ["started", "$ make test", "plain words", "red"]),
+    ([], []),
+])
+def test_recent_activity_words_each_event_as_the_ticker_does(tmp_path, lines, expected):
+    log = tmp_path / "w.log"
+    log.write_text("".join(line + "\n" for line in lines))
+    assert activity.recent(log) == expected
+    assert activity.recent(tmp_path / "missing.log") == []
+
+
+def test_recent_activity_of_a_large_log_skips_the_cut_line(tmp_path):
+    log = tmp_path / "w.log"
+    log.write_text("x" * (activity.RECENT_BYTES + 10) + "\nlast line\n")
+    assert activity.recent(log) == ["last line"]
+
+
+@pytest.mark.parametrize("text,code,expected", [
+    ("requeued: 01-a (was stalled; 0 old file(s) archived)\n", 0, "requeued: 01-a (was stalled; 0 old file(s) archived)"),
+    ("2026-12-04T19:04:37Z [/r] claimed 01-a\n2026-12-04T19:04:38Z [/r] worker pid 4 started\n", 0,
+     "[r] worker pid 4 started  (+1 more line)"),
+    ("autometta requeue: stage 01-a is completed\n", 1, "autometta requeue: stage 01-a is completed  (exit 1)"),
+    ("", 0, "done (exit 0, nothing printed)"),
+    ("\n", 2, "failed (exit 2, nothing printed)"),
+])
+def test_one_line(text, code, expected):
+    assert topapp.one_line(text, code) == expected
+
+
+def test_a_command_runs_here_through_its_own_function_and_nothing_reaches_the_terminal(three, capfd):
+    code, line = topapp.run_action(ts.Action("r", "requeue", ("requeue", str(three["stalled"]), "01-quits")))
+    assert (code, line) == (0, "requeued: 01-quits (was stalled; 0 old file(s) archived)")
+    assert stage(three["stalled"], "01-quits")["status"] == "pending"
+    code, line = topapp.run_action(ts.Action("r", "requeue", ("requeue", str(three["stalled"]), "01-quits")))
+    assert code == 1 and line == "autometta requeue: stage 01-quits is pending; only a stopped stage can be " \
+                                 "re-queued  (exit 1)"
+    code, line = topapp.run_action(ts.Action("x", "nothing", ("no-such-command",)))
+    assert code == 2 and "invalid choice" in line
+    with topapp._caught() as caught:
+        os.system("echo from-a-child >&2; echo to-stdout")
+        print("from python", file=sys.stderr)
+    assert "from-a-child" in caught[0] and "to-stdout" in caught[0] and "from python" in caught[0]
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+@pytest.mark.parametrize("env,tty,size,wanted", [
+    ({"TERM": "xterm"}, False, (80, 24), "needs a terminal"),
+    ({"TERM": "dumb"}, True, (80, 24), "cannot draw on TERM=dumb"),
+    ({}, True, (80, 24), "cannot draw on TERM=(unset)"),
+    ({"TERM": "xterm"}, True, (79, 40), "terminal too small (79x40)"),
+    ({"TERM": "xterm"}, True, (200, 23), "terminal too small (200x23)"),
+])
+def test_no_terminal_gets_one_line_naming_status_watch(monkeypatch, env, tty, size, wanted):
+    from autometta.errors import UserError
+
+    class Stream:
+        def isatty(self):
+            return tty
+
+        def fileno(self):
+            return 1
+
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd: os.terminal_size(size))
+    with pytest.raises(UserError) as caught:
+        topapp.check_terminal(env, Stream(), Stream())
+    assert wanted in caught.value.message and "'autometta status --watch'" in caught.value.message
+    assert "\n" not in caught.value.message
