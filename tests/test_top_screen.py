@@ -8,6 +8,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
+from autometta.observe import needs
 from autometta.observe import topscreen as ts
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
@@ -20,10 +21,9 @@ def iso(seconds_ago: float) -> str:
 
 
 def need(kind: str, stage_id: Optional[str] = None, **more: Any) -> Dict[str, Any]:
-    out = {"kind": kind, "stage_id": stage_id, "summary": f"{stage_id or 'repo'}: {kind}", "command": None,
-           "marker": None, "since": None}
-    out.update(more)
-    return out
+    """A "needs you" item as the view carries it (observe.needs's, as a dict)."""
+    more.setdefault("summary", f"{stage_id or 'repo'}: {kind}")
+    return needs.Need(kind=kind, repo=more.pop("repo", "/src/x"), stage_id=stage_id, **more).as_dict()
 
 
 def repo(name: str, stages: List[Dict[str, Any]], needs: Optional[List[Dict[str, Any]]] = None,
@@ -244,8 +244,10 @@ def test_the_verdict_tab_leads_with_what_to_do_then_each_criterion_with_evidence
          "criteria": [{"id": 1, "criterion": "hello.txt says hello.", "verdict": "PASS", "evidence": "hello.txt:1"}],
          "look": "autometta show /src/app 02-b"}
     text = [ts.text_of(line) for line in ts.verdict_lines(d, 80)]
-    assert text[:3] == ["needs you: 02-b: merge_conflict: shared.txt",
-                        "  -> autometta requeue --retry-merge /src/app 02-b", "     after you resolve it"]
+    # what needs you, as observe.needs words it for every text view
+    assert text[:3] == ["needs you:", "  02-b: merge_conflict: shared.txt",
+                        "      -> autometta requeue --retry-merge /src/app 02-b  (after you resolve it)"]
+    assert text[1:3] == ["  " + x for x in needs.lines([needs.Need(**d["needs"][0])])]
     assert "verdict PASS by Codex <c@x>" in text and "headline: all good" in text
     assert "  1  PASS  hello.txt says hello." in text and "           evidence: hello.txt:1" in text
     assert text[-1] == "the whole review: autometta show /src/app 02-b"
@@ -375,3 +377,30 @@ def test_a_message_clears_on_the_next_key():
 ])
 def test_the_list_scrolls_as_little_as_needed(offset, index, height, total, expected):
     assert ts.scroll_into_view(offset, index, height, total) == expected
+
+
+def test_the_id_column_is_as_wide_as_the_longest_id_so_a_marker_fits_at_80():
+    r = repo("lib", [stage("05-e", "stalled", stopped_at=iso(60))],
+             [need("stalled", "05-e", marker="worker_envelope_missing_after_exit", since=iso(60))])
+    (row,) = [x for x in ts.rows(view(r), 80) if x.stage_id == "05-e"]
+    text = ts.text_of(list(row.line))
+    assert text.split() == ["!", "05-e", "stalled", "worker_envelope_missing_after_exit", "1m"] and len(text) <= 80
+    long_id = "12-" + "x" * 60
+    r = repo("lib", [stage(long_id, "pending"), stage("01-a", "pending")])
+    assert [len(ts.text_of(list(x.line))) <= 80 for x in ts.rows(view(r), 80)] == [True] * 3
+    assert ts.id_column([long_id], 80) == 20 and ts.id_column([long_id], 200) == 32 and ts.id_column([], 80) == 8
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_the_verdict_tab_says_what_needs_you_as_observe_needs_does_wrapped_never_mid_word(width):
+    item = need("merge_conflict", "02-b", summary="02-b: merge_conflict: shared.txt", since=iso(90),
+                command="autometta requeue --retry-merge /home/someone/src/a-rather-long-folder/app 02-b",
+                note="after you resolve it on autometta/02-b in /home/someone/src/a-rather-long-folder/app/"
+                     ".autometta/worktrees/02-b and commit")
+    text = [ts.text_of(line) for line in ts.need_lines([item], NOW, width)]
+    said = needs.lines([needs.Need(**item)], now=NOW)
+    assert said[0].endswith("(since 1m ago)")
+    assert text[0] == "needs you:" and all(len(line) <= width for line in text)
+    assert " ".join(text[1:]).split() == " ".join(said).split()  # the same words, none broken
+    if width == 200:  # the command whole on one line, the note after it
+        assert text[2].startswith(f"      -> {item['command']}  (after you")

@@ -158,7 +158,7 @@ def test_what_needs_you_shows_first_and_the_tabs_show_activity_diff_and_verdict(
         pane.send("2")
         pane.await_text("autometta/02-b in", "shared.txt | 1 +", "+from b")
         pane.send("3")
-        pane.await_text("needs you: 02-b: merge_conflict: shared.txt", "-> autometta requeue --retry-merge",
+        pane.await_text("needs you:", "02-b: merge_conflict: shared.txt  (since", "-> autometta requeue --retry-merge",
                         "verdict PASS by Script Checker", "PASS  hello.txt says hello.", "evidence: hello.txt:1")
         pane.send("4")
         pane.await_text("does not merge onto master: conflicts in shared")
@@ -354,7 +354,7 @@ def test_a_attaches_the_repo_s_tmux_viewer_and_comes_back(tmp_path, home_dir, so
         pane.send("a")
         pane.await_text("attach the tmux viewer of stalled? y/N  runs: autometta attach ")
         pane.send("y")
-        pane.await_text("autometta status", "== stalled")  # the viewer's panes, in top's own pane
+        pane.await_text("autometta status", "NEEDS YOU (1)")  # the viewer's panes, in top's own pane
         assert "autometta-stalled" in pane.tmux("list-sessions", "-F", "#{session_name}")
         pane.send("C-b", "d")  # detach: the viewer's client ends and top has its terminal back
         pane.await_text("a: back from the tmux viewer of", "1 activity")

@@ -27,6 +27,7 @@ from ..paths import HomePaths, RepoPaths
 from ..secrets import redact, redact_doc
 from ..timeutil import parse_iso
 from . import activity, lanes
+from . import needs as needing
 from .settings import Settings
 
 #: Seconds a shown diff is kept before git is asked again (sooner when the stage's record changes).
@@ -54,80 +55,11 @@ def stamp(path: Path) -> Stamp:
 
 def needs_of(paths: RepoPaths, now: float, agents: List[Dict[str, Any]], state_doc: Any,
              budget_doc: Any) -> List[Dict[str, Any]]:
-    """What needs a person in one repo, most pressing first, as dicts (kind, stage_id, summary, command, ...).
-
-    The one source every view reads (:mod:`autometta.observe.needs`); ``state_doc`` /
-    ``budget_doc`` as read (None: absent), or False to have an unreadable one reported.
-    """
-    try:
-        from . import needs  # type: ignore[attr-defined]
-    except ImportError:  # not on this branch's main yet: the same items, from the same files
-        return _needs_here(paths, now, agents, state_doc, budget_doc)
-    return [n.as_dict() for n in needs.for_repo(paths, now, agents=agents, state_doc=state_doc,
-                                                budget_doc=budget_doc)]
-
-
-def _needs_here(paths: RepoPaths, now: float, agents: List[Dict[str, Any]], state_doc: Any,
-                budget_doc: Any) -> List[Dict[str, Any]]:
-    """:func:`needs_of` until ``autometta.observe.needs`` is on main (the same kinds, order and commands)."""
-    import shlex
-
-    from ..state import TERMINAL
-    from .registry import stage_of
-    from .tickers import first_fail
-
-    repo = str(paths.root)
-    q = shlex.quote
-    out: List[Dict[str, Any]] = []
-
-    def need(kind: str, summary: str, **more: Any) -> Dict[str, Any]:
-        item = {"kind": kind, "repo": repo, "summary": summary, "command": None, "stage_id": None, "marker": None,
-                "since": None, "until": None, "note": None, "look": None, "pid": None, "role": None}
-        item.update(more)
-        return item
-
-    for doc, name in ((state_doc, "state.yaml"), (budget_doc, "budget.json")):
-        if doc is False:
-            out.append(need("unreadable", f"{paths.state_dir / name} cannot be read",
-                            note="the tick stops at this repo until the file is fixed or restored"))
-    b = budget_doc if isinstance(budget_doc, dict) else {}
-    state_doc = state_doc if isinstance(state_doc, dict) else {}
-    if b.get("halted"):
-        reason = str(b.get("halt_reason") or "unknown")
-        out.append(need("halted", f"halted: {reason}", marker=reason, since=b.get("halted_at"),
-                        command=f"autometta tick --reset-halt --repo {q(repo)}",
-                        note="after you fix the cause: docs/troubleshooting.md names each marker"))
-    for stage in state_doc.get("stages") or []:
-        if not isinstance(stage, dict) or stage.get("status") not in TERMINAL or stage.get("status") == "completed":
-            continue
-        sid, status = str(stage.get("id")), str(stage.get("status"))
-        marker = stage.get("stall_marker") if isinstance(stage.get("stall_marker"), str) else None
-        detail = first_fail(paths, sid)
-        shown = marker if marker and marker.startswith(status + ":") else (f"{status} ({marker})" if marker else status)
-        landable = status == "merge_conflict" or (status == "failed" and (marker or "").startswith(
-            "post_merge_acceptance_failed"))
-        command = f"autometta requeue {q(repo)} {q(sid)}"
-        if landable and stage.get("worktree") and stage.get("branch"):
-            command = f"autometta requeue --retry-merge {q(repo)} {q(sid)}"
-        out.append(need(status, f"{sid}: {shown}{f' - {detail}' if detail else ''}", stage_id=sid, marker=marker,
-                        since=stage.get("stopped_at"), command=command, look=f"autometta show {q(repo)} {q(sid)}"))
-    for row in agents:
-        if row.get("state") in ("stuck", "over-budget"):
-            pid = row.get("pid") if isinstance(row.get("pid"), int) else None
-            sid = stage_of(row) or None
-            out.append(need(str(row["state"]), f"{sid or '?'}: {row.get('role') or 'agent'} pid {pid} {row['state']}",
-                            stage_id=sid, marker=row.get("reason"), pid=pid, role=row.get("role"),
-                            command=f"kill -TERM -{pid}" if pid else None, note="if it has hung"))
-    until = parse_iso(str(state_doc.get("parked_until") or ""))
-    if until is not None and until > now:
-        reason = state_doc.get("park_reason")
-        out.append(need("parked", f"parked until {state_doc.get('parked_until')}{f' ({reason})' if reason else ''}",
-                        until=state_doc.get("parked_until"), marker=reason,
-                        note="nothing to do: it resumes by itself then"))
-    order = ("unreadable", "halted") + tuple(s for s in TERMINAL if s != "completed") + ("stuck", "over-budget",
-                                                                                         "parked")
-    out.sort(key=lambda n: order.index(n["kind"]) if n["kind"] in order else len(order))
-    return out
+    """What needs a person in one repo, most pressing first, as dicts: :func:`autometta.observe.needs.for_repo`,
+    the one source every view reads. ``state_doc`` / ``budget_doc`` as :class:`_Doc` read them (None: absent;
+    False: unreadable, which ``for_repo`` reads again to say why)."""
+    return [item.as_dict() for item in needing.for_repo(paths, now, agents, state_doc=state_doc,
+                                                        budget_doc=budget_doc)]
 
 
 # --------------------------------------------------------------------------- spend today: one place
@@ -244,6 +176,7 @@ class Source:
         self._logs: Dict[str, Tuple[Any, Deque[str]]] = {}
         self._manifests: Dict[str, _Doc] = {}
         self._agents: Dict[str, List[Dict[str, Any]]] = {}
+        self._needs: Dict[str, List[Dict[str, Any]]] = {}
 
     # ------------------------------------------------------------------ repos
 
@@ -333,8 +266,10 @@ class Source:
         docs: List[Tuple[RepoPaths, Optional[Dict[str, Any]]]] = []
         for repo in self.repos():
             if repo.error:
+                item = needing.Need(kind="unreadable", repo=str(repo.paths.root), summary=repo.error,
+                                    note=f"edit {repo.paths.root}")  # as report says it
                 repos_out.append({"name": repo.name, "path": str(repo.paths.root), "error": repo.error,
-                                  "needs": [], "stages": []})
+                                  "needs": [item.as_dict()], "stages": []})
                 continue
             state_doc, budget_doc = repo.state.get(), repo.budget.get()
             agents = self.agents(repo.paths, now)
@@ -471,11 +406,13 @@ class Source:
 
     def _verdict_of(self, repo: _Repo, stage: Optional[Dict[str, Any]]) -> Dict[str, Any]:
         root = str(repo.paths.root)
-        needs = [n for n in needs_of(repo.paths, self.clock(), self._agents.get(root) or [], repo.state.get(),
-                                     repo.budget.get())
-                 if stage is None or n.get("stage_id") == stage.get("id")]
+        now = self.clock()
+        found = self._needs.get(root)
+        if found is None:  # not in a view yet
+            found = needs_of(repo.paths, now, self._agents.get(root) or [], repo.state.get(), repo.budget.get())
+        needs = [n for n in found if stage is None or n.get("stage_id") == stage.get("id")]
         if stage is None:
-            return {"needs": needs}
+            return {"needs": needs, "now": now}
         from . import review
 
         sid = str(stage.get("id"))
@@ -491,7 +428,7 @@ class Source:
         import shlex
 
         out = dict(cached[1])
-        out.update(needs=needs, stage_id=sid, status=stage.get("status"), marker=stage.get("stall_marker"),
+        out.update(needs=needs, now=now, stage_id=sid, status=stage.get("status"), marker=stage.get("stall_marker"),
                    look=f"autometta show {shlex.quote(root)} {shlex.quote(sid)}")
         return out
 

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from . import needs as needing
 from .screen import age, clean, compact
 
 Seg = Tuple[str, str]
@@ -43,11 +44,8 @@ TABS = ("activity", "diff", "verdict", "log")
 MIN_WIDTH, MIN_HEIGHT = 80, 24
 #: Completed stages listed per repo (newest first).
 COMPLETED_SHOWN = 3
-#: Stage statuses that wait for a person (state.TERMINAL but completed), in the "needs you" order.
-STOPPED = ("failed", "stalled", "stopped", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict",
-           "secret_blocked")
-#: Every "needs you" kind, most pressing first (as autometta.observe.needs orders them).
-NEED_ORDER = ("unreadable", "halted") + STOPPED + ("stuck", "over-budget", "parked")
+#: Every "needs you" kind, most pressing first (:data:`autometta.observe.needs.KINDS`).
+NEED_ORDER = needing.KINDS
 #: Tabs whose newest line is at the bottom (they follow a growing log).
 FOLLOWING = ("activity", "log")
 #: Heartbeat states shown as a problem / as a warning.
@@ -149,11 +147,11 @@ def stage_need(repo: Dict[str, Any], stage_id: Any) -> Optional[Dict[str, Any]]:
 def stages_in_order(repo: Dict[str, Any]) -> List[Dict[str, Any]]:
     """Stages needing a person (by need), then in flight, then pending (queue order), then the last completed."""
     stages = [s for s in repo.get("stages") or [] if isinstance(s, dict)]
-    needing, running, pending, done, other = [], [], [], [], []
+    waiting, running, pending, done, other = [], [], [], [], []
     for s in stages:
         need = stage_need(repo, s.get("id"))
         if need is not None:
-            needing.append((_rank(need.get("kind")), s))
+            waiting.append((_rank(need.get("kind")), s))
         elif s.get("status") == "in_progress":
             running.append(s)
         elif s.get("status") == "pending":
@@ -162,9 +160,9 @@ def stages_in_order(repo: Dict[str, Any]) -> List[Dict[str, Any]]:
             done.append(s)
         else:
             other.append(s)
-    needing.sort(key=lambda pair: pair[0])
+    waiting.sort(key=lambda pair: pair[0])
     done.sort(key=lambda s: str(s.get("completed_at") or ""), reverse=True)
-    return [s for _, s in needing] + running + other + pending + done[:COMPLETED_SHOWN]
+    return [s for _, s in waiting] + running + other + pending + done[:COMPLETED_SHOWN]
 
 
 def _since(stamp: Any, now: float) -> str:
@@ -196,7 +194,8 @@ def repo_line(repo: Dict[str, Any], now: float, width: int) -> Tuple[Line, str, 
         state, style, kind = f"HALTED: {top.get('marker') or 'unknown'}", "red", "halted"
     elif top is not None:
         kind = str(top.get("kind"))
-        state = f"needs you: {len(needs)}" if kind != "parked" else str(top.get("summary") or "parked")
+        waiting = sum(1 for n in needs if n.get("kind") != "parked")  # as status counts them
+        state = f"needs you: {waiting}" if kind != "parked" else str(top.get("summary") or "parked")
         style = _need_style(kind)
     else:
         kind = None
@@ -212,7 +211,8 @@ def repo_line(repo: Dict[str, Any], now: float, width: int) -> Tuple[Line, str, 
     return line, style, kind
 
 
-def stage_line(repo: Dict[str, Any], stage: Dict[str, Any], now: float, width: int) -> Tuple[Line, str, Optional[str]]:
+def stage_line(repo: Dict[str, Any], stage: Dict[str, Any], now: float, width: int,
+               id_width: Optional[int] = None) -> Tuple[Line, str, Optional[str]]:
     need = stage_need(repo, stage.get("id"))
     status = str(stage.get("status") or "?")
     agent = stage.get("agent") or {}
@@ -251,7 +251,8 @@ def stage_line(repo: Dict[str, Any], stage: Dict[str, Any], now: float, width: i
         detail = ", ".join(stage.get("waits") or [])
         detail = f"waits for {detail}" if detail else ""
     sid = clean(str(stage.get("id")))
-    id_width = max(18, min(32, width // 4))
+    id_width = id_width if id_width is not None else id_column([sid], width)
+    sid = sid if len(sid) <= id_width else sid[: id_width - 1] + "~"
     left = f"  {mark} {sid:<{id_width}} {clean(word):<15} "
     right = f" {when:>5}" if when else ""
     room = max(0, width - len(left) - len(right))
@@ -263,15 +264,22 @@ def stage_line(repo: Dict[str, Any], stage: Dict[str, Any], now: float, width: i
     return line, style, kind
 
 
+def id_column(ids: Sequence[str], width: int) -> int:
+    """The stage id column: as wide as the longest id listed (8 to a quarter of the screen, at most 32)."""
+    return max(8, min(max((len(i) for i in ids), default=8), 32, width // 4))
+
+
 def rows(view: Dict[str, Any], width: int) -> List[Row]:
     """The list: each repo (needing a person first) then its stages (the same order within)."""
     now = float(view.get("now") or time.time())
+    listed = [(repo, stages_in_order(repo)) for repo in sorted(view.get("repos") or [], key=repo_rank)]
+    id_width = id_column([clean(str(s.get("id"))) for _, stages in listed for s in stages], width)
     out: List[Row] = []
-    for repo in sorted(view.get("repos") or [], key=repo_rank):
+    for repo, stages in listed:
         line, style, kind = repo_line(repo, now, width)
         out.append(Row("repo", str(repo.get("path")), str(repo.get("name")), None, tuple(line), style, kind))
-        for stage in stages_in_order(repo):
-            line, style, kind = stage_line(repo, stage, now, width)
+        for stage in stages:
+            line, style, kind = stage_line(repo, stage, now, width, id_width)
             out.append(Row("stage", str(repo.get("path")), str(repo.get("name")), str(stage.get("id")),
                            tuple(line), style, kind))
     return out
@@ -337,12 +345,12 @@ def title_line(view: Dict[str, Any], ui: "UI", width: int) -> Line:
     now = float(view.get("now") or time.time())
     stamp = time.strftime("%H:%M:%S", time.localtime(now))
     repos = view.get("repos") or []
-    needing = sum(len(r.get("needs") or []) + (1 if r.get("error") else 0) for r in repos)
+    count = sum(len(r.get("needs") or []) for r in repos)
     scope = view.get("scope")
     what = clean(str(scope)) if scope else f"{len(repos)} repo{'s' if len(repos) != 1 else ''}"
     line: Line = [("autometta top", "bold"), (f"  {stamp}  {what}", "")]
-    if needing:
-        line.append((f"  needs you: {needing}", "red bold"))
+    if count:
+        line.append((f"  needs you: {count}", "red bold"))
     if ui.read_only:
         tag = "READ-ONLY"
         gap = width - len(text_of(line)) - len(tag)
@@ -434,16 +442,26 @@ def diff_lines(d: Dict[str, Any], width: int) -> List[Line]:
     return out
 
 
+def need_lines(items: Sequence[Dict[str, Any]], now: Optional[float], width: int) -> List[Line]:
+    """``needs you:`` and each item as every text view says it (:func:`autometta.observe.needs.lines`): what
+    (since when), then ``-> command  (note)``; wrapped at spaces only, so a command or a path is never broken."""
+    fields = needing.Need.__dataclass_fields__
+    out: List[Line] = [plain("needs you:", "red bold")] if items else []
+    for item in items:
+        style = "yellow" if item.get("kind") == "parked" else "red"
+        said = needing.lines([needing.Need(**{k: v for k, v in item.items() if k in fields})], now=now)
+        for n, text in enumerate(said):
+            text = "  " + text
+            indent = " " * (len(text) - len(text.lstrip(" "))) + ("   " if n else "  ")
+            for part in textwrap.wrap(text, width=max(20, width), subsequent_indent=indent, break_long_words=False,
+                                      break_on_hyphens=False) or [text]:
+                out.append(plain(part, _add(style, "bold") if n == 0 else "bold"))
+    return out
+
+
 def verdict_lines(d: Dict[str, Any], width: int) -> List[Line]:
-    out: List[Line] = []
-    for need in d.get("needs") or []:
-        out.append(plain(f"needs you: {need.get('summary')}", "red bold" if need.get("kind") != "parked"
-                         else "yellow bold"))
-        if need.get("command"):
-            out.append(plain(f"  -> {need['command']}", "bold"))
-        if need.get("note"):
-            out += [plain(x, "dim") for x in _wrap(str(need["note"]), width - 2, "     ")]
-    if d.get("needs"):
+    out: List[Line] = need_lines(d.get("needs") or [], d.get("now"), width)
+    if out:
         out.append([("", "")])
     if d.get("status"):
         out.append(plain(f"{d.get('stage_id')}: {d['status']}" + (f" ({d['marker']})" if d.get("marker") else ""),
