@@ -25,20 +25,33 @@ def source(home: Path, scope=None) -> topdata.Source:
     return topdata.Source(hp, settings.from_home(hp), scope, schedule=lambda: "cron")
 
 
-@pytest.fixture
-def three(tmp_path, home_dir):
-    """stalled, halted and an idle repo (its one stage landed), made by real ticks."""
-    repos = topkit.build(tmp_path, home_dir, ["stalled", "halted"])
-    idle = make_repo(tmp_path / "quiet")
-    topkit.subscribe(home_dir, idle)
-    topkit.add(idle, "01-hello")
-    topkit.tick_until_quiet(home_dir, [idle])
+@pytest.fixture(scope="module")
+def three(tmp_path_factory):
+    """(home, repos): stalled, halted and an idle repo (its one stage landed), made once by real ticks for the
+    tests that only read them."""
+    tmp = tmp_path_factory.mktemp("three")
+    home = tmp / "controller-home"
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in topkit.isolated_env(tmp).items():
+            mp.setenv(key, value)
+        repos = topkit.build(tmp, home, ["stalled", "halted"])
+        idle = make_repo(tmp / "quiet")
+        topkit.subscribe(home, idle)
+        topkit.add(idle, "01-hello")
+        topkit.tick_until_quiet(home, [idle])
     assert stage(idle, "01-hello")["status"] == "completed"
     repos["idle"] = idle
-    return repos
+    return home, repos
 
 
-def test_the_view_puts_what_needs_a_person_first(three, home_dir):
+@pytest.fixture
+def stalled(tmp_path, home_dir):
+    """A stalled repo of this test's own, to change."""
+    return topkit.build(tmp_path, home_dir, ["stalled"])["stalled"]
+
+
+def test_the_view_puts_what_needs_a_person_first(three):
+    home_dir, repos = three
     src = source(home_dir)
     v = src.view()
     assert v["controller"]["schedule"] == "cron" and v["controller"]["last_tick"] > time.time() - 60
@@ -47,16 +60,17 @@ def test_the_view_puts_what_needs_a_person_first(three, home_dir):
                      ("quiet", None), ("quiet", "01-hello")]
     halted = next(r for r in v["repos"] if r["name"] == "halted")
     assert [n["kind"] for n in halted["needs"]] == ["halted"]
-    assert halted["needs"][0]["command"] == f"autometta tick --reset-halt --repo {three['halted']}"
+    assert halted["needs"][0]["command"] == f"autometta tick --reset-halt --repo {repos['halted']}"
     stalled = next(r for r in v["repos"] if r["name"] == "stalled")
     (item,) = stalled["needs"]
     assert (item["kind"], item["stage_id"], item["marker"]) == ("stalled", "01-quits",
                                                                 "worker_envelope_missing_after_exit")
-    assert item["command"] == f"autometta requeue {three['stalled']} 01-quits"
+    assert item["command"] == f"autometta requeue {repos['stalled']} 01-quits"
 
 
 def test_a_refresh_of_idle_and_stopped_repos_runs_no_process_takes_no_lock_and_parses_nothing_again(
-        three, home_dir, monkeypatch):
+        three, monkeypatch):
+    home_dir, repos = three
     src = source(home_dir)
     first = src.view()
     for r in ts.rows(first, 80):
@@ -75,7 +89,7 @@ def test_a_refresh_of_idle_and_stopped_repos_runs_no_process_takes_no_lock_and_p
     monkeypatch.setattr(files, "locked", lambda *a, **kw: (_ for _ in ()).throw(AssertionError("locked")))
     monkeypatch.setattr("autometta.state.parse_state", no_parse)
     monkeypatch.setattr("autometta.budget.parse_budget", no_parse)
-    paths = RepoPaths(three["stalled"])
+    paths = RepoPaths(repos["stalled"])
     fd = os.open(str(paths.lock), os.O_RDWR | os.O_CREAT)
     import fcntl
 
@@ -92,13 +106,17 @@ def test_a_refresh_of_idle_and_stopped_repos_runs_no_process_takes_no_lock_and_p
     assert [r["needs"] for r in again["repos"]] == [r["needs"] for r in first["repos"]]
 
 
-def test_a_changed_state_is_read_again_and_the_diff_tab_runs_git_only_when_shown(three, home_dir, monkeypatch, run):
+def test_a_changed_state_is_read_again(stalled, home_dir, run):
     src = source(home_dir)
-    src.view()
-    assert run("requeue", str(three["stalled"]), "01-quits").code == 0
-    v = src.view()
-    stalled = next(r for r in v["repos"] if r["name"] == "stalled")
-    assert stalled["needs"] == [] and stalled["stages"][0]["status"] == "pending"
+    assert [n["kind"] for n in src.view()["repos"][0]["needs"]] == ["stalled"]
+    assert run("requeue", str(stalled), "01-quits").code == 0
+    (repo,) = src.view()["repos"]
+    assert repo["needs"] == [] and repo["stages"][0]["status"] == "pending"
+
+
+def test_the_diff_tab_runs_git_only_when_shown(three, monkeypatch):
+    home_dir, repos = three
+    src = source(home_dir)
     started = []
     real = subprocess.Popen.__init__
 
@@ -106,43 +124,55 @@ def test_a_changed_state_is_read_again_and_the_diff_tab_runs_git_only_when_shown
         started.append(list(args))
         return real(self, args, *a, **kw)
 
+    src.view()
     monkeypatch.setattr(subprocess.Popen, "__init__", counting)
-    d = src.detail(str(three["idle"]), "01-hello", "diff")
+    src.view()
+    assert started == []
+    d = src.detail(str(repos["idle"]), "01-hello", "diff")
     assert d["kind"] == "commit" and "+hello" in d["diff"] and d["head"].startswith("commit ")
     assert started and all(os.path.basename(args[0]) == "git" for args in started)
     count = len(started)
-    src.detail(str(three["idle"]), "01-hello", "diff")  # shown again within DIFF_SECONDS: kept
+    src.detail(str(repos["idle"]), "01-hello", "diff")  # shown again within DIFF_SECONDS: kept
     assert len(started) == count
 
 
-def test_the_verdict_tab_has_the_needs_and_the_verdict(three, home_dir):
+def test_the_verdict_tab_has_the_needs_and_the_verdict(three):
+    home_dir, repos = three
     src = source(home_dir)
     src.view()
-    d = src.detail(str(three["stalled"]), "01-quits", "verdict")
+    d = src.detail(str(repos["stalled"]), "01-quits", "verdict")
     assert [n["kind"] for n in d["needs"]] == ["stalled"] and d["status"] == "stalled"
-    assert d["look"] == f"autometta show {three['stalled']} 01-quits"
-    d = src.detail(str(three["idle"]), "01-hello", "verdict")
+    assert d["look"] == f"autometta show {repos['stalled']} 01-quits"
+    d = src.detail(str(repos["idle"]), "01-hello", "verdict")
     assert d["overall"] == "PASS" and d["criteria"][0]["evidence"] == "hello.txt:1"
-    d = src.detail(str(three["halted"]), None, "verdict")
+    d = src.detail(str(repos["halted"]), None, "verdict")
     assert [n["kind"] for n in d["needs"]] == ["halted"]
 
 
-def test_the_log_tab_follows_the_repo_s_lines(three, home_dir, run):
+def test_the_log_tab_has_the_repo_s_lines_only(three):
+    home_dir, repos = three
     src = source(home_dir)
     src.view()
-    d = src.detail(str(three["stalled"]), "01-quits", "log")
+    d = src.detail(str(repos["stalled"]), "01-quits", "log")
     assert any("worker exited without a handoff envelope" in line for line in d["lines"])
     assert not any("01-hello" in line for line in d["lines"])  # another repo's lines
-    run("requeue", str(three["stalled"]), "01-quits")
-    run("tick", "--repo", str(three["stalled"]))
-    later = src.detail(str(three["stalled"]), "01-quits", "log")
+
+
+def test_the_log_tab_follows_the_repo_s_lines(stalled, home_dir, run):
+    src = source(home_dir)
+    src.view()
+    d = src.detail(str(stalled), "01-quits", "log")
+    run("requeue", str(stalled), "01-quits")
+    run("tick", "--repo", str(stalled))
+    later = src.detail(str(stalled), "01-quits", "log")
     assert len(later["lines"]) > len(d["lines"]) and any("claimed 01-quits" in line for line in later["lines"][-5:])
 
 
-def test_a_repo_given_by_path_is_the_only_one_shown(three, home_dir):
-    src = source(home_dir, scope=str(three["halted"]))
+def test_a_repo_given_by_path_is_the_only_one_shown(three):
+    home_dir, repos = three
+    src = source(home_dir, scope=str(repos["halted"]))
     v = src.view()
-    assert [r["name"] for r in v["repos"]] == ["halted"] and v["scope"] == os.path.realpath(three["halted"])
+    assert [r["name"] for r in v["repos"]] == ["halted"] and v["scope"] == os.path.realpath(repos["halted"])
 
 
 def test_spend_today_counts_the_stages_that_ended_today(tmp_path):
@@ -197,11 +227,11 @@ def test_one_line(text, code, expected):
     assert topapp.one_line(text, code) == expected
 
 
-def test_a_command_runs_here_through_its_own_function_and_nothing_reaches_the_terminal(three, capfd):
-    code, line = topapp.run_action(ts.Action("r", "requeue", ("requeue", str(three["stalled"]), "01-quits")))
+def test_a_command_runs_here_through_its_own_function_and_nothing_reaches_the_terminal(stalled, capfd):
+    code, line = topapp.run_action(ts.Action("r", "requeue", ("requeue", str(stalled), "01-quits")))
     assert (code, line) == (0, "requeued: 01-quits (was stalled; 0 old file(s) archived)")
-    assert stage(three["stalled"], "01-quits")["status"] == "pending"
-    code, line = topapp.run_action(ts.Action("r", "requeue", ("requeue", str(three["stalled"]), "01-quits")))
+    assert stage(stalled, "01-quits")["status"] == "pending"
+    code, line = topapp.run_action(ts.Action("r", "requeue", ("requeue", str(stalled), "01-quits")))
     assert code == 1 and line == "autometta requeue: stage 01-quits is pending; only a stopped stage can be " \
                                  "re-queued  (exit 1)"
     code, line = topapp.run_action(ts.Action("x", "nothing", ("no-such-command",)))

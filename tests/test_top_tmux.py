@@ -12,7 +12,10 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
@@ -37,6 +40,9 @@ def new_socket() -> str:
 
 def kill_server(socket: str) -> None:
     subprocess.run(["tmux", "-L", socket, "kill-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    left = Path(os.environ.get("TMUX_TMPDIR") or "/tmp") / f"tmux-{os.getuid()}" / socket
+    if left.is_socket():  # tmux may leave its socket file behind
+        left.unlink()
 
 
 @pytest.fixture
@@ -48,18 +54,11 @@ def socket(monkeypatch):
     kill_server(name)
 
 
-def isolated_env(tmp: Path) -> Dict[str, str]:
-    return {"PHAT_CONTROLLER_HOME": str(tmp / "controller-home"), "XDG_STATE_HOME": str(tmp / "xdg-state"),
-            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
-            "GIT_AUTHOR_NAME": "Test Human", "GIT_AUTHOR_EMAIL": "human@example.com",
-            "GIT_COMMITTER_NAME": "Test Human", "GIT_COMMITTER_EMAIL": "human@example.com"}
-
-
 @pytest.fixture(scope="module")
 def scene(tmp_path_factory):
     """One home with the four repos, shared by the tests that only look (module-wide: made once)."""
     tmp = tmp_path_factory.mktemp("top")
-    env = isolated_env(tmp)
+    env = topkit.isolated_env(tmp)
     release = tmp / "release"
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -178,6 +177,63 @@ def test_what_needs_you_shows_first_and_the_tabs_show_activity_diff_and_verdict(
     finally:
         pane.close()
         kill_server(socket)
+
+
+def test_a_stuck_agent_needs_you_before_what_runs(scene):
+    env, repos = scene
+    socket = new_socket()
+    # a second of silence is stuck here: the running worker printed its events and now waits, silent
+    pane = Pane(socket, ["top"], 200, 50, env=dict(env, PHAT_CONTROLLER_HEARTBEAT_STALL="1",
+                                                    AUTOMETTA_HEARTBEAT_QUIET="1"))
+    try:
+        pane.await_text("needs you: 4", check=lambda text: " stuck " in text)
+        rows = list_rows(pane)
+        assert repo_order(rows) == ["halted", "stalled", "conflict", "running"]
+        (row,) = [r for r in rows if "01-plans" in r]
+        assert row.split()[:5] == ["!", "01-plans", "stuck", "worker", "pid"]
+        pane.select("01-plans", "running")
+        pane.send("3")
+        pane.await_text("01-plans: worker pid", "-> kill -TERM -")
+        pane.send("q")
+        pane.await_text("[exit 0]")
+    finally:
+        pane.close()
+        kill_server(socket)
+
+
+#: Runs the rest of its command line with SIGHUP ignored, as nohup does.
+NOHUP = [sys.executable, "-c", "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); "
+                               "os.execv(sys.argv[1], sys.argv[1:])"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="finds the pane's command in /proc")
+@pytest.mark.parametrize("prefix", [[], NOHUP], ids=["sighup", "no-sighup"])
+def test_top_ends_when_its_terminal_goes_away(scene, prefix):
+    env, _repos = scene
+    socket = new_socket()
+    pane = Pane(socket, ["top"], 80, 24, env=dict(env, **CALM), prefix=prefix)
+    try:
+        pane.await_text("q quit")
+        pid = pane.command_pid()
+        assert "autometta" in Path(f"/proc/{pid}/cmdline").read_text()
+    finally:
+        pane.close()  # the pane's terminal hangs up, as a closed window or ssh session does
+    deadline = time.monotonic() + 30
+    try:
+        while os.path.exists(f"/proc/{pid}") and "zombie" not in _state(pid):
+            assert time.monotonic() < deadline, f"top (pid {pid}) still runs on a terminal that is gone"
+            time.sleep(0.05)
+    finally:
+        if os.path.exists(f"/proc/{pid}") and "zombie" not in _state(pid):
+            os.kill(pid, signal.SIGKILL)  # a failed run leaves no process spinning
+        kill_server(socket)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0]
+    except (OSError, IndexError):
+        return "zombie"
 
 
 # --------------------------------------------------------------------------- the keys, against their commands

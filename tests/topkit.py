@@ -124,6 +124,14 @@ def build(tmp: Path, home: Path, kinds: Sequence[str], release: Optional[Path] =
     return repos
 
 
+def isolated_env(tmp: Path) -> Dict[str, str]:
+    """The environment conftest gives each test, for a home made once for a module (or a tmux pane)."""
+    return {"PHAT_CONTROLLER_HOME": str(tmp / "controller-home"), "XDG_STATE_HOME": str(tmp / "xdg-state"),
+            "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": str(tmp / "gitconfig"),
+            "GIT_AUTHOR_NAME": "Test Human", "GIT_AUTHOR_EMAIL": "human@example.com",
+            "GIT_COMMITTER_NAME": "Test Human", "GIT_COMMITTER_EMAIL": "human@example.com"}
+
+
 # --------------------------------------------------------------------------- tmux
 
 def tmux_available() -> bool:
@@ -135,26 +143,38 @@ class Pane:
 
     def __init__(self, socket: str, argv: List[str], width: int = 80, height: int = 24,
                  env: Optional[Dict[str, str]] = None, python: Optional[str] = None,
-                 inside_tmux: bool = True) -> None:
+                 inside_tmux: bool = True, prefix: Sequence[str] = ()) -> None:
         self.socket = socket
         self.session = f"top-{uuid.uuid4().hex[:6]}"
         keep = {k: v for k, v in os.environ.items() if k.startswith(("PHAT_", "AUTOMETTA_", "GIT_", "XDG_"))}
         keep.update(PYTHONPATH=str(ROOT), HOME=os.environ.get("HOME", "/tmp"), PATH=os.environ.get("PATH", ""),
                     LANG="C.UTF-8", LC_ALL="C.UTF-8")
         keep.update(env or {})
-        command = [f"{k}={v}" for k, v in sorted(keep.items())] + [python or sys.executable, "-m", "autometta"]
+        command = ([f"{k}={v}" for k, v in sorted(keep.items())] + list(prefix)
+                   + [python or sys.executable, "-m", "autometta"])
         # TERM is the pane's (tmux sets it) unless env names one; the pane keeps its last screen when
         # the command ends, so a test can read an exit's message
         script = ('env -i TERM="$TERM" ' + ('TMUX="$TMUX" ' if inside_tmux else "") + shlex.join(command + list(argv))
                   + '; echo "[exit $?]"; sleep 600')
-        self.pane = self.tmux("new-session", "-d", "-P", "-F", "#{pane_id}", "-s", self.session, "-c", str(ROOT),
-                              "-x", str(width),
-                              "-y", str(height), script).strip()
+        new = ["new-session", "-d", "-P", "-F", "#{pane_id}", "-s", self.session, "-c", str(ROOT),
+               "-x", str(width), "-y", str(height), script]
+        deadline = time.monotonic() + 20
+        while True:
+            # a server whose last session was just killed is still exiting: a new one starts once it is gone
+            done = subprocess.run(["tmux", "-L", self.socket, *new], capture_output=True, text=True, timeout=30)
+            if done.returncode == 0:
+                break
+            if time.monotonic() > deadline:
+                raise AssertionError(f"tmux new-session failed: {done.stderr.strip()}")
+            time.sleep(0.05)
+        self.pane = done.stdout.strip()
         self.tmux("set-option", "-t", f"={self.session}:", "status", "off")
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, *args], check=True, capture_output=True,
-                              text=True, timeout=30).stdout
+        done = subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=30)
+        if done.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args[:2])} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
 
     def screen(self, escapes: bool = False) -> str:
         return self.tmux("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.pane)
@@ -202,6 +222,21 @@ class Pane:
             self.send("j")
             self.await_text(check=lambda _text: self.tabs_line() != before, timeout=20)
         raise AssertionError(f"never selected {want}; the screen is:\n{self.screen()}")
+
+    def command_pid(self, timeout: float = 30.0) -> int:
+        """The pid of the command the pane runs (the pane's shell's child)."""
+        shell = int(self.tmux("display-message", "-p", "-t", self.pane, "#{pane_pid}").strip())
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                children = Path(f"/proc/{shell}/task/{shell}/children").read_text().split()
+            except OSError:
+                children = []
+            if children:
+                return int(children[0])
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the pane's shell {shell} started nothing")
+            time.sleep(0.05)
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.socket, "kill-session", "-t", f"={self.session}"],

@@ -144,8 +144,8 @@ def attach(action: ts.Action) -> Tuple[int, str]:
 # --------------------------------------------------------------------------- drawing
 
 
-class _Stop(Exception):
-    pass
+class _Stop(BaseException):
+    """SIGTERM or SIGHUP: leave at once (a BaseException, so no ``except Exception`` of a view swallows it)."""
 
 
 def _on_signal(_signum, _frame):  # pragma: no cover - exercised through tmux kill-server
@@ -234,6 +234,20 @@ def draw(screen: Any, painter: Painter, frame: ts.Frame, width: int, height: int
 # --------------------------------------------------------------------------- the loop
 
 
+def terminal_gone(fd: int = 0) -> bool:
+    """Has the terminal hung up (its window, ssh session or tmux pane closed)? Then getch returns at once,
+    forever, and SIGHUP may not come (``nohup``, or a signal lost): top must notice by itself."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        events = poller.poll(0)
+    except (OSError, ValueError):
+        return True
+    return any(mask & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _fd, mask in events)
+
+
 class App:
     def __init__(self, screen: Any, curses: Any, source: Source, ui: ts.UI, colour: bool) -> None:
         self.screen, self.curses, self.source = screen, curses, source
@@ -295,6 +309,8 @@ class App:
             self.screen.timeout(int(wait * 1000))
             code = self.screen.getch()
             if code == -1:
+                if terminal_gone():
+                    return 0
                 self.read()
                 self.paint()
                 continue
@@ -348,7 +364,7 @@ def main(source: Source, *, read_only: bool, scope: Optional[str]) -> int:
     previous = {}
     for name in ("SIGTERM", "SIGHUP"):
         sig = getattr(signal, name, None)
-        if sig is not None:
+        if sig is not None and signal.getsignal(sig) != signal.SIG_IGN:  # nohup's SIG_IGN stays
             previous[sig] = signal.signal(sig, _on_signal)
 
     def inside(screen: Any) -> int:
