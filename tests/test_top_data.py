@@ -191,6 +191,31 @@ def test_spend_today_counts_the_stages_that_ended_today(tmp_path):
         assert (got["tokens"], got["cost_usd"]) == (150, 0.75)
 
 
+def test_spend_today_is_the_ledger_s_as_report_sums_it_read_again_only_when_it_changes(stalled, home_dir,
+                                                                                      monkeypatch):
+    ledger = pytest.importorskip("autometta.ledger", reason="the spend ledger is not on this main yet")
+    from types import SimpleNamespace
+
+    from autometta.timeutil import now_iso
+
+    hp = HomePaths(home_dir)
+    src = source(home_dir)
+    first = src.view()["spend"]
+    total = ledger.summarise(ledger.entries(hp, since=topdata._midnight(time.time())))["total"]
+    assert first["source"] == "ledger" and (first["tokens"], first["runs"]) == (total["tokens"], total["runs"])
+    read = []
+    real = ledger.entries
+    monkeypatch.setattr(ledger, "entries", lambda *a, **kw: read.append(a) or real(*a, **kw))
+    src.view()
+    assert read == []  # nothing booked since: not read again
+    entry = ledger.make_entry(key="01-quits/worker/1/by-hand", repo=stalled, stage_id="01-quits", role="worker",
+                              info={"family": "claude"}, by="hand", started_at=now_iso(), ended_at=now_iso(),
+                              seconds=3, usage=SimpleNamespace(total_tokens=1234, cost_usd=0.5))
+    assert ledger.book(hp, entry)
+    later = src.view()["spend"]
+    assert read and (later["tokens"], later["runs"]) == (first["tokens"] + 1234, first["runs"] + 1)
+
+
 @pytest.mark.parametrize("lines,expected", [
     (['{"type":"system","model":"claude-x"}',
       '{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Read","input":{"file_path":"/r/a.py"}}]}}',

@@ -69,15 +69,21 @@ def _midnight(now: float) -> float:
     return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
 
 
-def spend_today(hp: HomePaths, repos: List[Tuple[RepoPaths, Optional[Dict[str, Any]]]],
-                now: float) -> Dict[str, Any]:
-    """Tokens and cost spent since local midnight: from the spend ledger when there is one, else from the
-    stages that ended (landed or stopped) today, as ``report`` counts a window."""
-    since = _midnight(now)
+def _ledger() -> Any:
+    """:mod:`autometta.ledger`, the spend ledger ``report`` reads, or None on a main that has none yet."""
     try:
         from .. import ledger  # type: ignore[attr-defined]
     except ImportError:
-        ledger = None
+        return None
+    return ledger
+
+
+def spend_today(hp: HomePaths, repos: List[Tuple[RepoPaths, Optional[Dict[str, Any]]]],
+                now: float) -> Dict[str, Any]:
+    """Tokens and cost spent since local midnight: from the spend ledger as ``report`` sums a window when
+    there is one, else from the stages that ended (landed or stopped) today."""
+    since = _midnight(now)
+    ledger = _ledger()
     if ledger is not None:
         total = ledger.summarise(ledger.entries(hp, since=since))["total"]
         return {"tokens": total.get("tokens", 0), "cost_usd": total.get("cost_usd", 0.0), "runs": total.get("runs"),
@@ -177,6 +183,7 @@ class Source:
         self._manifests: Dict[str, _Doc] = {}
         self._agents: Dict[str, List[Dict[str, Any]]] = {}
         self._needs: Dict[str, List[Dict[str, Any]]] = {}
+        self._spend: Optional[Tuple[Any, Dict[str, Any]]] = None
 
     # ------------------------------------------------------------------ repos
 
@@ -275,6 +282,7 @@ class Source:
             agents = self.agents(repo.paths, now)
             self._agents[str(repo.paths.root)] = agents
             needs = needs_of(repo.paths, now, agents, state_doc, budget_doc)
+            self._needs[str(repo.paths.root)] = needs
             docs.append((repo.paths, state_doc if isinstance(state_doc, dict) else None))
             repos_out.append(self._repo_view(repo, state_doc, budget_doc, agents, needs))
         view = {
@@ -282,10 +290,20 @@ class Source:
             "controller": {"last_tick": last_tick(self.hp), "schedule": self.schedule(now),
                            "warn_seconds": self.settings.tick_warn_seconds,
                            "stale_seconds": self.settings.tick_stale_seconds},
-            "spend": spend_today(self.hp, docs, now),
+            "spend": self._spend_today(docs, now),
             "repos": repos_out,
         }
         return redact_doc(view)
+
+    def _spend_today(self, docs: List[Tuple[RepoPaths, Optional[Dict[str, Any]]]], now: float) -> Dict[str, Any]:
+        """:func:`spend_today`, the ledger read again only when one of its files changed (or the day did)."""
+        ledger = _ledger()
+        if ledger is None:
+            return spend_today(self.hp, docs, now)  # the states, already parsed
+        key = (_midnight(now), tuple((str(p), stamp(p)) for p in ledger.ledger_files(self.hp)))
+        if self._spend is None or self._spend[0] != key:
+            self._spend = (key, spend_today(self.hp, docs, now))
+        return self._spend[1]
 
     def _repo_view(self, repo: _Repo, state_doc: Any, budget_doc: Any, agents: List[Dict[str, Any]],
                    needs: List[Dict[str, Any]]) -> Dict[str, Any]:
