@@ -175,34 +175,18 @@ def test_a_repo_given_by_path_is_the_only_one_shown(three):
     assert [r["name"] for r in v["repos"]] == ["halted"] and v["scope"] == os.path.realpath(repos["halted"])
 
 
-def test_spend_today_counts_the_stages_that_ended_today(tmp_path):
-    from autometta.timeutil import now_iso
-
-    now = time.time()
-    docs = [(None, {"stages": [
-        {"id": "a", "status": "completed", "completed_at": now_iso(now - 60), "tokens": 100, "cost_usd": 0.5},
-        {"id": "b", "status": "stalled", "started_at": now_iso(now - 120), "tokens": 50, "cost_usd": 0.25},
-        {"id": "c", "status": "completed", "completed_at": now_iso(now - 3 * 86400), "tokens": 999},
-        {"id": "d", "status": "in_progress", "started_at": now_iso(now - 30), "tokens": 7},
-        "not a stage",
-    ]})]
-    got = topdata.spend_today(HomePaths(tmp_path), docs, now)
-    if got["source"] == "stages":
-        assert (got["tokens"], got["cost_usd"]) == (150, 0.75)
-
-
 def test_spend_today_is_the_ledger_s_as_report_sums_it_read_again_only_when_it_changes(stalled, home_dir,
                                                                                       monkeypatch):
-    ledger = pytest.importorskip("autometta.ledger", reason="the spend ledger is not on this main yet")
     from types import SimpleNamespace
 
+    from autometta import ledger
     from autometta.timeutil import now_iso
 
     hp = HomePaths(home_dir)
     src = source(home_dir)
     first = src.view()["spend"]
     total = ledger.summarise(ledger.entries(hp, since=topdata._midnight(time.time())))["total"]
-    assert first["source"] == "ledger" and (first["tokens"], first["runs"]) == (total["tokens"], total["runs"])
+    assert (first["tokens"], first["runs"]) == (total["tokens"], total["runs"]) and first["runs"] >= 1  # the worker
     read = []
     real = ledger.entries
     monkeypatch.setattr(ledger, "entries", lambda *a, **kw: read.append(a) or real(*a, **kw))

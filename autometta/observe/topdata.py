@@ -25,7 +25,6 @@ from .. import home as homes
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact, redact_doc
-from ..timeutil import parse_iso
 from . import activity, lanes
 from . import needs as needing
 from .settings import Settings
@@ -69,41 +68,12 @@ def _midnight(now: float) -> float:
     return time.mktime((t.tm_year, t.tm_mon, t.tm_mday, 0, 0, 0, 0, 0, -1))
 
 
-def _ledger() -> Any:
-    """:mod:`autometta.ledger`, the spend ledger ``report`` reads, or None on a main that has none yet."""
-    try:
-        from .. import ledger  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return ledger
+def spend_today(hp: HomePaths, now: float) -> Dict[str, Any]:
+    """Tokens, cost and runs booked in the spend ledger since local midnight, as ``report`` sums a window."""
+    from .. import ledger
 
-
-def spend_today(hp: HomePaths, repos: List[Tuple[RepoPaths, Optional[Dict[str, Any]]]],
-                now: float) -> Dict[str, Any]:
-    """Tokens and cost spent since local midnight: from the spend ledger as ``report`` sums a window when
-    there is one, else from the stages that ended (landed or stopped) today."""
-    since = _midnight(now)
-    ledger = _ledger()
-    if ledger is not None:
-        total = ledger.summarise(ledger.entries(hp, since=since))["total"]
-        return {"tokens": total.get("tokens", 0), "cost_usd": total.get("cost_usd", 0.0), "runs": total.get("runs"),
-                "source": "ledger"}
-    tokens, cost = 0, 0.0
-    for _paths, doc in repos:
-        for s in (doc or {}).get("stages") or []:
-            if not isinstance(s, dict):
-                continue
-            ended = parse_iso(str(s.get("completed_at") or s.get("stopped_at") or ""))
-            if ended is None and s.get("status") not in ("pending", "in_progress", "completed"):
-                ended = parse_iso(str(s.get("started_at") or ""))
-            if ended is not None and ended >= since:
-                tokens += _num(s.get("tokens"))
-                cost += float(_num(s.get("cost_usd"), float))
-    return {"tokens": tokens, "cost_usd": round(cost, 6), "runs": None, "source": "stages"}
-
-
-def _num(value: Any, kind: Callable = int) -> Any:
-    return kind(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else kind(0)
+    total = ledger.summarise(ledger.entries(hp, since=_midnight(now)))["total"]
+    return {"tokens": total.get("tokens", 0), "cost_usd": total.get("cost_usd", 0.0), "runs": total.get("runs")}
 
 
 # --------------------------------------------------------------------------- the schedule
@@ -270,7 +240,6 @@ class Source:
 
         now = self.clock()
         repos_out = []
-        docs: List[Tuple[RepoPaths, Optional[Dict[str, Any]]]] = []
         for repo in self.repos():
             if repo.error:
                 item = needing.Need(kind="unreadable", repo=str(repo.paths.root), summary=repo.error,
@@ -283,26 +252,24 @@ class Source:
             self._agents[str(repo.paths.root)] = agents
             needs = needs_of(repo.paths, now, agents, state_doc, budget_doc)
             self._needs[str(repo.paths.root)] = needs
-            docs.append((repo.paths, state_doc if isinstance(state_doc, dict) else None))
             repos_out.append(self._repo_view(repo, state_doc, budget_doc, agents, needs))
         view = {
             "now": now, "scope": self.scope, "home": str(self.hp.root),
             "controller": {"last_tick": last_tick(self.hp), "schedule": self.schedule(now),
                            "warn_seconds": self.settings.tick_warn_seconds,
                            "stale_seconds": self.settings.tick_stale_seconds},
-            "spend": self._spend_today(docs, now),
+            "spend": self._spend_today(now),
             "repos": repos_out,
         }
         return redact_doc(view)
 
-    def _spend_today(self, docs: List[Tuple[RepoPaths, Optional[Dict[str, Any]]]], now: float) -> Dict[str, Any]:
+    def _spend_today(self, now: float) -> Dict[str, Any]:
         """:func:`spend_today`, the ledger read again only when one of its files changed (or the day did)."""
-        ledger = _ledger()
-        if ledger is None:
-            return spend_today(self.hp, docs, now)  # the states, already parsed
+        from .. import ledger
+
         key = (_midnight(now), tuple((str(p), stamp(p)) for p in ledger.ledger_files(self.hp)))
         if self._spend is None or self._spend[0] != key:
-            self._spend = (key, spend_today(self.hp, docs, now))
+            self._spend = (key, spend_today(self.hp, now))
         return self._spend[1]
 
     def _repo_view(self, repo: _Repo, state_doc: Any, budget_doc: Any, agents: List[Dict[str, Any]],

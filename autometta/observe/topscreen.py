@@ -328,7 +328,7 @@ def nearest_cap(repos: Sequence[Dict[str, Any]]) -> Optional[Tuple[float, str]]:
 
 def spend_line(view: Dict[str, Any]) -> Line:
     s = view.get("spend") or {}
-    runs = f", {s['runs']} runs" if isinstance(s.get("runs"), int) else ""
+    runs = f", {s['runs']} run{'' if s['runs'] == 1 else 's'}" if isinstance(s.get("runs"), int) else ""
     line: Line = [("spend today: ", "bold"), (f"{_money(s.get('cost_usd') or 0)}, {compact(s.get('tokens') or 0)} "
                                                f"tokens{runs}", "")]
     near = nearest_cap(view.get("repos") or [])
