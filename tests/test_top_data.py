@@ -218,6 +218,14 @@ def test_recent_activity_words_each_event_as_the_ticker_does(tmp_path, lines, ex
     assert activity.recent(tmp_path / "missing.log") == []
 
 
+def test_recent_activity_of_a_deeply_nested_line_is_that_line_cut_short(tmp_path):
+    log = tmp_path / "w.log"
+    log.write_text('{"a":' * 20000 + "1" + "}" * 20000 + "\n" + '{"type":"assistant","message":{"content":['
+                   '{"type":"text","text":"still here"}]}}\n')
+    (deep, last) = activity.recent(log)
+    assert deep.startswith('{"a":{"a":') and len(deep) <= 400 and last == "says: still here"
+
+
 def test_recent_activity_of_a_large_log_skips_the_cut_line(tmp_path):
     log = tmp_path / "w.log"
     log.write_text("x" * (activity.RECENT_BYTES + 10) + "\nlast line\n")

@@ -128,8 +128,8 @@ def recent(path: Optional[Path], limit: int = 200) -> List[str]:
         phrase: Optional[str] = line
         if line.startswith("{"):
             try:
-                event = json.loads(line)
-            except ValueError:
+                event = files.parse_json(line, "log")  # nesting bounded, as last_activity reads it
+            except UserError:
                 event = None
             if isinstance(event, dict):
                 phrase = describe_event(event)
