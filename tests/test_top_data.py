@@ -261,6 +261,28 @@ def test_a_command_runs_here_through_its_own_function_and_nothing_reaches_the_te
     assert out == "" and err == ""
 
 
+def test_a_view_that_fails_keeps_the_last_screen_and_says_why():
+    from types import SimpleNamespace
+
+    class Flaky:
+        def __init__(self):
+            self.calls = 0
+
+        def view(self):
+            self.calls += 1
+            if self.calls > 1:
+                raise ValueError("a file nobody foresaw")
+            return {"repos": [], "now": 1.0}
+
+    app = topapp.App(None, SimpleNamespace(A_NORMAL=0), Flaky(), ts.UI(), colour=False)
+    app.read()
+    first = app.view
+    app.read()
+    assert app.view is first
+    assert app.ui.message == ("cannot read the files now (ValueError: a file nobody foresaw); showing what was "
+                              "read before", "red")
+
+
 @pytest.mark.parametrize("env,tty,size,wanted", [
     ({"TERM": "xterm"}, False, (80, 24), "needs a terminal"),
     ({"TERM": "dumb"}, True, (80, 24), "cannot draw on TERM=dumb"),
