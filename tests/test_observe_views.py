@@ -120,18 +120,22 @@ def test_ticker_redraws_in_place_and_stops_cleanly_on_ctrl_c(setup):
         assert ready, f"no second frame: {seen!r}"
         seen += os.read(master, 65536)
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=10) == 0
+    # Keep reading while it stops: a full pty would block its last write (the cursor given back) forever.
+    deadline = time.monotonic() + 60
     try:
-        while True:
+        while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 1)
             if not ready:
-                break
+                if proc.poll() is not None:
+                    break
+                continue
             chunk = os.read(master, 65536)
             if not chunk:
                 break
             seen += chunk
     except OSError:  # EIO once the child side is closed
         pass
+    assert proc.wait(timeout=10) == 0
     os.close(master)
     text = seen.decode("utf-8", "replace")
     assert "\x1b[H" in text and "\x1b[K" in text  # redrawn in place, each line cleared
