@@ -45,17 +45,22 @@ Make the thing.
 """
 
 
-@pytest.fixture(autouse=True)
-def _isolated_env(tmp_path, monkeypatch):
-    """No test reads or writes the real ~/.phat-controller or git config."""
-    monkeypatch.setenv("PHAT_CONTROLLER_HOME", str(tmp_path / "controller-home"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))  # the pyz build ledger
+def isolate_env(monkeypatch, root: Path) -> None:
+    """The controller home, git config and per-user state under ``root``, not the real ones."""
+    monkeypatch.setenv("PHAT_CONTROLLER_HOME", str(root / "controller-home"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(root / "xdg-state"))  # the pyz build ledger
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(tmp_path / "gitconfig"))
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(root / "gitconfig"))
     for key, value in (("GIT_AUTHOR_NAME", "Test Human"), ("GIT_AUTHOR_EMAIL", "human@example.com"),
                        ("GIT_COMMITTER_NAME", "Test Human"), ("GIT_COMMITTER_EMAIL", "human@example.com")):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AUTOMETTA_DEBUG", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path, monkeypatch):
+    """No test reads or writes the real ~/.phat-controller or git config."""
+    isolate_env(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import make_repo, run_process
 from tests.tickkit import PASS_WORKER, await_agents, commit_all, run_until_quiet, script_card, tick_once
+from tests.worldkit import building, fresh, run_ok
 
 USAGE = "echo 'autometta-usage: {{\"input_tokens\": {n}, \"output_tokens\": 80, \"cost_usd\": {c}}}'"
 
@@ -33,25 +34,35 @@ def unstamped(page: str) -> str:
     return re.sub(r'"data_as_of": "[^"]*"', "", page)
 
 
+@pytest.fixture(scope="module")
+def _fleet(tmp_path_factory):
+    """Two subscribed repos; one landed two stages with spend, one failed a stage (built once: tests/worldkit.py)."""
+    root = tmp_path_factory.mktemp("fleet")
+    with building(root):
+        repos = []
+        for name, stages in (("alpha", (("01-parse", 1200, 0.25), ("02-render", 5400, 1.5))),
+                             ("beta", (("01-broken", None, None),))):
+            repo = make_repo(root / name)
+            run_ok("init-host")
+            run_ok("subscribe", str(repo))
+            commit_all(repo, "subscribe")
+            for stage_id, tokens, cost in stages:
+                worker = (f"{USAGE.format(n=tokens, c=cost)}; " + PASS_WORKER.replace("{id}", stage_id)
+                          if tokens else "exit 3")
+                card = script_card(repo, stage_id, worker, title=f"Stage {stage_id}")
+                commit_all(repo, f"card {stage_id}")
+                run_ok("add-stage", str(repo), str(card))
+            repos.append(repo)
+        for repo in repos:
+            run_until_quiet(root / "controller-home", repo)
+    return root
+
+
 @pytest.fixture
-def fleet(run, tmp_path, home_dir):
-    """Two subscribed repos; one landed two stages with spend, one failed a stage."""
-    repos = {}
-    for name, stages in (("alpha", (("01-parse", 1200, 0.25), ("02-render", 5400, 1.5))),
-                         ("beta", (("01-broken", None, None),))):
-        repo = make_repo(tmp_path / name)
-        assert run("init-host").code == 0 and run("subscribe", str(repo)).code == 0
-        commit_all(repo, "subscribe")
-        for stage_id, tokens, cost in stages:
-            worker = (f"{USAGE.format(n=tokens, c=cost)}; " + PASS_WORKER.replace("{id}", stage_id)
-                      if tokens else "exit 3")
-            card = script_card(repo, stage_id, worker, title=f"Stage {stage_id}")
-            commit_all(repo, f"card {stage_id}")
-            assert run("add-stage", str(repo), str(card)).code == 0
-        repos[name] = repo
-    for repo in repos.values():
-        run_until_quiet(home_dir, repo)
-    return repos, home_dir
+def fleet(_fleet, monkeypatch):
+    """({"alpha": repo, "beta": repo}, home): a fresh copy of the module's fleet, this test's own."""
+    root = fresh(_fleet, monkeypatch)
+    return {"alpha": root / "alpha", "beta": root / "beta"}, root / "controller-home"
 
 
 def test_the_tick_writes_the_page_and_rewrites_it_only_after_a_transition(fleet, run):

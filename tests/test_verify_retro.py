@@ -20,27 +20,40 @@ from tests.authkit import isolate_billing
 from tests.conftest import make_repo
 from tests.tickkit import commit_all, git, read_budget, run_until_quiet, script_card, stage, tick_once
 from tests.verifykit import FAKE_ANTHROPIC_KEY, FakeAPI, Reply, anthropic_message, api_error, verdict_doc
+from tests.worldkit import building, fresh, run_ok
 
 BATCH = "msgbatch_01TEST"
 
 
+@pytest.fixture(scope="module")
+def _world(tmp_path_factory):
+    """Three stages completed by real ticks, built once for the module (tests/worldkit.py)."""
+    root = tmp_path_factory.mktemp("retro")
+    with building(root) as monkeypatch:
+        isolate_billing(monkeypatch, root)
+        repo = make_repo(root / "proj")
+        run_ok("init-host")
+        run_ok("subscribe", str(repo))
+        commit_all(repo, "subscribe")
+        for stage_id in ("01-one", "02-two", "03-three"):
+            card = script_card(repo, stage_id, title=f"Stage {stage_id}",
+                               worker_cmd=f"printf '{stage_id}\\n' > {stage_id}.txt && printf '%s' "
+                                          f"'{{\"stage_id\":\"{stage_id}\",\"status\":\"pass\",\"deliverables\":[],"
+                                          f"\"notes\":\"ok\"}}' > \"$AUTOMETTA_HANDOFF\"")
+            commit_all(repo, f"card {stage_id}")
+            run_ok("add-stage", str(repo), str(card))
+            run_until_quiet(repo=repo, home=root / "controller-home")
+            assert stage(repo, stage_id)["status"] == "completed"
+    secrets.forget()
+    return root
+
+
 @pytest.fixture
-def world(run, tmp_path, home_dir, monkeypatch):
+def world(_world, tmp_path, monkeypatch):
+    """(repo, home): a fresh copy of the module's world, this test's own."""
+    root = fresh(_world, monkeypatch)
     isolate_billing(monkeypatch, tmp_path)
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-    for stage_id in ("01-one", "02-two", "03-three"):
-        card = script_card(repo, stage_id, title=f"Stage {stage_id}",
-                           worker_cmd=f"printf '{stage_id}\\n' > {stage_id}.txt && printf '%s' "
-                                      f"'{{\"stage_id\":\"{stage_id}\",\"status\":\"pass\",\"deliverables\":[],"
-                                      f"\"notes\":\"ok\"}}' > \"$AUTOMETTA_HANDOFF\"")
-        commit_all(repo, f"card {stage_id}")
-        assert run("add-stage", str(repo), str(card)).code == 0
-        run_until_quiet(repo=repo, home=home_dir)
-        assert stage(repo, stage_id)["status"] == "completed"
-    yield repo, home_dir
+    yield root / "proj", root / "controller-home"
     secrets.forget()
 
 
