@@ -6,10 +6,13 @@ its own process group and writes an exit record when the agent is done.
 The tick keeps what :class:`Launched` says (pid, pgid, start time) and on
 later ticks asks, in this order:
 
-1. :func:`read_exit` -- a record means the run is over, with its exit code,
-   signal, run time and whether the budget stopped it;
-2. ``procs.is_alive(pid, started)`` -- the runner is still there;
-3. neither -- the runner died without a record (SIGKILL, a crash, a reboot).
+1. ``procs.is_alive(pid, started)`` -- the runner is still there, and the run
+   goes on (a record found meanwhile was not written by the runner, which
+   writes it as the last thing it does: an agent can write files there too);
+2. :func:`read_exit` -- the runner is gone and its record says how the run
+   ended: exit code, signal, run time, whether the budget stopped it;
+3. neither -- the runner died without a record (SIGKILL, a crash, a reboot):
+   the run is *lost*, and what is left of it is found by its mark.
 
 To stop a run: ``procs.signal_group(pgid, SIGTERM)``; the runner passes it on,
 escalates to SIGKILL after its grace period and still writes the record.
@@ -20,6 +23,13 @@ process resolved, :func:`autometta.secrets.registered`, and
 ``LaunchSpec.secret_values``) reach it through a pipe it inherits
 (``--secrets-fd``), never argv or a file.
 
+Every run is marked: ``AUTOMETTA_RUN_ID`` in the runner's (and so the
+agent's) environment holds the run's id (:attr:`LaunchSpec.run_id`, or a new
+one), which :mod:`autometta.supervise` finds all of the run's processes by,
+``setsid`` escapees included, and which the runner writes into its exit
+record. The tick records the id before it launches, so a tick killed before
+it learns the pid still finds the run.
+
 The runner is started as ``python -I -c BOOTSTRAP ROOT runner-args...``: ``-I``
 keeps the agent's working directory and ``PYTHON*`` variables out of the
 runner's imports, and ROOT (the folder holding the ``autometta`` package, or
@@ -29,18 +39,20 @@ the pyz file itself) is put on ``sys.path`` by the bootstrap, so nothing like
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence
 
 import autometta
 
-from . import agentlog, faults, files, procs, schema, secrets
+from . import agentlog, faults, files, procs, schema, secrets, supervise
 from .errors import UserError
 from .timeutil import now_iso
 
@@ -82,6 +94,8 @@ class LaunchSpec:
     budget_seconds: Optional[int] = None
     #: Secret values the runner masks in the log, besides every value this process resolved.
     secret_values: Sequence[str] = ()
+    #: the run's mark (supervise.new_mark()); None: launch makes one
+    run_id: Optional[str] = None
 
 
 @dataclass
@@ -90,6 +104,7 @@ class Launched:
     pgid: int  #: its process group: runner, agent and the agent's children
     started: float  #: the runner's start time (procs.start_time), for procs.is_alive
     started_at: str  #: when launch started it, UTC ``Z``
+    run_id: Optional[str] = None  #: the run's mark (``AUTOMETTA_RUN_ID``); None in records older than marks
 
 
 def self_argv(*args: str) -> List[str]:
@@ -146,13 +161,17 @@ def launch(spec: LaunchSpec) -> Launched:
     except BaseException:
         os.close(log_fd)
         raise
+    run_id = spec.run_id or supervise.new_mark()
+    env = dict(spec.env)
+    env[supervise.ENV] = supervise.chained(run_id, os.environ.get(supervise.ENV))  # inside a run: its too
     command = [sys.executable, "-I", "-c", BOOTSTRAP, import_root(), *runner_args(spec, values_fd)]
     try:
         os.fchmod(log_fd, 0o600)
         faults.point("spawn.before", spec.exit_path.name)
-        proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
-                                cwd=str(spec.cwd), env=dict(spec.env), start_new_session=True,
-                                close_fds=True, pass_fds=(values_fd,))
+        with _stops_held():
+            proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_fd,
+                                    cwd=str(spec.cwd), env=env, start_new_session=True,
+                                    close_fds=True, pass_fds=(values_fd,))
     except OSError as exc:
         raise UserError(f"cannot start {sys.executable} in {spec.cwd} ({exc.strerror or exc}); "
                         f"check that the folder exists and the interpreter runs") from exc
@@ -164,7 +183,7 @@ def launch(spec: LaunchSpec) -> Launched:
     _CHILDREN[:] = [child for child in _CHILDREN if child.poll() is None]  # reaps finished runners
     _CHILDREN.append(proc)
     launched = Launched(pid=proc.pid, pgid=proc.pid, started=time.time() if started is None else started,
-                        started_at=started_at)
+                        started_at=started_at, run_id=run_id)
     _record_runner(spec.exit_path, launched)
     faults.point("spawn.after", spec.exit_path.name)
     return launched
@@ -187,6 +206,21 @@ def _values_pipe(values: List[str]) -> int:
     finally:
         os.close(write_fd)
     return read_fd
+
+
+@contextlib.contextmanager
+def _stops_held() -> Iterator[None]:
+    """Block SIGTERM, SIGINT and SIGHUP while the runner is forked: it inherits the mask, so a stop sent
+    while its interpreter starts waits for its handlers (it unblocks them) instead of killing it recordless."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    if mask is None:
+        yield
+        return
+    old = mask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+    try:
+        yield
+    finally:
+        mask(signal.SIG_SETMASK, old)
 
 
 def runner_record(exit_path: Path) -> Path:
@@ -213,8 +247,9 @@ def read_runner(exit_path: Path) -> Optional[Launched]:
         return None
     if not isinstance(doc, dict) or schema.problems(doc, "runner-record"):
         return None
+    run_id = doc.get("run_id")
     return Launched(pid=int(doc["pid"]), pgid=int(doc["pgid"]), started=float(doc["started"]),
-                    started_at=str(doc["started_at"]))
+                    started_at=str(doc["started_at"]), run_id=run_id if isinstance(run_id, str) else None)
 
 
 #: Popen objects of runners this process started and has not seen finish. Kept
@@ -244,4 +279,4 @@ def read_exit(exit_path: Path) -> Optional[dict]:
 
 def _corrupt() -> dict:
     return {"pid": None, "runner_pid": None, "exit_code": None, "signal": None, "started_at": None,
-            "ended_at": None, "seconds": None, "timed_out": False, "error": CORRUPT}
+            "ended_at": None, "seconds": None, "timed_out": False, "error": CORRUPT, "run_id": None}

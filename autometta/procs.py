@@ -12,6 +12,11 @@ Where the facts come from:
 * **elsewhere (macOS)** -- one ``ps -o stat= -o lstart= -p PID`` call, run
   with ``LC_ALL=C`` and ``TZ=UTC0`` so its date parses the same everywhere.
 
+:func:`table` lists every process (pid, parent, group, state, start time) and
+:func:`environ_values` reads one variable from every process's environment
+(``/proc/<pid>/environ`` on Linux, one ``ps -E`` call elsewhere): what
+:mod:`autometta.supervise` finds a run's processes by.
+
 Start times are epoch seconds. They are only as exact as their source (10 ms
 on Linux, where the boot time is whole seconds; 1 s from ``ps``), so two
 readings of one process are compared with :data:`START_TOLERANCE`. A pid is
@@ -30,7 +35,7 @@ import os
 import shutil
 import subprocess
 import time
-from typing import List, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 #: seconds two start-time readings of the same process may differ by
 START_TOLERANCE = 2.0
@@ -90,6 +95,21 @@ def _proc_stat(pid: int) -> Optional[Tuple[str, int, int]]:
     fields = data[close + 1:].split()
     try:
         return fields[0].decode("ascii", "replace"), int(fields[2]), int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def _proc_row(pid: int) -> Optional["Row"]:
+    """One :class:`Row` from /proc/<pid>/stat (fields after ``comm``: state, ppid, pgrp, ... starttime)."""
+    try:
+        with open(f"{_PROC}/{pid}/stat", "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 1:].split()
+    try:
+        return Row(pid, int(fields[1]), int(fields[2]), fields[0].decode("ascii", "replace"),
+                   _proc_start_time(int(fields[19])))
     except (IndexError, ValueError):
         return None
 
@@ -154,7 +174,135 @@ def _ps_group_members() -> Optional[List[Tuple[int, int, str]]]:
     return rows
 
 
+def _ps_table() -> Optional[List["Row"]]:
+    """Every process from one ``ps -A`` call (``lstart`` is five words, last); None if ps fails."""
+    try:
+        proc = subprocess.run([_ps_path(), "-A", "-o", "pid=", "-o", "ppid=", "-o", "pgid=", "-o", "stat=",
+                               "-o", "lstart="], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, env=_ps_env(), timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    rows = []
+    for line in proc.stdout.decode("ascii", "replace").splitlines():
+        words = line.split()
+        if len(words) < 4 or not all(w.isdigit() for w in words[:3]):
+            continue
+        started: Optional[float] = None
+        try:
+            started = float(calendar.timegm(time.strptime(" ".join(words[4:9]), "%a %b %d %H:%M:%S %Y")))
+        except ValueError:
+            pass
+        rows.append(Row(int(words[0]), int(words[1]), int(words[2]), words[3], started))
+    return rows
+
+
+def _ps_environ(name: str) -> Optional[Dict[int, str]]:
+    """``name``'s value per process from ``ps -E`` (macOS: the environment follows the command).
+
+    ps shows the environment of our own user's processes only, separated by
+    spaces, so a value is read up to the next blank; an argument that looks
+    like ``NAME=value`` reads as the variable too.
+    """
+    try:
+        proc = subprocess.run([_ps_path(), "-A", "-E", "-ww", "-o", "pid=", "-o", "command="],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=_ps_env(), timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        return None
+    return parse_ps_environ(proc.stdout.decode("utf-8", "replace"), name)
+
+
+def parse_ps_environ(text: str, name: str) -> Dict[int, str]:
+    """The ``pid -> value`` of ``name=value`` words in ``ps -E -o pid= -o command=`` output."""
+    found: Dict[int, str] = {}
+    prefix = name + "="
+    for line in text.splitlines():
+        head, _, rest = line.strip().partition(" ")
+        if not head.isdigit():
+            continue
+        for word in rest.split():
+            if word.startswith(prefix):
+                found[int(head)] = word[len(prefix):]
+    return found
+
+
 # --------------------------------------------------------------------------- public
+
+
+class Row(NamedTuple):
+    """One process as :func:`table` saw it."""
+
+    pid: int
+    ppid: int
+    pgid: int
+    state: str  #: ``Z`` first for a zombie
+    started: Optional[float]  #: epoch seconds, as :func:`start_time`
+
+    @property
+    def zombie(self) -> bool:
+        return self.state.startswith("Z")
+
+
+def table() -> Optional[List[Row]]:
+    """Every process on the machine (that we may see); None if the table cannot be read.
+
+    Linux reads /proc (a few ms for a few hundred processes); elsewhere one
+    ``ps -A`` call.
+    """
+    if not _have_proc():
+        return _ps_table()
+    try:
+        names = os.listdir(_PROC)
+    except OSError:
+        return None
+    rows = []
+    for name in names:
+        if name.isdigit():
+            row = _proc_row(int(name))
+            if row is not None:
+                rows.append(row)
+    return rows
+
+
+def environ_values(name: str, pids: Optional[Iterable[int]] = None) -> Optional[Dict[int, str]]:
+    """``pid -> value`` of environment variable ``name`` for every process that has it.
+
+    Linux reads ``/proc/<pid>/environ``: the environment the process was
+    started with (exec), which a process cannot change for itself afterwards
+    short of exec'ing again; processes of other users are skipped unless we
+    are root. Elsewhere one ``ps -E`` call (our own user's processes).
+    ``pids`` limits the Linux scan. None if nothing could be read.
+    """
+    if not _have_proc():
+        found = _ps_environ(name)
+        if found is not None and pids is not None:
+            wanted = set(pids)
+            found = {pid: value for pid, value in found.items() if pid in wanted}
+        return found
+    if pids is None:
+        try:
+            pids = [int(n) for n in os.listdir(_PROC) if n.isdigit()]
+        except OSError:
+            return None
+    prefix = os.fsencode(name) + b"="
+    found = {}
+    for pid in pids:
+        try:
+            with open(f"{_PROC}/{pid}/environ", "rb") as handle:
+                data = handle.read()
+        except OSError:  # gone, or not ours to read
+            continue
+        for item in data.split(b"\0"):
+            if item.startswith(prefix):
+                found[pid] = os.fsdecode(item[len(prefix):])
+                break
+    return found
+
+
 
 
 def start_time(pid: int) -> Optional[float]:
@@ -324,5 +472,5 @@ def signal_group(pgid: int, sig: int) -> bool:
     return True
 
 
-__all__ = ["START_TOLERANCE", "start_time", "reap", "is_alive", "group_members", "group_alive",
-           "signal_group"]
+__all__ = ["START_TOLERANCE", "Row", "table", "environ_values", "start_time", "reap", "is_alive",
+           "group_members", "group_alive", "signal_group"]

@@ -6,7 +6,11 @@
 
 :func:`autometta.launch.launch` starts this in a new session, so the runner
 leads a process group that the agent and everything the agent starts share
-(pgid = runner pid); the tick stops them all with one ``killpg``.
+(pgid = runner pid); the tick stops them all with one ``killpg``. The run's
+mark (``AUTOMETTA_RUN_ID`` in the environment launch gives the runner, see
+:mod:`autometta.supervise`) and, on Linux, the runner's role as the *child
+subreaper* of everything the agent starts, also find processes that left the
+group (``setsid``): "the run" below is all of them.
 
 What it does:
 
@@ -16,14 +20,15 @@ What it does:
    ``--secrets-fd``, an inherited pipe that launch fills, and every key
    shape), in the runner's cwd, environment and process group;
 2. waits for it. With ``--budget-seconds N``, at 1.5 x N it sends SIGTERM to
-   the whole group (ignoring it itself for that instant), and SIGKILL to every
-   other member ``--kill-grace`` seconds (default 10) later: a hard stop even
-   if no tick ever runs again. SIGTERM, SIGINT or SIGHUP sent to the runner
-   are forwarded to the agent; if the agent is still there ``--kill-grace``
-   seconds later, the group gets SIGKILL;
-3. when the agent has exited, stops what it left behind in the group
+   the whole run (ignoring it itself for that instant), and SIGKILL to every
+   other process of it ``--kill-grace`` seconds (default 10) later: a hard stop
+   even if no tick ever runs again. SIGTERM, SIGINT or SIGHUP sent to the
+   runner are forwarded to the agent; if the agent is still there
+   ``--kill-grace`` seconds later, the run gets SIGKILL;
+3. when the agent has exited, stops what it left behind in the run
    (SIGTERM, then SIGKILL after the grace), so a finished record means
-   nothing of that run is still writing;
+   nothing of that run is still writing; orphans re-parented to the runner
+   are reaped as they exit;
 4. masks what the agent wrote into the log file itself, then writes the exit
    record atomically (see :func:`record`) and exits.
 
@@ -31,8 +36,9 @@ The record: ``pid`` (the agent), ``runner_pid``, ``exit_code`` (null if the
 agent was killed by a signal), ``signal`` (the signal that killed the agent,
 else the first signal the runner received and forwarded, else null),
 ``started_at``/``ended_at`` (UTC, ``Z``), ``seconds`` (agent run time),
-``timed_out`` (the budget stop fired) and ``error`` (``could not start: ...``
-with exit code 127 for a missing command, 126 for one that cannot be run).
+``timed_out`` (the budget stop fired), ``error`` (``could not start: ...``
+with exit code 127 for a missing command, 126 for one that cannot be run) and
+``run_id`` (the run's mark, null when launched without one).
 
 The runner's own notes go into the log as lines starting ``autometta-runner:``.
 ``--env-unset``/``--env-set`` change the agent's environment relative to the
@@ -41,7 +47,8 @@ runner's; launch uses them only to undo the interpreter's C-locale coercion
 environment it was given. They must never carry secrets: argv is public.
 
 Standard library plus :mod:`autometta.files`, :mod:`autometta.timeutil`,
-:mod:`autometta.procs` and :mod:`autometta.agentlog`, all cheap to import.
+:mod:`autometta.procs`, :mod:`autometta.agentlog` and :mod:`autometta.supervise`, all cheap to
+import.
 """
 
 from __future__ import annotations
@@ -55,7 +62,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from . import agentlog, files, procs
+from . import agentlog, files, supervise
 from .errors import UserError
 from .files import write_json
 from .redact import Redactor
@@ -138,7 +145,8 @@ def parse_args(argv: Sequence[str]) -> Args:
 
 
 def record(*, pid: Optional[int], exit_code: Optional[int], sig: Optional[int], started: float,
-           ended: float, seconds: float, timed_out: bool, error: Optional[str]) -> dict:
+           ended: float, seconds: float, timed_out: bool, error: Optional[str],
+           run_id: Optional[str] = None) -> dict:
     """The exit record, in the order it is written."""
     return {
         "pid": pid,
@@ -150,6 +158,7 @@ def record(*, pid: Optional[int], exit_code: Optional[int], sig: Optional[int], 
         "seconds": round(max(0.0, seconds), 3),
         "timed_out": timed_out,
         "error": error,
+        "run_id": run_id,
     }
 
 
@@ -164,6 +173,9 @@ class _Run:
         self.leader = os.getpgrp() == os.getpid()
         self.redactor = Redactor()
         self.pump: Optional[agentlog.Pump] = None
+        #: the run's mark, set by launch in our environment (the agent inherits it)
+        self.mark = supervise.own_mark(os.environ.get(supervise.ENV))
+        self.subreaper = False
 
     # ------------------------------------------------------------------ small effects
 
@@ -177,38 +189,53 @@ class _Run:
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.pending.append(signum)  # acted on by the wait loop, never here
 
-    def _others(self) -> Optional[List[int]]:
-        """Live members of our group other than us; None if they cannot be listed."""
-        members = procs.group_members(os.getpgrp())
-        return None if members is None else [pid for pid in members if pid != os.getpid()]
+    def _others(self) -> List[int]:
+        """Live processes of the run other than us: our group (if we lead it), the marked, our descendants."""
+        self.reap()
+        run = supervise.Run(mark=self.mark, pgid=os.getpgrp() if self.leader else None, root=os.getpid())
+        return supervise.find(run)
 
     def term_group(self) -> None:
-        """SIGTERM to every member of the group but the runner (which ignores it meanwhile)."""
-        if not self.leader:  # started by hand inside someone else's group: touch only our child
-            self._kill_child(signal.SIGTERM)
-            return
-        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            os.killpg(os.getpgrp(), signal.SIGTERM)
-        except OSError:
-            pass
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        """SIGTERM to every process of the run but the runner (which ignores it meanwhile)."""
+        self._kill_child(signal.SIGTERM)
+        if self.leader:
+            previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            try:
+                os.killpg(os.getpgrp(), signal.SIGTERM)
+            except OSError:
+                pass
+            finally:
+                signal.signal(signal.SIGTERM, previous)
+        supervise.send(self._others(), signal.SIGTERM)  # those that left the group
 
     def kill_others(self) -> None:
-        """SIGKILL every member of the group but the runner."""
+        """SIGKILL every process of the run but the runner."""
         self._kill_child(signal.SIGKILL)
-        if not self.leader:
-            return
         for _ in range(3):  # again, in case one forked while we looked
             others = self._others()
             if not others:
                 return
-            for pid in others:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            supervise.send(others, signal.SIGKILL)
+
+    def reap(self) -> Optional[int]:
+        """Collect every exited child (the agent, and orphans re-parented to us); the agent's return code.
+
+        As a subreaper we inherit the agent's orphans, so ``waitpid(-1)``
+        rather than the agent's pid alone; the agent's status is kept on its
+        Popen object as ``poll()`` would have kept it.
+        """
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            except OSError:  # pragma: no cover - EINTR is retried by Python itself
+                break
+            if pid == 0:
+                break
+            if self.child is not None and pid == self.child.pid and self.child.returncode is None:
+                self.child.returncode = _exit_code(status)
+        return None if self.child is None else self.child.returncode
 
     def _kill_child(self, sig: int) -> None:
         if self.child is not None and self.child.returncode is None:
@@ -245,7 +272,7 @@ class _Run:
         grace = self.args.grace
         deadline = None if self.args.budget is None else started_mono + self.args.budget * BUDGET_FACTOR
         kill_at: Optional[float] = None
-        while self.child.poll() is None:
+        while self.reap() is None:
             now = time.monotonic()
             while self.pending:
                 sig = self.pending.pop(0)
@@ -270,7 +297,7 @@ class _Run:
             for moment in (deadline if not self.timed_out else None, kill_at):
                 if moment is not None:
                     nap = min(nap, moment - now)
-            if self.child.poll() is not None:
+            if self.reap() is not None:
                 break
             try:
                 select.select([wake_fd], [], [], max(0.0, nap))
@@ -280,13 +307,8 @@ class _Run:
             _drain(wake_fd)
 
     def sweep(self) -> None:
-        """After the agent exits: stop what it left running in our group."""
-        if not self.leader:
-            return
+        """After the agent exits: stop what it left running in the run."""
         others = self._others()
-        if others is None:
-            self.term_group()
-            return
         if not others:
             return
         self.note(f"stopping {len(others)} process(es) the agent left running: {' '.join(map(str, others))}")
@@ -295,8 +317,11 @@ class _Run:
         while time.monotonic() < deadline:
             if not self._others():
                 return
-            time.sleep(0.05)  # not our children: nothing to wait on but the process table
+            time.sleep(0.05)  # mostly not our children: nothing to wait on but the process table
+        self.note(f"still running {self.args.grace:g}s after SIGTERM: {' '.join(map(str, self._others()))}; "
+                  "sending SIGKILL")
         self.kill_others()
+        self.reap()
 
     def run(self) -> int:
         args = self.args
@@ -311,6 +336,7 @@ class _Run:
             return self.finish(pid=None, exit_code=127 if args.command == [] else None, sig=None,
                                started=started, seconds=0.0, error=problem)
 
+        self.subreaper = supervise.become_subreaper()  # orphans of the agent become ours, not init's
         wake_r, wake_w = os.pipe()
         for fd in (wake_r, wake_w):
             os.set_blocking(fd, False)
@@ -320,8 +346,18 @@ class _Run:
             signal.signal(signal.SIGCHLD, _ignore)  # a handler (not SIG_DFL) so exits wake the loop
             for sig in _FORWARDED:
                 signal.signal(sig, self._on_signal)
+            # launch starts us with these blocked, so a stop sent while we started up waited for the
+            # handlers; unblocked before the agent starts (it inherits the mask), delivered now.
+            if hasattr(signal, "pthread_sigmask"):
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
             started = time.time()
             started_mono = time.monotonic()
+            if self.pending:
+                self.first_signal = self.pending[0]
+                self.note(f"received {signal.Signals(self.first_signal).name} before the agent started; "
+                          "not starting it")
+                return self.finish(pid=None, exit_code=None, sig=self.first_signal, started=started,
+                                   seconds=0.0, error=None)
             out_r, out_w = os.pipe()  # the agent's output reaches the log masked (agentlog.Pump)
             try:
                 self.child = subprocess.Popen(args.command, stdin=subprocess.DEVNULL, stdout=out_w,
@@ -363,7 +399,7 @@ class _Run:
                seconds: float, error: Optional[str], ended: Optional[float] = None) -> int:
         doc = record(pid=pid, exit_code=exit_code, sig=sig, started=started,
                      ended=time.time() if ended is None else ended, seconds=seconds,
-                     timed_out=self.timed_out, error=error)
+                     timed_out=self.timed_out, error=error, run_id=self.mark)
         if self.log_fd >= 0:  # before the record: a tick reads the log once it sees one
             if self.pump is not None:
                 self.pump.finish(0.0)
@@ -380,6 +416,15 @@ class _Run:
         if exit_code is not None:
             return exit_code if 0 <= exit_code < 256 else 1
         return 128 + sig if sig else 1
+
+
+def _exit_code(status: int) -> int:
+    """A wait status as Popen's returncode: the exit code, or -N for signal N."""
+    if os.WIFSIGNALED(status):
+        return -os.WTERMSIG(status)
+    if os.WIFEXITED(status):
+        return os.WEXITSTATUS(status)
+    return 1  # pragma: no cover - stopped/continued are not reported without WUNTRACED
 
 
 def _ignore(_signum: int, _frame: object) -> None:

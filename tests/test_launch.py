@@ -35,7 +35,8 @@ from autometta.launch import CORRUPT, Launched, LaunchSpec, launch, read_exit  #
 
 LINUX_PROC = os.path.exists(f"/proc/{os.getpid()}/stat")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
-KEYS = {"pid", "runner_pid", "exit_code", "signal", "started_at", "ended_at", "seconds", "timed_out", "error"}
+KEYS = {"pid", "runner_pid", "exit_code", "signal", "started_at", "ended_at", "seconds", "timed_out", "error",
+        "run_id"}
 #: an agent with a grandchild, which tells us the grandchild's pid through gc.pid
 WITH_GRANDCHILD = "sleep 30 & echo $! > gc.tmp; mv gc.tmp gc.pid; wait"
 
@@ -124,6 +125,7 @@ def test_exit_code_log_and_run_time_are_recorded(tmp_path):
     assert log == "hi\noops\n"
     assert 0 <= record["seconds"] < 10
     assert record["runner_pid"] == launched.pid == launched.pgid
+    assert record["run_id"] == launched.run_id and len(launched.run_id) == 24  # the run's mark, unguessable
     assert isinstance(record["pid"], int) and record["pid"] != launched.pid
     assert ISO.match(record["started_at"]) and ISO.match(record["ended_at"])
     assert ISO.match(launched.started_at)
@@ -335,9 +337,10 @@ def test_the_agent_sees_exactly_the_given_environment(tmp_path, monkeypatch, ext
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     monkeypatch.setenv("AUTOMETTA_LEAK", "from the tick")
     env = {**base_env(tmp_path), "AUTOMETTA_PROBE": "a b=c", **extra}
-    _launched, record, log = run_agent(tmp_path, ["env"], env=env)
+    launched, record, log = run_agent(tmp_path, ["env"], env=env)
     assert record["exit_code"] == 0
     seen = dict(line.split("=", 1) for line in log.splitlines())
+    assert seen.pop("AUTOMETTA_RUN_ID") == launched.run_id  # the run's mark, added by launch
     assert seen == env  # no PYTHONPATH, nothing of the tick's, no LC_CTYPE from the interpreter
 
 
