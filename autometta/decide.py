@@ -27,6 +27,8 @@ VERIFIER_ATTEMPT_CAP = 3
 #: A stage is stopped after its budget plus this fraction (bash: +50%).
 GRACE_FRACTION = 0.5
 DEFAULT_BUDGET_SECONDS = 600
+#: How long a stage commit (hooks included) may run: gitops.COMMIT_TIMEOUT.
+COMMIT_SECONDS = 900
 #: How long a billing route stays parked on a usage limit whose reset the CLI did not give (or gave unreadably).
 DEFAULT_PARK_SECONDS = parking.DEFAULT_PARK_SECONDS
 #: ... and on API throttling (a 429 without a plan limit).
@@ -43,6 +45,7 @@ class Proc:
     exit: Optional[Dict[str, Any]] = None  # the runner's exit record, once it ended
     usage: Optional[Usage] = None  # read from its log once it ended
     limit: Optional[UsageLimit] = None  # the rate or usage limit it ended on, read from its log
+    lost: bool = False  # its runner is gone without an exit record: nothing supervises the run (runs.lost)
 
 
 @dataclass
@@ -90,6 +93,8 @@ class InFlight:
     forged: Optional[str] = None
     #: A process of the worker's run still alive after the worker exited: no verifier is dispatched yet.
     worker_leftover: Optional[str] = None
+    #: Seconds the stage's git commit, started by a tick that was killed, has been running; None if it is not.
+    commit_running: Optional[float] = None
 
 
 @dataclass
@@ -487,6 +492,25 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         if not st.get(f"{role}_pid"):
             return Decision(f"adopting {role} {pid} for {cur}, started by a tick that was interrupted",
                             [(ADOPT, (role, pid, started))])
+
+    # 0'. A runner gone without an exit record: stop what is left of its run, stall the stage.
+    lost = [role for role in ROLES if st.get(f"{role}_pid") and getattr(c, role).lost]
+    if lost:
+        for role in ROLES:
+            if st.get(f"{role}_pid"):
+                effects += [(KILL, role), (ACCOUNT, role)]
+        return Decision(f"stage {cur}: the runner of its {lost[0]} (pid {st.get(f'{lost[0]}_pid')}) is gone without "
+                        "an exit record; stopping what is left of the run, marked stalled", effects,
+                        finish=("stalled", "runner_lost"))
+
+    # 0''. The stage's commit, started by a tick that was killed, still runs (a slow hook): let it end.
+    if c.commit_running is not None:
+        if c.commit_running <= COMMIT_SECONDS:
+            return Decision(f"stage {cur}: its commit, started by an interrupted tick, is still running; waiting",
+                            effects, transition=False)
+        return Decision(f"stage {cur}: its commit, started by an interrupted tick, still runs after "
+                        f"{int(c.commit_running)}s; stopped (the next tick records it if it landed, else commits again)",
+                        effects + [(KILL, "commit")])
 
     # 0a. A lane whose worktree was deleted: stop what still runs there.
     if c.lane and c.worktree_missing:

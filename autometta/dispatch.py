@@ -163,8 +163,9 @@ def confine(ctx: RepoContext, card: Card, role: str, argv: List[str], env: Mappi
                         guarded=[Path(card.path), *guarded], nests=permission is not None and permission.nests)
 
 
-def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> Launched:
-    """Launch ``role`` for ``stage``; raises UserError if it cannot be started."""
+def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str,
+          run_id: Optional[str] = None) -> Launched:
+    """Launch ``role`` for ``stage`` (marked ``run_id``, else a new mark); raises UserError if it cannot be started."""
     stage_id = card.stage_id
     paths = ctx.paths
     for folder in (paths.logs, paths.handoffs, paths.verifiers):
@@ -221,8 +222,9 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> 
         argv = confine(ctx, card, role, argv, env, role_dirs=role_dirs, config_dirs=config_dirs, guarded=guarded,
                        permission=permission)
     launched = launch(LaunchSpec(argv=argv, cwd=ctx.work, env=env, log_path=log_path,
-                                 exit_path=paths.exit_record(stage_id, role), budget_seconds=seconds))
+                                 exit_path=paths.exit_record(stage_id, role), budget_seconds=seconds,
+                                 run_id=run_id))
     registry.register(paths, pid=launched.pid, started=launched.started, started_at=launched.started_at,
                       role=role, family=family_name, identity=identity, card_path=str(card.path),
-                      log_path=str(log_path), budget_seconds=seconds, stage_id=stage_id)
+                      log_path=str(log_path), budget_seconds=seconds, stage_id=stage_id, run_id=launched.run_id)
     return launched

@@ -11,13 +11,12 @@ removed), which saves state itself.
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import (auth, books, envelope, files, gitops, isolation, ledger, parking, procs, scan, scope, secrets,
-               stagecommit, state, verdicts, worktrees)
+from . import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, scope,
+               secrets, stagecommit, state, verdicts, worktrees)
 from . import decide as d
 from . import facts as observe
 from .dispatch import RepoContext, identity_for, privilege_summary, start
@@ -25,6 +24,7 @@ from .errors import UserError
 from .identity import git_author
 from .launch import read_exit, runner_record
 from .paths import RepoPaths
+from .roles import ROLES
 from .timeutil import now_iso
 
 
@@ -136,6 +136,7 @@ def _account(txn: Txn, role: str) -> None:
         stage["worker_exit"] = record.get("exit_code")
     stage[f"{role}_pid"] = None
     stage[f"{role}_started"] = None
+    stage[runs.key(role)] = None  # accounted: a later tick must not adopt its run again
     try:  # accounted: its runner is no orphan for a later tick to adopt
         os.unlink(runner_record(txn.ctx.paths.exit_record(stage_id, role)))
     except OSError:
@@ -165,13 +166,11 @@ def _unpark(txn: Txn, route: str) -> None:
 
 
 def _kill(txn: Txn, role: str) -> None:
+    """SIGTERM ``role``'s run (its runner's group and every process marked as the run's); SIGKILL on a later tick."""
     stage = txn.cur
-    pid = stage.get(f"{role}_pid") if stage else None
-    if not pid:
-        return
-    procs.signal_group(int(pid), signal.SIGTERM)
-    kills = txn.state.setdefault("pending_kills", [])
-    kills.append({"pid": int(pid), "started": stage.get(f"{role}_started"), "since": now_iso(txn.now)})
+    entry = runs.terminate(stage, role) if stage else None
+    if entry is not None:
+        txn.state.setdefault("pending_kills", []).append(dict(entry, since=now_iso(txn.now)))
 
 
 def _claim(txn: Txn, stage_id: str) -> None:
@@ -181,7 +180,7 @@ def _claim(txn: Txn, stage_id: str) -> None:
     for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
                 "stall_marker", "completed_at", "stopped_at", "commit", "worker_tree", "verifier_tree",
                 "worker_exit", "acceptance", "acceptance_pid", "acceptance_started", "loops", *verdicts.FIELDS,
-                *LANE_KEYS, *TREE_KEYS):
+                *LANE_KEYS, *TREE_KEYS, *RUN_KEYS):
         if key in stage:
             stage[key] = None
     stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
@@ -190,6 +189,8 @@ def _claim(txn: Txn, stage_id: str) -> None:
         txn.state["current_stage"] = stage_id
 
 
+#: The marks of a stage's runs and its commit's (autometta.runs), cleared when it is claimed again.
+RUN_KEYS = (*(runs.key(role) for role in ROLES), runs.key(runs.COMMIT), "commit_from")
 #: A stage's own fields in a worktree, cleared when it is claimed again.
 LANE_KEYS = ("worktree", "branch", "base", "setup", "setup_pid", "setup_started", "merge", "merge_onto",
              "postmerge_pid", "postmerge_started")
@@ -332,7 +333,7 @@ def _launch(txn: Txn, role: str, decision: d.Decision) -> None:
     if role == "verifier":  # its own verdict path, on disk before it starts (an adopted verifier's counts too)
         verdicts.begin_stage(txn.ctx.paths, stage, txn.now)
         state.save_state(txn.ctx.paths, txn.state)
-    launched = start(txn.ctx, stage, card, role)
+    launched = start(txn.ctx, stage, card, role, run_id=runs.mark_of(stage, role))
     stage[f"{role}_pid"] = launched.pid
     stage[f"{role}_started"] = launched.started
     if role == "verifier":
@@ -347,6 +348,12 @@ def _launch(txn: Txn, role: str, decision: d.Decision) -> None:
 def _commit(txn: Txn, headline: str) -> Optional[str]:
     stage = txn.cur
     assert stage is not None
+    found = stagecommit.landed(txn.ctx, stage)  # committed by a tick that was killed before recording it
+    if found:
+        stage.update(commit=found, commit_from=None, **{runs.key(runs.COMMIT): None})
+        txn.log_extra.append(f"stage {stage['id']} PASS: found its commit {found[:12]}, made by a tick that "
+                             "was interrupted before recording it")
+        return found
     # Commits the agents made since the claim are folded into the stage's one commit,
     # so the secret scan sees them and the branch gets one commit per stage.
     exclude: List[str] = []
@@ -361,7 +368,22 @@ def _commit(txn: Txn, headline: str) -> Optional[str]:
                                  + (f" and {len(exclude) - 5} more" if len(exclude) > 5 else ""))
     if folded:
         txn.log_extra.append(f"folded {folded} commit(s) the agents made on {where} into the stage's commit")
-    sha = stagecommit.commit_accepted(txn.ctx, stage, headline, exclude=exclude)  # secret scan, author, subject, trailer
+    # On disk before git starts: where the commit will be, and the mark its git (and hooks) carry,
+    # so a tick killed during the commit leaves a commit the next one finds, or waits for.
+    # A stage is queued to merge only once committed: on disk it is not yet.
+    stage["commit_from"] = gitops.head_sha(txn.ctx.work)
+    mark = runs.claim(stage, runs.COMMIT)
+    queued = stage.get("merge")
+    if queued:
+        stage["merge"] = None
+    state.save_state(txn.ctx.paths, txn.state)
+    if queued:
+        stage["merge"] = queued
+    try:
+        sha = stagecommit.commit_accepted(txn.ctx, stage, headline, exclude=exclude,  # scan, author, ...
+                                           run_id=mark)
+    finally:
+        stage.update(commit_from=None, **{runs.key(runs.COMMIT): None})
     stage["commit"] = sha
     if sha:
         txn.log_extra.append(f"stage {stage['id']} PASS: committed worker output as {sha[:12]} "
@@ -420,12 +442,18 @@ def apply(txn: Txn, decision: d.Decision) -> str:
             if role == "verifier":
                 stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
         elif name == d.LAUNCH:
-            # Persist everything decided so far first: a tick killed after the spawn then
-            # leaves an in-flight stage whose runner the next tick adopts (never a twin).
+            # Persist everything decided so far, and the new run's mark, first: a tick killed
+            # after the spawn then leaves a run the next tick finds by its mark and adopts
+            # (never a twin); killed before it, nothing carries the mark and it starts afresh.
+            if stage is not None:
+                runs.claim(stage, arg)
             state.save_state(txn.ctx.paths, txn.state)
             try:
                 _launch(txn, arg, decision)
             except UserError as exc:
+                if stage is not None:  # whatever did start of it is stopped; nothing adopts it
+                    runs.terminate(stage, arg)
+                    stage[runs.key(arg)] = None
                 marker = getattr(exc, "marker", None) or decision.on_launch_failure or f"{arg}_spawn_failed"
                 failed = ("stalled", f"could not start the {arg}", marker, exc.message)
         elif name == d.WORKTREE:
@@ -489,8 +517,7 @@ def settle_kills(txn: Txn) -> bool:
     if not kills:
         return False
     for entry in kills:
-        pid = entry.get("pid")
-        if pid and procs.is_alive(int(pid), entry.get("started")):
-            procs.signal_group(int(pid), signal.SIGKILL)
+        if isinstance(entry, dict):
+            runs.settle(entry)
     txn.state["pending_kills"] = []
     return True

@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import card as cards
-from . import families, files, gitops, ledger, parking, procs, scopegate, stagecommit, verdicts, worktrees
+from . import (families, files, gitops, ledger, parking, procs, runs, scopegate, stagecommit, verdicts,
+               worktrees)
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
 from .dispatch import RepoContext, identity_for, preflight
 from .envelope import artefact_from_message, judge_artefact_doc, read_envelope
 from .errors import UserError
-from .launch import read_exit, read_runner
+from .launch import read_exit
 from .roles import ROLES
 from .state import find_stage, unmet_dependencies
 from .timeutil import parse_iso
@@ -63,8 +64,11 @@ def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: s
     if not pid:
         return Proc()
     started = stage.get(f"{role}_started")
-    exit_record = read_exit(ctx.paths.exit_record(stage_id, role))
-    alive = exit_record is None and procs.is_alive(int(pid), started)
+    # The runner first: while it runs, the run is not over, whatever a file under state/ says (an
+    # agent can write its own "exit record"); the runner writes its record as the last thing it does.
+    alive = procs.is_alive(int(pid), started)
+    exit_record = None if alive else read_exit(ctx.paths.exit_record(stage_id, role))
+    lost = runs.lost(stage, role, alive, exit_record)
     if started is None:  # a bash-era stage: only the claim time is known
         started = parse_iso(stage.get("started_at") or "")
     elapsed = now - started if started else None
@@ -75,7 +79,7 @@ def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: s
             text = read_log(ctx.paths.log(stage_id, role))
             usage = family.parse_usage(text)
             limit = family.usage_limit((exit_record or {}).get("exit_code"), text)
-    return Proc(pid=int(pid), alive=alive, elapsed=elapsed, exit=exit_record, usage=usage, limit=limit)
+    return Proc(pid=int(pid), alive=alive, elapsed=elapsed, exit=exit_record, usage=usage, limit=limit, lost=lost)
 
 
 def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float) -> InFlight:
@@ -123,13 +127,11 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
                 c.headline = stagecommit.headline(c.headline, doc)
     c.tree_now = lambda: gitops.worktree_fingerprint(ctx.work)
     c.scope = lambda: scopegate.problem(ctx, stage, card)
-    claimed = parse_iso(stage.get("started_at") or "") or 0.0
-    for role in ROLES:
-        if stage.get(f"{role}_pid"):
-            continue
-        runner = read_runner(ctx.paths.exit_record(stage_id, role))
-        if runner is not None and runner.started >= claimed - 2:
-            c.orphans[role] = (runner.pid, runner.started)
+    for role in ROLES:  # a run claimed (marked) before a spawn whose pid was never recorded
+        orphan = runs.orphan(ctx.paths, stage, role)
+        if orphan is not None:
+            c.orphans[role] = orphan
+    c.commit_running = runs.commit_running(stage, now)
     return c
 
 

@@ -9,8 +9,9 @@ is, it holds one or more comma-separated specs::
 narrows it to one file or role (``atomic_write.after@state.yaml``); ``n`` is
 the hit that fires (default 1, counted per process); ``action`` is ``kill``
 (default: SIGKILL this process, as a power cut or the OOM killer would),
-``enospc`` or ``erofs`` (raise the OSError a full or read-only disk raises, at the n-th hit
-and every one after).
+``kill+<seconds>`` (the same after a pause there, so what the process started
+moves on meanwhile), ``enospc`` or ``erofs`` (raise the OSError a full or
+read-only disk raises, at the n-th hit and every one after).
 
 Points in the product (see :data:`POINTS`) sit before and after every state
 write, agent spawn, stage commit and state snapshot, so a test can stop a tick
@@ -22,6 +23,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+import time
 from typing import Dict, List, Optional, Tuple
 
 ENV = "AUTOMETTA_FAULT"
@@ -76,4 +78,9 @@ def point(name: str, detail: str = "") -> None:
                 raise OSError(code, os.strerror(code))
             continue
         if _hits[spec] == nth:
+            if action.startswith("kill+"):
+                try:
+                    time.sleep(max(0.0, float(action[len("kill+"):])))
+                except ValueError:
+                    pass
             os.kill(os.getpid(), signal.SIGKILL)

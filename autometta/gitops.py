@@ -265,6 +265,25 @@ def work_tree_top(path: PathLike) -> Optional[str]:
     return top if code == 0 and top else None
 
 
+def commits_since(repo: PathLike, since: Optional[str], limit: int = 50) -> List[Tuple[str, str, str]]:
+    """``(sha, "Name <email>" of the author, message)`` of the newest commits on HEAD after ``since``.
+
+    ``since`` None: HEAD's whole history (up to ``limit``); an unborn branch has none.
+    """
+    if head_sha(repo) is None:
+        return []
+    span = f"{since}..HEAD" if since else "HEAD"
+    _, out, _ = _run(repo, ["log", f"--max-count={int(limit)}", "--format=%H%x00%an <%ae>%x00%B%x00%x1e", span,
+                            "--"])
+    rows = []
+    for record in out.split(b"\x1e"):
+        fields = record.lstrip(b"\n").split(b"\0")
+        if len(fields) >= 3 and fields[0]:
+            rows.append((_text(fields[0]), fields[1].decode("utf-8", "replace"),
+                         fields[2].decode("utf-8", "replace")))
+    return rows
+
+
 def author_ident(repo: PathLike) -> Optional[str]:
     """``Name <email>`` git would use as the author in ``repo``, or None when it has none."""
     code, out, _ = _run(repo, ["var", "GIT_AUTHOR_IDENT"], ok=(0, 1, 128))
@@ -600,7 +619,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def commit_stage(repo: PathLike, *, author: str, subject: str, coauthor: Optional[str],
-                 body: Optional[str] = None, exclude: Sequence[str] = ()) -> Optional[str]:
+                 body: Optional[str] = None, exclude: Sequence[str] = (),
+                 env: Optional[Dict[str, str]] = None) -> Optional[str]:
     """Commit the accepted stage's changes outside ``state/``; return the new HEAD.
 
     Stages every change outside ``state/`` (``git add -A``, ignored files
@@ -611,6 +631,9 @@ def commit_stage(repo: PathLike, *, author: str, subject: str, coauthor: Optiona
     the repo-relative paths in ``exclude`` (``isolation: tree``: what was
     already changed at the claim and still is as it was): whatever they hold,
     in the index or the files, stays as it was.
+
+    ``env`` is added to the environment of ``git commit`` and so of its hooks
+    (the tick marks the commit's processes with it, see autometta.runs).
 
     Returns None, leaving the index as it was, when there is nothing to
     commit. Raises UserError, leaving the index as it was, when a merge,
@@ -649,7 +672,7 @@ def commit_stage(repo: PathLike, *, author: str, subject: str, coauthor: Optiona
                 args += ["--", *_OUTSIDE_STATE, *left_out]
             faults.point("commit.before")
             _run(where, args, stdin=message.encode("utf-8", "surrogateescape"),
-                 timeout=COMMIT_TIMEOUT)
+                 timeout=COMMIT_TIMEOUT, env=env)
             faults.point("commit.after")
             committed = True
         else:

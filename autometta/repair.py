@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import budget as budgets
-from . import envelope, files, procs, state, worktrees
+from . import envelope, files, procs, runs, state, worktrees
 from .dispatch import RepoContext
 from .errors import UserError
+from .launch import read_exit
 from .observe import registry
 from .paths import RepoPaths
 from .roles import ROLES
@@ -60,6 +61,47 @@ def _alive(stage: Dict[str, Any], role: str) -> bool:
     return bool(pid) and procs.is_alive(int(pid), stage.get(f"{role}_started"))
 
 
+#: Seconds repair gives what is left of a lost run between SIGTERM and SIGKILL.
+LOST_GRACE = 5.0
+
+
+def _lost_runners(paths: RepoPaths, stages: List[Dict[str, Any]], doc: Dict[str, Any], dry_run: bool) -> List[str]:
+    """Stages in flight whose runner is gone without an exit record: stop what is left, stall runner_lost."""
+    changes: List[str] = []
+    for stage in stages:
+        if stage.get("status") != "in_progress":
+            continue
+        sid = str(stage.get("id"))
+        gone = []
+        for role in ROLES:
+            if not stage.get(f"{role}_pid"):
+                continue
+            alive = _alive(stage, role)
+            record = None if alive else read_exit(paths.exit_record(sid, role))
+            if runs.lost(stage, role, alive, record):
+                gone.append(role)
+        if not gone:
+            continue
+        left = sorted({pid for role in ROLES for pid in runs.leftovers(stage, role)})
+        changes.append(f"stage {sid}: the runner of its {gone[0]} (pid {stage.get(gone[0] + '_pid')}) is gone "
+                       "without an exit record; " + (f"stop the {len(left)} process(es) left of its run "
+                                                      f"({' '.join(map(str, left))}); " if left else "")
+                       + f"mark stalled ({runs.RUNNER_LOST_MARKER})")
+        if not dry_run:
+            for role in ROLES:
+                runs.stop(stage, role, LOST_GRACE)
+        for role in ROLES:
+            for field in (f"{role}_pid", f"{role}_started", runs.key(role)):
+                if stage.get(field) is not None:
+                    stage[field] = None
+        stage.update(status="stalled", stall_marker=runs.RUNNER_LOST_MARKER)
+        if stage.get("merge"):
+            stage["merge"] = None
+        if doc.get("current_stage") == sid:
+            doc["current_stage"] = None
+    return changes
+
+
 def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
     """Reconcile one repo; returns a line per change (made, or to be made)."""
     paths = ctx.paths
@@ -85,6 +127,7 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
 
     doc = state.load_state(paths)
     stages = [s for s in doc["stages"] if isinstance(s, dict)]
+    changes += _lost_runners(paths, stages, doc, dry_run)
     current = doc.get("current_stage")
     cur = state.find_stage(doc, current) if current else None
     if current and (cur is None or cur.get("status") != "in_progress"):
@@ -95,7 +138,7 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
     for stage in stages:
         if stage.get("status") != "in_progress" or stage is cur or stage.get("worktree"):
             continue  # a parallel stage (it has a worktree) is in flight without being current_stage
-        live = [r for r in ROLES if _alive(stage, r)]
+        live = [r for r in ROLES if _alive(stage, r) or runs.orphan(paths, stage, r) is not None]
         if live and doc.get("current_stage") is None:
             changes.append(f"stage {stage['id']} is in_progress with a live {live[0]}; make it current_stage")
             doc["current_stage"] = stage["id"]
@@ -117,7 +160,7 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
                     if not dry_run:
                         envelope.archive(paths, stage["id"])
                     break
-    kills = [k for k in doc.get("pending_kills") or [] if procs.is_alive(int(k.get("pid", 0) or 0), k.get("started"))]
+    kills = [k for k in doc.get("pending_kills") or [] if isinstance(k, dict) and runs.pending(k)]
     if len(kills) != len(doc.get("pending_kills") or []):
         changes.append("drop pending kills of processes that are gone")
         doc["pending_kills"] = kills

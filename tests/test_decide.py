@@ -803,3 +803,35 @@ def test_a_parked_repo_claims_nothing():
     f.queue, f.max_parallel = [d.Pending(SID, worker="W")], 3
     dec = d.decide_claim(f)
     assert not dec.transition and dec.message.startswith("parked")
+
+
+# ------------------------------------------------------------------ supervision: orphans, lost runners, a commit in flight
+
+@pytest.mark.parametrize("lanes", [False, True], ids=["serial", "lanes"])
+@pytest.mark.parametrize("fields,kw,expected,finish,transition", [
+    # a run an interrupted tick started and never recorded: adopted, never started again
+    ({"worker_pid": None}, {"orphans": {"worker": (9, 1.0)}}, ["adopt"], None, True),
+    # a recorded runner gone without an exit record: its run is stopped, the stage stalls
+    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, lost=True)}, ["kill:worker", "account:worker"],
+     ("stalled", "runner_lost"), True),
+    ({"verifier_pid": 5, "worker_exit": 0}, {"verifier": d.Proc(pid=5, lost=True)},
+     ["kill:verifier", "account:verifier"], ("stalled", "runner_lost"), True),
+    ({"acceptance_pid": 6, "worker_exit": 0}, {"acceptance_command": "true", "acceptance": d.Proc(pid=6, lost=True)},
+     ["kill:acceptance", "account:acceptance"], ("stalled", "runner_lost"), True),
+    # a dead runner that left its record is an ordinary exit, not a lost one
+    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, exit={"exit_code": 0})}, ["account:worker", "record_tree"],
+     ("stalled", "worker_envelope_missing_after_exit"), True),
+    # the stage's commit, started by a killed tick, still runs: wait; past the commit timeout: stop it
+    ({"worker_exit": 0}, {"commit_running": 3.0, "artefact": Artefact("verdict", "PASS")}, [], None, False),
+    ({"worker_exit": 0}, {"commit_running": d.COMMIT_SECONDS + 1.0, "artefact": Artefact("verdict", "PASS")},
+     ["kill:commit"], None, True),
+])
+def test_runs_the_tick_did_not_see_end(lanes, fields, kw, expected, finish, transition):
+    doc = state_with("in_progress", None if lanes else SID, **(LANE if lanes else {}), **fields)
+    if lanes:
+        dec = d.decide_lane(lane(doc, **kw), SID)
+    else:
+        dec = d.decide(facts(doc, cur=inflight(doc, **kw)))
+    assert [e.split(":")[0] if e.startswith("adopt") else e for e in effects(dec)] == expected, dec.message
+    assert dec.finish == finish and dec.transition == transition
+

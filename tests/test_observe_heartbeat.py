@@ -100,6 +100,9 @@ def enrol(paths: RepoPaths, pid: int, log: Path, *, family: str = "codex", budge
     (Observed(True, 10, -301), 60, 400, "over-budget", ["silent", "over-budget"]),
     (Observed(True, 10, -301, log_streams=False), 60, 400, "over-budget", ["over-budget"]),
     (Observed(False, 10, -301), 60, 400, "exited", []),
+    # the runner is gone without a record, processes of its run still run: nothing stops them at the budget
+    (Observed(False, 10, -301, unsupervised=(41, 42)), 60, 400, "unsupervised", ["unsupervised"]),
+    (Observed(False, 10, 0, unsupervised=(41,)), 0, 5, "unsupervised", ["unsupervised"]),
 ])
 def test_classify(seen, budget, elapsed, state, flags):
     now = 10_000.0
@@ -168,7 +171,8 @@ def test_heartbeat_classifies_real_agents(paths, agents, tmp_path):
     assert flags[stuck.pid] == ["silent"] and flags[over.pid] == ["over-budget"] and flags[live.pid] == []
     on_disk = json.loads(paths.heartbeat.read_text())
     assert on_disk["active_count"] == 4
-    assert on_disk["counts"] == {"running": 1, "quiet": 1, "stuck": 1, "over-budget": 1, "exited": 2}
+    assert on_disk["counts"] == {"running": 1, "quiet": 1, "stuck": 1, "over-budget": 1, "unsupervised": 0,
+                                 "exited": 2}
     # both gone ones moved to recent-agents with a meaningful outcome; the stranger was never touched
     assert sorted(p.name for p in paths.recent_agents.iterdir()) == sorted(
         [f"{stranger.pid}-06-gone.json", f"{ran.pid}-07-done.json"])

@@ -10,10 +10,14 @@ how long has it run against its budget -- and classifies the agent:
                log does not stream, so silence says nothing
 ``stuck``      alive, but its streaming log has not grown for ``stall_seconds``
 ``over-budget`` alive past its budget (``budget_seconds`` > 0)
+``unsupervised`` its runner is gone without an exit record (killed, crashed)
+               but processes of its run (found by the run's mark, see
+               :mod:`autometta.supervise`) still run: nothing will stop them
+               at the budget; the next tick (or ``tick --repair``) does
 ``exited``     the process is gone (or the pid now belongs to someone else)
 =============  ==============================================================
 
-Over-budget wins over stuck, stuck over quiet. The bash flags are kept
+Unsupervised wins over everything; over-budget over stuck, stuck over quiet. The bash flags are kept
 (``silent`` = stuck, ``over-budget``) so old readers of ``heartbeat.json``
 keep working.
 
@@ -38,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import files, procs
+from .. import files, procs, supervise
 from ..errors import UserError
 from ..launch import read_exit
 from ..paths import HomePaths, RepoPaths
@@ -47,9 +51,9 @@ from ..timeutil import now_iso, parse_iso
 from . import registry
 from .settings import Settings
 
-STATES = ("running", "quiet", "stuck", "over-budget", "exited")
+STATES = ("running", "quiet", "stuck", "over-budget", "unsupervised", "exited")
 #: States a human should look at.
-ALERT_STATES = ("stuck", "over-budget")
+ALERT_STATES = ("stuck", "over-budget", "unsupervised")
 #: Outcomes (and stage statuses) shown as failures.
 FAILED_OUTCOMES = ("failed", "killed", "timed-out", "not-started", "stalled", "verifier_failed",
                    "verifier_panel_no_quorum", "merge_conflict", "secret_blocked", "stuck")
@@ -67,6 +71,8 @@ class Observed:
     log_size: Optional[int] = None
     log_mtime: Optional[float] = None
     log_streams: bool = True
+    #: processes of the run still alive although its runner (the registered pid) is gone
+    unsupervised: Tuple[int, ...] = ()
 
 
 def _fmt(seconds: float) -> str:
@@ -104,6 +110,13 @@ def classify(doc: Dict[str, Any], seen: Observed, now: float, stall_seconds: flo
         out["log_mtime_age_seconds"] = int(age)
     if seen.log_size is not None:
         out["log_size"] = seen.log_size
+    if not seen.alive and seen.unsupervised:
+        shown = " ".join(map(str, seen.unsupervised[:5])) + (" ..." if len(seen.unsupervised) > 5 else "")
+        out.update(alive=True, state="unsupervised", flags=["unsupervised"],
+                   pids=list(seen.unsupervised),
+                   reason=f"its runner is gone without an exit record; {len(seen.unsupervised)} process(es) "
+                          f"of its run still running ({shown})")
+        return out
     flags: List[str] = []
     budget = doc.get("budget_seconds")
     budget = budget if isinstance(budget, int) and not isinstance(budget, bool) else 0
@@ -232,9 +245,13 @@ def exit_record(paths: RepoPaths, doc: Dict[str, Any]) -> Optional[Dict[str, Any
 
 
 def observe(paths: RepoPaths, doc: Dict[str, Any], record: Optional[Dict[str, Any]]) -> Observed:
-    alive = record is None and is_alive(doc)
+    alive = is_alive(doc)  # a record while the runner still runs was not written by it: the run goes on
     log = Path(str(doc["log_path"])) if doc.get("log_path") else None
     seen = Observed(alive=alive, log_streams=log_streams(str(doc.get("family") or ""), log))
+    mark = doc.get("run_id")
+    if not alive and record is None and isinstance(mark, str) and mark:
+        # the runner is gone without a record: does anything of its run still run?
+        seen.unsupervised = tuple(supervise.find(supervise.Run(mark=mark)))
     if log is not None:
         try:
             st = os.stat(log)

@@ -9,7 +9,9 @@ and moves the entry of an agent that has exited to
 runner (its exit record says how the agent ended), for a manual dispatch the
 agent itself. ``process_start`` (the start time the operating system
 reported at registration) tells that process from a later one that got the
-same pid; entries written by the bash version lack it.
+same pid; entries written by the bash version lack it. ``run_id`` (the tick's
+agents) is the run's mark (:mod:`autometta.supervise`): if the runner is gone
+without an exit record, the heartbeat still finds what is left of its run.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ Entry = Dict[str, Any]
 
 def register(paths: RepoPaths, *, pid: int, started: Optional[float], started_at: str, role: str,
              family: str, identity: str, card_path: str, log_path: str, budget_seconds: int,
-             stage_id: Optional[str] = None) -> Path:
+             stage_id: Optional[str] = None, run_id: Optional[str] = None) -> Path:
     """Write (or rewrite: idempotent per pid) the registry entry for one agent."""
     doc: Dict[str, Any] = {
         "agent_id": f"{pid}-{int(started or 0)}",
@@ -45,6 +47,8 @@ def register(paths: RepoPaths, *, pid: int, started: Optional[float], started_at
         doc["process_start"] = started
     if stage_id:
         doc["stage_id"] = stage_id
+    if run_id:
+        doc["run_id"] = run_id  # the run's mark: its processes outlive a runner that was killed
     target = entry_path(paths, pid)
     files.ensure_dir(paths.active_agents)
     files.atomic_write(target, files.dump_json(dict(sorted(doc.items()))), mode=0o600)

@@ -1,1 +1,32 @@
 """Fixtures for the reliability suite (the shared ``setup`` lives in tests/conftest.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _no_strays(tmp_path):
+    """Whatever a test started is gone afterwards, even when the product failed to stop it (Linux: /proc).
+
+    A process counts as the test's when it works in the test's folder (an agent, an escapee, git and its hook).
+    """
+    yield
+    if not os.path.isdir("/proc"):
+        return
+    top = os.path.realpath(tmp_path)
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(f"/proc/{name}/cwd")
+        except OSError:
+            continue
+        if cwd == top or cwd.startswith(top + os.sep):
+            try:
+                os.kill(int(name), signal.SIGKILL)
+            except OSError:
+                pass
