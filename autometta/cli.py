@@ -43,6 +43,7 @@ COMMANDS = [
     ("register_agent", "register-agent", "register a manually started agent for heartbeat and watch"),
     ("check_deps", "check-deps", "check the tools autometta uses"),
     ("tick", "tick", "move each subscribed repo one step (run it from cron or launchd); --dry-run: what it would do"),
+    ("stop", "stop", "stop a stage in flight now (every process it started); it waits as stopped"),
     ("requeue", "requeue", "put a stopped stage back in the queue"),
     ("panel", "panel", "run a stage's verifier panel again, read-only, and print its synthesis"),
     ("retro_grade", "retro-grade", "re-judge completed stages with today's rubric in one API batch (a report)"),

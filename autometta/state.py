@@ -25,11 +25,12 @@ STATUSES = (
     "verifier_panel_no_quorum",
     "merge_conflict",
     "secret_blocked",
+    "stopped",
 )
 
 #: Statuses a stage does not leave without a human (re-queue) decision.
 TERMINAL = ("completed", "failed", "stalled", "verifier_failed", "verifier_panel_no_quorum", "merge_conflict",
-            "secret_blocked")
+            "secret_blocked", "stopped")
 
 FILE_MODE = 0o600
 

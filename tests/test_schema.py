@@ -499,10 +499,10 @@ INVALID_DOCS = [
     ("state", _with(BASH_INITIAL_STATE, ["typo"], 1), "$: unknown field 'typo'"),
     ("state", _with(BASH_POPULATED_STATE, ["stages", 2, "status"], "done"),
      "$.stages[2].status: 'done' is not one of pending, in_progress, completed, failed, stalled, "
-     "verifier_failed, verifier_panel_no_quorum, merge_conflict, secret_blocked"),
+     "verifier_failed, verifier_panel_no_quorum, merge_conflict, secret_blocked, stopped"),
     ("state", _with(BASH_POPULATED_STATE, ["stages", 2, "status"], "parked"),
      "$.stages[2].status: 'parked' is not one of pending, in_progress, completed, failed, stalled, "
-     "verifier_failed, verifier_panel_no_quorum, merge_conflict, secret_blocked"),
+     "verifier_failed, verifier_panel_no_quorum, merge_conflict, secret_blocked, stopped"),
     ("state", _with(BASH_POPULATED_STATE, ["stages", 0, "id"], "Bootstrap"),
      "$.stages[0].id: 'Bootstrap' does not match ^[0-9]{2}[a-z]*-[a-z0-9-]+$"),
     ("state", _with(BASH_POPULATED_STATE, ["stages", 5, "worker_pid"], "4242"),
@@ -608,7 +608,8 @@ def test_check_names_source_path_and_schema():
     message = str(caught.value)
     assert message == (
         "/repo/state/state.yaml: $.stages[2].status: 'done' is not one of pending, in_progress, completed, "
-        "failed, stalled, verifier_failed, verifier_panel_no_quorum, merge_conflict, secret_blocked; see schemas/state.json"
+        "failed, stalled, verifier_failed, verifier_panel_no_quorum, merge_conflict, secret_blocked, stopped; "
+        "see schemas/state.json"
     )
     assert caught.value.exit_code == 1
 
