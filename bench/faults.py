@@ -27,6 +27,8 @@ CATEGORIES = [
     ("fault points", "tests/reliability/test_faults.py"),
     ("crash", "tests/reliability/test_crash.py"),
     ("crash in parallel lanes", "tests/reliability/test_crash_lanes.py"),
+    ("never twice (ticks killed around every spawn and commit)", "tests/reliability/test_never_twice.py"),
+    ("a commit is found again", "tests/reliability/test_commit_found.py"),
     ("concurrency", "tests/reliability/test_concurrency.py"),
     ("hostile input", "tests/reliability/test_hostile.py"),
     ("fuzz (every command, every file)", "tests/reliability/test_fuzz.py"),
@@ -37,9 +39,15 @@ CATEGORIES = [
 ]
 
 
+#: Categories whose rounds cost far more than a concurrency round run this fraction of --repeat (at least 2).
+SCALED = {"tests/reliability/test_never_twice.py": 10}
+
+
 def run_category(python: str, target: str, repeat: int) -> tuple:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
+        if target in SCALED:
+            repeat = max(2, repeat // SCALED[target])
         env = {**os.environ, "AUTOMETTA_RELIABILITY_REPEAT": str(repeat)}
         subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", target],
                        cwd=str(ROOT), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -77,6 +85,9 @@ def main(argv) -> int:
         line = f"{label}: {tried} tried, {passed} passed"
         if label == "concurrency":
             line += f" ({args.repeat} rounds of 8 ticks racing add-stage and --reset-halt/--repair)"
+        elif target in SCALED:
+            line += (f" ({max(2, args.repeat // SCALED[target])} rounds each, serial and lanes, of ticks killed "
+                     "at every point from 'about to spawn' to 'spawn recorded' and around the commit)")
         if known:
             line += f", {known} known defects (strict xfail, fix with the file's owner)"
         if failures:
