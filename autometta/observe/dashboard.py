@@ -234,7 +234,8 @@ td code{white-space:nowrap}code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Me
 word-break:break-all}.badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;
 border:1px solid currentColor}.s-completed{color:var(--ok)}.s-in_progress{color:var(--run)}
 .s-pending{color:var(--muted)}.s-failed,.s-stalled,.s-verifier_failed,.s-verifier_panel_no_quorum,
-.s-merge_conflict,.s-secret_blocked,.s-halted,.s-stuck,.s-over-budget{color:var(--bad)}.s-quiet{color:var(--warn)}
+.s-merge_conflict,.s-secret_blocked,.s-halted,.s-stuck,.s-over-budget,.s-unsupervised{color:var(--bad)}
+.s-quiet,.s-stopped{color:var(--warn)}
 .s-running{color:var(--run)}.alerts{border-left:4px solid var(--bad);padding:6px 12px;margin-top:10px}
 .alerts li{color:var(--bad)}svg text{fill:var(--ink);font-size:12px}svg .bar{fill:var(--bar)}
 svg .val{fill:var(--muted)}.stale{color:var(--bad);font-weight:600}.needs{border-left:4px solid var(--bad)}

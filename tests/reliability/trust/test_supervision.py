@@ -214,3 +214,20 @@ def test_a_worker_that_writes_its_own_exit_record_is_still_supervised(setup, lan
 
     assert s["status"] == "completed", s
     assert git(repo, "show", f"{s['commit']}:hello.txt") == "hello\nlate\n"  # what it did last was judged
+
+
+def test_an_agent_that_kills_its_own_runner_is_stopped_by_the_next_tick(setup, lanes, tmp_path):
+    """The runner is the agent's parent: ``kill -9 $PPID`` leaves the agent with nobody watching its budget."""
+    repo, home, add = setup
+    ready = _ready(tmp_path)
+    add(SID, f"kill -9 $PPID; printf x > '{ready}'; sleep 300")
+    tick_once(home)
+    s = stage(repo, SID)
+    _await_ready(ready)
+    await_pid(s["worker_pid"])  # the runner, killed by its own agent
+    left = [pid for pid, _start in supervise.marked(s["worker_run_id"])]
+    assert left, "the agent should have outlived its runner"
+    tick_once(home)
+    _gone(*left)
+    s = stage(repo, SID)
+    assert (s["status"], s["stall_marker"]) == ("stalled", "runner_lost"), s
