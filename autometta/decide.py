@@ -509,7 +509,8 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
             return Decision(f"stage {cur}: its commit, started by an interrupted tick, is still running; waiting",
                             effects, transition=False)
         return Decision(f"stage {cur}: its commit, started by an interrupted tick, still runs after "
-                        f"{int(c.commit_running)}s; stopped (the next tick records it if it landed, else commits again)",
+                        f"{int(c.commit_running)}s; stopped (the next tick records it if it landed, "
+                        "else commits again)",
                         effects + [(KILL, "commit")])
 
     # 0a. A lane whose worktree was deleted: stop what still runs there.

@@ -2,7 +2,7 @@
 
 ``autometta stop REPO STAGE_ID`` calls :func:`stop_stage` under the repo's
 lock, so no tick is half-way through a transition of the repo meanwhile. For
-each of the stage's runs (worker, acceptance, verifier, a lane's setup or
+each of the stage's runs (worker, acceptance, verifier, its worktree setup or
 post-merge rerun, a commit an interrupted tick left running) it sends
 SIGTERM to the runner's process group and to every process marked as the
 run's (:mod:`autometta.supervise`), waits up to the grace for them to go,
@@ -10,7 +10,7 @@ then SIGKILLs what is left. A live runner passes the SIGTERM to its agent and
 writes its exit record, so what the run spent is accounted as on any exit.
 
 The stage becomes ``stopped`` (marker ``stopped_by_operator``), which only
-``autometta requeue`` leaves; a lane keeps its worktree and branch for review
+``autometta requeue`` leaves; its worktree and branch stay for review
 until then. A stop is not a failure: ``consecutive_failures`` is unchanged.
 """
 
@@ -30,6 +30,7 @@ from .roles import ROLES
 
 #: marker of a stage ``autometta stop`` ended (status ``stopped``)
 STOP_MARKER = "stopped_by_operator"
+_ABSENT = object()
 #: Seconds a stopped run may take to exit after SIGTERM before it gets SIGKILL.
 DEFAULT_GRACE = supervise.DEFAULT_GRACE
 
@@ -50,7 +51,10 @@ class Stopped:
 
 def stop_stage(ctx: RepoContext, stage_id: str, grace: float = DEFAULT_GRACE,
                now: Optional[float] = None) -> Stopped:
-    """Stop ``stage_id`` in ``ctx``'s repo; the caller holds the repo's lock. Raises UserError if it is not in flight."""
+    """Stop ``stage_id`` in ``ctx``'s repo; the caller holds the repo's lock.
+
+    Raises UserError if the stage is not in flight.
+    """
     paths = ctx.paths
     doc = state.load_state(paths)
     stage = state.find_stage(doc, stage_id)
@@ -68,22 +72,23 @@ def stop_stage(ctx: RepoContext, stage_id: str, grace: float = DEFAULT_GRACE,
                 out.signalled[role] = pids
     now = time.time() if now is None else now
     work_ctx = observe.lane_context(ctx, stage) if stage.get("worktree") else ctx
-    txn = effects.Txn(ctx=work_ctx, state=doc, budget=b, now=now, base_ctx=ctx, lanes=True, focus=stage_id)
+    txn = effects.Txn(ctx=work_ctx, state=doc, budget=b, now=now, base_ctx=ctx, focus=stage_id)
     txn.facts = d.Facts(repo=str(paths.root), budget=b, state=doc, now=now,
                         cur=observe.in_flight(work_ctx, doc, stage_id, now))
     spent = [(d.ACCOUNT, role) for role in ROLES if stage.get(f"{role}_pid")]
-    effects.apply(txn, d.Decision(f"stop {stage_id}", spent, transition=False))
+    failures = dict(b).get("consecutive_failures", _ABSENT)
+    # accounted, then ended as any stop is (merge cleared, current_stage cleared, an in-tree branch put back)
+    effects.apply(txn, d.Decision(f"stop {stage_id}", spent, finish=("stopped", STOP_MARKER), transition=False))
+    if failures is _ABSENT:  # a stop is not a failure
+        b.pop("consecutive_failures", None)
+    else:
+        b["consecutive_failures"] = failures
     for role in (*ROLES, runs.COMMIT):
         stage[runs.key(role)] = None
         if stage.get(f"{role}_pid") is not None:
             stage[f"{role}_pid"] = None
     if "commit_from" in stage:
         stage["commit_from"] = None
-    stage.update(status="stopped", stall_marker=STOP_MARKER)
-    if stage.get("merge"):
-        stage["merge"] = None
-    if doc.get("current_stage") == stage_id:
-        doc["current_stage"] = None
     state.save_state(paths, doc)
     budgets.save_budget(paths, b)
     return out

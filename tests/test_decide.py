@@ -805,7 +805,7 @@ def test_a_parked_repo_claims_nothing():
     assert not dec.transition and dec.message.startswith("parked")
 
 
-# ------------------------------------------------------------------ supervision: orphans, lost runners, a commit in flight
+# ------------------------------------------------------------------ supervision: orphans, lost runners, a commit
 
 @pytest.mark.parametrize("lanes", [False, True], ids=["serial", "lanes"])
 @pytest.mark.parametrize("fields,kw,expected,finish,transition", [

@@ -1,10 +1,10 @@
-"""Stop a stage in flight now: its worker, acceptance command, verifier, a lane's setup or merge recheck.
+"""Stop a stage in flight now: its worker, acceptance command, verifier, worktree setup or merge recheck.
 
 Everything the stage's runs started gets SIGTERM (the runner's process
 group and every process marked with the run's id, ``setsid`` children
 included), then SIGKILL after ``--grace`` seconds. What they spent is
 accounted, and the stage is left ``stopped`` until you run ``autometta
-requeue REPO STAGE_ID``; a parallel stage keeps its worktree and branch for
+requeue REPO STAGE_ID``; the stage keeps its worktree and branch for
 review. Waits (up to 30 s) for a tick that holds the repo.
 """
 

@@ -5,7 +5,7 @@ git and its hooks carry) into state.yaml before git starts. Killed after the
 commit, the next tick finds the stage's commit on the branch (its subject,
 author and trailer) and records its real sha; killed during a slow
 pre-commit hook, the next ticks wait for that git to finish rather than
-commit again into its lock, then record what landed. Serial and lanes.
+commit again into its lock, then record what landed. Serial, lanes and ``isolation: tree``.
 """
 
 from __future__ import annotations
@@ -25,11 +25,15 @@ from tests.tickkit import git, read_state, stage, tick_once
 SID = "01-hello"
 
 
-@pytest.fixture(params=[False, True], ids=["serial", "lanes"])
+#: How the stage runs: its own worktree one at a time (the default), two lanes at once, or in the repo's tree.
+MODES = {"serial": "", "lanes": "max_parallel: 2\n", "tree": "isolation: tree\n"}
+
+
+@pytest.fixture(params=list(MODES))
 def lanes(request, setup):
-    if request.param:
-        manifest = setup[0] / ".autometta.local.yaml"
-        manifest.write_text(manifest.read_text() + "max_parallel: 2\n")
+    """The mode's name; the repo's manifest says it."""
+    manifest = setup[0] / ".autometta.local.yaml"
+    manifest.write_text(manifest.read_text() + MODES[request.param])
     return request.param
 
 
@@ -61,7 +65,7 @@ def test_a_tick_killed_after_the_commit_records_its_real_sha(setup, lanes):
     assert stage(repo, SID)["status"] == "in_progress" and stage(repo, SID).get("commit_run_id")
     tick_until_settled(home, repo)
     _landed(repo, start)
-    assert "found its commit" in "".join(p.read_text() for p in (home / "log").glob("tick-*.log")) or lanes
+    assert "found its commit" in "".join(p.read_text() for p in (home / "log").glob("tick-*.log"))
 
 
 HOOK = """#!/bin/sh

@@ -39,7 +39,8 @@ SPAWN_POINTS = ["atomic_write.before@state.yaml", "atomic_write.after@state.yaml
 COMMIT_POINTS = ["commit.before", "commit.after"]
 POINTS = SPAWN_POINTS + COMMIT_POINTS
 ROLES_RUN = ("worker", "setup", "acceptance", "verifier", "postmerge")
-ONCE = ("worker", "setup", "acceptance", "verifier")  # a postmerge rerun may repeat when a landing is retried
+#: A postmerge rerun runs only when the base moved meanwhile, and again when a landing is retried.
+ONCE = ("worker", "setup", "acceptance", "verifier")
 
 
 def _seed() -> int:
@@ -86,7 +87,8 @@ def _round(setup, tmp_path: Path, r: int, lanes: bool, seed: int) -> None:
         doc = read_state(repo)
         if all(s["status"] == "completed" for s in doc["stages"] if s["id"] in ids):
             break
-        assert not [s for s in doc["stages"] if s["id"] in ids and s["status"] not in ("pending", "in_progress", "completed")], \
+        stopped = [s for s in doc["stages"] if s["id"] in ids and s["status"] not in ("pending", "in_progress")]
+        assert all(s["status"] == "completed" for s in stopped), \
             (where, [(s["id"], s["status"], s.get("stall_marker")) for s in doc["stages"]])
         point = POINTS[n % len(POINTS)]
         fault = _fault(point, ids, rng.choice([0.0, rng.uniform(0.0, 0.15)])) if rng.random() < 0.85 else None
@@ -109,8 +111,6 @@ def _round(setup, tmp_path: Path, r: int, lanes: bool, seed: int) -> None:
         for role in ONCE:
             expected = 0 if role == "setup" and not lanes else 1
             assert runs[(role, sid)] == expected, (where, sid, role, runs)
-        if lanes:
-            assert runs[("postmerge", sid)] >= 1, (where, sid, runs)
         assert (repo / f"{sid}.txt").read_text() == f"{sid}\n", (where, sid)
         mine = [s for s in subjects if s.startswith(f"{sid}:")]
         assert len(mine) == 1, (where, sid, subjects)

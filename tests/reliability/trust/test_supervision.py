@@ -1,4 +1,4 @@
-"""Ways an agent could outlive its supervision, each tried against a serial stage and a parallel lane.
+"""Ways an agent could outlive its supervision, each tried serially, in lanes and with ``isolation: tree``.
 
 An agent may fork a ``setsid`` child, clean the environment it gives that
 child, double-fork so the child is orphaned, write files under ``state/``
@@ -29,12 +29,15 @@ SID = "01-hello"
 LINUX = sys.platform.startswith("linux")
 
 
-@pytest.fixture(params=[False, True], ids=["serial", "lanes"])
+#: How the stage runs: its own worktree one at a time (the default), two lanes at once, or in the repo's tree.
+MODES = {"serial": "", "lanes": "max_parallel: 2\n", "tree": "isolation: tree\n"}
+
+
+@pytest.fixture(params=list(MODES))
 def lanes(request, setup):
-    if request.param:
-        repo = setup[0]
-        manifest = repo / ".autometta.local.yaml"
-        manifest.write_text(manifest.read_text() + "max_parallel: 2\n")
+    """The mode's name; the repo's manifest says it."""
+    manifest = setup[0] / ".autometta.local.yaml"
+    manifest.write_text(manifest.read_text() + MODES[request.param])
     return request.param
 
 
