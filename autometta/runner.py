@@ -71,6 +71,8 @@ from .timeutil import now_iso
 DEFAULT_KILL_GRACE = 10.0
 #: the hard stop fires at budget x this (the bash version's "budget + 50% grace")
 BUDGET_FACTOR = 1.5
+#: seconds what the agent leaves behind may take to end on its own before it is stopped
+SETTLE_SECONDS = 0.5
 #: longest single sleep of the wait loop; wake-ups normally come from signals
 _MAX_NAP = 60.0
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -307,8 +309,16 @@ class _Run:
             _drain(wake_fd)
 
     def sweep(self) -> None:
-        """After the agent exits: stop what it left running in the run."""
+        """After the agent exits: stop what it left running in the run.
+
+        What is still on its way out (a sandbox's init ending after the
+        sandbox reported the exit) gets :data:`SETTLE_SECONDS` to go first.
+        """
         others = self._others()
+        settle = time.monotonic() + SETTLE_SECONDS
+        while others and time.monotonic() < settle:
+            time.sleep(0.02)
+            others = self._others()
         if not others:
             return
         self.note(f"stopping {len(others)} process(es) the agent left running: {' '.join(map(str, others))}")

@@ -31,7 +31,7 @@ from typing import Dict, List
 import pytest
 
 from autometta import supervise, tick
-from autometta.paths import HomePaths
+from autometta.paths import HomePaths, RepoPaths
 from tests.conftest import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, _stop_group, agent_environment,
                                            agent_key, await_agents, envelope, pass_env, tick_until_quiet,
@@ -60,22 +60,24 @@ def escapees(top: Path) -> List[int]:
 
 
 def build_script(repo: Path, marks: Path) -> Dict[str, List[Turn]]:
+    """As tests/e2e/test_tick_real_clis.py's, with the worker's fork first (each stage in its worktree)."""
+    paths = RepoPaths(repo)
     script: Dict[str, List[Turn]] = {}
     for stage_id, (worker, verifier) in STAGES.items():
         family = FAMILY[worker]
-        where = (lambda rel: str(repo / rel)) if family == "claude" else (lambda rel: rel)
+        work = repo / ".autometta" / "worktrees" / stage_id
         fork = (f"printf '%s' \"$AUTOMETTA_RUN_ID\" > '{marks}/{stage_id}'; "
                 "(setsid sleep 300 </dev/null >/dev/null 2>&1 &); echo forked")
-        script[f"{family}:worker:{stage_id}"] = [
-            shell(fork),
-            write_file(where(f"out/{stage_id}.txt"), f"{stage_id}\n"),
-            write_file(where(f"state/handoffs/{stage_id}.json"), envelope(stage_id, worker), codex_via="exec_command"),
-            text("Wrote the file and the handoff."),
-        ]
-        vfamily = FAMILY[verifier]
-        vwhere = (lambda rel: str(repo / rel)) if vfamily == "claude" else (lambda rel: rel)
-        script[f"{vfamily}:verifier:{stage_id}"] = [
-            write_file(vwhere(f"state/verifiers/{stage_id}.json"), verdict(stage_id, verifier, f"{stage_id} lands")),
+        if family == "claude":
+            made = [write_file(str(work / "out" / f"{stage_id}.txt"), f"{stage_id}\n"),
+                    write_file(str(paths.handoff(stage_id)), envelope(stage_id, worker))]
+        else:
+            made = [write_file(f"out/{stage_id}.txt", f"{stage_id}\n"),
+                    shell("printf '%s' '" + envelope(stage_id, worker).replace("'", "'\\''")
+                          + "' > \"$AUTOMETTA_HANDOFF\"")]
+        script[f"{family}:worker:{stage_id}"] = [shell(fork), *made, text("Wrote the file and the handoff.")]
+        script[f"{FAMILY[verifier]}:verifier:{stage_id}"] = [
+            write_file(str(paths.verifier_artefact(stage_id)), verdict(stage_id, verifier, f"{stage_id} lands")),
             text("Verdict written: PASS."),
         ]
     return script
@@ -92,6 +94,10 @@ def test_a_tool_calls_setsid_child_does_not_outlive_the_worker(clis, run, tmp_pa
         assert run("init-host").code == 0
         assert run("subscribe", str(repo)).code == 0
         pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+        # claude's default (acceptEdits) refuses a redirection outside the worktree and setsid: an agent
+        # that means to escape runs with everything allowed, as under bypass
+        manifest = RepoPaths(repo).manifest
+        manifest.write_text(manifest.read_text() + "permissions:\n  claude:\n    mode: bypass\n")
         for stage_id, (worker, verifier) in STAGES.items():
             card = repo / "docs" / "stages" / f"{stage_id}.md"
             card.parent.mkdir(parents=True, exist_ok=True)
