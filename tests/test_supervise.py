@@ -42,7 +42,7 @@ class Started:
         return proc.pid
 
     def line(self) -> int:
-        pid = int(self.procs[-1].stdout.readline())
+        pid = int(self.procs[-1].stdout.readline().split()[-1])
         self.pids.append(pid)
         return pid
 
@@ -62,6 +62,13 @@ def started():
     s = Started()
     yield s
     s.close()
+
+
+#: Prints ``<its argument> <its pid>`` once it runs as it will (no exec after: /proc shows an environment
+#: that is not being replaced), then sleeps; ``ignore`` as its argument also makes it ignore SIGTERM.
+SLEEPER = (f"'{sys.executable}' -c 'import os, signal, sys, time; "
+           "sys.argv[1] == \"ignore\" and signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+           "print(sys.argv[1], os.getpid(), flush=True); time.sleep(60)'")
 
 
 def _env(mark: str) -> dict:
@@ -87,7 +94,7 @@ def test_the_table_knows_our_parent_group_and_start():
 
 def test_environ_values_reads_what_a_process_was_started_with(started):
     mark = supervise.new_mark()
-    pid = started.sh("echo $$; exec sleep 60", env=_env(mark))
+    pid = started.sh(f"exec {SLEEPER} me", env=_env(mark))
     assert started.line() == pid
     assert procs.environ_values(supervise.ENV, [pid]) == {pid: mark}
     assert procs.environ_values(supervise.ENV)[pid] == mark
@@ -102,7 +109,7 @@ def test_the_ps_environment_parser():
 
 @pytest.mark.skipif(not (LINUX_PROC and os.path.exists("/bin/ps")), reason="compares /proc with ps")
 def test_the_ps_table_agrees_with_proc(started):
-    pid = started.sh("echo $$; exec sleep 60")
+    pid = started.sh(f"exec {SLEEPER} me")
     assert started.line() == pid
     ps = {row.pid: row for row in procs._ps_table()}
     mine = {row.pid: row for row in procs.table()}
@@ -114,13 +121,12 @@ def test_the_ps_table_agrees_with_proc(started):
 def test_find_by_mark_group_and_descent(started):
     mark = supervise.new_mark()
     # the leader of a new group; a marked child that leaves the group; an unmarked child that stays in it
-    leader = started.sh("setsid sh -c 'echo e $$; exec sleep 60' & "
-                        "env -u AUTOMETTA_RUN_ID sh -c 'echo u $$; exec sleep 60' & wait",
+    leader = started.sh(f"setsid {SLEEPER} e & env -u AUTOMETTA_RUN_ID {SLEEPER} u & wait",
                         env=_env(mark), new_session=True)
     told = dict(started.procs[-1].stdout.readline().split() for _ in range(2))  # each once it runs as it will
     escapee, unmarked = int(told["e"]), int(told["u"])
     started.pids += [escapee, unmarked]
-    stranger = started.sh("echo $$; exec sleep 60", env=_env(supervise.new_mark()))
+    stranger = started.sh(f"exec {SLEEPER} s", env=_env(supervise.new_mark()))
     assert started.line() == stranger
     assert supervise.find(supervise.Run(mark=mark)) == sorted([leader, escapee])
     assert supervise.find(supervise.Run(pgid=leader)) == sorted([leader, unmarked])
@@ -134,11 +140,11 @@ def test_find_by_mark_group_and_descent(started):
     assert supervise.find(supervise.Run()) == [] and supervise.marked(None) == []
 
 
-def test_stop_terms_then_kills_and_spares_the_runner_for_its_record(started):
+def test_stop_terms_then_kills_what_stays(started):
     mark = supervise.new_mark()
-    stubborn = started.sh("trap '' TERM; echo $$; exec sleep 60", env=_env(mark))
+    stubborn = started.sh(f"exec {SLEEPER} ignore", env=_env(mark))
     assert started.line() == stubborn
-    polite = started.sh("echo $$; exec sleep 60", env=_env(mark))
+    polite = started.sh(f"exec {SLEEPER} polite", env=_env(mark))
     assert started.line() == polite
     began = time.monotonic()
     signalled = supervise.stop(supervise.Run(mark=mark), grace=0.3)
