@@ -45,7 +45,8 @@ def _to_the_verdict(setup) -> str:
     for _ in range(2):  # claim + worker, then reap + verifier
         tick_once(home)
         await_all_runners(repo)
-    assert (repo / "state" / "verifiers" / f"{SID}.json").exists()
+    run = stage(repo, SID).get("verifier_run_artefact")
+    assert run and (repo / run).exists(), stage(repo, SID)  # the verdict its verifier run wrote
     return start
 
 
