@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from . import books, files, procs
+from . import books, files, procs, supervise
 from .envelope import Artefact, archive, read_artefact
 from .errors import UserError
 from .launch import read_exit, read_runner
@@ -327,9 +327,11 @@ def worker_run_alive(paths: RepoPaths, stage_id: str) -> Optional[str]:
 
     The worker's runner leads a process group that everything the worker
     starts shares, unless it leaves it (``setsid``); the runner stops what is
-    left in it before it writes its exit record. So today: the runner while
-    it has not written its record, then any member of its group. This is the
-    one place to extend when more of a run's processes can be found.
+    left of its run before it writes its exit record. So: the runner while
+    it has not written its record, then any member of its group, then any
+    process still carrying the run's mark (``AUTOMETTA_RUN_ID``, which the
+    exit record names; :mod:`autometta.supervise`), a ``setsid`` escapee
+    included.
     """
     exit_path = paths.exit_record(stage_id, "worker")
     record = read_exit(exit_path)
@@ -346,4 +348,9 @@ def worker_run_alive(paths: RepoPaths, stage_id: str) -> Optional[str]:
             members = procs.group_members(group) or []
             shown = " ".join(str(pid) for pid in members[:5]) or "?"
             return f"process(es) {shown} of the worker's run (process group {group}) are still running"
+    mark = (record or {}).get("run_id")
+    marked = supervise.marked(mark) if isinstance(mark, str) and mark else []
+    if marked:
+        shown = " ".join(str(pid) for pid, _started in marked[:5])
+        return f"process(es) {shown} of the worker's run (marked {mark}) are still running"
     return None

@@ -17,7 +17,7 @@ from typing import Optional
 import pytest
 
 from autometta import decide as d
-from autometta import verdicts
+from autometta import supervise, verdicts
 from autometta.budget import initial_budget
 from autometta.launch import LaunchSpec, launch
 from autometta.paths import RepoPaths
@@ -289,6 +289,21 @@ def test_worker_run_alive_names_what_is_left_in_its_process_group(paths):
         put(paths.exit_record(SID, "worker"), {"exit_code": 0, "runner_pid": child.pid})
         assert verdicts.worker_run_alive(paths, SID) == (
             f"process(es) {child.pid} of the worker's run (process group {child.pid}) are still running")
+    finally:
+        child.kill()
+        child.wait()
+    assert verdicts.worker_run_alive(paths, SID) is None
+
+
+def test_worker_run_alive_names_a_setsid_escapee_by_the_runs_mark(paths):
+    # left the group and outlived the runner, but exec'd with the run's mark in its environment
+    mark = supervise.new_mark()
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True,
+                             env={**os.environ, supervise.ENV: mark})
+    try:
+        put(paths.exit_record(SID, "worker"), {"exit_code": 0, "runner_pid": 999999, "run_id": mark})
+        assert verdicts.worker_run_alive(paths, SID) == (
+            f"process(es) {child.pid} of the worker's run (marked {mark}) are still running")
     finally:
         child.kill()
         child.wait()
