@@ -36,7 +36,7 @@ from tests.conftest import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, _stop_group, agent_environment,
                                            agent_key, await_agents, envelope, pass_env, tick_until_quiet,
                                            verdict)
-from tests.support.model_server import ModelServer, Turn, shell, text, write_file
+from tests.support.model_server import ModelServer, Turn, shell, text, verdict_path, write_file
 from tests.tickkit import commit_all, git, read_state
 
 STAGES = {"01-claude-forks": (CLAUDE, CODEX), "02-codex-forks": (CODEX, CLAUDE)}
@@ -77,7 +77,7 @@ def build_script(repo: Path, marks: Path) -> Dict[str, List[Turn]]:
                           + "' > \"$AUTOMETTA_HANDOFF\"")]
         script[f"{family}:worker:{stage_id}"] = [shell(fork), *made, text("Wrote the file and the handoff.")]
         script[f"{FAMILY[verifier]}:verifier:{stage_id}"] = [
-            write_file(str(paths.verifier_artefact(stage_id)), verdict(stage_id, verifier, f"{stage_id} lands")),
+            write_file(verdict_path(stage_id), verdict(stage_id, verifier, f"{stage_id} lands")),  # as its prompt names
             text("Verdict written: PASS."),
         ]
     return script
