@@ -126,6 +126,20 @@ def test_a_park_met_in_no_repo_a_view_lists_is_listed_on_its_own():
     assert needs.elsewhere([dict(other, until="2020-01-01T00:00:00Z")], [], NOW) == []
 
 
+def test_an_unsupervised_run_needs_you_with_autometta_stop():
+    reason = "its runner is gone without an exit record; 2 process(es) of its run still running (51 52)"
+    agents = [{"pid": 50, "role": "worker", "state": "unsupervised", "stage_id": "03-c", "reason": reason,
+               "pids": [51, 52]},
+              {"pid": 60, "role": "worker", "state": "unsupervised", "reason": reason, "pids": [61, True, "x"],
+               "log_path": "/tmp/agent.log"}]
+    staged, manual = needs.needs_you(REPO, {"stages": [_stage("03-c", "in_progress")]}, {}, agents, now=NOW)
+    assert (staged.kind, staged.stage_id, staged.pid) == ("unsupervised", "03-c", 50)
+    assert staged.fix() == ("autometta stop '/srv/my repo' 03-c  (or let the next tick stop it: the stage then "
+                            "stalls runner_lost)")
+    assert staged.summary == f"03-c: worker pid 50 unsupervised ({reason})"
+    assert manual.command == "kill -TERM 61"  # no stage to stop: what is left of its run, by pid
+
+
 def test_a_marker_sends_no_escape_to_the_terminal():
     doc = {"stages": [_stage("01-a", "stalled", stall_marker="worker_no_envelope: \x1b]0;owned\x07\x1b[2Jhi")]}
     text = "\n".join(needs.lines(needs.needs_you(REPO, doc, {}), "proj"))

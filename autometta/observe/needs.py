@@ -13,6 +13,8 @@ them) -- and returns :class:`Need` items, most pressing first:
                        ``completed``); ``marker``: its stall marker
 ``stuck``              an agent whose streaming log stopped growing
 ``over-budget``        an agent past its wall-clock budget
+``unsupervised``       processes of an agent's run left running after its
+                       supervising runner was killed
 ``parked``             a usage limit's reset is awaited (``until``): a billing route
                        parked for every repo on this host (``route``; listed under
                        the repo that met it), a stage in flight waiting to run its
@@ -59,7 +61,7 @@ from ..timeutil import now_iso, parse_iso
 #: Stage statuses that wait for a person until the stage is re-queued.
 STOPPED = tuple(status for status in TERMINAL if status != "completed")
 #: Heartbeat states a person should look at (:data:`autometta.observe.heartbeat.ALERT_STATES`).
-AGENT_STATES = ("stuck", "over-budget")
+AGENT_STATES = ("stuck", "over-budget", "unsupervised")
 #: Every kind, most pressing first (the order items are returned in).
 KINDS = ("unreadable", "halted") + STOPPED + AGENT_STATES + ("parked",)
 
@@ -142,10 +144,15 @@ def _agent_need(repo: str, row: Mapping[str, Any], now: Optional[float]) -> Need
     summary = f"{where}: {role} pid {pid if pid is not None else '?'} {state}{f' ({reason})' if reason else ''}"
     look = f"autometta show {_q(repo)} {_q(stage_id)}" if stage_id else (
         f"less {_q(str(row['log_path']))}" if _text(row.get("log_path")) else None)
-    return Need(kind=state, repo=repo, summary=summary,
-                command=f"kill -TERM -{pid}" if pid is not None else None, stage_id=stage_id,
-                marker=reason, since=since, note="if it has hung" if pid is not None else None,
-                look=look, pid=pid, role=role)
+    command = f"kill -TERM -{pid}" if pid is not None else None
+    note = "if it has hung" if pid is not None else None
+    if state == "unsupervised":  # its runner (the pid) is gone; what is left of its run is found by its mark
+        left = [p for p in row.get("pids") or [] if isinstance(p, int) and not isinstance(p, bool) and p > 1]
+        command = (f"autometta stop {_q(repo)} {_q(stage_id)}" if stage_id else
+                   f"kill -TERM {' '.join(map(str, left))}" if left else None)
+        note = "or let the next tick stop it: the stage then stalls runner_lost"
+    return Need(kind=state, repo=repo, summary=summary, command=command, stage_id=stage_id,
+                marker=reason, since=since, note=note, look=look, pid=pid, role=role)
 
 
 #: The name a view gives an item of no repo it lists: a billing route parked by another repo (it holds them all).
@@ -218,7 +225,7 @@ def needs_you(repo: str, state_doc: Optional[Mapping[str, Any]], budget_doc: Opt
     """What needs a person in ``repo`` (its path), most pressing first: a pure function.
 
     ``agents``: the heartbeat's rows for the live agents (``state``, ``pid``,
-    ``role``, ``reason``, ...); only ``stuck`` and ``over-budget`` ones count.
+    ``role``, ``reason``, ...); only ``stuck``, ``over-budget`` and ``unsupervised`` ones count.
     ``detail_of(stage_id)``: an extra word on a stopped stage (its verdict's
     first FAIL), or None. ``now``: for ``parked`` (a reset in the past is no
     longer a park) and a stuck agent's ``since``. ``parks``: the billing
