@@ -139,6 +139,36 @@ def test_stop_after_the_runner_was_killed_stops_what_it_left(setup, run, tmp_pat
     assert stage(repo, SID)["status"] == "stopped"
 
 
+def test_stop_in_the_tree_takes_the_workers_own_commit_off_the_branch(setup, run, tmp_path):
+    """isolation: tree: the worker commits on the user's branch, then waits; stopped, its commit does not stay."""
+    repo, home, add = setup
+    manifest = repo / ".autometta.local.yaml"
+    manifest.write_text(manifest.read_text() + "isolation: tree\n")
+    ready = tmp_path / "ready"
+    os.mkfifo(ready)
+    before = git(repo, "rev-parse", "HEAD").strip()
+    add(SID, "printf 'own\\n' > own.txt && git add own.txt && "
+             "git -c user.name=sneaky -c user.email=sneaky@local commit -qm 'worker commits itself' && "
+             f"printf x > '{ready}'; sleep 300")
+    claimed = git(repo, "rev-parse", "HEAD").strip()  # add-stage committed the card
+    tick_once(home)
+    s = stage(repo, SID)
+    assert s["worker_pid"] and not s.get("worktree"), s
+    ours = [s["worker_pid"], *_run_processes(s, "worker")]
+    with open(ready) as handle:  # the worker has committed on the branch and sleeps
+        handle.read()
+    assert git(repo, "log", "-1", "--format=%s").strip() == "worker commits itself"
+
+    res = run("stop", str(repo), SID, "--grace", "2")
+    assert res.code == 0, res.err
+    for pid in ours:
+        await_pid(pid)
+        assert not procs.is_alive(pid)
+    assert stage(repo, SID)["status"] == "stopped"
+    assert git(repo, "rev-parse", "HEAD").strip() == claimed != before  # the worker's commit is off the branch
+    assert (repo / "own.txt").read_text() == "own\n"  # its change is left in the tree for review
+
+
 @pytest.mark.parametrize("status", ["pending", "completed"])
 def test_stop_refuses_a_stage_not_in_flight(setup, run, status):
     repo, home, add = setup
