@@ -18,6 +18,7 @@ more); ``AUTOMETTA_RELIABILITY_SEED`` replays one.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 from collections import Counter
@@ -74,6 +75,10 @@ def _round(setup, tmp_path: Path, r: int, lanes: bool, seed: int) -> None:
     ledger.touch()
     ids = [f"{r % 100:02d}{'abcd'[i]}-r{r}" for i in range(4 if lanes else 3)]
     start = git(repo, "rev-parse", "HEAD").strip()
+    budget = repo / "state" / "budget.json"  # the rounds' transitions add up: each round gets the ticks it may use
+    caps = json.loads(budget.read_text())
+    caps["clock_tick_cap"] = (caps.get("clock_ticks_used") or 0) + 1000
+    budget.write_text(json.dumps(caps, indent=2))
     for sid in ids:
         add(sid, _worker(sid, ledger), _verifier(sid, ledger),
             acceptance=f"echo \"$AUTOMETTA_ROLE $AUTOMETTA_STAGE_ID\" >> '{ledger}'; test \"$(cat {sid}.txt)\" = {sid}")
