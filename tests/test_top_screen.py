@@ -66,6 +66,10 @@ STUCK = repo("cli", [stage("07-g", "in_progress", phase="verifier",
                            agent={"pid": 77, "role": "verifier", "state": "stuck", "reason": "log silent 6m"})],
              [need("stuck", "07-g", pid=77, role="verifier", marker="log silent 6m")])
 PARKED = repo("ops", [stage("08-h", "pending")], [need("parked", summary="parked until 09:00Z (usage limit)")])
+UNSUPERVISED = repo("bin", [stage("09-u", "in_progress", phase="worker")],
+                   [need("unsupervised", "09-u", pid=88, role="worker", marker="its runner is gone")])
+STOPPED = repo("etc", [stage("10-s", "stopped", marker="stopped_by_operator")],
+               [need("stopped", "10-s", marker="stopped_by_operator")])
 
 
 @pytest.mark.parametrize("repos,expected", [
@@ -94,6 +98,8 @@ def test_within_a_repo_stopped_then_running_then_pending_then_the_last_three_com
     (STALLED, "05-e", ["! 05-e", "stalled", "worker_envelope_missing_after_exit"], "red"),
     (CONFLICT, "02-b", ["! 02-b", "merge_conflict", "merge_conflict: shared.txt"], "red"),
     (STUCK, "07-g", ["! 07-g", "stuck", "verifier pid 77 (log silent 6m)"], "red"),
+    (UNSUPERVISED, "09-u", ["! 09-u", "unsupervised", "worker pid 88 (its runner is gone)"], "red"),
+    (STOPPED, "10-s", ["! 10-s", "stopped", "stopped_by_operator"], "red"),
     (RUNNING, "01-a", ["> 01-a", "worker", "running  12k tok  Write hello.txt", "2m"], "green"),
     (IDLE, "01-z", ["01-z", "completed", "abcdef1234", "1h00m"], "dim"),
     (HALTED, "03-c", ["03-c", "pending"], ""),

@@ -48,8 +48,8 @@ COMPLETED_SHOWN = 3
 NEED_ORDER = needing.KINDS
 #: Tabs whose newest line is at the bottom (they follow a growing log).
 FOLLOWING = ("activity", "log")
-#: Heartbeat states shown as a problem / as a warning.
-BAD_AGENT, WARN_AGENT = ("stuck", "over-budget"), ("quiet",)
+#: Heartbeat states shown as a problem / as a warning (:data:`autometta.observe.needs.AGENT_STATES` the first).
+BAD_AGENT, WARN_AGENT = needing.AGENT_STATES, ("quiet",)
 
 #: Keys, what they do and the command they run, in the footer's order.
 KEYS = (
