@@ -5,7 +5,8 @@
 
 The archive holds:
 
-* ``__main__.py``                 calls ``autometta.cli.main()`` and exits with its code;
+* ``__main__.py``                 installs the bytecode cache (``autometta/bytecache.py``),
+                                  calls ``autometta.cli.main()`` and exits with its code;
 * ``autometta/**.py``             the package (sources only, no ``__pycache__``);
 * ``autometta/_data/templates/``  the top-level ``templates/`` tree;
 * ``autometta/_data/schemas/``    the top-level ``schemas/`` tree;
@@ -61,7 +62,11 @@ MAIN_PY = '''\
 """Entry point of the autometta zipapp: ``python3 autometta.pyz ...``."""
 import sys
 
-from autometta.cli import main
+from autometta import bytecache
+
+bytecache.install()  # bytecode from a per-user cache, compiled on first use (autometta/bytecache.py)
+
+from autometta.cli import main  # noqa: E402
 
 sys.exit(main())
 '''

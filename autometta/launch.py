@@ -56,14 +56,14 @@ from . import agentlog, faults, files, procs, schema, secrets, supervise
 from .errors import UserError
 from .timeutil import now_iso
 
+_ON_PATH = "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+
 #: Run by ``python -I -c``; argv[1] is the import root, the rest goes to the runner.
-BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-             "from autometta.runner import main; sys.exit(main(sys.argv[1:]))")
+BOOTSTRAP = _ON_PATH + "from autometta.runner import main; sys.exit(main(sys.argv[1:]))"
 
 #: Runs autometta's own CLI the same way (for agents that are autometta itself:
 #: a verifier panel, an API-transport verifier).
-CLI_BOOTSTRAP = ("import sys; sys.path.insert(0, sys.argv.pop(1)); "
-                 "from autometta.cli import main; sys.exit(main(sys.argv[1:]))")
+CLI_BOOTSTRAP = _ON_PATH + "from autometta.cli import main; sys.exit(main(sys.argv[1:]))"
 
 #: ``error`` of the record returned for an exit file that is not an exit record
 CORRUPT = "corrupt exit record"
@@ -107,9 +107,20 @@ class Launched:
     run_id: Optional[str] = None  #: the run's mark (``AUTOMETTA_RUN_ID``); None in records older than marks
 
 
+def cached(bootstrap: str) -> str:
+    """``bootstrap`` loading autometta's bytecode from this process's cache first (when it runs from the
+    pyz, see :mod:`autometta.bytecache`). The cache is named outright: the child's environment is an agent's."""
+    from . import bytecache
+
+    root = bytecache.active_root()
+    if root is None:
+        return bootstrap
+    return _ON_PATH + f"from autometta import bytecache; bytecache.install({root!r}); " + bootstrap[len(_ON_PATH):]
+
+
 def self_argv(*args: str) -> List[str]:
     """An argv that runs ``autometta <args>`` with this interpreter, from a pyz or a checkout."""
-    return [sys.executable, "-I", "-c", CLI_BOOTSTRAP, import_root(), *args]
+    return [sys.executable, "-I", "-c", cached(CLI_BOOTSTRAP), import_root(), *args]
 
 
 def runner_args(spec: LaunchSpec, secrets_fd: Optional[int] = None) -> List[str]:
@@ -164,7 +175,7 @@ def launch(spec: LaunchSpec) -> Launched:
     run_id = spec.run_id or supervise.new_mark()
     env = dict(spec.env)
     env[supervise.ENV] = supervise.chained(run_id, os.environ.get(supervise.ENV))  # inside a run: its too
-    command = [sys.executable, "-I", "-c", BOOTSTRAP, import_root(), *runner_args(spec, values_fd)]
+    command = [sys.executable, "-I", "-c", cached(BOOTSTRAP), import_root(), *runner_args(spec, values_fd)]
     try:
         os.fchmod(log_fd, 0o600)
         faults.point("spawn.before", spec.exit_path.name)

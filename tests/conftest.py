@@ -49,6 +49,7 @@ def isolate_env(monkeypatch, root: Path) -> None:
     """The controller home, git config and per-user state under ``root``, not the real ones."""
     monkeypatch.setenv("PHAT_CONTROLLER_HOME", str(root / "controller-home"))
     monkeypatch.setenv("XDG_STATE_HOME", str(root / "xdg-state"))  # the pyz build ledger
+    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))  # the pyz's bytecode cache
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(root / "gitconfig"))
     for key, value in (("GIT_AUTHOR_NAME", "Test Human"), ("GIT_AUTHOR_EMAIL", "human@example.com"),

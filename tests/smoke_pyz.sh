@@ -7,6 +7,7 @@ python3 build_pyz.py >/dev/null
 pyz="$PWD/dist/autometta.pyz"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+export XDG_CACHE_HOME="$work/cache"  # the pyz's bytecode cache: cold on the first command, then warm
 for py in "$@"; do
   echo "-- $py"
   export PHAT_CONTROLLER_HOME="$work/home-$(basename "$(dirname "$(dirname "$py")")")"
