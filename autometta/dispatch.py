@@ -9,49 +9,23 @@ exit record, a wall-clock stop, and a registry entry.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import auth, families, files, privilege, prompts, sandbox, verdicts, verify, worktrees
 from .card import Card, budget_seconds
+from .context import RepoContext
 from .errors import UserError
 from .families.models import resolve_model
 from .launch import Launched, LaunchSpec, launch
 from .observe import registry
-from .paths import HomePaths, RepoPaths
+from .paths import HomePaths
 
 ORCHESTRATOR = "autometta tick"
 #: Roles that run a shell command from the card or manifest rather than an agent, and the
 #: identity the agent registry shows for each.
 COMMAND_ROLES = {"acceptance": "acceptance command", "setup": "worktree setup",
                  "postmerge": "acceptance on the merged result"}
-
-
-@dataclass
-class RepoContext:
-    """What dispatching needs to know about one repo and the host."""
-
-    paths: RepoPaths
-    home: Optional[HomePaths] = None
-    config: Dict[str, Any] = field(default_factory=dict)
-    manifest: Dict[str, Any] = field(default_factory=dict)
-    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    #: Where agents work: the stage's worktree; None for the repo itself (``isolation: tree``).
-    workdir: Optional[Path] = None
-    #: Stages in flight at once (subscriber or manifest ``max_parallel``), each in a worktree of its own.
-    max_parallel: int = 1
-    #: The manifest's ``isolation``: ``worktree`` (the default) or ``tree`` (autometta.isolation).
-    isolation: str = "worktree"
-
-    @property
-    def repo(self) -> Path:
-        return self.paths.root
-
-    @property
-    def work(self) -> Path:
-        """The working tree the stage's agents change, judge and commit."""
-        return self.workdir or self.paths.root
 
 
 def identity_for(stage: Mapping[str, Any], role: str) -> str:

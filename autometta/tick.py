@@ -13,24 +13,24 @@ others.
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from . import budget as budgets
-from . import decide as d
-from . import facts as observe
-from . import (books, effects, failures, files, home, isolation, ledger, logretention, manifest, procs, scan, secrets,
-               state, ticklog, turns)
-from .dispatch import RepoContext
+from . import books, files, home, idle, isolation, ledger, logretention, manifest, secrets, state, ticklog, turns
+from .context import RepoContext
 from .errors import UserError
-from .observe import dashboard, events, heartbeat
+from .observe import registry
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso
+
+if TYPE_CHECKING:  # imported where a repo has work: an idle one needs none of them (autometta/idle.py)
+    from . import decide as d
+    from . import effects
 
 #: State files committed to the snapshot ref after each transition.
 SNAPSHOT_FILES = ("state/state.yaml", "state/budget.json", "state/verifiers", "state/handoffs")
@@ -110,7 +110,12 @@ def process_repo(ctx: RepoContext, log: Callable[[str], None], now: Optional[flo
 
 
 def _bash_lock_held(paths: RepoPaths) -> bool:
-    pid = procs.pid_in(paths.bash_lock_dir / "pid")
+    pid_file = paths.bash_lock_dir / "pid"
+    if not os.path.lexists(pid_file):
+        return False  # no bash tick: procs is not imported for none (every tick asks)
+    from . import procs
+
+    pid = procs.pid_in(pid_file)
     return pid is not None and procs.is_alive(pid)
 
 
@@ -133,6 +138,8 @@ def _say(log: Callable[[str], None], key: str, message: str, transition: bool) -
 
 def _events_for(txn: effects.Txn, decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
     """The human-facing events one applied decision raises."""
+    from .observe import events
+
     out = []
     if kind in state.TERMINAL and stage_id:
         stage = state.find_stage(txn.state, stage_id) or {}
@@ -151,6 +158,8 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     now = time.time() if now is None else now
     audited = books.audit(paths, log, now=now)  # the books first: a file changed behind our back halts the repo
     if audited.tampered:
+        from .observe import events
+
         events.emit(ctx.home, paths, "repo_halted", {"reason": audited.halt_reason, "repo": repo,
                                                       "message": f"halted {repo} due to {audited.halt_reason}"})
         return Outcome(repo, f"halted {repo} due to {audited.halt_reason}", "halt", worked=True)
@@ -165,9 +174,19 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
         budgets.save_budget(paths, b)
         log(f"halted {repo} due to state-corrupt")
         return Outcome(repo, "state-corrupt", "halt")
+    # runs booked by hand since (the full path folds them into the budget, and may halt on a cap) go that way
+    quiet = None if ledger.pending(ledger.home_of(ctx), paths.root, b) else idle.message(repo, doc, b)
+    if quiet is not None:  # nothing queued or in flight: said without importing what moves stages
+        _heartbeat(ctx, now, log)
+        _say(log, "claim", quiet, False)  # as the full path says its claim's idle decision
+        return Outcome(repo, quiet, "wait")
+    from . import effects
+
     txn = effects.Txn(ctx=ctx, state=doc, budget=b, now=now, base_ctx=ctx, tree=ctx.isolation == isolation.TREE)
     settled = effects.settle_kills(txn)
-    heartbeat.for_tick(ctx.home, paths, now, log)  # classify agents, retire exited ones, raise agent_stuck
+    _heartbeat(ctx, now, log)
+    from . import failures
+
     try:
         outcome = _process(txn, log, settled)
     except Exception as exc:
@@ -175,6 +194,14 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
         raise
     failures.clear(txn)
     return outcome
+
+
+def _heartbeat(ctx: RepoContext, now: float, log: Callable[[str], None]) -> None:
+    """Classify agents, retire exited ones, raise agent_stuck (where an agent was ever registered)."""
+    if registry.in_use(ctx.paths):
+        from .observe import heartbeat
+
+        heartbeat.for_tick(ctx.home, ctx.paths, now, log)
 
 
 def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Outcome:
@@ -187,6 +214,11 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     left it, so a cap reached by one stage's accounting stops every later
     dispatch this tick.
     """
+    from . import decide as d
+    from . import effects
+    from . import facts as observe
+    from .observe import events
+
     ctx, paths = txn.ctx, txn.ctx.paths
     repo = str(paths.root)
     before_budget = dict(txn.budget)
@@ -284,6 +316,8 @@ def _seen(txn: effects.Txn, facts: "observe.Facts") -> "observe.Facts":
 
 
 def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
+    from . import scan
+
     try:
         scan.snapshot_state(ctx, SNAPSHOT_FILES, log)  # a file holding a secret stays out
     except UserError as exc:
@@ -350,6 +384,10 @@ def _plan_repo(ctx: RepoContext, now: float, dryrun: Any) -> Dict[str, Any]:
         return {"lines": [f"books: {', '.join(tampered)} changed behind autometta's back while a stage was in "
                           "flight: would set the changed file(s) aside, put back the last copies autometta wrote "
                           f"and halt the repo ({reason}) until 'autometta tick --reset-halt'"], "worked": True}
+    import copy
+
+    from . import effects
+
     b = budgets.load_budget(paths)
     lines: List[str] = []
     try:
@@ -404,16 +442,39 @@ def visiting_order(subs: List[home.Subscriber], turns_now: Dict[str, Any]) -> Li
     return [subs[int(key)] for key in turns.order(entries, view)]
 
 
+def _new_tick() -> None:
+    """Forget which webhooks failed in an earlier tick of this process (none when events was never imported)."""
+    events = sys.modules.get(f"{__package__}.observe.events")
+    if events is not None:
+        events.new_tick()
+
+
+def _dashboard(hp: HomePaths, subs: List[home.Subscriber], log: Callable[[str], None]) -> None:
+    """The dashboard's refresh (:func:`.dashboard.refresh`), where an idle tick's restamp needs only
+    :mod:`.observe.fresh`, not the module that renders the page."""
+    try:
+        from .observe import fresh
+
+        now = time.time()
+        if hp.root.is_dir() and fresh.why_stale(hp, subs, now) is None and fresh.restamp(hp, now):
+            return
+    except Exception:  # noqa: BLE001 - dashboard.refresh says what is wrong, and never raises
+        pass
+    from .observe import dashboard
+
+    dashboard.refresh(hp, log)
+
+
 def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
              now: Optional[float] = None) -> List[Outcome]:
     log = TickLog(hp, echo=echo)
     home.require_home(hp)
     config = home.load_config(hp)
-    events.new_tick()
+    _new_tick()
     if shutil.which("git") is None:
         raise UserError("git not found on PATH; install git (autometta check-deps lists what is missing)")
     ledger.settle_open(hp)  # runs started by hand that ended since: booked before any repo's caps are checked
-    subs = home.tick_order([s for s in home.load_subscribers(hp)])
+    subs = every = home.tick_order([s for s in home.load_subscribers(hp)])
     if repo is not None:
         wanted = os.path.realpath(repo)
         subs = [s for s in subs if s.repo_path is not None and os.path.realpath(s.repo_path) == wanted]
@@ -453,8 +514,11 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
             turns.record(hp, taken, [turn_key(s) for s in subs if s.repo_path is not None])
         except UserError as exc:
             log(f"could not note whose turn it was under max_per_fire ({exc.message})")
-    events.retry_undelivered(hp, config, log, now)  # webhook posts that failed before, as their back-off allows
+    if hp.events_pending.exists():  # webhook posts that failed before, as their back-off allows (one stat when none)
+        from .observe import events
+
+        events.retry_undelivered(hp, config, log, now)
     ticklog.stamp(hp)  # when the controller last ran, though its log may have had nothing new to say
-    dashboard.refresh(hp, log)  # rewritten when what it shows changed, else only restamped
+    _dashboard(hp, every, log)  # rewritten when what it shows changed, else only restamped
     logretention.prune_logs(hp, config, log=log)
     return outcomes

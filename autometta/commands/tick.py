@@ -15,7 +15,7 @@ import json
 import os
 import sys
 
-from .. import files, home, repair
+from .. import files, home
 from ..errors import UsageError, UserError
 from ..paths import HomePaths
 from ..secrets import redact, redact_doc
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
               else redact(dryrun.render(plans, limit)))
         return 1 if any(line.startswith("error:") for p in plans for line in p["lines"]) else 0
     if args.reset_halt or args.repair:
+        from .. import repair
+
         log = TickLog(hp, echo=not args.quiet)
         config = home.load_config(hp)
         failed = False

@@ -44,7 +44,6 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .. import files, procs, supervise
 from ..errors import UserError
-from ..launch import read_exit
 from ..paths import HomePaths, RepoPaths
 from ..roles import ROLES
 from ..timeutil import now_iso, parse_iso
@@ -237,6 +236,8 @@ def exit_record(paths: RepoPaths, doc: Dict[str, Any]) -> Optional[Dict[str, Any
     stage, role = registry.stage_of(doc), doc.get("role")
     if stage and role in ROLES:
         candidates.append(paths.exit_record(stage, str(role)))
+    from ..launch import read_exit  # not at import: an idle tick with nothing registered needs none of it
+
     for path in candidates:
         record = read_exit(path)
         if record is not None and record.get("runner_pid") == doc.get("pid"):
@@ -345,13 +346,12 @@ def _retire(paths: RepoPaths, active_path: Path, row: Dict[str, Any]) -> None:
 def for_tick(home: Optional[HomePaths], paths: RepoPaths, now: float,
              log: Optional[Callable[[str], None]] = None) -> Optional[Dict[str, Any]]:
     """The tick's heartbeat: check, then raise ``agent_stuck`` for each stuck agent. Never raises."""
-    from . import events
     from . import settings as observe_settings
 
     home = home or HomePaths.from_env()
     try:
-        if not paths.active_agents.is_dir() and not paths.heartbeat.exists():
-            return None  # nothing was ever registered here: an idle repo costs one stat
+        if not registry.in_use(paths):
+            return None  # nothing was ever registered here: an idle repo costs two stats
         report = check(paths, observe_settings.from_home(home), now)
     except Exception as exc:  # a watchdog must not break a tick
         if log is not None:
@@ -361,6 +361,8 @@ def for_tick(home: Optional[HomePaths], paths: RepoPaths, now: float,
         # over-budget is not told: the runner stops an agent at 1.5x its budget and the stage
         # then stalls, which is told; a silent streaming log is what nothing else would catch
         if row["state"] == "stuck":
+            from . import events
+
             events.emit(home, paths, "agent_stuck", stuck_fields(row))
     return report
 

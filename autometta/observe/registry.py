@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from .. import files, schema
-from ..card import STAGE_ID_RE
 from ..errors import UserError
 from ..paths import RepoPaths
 
@@ -55,6 +54,11 @@ def register(paths: RepoPaths, *, pid: int, started: Optional[float], started_at
     return target
 
 
+def in_use(paths: RepoPaths) -> bool:
+    """Was an agent ever registered here (so the heartbeat has something to look at)? Two stats."""
+    return paths.active_agents.is_dir() or paths.heartbeat.exists()
+
+
 def entry_path(paths: RepoPaths, pid: int) -> Path:
     return paths.active_agents / f"{int(pid)}.json"
 
@@ -71,6 +75,8 @@ def stage_of(doc: Entry) -> Optional[str]:
     if isinstance(stage, str) and stage:
         return stage
     stem = card_stem(doc)
+    from ..card import STAGE_ID_RE  # not at import: the tick's heartbeat of an empty registry needs no card
+
     return stem if STAGE_ID_RE.match(stem) else None
 
 
