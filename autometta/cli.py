@@ -7,14 +7,15 @@ command is one module plus one line in :data:`COMMANDS`.
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import os
 import sys
-import traceback
-from typing import List, Optional, Sequence
+from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from .errors import UserError
+
+if TYPE_CHECKING:  # imported by build_parser: ``--version`` needs no parser
+    import argparse
 
 #: (module name under autometta.commands, command name, one-line help)
 COMMANDS = [
@@ -70,13 +71,6 @@ HIDDEN_COMMANDS = [
 ]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but usage errors print one line and exit 2 like every UserError."""
-
-    def error(self, message: str):  # type: ignore[override]
-        self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
-
-
 def plain_doc(doc: str) -> str:
     """A module docstring as help text: RST markup (````x````, ``:func:`~a.b```, ``::``) made plain."""
     import re  # here: a command that runs needs none of this (start-up time)
@@ -114,11 +108,20 @@ def version_string() -> str:
 
 
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
-    """The full parser, or (``only``) one whose other commands are stubs.
+    """The full parser, or (``only``) one that knows that command alone.
 
-    Importing a command module is the expensive part of start-up, so a run
-    imports just the command it executes; ``--help`` still lists them all.
+    Importing a command module, and making a parser for each, is the expensive
+    part of start-up, so a run builds just the command it executes; ``--help``
+    (before any command) builds them all, to list them.
     """
+    import argparse
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse, but usage errors print one line and exit 2 like every UserError."""
+
+        def error(self, message: str):  # type: ignore[override]
+            self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
     parser = _Parser(
         prog="autometta",
         description="Run coding agents unattended; every worker is checked by the other family.",
@@ -129,7 +132,6 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     for module_name, name, summary in COMMANDS + HIDDEN_COMMANDS:
         listed = {"help": summary} if not name.startswith("_") else {}
         if only is not None and name != only:
-            sub.add_parser(name, add_help=False, **listed)
             continue
         module = importlib.import_module(f"autometta.commands.{module_name}")
         doc = getattr(module, "__doc__", None)
@@ -145,8 +147,8 @@ def _command_name(args: List[str]) -> Optional[str]:
     for arg in args:
         if arg in names:
             return arg
-        if not arg.startswith("-"):
-            return None
+        if not arg.startswith("-") or arg in ("-h", "--help"):
+            return None  # not a command, or the list of them is asked for
     return None
 
 
@@ -169,6 +171,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(args._run(args) or 0)
     except UserError as exc:
         if debug:
+            import traceback
+
             traceback.print_exc()
         from .secrets import redact
 

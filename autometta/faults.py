@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
-import time
 from typing import Dict, List, Optional, Tuple
 
 ENV = "AUTOMETTA_FAULT"
@@ -78,7 +76,11 @@ def point(name: str, detail: str = "") -> None:
                 raise OSError(code, os.strerror(code))
             continue
         if _hits[spec] == nth:
+            import signal
+
             if action.startswith("kill+"):
+                import time
+
                 try:
                     time.sleep(max(0.0, float(action[len("kill+"):])))
                 except ValueError:

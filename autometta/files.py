@@ -16,7 +16,6 @@ import json
 import os
 import re
 import stat
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Optional, Union
@@ -74,6 +73,8 @@ def atomic_write(
     folder = target.parent
     try:
         faults.point("atomic_write.before", target.name)
+        import tempfile  # not at import: most runs write nothing
+
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(folder))
     except OSError as exc:
         raise _write_error(target, exc) from exc

@@ -8,7 +8,6 @@ is reported for that repo alone and never stops the others.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -183,6 +182,8 @@ def subscriber_file_for(home: HomePaths, repo: Path) -> Path:
     candidate = home.subscribers / f"{repo.name}.yaml"
     if not candidate.exists():
         return candidate
+    import hashlib
+
     digest = hashlib.sha256(str(repo).encode("utf-8")).hexdigest()[:8]
     return home.subscribers / f"{repo.name}-{digest}.yaml"
 

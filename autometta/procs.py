@@ -30,10 +30,7 @@ treat it as "gone or unknown", not as proof of a clean exit.
 
 from __future__ import annotations
 
-import calendar
 import os
-import shutil
-import subprocess
 import time
 from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
@@ -125,6 +122,8 @@ def _proc_start_time(ticks: int) -> Optional[float]:
 
 
 def _ps_path() -> str:
+    import shutil  # ps, subprocess and calendar only where /proc is missing
+
     return shutil.which("ps") or "/bin/ps"
 
 
@@ -139,6 +138,9 @@ def _ps_facts(pid: int) -> Optional[Tuple[str, Optional[float]]]:
     """
     if pid <= 0:
         return None
+    import calendar
+    import subprocess
+
     try:
         out = subprocess.run([_ps_path(), "-o", "stat=", "-o", "lstart=", "-p", str(pid)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -158,6 +160,8 @@ def _ps_facts(pid: int) -> Optional[Tuple[str, Optional[float]]]:
 
 def _ps_group_members() -> Optional[List[Tuple[int, int, str]]]:
     """(pid, pgid, state) of every process, from one ``ps`` call; None if ps fails."""
+    import subprocess
+
     try:
         proc = subprocess.run([_ps_path(), "-A", "-o", "pid=", "-o", "pgid=", "-o", "stat="],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,

@@ -20,7 +20,6 @@ a checkout, which is how the modes are told apart. Hidden files and
 from __future__ import annotations
 
 import os
-import zipfile
 from typing import List, Optional, Tuple
 
 from .errors import UserError
@@ -123,6 +122,8 @@ def list_dir(relpath: str) -> List[str]:
     if located is not None:
         _loader, archive, prefix = located
         folder = f"{prefix}{_DATA_DIRNAME}/{rel}/"
+        import zipfile
+
         try:
             with zipfile.ZipFile(archive) as zf:
                 names = zf.namelist()

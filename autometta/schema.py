@@ -26,9 +26,7 @@ Keywords outside the subset are ignored here; the test suite uses
 
 from __future__ import annotations
 
-import copy
 import datetime as _dt
-import difflib
 import json
 import math
 import os
@@ -277,6 +275,8 @@ def _validate_object(value: Dict[Any, Any], schema: Dict[str, Any], path: str, o
             _validate(value[key], properties[key], _key_path(path, key), out)
         elif extra is False:
             hint = ""
+            import difflib  # only to name the key meant
+
             close = difflib.get_close_matches(str(key), list(properties), n=1)
             if close:
                 hint = f" (did you mean {_show(close[0])}?)"
@@ -320,6 +320,8 @@ def load_schema(name: str) -> Dict[str, Any]:
 
     Returns a copy, so callers may change it freely.
     """
+    import copy
+
     return copy.deepcopy(_schema(name))
 
 

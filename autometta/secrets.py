@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -222,6 +220,8 @@ def kind_of(ref: str) -> Optional[str]:
 def resolver(environ: Mapping[str, str]) -> Optional[List[str]]:
     """The argv prefix that prints an ``op://`` reference's value, or None without op-fetch or op."""
     path = environ.get("PATH", os.defpath)
+    import shutil  # not at import: the tick's log masks with secrets but seldom resolves one
+
     fetch = shutil.which("op-fetch", path=path)
     if fetch:
         return [fetch, "--print"]
@@ -297,6 +297,8 @@ def _run_resolver(ref: Ref, environ: Mapping[str, str]) -> str:
     prefix = resolver(environ)
     assert prefix is not None  # check() refused it otherwise
     tool = " ".join([os.path.basename(prefix[0])] + prefix[1:])
+    import subprocess
+
     try:
         proc = subprocess.run(prefix + [ref.value], stdin=subprocess.DEVNULL, capture_output=True,
                               env=dict(environ), timeout=RESOLVE_TIMEOUT)

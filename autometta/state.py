@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional
 
 from . import books, files, schema, yamlsub
-from .card import resolve_dependency
 from .errors import UserError
 from .paths import RepoPaths
 
@@ -139,6 +138,8 @@ def unmet_dependencies(depends_on: List[str], doc: Dict[str, Any]) -> List[str]:
     one that ended without completing, or ``<ref> (not queued)`` for a
     reference no queued stage answers.
     """
+    from .card import resolve_dependency  # not at import: reading state needs no card
+
     ids = [i for i in stage_ids(doc) if isinstance(i, str)]
     out: List[str] = []
     for reference in depends_on:

@@ -49,8 +49,9 @@ _LOOKALIKE = re.compile(
 )
 # What an emitter may write raw: libyaml's printable characters, minus NEL, LS, PS and BOM.
 _PRINTABLE = "\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff"
-_UNSAFE = re.compile(f"[^{_PRINTABLE}]")
-_UNSAFE_IN_BLOCK = re.compile(f"[^\n{_PRINTABLE}]")
+#: compiled on first use (``re`` keeps them): their ranges take milliseconds to compile, and only writing needs them
+_UNSAFE = f"[^{_PRINTABLE}]"
+_UNSAFE_IN_BLOCK = f"[^\n{_PRINTABLE}]"
 _INDICATORS = frozenset("-?:,[]{}#&*!|>'\"%@`")
 _ESCAPES = {"\0": "0", "\a": "a", "\b": "b", "\t": "t", "\n": "n", "\v": "v", "\f": "f", "\r": "r",
             "\x1b": "e", '"': '"', "\\": "\\", "\x85": "N", "\u2028": "L", "\u2029": "P"}
@@ -615,7 +616,7 @@ def _scalar(value: Any) -> str:
 
 def _plain_ok(s: str) -> bool:
     return (s != "" and s[0] not in _INDICATORS and s[0] != " " and s[-1] not in " :" and ": " not in s
-            and " #" not in s and not s.startswith("...") and not _UNSAFE.search(s)
+            and " #" not in s and not s.startswith("...") and not re.search(_UNSAFE, s)
             and not _LOOKALIKE.fullmatch(s) and isinstance(_resolve(s), str))
 
 
@@ -628,7 +629,7 @@ def _string(s: str) -> str:
         code = ord(ch)
         if ch in _ESCAPES:
             out.append("\\" + _ESCAPES[ch])
-        elif _UNSAFE.match(ch):
+        elif re.match(_UNSAFE, ch):
             out.append(("\\x%02X" if code < 0x100 else "\\u%04X" if code < 0x10000 else "\\U%08X") % code)
         else:
             out.append(ch)
@@ -637,7 +638,7 @@ def _string(s: str) -> str:
 
 def _literal_ok(s: str) -> bool:
     """Whether a literal block scalar (``|``) gives back exactly ``s``."""
-    if "\n" not in s or _UNSAFE_IN_BLOCK.search(s):
+    if "\n" not in s or re.search(_UNSAFE_IN_BLOCK, s):
         return False
     lines = s.rstrip("\n").split("\n")
     first = next((line for line in lines if line), "")
