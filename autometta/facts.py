@@ -7,7 +7,6 @@ idle repo costs no subprocess at all.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -203,7 +202,7 @@ def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
 
 def lane_context(ctx: RepoContext, stage: Dict[str, Any]) -> RepoContext:
     """``ctx`` with the agents working in the stage's worktree."""
-    return dataclasses.replace(ctx, workdir=Path(str(stage["worktree"])))
+    return ctx.replace(workdir=Path(str(stage["worktree"])))
 
 
 def gather_lane(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], stage: Dict[str, Any],

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 from . import files, schema, yamlsub
 from .errors import UserError
@@ -68,8 +67,7 @@ def load_config(home: HomePaths) -> Dict[str, Any]:
     return config
 
 
-@dataclass
-class Subscriber:
+class Subscriber(NamedTuple):
     """One ``subscribers/*.yaml`` file. ``error`` is set when it cannot be used."""
 
     file: Path
@@ -79,7 +77,7 @@ class Subscriber:
     enabled: bool = False
     max_parallel: Optional[int] = None
     error: Optional[str] = None
-    raw: Dict[str, Any] = field(default_factory=dict)
+    raw: Mapping[str, Any] = {}
 
     @property
     def name(self) -> str:
@@ -107,28 +105,24 @@ def _bash_lenient(data: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def read_subscriber(path: Path) -> Subscriber:
-    sub = Subscriber(file=path)
     try:
         data = yamlsub.loads(files.read_text(path), source=str(path))
         if isinstance(data, dict):
             data = _bash_lenient(data)
         schema.check(data, "subscriber", str(path))
     except UserError as exc:
-        sub.error = exc.message
-        return sub
-    sub.raw = data
-    sub.repo_path = Path(data["repo_path"]) if data.get("repo_path") else None
+        return Subscriber(file=path, error=exc.message)
+    repo_path = Path(data["repo_path"]) if data.get("repo_path") else None
     manifest = data.get("manifest_path")
-    sub.manifest_path = Path(manifest) if manifest else None
-    sub.weight = data.get("weight")
-    sub.enabled = data.get("enabled") is True
-    sub.max_parallel = data.get("max_parallel")
-    if sub.repo_path is None:
-        sub.error = f"{path}: repo_path is empty; set it to the repo's absolute path"
-    elif not files.is_dir(sub.repo_path):
-        sub.error = (f"{path}: repo_path {sub.repo_path} does not exist; "
-                     f"fix the path or run 'autometta unsubscribe {sub.repo_path}'")
-    return sub
+    error = None
+    if repo_path is None:
+        error = f"{path}: repo_path is empty; set it to the repo's absolute path"
+    elif not files.is_dir(repo_path):
+        error = (f"{path}: repo_path {repo_path} does not exist; "
+                 f"fix the path or run 'autometta unsubscribe {repo_path}'")
+    return Subscriber(file=path, repo_path=repo_path, manifest_path=Path(manifest) if manifest else None,
+                      weight=data.get("weight"), enabled=data.get("enabled") is True,
+                      max_parallel=data.get("max_parallel"), error=error, raw=data)
 
 
 def subscriber_files(home: HomePaths) -> List[Path]:

@@ -39,7 +39,6 @@ kept in ``state/logs/<id>-oneshot.json``.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 from dataclasses import dataclass, field
@@ -149,7 +148,7 @@ def _work(shot: Shot) -> RepoContext:
     if not where or not Path(str(where), ".git").exists():
         raise UserError(f"{shot.paths.oneshot_record(shot.stage_id)}: no worktree for {shot.stage_id}; run "
                         f"'autometta dispatch {shot.card.path} --wait' first (it makes one)")
-    return dataclasses.replace(shot.ctx, workdir=Path(str(where)))
+    return shot.ctx.replace(workdir=Path(str(where)))
 
 
 def _measured(shot: Shot) -> Dict[str, Any]:
@@ -273,7 +272,7 @@ def _prepare(shot: Shot) -> RepoContext:
     base, tip = worktrees.create(paths.root, path, branch)  # an earlier by-hand run's worktree is replaced
     _note(shot, stage_id=stage_id, worktree=str(path), branch=branch, base=base, base_sha=tip,
           dispatched_at=now_iso())
-    ctx = dataclasses.replace(shot.ctx, workdir=path)
+    ctx = shot.ctx.replace(workdir=path)
     if worktrees.setup_command(shot.ctx.manifest):
         _await(_start(ctx, shot, "setup"), shot)
         code = (read_exit(paths.exit_record(stage_id, "setup")) or {}).get("exit_code")

@@ -9,9 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional, Union
+from typing import Mapping, NamedTuple, Optional, Union
 
 STATE_DIRNAME = "state"
 MANIFEST_NAME = ".autometta.local.yaml"
@@ -39,8 +38,7 @@ def build_ledger(env: Optional[Mapping[str, str]] = None) -> Path:
     return Path(base) / "autometta" / "builds.json"
 
 
-@dataclass(frozen=True)
-class HomePaths:
+class HomePaths(NamedTuple):  # not a dataclass: every command builds one, and dataclasses is slow to import
     root: Path
 
     @classmethod
@@ -146,8 +144,7 @@ class HomePaths:
         return self.log_dir / f"tick-{day}.log"
 
 
-@dataclass(frozen=True)
-class RepoPaths:
+class RepoPaths(NamedTuple):
     root: Path
 
     @property

@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from . import files
 from . import redact as masking
@@ -70,21 +69,19 @@ class SecretError(UserError):
 
 # ----------------------------------------------------------------- the refs file
 
-@dataclass
-class RefsFile:
+class RefsFile(NamedTuple):  # not dataclasses: the tick's log masks with this module, and they are slow to import
     """The refs file in force: which one was loaded, and what it says."""
 
     path: Optional[Path] = None
     origin: str = ""  # AUTOMETTA_LOCAL_REFS | XDG_CONFIG_HOME | install
     #: name -> (value, only_if_unset) for every line understood
-    assignments: Dict[str, Tuple[str, bool]] = field(default_factory=dict)
+    assignments: Mapping[str, Tuple[str, bool]] = {}
     #: line numbers of lines that mention OP_REF_ but were not understood
-    skipped: List[int] = field(default_factory=list)
-    candidates: List[Tuple[Path, str]] = field(default_factory=list)
+    skipped: List[int] = []
+    candidates: List[Tuple[Path, str]] = []
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(NamedTuple):
     """One reference variable and where its value came from."""
 
     var: str

@@ -17,8 +17,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from . import budget as budgets
 from . import books, files, home, idle, isolation, ledger, logretention, manifest, secrets, state, ticklog, turns
@@ -63,8 +62,7 @@ class TickLog:
             print(line, file=sys.stderr)
 
 
-@dataclass
-class Outcome:
+class Outcome(NamedTuple):
     repo: str
     message: str
     kind: str = "noop"
