@@ -10,12 +10,13 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from typing import TYPE_CHECKING, List, Optional, Sequence
 
 from .errors import UserError
 
-if TYPE_CHECKING:  # imported by build_parser: ``--version`` needs no parser
+TYPE_CHECKING = False  # not typing's: ``--version`` imports no more than it needs (and no parser)
+if TYPE_CHECKING:
     import argparse
+    from typing import List, Optional, Sequence
 
 #: (module name under autometta.commands, command name, one-line help)
 COMMANDS = [

@@ -7,17 +7,14 @@ without it.
 
 from __future__ import annotations
 
-import platform
 import shutil
 import sys
-from dataclasses import dataclass
-from typing import List, Mapping, Optional
+from typing import List, Mapping, NamedTuple, Optional
 
 MIN_PYTHON = (3, 9)
 
 
-@dataclass(frozen=True)
-class Dep:
+class Dep(NamedTuple):  # not a dataclass: status runs the schedule checks, and dataclasses is slow to import
     name: str
     status: str  # PASS | WARN | MISSING
     detail: str
@@ -54,6 +51,8 @@ def check(path: Optional[str] = None, system: Optional[str] = None) -> List[Dep]
             found.append(Dep(tool, "MISSING", f"required: {purpose}"))
         else:
             found.append(Dep(tool, "WARN", f"not found: {purpose}"))
+    import platform
+
     scheduler = "launchctl" if (system or platform.system()) == "Darwin" else "crontab"
     where = shutil.which(scheduler, path=path)
     found.append(Dep(scheduler, "PASS" if where else "WARN",

@@ -26,13 +26,13 @@ Keywords outside the subset are ignored here; the test suite uses
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
 import re
 from typing import Any, Dict, List, Pattern, Union
 
+from . import timeutil
 from .errors import UserError
 
 _ANNOTATIONS = frozenset(
@@ -125,9 +125,7 @@ def _is_date_time(text: str) -> bool:
     if not match:
         return False
     year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    try:
-        _dt.date(year, month, day)
-    except ValueError:
+    if not timeutil.is_date(year, month, day):
         return False
     if hour > 23 or minute > 59 or second > 60:  # 60: a leap second
         return False

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
 from typing import Optional
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 
 
 def now_iso(now: Optional[float] = None) -> str:
@@ -20,6 +20,8 @@ def parse_iso(text: str) -> Optional[float]:
     value = text.strip()
     if value.endswith("Z"):
         value = value[:-1] + "+00:00"
+    import datetime as _dt  # not at import: an idle tick parses no time, and datetime is slow to import
+
     try:
         parsed = _dt.datetime.fromisoformat(value)
     except ValueError:
@@ -27,3 +29,11 @@ def parse_iso(text: str) -> Optional[float]:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=_dt.timezone.utc)
     return parsed.timestamp()
+
+
+def is_date(year: int, month: int, day: int) -> bool:
+    """Whether ``year-month-day`` is a calendar date (years 1 to 9999), as ``datetime.date`` would accept it."""
+    if not (1 <= year <= 9999 and 1 <= month <= 12):
+        return False
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    return 1 <= day <= _MONTH_DAYS[month - 1] + (1 if month == 2 and leap else 0)

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-from typing import Optional, Tuple
+
+TYPE_CHECKING = False  # not typing's: ``--version`` imports no more than it needs
+if TYPE_CHECKING:
+    from typing import Optional, Tuple
 
 from . import __version__
 
@@ -49,6 +51,8 @@ def _build_info() -> Optional[Tuple[str, bool]]:
 
 
 def _git(cwd: str, *args: str) -> Optional[str]:
+    import subprocess  # a checkout only: the pyz reads its build info
+
     env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
     proc = subprocess.run(
         ["git", "-C", cwd, *args],

@@ -38,14 +38,13 @@ _FLOAT = re.compile(r"[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0
 _INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
 _NAN = re.compile(r"\.(?:nan|NaN|NAN)")
 # Strings that some reader (YAML 1.2 core, YAML 1.1 as in PyYAML, go-yaml) takes for another type.
-_LOOKALIKE = re.compile(
+_LOOKALIKE = (  # compiled on first use: only writing needs it
     r"[-+]?(?:0[bBoOxX][0-9a-fA-F_]*|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9_]*)?"
     r"|\.[0-9][0-9_]*(?:[eE][-+]?[0-9_]*)?)"  # numbers in any base, with or without '_'
     r"|[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?"  # sexagesimal, 12:30
     r"|[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt \t].*)?"
     r"|y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF|true|True|TRUE|false|False|FALSE"
-    r"|~|null|Null|NULL|<<|=",
-    re.S,
+    r"|~|null|Null|NULL|<<|="
 )
 # What an emitter may write raw: libyaml's printable characters, minus NEL, LS, PS and BOM.
 _PRINTABLE = "\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff"
@@ -617,7 +616,7 @@ def _scalar(value: Any) -> str:
 def _plain_ok(s: str) -> bool:
     return (s != "" and s[0] not in _INDICATORS and s[0] != " " and s[-1] not in " :" and ": " not in s
             and " #" not in s and not s.startswith("...") and not re.search(_UNSAFE, s)
-            and not _LOOKALIKE.fullmatch(s) and isinstance(_resolve(s), str))
+            and not re.fullmatch(_LOOKALIKE, s, re.S) and isinstance(_resolve(s), str))
 
 
 def _string(s: str) -> str:

@@ -23,9 +23,9 @@ from typing import Dict, List, NamedTuple, Optional, Set
 
 import pytest
 
+from tests.pyzkit import pyz  # noqa: F401 - the fixture
 from tests.test_launch import wait_for
 
-ROOT = Path(__file__).resolve().parent.parent
 
 BOOT = {"__main__.py", "autometta/__init__.py", "autometta/bytecache.py"}
 FILL = "autometta/bytecache_fill.py"  #: what writes the cache: loaded on a miss
@@ -50,16 +50,6 @@ class Run(NamedTuple):
     @property
     def shown(self):
         return self.code, self.out, self.err
-
-
-@pytest.fixture(scope="module")
-def pyz(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("pyz") / "autometta.pyz"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    built = subprocess.run([sys.executable, str(ROOT / "build_pyz.py"), "--output", str(out), "--no-source"],
-                           cwd=str(ROOT), env=env, capture_output=True, text=True, timeout=120)
-    assert built.returncode == 0, built.stderr
-    return out
 
 
 @pytest.fixture

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
 
     found += health.checks()
     if args.json:
-        print(json.dumps([d.__dict__ for d in found], indent=2))
+        print(json.dumps([d._asdict() for d in found], indent=2))
     else:
         for dep in found:
             print(dep.line())

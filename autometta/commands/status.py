@@ -32,8 +32,7 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import budget, home, manifest, parking, state
-from .. import card as cards
+from .. import budget, home, manifest, state
 from ..errors import UserError
 from ..observe import lanes as lane_view
 from ..observe import needs as needing
@@ -178,6 +177,8 @@ def _waiting(sub: home.Subscriber, doc: Dict[str, Any],
     pending = [s.get("id") for s in doc["stages"] if isinstance(s, dict) and s.get("status") == "pending"]
     if not pending or repo_manifest is None:
         return {}
+    from .. import card as cards  # not at import: a repo with nothing pending reads no card
+
     out: Dict[str, List[str]] = {}
     try:
         globs = cards.card_globs(sub.paths.root, repo_manifest)
@@ -231,6 +232,8 @@ def lane_lines(row: Dict[str, Any]) -> List[str]:
 
 def parks_now(hp: HomePaths, now: float) -> List[Dict[str, Any]]:
     """The billing routes parked on this host, in force at ``now`` (``<home>/parked.json``)."""
+    from .. import parking
+
     return parking.shown(parking.load(hp), now)
 
 

@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from .. import home
 from ..errors import UserError
 from ..paths import HomePaths
 from . import pyzinfo
+
+if TYPE_CHECKING:
+    import subprocess
 
 #: Folders every scheduled PATH ends with, after the folders of the tools found.
 DEFAULT_PATH_DIRS = ("/usr/local/bin", "/usr/bin", "/bin", "/usr/sbin", "/sbin")
@@ -191,8 +192,7 @@ def check_interpreter(path: str) -> str:
 # --------------------------------------------------------------------------- what to run
 
 
-@dataclass(frozen=True)
-class Invocation:
+class Invocation(NamedTuple):  # not a dataclass: status runs the schedule checks, and dataclasses is slow to import
     """What a scheduler runs: ``python pyz`` or ``python -m autometta``, and why."""
 
     python: str
@@ -303,6 +303,8 @@ def check_line_safe(*values: str) -> None:
 def run_tool(argv: Sequence[str], input_text: Optional[str] = None,
              timeout: float = _SUBPROCESS_TIMEOUT) -> subprocess.CompletedProcess:
     """Run a tool found on PATH; an unstartable tool is a UserError, a failing one is returned."""
+    import subprocess
+
     try:
         return subprocess.run(
             list(argv),
@@ -336,13 +338,12 @@ def require_home() -> HomePaths:
 # --------------------------------------------------------------------------- what is scheduled
 
 
-@dataclass
-class Scheduled:
+class Scheduled(NamedTuple):
     """One thing that runs the tick: our cron block, a foreign cron line, a unit, a plist."""
 
     kind: str  # cron | cron-foreign | systemd | launchd
     where: str
-    argv: List[str] = field(default_factory=list)
+    argv: List[str] = []
     detail: str = ""
     repo: Optional[str] = None
 

@@ -23,8 +23,7 @@ import re
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import UsageError, UserError
 from . import (TICK_ARGS, Invocation, Scheduled, carried_env, check_line_safe, first_line,
@@ -119,8 +118,7 @@ def parse_command(line: str) -> List[str]:
     return argv
 
 
-@dataclass
-class Table:
+class Table(NamedTuple):
     """A crontab split around the autometta block (``block is None``: no block)."""
 
     lines: List[str]  # every line, line endings kept

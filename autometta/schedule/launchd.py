@@ -18,9 +18,7 @@ gui/<uid>``. Different on purpose:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import plistlib
 import re
 import shutil
 from pathlib import Path
@@ -55,6 +53,8 @@ def sanitise(name: str) -> str:
 
 
 def read_plist(path: Path) -> Optional[Dict[str, Any]]:
+    import plistlib  # not at import: status reads no plist on Linux
+
     try:
         with open(path, "rb") as handle:
             data = plistlib.load(handle)
@@ -96,6 +96,8 @@ def label_for(repo: Path) -> str:
         data = read_plist(taken) or {}
         other = data.get("WorkingDirectory")
         if isinstance(other, str) and not _same(other, str(repo)):
+            import hashlib
+
             digest = hashlib.sha256(str(repo).encode("utf-8")).hexdigest()[:8]
             label = f"{label}-{digest}"
     return label
@@ -116,6 +118,8 @@ def render(label: str, argv: List[str], interval: int, repo: Path, path_value: s
         "StandardErrorPath": str(logs / "launchagent.err.log"),
         "EnvironmentVariables": {"PATH": path_value, **env},
     }
+    import plistlib
+
     return plistlib.dumps(doc, fmt=plistlib.FMT_XML, sort_keys=False)
 
 

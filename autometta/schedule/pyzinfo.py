@@ -8,14 +8,13 @@ recorded commit with the checkout's ``HEAD`` now.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
-import subprocess
 import zipfile
-from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, NamedTuple, Optional
+
+if TYPE_CHECKING:
+    import subprocess
 
 BUILD_INFO = "autometta/_build.json"
 ENTRY_POINT = "autometta/cli.py"
@@ -39,6 +38,8 @@ def read_build_info(path: str) -> Optional[Dict[str, Any]]:
 
 
 def sha256_file(path: str) -> str:
+    import hashlib
+
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 16), b""):
@@ -53,6 +54,9 @@ def describe(info: Dict[str, Any]) -> str:
 
 
 def _git(cwd: str, *args: str) -> Optional[subprocess.CompletedProcess]:
+    import shutil
+    import subprocess
+
     if shutil.which("git") is None:
         return None
     env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE")}
@@ -77,8 +81,7 @@ def ledger_source(path: str) -> Optional[str]:
     return source if isinstance(source, str) else None
 
 
-@dataclass(frozen=True)
-class Freshness:
+class Freshness(NamedTuple):  # not a dataclass: status runs the schedule checks, and dataclasses is slow to import
     status: str  # PASS | WARN
     detail: str
 

@@ -11,7 +11,6 @@ Output goes to the journal: ``journalctl --user -u autometta-tick``.
 
 from __future__ import annotations
 
-import getpass
 import os
 import re
 import shlex
@@ -129,6 +128,8 @@ def _systemctl(*args: str) -> Optional[str]:
 
 def _linger_note() -> Optional[str]:
     folder = Path("/var/lib/systemd/linger")
+    import getpass
+
     try:
         user = getpass.getuser()
     except Exception:  # noqa: BLE001 - no user name: no note

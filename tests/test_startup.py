@@ -1,0 +1,97 @@
+"""What an idle tick imports: a short list, kept on purpose (issue 17).
+
+Start-up is most of what an idle tick costs, and most of start-up is
+importing. The tick of a repo with nothing to do is decided from state.yaml,
+budget.json and the agent registry, so it must not import what decides,
+observes, starts or checks stages, nor the heavy parts of the standard
+library they use. A module added to :data:`IDLE_TICK` is a conscious change:
+measure it with ``python3 bench/startup.py`` first.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from autometta.timeutil import is_date
+from tests.pyzkit import pyz  # noqa: F401 - the fixture
+
+#: Every autometta module an idle tick over one subscribed repo imports.
+IDLE_TICK = {
+    "autometta", "autometta.budget", "autometta.bytecache", "autometta.cli", "autometta.commands",
+    "autometta.commands.tick", "autometta.context", "autometta.errors", "autometta.faults", "autometta.files",
+    "autometta.home", "autometta.idle", "autometta.logretention", "autometta.manifest", "autometta.observe",
+    "autometta.observe.registry", "autometta.observe.stale", "autometta.paths", "autometta.resources",
+    "autometta.schema", "autometta.secrets", "autometta.state", "autometta.tick", "autometta.timeutil",
+    "autometta.yamlsub",
+}
+
+#: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
+NEVER = {"dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess", "hashlib", "tempfile",
+         "zipfile", "datetime", "platform", "plistlib", "email", "http", "urllib.request"}
+
+HOOK = """\
+import atexit, json, os, sys
+
+_spawned = []
+
+def _hook(event, args):
+    if event in ("subprocess.Popen", "os.posix_spawn", "os.fork", "os.exec", "os.system", "os.spawn"):
+        _spawned.append(event)
+
+sys.addaudithook(_hook)
+
+@atexit.register
+def _report():
+    with open(os.environ["IMPORTS_OUT"], "w") as handle:
+        json.dump({"modules": sorted(sys.modules), "spawned": _spawned}, handle)
+"""
+
+
+def _run(pyz, tmp_path: Path, *args: str) -> dict:
+    hook = tmp_path / "hook"
+    hook.mkdir(exist_ok=True)
+    (hook / "sitecustomize.py").write_text(HOOK)
+    out = tmp_path / "imports.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(PYTHONPATH=str(hook), IMPORTS_OUT=str(out))
+    proc = subprocess.run([sys.executable, str(pyz), *args], env=env, cwd=str(tmp_path), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())
+
+
+@pytest.mark.parametrize("cache", ["warm", "none"])
+def test_an_idle_tick_imports_the_listed_modules_only(pyz, setup, tmp_path, cache):
+    repo, home, _ = setup
+    if cache == "none":  # no bytecode cache to be had: the same modules, compiled from the zip
+        blocked = tmp_path / "not-a-folder"
+        blocked.write_text("")
+        os.environ["XDG_CACHE_HOME"] = str(blocked)  # the autouse fixture restores it
+    _run(pyz, tmp_path, "tick", "--quiet")  # the first tick writes the dashboard page (and fills the cache)
+    seen = _run(pyz, tmp_path, "tick", "--quiet")
+    ours = {m for m in seen["modules"] if m == "autometta" or m.startswith("autometta.")}
+    assert ours == IDLE_TICK, (f"added: {sorted(ours - IDLE_TICK)}; gone: {sorted(IDLE_TICK - ours)} "
+                               "(measure with bench/startup.py, then update IDLE_TICK)")
+    assert not NEVER & set(seen["modules"]), sorted(NEVER & set(seen["modules"]))
+    assert seen["spawned"] == []  # not one subprocess
+    assert "idle " in (home / "log").joinpath(sorted(p.name for p in (home / "log").iterdir())[-1]).read_text()
+
+
+def test_is_date_agrees_with_datetime():
+    """schema checks date-times with timeutil.is_date, so it need not import datetime."""
+    for year in (0, 1, 4, 100, 1900, 1999, 2000, 2023, 2024, 2100, 2400, 9999, 10000):
+        for month in range(-1, 14):
+            for day in range(-1, 33):
+                try:
+                    datetime.date(year, month, day)
+                    real = True
+                except ValueError:
+                    real = False
+                assert is_date(year, month, day) == real, (year, month, day)
