@@ -28,8 +28,8 @@ IDLE_TICK = {
     "autometta.commands.tick", "autometta.context", "autometta.errors", "autometta.faults", "autometta.files",
     "autometta.home", "autometta.idle", "autometta.logretention", "autometta.manifest", "autometta.observe",
     "autometta.observe.registry", "autometta.observe.stale", "autometta.paths", "autometta.resources",
-    "autometta.schema", "autometta.secrets", "autometta.state", "autometta.tick", "autometta.timeutil",
-    "autometta.yamlsub",
+    "autometta.schema", "autometta.state", "autometta.tick", "autometta.timeutil", "autometta.yamlsub",
+    "autometta.secrets", "autometta.redact",  # every line of the tick log is masked
 }
 
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
