@@ -58,9 +58,10 @@ RESOLVE_TIMEOUT = 60.0
 MIN_REDACT_LENGTH = masking.MIN_LENGTH
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_ASSIGN_RE = re.compile(rf"^(?:export\s+)?({_NAME})=(.*)$")
-_DEFAULT_RE = re.compile(rf"""^:\s+(["']?)\$\{{({_NAME}):?=(.*)\}}\1\s*(?:[;#].*)?$""")
-_EXPORT_ONLY_RE = re.compile(rf"^export(?:\s+{_NAME})+\s*(?:#.*)?$")
+#: compiled on first use (``re`` keeps them): the tick's log masks with this module, but seldom reads refs
+_ASSIGN_RE = rf"^(?:export\s+)?({_NAME})=(.*)$"
+_DEFAULT_RE = rf"""^:\s+(["']?)\$\{{({_NAME}):?=(.*)\}}\1\s*(?:[;#].*)?$"""
+_EXPORT_ONLY_RE = rf"^export(?:\s+{_NAME})+\s*(?:#.*)?$"
 
 
 class SecretError(UserError):
@@ -128,13 +129,13 @@ def parse_refs(text: str) -> Tuple[Dict[str, Tuple[str, bool]], List[int]]:
     skipped: List[int] = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
-        if not line or line.startswith("#") or _EXPORT_ONLY_RE.match(line):
+        if not line or line.startswith("#") or re.match(_EXPORT_ONLY_RE, line):
             continue
-        match = _DEFAULT_RE.match(line)
+        match = re.match(_DEFAULT_RE, line)
         if match and "$" not in match.group(3):
             found[match.group(2)] = (_unquote_inner(match.group(3)), True)
             continue
-        match = _ASSIGN_RE.match(line)
+        match = re.match(_ASSIGN_RE, line)
         value = _shell_value(match.group(2)) if match else None
         if match and value is not None:
             found[match.group(1)] = (value, False)

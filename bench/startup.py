@@ -13,7 +13,9 @@ cache folder for every run: the first run after installing a new build).
 Commands: ``tick1``/``tick100`` (an idle tick over 1 and 100 subscribed repos
 with nothing queued), ``status`` (one repo), ``version`` (``--version``) and
 ``demo`` (the whole loop on a scratch repo). Targets (issue 17, warm): tick1
-and status 4x, version 1.5x, tick100 15x.
+and status 4x, version 1.5x, tick100 15x. The floor is printed first: a
+zipapp whose ``__main__.py`` does nothing (Python imports ``runpy`` and reads
+the zip to start any zipapp).
 
 The pyz is built with ``--no-source`` (or given with ``--pyz``, e.g. an older
 build to compare with), and the children get their own controller home,
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import zipfile
 import statistics
 import subprocess
 import sys
@@ -148,6 +151,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         print(f"interpreter: {python} (Python {version})")
         print(f"pyz: {pyz}; {args.runs} pairs per figure; CPU = user+sys of the child and what it waited for")
+        empty = base / "empty.pyz"
+        with zipfile.ZipFile(empty, "w") as archive:
+            archive.writestr("__main__.py", "")
+        floor = measure(python, lambda i: [python, str(empty)], lambda i: env(None, warm_cache), args.runs, tmp)
+        print(f"floor: an empty zipapp costs {floor[0]:.2f}x ({floor[1]:.1f} ms)")
         rows = []
         for command in wanted:
             home = homes.get(100 if command == "tick100" else 1) if command.startswith(("tick", "status")) else None
