@@ -26,6 +26,10 @@ and puts it there the first time a module is compiled.
   not the user's own or is writable by others, is left alone and the run
   imports from the zip as it would without a cache. Nothing here prints or
   raises.
+* **Not** ``__pycache__``: ``PYTHONDONTWRITEBYTECODE`` and ``-B`` govern the
+  bytecode Python writes beside sources and leave this cache alone (many
+  containers set the variable, and every tick would compile again); point
+  ``XDG_CACHE_HOME`` somewhere read-only to go without it.
 * **Pruning**: when a new build's folder is created, folders of builds not
   used for 30 days, and all but the 10 most recently used, are removed
   (:mod:`autometta.bytecache_fill`). A folder in use has its time refreshed
