@@ -29,15 +29,17 @@ agents'. docs/isolation.md says so.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from . import books, files, gitops
+from . import books, files
 from .errors import UserError
 from .paths import RepoPaths
+
+# gitops and hashlib are imported in the functions that use them: every tick asks mode(), also
+# of an idle repo, which needs neither (tests/test_startup.py).
 
 WORKTREE = "worktree"
 TREE = "tree"
@@ -70,6 +72,8 @@ def in_tree(stage: Mapping[str, Any]) -> bool:
 
 def _entries(repo: Path) -> Dict[str, str]:
     """``path -> "mode blob"`` of the working tree outside ``state/`` as a commit would take it."""
+    from . import gitops
+
     with gitops.work_tree_index(repo) as env:
         _, out, _ = gitops._run(repo, ["ls-files", "-s", "-z"], env=env)
     found: Dict[str, str] = {}
@@ -98,6 +102,8 @@ def record_claim(paths: RepoPaths, stage: Dict[str, Any]) -> str:
     controller's books (autometta.books), so the next tick halts
     ``state_tampered`` on a change and puts the record back.
     """
+    from . import gitops
+
     repo = paths.root
     branch, head = gitops.on_branch(repo)  # never a stage on a detached HEAD: its commit would land on no branch
     dirty = gitops.dirty_paths(repo)
@@ -123,6 +129,8 @@ def record_claim(paths: RepoPaths, stage: Dict[str, Any]) -> str:
 
 
 def _digest(text: str) -> str:
+    import hashlib
+
     return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
@@ -156,11 +164,15 @@ def unchanged_since(paths: RepoPaths, stage: Mapping[str, Any]) -> List[str]:
 # ------------------------------------------------------------------ the branch
 
 def _is_ancestor(repo: Path, old: str, new: str) -> bool:
+    from . import gitops
+
     code, _, _ = gitops._run(repo, ["merge-base", "--is-ancestor", old, new], ok=(0, 1, 128))
     return code == 0
 
 
 def _branch_tip(repo: Path, branch: str) -> Optional[str]:
+    from . import gitops
+
     code, out, _ = gitops._run(repo, ["rev-parse", "-q", "--verify", f"refs/heads/{branch}^{{commit}}"],
                                ok=(0, 1, 128))
     return gitops._text(out) if code == 0 and gitops._text(out) else None
@@ -173,6 +185,8 @@ def fold_since_claim(repo: Path, stage: Mapping[str, Any]) -> int:
     the stage's one commit (secret scan, author, trailer). Raises UserError
     when HEAD left the claim's branch or no longer descends from the claim.
     """
+    from . import gitops
+
     head0, branch0 = stage.get("claim_head"), stage.get("claim_branch")
     head, branch = gitops.head_sha(repo), gitops.current_branch(repo)
     if branch is None:  # a commit on a detached HEAD would land on no branch
@@ -200,6 +214,8 @@ def restore_branch(repo: Path, stage: Mapping[str, Any]) -> Optional[str]:
     --soft`` keeps their changes in the index and the files. Returns a line
     for the tick log, or None when there was nothing to undo.
     """
+    from . import gitops
+
     head0, branch0 = stage.get("claim_head"), stage.get("claim_branch")
     if not head0 or not branch0:
         return None

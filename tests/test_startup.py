@@ -30,6 +30,7 @@ IDLE_TICK = {
     "autometta.observe.registry", "autometta.observe.stale", "autometta.paths", "autometta.resources",
     "autometta.schema", "autometta.state", "autometta.tick", "autometta.timeutil", "autometta.yamlsub",
     "autometta.secrets", "autometta.redact",  # every line of the tick log is masked
+    "autometta.isolation",  # the repo's isolation mode is checked (tree with max_parallel > 1 is an error)
 }
 
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
