@@ -1,39 +1,54 @@
-"""An idle repo, told from its files alone (autometta/idle.py), is told as the full tick tells it."""
+"""An idle repo, told from its files alone (autometta/idle.py), is told as the full tick tells it.
+
+The full tick is one loop (``tick._process``): a stage in the repo's own tree
+(``current_stage``, ``isolation: tree``) first, then every lane in flight (each
+stage in a worktree of its own, at ``max_parallel`` 1 too), then claims. The
+quick path may answer only where that loop would claim nothing and change
+nothing; these tests hold it to that, in worktree and tree mode, at
+``max_parallel`` 1 and above, and in every state a real run passes through.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import pytest
 
 from autometta import budget as budgets
 from autometta import idle, state
-from tests.tickkit import run_until_quiet, tick_once
+from tests.tickkit import await_agents, read_budget, read_state, tick_once
 
 REPO = "/r"
+REAL = idle.message
 IDLE = "idle /r: no pending stage"
 
 
-def done(stage_id: str, status: str = "completed") -> dict:
-    return dict(state.new_stage(stage_id, "w", "v"), status=status)
+def done(stage_id: str, status: str = "completed", **fields) -> dict:
+    return dict(state.new_stage(stage_id, "w", "v"), status=status, **fields)
 
 
-@pytest.mark.parametrize("changes,budget_changes,parallel,expected", [
-    ({}, {}, 1, IDLE),
-    ({}, {}, 3, IDLE),  # no lane busy: the claim says idle at any max_parallel
-    ({"stages": [done("01-a"), done("02-b", "failed"), done("03-c", "stalled")]}, {}, 1, IDLE),
-    ({"stages": [done("01-a"), done("02-b", "pending")]}, {}, 1, None),  # something to claim
-    ({"stages": [done("01-a", "in_progress")]}, {}, 1, None),  # a lane, or a stage without its record
-    ({"stages": ["not a stage"]}, {}, 1, None),
-    ({"current_stage": "01-a", "stages": [done("01-a", "in_progress")]}, {}, 1, None),
-    ({"parked_until": "2000-01-01T00:00:00Z"}, {}, 1, None),  # the full path clears a park that ran out
-    ({"pending_kills": [{"pid": 1, "started": 1.0}]}, {}, 1, None),
-    ({}, {"halted": True, "halt_reason": "x"}, 1, None),
-    ({}, {"clock_ticks_used": 100, "clock_tick_cap": 100}, 1, None),  # a cap reached halts
-    ({}, {"clock_tick_cap": None}, 1, None),  # a required cap missing counts as reached
+LANE = {"worktree": "/r/.autometta/worktrees/01-a", "branch": "autometta/01-a", "base": "main"}
+
+
+@pytest.mark.parametrize("changes,budget_changes,expected", [
+    ({}, {}, IDLE),  # at any max_parallel and in either isolation mode: no lane is busy, so "idle"
+    ({"stages": [done("01-a"), done("02-b", "failed"), done("03-c", "stalled")]}, {}, IDLE),
+    ({"stages": [done("01-a"), done("02-b", "pending")]}, {}, None),  # something to claim
+    ({"stages": [done("01-a", "in_progress", **LANE)]}, {}, None),  # a lane (max_parallel 1 too)
+    ({"stages": [done("01-a", "in_progress", merge="queued", **LANE)]}, {}, None),  # accepted, to land
+    ({"stages": [done("01-a", "in_progress")]}, {}, None),  # in the tree without current_stage: the bash version's
+    ({"stages": ["not a stage"]}, {}, None),
+    ({"current_stage": "01-a", "stages": [done("01-a", "in_progress")]}, {}, None),  # isolation: tree
+    ({"current_stage": "01-a", "stages": []}, {}, None),  # no record: the full path clears it
+    ({"parked_until": "2999-01-01T00:00:00Z", "park_reason": "limit"}, {}, None),
+    ({"parked_until": "2000-01-01T00:00:00Z"}, {}, None),
+    ({"pending_kills": [{"pid": 1, "started": 1.0}]}, {}, None),
+    ({}, {"halted": True, "halt_reason": "x"}, None),
+    ({}, {"clock_ticks_used": 100, "clock_tick_cap": 100}, None),  # a cap reached halts
+    ({}, {"clock_tick_cap": None}, None),  # a required cap missing counts as reached
 ])
-def test_message(changes, budget_changes, parallel, expected):
+def test_message(changes, budget_changes, expected):
     doc = dict(state.initial_state(), **changes)
     b = dict(budgets.initial_budget(), **budget_changes)
     assert idle.message(REPO, doc, b) == expected
@@ -55,21 +70,94 @@ def _files(repo: Path) -> dict:
     return {p.name: p.read_bytes() for p in (repo / "state").iterdir() if p.is_file() and p.name != "heartbeat.json"}
 
 
-@pytest.mark.parametrize("world", ["new", "after-a-stage", "lanes"])
-def test_the_quick_path_says_what_the_full_tick_says(setup, monkeypatch, world):
-    repo, home, add = setup
-    if world == "after-a-stage":
-        add("01-hello")
-        run_until_quiet(home, repo)
-        assert (repo / "state" / "active-agents").is_dir()  # the heartbeat runs on the quick path too
-    if world == "lanes":
-        with open(repo / ".autometta.local.yaml", "a") as handle:
-            handle.write("max_parallel: 3\n")
+def _configure(repo: Path, text: str) -> None:
+    with open(repo / ".autometta.local.yaml", "a") as handle:
+        handle.write(text)
+
+
+class Spy:
+    """idle.message, recording what it said; ``off`` sends every repo down the full path."""
+
+    def __init__(self, monkeypatch) -> None:
+        self.said: List[Optional[str]] = []
+        self.off = False
+        monkeypatch.setattr(idle, "message", self)
+
+    def __call__(self, *args) -> Optional[str]:
+        said = REAL(*args)
+        self.said.append(said)
+        return None if self.off else said
+
+
+def _quick_then_full(home: Path, repo: Path, spy: Spy) -> None:
+    """An idle repo: the quick path answers, and says and leaves exactly what the full path does."""
     tick_once(home)  # whatever a first idle tick settles (the dashboard page)
     before = _files(repo)
+    spy.said.clear()
     quick = _tick(home)
-    assert quick[0] and [kind for _, _, kind, _ in quick[0]] == ["wait"]
-    monkeypatch.setattr(idle, "message", lambda *args: None)  # every repo takes the full path
+    assert spy.said and all(spy.said), spy.said  # the quick path answered
+    assert [kind for _, _, kind, _ in quick[0]] == ["wait"]
+    spy.off = True
     full = _tick(home)
+    spy.off = False
     assert quick == full
     assert _files(repo) == before
+
+
+@pytest.mark.parametrize("world", ["new", "lanes", "tree"])
+def test_the_quick_path_says_what_the_full_tick_says(setup, monkeypatch, world):
+    repo, home, _ = setup
+    if world == "lanes":
+        _configure(repo, "max_parallel: 3\n")
+    if world == "tree":
+        _configure(repo, "isolation: tree\n")
+    _quick_then_full(home, repo, Spy(monkeypatch))
+
+
+def test_tree_mode_with_parallel_stages_is_the_same_error_either_way(setup, monkeypatch):
+    repo, home, _ = setup
+    _configure(repo, "isolation: tree\nmax_parallel: 2\n")
+    spy = Spy(monkeypatch)
+    quick = _tick(home)
+    spy.off = True
+    assert _tick(home) == quick
+    assert quick[0][0][3] and "isolation: tree" in quick[0][0][1]
+    assert spy.said == []  # the repo's settings are refused before either path looks at its state
+
+
+@pytest.mark.parametrize("mode,parallel", [("worktree", 1), ("worktree", 2), ("tree", 1)])
+def test_in_every_state_of_a_run_the_quick_path_answers_only_where_the_full_tick_is_idle(
+        setup, monkeypatch, mode, parallel):
+    """A real run through claims, lanes (or the stage in the tree), verdicts and landings: before each tick
+    idle.message is asked; wherever it says idle, the full tick (which then runs) says the same and changes
+    nothing. It must say so once the queue is drained."""
+    repo, home, add = setup
+    if mode == "tree":
+        _configure(repo, "isolation: tree\n")
+    if parallel > 1:
+        _configure(repo, f"max_parallel: {parallel}\n")
+    add("01-hello")
+    add("02-again", depends_on="01-hello")  # at max_parallel 2, a claim that waits beside a lane
+    spy = Spy(monkeypatch)
+    spy.off = True  # every tick below is the full one
+    answered, seen = [], set()
+    for _ in range(20):
+        doc, b = read_state(repo), read_budget(repo)
+        quiet = REAL(str(repo), doc, b)
+        seen.add((doc.get("current_stage") is not None, len(state.lane_stages(doc)),
+                  tuple(s.get("status") for s in doc.get("stages") or [])))
+        before = _files(repo)
+        outcomes, logged = _tick(home)
+        await_agents(repo)
+        if quiet is not None:
+            answered.append(quiet)
+            assert outcomes == [(str(repo), quiet, "wait", False)] and logged == [quiet]
+            assert _files(repo) == before
+            break
+    assert answered == [f"idle {repo}: no pending stage"]
+    assert [s["status"] for s in read_state(repo)["stages"]] == ["completed", "completed"]
+    in_tree = {current for current, _, _ in seen}
+    lanes = {count for _, count, _ in seen}
+    assert in_tree == {False, mode == "tree"} and lanes == ({0} if mode == "tree" else {0, 1})
+    assert (repo / "state" / "active-agents").is_dir()  # the heartbeat runs on the quick path too
+    _quick_then_full(home, repo, Spy(monkeypatch))
