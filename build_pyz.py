@@ -5,7 +5,8 @@
 
 The archive holds:
 
-* ``__main__.py``                 installs the bytecode cache (``autometta/bytecache.py``),
+* ``__main__.py``                 answers ``--version`` (the line is written in at build time),
+                                  else installs the bytecode cache (``autometta/bytecache.py``),
                                   calls ``autometta.cli.main()`` and exits with its code;
 * ``autometta/**.py``             the package (sources only, no ``__pycache__``);
 * ``autometta/_data/templates/``  the top-level ``templates/`` tree;
@@ -62,7 +63,13 @@ MAIN_PY = '''\
 """Entry point of the autometta zipapp: ``python3 autometta.pyz ...``."""
 import sys
 
-from autometta import bytecache
+VERSION = @VERSION@  # what autometta.version.describe() says of this build (build_pyz.py writes it here)
+
+if sys.argv[1:2] in (["--version"], ["version"]):  # as autometta.cli.main: before the cache, nothing imported
+    print(VERSION)
+    sys.exit(0)
+
+from autometta import bytecache  # noqa: E402
 
 bytecache.install()  # bytecode from a per-user cache, compiled on first use (autometta/bytecache.py)
 
@@ -111,7 +118,7 @@ def collect_files(root: str = ROOT) -> Dict[str, bytes]:
     package_dir = os.path.join(root, PACKAGE)
     if not os.path.isfile(os.path.join(package_dir, "__init__.py")):
         raise BuildError(f"{package_dir}/__init__.py not found; run build_pyz.py from an autometta checkout")
-    files: Dict[str, bytes] = {"__main__.py": MAIN_PY.encode("utf-8")}
+    files: Dict[str, bytes] = {}
     for rel in _walk(package_dir, only_py=True):
         name = f"{PACKAGE}/{rel}"
         if name.startswith(DATA_PREFIX):
@@ -176,6 +183,13 @@ def build_info(root: str = ROOT) -> bytes:
     commit, dirty = git_info(root)
     info = {"commit": commit, "dirty": dirty, "version": read_version(root)}
     return (json.dumps(info, sort_keys=True, indent=2) + "\n").encode("utf-8")
+
+
+def main_py(info: bytes) -> bytes:
+    """``__main__.py`` for a build whose ``_build.json`` is ``info``: it answers ``--version`` itself."""
+    doc = json.loads(info)
+    line = f"autometta {doc['version']} (commit {doc['commit']}{'-dirty' if doc['dirty'] else ''})"
+    return MAIN_PY.replace("@VERSION@", repr(line)).encode("utf-8")
 
 
 def record_build(digest: str, root: str) -> None:
@@ -284,6 +298,7 @@ def build(output: str = DEFAULT_OUTPUT, python: str = DEFAULT_PYTHON, root: str 
         raise BuildError(f"--python {python!r} cannot be a shebang interpreter; give e.g. '/usr/bin/env python3'")
     files = collect_files(root)
     files[BUILD_INFO] = build_info(root)
+    files["__main__.py"] = main_py(files[BUILD_INFO])
     data = archive_bytes(files, python)
     write_executable(output, data)
     digest = hashlib.sha256(data).hexdigest()

@@ -206,7 +206,7 @@ def test_a_folder_others_can_write_is_not_used(pyz, world):
 
 def test_a_read_only_cache_is_read_and_never_written(pyz, world):
     reference = run(pyz, world, "status", cache=world["tmp"] / "cache-ref")
-    assert run(pyz, world, "--version").code == 0  # warms a few modules only
+    assert run(pyz, world, "status", "--help").code == 0  # warms the parser's modules only
     before = entries(world["cache"])
     (folder,) = folders(world["cache"])
     os.chmod(folder, 0o500)
@@ -248,19 +248,34 @@ def test_a_new_build_prunes_folders_of_old_ones(pyz, world):
         (root / name).mkdir()
         (root / name / "autometta.x").write_bytes(b"old")
         os.utime(root / name, (now - days * 86400, now - days * 86400))
-    assert run(pyz, world, "--version").code == 0
+    assert run(pyz, world, "status", "--help").code == 0
     left = sorted(p.name for p in root.iterdir())
     (new,) = [name for name in left if name not in ages]
     assert left == sorted([new] + [f"{i:016x}-cpython-00" for i in range(9)])
 
 
 def test_a_folder_in_use_is_marked_used_once_a_day(pyz, world):
-    run(pyz, world, "--version")
+    run(pyz, world, "status", "--help")
     (folder,) = folders(world["cache"])
     two_days_ago = time.time() - 2 * 86400
     os.utime(folder, (two_days_ago, two_days_ago))
-    run(pyz, world, "--version")
+    run(pyz, world, "status", "--help")
     assert folder.stat().st_mtime > time.time() - 3600
+
+
+def test_version_is_answered_before_the_cache_as_autometta_version_says(pyz, world):
+    """``--version`` is the line the build wrote into ``__main__.py``: nothing else is compiled, no cache made,
+    and it is what autometta.version reads from the pyz's build info."""
+    for args in (["--version"], ["version"], ["--version", "--json"]):
+        shown = run(pyz, world, *args)
+        assert shown.code == 0 and shown.err == "" and shown.compiled == {"__main__.py"}, shown
+        assert folders(world["cache"]) == []
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    said = subprocess.run([sys.executable, "-I", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+                           "from autometta.version import describe; print(describe())", str(pyz)],
+                          env=env, cwd=str(world["tmp"]), capture_output=True, text=True, timeout=60)
+    assert said.returncode == 0 and said.stdout.startswith("autometta "), said.stderr
+    assert shown.out == said.stdout
 
 
 LAUNCHER = """\
