@@ -85,6 +85,15 @@ def test_an_idle_tick_imports_the_listed_modules_only(pyz, setup, tmp_path, cach
     assert "idle " in (home / "log").joinpath(sorted(p.name for p in (home / "log").iterdir())[-1]).read_text()
 
 
+def test_a_second_status_starts_no_process_and_opens_no_pyz(pyz, setup, tmp_path):
+    """The schedule's health is remembered between runs (autometta/schedulememo.py): no ``crontab -l``."""
+    first = _run(pyz, tmp_path, "status")
+    assert "autometta.schedule.health" in first["modules"]  # checked once (crontab -l, where there is one)
+    seen = _run(pyz, tmp_path, "status")
+    assert seen["spawned"] == []
+    assert not {"subprocess", "zipfile", "autometta.schedule", "autometta.schedule.health"} & set(seen["modules"])
+
+
 def test_is_date_agrees_with_datetime():
     """schema checks date-times with timeutil.is_date, so it need not import datetime."""
     for year in (0, 1, 4, 100, 1900, 1999, 2000, 2023, 2024, 2100, 2400, 9999, 10000):

@@ -28,9 +28,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     found = deps.check()
     found += privilege_deps()
-    from ..schedule import health
+    from .. import schedulememo
 
-    found += health.checks()
+    found += schedulememo.check()  # afresh; status shows its warnings until something it read changes
     if args.json:
         print(json.dumps([d._asdict() for d in found], indent=2))
     else:

@@ -293,9 +293,9 @@ def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: flo
     text, level = controller_line(hp, settings, now)
     schedule: List[str] = []
     if warnings:
-        from ..schedule import health
+        from ..schedulememo import warnings as schedule_warnings
 
-        schedule = [d.line() for d in health.warnings()]
+        schedule = schedule_warnings()  # remembered between runs while what they depend on is unchanged
     return redact_doc({  # a marker quoting an agent never shows a key
         "checked_at": now_iso(now), "home": str(hp.root), "latest_log": status_cmd.latest_log(hp),
         "controller": {"line": text, "level": level or "ok", "last_tick_at": _iso(last_tick(hp))},

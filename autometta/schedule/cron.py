@@ -19,6 +19,7 @@ or any ``autometta tick`` / ``autometta.pyz tick``) is never touched unless
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -223,10 +224,29 @@ def read_crontab() -> str:
 
 
 def write_crontab(text: str) -> None:
+    from ..schedulememo import forget
+
     proc = _run([_crontab(), "-"], text.encode("utf-8", "surrogateescape"))
+    forget()  # status's remembered schedule check cannot see a crontab change by itself
     if proc.returncode != 0:
         raise UserError(f"crontab rejected the new table ({first_line(_decode(proc.stderr + proc.stdout))}); "
                         f"your crontab is unchanged; see it with 'crontab -l'")
+
+
+#: Where cron daemons keep each user's crontab (Debian, Red Hat, macOS and the BSDs).
+SPOOLS = ("/var/spool/cron/crontabs", "/var/spool/cron", "/var/at/tabs", "/usr/lib/cron/tabs")
+
+
+def spool_files() -> List[str]:
+    """Where this user's crontab may be kept: a change there is seen without ``crontab -l`` (by whoever may
+    look into the spool; on most systems only root)."""
+    import getpass
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name: nothing to watch
+        return []
+    return [os.path.join(folder, user) for folder in SPOOLS]
 
 
 def scheduled() -> List[Scheduled]:

@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from typing import List, Optional
+from typing import List, Optional, Sequence, Tuple
 
 from .. import home
 from .. import schedule as base
 from ..deps import Dep
 from ..errors import UserError
+from ..paths import build_ledger
 from . import Scheduled, find_scheduled, pyz_of, pyzinfo
+
+#: What runs the tick, or why that cannot be told (the message of find_scheduled's UserError).
+Found = Tuple[List[Scheduled], Optional[str]]
+
+#: Names the pyz checks look for on PATH.
+ON_PATH = ("autometta", "autometta.pyz")
 
 REINSTALL = {
     "cron": "autometta install-cron",
@@ -44,7 +51,7 @@ def pyz_checks() -> List[Dep]:
     root = home.install_root()
     if os.path.isfile(root):
         candidates.append(root)
-    for name in ("autometta", "autometta.pyz"):
+    for name in ON_PATH:
         found = shutil.which(name)
         if found:
             pyz = pyz_behind(found)
@@ -62,11 +69,18 @@ def pyz_checks() -> List[Dep]:
     return out
 
 
-def schedule_checks() -> List[Dep]:
+def scheduled_or_error() -> Found:
+    """What runs the tick (find_scheduled), or why it cannot be told."""
     try:
-        entries = find_scheduled()
+        return find_scheduled(), None
     except UserError as exc:
-        return [Dep("schedule", "WARN", f"cannot tell what runs the tick: {exc.message}")]
+        return [], exc.message
+
+
+def schedule_checks(found: Optional[Found] = None) -> List[Dep]:
+    entries, error = scheduled_or_error() if found is None else found
+    if error is not None:
+        return [Dep("schedule", "WARN", f"cannot tell what runs the tick: {error}")]
     if not entries:
         if base.platform_name() == "darwin":
             fix = "run 'autometta install-launchagent REPO' for each repo (or 'autometta install-cron')"
@@ -97,12 +111,39 @@ def schedule_checks() -> List[Dep]:
     return out
 
 
-def checks() -> List[Dep]:
+def checks(found: Optional[Found] = None) -> List[Dep]:
+    """Every line: the pyz checks, then what runs the tick (``found``, else looked up now)."""
     try:
-        return pyz_checks() + schedule_checks()
+        return pyz_checks() + schedule_checks(found)
     except Exception as exc:  # noqa: BLE001 - never let a health check break check-deps or status
         return [Dep("schedule", "WARN", f"health check failed: {exc}")]
 
 
-def warnings() -> List[Dep]:
-    return [d for d in checks() if d.status != "PASS"]
+def warnings(found: Optional[Found] = None) -> List[Dep]:
+    return [d for d in checks(found) if d.status != "PASS"]
+
+
+def watched(entries: Sequence[Scheduled]) -> List[str]:
+    """The files and folders whose change can change what checks() says (autometta.schedulememo).
+
+    The running pyz, the build ledger, every folder on PATH and what the pyz
+    checks found there, the systemd units and LaunchAgents and their folders,
+    the crontab's spool file where the user may look at it, and the interpreter
+    and pyz each schedule entry runs. Not seen: a crontab edited by hand where
+    its spool cannot be read, a commit in the checkout a pyz was built from.
+    """
+    from . import cron, launchd, systemd
+
+    out = [home.install_root(), str(build_ledger())]
+    for folder in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        out.append(folder or ".")
+        for name in ON_PATH:
+            real = os.path.realpath(os.path.join(folder or ".", name))
+            out += [real, os.path.normpath(os.path.join(os.path.dirname(real), "..", "libexec", "autometta.pyz"))]
+    units = systemd.unit_dir()
+    out += [str(units), str(units / systemd.SERVICE), str(units / systemd.TIMER), str(launchd.agents_dir())]
+    out += [str(path) for path in launchd.agent_plists()]
+    out += cron.spool_files()
+    for entry in entries:
+        out += [arg for arg in entry.argv[:2] if os.path.isabs(arg)]
+    return list(dict.fromkeys(out))
