@@ -14,11 +14,13 @@ older autometta's) starts them at the counters' values.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
-
 from . import books, files, schema
 from .errors import UserError
 from .paths import RepoPaths
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional, Tuple
 
 DEFAULTS: Dict[str, Any] = {
     "version": 1,

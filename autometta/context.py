@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional
 
 from .paths import HomePaths, RepoPaths
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, Mapping, Optional
 
 
 class RepoContext:

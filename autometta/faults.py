@@ -22,7 +22,10 @@ from __future__ import annotations
 
 import errno
 import os
-from typing import Dict, List, Optional, Tuple
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Dict, List, Optional, Tuple
 
 ENV = "AUTOMETTA_FAULT"
 

@@ -18,12 +18,15 @@ import re
 import stat
 import time
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator, Optional, Union
 
 from . import faults
 from .errors import UserError
 
-Data = Union[str, bytes]
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO, Iterator, Optional, Union
+
+    Data = Union[str, bytes]
 
 #: Files larger than this are refused on read: no state file is ever this big,
 #: and reading a runaway log or a hostile 10 GB file into memory is not an option.

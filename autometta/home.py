@@ -10,12 +10,16 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import namedtuple
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 from . import files, schema, yamlsub
 from .errors import UserError
 from .paths import HomePaths, RepoPaths
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional
 
 CONFIG_DEFAULTS: Dict[str, Any] = {
     "version": 1,
@@ -67,17 +71,19 @@ def load_config(home: HomePaths) -> Dict[str, Any]:
     return config
 
 
-class Subscriber(NamedTuple):
+class Subscriber(namedtuple("Subscriber", "file repo_path manifest_path weight enabled max_parallel error raw",
+                            defaults=(None, None, None, False, None, None, {}))):
     """One ``subscribers/*.yaml`` file. ``error`` is set when it cannot be used."""
 
+    __slots__ = ()
     file: Path
-    repo_path: Optional[Path] = None
-    manifest_path: Optional[Path] = None
-    weight: Optional[int] = None
-    enabled: bool = False
-    max_parallel: Optional[int] = None
-    error: Optional[str] = None
-    raw: Mapping[str, Any] = {}
+    repo_path: Optional[Path]  # None
+    manifest_path: Optional[Path]  # None
+    weight: Optional[int]  # None
+    enabled: bool  # False
+    max_parallel: Optional[int]  # None
+    error: Optional[str]  # None
+    raw: Mapping[str, Any]  # {}
 
     @property
     def name(self) -> str:

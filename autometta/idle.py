@@ -12,9 +12,11 @@ holds the two to it).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
-
 from . import budget as budgets
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
 
 #: Stage statuses that give the tick something to do.
 _BUSY = ("pending", "in_progress")

@@ -32,11 +32,14 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
 
 from . import books, files
 from .errors import UserError
 from .paths import RepoPaths
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Mapping, Optional
 
 # gitops and hashlib are imported in the functions that use them: every tick asks mode(), also
 # of an idle repo, which needs neither (tests/test_startup.py).

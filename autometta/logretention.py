@@ -11,9 +11,12 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
 
 from .paths import HomePaths
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, List, Optional
 
 DEFAULT_DAYS = 30
 _NAME = re.compile(r"^tick-(\d{4})-(\d{2})-(\d{2})\.log$")

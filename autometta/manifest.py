@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, Optional
 
 from . import files
 from . import home as _home
 from .paths import RepoPaths
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, Optional
 
 DEFAULT_CARD_GLOBS = ["docs/stages/*.md", "examples/self-host/*.md"]
 

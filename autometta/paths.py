@@ -9,8 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections import namedtuple
 from pathlib import Path
-from typing import Mapping, NamedTuple, Optional, Union
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Mapping, Optional, Union
 
 STATE_DIRNAME = "state"
 MANIFEST_NAME = ".autometta.local.yaml"
@@ -38,7 +42,8 @@ def build_ledger(env: Optional[Mapping[str, str]] = None) -> Path:
     return Path(base) / "autometta" / "builds.json"
 
 
-class HomePaths(NamedTuple):  # not a dataclass: every command builds one, and dataclasses is slow to import
+class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every command builds one (and imports)
+    __slots__ = ()
     root: Path
 
     @classmethod
@@ -144,7 +149,8 @@ class HomePaths(NamedTuple):  # not a dataclass: every command builds one, and d
         return self.log_dir / f"tick-{day}.log"
 
 
-class RepoPaths(NamedTuple):
+class RepoPaths(namedtuple("RepoPaths", "root")):
+    __slots__ = ()
     root: Path
 
     @property

@@ -20,7 +20,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, Iterable, List, Optional, Pattern, Tuple
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Iterable, List, Optional, Pattern, Tuple
 
 #: Values shorter than this are never masked (they would shred ordinary text).
 MIN_LENGTH = 4

@@ -20,9 +20,12 @@ a checkout, which is how the modes are told apart. Hidden files and
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Tuple
 
 from .errors import UserError
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import List, Optional, Tuple
 
 #: the top-level folders that are resources; nothing else may be read through here
 ROOTS = ("templates", "schemas")

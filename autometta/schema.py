@@ -30,10 +30,13 @@ import json
 import math
 import os
 import re
-from typing import Any, Dict, List, Pattern, Union
 
 from . import timeutil
 from .errors import UserError
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Pattern, Union
 
 _ANNOTATIONS = frozenset(
     {"$schema", "$id", "title", "description", "default", "examples", "$comment"}

@@ -34,12 +34,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections import namedtuple
 from pathlib import Path
-from typing import Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from . import files
 from . import redact as masking
 from .errors import UserError
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Dict, List, Mapping, Optional, Tuple
 
 REFS_FILE_NAME = "op-refs.local.sh"
 
@@ -70,21 +74,26 @@ class SecretError(UserError):
 
 # ----------------------------------------------------------------- the refs file
 
-class RefsFile(NamedTuple):  # not dataclasses: the tick's log masks with this module, and they are slow to import
-    """The refs file in force: which one was loaded, and what it says."""
+class RefsFile(namedtuple("RefsFile", "path origin assignments skipped candidates", defaults=(None, "", {}, [], []))):
+    """The refs file in force: which one was loaded, and what it says.
 
-    path: Optional[Path] = None
-    origin: str = ""  # AUTOMETTA_LOCAL_REFS | XDG_CONFIG_HOME | install
+    A named tuple, not a dataclass or typing's NamedTuple: the tick's log masks with this module, and
+    both are slow to import."""
+
+    __slots__ = ()
+    path: Optional[Path]  # None
+    origin: str  # "": AUTOMETTA_LOCAL_REFS | XDG_CONFIG_HOME | install
     #: name -> (value, only_if_unset) for every line understood
-    assignments: Mapping[str, Tuple[str, bool]] = {}
+    assignments: Mapping[str, Tuple[str, bool]]  # {}
     #: line numbers of lines that mention OP_REF_ but were not understood
-    skipped: List[int] = []
-    candidates: List[Tuple[Path, str]] = []
+    skipped: List[int]  # []
+    candidates: List[Tuple[Path, str]]  # []
 
 
-class Ref(NamedTuple):
+class Ref(namedtuple("Ref", "var value source")):
     """One reference variable and where its value came from."""
 
+    __slots__ = ()
     var: str
     value: str
     source: str  # "environment", the refs file's path, or "default"

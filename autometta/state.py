@@ -8,11 +8,13 @@ degenerate one (the bash version once wiped a user's state that way).
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
-
 from . import books, files, schema, yamlsub
 from .errors import UserError
 from .paths import RepoPaths
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 STATUSES = (
     "pending",

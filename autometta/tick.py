@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from collections import namedtuple
 
 from . import budget as budgets
 from . import books, files, home, idle, isolation, ledger, logretention, manifest, secrets, state, ticklog, turns
@@ -27,7 +27,10 @@ from .observe import registry
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso
 
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:  # imported where a repo has work: an idle one needs none of them (autometta/idle.py)
+    from typing import Any, Callable, Dict, List, Optional, Tuple
+
     from . import decide as d
     from . import effects
 
@@ -62,13 +65,14 @@ class TickLog:
             print(line, file=sys.stderr)
 
 
-class Outcome(NamedTuple):
+class Outcome(namedtuple("Outcome", "repo message kind error worked", defaults=("noop", False, False))):
+    __slots__ = ()
     repo: str
     message: str
-    kind: str = "noop"
-    error: bool = False
+    kind: str
+    error: bool
     #: The visit made a transition: the repo took a turn under ``max_per_fire`` (autometta.turns).
-    worked: bool = False
+    worked: bool
 
 
 def _load_state(paths: RepoPaths, log: Callable[[str], None],

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Optional
 
 FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _MONTH_DAYS = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 from .errors import UserError
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["YAMLError", "loads", "dumps"]
 

@@ -35,7 +35,8 @@ IDLE_TICK = {
 
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
 NEVER = {"dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess", "hashlib", "tempfile",
-         "zipfile", "datetime", "platform", "plistlib", "email", "http", "urllib.request"}
+         "zipfile", "datetime", "platform", "plistlib", "email", "http", "urllib.request",
+         "typing"}
 
 HOOK = """\
 import atexit, json, os, sys

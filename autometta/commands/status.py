@@ -32,7 +32,6 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Dict, List, Optional, Tuple
 
 from .. import budget, home, manifest, state
 from ..errors import UserError
@@ -41,6 +40,10 @@ from ..observe import needs as needing
 from ..observe.screen import compact
 from ..timeutil import parse_iso
 from ..paths import HomePaths
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
 
 COLUMNS = (("repo", 14), ("stage", 18), ("status", 18), ("ticks", 7), ("fail", 4), ("tokens", 6), ("cost", 6))
 

@@ -7,9 +7,11 @@ git or looks at the process table: the views stay subprocess-free.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional
-
 from ..state import lane_stages
+
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
 
 #: The roles a lane runs, in the order it runs them (state.ROLES, ordered).
 RUN_ORDER = ("setup", "worker", "acceptance", "verifier", "postmerge")

@@ -18,13 +18,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
 
 from .. import files, schema
 from ..errors import UserError
 from ..paths import RepoPaths
 
-Entry = Dict[str, Any]
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
+
+    Entry = Dict[str, Any]
 
 
 def register(paths: RepoPaths, *, pid: int, started: Optional[float], started_at: str, role: str,

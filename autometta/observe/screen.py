@@ -17,11 +17,14 @@ import shutil
 import signal
 import sys
 import time
-from typing import Callable, List, Optional, TextIO, Tuple
 
 from ..errors import UserError
 
-Line = Tuple[str, str]
+TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Callable, List, Optional, TextIO, Tuple
+
+    Line = Tuple[str, str]
 
 _STYLES = {"bold": "\x1b[1m", "red": "\x1b[31m", "yellow": "\x1b[33m", "dim": "\x1b[2m", "green": "\x1b[32m"}
 _RESET = "\x1b[0m"

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .. import home as homes
 from ..errors import UserError
@@ -28,8 +28,11 @@ from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso, parse_iso
 from . import activity, heartbeat, lanes, needs, registry
-from .screen import Line, age, clean, compact
+from .screen import age, clean, compact
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .screen import Line
 
 #: Stage statuses that need a human until the stage is re-queued.
 BLOCKED = needs.STOPPED
