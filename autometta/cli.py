@@ -75,7 +75,6 @@ HIDDEN_COMMANDS = [
 def plain_doc(doc: str) -> str:
     """A module docstring as help text: RST markup (````x````, ``:func:`~a.b```, ``::``) made plain."""
     import re  # here: a command that runs needs none of this (start-up time)
-    import shutil
     import textwrap
 
     text = textwrap.dedent(doc.strip("\n"))
@@ -86,7 +85,7 @@ def plain_doc(doc: str) -> str:
     text = re.sub(r"``([^`]+)``", r"\1", text)
     text = re.sub(r"(\S)::$", r"\1:", text, flags=re.M)
     text = re.sub(r"^\s*::$\n?", "", text, flags=re.M).strip()
-    width = min(100, max(60, shutil.get_terminal_size().columns - 2))
+    width = min(100, max(60, _columns() - 2))
     paragraphs = []
     for block in re.split(r"\n\s*\n", text):
         lines = block.split("\n")
@@ -108,6 +107,20 @@ def version_string() -> str:
     return describe()
 
 
+def _columns() -> int:
+    """``shutil.get_terminal_size().columns``: ``$COLUMNS``, else the terminal's width, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", ""))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns or 80
+
+
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The full parser, or (``only``) one that knows that command alone.
 
@@ -117,8 +130,23 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """
     import argparse
 
+    class _Formatter(argparse.HelpFormatter):
+        """argparse's, sized without ``shutil``: argparse makes one for every argument added, and shutil
+        imports bz2 and lzma, which cost every run (an idle tick) more than its own work."""
+
+        def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                     width: Optional[int] = None) -> None:
+            super().__init__(prog, indent_increment, max_help_position, _columns() - 2 if width is None else width)
+
+    class _RawFormatter(_Formatter, argparse.RawDescriptionHelpFormatter):
+        """A command's description is wrapped already (:func:`plain_doc`)."""
+
     class _Parser(argparse.ArgumentParser):
         """argparse, but usage errors print one line and exit 2 like every UserError."""
+
+        def __init__(self, *args, **kwargs) -> None:
+            kwargs.setdefault("formatter_class", _Formatter)
+            super().__init__(*args, **kwargs)
 
         def error(self, message: str):  # type: ignore[override]
             self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
@@ -137,7 +165,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         module = importlib.import_module(f"autometta.commands.{module_name}")
         doc = getattr(module, "__doc__", None)
         cmd = sub.add_parser(name, description=plain_doc(doc) if doc else summary,
-                             formatter_class=argparse.RawDescriptionHelpFormatter, **listed)
+                             formatter_class=_RawFormatter, **listed)
         module.register(cmd)
         cmd.set_defaults(_run=module.run)
     return parser

@@ -36,7 +36,7 @@ IDLE_TICK = {
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
 NEVER = {"dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess", "hashlib", "tempfile",
          "zipfile", "datetime", "platform", "plistlib", "email", "http", "urllib.request",
-         "typing"}
+         "typing", "shutil", "bz2", "lzma"}
 
 HOOK = """\
 import atexit, json, os, sys
@@ -93,6 +93,41 @@ def test_a_second_status_starts_no_process_and_opens_no_pyz(pyz, setup, tmp_path
     seen = _run(pyz, tmp_path, "status")
     assert seen["spawned"] == []
     assert not {"subprocess", "zipfile", "autometta.schedule", "autometta.schedule.health"} & set(seen["modules"])
+
+
+def test_the_tick_without_git_on_path_still_refuses(setup, tmp_path, monkeypatch):
+    """tick looks for git without shutil (autometta.tick._on_path): the same answer as shutil.which."""
+    import shutil
+
+    from autometta import tick
+    from autometta.errors import UserError
+    from autometta.paths import HomePaths
+
+    _, home, _ = setup
+    tools = tmp_path / "tools"
+    (tools / "git").mkdir(parents=True)  # a folder named git is not git
+    (tools / "notgit").write_text("#!/bin/sh\n")
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{tmp_path / 'missing'}")
+    assert shutil.which("git") is None
+    with pytest.raises(UserError, match="git not found on PATH"):
+        tick.run_tick(HomePaths(home), echo=False)
+    (tools / "git").rmdir()
+    (tools / "git").write_text("#!/bin/sh\n")  # not executable: not found either
+    with pytest.raises(UserError, match="git not found on PATH"):
+        tick.run_tick(HomePaths(home), echo=False)
+    (tools / "git").chmod(0o755)
+    assert shutil.which("git") and [o.kind for o in tick.run_tick(HomePaths(home), echo=False)] == ["wait"]
+
+
+@pytest.mark.parametrize("columns", ["50", "120"])
+def test_help_fits_columns_as_shutil_would_size_it(run, monkeypatch, columns):
+    """The parsers' help formatter sizes itself without shutil, from $COLUMNS (else the terminal, else 80)."""
+    monkeypatch.setenv("COLUMNS", columns)
+    res = run("subscribe", "--help")
+    assert res.code == 0
+    lines = res.out.splitlines()
+    assert max(len(line) for line in lines) <= int(columns)
+    assert max(len(line) for line in lines) > int(columns) - 20  # filled to the width, not to 80
 
 
 def test_is_date_agrees_with_datetime():

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import math
 import re
-import shutil
-import signal
 import sys
 import time
 
@@ -75,6 +73,8 @@ def compact(n: Optional[float]) -> str:
 
 def width_of(stream: TextIO) -> Tuple[int, int]:
     """The pane's (columns, rows); 80 x 24 when it is not a terminal (or ``$COLUMNS``)."""
+    import shutil  # here: status only compacts numbers with this module
+
     size = shutil.get_terminal_size((80, 24))
     return max(20, size.columns), max(5, size.lines)
 
@@ -106,6 +106,7 @@ def run(render: Callable[[int], List[Line]], interval: float, *, once: bool = Fa
         stream: Optional[TextIO] = None, color: Optional[bool] = None) -> int:
     """Draw ``render`` every ``interval`` seconds until Ctrl-C (or once); returns the exit code 0."""
     import os
+    import signal
 
     out = stream or sys.stdout
     tty = _is_tty(out)
