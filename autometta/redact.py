@@ -28,25 +28,51 @@ if TYPE_CHECKING:
 #: Values shorter than this are never masked (they would shred ordinary text).
 MIN_LENGTH = 4
 
-#: (rule, pattern) for secret shapes: the one list the secret scan (:mod:`autometta.scan`) and every
-#: mask use. A match is masked whole, or only its group ``s`` when it has one (the value of a
-#: ``name = value`` shape). A whole-match shape is made of :data:`_KEY_CHARS` only, and a
-#: named one starts with one of :data:`_NAMES`; :meth:`Redactor.safe_end` relies on both.
-SHAPES: List[Tuple[str, Pattern[str]]] = [
-    ("anthropic_key", re.compile(r"sk-ant-[A-Za-z0-9_-]{20,}")),
-    ("openai_key", re.compile(r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|\bsk-[A-Za-z0-9]{32,}\b")),
-    ("aws_access_key", re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")),
-    ("aws_secret_key", re.compile(r"(?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY)[\"']?[ \t]*[:=][ \t]*[\"']?"
-                                  r"(?P<s>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])")),
-    ("github_token", re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})")),
-    ("slack_token", re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}")),
-    ("google_api_key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
-    ("stripe_key", re.compile(r"\b[rs]k_live_[A-Za-z0-9]{20,}")),
-    ("jwt", re.compile(r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}")),
-]
-_SHAPES_B: List[Tuple[str, Pattern[bytes]]] = [(rule, re.compile(p.pattern.encode("ascii"))) for rule, p in SHAPES]
+#: (rule, pattern) for secret shapes, as :data:`SHAPES` has them compiled: the one list the secret
+#: scan (:mod:`autometta.scan`) and every mask use. A match is masked whole, or only its group ``s``
+#: when it has one (the value of a ``name = value`` shape). A whole-match shape is made of
+#: :data:`_KEY_CHARS` only, and a named one starts with one of :data:`_NAMES`;
+#: :meth:`Redactor.safe_end` relies on both.
+_SHAPE_SOURCES = (
+    ("anthropic_key", r"sk-ant-[A-Za-z0-9_-]{20,}"),
+    ("openai_key", r"\bsk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{20,}|\bsk-[A-Za-z0-9]{32,}\b"),
+    ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+    ("aws_secret_key", r"(?:aws_secret_access_key|AWS_SECRET_ACCESS_KEY)[\"']?[ \t]*[:=][ \t]*[\"']?"
+                       r"(?P<s>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
+    ("github_token", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,}|github_pat_[A-Za-z0-9_]{22,})"),
+    ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("google_api_key", r"\bAIza[0-9A-Za-z_-]{35}\b"),
+    ("stripe_key", r"\b[rs]k_live_[A-Za-z0-9]{20,}"),
+    ("jwt", r"\beyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}"),
+)
+#: compiled on first use (text with no trigger below is never searched: an idle tick's log lines)
+_SHAPES: Optional[List[Tuple[str, Pattern[str]]]] = None
+_SHAPES_B: Optional[List[Tuple[str, Pattern[bytes]]]] = None
 #: Names a ``name = value`` shape starts with (see :meth:`Redactor.safe_end`).
 _NAMES = (b"aws_secret_access_key", b"AWS_SECRET_ACCESS_KEY")
+
+
+def shapes() -> List[Tuple[str, Pattern[str]]]:
+    """:data:`SHAPES`: (rule, compiled pattern) for each secret shape."""
+    global _SHAPES
+    if _SHAPES is None:
+        _SHAPES = [(rule, re.compile(source)) for rule, source in _SHAPE_SOURCES]
+    return _SHAPES
+
+
+def _shapes_b() -> List[Tuple[str, Pattern[bytes]]]:
+    global _SHAPES_B
+    if _SHAPES_B is None:
+        _SHAPES_B = [(rule, re.compile(source.encode("ascii"))) for rule, source in _SHAPE_SOURCES]
+    return _SHAPES_B
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SHAPES":  # the module's constant, compiled when first asked for
+        return shapes()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 #: Every match of a shape holds one of these: text without any is not searched (the patterns are slow).
 _TRIGGERS = ("sk-", "AKIA", "ASIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "AIza",
              "k_live_", "eyJ") + tuple(n.decode("ascii") for n in _NAMES)
@@ -124,7 +150,7 @@ class Redactor:
             if value in text:
                 text = text.replace(value, shown)
         if self.shapes and _may_hold_shape(text):
-            for _rule, pattern in SHAPES:
+            for _rule, pattern in shapes():
                 text = pattern.sub(_masked, text)
         return text
 
@@ -135,7 +161,7 @@ class Redactor:
             if value in data:
                 data = data.replace(value, shown)
         if self.shapes and _may_hold_shape(data):
-            for _rule, pattern in _SHAPES_B:
+            for _rule, pattern in _shapes_b():
                 data = pattern.sub(_masked_b, data)
         return data
 
@@ -146,7 +172,7 @@ class Redactor:
                 if value.encode(encoding, "surrogateescape" if encoding == "utf-8" else "strict") in data:
                     return RESOLVED
         if self.shapes and _may_hold_shape(data):
-            for rule, pattern in _SHAPES_B:
+            for rule, pattern in _shapes_b():
                 if pattern.search(data):
                     return rule
         return None

@@ -130,6 +130,27 @@ def test_help_fits_columns_as_shutil_would_size_it(run, monkeypatch, columns):
     assert max(len(line) for line in lines) > int(columns) - 20  # filled to the width, not to 80
 
 
+LAZY_SHAPES = """\
+from autometta import redact
+r = redact.Redactor()
+assert r.text("idle /r: no pending stage") == "idle /r: no pending stage"
+assert r.bytes(b"idle /r") == b"idle /r"
+assert redact._SHAPES is None and redact._SHAPES_B is None, "compiled for text that holds no trigger"
+key = "sk-ant-" + "a1B2" * 8
+assert r.text("key " + key) == "key ****" + key[-4:]
+assert r.bytes(b"key " + key.encode()) == b"key ****" + key[-4:].encode()
+assert [rule for rule, _ in redact.SHAPES][0] == "anthropic_key" and redact.SHAPES is redact.shapes()
+"""
+
+
+def test_key_shapes_are_compiled_when_a_line_may_hold_one():
+    """Every tick log line is masked; an idle tick's lines hold no key trigger, so no shape is compiled."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-c", LAZY_SHAPES], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+
+
 def test_is_date_agrees_with_datetime():
     """schema checks date-times with timeutil.is_date, so it need not import datetime."""
     for year in (0, 1, 4, 100, 1900, 1999, 2000, 2023, 2024, 2100, 2400, 9999, 10000):
