@@ -25,18 +25,20 @@ the controller last ran.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional
 
 from . import files
 from .paths import HomePaths
 from .timeutil import now_iso
 
-#: ``write(message, repo, file)``: the tick log's writer (:class:`autometta.tick.TickLog`).
-Writer = Callable[..., None]
+TYPE_CHECKING = False  # not typing's: an idle tick imports no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Optional
+
+    #: ``write(message, repo, file)``: the tick log's writer (:class:`autometta.tick.TickLog`).
+    Writer = Callable[..., None]
 
 
 def tag(repo: Path) -> str:
@@ -59,8 +61,21 @@ def stamp(home: HomePaths) -> None:
         pass
 
 
+def _sha256_hex(data: bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()``, from the interpreter's own SHA-256 where it has one: importing
+    hashlib loads OpenSSL, which costs an idle tick more than its work (tests/test_startup.py)."""
+    for name in ("_sha2", "_sha256"):  # 3.12+, 3.9-3.11: what hashlib falls back to without OpenSSL
+        try:
+            return __import__(name).sha256(data).hexdigest()
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
+
+
 def memory_path(home: HomePaths, repo: Path) -> Path:
-    digest = hashlib.sha256(str(repo).encode("utf-8", "surrogateescape")).hexdigest()[:16]
+    digest = _sha256_hex(str(repo).encode("utf-8", "surrogateescape"))[:16]
     return home.log_dir / "repeats" / f"{digest}.json"
 
 

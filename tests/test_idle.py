@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 import pytest
 
 from autometta import budget as budgets
-from autometta import idle, state
+from autometta import idle, state, ticklog
 from tests.tickkit import await_agents, read_budget, read_state, tick_once
 
 REPO = "/r"
@@ -151,7 +151,7 @@ def test_in_every_state_of_a_run_the_quick_path_answers_only_where_the_full_tick
         await_agents(repo)
         if quiet is not None:
             answered.append(quiet)
-            assert outcomes == [(str(repo), quiet, "wait", False)] and logged == [quiet]
+            assert outcomes == [(str(repo), quiet, "wait", False)] and logged == [f"{ticklog.tag(repo)} {quiet}"]
             assert _files(repo) == before
             break
     assert answered == [f"idle {repo}: no pending stage"]

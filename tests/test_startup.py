@@ -31,6 +31,7 @@ IDLE_TICK = {
     "autometta.schema", "autometta.state", "autometta.tick", "autometta.timeutil", "autometta.yamlsub",
     "autometta.secrets", "autometta.redact",  # every line of the tick log is masked
     "autometta.isolation",  # the repo's isolation mode is checked (tree with max_parallel > 1 is an error)
+    "autometta.ticklog",  # a repeated decision is written once; every tick stamps log/.last-tick
 }
 
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
@@ -130,7 +131,7 @@ def test_the_tick_without_git_on_path_still_refuses(setup, tmp_path, monkeypatch
     assert shutil.which("git") and [o.kind for o in tick.run_tick(HomePaths(home), echo=False)] == ["wait"]
 
 
-@pytest.mark.parametrize("columns", ["50", "120"])
+@pytest.mark.parametrize("columns", ["70", "90"])  # a description is wrapped to 60..100 (cli.plain_doc)
 def test_help_fits_columns_as_shutil_would_size_it(run, monkeypatch, columns):
     """The parsers' help formatter sizes itself without shutil, from $COLUMNS (else the terminal, else 80)."""
     monkeypatch.setenv("COLUMNS", columns)
@@ -173,3 +174,13 @@ def test_is_date_agrees_with_datetime():
                 except ValueError:
                     real = False
                 assert is_date(year, month, day) == real, (year, month, day)
+
+
+def test_the_tick_logs_memory_is_named_as_hashlib_would_name_it():
+    """ticklog takes SHA-256 from the interpreter's own module (no OpenSSL to load): the same digest."""
+    import hashlib
+
+    from autometta import ticklog
+
+    for data in (b"", b"/src/proj", "/home/\u00e9/r\udcff".encode("utf-8", "surrogateescape")):
+        assert ticklog._sha256_hex(data) == hashlib.sha256(data).hexdigest()
