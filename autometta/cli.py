@@ -142,11 +142,19 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         """A command's description is wrapped already (:func:`plain_doc`)."""
 
     class _Parser(argparse.ArgumentParser):
-        """argparse, but usage errors print one line and exit 2 like every UserError."""
+        """argparse, but usage errors print one line and exit 2 like every UserError; ``doc`` (a command's
+        module docstring) becomes the description when help is printed, not on every run (:func:`plain_doc`
+        costs a run more than its parsing)."""
 
-        def __init__(self, *args, **kwargs) -> None:
+        def __init__(self, *args, doc: Optional[str] = None, **kwargs) -> None:
             kwargs.setdefault("formatter_class", _Formatter)
             super().__init__(*args, **kwargs)
+            self._doc = doc
+
+        def format_help(self) -> str:
+            if self._doc:
+                self.description, self._doc = plain_doc(self._doc), None
+            return super().format_help()
 
         def error(self, message: str):  # type: ignore[override]
             self.exit(2, f"{self.prog}: {message} (see '{self.prog} --help')\n")
@@ -163,8 +171,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
         if only is not None and name != only:
             continue
         module = importlib.import_module(f"autometta.commands.{module_name}")
-        doc = getattr(module, "__doc__", None)
-        cmd = sub.add_parser(name, description=plain_doc(doc) if doc else summary,
+        cmd = sub.add_parser(name, description=summary, doc=getattr(module, "__doc__", None),
                              formatter_class=_RawFormatter, **listed)
         module.register(cmd)
         cmd.set_defaults(_run=module.run)

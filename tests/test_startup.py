@@ -37,7 +37,8 @@ IDLE_TICK = {
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
 NEVER = {"dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess", "hashlib", "tempfile",
          "zipfile", "datetime", "platform", "plistlib", "email", "http", "urllib.request",
-         "typing", "shutil", "bz2", "lzma"}
+         "typing", "shutil", "bz2", "lzma",
+         "textwrap"}  # help texts are made plain (cli.plain_doc) when help is printed only
 
 HOOK = """\
 import atexit, json, os, sys
