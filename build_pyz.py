@@ -69,9 +69,29 @@ if sys.argv[1:2] in (["--version"], ["version"]):  # as autometta.cli.main: befo
     print(VERSION)
     sys.exit(0)
 
-from autometta import bytecache  # noqa: E402
 
-bytecache.install()  # bytecode from a per-user cache, compiled on first use (autometta/bytecache.py)
+def _bytecache():
+    """autometta.bytecache, compiled once: zipimport compiles each module it imports twice (its spec asks for
+    the file name, which zipimport finds by compiling), and this one cannot come from the cache it installs."""
+    import zipimport
+    from importlib.util import module_from_spec, spec_from_file_location
+
+    import autometta
+
+    name, folder = "autometta.bytecache", autometta.__path__[0]
+    loader = zipimport.zipimporter(folder)
+    module = module_from_spec(spec_from_file_location(name, folder + "/bytecache.py", loader=loader))
+    sys.modules[name] = module
+    try:
+        exec(loader.get_code(name), module.__dict__)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    autometta.bytecache = module
+    return module
+
+
+_bytecache().install()  # bytecode from a per-user cache, compiled on first use (autometta/bytecache.py)
 
 from autometta.cli import main  # noqa: E402
 

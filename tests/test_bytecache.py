@@ -46,6 +46,7 @@ class Run(NamedTuple):
     out: str
     err: str
     compiled: Set[str]  #: files of the pyz compiled from source, relative to it
+    compiles: List[str]  #: the same, once per compile, in order
 
     @property
     def shown(self):
@@ -88,8 +89,8 @@ def run(pyz: Path, world, *args: str, cache: Optional[Path] = None, limit_writes
     prefix = MARK + str(pyz) + os.sep
     lines = proc.stderr.splitlines(keepends=True)
     err = "".join(line for line in lines if not line.startswith(MARK))
-    return Run(proc.returncode, proc.stdout, err,
-               {line[len(prefix):].rstrip("\n") for line in lines if line.startswith(prefix)})
+    compiles = [line[len(prefix):].rstrip("\n") for line in lines if line.startswith(prefix)]
+    return Run(proc.returncode, proc.stdout, err, set(compiles), compiles)
 
 
 def folders(cache: Path) -> List[Path]:
@@ -124,6 +125,7 @@ def test_a_second_run_compiles_nothing_and_prints_the_same(pyz, world):
     second = run(pyz, world, "status")
     assert second.shown == first.shown
     assert second.compiled == BOOT
+    assert second.compiles.count("autometta/bytecache.py") == 1  # not twice, as zipimport would
     assert pyz.read_bytes() == digest  # the archive itself is never touched
 
 
