@@ -8,7 +8,6 @@ bounded folder. Only files named like a tick log are touched.
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -19,7 +18,17 @@ if TYPE_CHECKING:
     from typing import Any, Callable, Dict, List, Optional
 
 DEFAULT_DAYS = 30
-_NAME = re.compile(r"^tick-(\d{4})-(\d{2})-(\d{2})\.log$")
+
+
+def _day(name: str) -> Optional[str]:
+    """``YYYY-MM-DD`` of a tick log's file name ``tick-YYYY-MM-DD.log``, else None (no regular expression to
+    compile: every tick looks)."""
+    if len(name) != 19 or not name.startswith("tick-") or not name.endswith(".log"):
+        return None
+    day = name[5:15]
+    if day[4] != "-" or day[7] != "-" or not (day[:4] + day[5:7] + day[8:]).isdecimal():
+        return None
+    return day
 
 
 def retention_days(config: Dict[str, Any]) -> int:
@@ -41,8 +50,8 @@ def prune_logs(hp: HomePaths, config: Dict[str, Any], now: Optional[float] = Non
     except OSError:
         return removed
     for entry in entries:
-        match = _NAME.match(entry.name)
-        if not match or "-".join(match.groups()) >= cutoff or not entry.is_file() or entry.is_symlink():
+        day = _day(entry.name)
+        if day is None or day >= cutoff or not entry.is_file() or entry.is_symlink():
             continue
         try:
             entry.unlink()

@@ -34,12 +34,14 @@ class YAMLError(UserError):
 
 _NULLS = frozenset(["", "~", "null", "Null", "NULL"])
 _BOOLS = {"true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
-_INT = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
-_HEX = re.compile(r"0x[0-9a-fA-F]+")
-_OCT = re.compile(r"0o[0-7]+")
-_FLOAT = re.compile(r"[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)")
-_INF = re.compile(r"[-+]?\.(?:inf|Inf|INF)")
-_NAN = re.compile(r"\.(?:nan|NaN|NAN)")
+# Plain scalars that are numbers (YAML 1.2 core schema). An integer in decimal is told without a regular
+# expression (:func:`_resolve`); these are compiled on first use (``re`` keeps them), which reading
+# autometta's own files (an idle tick) never needs.
+_HEX = r"0x[0-9a-fA-F]+"
+_OCT = r"0o[0-7]+"
+_FLOAT = r"[-+]?(?:(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)"
+_INF = r"[-+]?\.(?:inf|Inf|INF)"
+_NAN = r"\.(?:nan|NaN|NAN)"
 # Strings that some reader (YAML 1.2 core, YAML 1.1 as in PyYAML, go-yaml) takes for another type.
 _LOOKALIKE = (  # compiled on first use: only writing needs it
     r"[-+]?(?:0[bBoOxX][0-9a-fA-F_]*|[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9_]*)?"
@@ -65,9 +67,7 @@ _REFUSED_START = {
     "!": ("a tag", "tags are not supported (remove it; quote the value if it must be a string)"),
 }
 _REFUSED_START.update(dict.fromkeys("%@`", ("reserved character", "quote the value")))
-_QUOTED = {'"': re.compile(r'"(?:[^"\\]|\\.)*"'), "'": re.compile(r"'(?:[^']|'')*'")}
 _SPACE = " \t"
-_BREAK = re.compile(r"\r\n|\r|\n")
 _NO_NUL = "no file autometta reads holds one (no path, identity or message may: the system refuses them)"
 
 
@@ -79,15 +79,16 @@ def _resolve(text: str) -> Any:
         return _BOOLS[text]
     if text[0] not in "0123456789+-.":
         return text
-    if _INT.fullmatch(text):
-        return int(text)
-    if _HEX.fullmatch(text) or _OCT.fullmatch(text):
+    digits = text[1:] if text[0] in "+-" else text
+    if digits.isdigit() and digits.isascii() and (digits[0] != "0" or len(digits) == 1):
+        return int(text)  # [-+]?(?:0|[1-9][0-9]*)
+    if re.fullmatch(_HEX, text) or re.fullmatch(_OCT, text):
         return int(text[2:], 16 if text[1] == "x" else 8)
-    if _FLOAT.fullmatch(text):
+    if re.fullmatch(_FLOAT, text):
         return float(text)
-    if _INF.fullmatch(text):
+    if re.fullmatch(_INF, text):
         return -math.inf if text[0] == "-" else math.inf
-    return math.nan if _NAN.fullmatch(text) else text
+    return math.nan if re.fullmatch(_NAN, text) else text
 
 
 # --- loading -----------------------------------------------------------------
@@ -150,9 +151,28 @@ def _token(s: str, col: int) -> str:
 
 
 def _quote_end(s: str, col: int) -> int:
-    """Index of the quote closing the one at ``col`` on the same line, or -1."""
-    match = _QUOTED[s[col]].match(s, col)
-    return match.end() - 1 if match else -1
+    """Index of the quote closing the one at ``col`` on the same line, or -1.
+
+    What ``"(?:[^"\\\\]|\\\\.)*"`` and ``'(?:[^']|'')*'`` match, without compiling them.
+    """
+    i = col + 1
+    if s[col] == "'":
+        pair = -1
+        while True:
+            end = s.find("'", i)
+            if end < 0:
+                return pair  # as the pattern backtracks: the last '' read as an escape closes it after all
+            if s[end + 1:end + 2] != "'":
+                return end
+            pair, i = end, end + 2  # '' is an escaped quote
+    while True:
+        end = s.find('"', i)
+        if end < 0:
+            return -1
+        escape = s.find("\\", i, end)
+        if escape < 0:
+            return end
+        i = escape + 2  # a backslash escapes the next character, a quote too
 
 
 class _Parser:
@@ -164,7 +184,8 @@ class _Parser:
     def __init__(self, text: str, source: str, max_depth: int = MAX_DEPTH, allow_nul: bool = False) -> None:
         self.src = source
         self.max_depth, self.depth, self.allow_nul = max_depth, 0, allow_nul
-        self.lines = _BREAK.split(text[1:] if text.startswith("\ufeff") else text)
+        text = text[1:] if text.startswith("\ufeff") else text
+        self.lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")  # \r\n, \r or \n
         if "\0" in text and not allow_nul:
             li = next(i for i, line in enumerate(self.lines) if "\0" in line)
             self.fail(li, self.lines[li].index("\0"), "found a NUL character", _NO_NUL)
