@@ -41,26 +41,29 @@ of their reach) where that matters.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import files, yamlsub
 from .errors import UserError
 from .paths import HomePaths, RepoPaths
+
+# Every tick audits the books, an idle one too: this module imports neither typing nor dataclasses nor
+# hashlib (OpenSSL), each of which costs that tick more than the audit (tests/test_startup.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+    Log = Callable[[str], None]
+    Data = Union[str, bytes]
 
 #: Halt marker: a controller file changed behind autometta's back while a stage was in flight.
 TAMPERED_MARKER = "state_tampered"
 
 VERSION = 1
 RECORD_MODE = 0o600
-
-Log = Callable[[str], None]
-Data = Union[str, bytes]
 
 
 class StateTampered(UserError):
@@ -77,7 +80,7 @@ def _rel(paths: RepoPaths, path: Union[str, Path]) -> str:
 
 
 def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    return files.sha256_hex(data)
 
 
 def _stat(path: Path) -> Optional[List[int]]:
@@ -134,12 +137,15 @@ def _in_flight_text(text: Optional[str]) -> Optional[List[str]]:
         return None
 
 
-@dataclass
 class Record:
-    path: Path
-    data: Dict[str, Any] = field(default_factory=dict)
-    exists: bool = False
-    changed: bool = False
+    """The books of one repo: ``data`` as stored, whether it was on disk, whether it changed since."""
+
+    def __init__(self, path: Path, data: Optional[Dict[str, Any]] = None, exists: bool = False,
+                 changed: bool = False) -> None:
+        self.path = path
+        self.data: Dict[str, Any] = {} if data is None else data
+        self.exists = exists
+        self.changed = changed
 
     @property
     def entries(self) -> Dict[str, Dict[str, Any]]:
@@ -390,18 +396,22 @@ def forget(paths: RepoPaths, path_list: Iterable[Union[str, Path]]) -> None:
 # ------------------------------------------------------------------ the audit
 
 
-@dataclass
 class Audit:
     """What :func:`audit` found. ``texts``: the verified text of state.yaml and budget.json (None: missing)."""
 
-    texts: Dict[str, Optional[str]] = field(default_factory=dict)
-    #: Files changed behind autometta's back while a stage was in flight: restored, repo halted.
-    tampered: List[str] = field(default_factory=list)
-    #: Files a person changed while nothing was in flight: accepted.
-    accepted: List[str] = field(default_factory=list)
-    #: The books were started now (a first run, or a home without them).
-    first: bool = False
-    in_flight: List[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.texts: Dict[str, Optional[str]] = {}
+        #: Files changed behind autometta's back while a stage was in flight: restored, repo halted.
+        self.tampered: List[str] = []
+        #: Files a person changed while nothing was in flight: accepted.
+        self.accepted: List[str] = []
+        #: The books were started now (a first run, or a home without them).
+        self.first = False
+        self.in_flight: List[str] = []
+
+    def __repr__(self) -> str:
+        return (f"Audit(texts={self.texts!r}, tampered={self.tampered!r}, accepted={self.accepted!r}, "
+                f"first={self.first!r}, in_flight={self.in_flight!r})")
 
     def text(self, path: Path, paths: RepoPaths) -> Optional[str]:
         return self.texts.get(_rel(paths, path))

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -24,7 +25,7 @@ from .errors import UserError
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:
-    from typing import Any, BinaryIO, Iterator, Optional, Union
+    from typing import Any, BinaryIO, Iterator, Optional, Tuple, Union
 
     Data = Union[str, bytes]
 
@@ -76,9 +77,7 @@ def atomic_write(
     folder = target.parent
     try:
         faults.point("atomic_write.before", target.name)
-        import tempfile  # not at import: most runs write nothing
-
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=str(folder))
+        fd, tmp = _temp_file(folder, target.name)
     except OSError as exc:
         raise _write_error(target, exc) from exc
     try:
@@ -97,6 +96,36 @@ def atomic_write(
     if durable:
         _fsync_dir(folder)
     faults.point("atomic_write.after", target.name)
+
+
+#: How a temporary file is opened: created here, ours alone, not through a symlink (as ``tempfile.mkstemp``).
+_TEMP_FLAGS = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _temp_file(folder: Path, name: str) -> Tuple[int, str]:
+    """``(fd, path)`` of a new empty file ``.<name>.<random>.tmp`` in ``folder``, mode 0600: what
+    ``tempfile.mkstemp`` makes, without importing tempfile (and the shutil, random, bz2 and lzma it
+    imports), which costs a run that writes one small file more than the write."""
+    for _ in range(100):
+        tmp = os.path.join(str(folder), f".{name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(folder))
+
+
+def sha256_hex(data: bytes) -> str:
+    """``hashlib.sha256(data).hexdigest()``, from the interpreter's own SHA-256 where it has one: importing
+    hashlib loads OpenSSL, which costs an idle tick more than its work (tests/test_startup.py)."""
+    for name in ("_sha2", "_sha256") if sys.version_info >= (3, 12) else ("_sha256", "_sha2"):
+        try:
+            return __import__(name).sha256(data).hexdigest()  # what hashlib falls back to without OpenSSL
+        except (ImportError, AttributeError):
+            continue
+    import hashlib
+
+    return hashlib.sha256(data).hexdigest()
 
 
 def _write_error(target: Path, exc: OSError) -> UserError:

@@ -6,7 +6,6 @@ and an existing repo's ``state/`` keep working unchanged.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from collections import namedtuple
@@ -113,8 +112,10 @@ class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every comm
 
     def books_record(self, repo_root: Path) -> Path:
         """``books/<repo-name>-<hash of its real path>.json``: one record per repo."""
+        from .files import sha256_hex  # not hashlib: every tick asks, an idle one too (tests/test_startup.py)
+
         real = os.path.realpath(str(repo_root))
-        digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:12]
+        digest = sha256_hex(real.encode("utf-8", "surrogateescape"))[:12]
         return self.books / f"{os.path.basename(real) or 'repo'}-{digest}.json"
 
     @property

@@ -61,21 +61,8 @@ def stamp(home: HomePaths) -> None:
         pass
 
 
-def _sha256_hex(data: bytes) -> str:
-    """``hashlib.sha256(data).hexdigest()``, from the interpreter's own SHA-256 where it has one: importing
-    hashlib loads OpenSSL, which costs an idle tick more than its work (tests/test_startup.py)."""
-    for name in ("_sha2", "_sha256"):  # 3.12+, 3.9-3.11: what hashlib falls back to without OpenSSL
-        try:
-            return __import__(name).sha256(data).hexdigest()
-        except (ImportError, AttributeError):
-            continue
-    import hashlib
-
-    return hashlib.sha256(data).hexdigest()
-
-
 def memory_path(home: HomePaths, repo: Path) -> Path:
-    digest = _sha256_hex(str(repo).encode("utf-8", "surrogateescape"))[:16]
+    digest = files.sha256_hex(str(repo).encode("utf-8", "surrogateescape"))[:16]
     return home.log_dir / "repeats" / f"{digest}.json"
 
 

@@ -27,11 +27,13 @@ IDLE_TICK = {
     "autometta", "autometta.budget", "autometta.bytecache", "autometta.cli", "autometta.commands",
     "autometta.commands.tick", "autometta.context", "autometta.errors", "autometta.faults", "autometta.files",
     "autometta.home", "autometta.idle", "autometta.logretention", "autometta.manifest", "autometta.observe",
-    "autometta.observe.registry", "autometta.observe.stale", "autometta.paths", "autometta.resources",
+    "autometta.observe.registry", "autometta.paths", "autometta.resources",
     "autometta.schema", "autometta.state", "autometta.tick", "autometta.timeutil", "autometta.yamlsub",
     "autometta.secrets", "autometta.redact",  # every line of the tick log is masked
     "autometta.isolation",  # the repo's isolation mode is checked (tree with max_parallel > 1 is an error)
     "autometta.ticklog",  # a repeated decision is written once; every tick stamps log/.last-tick
+    "autometta.books",  # every tick audits the books first (a file changed behind autometta's back halts)
+    "autometta.observe.fresh",  # every tick restamps the dashboard's 'data as of' (or rewrites the page)
 }
 
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
@@ -106,6 +108,8 @@ def test_a_second_status_starts_no_process_and_opens_no_pyz(pyz, setup, tmp_path
     seen = _run(pyz, tmp_path, "status")
     assert seen["spawned"] == []
     assert not {"subprocess", "zipfile", "autometta.schedule", "autometta.schedule.health"} & set(seen["modules"])
+    never = NEVER - _floor(tmp_path)  # nor what an idle tick never needs (typing, dataclasses, hashlib, ...)
+    assert not never & set(seen["modules"]), sorted(never & set(seen["modules"]))
 
 
 def test_the_tick_without_git_on_path_still_refuses(setup, tmp_path, monkeypatch):
@@ -177,11 +181,11 @@ def test_is_date_agrees_with_datetime():
                 assert is_date(year, month, day) == real, (year, month, day)
 
 
-def test_the_tick_logs_memory_is_named_as_hashlib_would_name_it():
-    """ticklog takes SHA-256 from the interpreter's own module (no OpenSSL to load): the same digest."""
+def test_sha256_without_hashlib_is_hashlibs():
+    """files.sha256_hex takes SHA-256 from the interpreter's own module (no OpenSSL to load): the same digest."""
     import hashlib
 
-    from autometta import ticklog
+    from autometta import files
 
-    for data in (b"", b"/src/proj", "/home/\u00e9/r\udcff".encode("utf-8", "surrogateescape")):
-        assert ticklog._sha256_hex(data) == hashlib.sha256(data).hexdigest()
+    for data in (b"", b"/src/proj", "/home/\u00e9/r\udcff".encode("utf-8", "surrogateescape"), b"x" * 100000):
+        assert files.sha256_hex(data) == hashlib.sha256(data).hexdigest()

@@ -23,25 +23,29 @@ the interval with where it came from.
 
 from __future__ import annotations
 
-import hashlib
-import html
 import json
-import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from .. import files
 from ..errors import UserError
 from ..paths import HomePaths
 from ..timeutil import now_iso, parse_iso
 
+# Every tick asks (:func:`why_stale`) and an idle one restamps (:func:`restamp`): neither needs typing,
+# hashlib, html or a regular expression, each of which costs that tick more than the restamp.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Optional, Tuple
+
 #: Seconds between ticks when neither a setting nor the installed schedule says (install-cron's 5 minutes).
 DEFAULT_INTERVAL = 300
 #: The page's data is stale when older than this many tick intervals.
 INTERVALS = 2
 
-_FRAGMENT = re.compile(r"<!--freshness-->.*?<!--/freshness-->", re.S)
-_AS_OF_JSON = re.compile(r'"data_as_of": "[^"\\]*"')
+#: Where the page's freshness line starts and ends (:func:`fragment`).
+_OPEN, _CLOSE = "<!--freshness-->", "<!--/freshness-->"
+#: The page's embedded data says when it was made: ``"data_as_of": "<time>"``.
+_AS_OF_JSON = '"data_as_of": "'
 
 
 def sidecar(hp: HomePaths) -> Path:
@@ -91,13 +95,22 @@ def _age(seconds: float) -> str:
     return f"{s // 86400}d"
 
 
-def fragment(as_of: str, now: float, limit: int, every: int, source: str) -> str:
-    """The page's freshness line, as written: its age and, when stale, why, in red."""
-    when = parse_iso(as_of)
+def _escape(value: Any) -> str:
+    """``html.escape(str(value), quote=True)``, without importing html (and its table of entities)."""
+    return (str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+            .replace('"', "&quot;").replace("'", "&#x27;"))
+
+
+def fragment(as_of: str, now: float, limit: int, every: int, source: str, when: Optional[float] = None) -> str:
+    """The page's freshness line, as written: its age and, when stale, why, in red.
+
+    ``when``: ``as_of`` as epoch seconds, when the caller has it (else it is parsed).
+    """
+    when = parse_iso(as_of) if when is None else when
     stale = is_stale(when, now, limit)
     note = (f" STALE: older than two tick intervals ({_age(every)} each, from {source}); "
             "is the tick still running?") if stale else ""
-    e = lambda v: html.escape(str(v), quote=True)  # noqa: E731
+    e = _escape
     return (f'<!--freshness--><span id="freshness" class="{"stale" if stale else "fresh"}" data-at="{e(as_of)}" '
             f'data-limit="{int(limit)}" data-interval="{int(every)}" data-source="{e(source)}">'
             f'data as of {e(as_of)} (<span id="generated-ago" data-at="{e(as_of)}">'
@@ -135,7 +148,7 @@ def findings_digest(repos: Iterable[Any]) -> str:
         for row in entries if isinstance(entries, list) else []:
             if isinstance(row, dict):
                 seen.append([str(paths.root), str(row.get("pid")), str(row.get("state"))])
-    return hashlib.sha256(json.dumps(sorted(seen)).encode("utf-8")).hexdigest()[:16]
+    return files.sha256_hex(json.dumps(sorted(seen)).encode("utf-8"))[:16]
 
 
 def _repos(subscribers: Iterable[Any]) -> List[Any]:
@@ -190,6 +203,30 @@ def record(hp: HomePaths, subscribers: Iterable[Any], as_of: float, every: Tuple
                        "stale_after_seconds": stale_after(every[0])})
 
 
+def _replaced(page: str, line: str, stamp: str) -> Optional[str]:
+    """``page`` with its first freshness line replaced by ``line`` and its first ``"data_as_of"`` by ``stamp``;
+    None when it has either not (what ``<!--freshness-->.*?<!--/freshness-->`` and
+    ``"data_as_of": "[^"\\\\]*"`` find, with string methods: no regular expression to compile each tick)."""
+    start = page.find(_OPEN)
+    end = page.find(_CLOSE, start + len(_OPEN)) if start >= 0 else -1
+    if end < 0:
+        return None
+    value = page.find(_AS_OF_JSON)
+    while value >= 0:
+        close = page.find('"', value + len(_AS_OF_JSON))
+        if close >= 0 and "\\" not in page[value + len(_AS_OF_JSON):close]:
+            break
+        value = page.find(_AS_OF_JSON, value + 1)
+    if value < 0:
+        return None
+    spans = sorted([(start, end + len(_CLOSE), line),
+                    (value, close + 1, f'{_AS_OF_JSON}{stamp}"')])
+    if spans[0][1] > spans[1][0]:
+        return None  # the one inside the other: not a page this module wrote
+    (a, b, first), (c, d, second) = spans
+    return page[:a] + first + page[b:c] + second + page[d:]
+
+
 def restamp(hp: HomePaths, now: float) -> bool:
     """Say on the page and in data.json that their data is current as of ``now``; False when the page
     cannot be restamped (no record, an older page without the marks): then write it anew."""
@@ -203,11 +240,10 @@ def restamp(hp: HomePaths, now: float) -> bool:
     stamp = now_iso(now)
     every = int(known.get("interval_seconds") or DEFAULT_INTERVAL)
     line = fragment(stamp, now, int(known.get("stale_after_seconds") or stale_after(every)), every,
-                    str(known.get("interval_source") or "the default"))
-    if not _FRAGMENT.search(page) or not _AS_OF_JSON.search(page):
+                    str(known.get("interval_source") or "the default"), when=now)
+    page = _replaced(page, line, stamp)
+    if page is None:
         return False
-    page = _FRAGMENT.sub(lambda _m: line, page, count=1)
-    page = _AS_OF_JSON.sub(lambda _m: f'"data_as_of": "{stamp}"', page, count=1)
     # a view rewritten every tick: a restamp lost in a crash costs nothing (the next tick restamps or rewrites)
     files.atomic_write(hp.dashboard_page, page, mode=0o600, durable=False)
     write_sidecar(hp, dict(known, as_of=now), durable=False)  # data.json is left alone: it says when it was made
