@@ -50,9 +50,7 @@ findings come from the live check a view ran, else from the
 from __future__ import annotations
 
 import os
-import shlex
-from dataclasses import asdict, dataclass
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional
+from collections.abc import Mapping
 
 from ..paths import RepoPaths
 from ..state import TERMINAL
@@ -65,28 +63,53 @@ AGENT_STATES = ("stuck", "over-budget", "unsupervised")
 #: Every kind, most pressing first (the order items are returned in).
 KINDS = ("unreadable", "halted") + STOPPED + AGENT_STATES + ("parked",)
 
+# status reads these on every run: this module imports neither typing nor dataclasses (nor shlex, until
+# a command is quoted), which cost it more than its own work (tests/test_startup.py)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Callable, Dict, Iterable, List, Optional
 
-@dataclass(frozen=True)
+#: A :class:`Need`'s fields, in order; each but the first three may be left out (None).
+FIELDS = ("kind", "repo", "summary", "command", "stage_id", "marker", "since", "until", "note", "look", "pid", "role",
+          "route")
+
+
 class Need:
-    """One thing a person has to do (or know) about a repo."""
+    """One thing a person has to do (or know) about a repo (read-only).
 
-    kind: str
-    repo: str
-    summary: str
-    command: Optional[str] = None
-    stage_id: Optional[str] = None
-    marker: Optional[str] = None
-    since: Optional[str] = None
-    until: Optional[str] = None
-    note: Optional[str] = None
-    look: Optional[str] = None
-    pid: Optional[int] = None
-    role: Optional[str] = None
-    #: ``parked``: the billing route (``claude subscription``, ...) whose usage limit is awaited.
-    route: Optional[str] = None
+    ``kind``, ``repo``, ``summary``; ``command``, ``stage_id``, ``marker``,
+    ``since``, ``until``, ``note``, ``look`` (text or None); ``pid`` (int or
+    None); ``role``; ``route``: for ``parked``, the billing route (``claude
+    subscription``, ...) whose usage limit is awaited.
+    """
+
+    __slots__ = FIELDS
+
+    def __init__(self, kind: str, repo: str, summary: str, command: Optional[str] = None,
+                 stage_id: Optional[str] = None, marker: Optional[str] = None, since: Optional[str] = None,
+                 until: Optional[str] = None, note: Optional[str] = None, look: Optional[str] = None,
+                 pid: Optional[int] = None, role: Optional[str] = None, route: Optional[str] = None) -> None:
+        for name, value in zip(FIELDS, (kind, repo, summary, command, stage_id, marker, since, until, note, look,
+                                        pid, role, route)):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")  # frozen
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return self.as_dict() == other.as_dict() if type(other) is type(self) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.as_dict().values()))
+
+    def __repr__(self) -> str:
+        return f"Need({', '.join(f'{name}={getattr(self, name)!r}' for name in FIELDS)})"
 
     def as_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in FIELDS}
 
     def fix(self) -> str:
         """``command  (note)``: the command first (a narrow pane cuts the end), the command alone, or the note."""
@@ -103,6 +126,8 @@ def _text(value: Any) -> Optional[str]:
 
 
 def _q(text: str) -> str:
+    import shlex
+
     return shlex.quote(text)
 
 

@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
 
 from ..errors import UserError
+
+TYPE_CHECKING = False  # not typing's: status imports no typing (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, Mapping, Optional, Tuple
 
 #: name -> (environment variable, default, meaning)
 SETTINGS: Dict[str, Tuple[str, float, str]] = {
@@ -46,18 +48,35 @@ SETTINGS: Dict[str, Tuple[str, float, str]] = {
 SECTION = "observe"
 
 
-@dataclass(frozen=True)
 class Settings:
-    stall_seconds: float = 300
-    quiet_seconds: float = 60
-    watch_poll_seconds: float = 60
-    watch_stall_grace_seconds: float = 120
-    ticker_interval_seconds: float = 5
-    status_ticker_interval_seconds: float = 5
-    completed_limit: float = 8
-    tick_warn_seconds: float = 900
-    tick_stale_seconds: float = 3600
-    tick_interval_seconds: float = 0
+    """The values of :data:`SETTINGS`, read-only (``Settings(stall_seconds=600)``: the others as defaults).
+
+    Not a dataclass: ``status`` builds one, and importing dataclasses costs it more than its own work.
+    """
+
+    __slots__ = tuple(SETTINGS)
+
+    def __init__(self, **values: float) -> None:
+        unknown = sorted(set(values) - set(SETTINGS))
+        if unknown:
+            raise TypeError(f"Settings() got an unexpected keyword argument {unknown[0]!r}")
+        for name, (_var, default, _meaning) in SETTINGS.items():
+            object.__setattr__(self, name, values.get(name, default))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}")  # frozen
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}")
+
+    def __eq__(self, other: object) -> bool:
+        return self.as_dict() == other.as_dict() if type(other) is type(self) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.as_dict().values()))
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
 
     def as_dict(self) -> Dict[str, float]:
         return {name: getattr(self, name) for name in SETTINGS}

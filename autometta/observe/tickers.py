@@ -20,18 +20,20 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
 from .. import home as homes
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso, parse_iso
-from . import activity, heartbeat, lanes, needs, registry
+from . import lanes, needs, registry  # activity and heartbeat where an agent is shown: status imports neither
 from .screen import age, clean, compact
 from .settings import Settings
 
+TYPE_CHECKING = False  # not typing's: status imports no typing (tests/test_startup.py)
 if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional, Tuple
+
     from .screen import Line
 
 #: Stage statuses that need a human until the stage is re-queued.
@@ -152,6 +154,8 @@ def need_lines(items: List[Dict[str, Any]], now: float) -> List[Line]:
 
 
 def repo_view(paths: RepoPaths, settings: Settings, now: float, parks: Any = ()) -> Dict[str, Any]:
+    from . import activity, heartbeat
+
     report = heartbeat.check(paths, settings, now, write=False)
     live = []
     for row in report["entries"]:
@@ -209,10 +213,9 @@ def _iso(when: Optional[float]) -> Optional[str]:
     return None if when is None else now_iso(when)
 
 
-_FAILED = set(heartbeat.FAILED_OUTCOMES)
-
-
 def agents_lines(view: Dict[str, Any], width: int) -> List[Line]:
+    from .heartbeat import ALERT_STATES, FAILED_OUTCOMES
+
     stamp = view["checked_at"][11:]
     lines: List[Line] = [(f"autometta agents  {stamp}", "bold"),
                          (view["controller"]["line"], "" if view["controller"]["level"] == "ok"
@@ -227,7 +230,7 @@ def agents_lines(view: Dict[str, Any], width: int) -> List[Line]:
         if not repo["active"]:
             lines.append(("  (none)", "dim"))
         for a in repo["active"]:
-            style = "red" if a["state"] in heartbeat.ALERT_STATES else ("yellow" if a["state"] == "quiet" else "")
+            style = "red" if a["state"] in ALERT_STATES else ("yellow" if a["state"] == "quiet" else "")
             lines.append((f"  {str(a['role'] or '?'):<8} {str(a['family'] or '?'):<6} {str(a['stage']):<22} "
                           f"{age(a['elapsed_seconds']):>6} {compact(a['tokens']):>6} tok  {a['state']}", style))
             if a["activity"]:
@@ -240,7 +243,7 @@ def agents_lines(view: Dict[str, Any], width: int) -> List[Line]:
             if r.get("exit_code") not in (None, 0) and outcome == "failed":
                 outcome = f"failed:{r['exit_code']}"
             stage_note = f" [{r['stage_status']}]" if r.get("stage_status") and r["stage_status"] != r["outcome"] else ""
-            failed = r["outcome"] in _FAILED or r.get("stage_status") in _FAILED
+            failed = r["outcome"] in FAILED_OUTCOMES or r.get("stage_status") in FAILED_OUTCOMES
             lines.append((f"  {age(r['exited_ago_seconds']) + ' ago':<9} {str(r['role'] or '?'):<8} "
                           f"{str(r['family'] or '?'):<6} {str(r['stage']):<22} {outcome}{stage_note}",
                           "red" if failed else ""))
