@@ -39,6 +39,8 @@ LANE = {"worktree": "/r/.autometta/worktrees/01-a", "branch": "autometta/01-a", 
     ({"stages": [done("01-a", "in_progress", merge="queued", **LANE)]}, {}, None),  # accepted, to land
     ({"stages": [done("01-a", "in_progress")]}, {}, None),  # in the tree without current_stage: the bash version's
     ({"stages": ["not a stage"]}, {}, None),
+    ({"stages": [done("01-a", tick_error={"error": "x", "count": 1, "since": "2026-01-01T00:00:00Z"})]}, {},
+     None),  # the full path clears a noted tick error (autometta.failures)
     ({"current_stage": "01-a", "stages": [done("01-a", "in_progress")]}, {}, None),  # isolation: tree
     ({"current_stage": "01-a", "stages": []}, {}, None),  # no record: the full path clears it
     ({"parked_until": "2999-01-01T00:00:00Z", "park_reason": "limit"}, {}, None),
