@@ -121,6 +121,34 @@ def _columns() -> int:
     return columns or 80
 
 
+def _argparse():
+    """``argparse``, imported with a ``gettext`` that answers at once, where nothing imported gettext yet.
+
+    argparse has gettext translate each of its words (the usage line, the group titles, the help of
+    ``-h``) as a parser is built. CPython ships no catalog for them, so every answer is the words
+    themselves; but finding that out (the locale's names, a file looked for per name, and importing
+    gettext and locale first) costs every run more than its own parsing. autometta speaks English only,
+    so argparse is given the same answers without the search. gettext is not left stubbed: anything
+    that imports it later gets the real one.
+    """
+    if "argparse" in sys.modules or "gettext" in sys.modules:
+        import argparse
+
+        return argparse
+    import types
+
+    stub = types.ModuleType("gettext")
+    stub.gettext = lambda message: message  # type: ignore[attr-defined]
+    stub.ngettext = lambda singular, plural, n: singular if n == 1 else plural  # type: ignore[attr-defined]
+    sys.modules["gettext"] = stub
+    try:
+        import argparse
+    finally:
+        if sys.modules.get("gettext") is stub:
+            del sys.modules["gettext"]
+    return argparse
+
+
 def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     """The full parser, or (``only``) one that knows that command alone.
 
@@ -128,7 +156,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     part of start-up, so a run builds just the command it executes; ``--help``
     (before any command) builds them all, to list them.
     """
-    import argparse
+    argparse = _argparse()
 
     class _Formatter(argparse.HelpFormatter):
         """argparse's, sized without ``shutil``: argparse makes one for every argument added, and shutil

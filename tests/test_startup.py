@@ -40,7 +40,8 @@ IDLE_TICK = {
 NEVER = {"dataclasses", "inspect", "ast", "dis", "tokenize", "subprocess", "hashlib", "tempfile",
          "zipfile", "datetime", "platform", "plistlib", "email", "http", "urllib.request",
          "typing", "shutil", "bz2", "lzma",
-         "textwrap"}  # help texts are made plain (cli.plain_doc) when help is printed only
+         "textwrap",  # help texts are made plain (cli.plain_doc) when help is printed only
+         "gettext", "locale"}  # argparse gets a gettext that answers at once (cli._argparse)
 
 HOOK = """\
 import atexit, json, os, sys
@@ -189,3 +190,25 @@ def test_sha256_without_hashlib_is_hashlibs():
 
     for data in (b"", b"/src/proj", "/home/\u00e9/r\udcff".encode("utf-8", "surrogateescape"), b"x" * 100000):
         assert files.sha256_hex(data) == hashlib.sha256(data).hexdigest()
+
+
+ARGPARSE_WITHOUT_GETTEXT = """\
+import sys
+from autometta import cli
+argparse = cli._argparse()
+assert "gettext" not in sys.modules and argparse._("usage: ") == "usage: "
+assert argparse.ngettext("%s arg", "%s args", 1) == "%s arg" and argparse.ngettext("%s arg", "%s args", 2) == "%s args"
+import gettext
+assert hasattr(gettext, "translation"), "the real gettext for whoever imports it later"
+assert cli._argparse() is argparse
+"""
+
+
+def test_argparse_is_imported_without_gettext_and_says_the_same_words(run):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parent.parent)
+    proc = subprocess.run([sys.executable, "-c", ARGPARSE_WITHOUT_GETTEXT], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    res = run("tick", "--repo")
+    assert res.code == 2 and "argument --repo: expected one argument" in res.err
