@@ -42,8 +42,10 @@ nothing is extracted; modules, data files and ``__file__`` stay in the zip, as
 without a cache, and only code objects live outside it.
 
 This module is compiled from the zip on every run (it loads the others), so it
-is kept small: what writes the cache is in :mod:`autometta.bytecache_fill`,
-loaded (and cached) on the first miss.
+is kept small: the finder and its loader are in :mod:`autometta.bytecache_finder`,
+whose code this module takes from the cache too (compiled from the zip, once,
+when it is not there), and what writes the cache is in
+:mod:`autometta.bytecache_fill`, loaded (and cached) on the first miss.
 """
 
 from __future__ import annotations
@@ -57,7 +59,6 @@ import zlib
 
 try:
     import _imp
-    from importlib.machinery import ModuleSpec
     from importlib.util import MAGIC_NUMBER
 except ImportError:  # pragma: no cover - not CPython
     MAGIC_NUMBER = b""
@@ -122,7 +123,7 @@ def install(root=None) -> bool:
     loader = globals().get("__loader__")
     if not isinstance(loader, zipimport.zipimporter) or not MAGIC_NUMBER:
         return False
-    if any(isinstance(finder, _Finder) for finder in sys.meta_path):
+    if any(getattr(finder, "bytecache_root", None) for finder in sys.meta_path):
         return _active is not None
     try:
         tag = sys.implementation.cache_tag
@@ -134,9 +135,16 @@ def install(root=None) -> bool:
         created = _usable(root, folder)
         if created is None:
             return False
-        finder = _Finder(loader.archive, __name__.rpartition(".")[0], root, folder, key)
+        package = __name__.rpartition(".")[0]
+        header = FORMAT + MAGIC_NUMBER + key.encode("ascii")
+        module, compiled = _finder_module(loader.archive, package, folder, header)
+        finder = module.Finder(loader.archive, package, root, folder, header)
         finder.new_folder = created  # the first write prunes old builds' folders (bytecache_fill.write)
         sys.meta_path.insert(0, finder)
+        if compiled is not None:
+            from .bytecache_fill import write
+
+            write(finder, module.__name__, compiled, False)
     except Exception:  # noqa: BLE001 - the cache is an optimisation; plain zip import still works
         return False
     _active = root
@@ -169,87 +177,45 @@ def _usable(root: str, folder: str):
     return created
 
 
-class _Finder:
-    """A meta path finder for ``<package>.*`` that loads code objects from ``folder``."""
-
-    new_folder = False  #: this run created ``folder``: prune the others
-
-    def __init__(self, archive: str, package: str, root: str, folder: str, key: str) -> None:
-        self.archive = archive
-        self.package = package
-        self.root = root
-        self.folder = folder
-        self.header = FORMAT + MAGIC_NUMBER + key.encode("ascii")
-        self.loaders = {}  # parent package -> its _Loader
-        self.writable = True
-
-    def find_spec(self, fullname, path=None, target=None):
-        parent, _, name = fullname.rpartition(".")
-        if not parent or not (parent == self.package or parent.startswith(self.package + ".")):
-            return None
-        folder = self.archive + os.sep + parent.replace(".", os.sep)
-        if not path or folder not in path:
-            return None  # the package came from somewhere else
-        loader = self.loaders.get(parent)
-        if loader is None:
-            try:
-                loader = _Loader(folder)
-            except zipimport.ZipImportError:  # the archive is gone: let zipimport say so
-                return None
-            loader.finder = self
-            self.loaders[parent] = loader
-        code, is_package = self.read(fullname)
-        if code is None:
-            try:
-                is_package = loader.is_package(fullname)
-            except zipimport.ZipImportError:
-                return None  # not in the zip
-        base = folder + os.sep + name
-        spec = ModuleSpec(fullname, loader, origin=base + (os.sep + "__init__.py" if is_package else ".py"),
-                          loader_state=code, is_package=is_package)
-        spec.has_location = True
-        if is_package:
-            spec.submodule_search_locations.append(base)
-        return spec
-
-    def read(self, fullname):
-        """(code, is_package) from the cache, or (None, False)."""
-        try:
-            with open(os.path.join(self.folder, fullname), "rb") as handle:
-                data = handle.read()
-        except OSError:
-            return None, False
-        if data[:24] != self.header or len(data) < HEADER_SIZE \
-                or int.from_bytes(data[24:28], "little") != zlib.crc32(data[28:]):
-            return None, False
-        try:
-            code = marshal.loads(data[HEADER_SIZE:])
-        except (EOFError, ValueError, TypeError):
-            return None, False
-        if type(code) is not _CODE:
-            return None, False
-        return code, bool(int.from_bytes(data[28:32], "little") & PACKAGE)
+def read_code(folder: str, header: bytes, fullname: str):
+    """(code, is_package) of ``fullname`` from the cache ``folder``, or (None, False) when its file is
+    missing, damaged or for another build or interpreter (``header``: :data:`FORMAT`, magic number, key)."""
+    try:
+        with open(os.path.join(folder, fullname), "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None, False
+    if data[:24] != header or len(data) < HEADER_SIZE \
+            or int.from_bytes(data[24:28], "little") != zlib.crc32(data[28:]):
+        return None, False
+    try:
+        code = marshal.loads(data[HEADER_SIZE:])
+    except (EOFError, ValueError, TypeError):
+        return None, False
+    if type(code) is not _CODE:
+        return None, False
+    return code, bool(int.from_bytes(data[28:32], "little") & PACKAGE)
 
 
-class _Loader(zipimport.zipimporter):
-    """zipimport's loader for one package folder of the archive (``get_data``, ``get_source``, resources and
-    ``archive``/``prefix`` as usual), executing code from the cache, or compiled and then cached."""
-
-    finder = None  # type: _Finder
-
-    def create_module(self, spec):
-        return None
-
-    def exec_module(self, module):
-        spec = module.__spec__
-        code, spec.loader_state = spec.loader_state, None
-        if code is None:
-            code = self.get_code(module.__name__)  # compiled, as zipimport does
-            exec(code, module.__dict__)
-            if self.finder.writable:
-                from .bytecache_fill import write
-
-                write(self.finder, module.__name__, code, spec.submodule_search_locations is not None)
-            return
-        _imp._fix_co_filename(code, spec.origin)  # the same build run from another path
+def _finder_module(archive: str, package: str, folder: str, header: bytes):
+    """(the module :mod:`autometta.bytecache_finder`, its code when compiled now, for the cache, else None):
+    its code from the cache when there, else from the zip, compiled once (zipimport would compile it twice)."""
+    name = f"{package}.bytecache_finder"
+    location = os.path.join(archive, package)
+    code, _ = read_code(folder, header, name)
+    compiled = code is None
+    loader = zipimport.zipimporter(location)
+    if compiled:
+        code = loader.get_code(name)
+    module = type(sys)(name)
+    module.__file__ = os.path.join(location, "bytecache_finder.py")
+    module.__package__ = package
+    module.__loader__ = loader  # tracebacks read its source from the zip
+    _imp._fix_co_filename(code, module.__file__)  # the same build run from another path
+    sys.modules[name] = module
+    try:
         exec(code, module.__dict__)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module, code if compiled else None
