@@ -57,6 +57,8 @@ FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 FILE_MODE = 0o100644
 DIR_MODE = 0o040755
 COMPRESS_LEVEL = 9
+#: Entries stored uncompressed: ``__main__.py`` answers ``--version`` without importing zlib to inflate itself.
+STORED = frozenset({"__main__.py"})
 UNIX = 3  # ZipInfo.create_system
 
 MAIN_PY = '''\
@@ -285,8 +287,12 @@ def archive_bytes(files: Dict[str, bytes], shebang: str) -> bytes:
                 archive.writestr(info, b"")
             else:
                 info.external_attr = FILE_MODE << 16
-                info.compress_type = zipfile.ZIP_DEFLATED
-                archive.writestr(info, data, compresslevel=COMPRESS_LEVEL)
+                if name in STORED:
+                    info.compress_type = zipfile.ZIP_STORED
+                    archive.writestr(info, data)
+                else:
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    archive.writestr(info, data, compresslevel=COMPRESS_LEVEL)
     return buffer.getvalue()
 
 
