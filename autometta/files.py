@@ -351,8 +351,12 @@ def locked(path: Union[str, Path], *, timeout: float = 0.0) -> Iterator[int]:
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
                 delay = min(delay * 2, 0.2)
         with contextlib.suppress(OSError):
-            os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()}\n".encode())
+            # the pid in one width, over the last holder's: truncating the file each time would cost the
+            # file system a journal entry per lock (every tick takes two per repo)
+            record = f"{os.getpid():<10}\n".encode()
+            os.pwrite(fd, record, 0)
+            if os.fstat(fd).st_size != len(record):
+                os.ftruncate(fd, len(record))
         yield fd
     finally:
         os.close(fd)

@@ -182,3 +182,14 @@ def test_open_fresh_refuses_a_folder(tmp_path):
     (tmp_path / "agent.log").mkdir()
     with pytest.raises(OSError):
         files.open_fresh(tmp_path / "agent.log")
+
+
+def test_a_lock_records_its_holders_pid_in_place(tmp_path):
+    """The pid is rewritten in one width over the last holder's, never by truncating (a journal entry per lock)."""
+    lock = tmp_path / "x.lock"
+    lock.write_text("4194303\nleft by an older version\n")
+    with files.locked(lock):
+        assert int(lock.read_text()) == os.getpid()
+    size = lock.stat().st_size
+    with files.locked(lock):
+        assert int(lock.read_text()) == os.getpid() and lock.stat().st_size == size
