@@ -61,6 +61,13 @@ def cpu_ms(argv: Sequence[str], env: Dict[str, str], cwd: str) -> float:
     return (usage.ru_utime + usage.ru_stime) * 1000
 
 
+def _load() -> str:
+    try:
+        return " ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def git(repo: Path, *args: str) -> None:
     subprocess.run(["git", "-C", str(repo), *args], check=True, stdout=subprocess.DEVNULL)
 
@@ -149,7 +156,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             folder = base / f"demo-{mode}-{i}"
             return [python, str(pyz), "demo", "--dir", str(folder)]
 
-        print(f"interpreter: {python} (Python {version})")
+        print(f"interpreter: {python} (Python {version}); load average {_load()}")
         print(f"pyz: {pyz}; {args.runs} pairs per figure; CPU = user+sys of the child and what it waited for")
         empty = base / "empty.pyz"
         with zipfile.ZipFile(empty, "w") as archive:
@@ -174,6 +181,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             verdict = "" if target is None else f"<= {target:g}x {'met' if warm[0] <= target else 'NOT met'}"
             print(f"{command:<10} {warm[0]:6.2f}x {warm[1]:7.1f}  {cold_run[0]:6.2f}x {cold_run[1]:7.1f}  "
                   f"{verdict:<15} {warm[2]:.1f} ms")
+        print(f"load average at the end: {_load()} ({os.cpu_count()} CPUs; other processes slow both halves of "
+              "a pair alike, but a busy machine still moves the ratios)")
     return 0
 
 
