@@ -71,6 +71,10 @@ if sys.argv[1:2] in (["--version"], ["version"]):  # as autometta.cli.main: befo
     print(VERSION)
     sys.exit(0)
 
+import gc  # noqa: E402
+
+gc.disable()  # no collection while start-up imports: cli.main freezes what they made, then collects as usual
+
 
 def _bytecache():
     """autometta.bytecache, compiled once: zipimport compiles each module it imports twice (its spec asks for
@@ -97,7 +101,7 @@ _bytecache().install()  # bytecode from a per-user cache, compiled on first use 
 
 from autometta.cli import main  # noqa: E402
 
-sys.exit(main())
+sys.exit(main(started=True))
 '''
 
 

@@ -216,13 +216,25 @@ def _command_name(args: List[str]) -> Optional[str]:
     return None
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def _imports_in() -> None:
+    """A process start-up (the pyz's ``__main__.py``) has imported what the command needs, with the collector
+    off: what it made lives as long as the process, so it is frozen out of every collection, and collection
+    resumes for what the command does."""
+    import gc
+
+    gc.freeze()
+    gc.enable()
+
+
+def main(argv: Optional[Sequence[str]] = None, started: bool = False) -> int:
     args_list: List[str] = list(sys.argv[1:] if argv is None else argv)
     if args_list and args_list[0] in ("--version", "version"):
         print(version_string())
         return 0
     parser = build_parser(only=_command_name(args_list))
     args = parser.parse_args(args_list)
+    if started:
+        _imports_in()
     debug = args.debug or os.environ.get("AUTOMETTA_DEBUG") == "1"
     if args.version:
         print(version_string())

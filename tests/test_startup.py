@@ -57,8 +57,11 @@ sys.addaudithook(_hook)
 
 @atexit.register
 def _report():
+    import gc
+
     with open(os.environ["IMPORTS_OUT"], "w") as handle:
-        json.dump({"modules": sorted(sys.modules), "spawned": _spawned}, handle)
+        json.dump({"modules": sorted(sys.modules), "spawned": _spawned,
+                   "gc": {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}}, handle)
 """
 
 
@@ -101,6 +104,9 @@ def test_an_idle_tick_imports_the_listed_modules_only(pyz, setup, tmp_path, cach
     never = NEVER - _floor(tmp_path)
     assert not never & set(seen["modules"]), sorted(never & set(seen["modules"]))
     assert seen["spawned"] == []  # not one subprocess
+    # start-up imported with the collector off, froze what it made (cli._imports_in), and the command ran with
+    # it on: a long command still collects its garbage
+    assert seen["gc"]["enabled"] and seen["gc"]["frozen"] > 10000, seen["gc"]
     assert "idle " in (home / "log").joinpath(sorted(p.name for p in (home / "log").iterdir())[-1]).read_text()
 
 
@@ -214,3 +220,11 @@ def test_argparse_is_imported_without_gettext_and_says_the_same_words(run):
     assert proc.returncode == 0, proc.stderr
     res = run("tick", "--repo")
     assert res.code == 2 and "argument --repo: expected one argument" in res.err
+
+
+def test_the_collector_is_left_alone_when_cli_main_is_called_in_process(run):
+    import gc
+
+    before = (gc.isenabled(), gc.get_freeze_count())
+    assert run("tick", "--repo", "/nowhere").code == 1
+    assert (gc.isenabled(), gc.get_freeze_count()) == before
