@@ -50,12 +50,17 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from . import files
 from .errors import UserError
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso, parse_iso
+
+# Every tick asks whether runs are to be booked or folded (settle_open, pending), an idle one too: this module
+# imports no typing, and settle_open imports what reads a run only when there is one (tests/test_startup.py).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 VERSION = 1
 FILE_MODE = 0o600
@@ -70,7 +75,7 @@ LOCK_WAIT_SECONDS = 30.0
 COMMAND = "command"
 PANEL = "panel"
 
-_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_SAFE = r"[^A-Za-z0-9._-]+"  #: compiled on first use (``re`` keeps it): only a run started by hand needs it
 
 
 def home_of(ctx: Any) -> HomePaths:
@@ -452,7 +457,7 @@ def book_tick_run(ctx: Any, stage: Mapping[str, Any], role: str, *, usage: Any, 
 # ------------------------------------------------------------------ runs started by hand
 
 def _open_path(hp: HomePaths, key: str) -> Path:
-    return hp.open_runs / (_SAFE.sub("_", key)[:180] + ".json")
+    return hp.open_runs / (re.sub(_SAFE, "_", key)[:180] + ".json")
 
 
 def open_run(ctx: Any, stage: Mapping[str, Any], card: Any, role: str, launched: Any) -> Optional[str]:
@@ -485,16 +490,18 @@ def open_run(ctx: Any, stage: Mapping[str, Any], card: Any, role: str, launched:
 def settle_open(hp: HomePaths, *, keys: Optional[Iterable[str]] = None, stage: Optional[str] = None,
                 now: Optional[float] = None) -> List[Dict[str, Any]]:
     """Book the runs started by hand that have ended (only ``keys``, or one ``stage``'s); the entries added."""
-    from . import families, procs
-    from .facts import read_log
-    from .launch import read_exit
-    from .verify import panel
-
     wanted = set(keys) if keys is not None else None
     try:
         names = sorted(p for p in hp.open_runs.iterdir() if p.suffix == ".json")
     except OSError:
         return []
+    if not names:
+        return []  # what reads a run is not imported for none (every tick asks)
+    from . import families, procs
+    from .facts import read_log
+    from .launch import read_exit
+    from .verify import panel
+
     out: List[Dict[str, Any]] = []
     for path in names:
         try:

@@ -27,11 +27,18 @@ the same agent again once both have passed.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Mapping, Optional
+from collections.abc import Mapping
 
-from .families.usage import UsageLimit, reset_epoch
 from .paths import HomePaths
 from .timeutil import now_iso, parse_iso
+
+# status shows the parks on every run: this module imports no typing, and the families (every one of them,
+# through families/__init__) only to read a limit's reset (tests/test_startup.py)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, Dict, List, Optional
+
+    from .families.usage import UsageLimit
 
 VERSION = 1
 #: How long a route stays parked on a usage limit whose reset time the CLI did not give (or gave unreadably).
@@ -58,6 +65,8 @@ def until(limit: UsageLimit, now: float, park_seconds: int = DEFAULT_PARK_SECOND
     if limit.kind == "rate":
         return now + RATE_PARK_SECONDS
     reference = printed_at if printed_at is not None and printed_at <= now else now
+    from .families.usage import reset_epoch
+
     reset = reset_epoch(limit.resets_at, reference)
     if reset is None:
         return now + park_seconds

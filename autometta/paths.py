@@ -125,8 +125,10 @@ class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every comm
 
     def ledger(self, repo: Union[str, Path]) -> Path:
         """The ledger file of ``repo``: its folder name and a hash of its real path."""
+        from .files import sha256_hex  # not hashlib: every tick asks, an idle one too (tests/test_startup.py)
+
         real = os.path.realpath(str(repo))
-        digest = hashlib.sha256(real.encode("utf-8", "surrogateescape")).hexdigest()[:10]
+        digest = sha256_hex(real.encode("utf-8", "surrogateescape"))[:10]
         return self.ledger_dir / f"{os.path.basename(real) or 'root'}-{digest}.jsonl"
 
     @property

@@ -23,17 +23,19 @@ tests/test_turns.py); :func:`load` and :func:`record` the file.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, List, Sequence, Tuple
-
 from .paths import HomePaths
+
+TYPE_CHECKING = False  # not typing's: every tick under max_per_fire loads the turns (tests/test_startup.py)
+if TYPE_CHECKING:
+    from typing import Any, Dict, Iterable, List, Sequence, Tuple
+
+    #: (repo key, weight, tie-break) of one repo that may be visited.
+    Entry = Tuple[str, Any, Any]
 
 VERSION = 1
 #: The stride of a subscriber without a weight (the bash tick sorted those last).
 MISSING_WEIGHT = 9999
 LOCK_WAIT_SECONDS = 10.0
-
-#: (repo key, weight, tie-break) of one repo that may be visited.
-Entry = Tuple[str, Any, Any]
 
 
 def stride(weight: Any) -> int:

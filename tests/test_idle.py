@@ -163,3 +163,30 @@ def test_in_every_state_of_a_run_the_quick_path_answers_only_where_the_full_tick
     assert in_tree == {False, mode == "tree"} and lanes == ({0} if mode == "tree" else {0, 1})
     assert (repo / "state" / "active-agents").is_dir()  # the heartbeat runs on the quick path too
     _quick_then_full(home, repo, Spy(monkeypatch))
+
+
+def test_runs_booked_by_hand_since_take_an_idle_repo_down_the_full_path(setup, monkeypatch):
+    """The full path folds the spend ledger into budget.json (and a cap it reaches halts the repo): an idle repo
+    with entries past its offset is not answered by the quick path."""
+    import json
+    import os
+
+    from autometta import ledger
+    from autometta.families.usage import Usage
+    from autometta.paths import HomePaths
+
+    repo, home, _ = setup
+    tick_once(home)
+    b = read_budget(repo)
+    b["token_cap_total"] = 50
+    (repo / "state" / "budget.json").write_text(json.dumps(b))
+    tick_once(home)  # a person's edit, accepted by the books
+    assert ledger.book(HomePaths(home), ledger.make_entry(
+        key="k1", repo=os.path.realpath(repo), stage_id="01-x", role="worker", info={"family": "script"},
+        by="hand", started_at="2026-12-04T10:00:00Z", ended_at="2026-12-04T10:01:00Z", seconds=60,
+        usage=Usage(input_tokens=70)))
+    spy = Spy(monkeypatch)
+    [outcome] = tick_once(home)
+    assert spy.said == []  # not asked: the ledger sent it the full way
+    b = read_budget(repo)
+    assert b["tokens_spent"] == 70 and b["halted"] and b["halt_reason"] == "token-cap" and outcome.kind == "halt"

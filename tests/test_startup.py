@@ -35,6 +35,8 @@ IDLE_TICK = {
     "autometta.books",  # every tick audits the books first (a file changed behind autometta's back halts)
     "autometta.observe.fresh",  # every tick restamps the dashboard's 'data as of' (or rewrites the page)
     "autometta.bytecache_finder",  # the cache's finder, from the cache (with no cache to be had, not imported)
+    "autometta.ledger",  # runs started by hand are booked, and a repo with runs to fold takes the full path
+    "autometta.turns",  # under max_per_fire, repos take turns
 }
 
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).
