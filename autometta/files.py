@@ -246,7 +246,8 @@ def dump_json(obj: Any) -> str:
     return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
 
 
-_JSON_NESTING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+#: compiled on first use (``re`` keeps them): only a document with many brackets, or an escaped NUL, needs them
+_JSON_NESTING = r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]'
 
 
 def _too_deep(text: str, limit: int) -> Optional[int]:
@@ -254,7 +255,7 @@ def _too_deep(text: str, limit: int) -> Optional[int]:
     if text.count("[") + text.count("{") <= limit:
         return None
     depth = 0
-    for match in _JSON_NESTING.finditer(text):
+    for match in re.finditer(_JSON_NESTING, text):
         token = match.group()
         if token in "[{":
             depth += 1
@@ -265,7 +266,7 @@ def _too_deep(text: str, limit: int) -> Optional[int]:
     return None
 
 
-_ESCAPED_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+_ESCAPED_NUL = r"(?<!\\)(?:\\\\)*\\u0000"
 
 
 def _nul_at(text: str) -> Optional[int]:
@@ -275,7 +276,7 @@ def _nul_at(text: str) -> Optional[int]:
         return raw
     if "\\u0000" not in text:
         return None
-    match = _ESCAPED_NUL.search(text)
+    match = re.search(_ESCAPED_NUL, text)
     return None if match is None else match.end() - 6
 
 
