@@ -445,7 +445,7 @@ def diff_lines(d: Dict[str, Any], width: int) -> List[Line]:
 def need_lines(items: Sequence[Dict[str, Any]], now: Optional[float], width: int) -> List[Line]:
     """``needs you:`` and each item as every text view says it (:func:`autometta.observe.needs.lines`): what
     (since when), then ``-> command  (note)``; wrapped at spaces only, so a command or a path is never broken."""
-    fields = needing.Need.__dataclass_fields__
+    fields = needing.FIELDS
     out: List[Line] = [plain("needs you:", "red bold")] if items else []
     for item in items:
         style = "yellow" if item.get("kind") == "parked" else "red"
