@@ -259,12 +259,12 @@ class RepoPaths(namedtuple("RepoPaths", "root")):
         A symlinked *file* in ``state/`` is harmless (the atomic write replaces
         it, never writes through it); a symlinked folder is not.
         """
-        from .errors import UserError
+        state = os.path.join(str(self.root), STATE_DIRNAME)  # strings, not Paths: every tick asks three times
+        for folder in [state] + [os.path.join(state, name) for name in (
+                "logs", "handoffs", "verifiers", "archive", "active-agents", "recent-agents")]:
+            if os.path.islink(folder):
+                from .errors import UserError
 
-        folders = [self.state_dir] + [self.state_dir / name for name in (
-            "logs", "handoffs", "verifiers", "archive", "active-agents", "recent-agents")]
-        for folder in folders:
-            if folder.is_symlink():
                 raise UserError(f"{folder}: is a symlink (to {os.readlink(folder)}); autometta refuses to "
                                 "write state outside the repo: replace it with a real folder")
 

@@ -199,6 +199,24 @@ def _plural(count: Any, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
+class _At:
+    """The JSON path of a value inside ``parent``, as text only when a problem names it (most values have
+    none: every tick validates a few documents, and writing each key's path out cost more than the checks)."""
+
+    __slots__ = ("parent", "key", "index")
+
+    def __init__(self, parent: Any, key: Any = None, index: Optional[int] = None) -> None:
+        self.parent, self.key, self.index = parent, key, index
+
+    def __str__(self) -> str:
+        if self.index is not None:
+            return f"{self.parent}[{self.index}]"
+        return _key_path(str(self.parent), self.key)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self), spec)
+
+
 def _key_path(path: str, key: Any) -> str:
     if isinstance(key, str) and key.isascii() and key.isidentifier():  # [A-Za-z_][A-Za-z0-9_]*
         return f"{path}.{key}"
@@ -233,8 +251,16 @@ def _validate(value: Any, schema: Any, path: str, out: List[str]) -> None:
         return
     wanted = schema.get("type")
     if wanted is not None:
-        names = [wanted] if isinstance(wanted, str) else list(wanted)
-        if not any(_is_type(value, name) for name in names):
+        if isinstance(wanted, str):
+            typed = _is_type(value, wanted)
+        else:
+            typed = False
+            for name in wanted:  # a loop, not any(<generator>): this runs for every value of every document
+                if _is_type(value, name):
+                    typed = True
+                    break
+        if not typed:
+            names = [wanted] if isinstance(wanted, str) else list(wanted)
             out.append(f"{path}: expected {' or '.join(names)}, got {_describe(value)}")
             return
     if "enum" in schema and not any(_equal(value, c) for c in schema["enum"]):
@@ -284,7 +310,7 @@ def _validate_object(value: Dict[Any, Any], schema: Dict[str, Any], path: str, o
     extra = schema.get("additionalProperties", True)
     for key in sorted(value, key=str):
         if key in properties:
-            _validate(value[key], properties[key], _key_path(path, key), out)
+            _validate(value[key], properties[key], _At(path, key), out)
         elif extra is False:
             hint = ""
             import difflib  # only to name the key meant
@@ -294,7 +320,7 @@ def _validate_object(value: Dict[Any, Any], schema: Dict[str, Any], path: str, o
                 hint = f" (did you mean {_show(close[0])}?)"
             out.append(f"{path}: unknown field {_show(key)}{hint}")
         elif isinstance(extra, dict):
-            _validate(value[key], extra, _key_path(path, key), out)
+            _validate(value[key], extra, _At(path, key), out)
 
 
 def _validate_array(value: Any, schema: Dict[str, Any], path: str, out: List[str]) -> None:
@@ -307,7 +333,7 @@ def _validate_array(value: Any, schema: Dict[str, Any], path: str, out: List[str
     items = schema.get("items")
     if isinstance(items, dict):
         for index, item in enumerate(value):
-            _validate(item, items, f"{path}[{index}]", out)
+            _validate(item, items, _At(path, index=index), out)
 
 
 # --- schemas by name ------------------------------------------------------------
