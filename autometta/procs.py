@@ -180,6 +180,9 @@ def _ps_group_members() -> Optional[List[Tuple[int, int, str]]]:
 
 def _ps_table() -> Optional[List["Row"]]:
     """Every process from one ``ps -A`` call (``lstart`` is five words, last); None if ps fails."""
+    import calendar
+    import subprocess
+
     try:
         proc = subprocess.run([_ps_path(), "-A", "-o", "pid=", "-o", "ppid=", "-o", "pgid=", "-o", "stat=",
                                "-o", "lstart="], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -209,6 +212,8 @@ def _ps_environ(name: str) -> Optional[Dict[int, str]]:
     spaces, so a value is read up to the next blank; an argument that looks
     like ``NAME=value`` reads as the variable too.
     """
+    import subprocess
+
     try:
         proc = subprocess.run([_ps_path(), "-A", "-E", "-ww", "-o", "pid=", "-o", "command="],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,

@@ -218,8 +218,11 @@ def test_a_by_hand_verifier_that_rewrites_what_verify_recorded_is_not_trusted(ru
     if isolation == "tree":
         (repo / ".autometta.local.yaml").write_text("isolation: tree\n")
         (repo / ".gitignore").write_text(".autometta.local.yaml\n")
-    blank = ("sed -i 's/\"worker_tree\": \"[0-9a-f]*\"/\"worker_tree\": \"\"/' "
-             "\"$AUTOMETTA_REPO/state/logs/01-a-oneshot.json\"")
+    record = "\"$AUTOMETTA_REPO/state/logs/01-a-oneshot.json\""
+    # once verify has noted the verifier's pid (its last write before it waits), or autometta's own write
+    # could land over the blanking and the test would see the verifier_modified_tree it hides
+    blank = (f"until grep -q '\"verifier_pid\": [0-9]' {record}; do sleep 0.05; done && "
+             f"sed -i 's/\"worker_tree\": \"[0-9a-f]*\"/\"worker_tree\": \"\"/' {record}")
     card = script_card(repo, "01-a", verifier_cmd=f"printf 'the verifier was here\\n' > hello.txt && {blank} && "
                                                   + verifier_writes("01-a"))
     commit_all(repo, "card")
