@@ -11,7 +11,6 @@ import importlib
 import os
 import sys
 
-from .errors import UserError
 
 TYPE_CHECKING = False  # not typing's: ``--version`` imports no more than it needs (and no parser)
 if TYPE_CHECKING:
@@ -245,19 +244,14 @@ def main(argv: Optional[Sequence[str]] = None, started: bool = False) -> int:
         return 2
     try:
         return int(args._run(args) or 0)
-    except UserError as exc:
-        if debug:
-            import traceback
-
-            traceback.print_exc()
-        from .secrets import redact
-
-        print(f"autometta {args.command}: {redact(exc.message)}", file=sys.stderr)
-        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # the one error handler: a UserError is one line; anything else a crash log, exit 3
+        from .crash import handle
+
+        return handle(exc, args.command, argv=args_list, debug=debug)
 
 
 if __name__ == "__main__":  # pragma: no cover

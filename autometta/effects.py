@@ -454,26 +454,26 @@ def apply(txn: Txn, decision: d.Decision) -> str:
                 if stage is not None:  # whatever did start of it is stopped; nothing adopts it
                     runs.terminate(stage, arg)
                     stage[runs.key(arg)] = None
-                marker = getattr(exc, "marker", None) or decision.on_launch_failure or f"{arg}_spawn_failed"
+                marker = exc.marker or decision.on_launch_failure or f"{arg}_spawn_failed"
                 failed = ("stalled", f"could not start the {arg}", marker, exc.message)
         elif name == d.WORKTREE:
             try:
                 _worktree(txn)
             except UserError as exc:
-                failed = ("stalled", "could not create the worktree", getattr(exc, "marker", None) or "worktree_failed",
+                failed = ("stalled", "could not create the worktree", exc.marker or "worktree_failed",
                           exc.message)
         elif name == d.RECORD_CLAIM and stage is not None:
             try:
                 txn.log_extra.append(isolation.record_claim(txn.ctx.paths, stage))
             except UserError as exc:
                 failed = ("stalled", "could not record the tree at the claim",
-                          getattr(exc, "marker", None) or "tree_claim_failed", exc.message)
+                          exc.marker or "tree_claim_failed", exc.message)
         elif name in (d.MERGE, d.LAND):
             try:
                 # MERGE: a conflict stops the stage; LAND: completed, or None when the base moved meanwhile
                 outcome = _rebase(txn, arg is True) if name == d.MERGE else _land(txn)
             except UserError as exc:  # git failed, with no conflict to name
-                failed = ("failed", "merge failed", getattr(exc, "marker", None) or "merge_failed", exc.message)
+                failed = ("failed", "merge failed", exc.marker or "merge_failed", exc.message)
             else:
                 if outcome is _AGAIN:
                     break  # back in the queue: nothing after it runs
@@ -486,7 +486,7 @@ def apply(txn: Txn, decision: d.Decision) -> str:
             except scan.SecretInDiff as exc:  # the verdict was PASS: say what stopped it
                 failed = (SECRET_BLOCKED, "commit refused by the secret scan", exc.marker, exc.message)
             except UserError as exc:
-                marker = getattr(exc, "marker", None) or "commit_failed"
+                marker = exc.marker or "commit_failed"
                 failed = ("failed" if marker in scope.MARKERS else "verifier_failed", "commit failed", marker,
                           exc.message)
         else:  # pragma: no cover - decide() and apply() are tested together

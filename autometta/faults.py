@@ -11,7 +11,8 @@ the hit that fires (default 1, counted per process); ``action`` is ``kill``
 (default: SIGKILL this process, as a power cut or the OOM killer would),
 ``kill+<seconds>`` (the same after a pause there, so what the process started
 moves on meanwhile), ``enospc`` or ``erofs`` (raise the OSError a full or
-read-only disk raises, at the n-th hit and every one after).
+read-only disk raises, at the n-th hit and every one after), ``bug`` (raise the
+KeyError a bug would, at the n-th hit only: what :mod:`autometta.crash` is for).
 
 Points in the product (see :data:`POINTS`) sit before and after every state
 write, agent spawn, stage commit and state snapshot, so a test can stop a tick
@@ -77,6 +78,10 @@ def point(name: str, detail: str = "") -> None:
             if _hits[spec] >= nth:  # a full disk stays full
                 code = _ERRNOS[action]
                 raise OSError(code, os.strerror(code))
+            continue
+        if action == "bug":
+            if _hits[spec] == nth:
+                raise KeyError(f"fault {spec}")
             continue
         if _hits[spec] == nth:
             import signal

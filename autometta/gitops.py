@@ -200,15 +200,15 @@ class NotOnBranch(UserError):
     def __init__(self, repo: PathLike, detached: bool, head: Optional[str] = None) -> None:
         where = os.fspath(repo)
         if detached:
-            self.marker = DETACHED_HEAD
+            marker = DETACHED_HEAD
             said = (f"{where}: HEAD is detached (at {(head or '?')[:12]}, on no branch); autometta lands a stage only "
                     "on the checked-out branch, never on a detached HEAD: check out a branch (git switch <branch>), "
                     "then requeue the stage")
         else:
-            self.marker = UNBORN_BRANCH
+            marker = UNBORN_BRANCH
             said = (f"{where}: the checked-out branch has no commit yet; a stage starts from the branch's last "
                     "commit: commit something first (git commit --allow-empty -m init), then requeue the stage")
-        super().__init__(said)
+        super().__init__(said, marker=marker)
 
 
 def on_branch(repo: PathLike) -> Tuple[str, str]:

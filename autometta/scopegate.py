@@ -31,12 +31,12 @@ class ScopeViolation(UserError):
 
     def __init__(self, finding: scope.Finding) -> None:
         self.finding = finding
-        self.marker = finding.marker or scope.OUT_OF_SCOPE_MARKER
-        shown = scope.stall_text(self.marker, finding.files)[len(self.marker) + 2:]
+        marker = finding.marker or scope.OUT_OF_SCOPE_MARKER
+        shown = scope.stall_text(marker, finding.files)[len(marker) + 2:]
         why = ("the card, the acceptance command's files, CI configuration or tests the card does not name"
                if finding.protected else "outside the card's Deliverables and May also change")
         super().__init__(f"{shown} ({why}); nothing committed: revert them, or change the card and requeue "
-                         "the stage")
+                         "the stage", marker=marker)
 
 
 def start_rev(work: "os.PathLike[str]", stage: Mapping[str, Any]) -> str:

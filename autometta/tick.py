@@ -515,9 +515,12 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
         except UserError as exc:
             log(f"error in {sub.repo_path}: {exc.message}")
             outcomes.append(Outcome(str(sub.repo_path), exc.message, "error", error=True))
-        except Exception as exc:  # one repo's bug must not stop the others
-            log(f"error in {sub.repo_path}: {type(exc).__name__}: {exc}")
-            outcomes.append(Outcome(str(sub.repo_path), str(exc), "error", error=True))
+        except Exception as exc:  # one repo's bug must not stop the others; its crash log keeps the traceback
+            from .crash import unexpected
+
+            said = unexpected(exc, hp, where=f"the tick's visit to {sub.repo_path}")
+            log(f"error in {sub.repo_path}: {said}")
+            outcomes.append(Outcome(str(sub.repo_path), said, "error", error=True))
         finally:
             repo_log.close()
     if limit is not None and taken:  # the next tick starts with whoever has had fewest turns for its weight

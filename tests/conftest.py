@@ -87,7 +87,11 @@ def run(capsys):
         except SystemExit as exc:  # argparse usage errors and --help
             code = exc.code if isinstance(exc.code, int) else 1
         captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
+        err = captured.err
+        if code == 3 and "; details in " in err:  # a bug (autometta/crash.py): its traceback, for the failing test
+            crash_log = Path(err.rsplit("; details in ", 1)[1].split()[0])
+            err += crash_log.read_text() if crash_log.is_file() else ""
+        return Result(code, captured.out, err)
 
     return _run
 
