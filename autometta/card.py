@@ -629,7 +629,7 @@ def budget_seconds(card: Card, role: str, default: int = DEFAULT_BUDGET_SECONDS)
 
 
 # --------------------------------------------------------------------------
-# Queue checks (add-stage)
+# What the card checker (autometta.cardlint) reads of a card's text
 
 
 def _shorten(text: str, limit: int = 60) -> str:
@@ -638,21 +638,6 @@ def _shorten(text: str, limit: int = 60) -> str:
 
 def _placeholders(text: str) -> List[str]:
     return _PLACEHOLDER_RE.findall(_without_code_spans(text))
-
-
-def problems_for_queue(card: Card) -> List[str]:
-    """Why ``add-stage`` should refuse this card; empty when it may be queued.
-
-    The identity, pairing and placeholder errors of the one card checker,
-    :mod:`autometta.cardlint` (``autometta lint-card`` shows every rule): a
-    Worker and a Verifier line; a known family for each; worker and verifier
-    of different families unless a real ``Pairing rationale`` is given; no
-    unfilled ``<<placeholder>>`` outside comments and code. One line per
-    problem, starting ``file:line:`` (or ``file:``).
-    """
-    from .cardlint import queue_problems
-
-    return queue_problems(card)
 
 
 # --------------------------------------------------------------------------

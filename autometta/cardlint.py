@@ -2,8 +2,8 @@
 
 ``autometta lint-card`` prints what :func:`lint_card` finds, ``add-stage``
 and the one-shot ``dispatch``/``verify`` refuse a card with an error, and
-:func:`autometta.card.problems_for_queue` is the queue-blocking subset of
-the same findings. Each finding names ``file:line``, the rule and the fix.
+:func:`queue_problems` is the queue-blocking subset of the same findings.
+Each finding names ``file:line``, the rule and the fix.
 
 Rules (:data:`RULES`); an *error* stops the card, a *warning* is advice:
 
@@ -69,7 +69,7 @@ RULES: Dict[str, str] = {
              "change the check that judges it",
 }
 
-#: Rules whose errors ``problems_for_queue`` reports (what add-stage refused before the lint existed).
+#: Rules whose errors :func:`queue_problems` reports (what add-stage refused before the lint existed).
 QUEUE_RULES = ("identity", "pairing", "placeholder", "permissions")
 
 REQUIRED_SECTIONS = ("Deliverables", "Acceptance criteria")

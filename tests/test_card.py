@@ -17,9 +17,9 @@ from autometta.card import (
     parse_card_text,
     parse_depends,
     parse_duration,
-    problems_for_queue,
     resolve_dependency,
 )
+from autometta.cardlint import queue_problems as problems_for_queue
 from autometta.errors import UserError
 
 # A card shaped like the bash template (templates/stage-card.md), filled in.
