@@ -6,7 +6,7 @@ does, it is written whole to ``<home>/log/crash-<UTC time>.log`` (the
 traceback, the command line, autometta's version, Python's and the
 platform's), and the user is told, in one line::
 
-    autometta status: unexpected error (KeyError: 'x'); details in ~/.phat-controller/log/crash-20261204T231502Z.log
+    autometta status: unexpected error (KeyError: 'x'); details in <home>/log/crash-20261204T231502Z.log
 
 The CLI then exits :data:`~autometta.errors.UNEXPECTED_EXIT` (3). Inside the
 tick a repo's unexpected error is caught the same way: its line goes to the
@@ -120,13 +120,14 @@ def write(exc: BaseException, home: Optional[HomePaths] = None, *, argv: Optiona
 
 def unexpected(exc: BaseException, home: Optional[HomePaths] = None, *, argv: Optional[Sequence[str]] = None,
                where: Optional[str] = None) -> str:
-    """Write ``exc``'s crash log; the line that tells the user: ``unexpected error (...); details in <log>``."""
+    """Write the crash log of ``exc``; the line for the user: ``unexpected error (...); details in <log>``."""
     path = write(exc, home, argv=argv, where=where)
     said = f"unexpected error ({_masked(summary(exc))})"
     return f"{said}; details in {path}" if path is not None else f"{said}; its details are above"
 
 
-def handle(exc: BaseException, command: str, *, argv: Optional[Sequence[str]] = None, debug: bool = False) -> int:
+def handle(exc: BaseException, command: str, *, argv: Optional[Sequence[str]] = None,
+           debug: bool = False) -> int:
     """The CLI's one error handler: print ``exc`` as one line on stderr and return the exit code.
 
     A :class:`UserError` prints its message (exit 1, or 2 for usage); anything else is a bug: a crash log

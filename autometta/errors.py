@@ -27,7 +27,8 @@ class UserError(Exception):
     exit_code = 1
     marker: Optional[str] = None
 
-    def __init__(self, message: str, *, exit_code: Optional[int] = None, marker: Optional[str] = None) -> None:
+    def __init__(self, message: str, *, exit_code: Optional[int] = None,
+                 marker: Optional[str] = None) -> None:
         super().__init__(message)
         self.message = message
         if exit_code is not None:
