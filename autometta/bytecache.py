@@ -144,7 +144,7 @@ def install(root=None) -> bool:
         if compiled is not None:
             from .bytecache_fill import write
 
-            write(finder, module.__name__, compiled, False)
+            write(finder, module.__name__, compiled, 0)  # the finder's module: no package
     except Exception:  # noqa: BLE001 - the cache is an optimisation; plain zip import still works
         return False
     _active = root

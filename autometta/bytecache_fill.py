@@ -1,7 +1,8 @@
 """The writing half of :mod:`autometta.bytecache`: a module's file, pruning old builds' folders.
 
 Kept apart so a run whose modules are all cached compiles only the reading
-half (that module is itself compiled from the zip on every run).
+half (that module is itself compiled from the zip on every run). It imports
+nothing of the reading half: what it needs of the format comes as arguments.
 """
 
 from __future__ import annotations
@@ -10,8 +11,6 @@ import marshal
 import os
 import time
 import zlib
-
-from .bytecache import _DAY, PACKAGE
 
 #: build folders kept: the one in use and the most recently used others
 KEEP = 10
@@ -34,7 +33,7 @@ def prune(root: str, keep: str) -> None:
     except OSError:
         return
     builds = sorted((item for item in found if not item[1].startswith(TRASH)), reverse=True)
-    oldest = time.time() - MAX_AGE_DAYS * _DAY
+    oldest = time.time() - MAX_AGE_DAYS * 86400
     doomed = [name for _, name in found if name.startswith(TRASH)]  # left by a run killed while pruning
     doomed += [name for i, (mtime, name) in enumerate(builds) if i >= KEEP - 1 or mtime < oldest]
     if not doomed:
@@ -51,13 +50,14 @@ def prune(root: str, keep: str) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def write(finder, fullname: str, code, is_package: bool) -> None:
-    """Cache ``code`` for ``fullname``: a temporary file renamed into place, so a racing run sees
-    either no file or a whole one. The first failure (read-only, full, gone) stops writing for this run."""
+def write(finder, fullname: str, code, flags: int) -> None:
+    """Cache ``code`` for ``fullname``, its header's ``flags`` (:data:`autometta.bytecache.PACKAGE` for a
+    package): a temporary file renamed into place, so a racing run sees either no file or a whole one. The
+    first failure (read-only, full, gone) stops writing for this run."""
     if finder.new_folder:  # this run made the build's folder: the first write prunes the others
         finder.new_folder = False
         prune(finder.root, keep=os.path.basename(finder.folder))
-    body = (PACKAGE if is_package else 0).to_bytes(4, "little") + marshal.dumps(code)
+    body = flags.to_bytes(4, "little") + marshal.dumps(code)
     data = finder.header + zlib.crc32(body).to_bytes(4, "little") + body
     path = os.path.join(finder.folder, fullname)
     temp = f"{path}.{os.getpid()}.tmp"

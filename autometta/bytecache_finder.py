@@ -14,7 +14,7 @@ import zipimport
 import _imp
 from importlib.machinery import ModuleSpec
 
-from .bytecache import read_code
+from .bytecache import PACKAGE, read_code
 
 
 class Finder:
@@ -84,7 +84,8 @@ class Loader(zipimport.zipimporter):
             if self.finder.writable:
                 from .bytecache_fill import write
 
-                write(self.finder, module.__name__, code, spec.submodule_search_locations is not None)
+                flags = PACKAGE if spec.submodule_search_locations is not None else 0
+                write(self.finder, module.__name__, code, flags)
             return
         _imp._fix_co_filename(code, spec.origin)  # the same build run from another path
         exec(code, module.__dict__)
