@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 from . import gitops, resources, state
-from .commands import status as status_cmd
+from .observe import statusrows as status_cmd
 from .commands.add_stage import add_stage
 from .commands.init_host import init_host
 from .commands.subscribe import subscribe

@@ -287,7 +287,7 @@ def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: flo
     schedule unread (the redrawn table does not show it), ``schedule_warnings``
     is then empty.
     """
-    from ..commands import status as status_cmd
+    from . import statusrows as status_cmd
 
     parks = status_cmd.parks_now(hp, now)
     rows = status_cmd.collect(hp, now, settings, parks)
@@ -313,7 +313,7 @@ def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: flo
 
 
 def status_lines(view: Dict[str, Any], width: int) -> List[Line]:
-    from ..commands import status as status_cmd
+    from . import statusrows as status_cmd
 
     now = parse_iso(view["checked_at"]) or 0.0
     rows = view["repos"]
