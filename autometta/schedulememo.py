@@ -1,5 +1,8 @@
 """``status``'s schedule warnings, remembered between runs (``check-deps`` always checks afresh).
 
+This module keeps the memo (:func:`recall`, :func:`remember`, :func:`forget`);
+:mod:`autometta.observe.schedulewarnings` checks and asks it.
+
 ``status`` runs many times a day; what its schedule warnings say (nothing
 runs the tick, the scheduled interpreter or pyz is gone, a pyz is older than
 its checkout) changes rarely, and finding out costs a ``crontab -l`` and
@@ -28,8 +31,6 @@ from . import files
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Dict, List, Optional, Sequence
-
-    from .deps import Dep
 
 #: Seconds a remembered check is shown for at most.
 MAX_AGE = 3600
@@ -99,30 +100,4 @@ def forget() -> None:
         pass
 
 
-def check() -> List[Dep]:
-    """Every line of the schedule's health, checked now; its warnings are remembered for ``status``."""
-    from .schedule import health
-
-    try:
-        found: Optional[health.Found] = health.scheduled_or_error()
-    except Exception:  # noqa: BLE001 - checks() says what failed
-        found = None
-    checked = health.checks(found)
-    if found is not None:
-        try:
-            watched = health.watched(found[0])
-        except Exception:  # noqa: BLE001 - not remembered: checked again next time
-            return checked
-        remember([d.line() for d in checked if d.status != "PASS"], watched)
-    return checked
-
-
-def warnings() -> List[str]:
-    """``status``'s schedule warnings: remembered ones while they hold, else a fresh check."""
-    lines = recall()
-    if lines is None:
-        lines = [d.line() for d in check() if d.status != "PASS"]
-    return lines
-
-
-__all__ = ["MAX_AGE", "memo_path", "recall", "remember", "forget", "check", "warnings"]
+__all__ = ["MAX_AGE", "memo_path", "recall", "remember", "forget"]

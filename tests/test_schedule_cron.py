@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from autometta.errors import UserError
-from autometta.schedule import cron, default_interpreter, find_pyz, stable_path
+from autometta.schedule import cron
+from autometta.schedule.invocation import default_interpreter, find_pyz, stable_path
 from tests.conftest import make_repo
 from tests.schedulekit import write_tool
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from autometta import schedule
+from autometta.schedule import invocation as schedule
 from tests.schedulekit import FAKE_CRONTAB, ROOT, write_tool
 
 GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "-c", "commit.gpgsign=false"]

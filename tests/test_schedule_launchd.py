@@ -1,6 +1,6 @@
 """install-launchagent / uninstall-launchagent: the macOS path, on any system.
 
-The platform check is replaced (``autometta.schedule.platform_name``), HOME
+The platform check is replaced (``autometta.schedule.invocation.platform_name``), HOME
 points at a temp folder (so LaunchAgents live in a temp
 ``~/Library/LaunchAgents``), and ``launchctl`` is a fake on PATH that
 records its argv. The plist is parsed back with plistlib, key by key.
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from autometta import home as home_module
-from autometta import schedule
+from autometta.schedule import invocation as schedule
 from tests.conftest import make_repo
 from tests.schedulekit import FAKE_CRONTAB, calls, write_tool
 

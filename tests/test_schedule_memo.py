@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from autometta import schedule, schedulememo
+from autometta import schedulememo
+from autometta.schedule import invocation as schedule
 from tests.schedulekit import FAKE_CRONTAB, calls, write_tool
 
 pytest_plugins = ("tests.schedule_fixtures",)  # bin_dir, built_pyz, controller

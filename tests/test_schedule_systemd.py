@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from autometta import schedule
+from autometta.schedule import invocation as schedule
 from autometta.schedule import systemd
 from tests.schedulekit import FAKE_CRONTAB, calls, write_tool
 

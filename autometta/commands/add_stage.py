@@ -21,7 +21,7 @@ from .. import card as cards
 from .. import cardlint, files, manifest, state
 from ..errors import UserError
 from ..paths import RepoPaths
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 #: How long add-stage waits for a running tick to release the repo.
 LOCK_WAIT_SECONDS = 30.0

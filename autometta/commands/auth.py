@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import auth, files, home, manifest, privilege, sandbox, secrets
 from ..errors import UsageError, UserError
-from ..paths import HomePaths, RepoPaths
+from .common import find_repo, repo_manifest
 
 FAMILIES = tuple(auth.ROUTES)
 
@@ -39,33 +39,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repo", default=None, metavar="REPO",
                         help="the repo whose .autometta.local.yaml applies (default: the one around .)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def find_repo(arg: Optional[str]) -> Optional[Path]:
-    """The git work tree ``arg`` names (UserError if it is none), or the one around ``.`` (None if none)."""
-    start = Path(os.path.realpath(arg or "."))
-    for folder in (start, *start.parents):
-        if (folder / ".git").exists():
-            return folder
-    if arg is not None:
-        raise UserError(f"{start}: not inside a git repository; give --repo the repo autometta runs on")
-    return None
-
-
-def repo_manifest(repo: Optional[Path]) -> Tuple[Dict[str, Any], Optional[Path]]:
-    """The manifest the tick would use for ``repo`` (the subscriber's, else the repo's) and its path."""
-    if repo is None:
-        return {}, None
-    paths = RepoPaths(repo)
-    sub_manifest = None
-    hp = HomePaths.from_env()
-    if hp.subscribers.is_dir():
-        sub = home.find_subscriber(hp, repo)
-        sub_manifest = sub.manifest_path if sub is not None else None
-    for candidate in (sub_manifest, paths.manifest):
-        if candidate is not None and Path(candidate).is_file():
-            return manifest.load_manifest(paths, Path(candidate)), Path(candidate)
-    return {}, None
 
 
 def _route_row(route: auth.Route, path: str) -> Dict[str, Any]:

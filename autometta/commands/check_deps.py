@@ -18,7 +18,8 @@ import platform
 from typing import List
 
 from .. import deps, sandbox
-from .auth import find_repo, permission_rows, repo_manifest
+from .auth import permission_rows
+from .common import find_repo, repo_manifest
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -28,9 +29,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     found = deps.check()
     found += privilege_deps()
-    from .. import schedulememo
+    from ..observe import schedulewarnings
 
-    found += schedulememo.check()  # afresh; status shows its warnings until something it read changes
+    found += schedulewarnings.check()  # afresh; status shows its warnings until something it read changes
     if args.json:
         print(json.dumps([d._asdict() for d in found], indent=2))
     else:

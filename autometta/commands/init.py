@@ -8,6 +8,7 @@ from pathlib import Path
 from .. import gitops
 from ..paths import HomePaths
 from . import init_host, subscribe
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     hp = HomePaths.from_env()
     init_host.init_host(hp)
     repo = subscribe.subscribe(hp, args.repo)
-    print(next_step(subscribe.resolve_repo(args.repo)))
+    print(next_step(resolve_repo(args.repo)))
     return 0 if repo else 1
 
 

@@ -10,7 +10,7 @@ from typing import Callable
 from .. import deps, files, home, yamlsub
 from ..errors import UserError
 from ..paths import HomePaths
-from ..schedule import stable_path
+from ..schedule.invocation import stable_path
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..schedule import add_program_args, cron, note, positive_int, resolve_invocation
+from ..schedule import cron, lookup
+from ..schedule.invocation import resolve_invocation
+from .common import add_program_args, note, positive_int
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -29,6 +31,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     cron.spec_for(args.interval)
     inv = resolve_invocation(args.pyz, args.python)
-    cron.install(inv, args.interval, dry_run=args.dry_run, replace_existing=args.replace_existing,
-                 say=print, note=note)
+    cron.install(inv, args.interval, others=lookup.others_than("cron"), dry_run=args.dry_run,
+                 replace_existing=args.replace_existing, say=print, note=note)
     return 0

@@ -22,7 +22,7 @@ from typing import List
 from .. import files, gitops
 from ..errors import UserError
 from ..launch import import_root
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 #: The line that marks a hook as autometta's own.
 SIGNATURE = "# autometta-guard"

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import os
 
-from ..schedule import add_program_args, homebrew, note
+from ..schedule import homebrew
+from .common import add_program_args, note
 
 
 def register(parser: argparse.ArgumentParser) -> None:

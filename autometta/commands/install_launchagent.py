@@ -14,7 +14,9 @@ import os
 from pathlib import Path
 
 from ..errors import UserError
-from ..schedule import add_program_args, launchd, note, positive_int, resolve_invocation
+from ..schedule import launchd, lookup
+from ..schedule.invocation import resolve_invocation
+from .common import add_program_args, note, positive_int
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -36,5 +38,6 @@ def run(args: argparse.Namespace) -> int:
     launchd.require_macos("install-launchagent")
     repo = repo_path(args.repo)
     inv = resolve_invocation(args.pyz, args.python)
-    launchd.install(inv, repo, args.interval, dry_run=args.dry_run, say=print, note=note)
+    launchd.install(inv, repo, args.interval, others=lookup.others_than("launchd"), dry_run=args.dry_run,
+                    say=print, note=note)
     return 0

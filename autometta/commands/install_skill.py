@@ -18,7 +18,7 @@ from typing import List, Mapping, Optional, Tuple
 
 from .. import files, resources
 from ..errors import UserError
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 #: (file in the skill folder, resource it is copied from)
 SKILL_FILES: Tuple[Tuple[str, str], ...] = (

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..schedule import add_program_args, note, positive_int, resolve_invocation, systemd
+from ..schedule import lookup, systemd
+from ..schedule.invocation import resolve_invocation
+from .common import add_program_args, note, positive_int
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -24,5 +26,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     systemd.require_linux("install-systemd")
     inv = resolve_invocation(args.pyz, args.python)
-    systemd.install(inv, args.interval, dry_run=args.dry_run, start=not args.no_start, say=print, note=note)
+    systemd.install(inv, args.interval, others=lookup.others_than("systemd"), dry_run=args.dry_run,
+                    start=not args.no_start, say=print, note=note)
     return 0

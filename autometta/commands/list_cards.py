@@ -14,7 +14,7 @@ from .. import card as cards
 from .. import manifest, state
 from ..errors import UserError
 from ..paths import RepoPaths
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

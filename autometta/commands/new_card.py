@@ -20,7 +20,7 @@ from ..card import check_stage_id, parse_depends, parse_duration
 from ..cardlint import TODO_MARK
 from ..errors import UsageError, UserError
 from ..identity import family_of
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 TEMPLATE = "templates/stage-card.md"
 FOLDER = "docs/stages"

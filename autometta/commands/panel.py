@@ -27,7 +27,7 @@ from .. import ledger, state
 from ..errors import UserError
 from ..facts import load_card
 from ..verify import panel, repo_context
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

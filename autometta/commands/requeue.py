@@ -22,7 +22,7 @@ from typing import Any, Dict
 from .. import envelope, files, gitops, state, verdicts, worktrees
 from ..errors import UserError
 from ..paths import RepoPaths
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

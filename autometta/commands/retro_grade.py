@@ -26,7 +26,7 @@ from .. import families, home
 from ..errors import UserError
 from ..verify import anthropic_api, repo_context, retro
 from ..verify.request import ApiError, config_base_url
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -24,7 +24,7 @@ import sys
 from typing import Dict, List
 
 from .. import auth, scan, secrets
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ from ..card import check_stage_id
 from ..errors import UserError
 from ..observe import review
 from ..paths import HomePaths, RepoPaths
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -18,7 +18,7 @@ from ..dispatch import RepoContext
 from ..errors import UsageError
 from ..paths import HomePaths, RepoPaths
 from ..tick import TickLog
-from .subscribe import resolve_repo
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -6,13 +6,13 @@ Idempotent: existing files are kept (and checked), missing ones created.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 from typing import Callable, Optional
 
 from .. import budget, files, home, manifest, state, yamlsub
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
+from .common import resolve_repo
 
 #: Lines subscribe keeps in the repo's .gitignore. The first two are the bash
 #: version's; the rest keep autometta's private files out of commits and out of
@@ -35,16 +35,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("repo", nargs="?", default=".", help="the repo to subscribe (default: .)")
     parser.add_argument("--weight", type=int, default=None, metavar="N",
                         help="tick order: lower weights tick first (default 100)")
-
-
-def resolve_repo(arg: str) -> Path:
-    """The repo's real path; it must be the top of a git work tree."""
-    repo = Path(os.path.realpath(arg))
-    if not repo.is_dir():
-        raise UserError(f"{repo}: no such folder")
-    if not (repo / ".git").exists():
-        raise UserError(f"{repo}: not the top of a git repository (no .git); run 'git init' there first")
-    return repo
 
 
 def ensure_gitignore(paths: RepoPaths, say: Callable[[str], None]) -> None:

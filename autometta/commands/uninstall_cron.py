@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..schedule import cron, note
+from ..schedule import cron
+from .common import note
 
 
 def register(parser: argparse.ArgumentParser) -> None:

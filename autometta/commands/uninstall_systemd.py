@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..schedule import note, systemd
+from ..schedule import systemd
+from .common import note
 
 
 def register(parser: argparse.ArgumentParser) -> None:

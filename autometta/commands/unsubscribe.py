@@ -29,9 +29,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise UserError(f"{sub.file}: cannot remove ({exc.strerror})") from exc
     print(f"PASS unsubscribed {repo} (removed {sub.file}; {repo}/state is kept)")
-    from .. import schedule
-    from ..schedule import launchd
+    from ..schedule import invocation, launchd
 
-    if schedule.platform_name() == "darwin" and launchd.plists_for(repo):
+    if invocation.platform_name() == "darwin" and launchd.plists_for(repo):
         launchd.uninstall(repo, say=print)  # its LaunchAgent would otherwise tick a repo nobody follows
     return 0

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import argparse
 
-from ..schedule import add_program_args, note, vendor
-from .subscribe import resolve_repo
+from ..schedule import vendor
+from .common import add_program_args, note
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -299,7 +299,7 @@ def status_view(hp: HomePaths, repo: Optional[str], settings: Settings, now: flo
     text, level = controller_line(hp, settings, now)
     schedule: List[str] = []
     if warnings:
-        from ..schedulememo import warnings as schedule_warnings
+        from .schedulewarnings import warnings as schedule_warnings
 
         schedule = schedule_warnings()  # remembered between runs while what they depend on is unchanged
     return redact_doc({  # a marker quoting an agent never shows a key

@@ -80,10 +80,10 @@ def spend_today(hp: HomePaths, now: float) -> Dict[str, Any]:
 
 def schedule_now() -> str:
     """What runs the tick, in a few words; "" when nothing does (reads the crontab and the unit files)."""
-    from .. import schedule
+    from ..schedule.lookup import find_scheduled
 
     try:
-        found = schedule.find_scheduled()
+        found = find_scheduled()
     except Exception:  # noqa: BLE001 - a view never fails on a health check
         return "unknown"
     names = {"cron": "cron", "cron-foreign": "a crontab line", "systemd": "a systemd timer",

@@ -27,8 +27,9 @@ import subprocess
 from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..errors import UsageError, UserError
-from . import (TICK_ARGS, Invocation, Scheduled, carried_env, check_line_safe, first_line,
-               refuse_if_scheduled, require_home, schedule_path)
+from .invocation import (TICK_ARGS, Invocation, carried_env, check_line_safe, first_line, require_home,
+                         schedule_path)
+from .scheduled import Scheduled, refuse_if_scheduled
 
 BEGIN_PREFIX = "# >>> autometta tick"
 END_PREFIX = "# <<< autometta tick"
@@ -280,15 +281,17 @@ FIX_OTHERS = {
 }
 
 
-def install(inv: Invocation, minutes: int = DEFAULT_MINUTES, *, dry_run: bool = False,
-            replace_existing: bool = False, say: Callable[[str], None] = print,
+def install(inv: Invocation, minutes: int = DEFAULT_MINUTES, *, others: Sequence[Scheduled],
+            dry_run: bool = False, replace_existing: bool = False, say: Callable[[str], None] = print,
             note: Callable[[str], None] = print) -> str:
-    """Put the block in the crontab (or print the new crontab); return the new text."""
-    from . import launchd, systemd
+    """Put the block in the crontab (or print the new crontab); return the new text.
 
+    ``others``: what systemd and launchd schedule now (:func:`autometta.schedule.lookup.others_than`);
+    the tick is not scheduled twice.
+    """
     hp = require_home()
     spec_for(minutes)  # a bad interval is a usage error before anything is read
-    refuse_if_scheduled(systemd.scheduled() + launchd.scheduled(), FIX_OTHERS)
+    refuse_if_scheduled([s for s in others if s.kind in FIX_OTHERS], FIX_OTHERS)
     text = read_crontab()
     table = parse_table(text)
     foreign = foreign_tick_lines(table)

@@ -11,11 +11,13 @@ import shutil
 from typing import List, Optional, Sequence, Tuple
 
 from .. import home
-from .. import schedule as base
 from ..deps import Dep
 from ..errors import UserError
 from ..paths import build_ledger
-from . import Scheduled, find_scheduled, pyz_of, pyzinfo
+from . import invocation as base
+from . import pyzinfo
+from .lookup import find_scheduled
+from .scheduled import Scheduled, pyz_of
 
 #: What runs the tick, or why that cannot be told (the message of find_scheduled's UserError).
 Found = Tuple[List[Scheduled], Optional[str]]

@@ -19,7 +19,8 @@ from typing import Callable, Optional
 
 from .. import files, resources
 from ..errors import UsageError, UserError
-from . import find_pyz, first_line, pyzinfo, run_tool
+from . import pyzinfo
+from .invocation import find_pyz, first_line, run_tool
 
 TEMPLATE = "templates/homebrew/autometta.rb.template"
 DEFAULT_TAP = "local/autometta"

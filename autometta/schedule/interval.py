@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Tuple
 
-from . import Scheduled
+from .scheduled import Scheduled
 
 _NAMED = {"@hourly": 3600, "@daily": 86400, "@midnight": 86400, "@weekly": 7 * 86400}
 _UNITS = {"": 1, "s": 1, "sec": 1, "second": 1, "seconds": 1, "m": 60, "min": 60, "minute": 60,
@@ -94,7 +94,7 @@ def seconds_of(entry: Scheduled) -> Optional[int]:
 
 def tick_interval() -> Optional[Tuple[int, str]]:
     """(seconds, what runs it) for the first installed schedule with a known interval, else None."""
-    from . import find_scheduled
+    from .lookup import find_scheduled
 
     try:
         entries = find_scheduled()

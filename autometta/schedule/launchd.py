@@ -22,14 +22,15 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from .. import files, home
-from .. import schedule as base
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
-from . import (TICK_ARGS, Invocation, Scheduled, carried_env, first_line, refuse_if_scheduled,
-               run_tool, schedule_path, user_home)
+from . import cron
+from . import invocation as base
+from .invocation import TICK_ARGS, Invocation, carried_env, first_line, run_tool, schedule_path, user_home
+from .scheduled import Scheduled, refuse_if_scheduled
 
 LABEL_PREFIX = "com.autometta.tick."
 DEFAULT_INTERVAL = 300
@@ -176,10 +177,14 @@ def scheduled() -> List[Scheduled]:
     return found
 
 
-def install(inv: Invocation, repo: Path, interval: int = DEFAULT_INTERVAL, *, dry_run: bool = False,
-            say: Callable[[str], None] = print, note: Callable[[str], None] = print) -> Path:
-    from . import cron, systemd
+def install(inv: Invocation, repo: Path, interval: int = DEFAULT_INTERVAL, *, others: Sequence[Scheduled],
+            dry_run: bool = False, say: Callable[[str], None] = print,
+            note: Callable[[str], None] = print) -> Path:
+    """Install and load the repo's LaunchAgent; drop the cron tick the bash installer managed.
 
+    ``others``: what cron and systemd schedule now (:func:`autometta.schedule.lookup.others_than`): a
+    systemd timer or a crontab line not autometta's refuses the install.
+    """
     require_macos("install-launchagent")
     if interval < 1:
         raise UserError(f"--interval {interval}: give a whole number of seconds, 1 or more")
@@ -188,9 +193,8 @@ def install(inv: Invocation, repo: Path, interval: int = DEFAULT_INTERVAL, *, dr
     if home.find_subscriber(hp, repo) is None:
         raise UserError(f"{repo}: not subscribed; run 'autometta subscribe {repo}' first "
                         f"(on macOS it installs the LaunchAgent itself)")
-    foreign = [s for s in cron.scheduled() if s.kind == "cron-foreign"
-               and not cron.BASH_LINE_RE.match(s.detail)]
-    refuse_if_scheduled(foreign + systemd.scheduled(), {
+    foreign = [s for s in others if s.kind == "cron-foreign" and not cron.BASH_LINE_RE.match(s.detail)]
+    refuse_if_scheduled(foreign + [s for s in others if s.kind == "systemd"], {
         "cron-foreign": "remove that line with 'crontab -e' first",
         "systemd": "run 'autometta uninstall-systemd' first",
     })
@@ -257,14 +261,16 @@ def install_after_subscribe(repo: Path, say: Callable[[str], None] = print) -> N
     A failure here is a WARN line, not a failed subscription: the repo is
     subscribed either way and ``install-launchagent`` can be run again.
     """
-    from . import cron, resolve_invocation
+    from . import systemd
 
     if base.platform_name() != "darwin":
         return
     try:
-        if any(s.kind in ("cron", "cron-foreign") for s in cron.scheduled()):
+        in_cron = cron.scheduled()
+        if any(s.kind in ("cron", "cron-foreign") for s in in_cron):
             say("PASS launchagent skipped: cron already runs the tick ('autometta uninstall-cron' to switch)")
             return
-        install(resolve_invocation(), repo, DEFAULT_INTERVAL, say=say, note=say)
+        install(base.resolve_invocation(), repo, DEFAULT_INTERVAL, others=in_cron + systemd.scheduled(),
+                say=say, note=say)
     except UserError as exc:
         say(f"WARN launchagent not installed: {exc.message}")

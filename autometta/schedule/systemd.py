@@ -19,10 +19,11 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
 from .. import files
-from .. import schedule as base
 from ..errors import UserError
-from . import (TICK_ARGS, Invocation, Scheduled, carried_env, check_line_safe, first_line,
-               refuse_if_scheduled, require_home, run_tool, schedule_path, user_home)
+from . import invocation as base
+from .invocation import (TICK_ARGS, Invocation, carried_env, check_line_safe, first_line, require_home,
+                         run_tool, schedule_path, user_home)
+from .scheduled import Scheduled, refuse_if_scheduled
 
 SERVICE = "autometta-tick.service"
 TIMER = "autometta-tick.timer"
@@ -154,15 +155,16 @@ FIX_OTHERS = {
 }
 
 
-def install(inv: Invocation, minutes: int = DEFAULT_MINUTES, *, dry_run: bool = False, start: bool = True,
-            say: Callable[[str], None] = print, note: Callable[[str], None] = print) -> List[Path]:
-    from . import cron, launchd
-
+def install(inv: Invocation, minutes: int = DEFAULT_MINUTES, *, others: Sequence[Scheduled],
+            dry_run: bool = False, start: bool = True, say: Callable[[str], None] = print,
+            note: Callable[[str], None] = print) -> List[Path]:
+    """Write and start the service and timer; ``others``: what cron and launchd schedule now
+    (:func:`autometta.schedule.lookup.others_than`), refused: the tick is not scheduled twice."""
     require_linux("install-systemd")
     if minutes < 1:
         raise UserError(f"--interval {minutes}: give a whole number of minutes, 1 or more")
     require_home()
-    refuse_if_scheduled(cron.scheduled() + launchd.scheduled(), FIX_OTHERS)
+    refuse_if_scheduled([s for s in others if s.kind in FIX_OTHERS], FIX_OTHERS)
     folder = unit_dir()
     service_text = render_service(inv.argv(*TICK_ARGS), schedule_path(), carried_env())
     timer_text = render_timer(minutes)

@@ -12,7 +12,8 @@ from typing import Callable, Dict, Optional
 
 from .. import files
 from ..errors import UserError
-from . import find_pyz, pyzinfo
+from . import pyzinfo
+from .invocation import find_pyz
 
 PYZ_NAME = "autometta.pyz"
 NOTE_NAME = "autometta.VERSION"
