@@ -1,8 +1,11 @@
 """Command-line wiring only: each subcommand lives in ``autometta/commands/``.
 
-A command module exposes ``NAME``, ``HELP``, ``register(parser)`` to add its
-arguments and ``run(args) -> int``. This file only collects them, so adding a
-command is one module plus one line in :data:`COMMANDS`.
+A command module exposes ``register(parser)`` to add its arguments and
+``run(args) -> int``, its docstring the command's help. A module of two
+commands (an install and its uninstall) has a class for each, with the same
+two functions and docstring, named after a colon (``crontab:Install``). This
+file only collects them, so adding a command is one module plus one line in
+:data:`COMMANDS`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ if TYPE_CHECKING:
     import argparse
     from typing import List, Optional, Sequence
 
-#: (module name under autometta.commands, command name, one-line help)
+#: (module name under autometta.commands[:its class for that command], command name, one-line help)
 COMMANDS = [
     ("init_host", "init-host", "create the controller home (~/.phat-controller)"),
     ("init", "init", "init-host, then subscribe a repo"),
@@ -49,12 +52,12 @@ COMMANDS = [
     ("requeue", "requeue", "put a stopped stage back in the queue"),
     ("panel", "panel", "run a stage's verifier panel again, read-only, and print its synthesis"),
     ("retro_grade", "retro-grade", "re-judge completed stages with today's rubric in one API batch (a report)"),
-    ("install_cron", "install-cron", "run the tick from your crontab every few minutes"),
-    ("uninstall_cron", "uninstall-cron", "remove autometta's block from your crontab"),
-    ("install_systemd", "install-systemd", "Linux: run the tick from a systemd user timer"),
-    ("uninstall_systemd", "uninstall-systemd", "Linux: remove the systemd user timer"),
-    ("install_launchagent", "install-launchagent", "macOS: run a repo's tick from a LaunchAgent"),
-    ("uninstall_launchagent", "uninstall-launchagent", "macOS: remove a repo's LaunchAgent"),
+    ("crontab:Install", "install-cron", "run the tick from your crontab every few minutes"),
+    ("crontab:Uninstall", "uninstall-cron", "remove autometta's block from your crontab"),
+    ("systemd_timer:Install", "install-systemd", "Linux: run the tick from a systemd user timer"),
+    ("systemd_timer:Uninstall", "uninstall-systemd", "Linux: remove the systemd user timer"),
+    ("launchagent:Install", "install-launchagent", "macOS: run a repo's tick from a LaunchAgent"),
+    ("launchagent:Uninstall", "uninstall-launchagent", "macOS: remove a repo's LaunchAgent"),
     ("install_homebrew_local", "install-homebrew-local", "install the built pyz with Homebrew from a local tap"),
     ("vendor", "vendor", "copy the built pyz into a repo's tools/ with a pinned-version note"),
     ("auth", "auth", "billing routes per agent family: status, or check one without spending a token"),
@@ -193,15 +196,17 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="store_true", help="print the version and build commit")
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for module_name, name, summary in COMMANDS + HIDDEN_COMMANDS:
+    for where, name, summary in COMMANDS + HIDDEN_COMMANDS:
         listed = {"help": summary} if not name.startswith("_") else {}
         if only is not None and name != only:
             continue
+        module_name, _, attr = where.partition(":")
         module = importlib.import_module(f"autometta.commands.{module_name}")
-        cmd = sub.add_parser(name, description=summary, doc=getattr(module, "__doc__", None),
+        command = getattr(module, attr) if attr else module
+        cmd = sub.add_parser(name, description=summary, doc=getattr(command, "__doc__", None),
                              formatter_class=_RawFormatter, **listed)
-        module.register(cmd)
-        cmd.set_defaults(_run=module.run)
+        command.register(cmd)
+        cmd.set_defaults(_run=command.run)
     return parser
 
 
@@ -248,7 +253,7 @@ def main(argv: Optional[Sequence[str]] = None, started: bool = False) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as exc:  # the one error handler: a UserError is one line; anything else a crash log, exit 3
+    except Exception as exc:  # the one error handler: a UserError is one line, anything else a crash log
         from .crash import handle
 
         return handle(exc, args.command, argv=args_list, debug=debug)

@@ -1,1 +1,1 @@
-"""One module per command: ``NAME``, ``register(parser)``, ``run(args) -> int``."""
+"""One module per command, or per install/uninstall pair (a class each): ``register(parser)``, ``run(args)``."""

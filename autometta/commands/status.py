@@ -22,7 +22,7 @@ stays fast with a hundred repos. A repo whose files cannot be read gets an
 about the schedule (nothing runs the tick, it runs a pyz that is gone or
 older than its checkout) go to stderr, and to ``schedule_warnings`` in
 ``--json``; they do not change the exit code. They are remembered between
-runs (autometta.observe.schedulewarnings): a crontab edited by hand may take up to an
+runs (autometta.schedulememo): a crontab edited by hand may take up to an
 hour to show; ``check-deps`` always checks afresh.
 """
 
