@@ -23,7 +23,7 @@ from tests.conftest import ROOT
 
 #: Who removes them: the core loop is decision18's (issue 18, "One decision": a tick/ package, decide imports
 #: nothing that does I/O, facts' log reader out of facts), the verify package families18's (no logic left in
-#: verify/__init__.py, the API transports their families'); the rest were found by this test when it was written.
+#: verify/__init__.py, the API transports their families'); the books audit's was found by this test.
 KNOWN: Dict[Tuple[str, str], str] = {
     # the core loop: decide -> verify -> verify.panel -> facts -> decide (decision18)
     ("autometta.decide", "autometta.verify"): "decision18: decide imports nothing that does I/O",
@@ -39,10 +39,6 @@ KNOWN: Dict[Tuple[str, str], str] = {
     ("autometta.books", "autometta.tick"): "the tick log's writer (tick.TickLog) belongs in ticklog",
     ("autometta.books", "autometta.state"): "the audit's parsers and restore, handed in by state and budget",
     ("autometta.books", "autometta.budget"): "the audit's parsers and restore, handed in by state and budget",
-    # found by this test: views reading helpers of the views above them
-    ("autometta.observe.needs", "autometta.observe.tickers"): "tickers.first_fail belongs in needs",
-    ("autometta.observe.review", "autometta.observe.tickers"): "tickers.read_state in a module below both",
-    ("autometta.observe.stagepage", "autometta.observe.dashboard"): "the pages' HTML helpers in their own module",
 }
 
 PACKAGE = "autometta"

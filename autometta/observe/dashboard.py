@@ -26,7 +26,6 @@ page turns that line red when its data is older than two tick intervals.
 
 from __future__ import annotations
 
-import html
 import json
 import os
 import time
@@ -41,8 +40,14 @@ from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso
 from . import fresh, heartbeat, lanes, needs, registry
+from .pagehtml import CSP as _CSP
+from .pagehtml import CSS as _CSS
+from .pagehtml import badge as _badge
+from .pagehtml import e as _e
+from .pagehtml import needs_html
 from .settings import Settings
-from .tickers import BLOCKED, read_repo, read_state, repo_needs
+from .repodocs import read_repo, read_state
+from .tickers import BLOCKED, repo_needs
 
 #: Tick log lines shown per repo.
 LAST_TICKS = 12
@@ -216,40 +221,7 @@ def collect(hp: HomePaths, settings: Settings, now: Optional[float] = None) -> D
 
 # --------------------------------------------------------------------------- rendering
 
-_CSS = """
-:root{--bg:#f6f7f9;--card:#fff;--ink:#1d2330;--muted:#667085;--line:#e4e7ec;--ok:#12805c;--bad:#c4320a;
---warn:#b54708;--run:#175cd3;--bar:#6172f3}
-@media (prefers-color-scheme:dark){:root{--bg:#101318;--card:#181c24;--ink:#e6e9ef;--muted:#98a2b3;
---line:#2b3140;--bar:#8098f9}}
-*{box-sizing:border-box}body{margin:0;font:14px/1.45 system-ui,-apple-system,Segoe UI,sans-serif;
-background:var(--bg);color:var(--ink)}header{padding:18px 24px;border-bottom:1px solid var(--line)}
-h1{font-size:20px;margin:0 0 4px}h2{font-size:17px;margin:0}h3{font-size:13px;text-transform:uppercase;
-letter-spacing:.04em;color:var(--muted);margin:18px 0 6px}main{padding:16px 24px;display:grid;gap:16px}
-.card{background:var(--card);border:1px solid var(--line);border-radius:10px;padding:16px 18px}
-.muted{color:var(--muted)}.row{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:baseline}
-.kpi b{font-size:16px}table{border-collapse:collapse;width:100%;font-size:13px}
-th,td{text-align:left;padding:4px 8px;border-bottom:1px solid var(--line);vertical-align:top}
-th{color:var(--muted);font-weight:600}td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-td code{white-space:nowrap}code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,monospace}pre{margin:0;white-space:pre-wrap;
-word-break:break-all}.badge{display:inline-block;padding:0 7px;border-radius:9px;font-size:12px;
-border:1px solid currentColor}.s-completed{color:var(--ok)}.s-in_progress{color:var(--run)}
-.s-pending{color:var(--muted)}.s-failed,.s-stalled,.s-verifier_failed,.s-verifier_panel_no_quorum,
-.s-merge_conflict,.s-secret_blocked,.s-halted,.s-stuck,.s-over-budget,.s-unsupervised{color:var(--bad)}
-.s-quiet,.s-stopped{color:var(--warn)}
-.s-running{color:var(--run)}.alerts{border-left:4px solid var(--bad);padding:6px 12px;margin-top:10px}
-.alerts li{color:var(--bad)}svg text{fill:var(--ink);font-size:12px}svg .bar{fill:var(--bar)}
-svg .val{fill:var(--muted)}.stale{color:var(--bad);font-weight:600}.needs{border-left:4px solid var(--bad)}
-.needs li{margin:4px 0}.needs .what{color:var(--bad);font-weight:600}.needs .fix{display:block;margin-top:2px}
-"""
-
 _SCRIPT = fresh.SCRIPT
-
-_CSP = ("default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; "
-        "base-uri 'none'; form-action 'none'")
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value), quote=True)
 
 
 def _num(n: Any) -> str:
@@ -270,11 +242,6 @@ def _usd(n: Any) -> str:
         return f"${float(n or 0):.2f}"
     except (TypeError, ValueError):
         return "-"
-
-
-def _badge(status: Any) -> str:
-    text = str(status or "-")
-    return f'<span class="badge s-{_e(text)}">{_e(text)}</span>'
 
 
 def bar_chart(items: List[Dict[str, Any]], key: str, label: str, fmt: Callable[[Any], str]) -> str:
@@ -306,32 +273,6 @@ def _lane_badge(lane: Dict[str, Any]) -> str:
     where = f"{lane.get('branch')} onto {lane.get('base')} in {lane.get('worktree')}"
     return (f'<span class="badge s-in_progress" title="{_e(where)}">{_e(lane.get("id"))}: '
             f'{_e(lane.get("phase"))}</span>')
-
-
-def needs_html(items: List[Dict[str, Any]], links: Optional[Dict[str, Dict[str, str]]] = None,
-               with_repo: bool = False, prefix: str = "") -> str:
-    """A list of what needs you, each item with its command; '' when nothing does.
-
-    ``links``: repo path -> stage id -> stage page, to link each item's stage;
-    ``prefix``: where the stage pages are, relative to this page.
-    """
-    if not items:
-        return ""
-    out = [f'<div class="alerts needs"><b>Needs you ({len(items)})</b><ul>']
-    for item in items:
-        link = ((links or {}).get(str(item.get("repo"))) or {}).get(str(item.get("stage_id")))
-        stage = (f' <a href="{_e(prefix + link)}">the stage</a>' if link else "")
-        where = f'<b>{_e(item.get("name"))}</b> ' if with_repo else ""
-        since = f' <span class="muted">since {_e(item["since"])}</span>' if item.get("since") else ""
-        fix = ""
-        if item.get("command") or item.get("note"):
-            fix = ('<span class="fix">' + (f'<code>{_e(item["command"])}</code> ' if item.get("command") else "")
-                   + (f'<span class="muted">{_e(item["note"])}</span>' if item.get("note") else "") + "</span>")
-        look = (f'<span class="fix muted">look: <code>{_e(item["look"])}</code></span>' if item.get("look") else "")
-        out.append(f'<li class="need k-{_e(item.get("kind"))}">{where}<span class="what">{_e(item.get("summary"))}</span>'
-                   f"{since}{stage}{fix}{look}</li>")
-    out.append("</ul></div>")
-    return "".join(out)
 
 
 def _repo_html(repo: Dict[str, Any]) -> str:

@@ -306,8 +306,6 @@ def for_repo(paths: RepoPaths, now: float, agents: Optional[Iterable[Mapping[str
     them (None: unreadable or absent), else they are read here; a file that
     exists but cannot be read is an ``unreadable`` item.
     """
-    from .tickers import first_fail
-
     repo = str(paths.root)
     out: List[Need] = []
     if state_doc is False:
@@ -352,5 +350,17 @@ def lines(items: Iterable[Need], name: Optional[str] = None, now: Optional[float
     return out
 
 
+def first_fail(paths: RepoPaths, stage_id: str) -> Optional[str]:
+    """``FAIL 2: name`` from the stage's verdict, or None (none, or not a valid verdict)."""
+    from ..envelope import load_verdict
+
+    doc = load_verdict(paths.verifier_artefact(stage_id))
+    for crit in (doc or {}).get("criteria") or []:
+        if crit.get("verdict") == "FAIL":
+            return f"FAIL {crit.get('id')}: {crit.get('name') or ''}".strip()
+    return None
+
+
 __all__ = ["Need", "needs_you", "for_repo", "elsewhere", "findings", "lines", "HOST", "STOPPED", "AGENT_STATES",
-           "KINDS"]
+           "KINDS", "first_fail"]
+

@@ -25,9 +25,11 @@ from ..paths import HomePaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso, parse_iso
 from . import events, heartbeat, lanes, needs
+from .needs import first_fail
+from .repodocs import read_repo
 from .screen import age, compact
 from .settings import Settings
-from .tickers import BLOCKED, first_fail, read_repo, repo_needs
+from .tickers import BLOCKED, repo_needs
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _SPAN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)

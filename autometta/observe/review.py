@@ -62,7 +62,7 @@ _COMMAND_ROLES = ("setup", "acceptance", "postmerge")
 
 def read_stage(paths: RepoPaths, stage_id: str) -> Tuple[Optional[Dict[str, Any]], Optional[str]]:
     """The stage's state.yaml record, or None and why."""
-    from .tickers import read_state
+    from .repodocs import read_state
 
     if not paths.state_yaml.exists():
         return None, f"{paths.state_yaml}: missing; is this a subscribed repo ('autometta subscribe')?"
@@ -518,7 +518,7 @@ def _work(paths: RepoPaths, stage: Dict[str, Any], manifest: Dict[str, Any]) -> 
 
 def _latest_claim(paths: RepoPaths, stage_id: str) -> bool:
     """Whether ``stage_id`` is the stage claimed last (so the repo's tree holds what it left)."""
-    from .tickers import read_state
+    from .repodocs import read_state
 
     doc = read_state(paths) or {}
     claims = [(str(s.get("started_at")), s.get("id")) for s in doc.get("stages") or []

@@ -173,7 +173,7 @@ ol.steps{margin:4px 0;padding-left:28px}ol.steps li{margin:2px 0}.fail{color:var
 
 
 def _diff_html(diff: str) -> str:
-    from .dashboard import _e
+    from .pagehtml import e as _e
 
     out = []
     for line in diff.splitlines():
@@ -184,7 +184,7 @@ def _diff_html(diff: str) -> str:
 
 
 def _step_html(step: Dict[str, Any]) -> str:
-    from .dashboard import _e
+    from .pagehtml import e as _e
 
     text = review._step_line(step)
     cls = "fail" if step.get("ok") is False or step.get("kind") == "error" else (
@@ -193,7 +193,7 @@ def _step_html(step: Dict[str, Any]) -> str:
 
 
 def _agent_html(agent: Dict[str, Any], envelope: Dict[str, Any]) -> str:
-    from .dashboard import _e
+    from .pagehtml import e as _e
 
     out = [f'<section class="card" id="{_e(agent.get("role"))}"><div class="row"><h2>{_e(agent.get("role"))}</h2>'
            f'<span>{_e(agent.get("family") or "?")}, {_e(agent.get("identity") or "?")}</span>'
@@ -222,7 +222,11 @@ def _agent_html(agent: Dict[str, Any], envelope: Dict[str, Any]) -> str:
 
 def render_html(doc: Dict[str, Any]) -> str:
     """The review as one self-contained page (same CSS and Content-Security-Policy as the dashboard)."""
-    from .dashboard import _CSP, _CSS, _badge, _e, needs_html
+    from .pagehtml import CSP as _CSP
+    from .pagehtml import CSS as _CSS
+    from .pagehtml import badge as _badge
+    from .pagehtml import e as _e
+    from .pagehtml import needs_html
 
     card, verdict, change = doc.get("card") or {}, doc.get("verdict") or {}, doc.get("change") or {}
     embedded = json.dumps(doc, ensure_ascii=True, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")

@@ -28,6 +28,7 @@ from ..secrets import redact_doc
 from ..timeutil import now_iso, parse_iso
 from . import lanes, needs, registry  # activity and heartbeat where an agent is shown: status imports neither
 from .screen import age, clean, compact
+from .repodocs import read_repo, read_state
 from .settings import Settings
 
 TYPE_CHECKING = False  # not typing's: status imports no typing (tests/test_startup.py)
@@ -52,44 +53,6 @@ def target_repos(hp: HomePaths, repo: Optional[str]) -> List[RepoPaths]:
         return [RepoPaths(path)]
     homes.require_home(hp)
     return [sub.paths for sub in homes.load_subscribers(hp) if sub.enabled and not sub.error]
-
-
-def read_repo(paths: RepoPaths) -> Tuple[Optional[Dict[str, Any]], Optional[Dict[str, Any]], Dict[str, str]]:
-    """``(state, budget, problems)``: state.yaml and budget.json as their schemas allow them.
-
-    A file that is missing is None; one that cannot be read is None too, and
-    ``problems`` (``"state"``/``"budget"`` -> one line naming the file) says
-    why, for the view to show the repo as unreadable (its other repos still
-    display): :func:`repo_needs`.
-    """
-    problems: Dict[str, str] = {}
-    return read_state(paths, problems), read_budget(paths, problems), problems
-
-
-def _read(which: str, path: Path, load: Any, paths: RepoPaths,
-          problems: Optional[Dict[str, str]]) -> Optional[Dict[str, Any]]:
-    if not (path.exists() or path.is_symlink()):
-        return None
-    try:
-        return load(paths)
-    except UserError as exc:
-        if problems is not None:
-            problems[which] = exc.message
-        return None
-
-
-def read_state(paths: RepoPaths, problems: Optional[Dict[str, str]] = None) -> Optional[Dict[str, Any]]:
-    """state.yaml as its schema allows it, or None (why, as ``problems["state"]``)."""
-    from .. import state
-
-    return _read("state", paths.state_yaml, state.load_state, paths, problems)
-
-
-def read_budget(paths: RepoPaths, problems: Optional[Dict[str, str]] = None) -> Optional[Dict[str, Any]]:
-    """budget.json as its schema allows it, or None (why, as ``problems["budget"]``)."""
-    from .. import budget
-
-    return _read("budget", paths.budget, budget.load_budget, paths, problems)
 
 
 def repo_needs(paths: RepoPaths, now: float, agents: Any, state_doc: Optional[Dict[str, Any]],
@@ -127,17 +90,6 @@ def controller_line(hp: HomePaths, settings: Settings, now: float) -> Line:
     if seconds > settings.tick_warn_seconds:
         return (f"controller: last tick {age(seconds)} ago (WARN)", "yellow")
     return (f"controller: last tick {age(seconds)} ago (ok)", "")
-
-
-def first_fail(paths: RepoPaths, stage_id: str) -> Optional[str]:
-    """``FAIL 2: name`` from the stage's verdict, or None (none, or not a valid verdict)."""
-    from ..envelope import load_verdict
-
-    doc = load_verdict(paths.verifier_artefact(stage_id))
-    for crit in (doc or {}).get("criteria") or []:
-        if crit.get("verdict") == "FAIL":
-            return f"FAIL {crit.get('id')}: {crit.get('name') or ''}".strip()
-    return None
 
 
 # --------------------------------------------------------------------------- the agent view
