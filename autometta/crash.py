@@ -37,9 +37,15 @@ if TYPE_CHECKING:
     from .paths import HomePaths
 
 
+#: The most of an exception's text its one line shows (the crash log has all of it).
+SHOWN = 300
+
+
 def summary(exc: BaseException) -> str:
-    """``KeyError: 'x'``: the exception's type and its text, on one line."""
-    text = str(exc).replace("\r", " ").replace("\n", " ").strip()
+    """``KeyError: 'x'``: the exception's type and its text, on one short line."""
+    text = " ".join(str(exc).split())
+    if len(text) > SHOWN:
+        text = text[:SHOWN - 3] + "..."
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

@@ -94,6 +94,15 @@ def test_a_home_that_cannot_take_the_log_sends_it_to_the_temporary_folder(tmp_pa
     assert "KeyError: 'x'" in Path(said.group(3)).read_text()
 
 
+def test_a_long_or_many_line_message_stays_one_short_line(home_dir):
+    res = _buggy("status", "RuntimeError('first\\nsecond ' + 'x' * 1000)")
+    assert res.returncode == 3 and len(res.stderr.splitlines()) == 1
+    said = LINE.match(res.stderr.strip())
+    assert said and said.group(2).startswith("RuntimeError: first second xxx") and said.group(2).endswith("...")
+    assert len(said.group(2)) == len("RuntimeError: ") + crash.SHOWN
+    assert "x" * 1000 in Path(said.group(3)).read_text()
+
+
 def test_two_crashes_in_one_second_keep_both_logs(home_dir):
     from autometta.paths import HomePaths
 
