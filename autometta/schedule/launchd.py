@@ -27,7 +27,6 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 from .. import files, home
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
-from . import cron
 from . import invocation as base
 from .invocation import TICK_ARGS, Invocation, carried_env, first_line, run_tool, schedule_path, user_home
 from .scheduled import Scheduled, refuse_if_scheduled
@@ -185,6 +184,8 @@ def install(inv: Invocation, repo: Path, interval: int = DEFAULT_INTERVAL, *, ot
     ``others``: what cron and systemd schedule now (:func:`autometta.schedule.lookup.others_than`): a
     systemd timer or a crontab line not autometta's refuses the install.
     """
+    from . import cron
+
     require_macos("install-launchagent")
     if interval < 1:
         raise UserError(f"--interval {interval}: give a whole number of seconds, 1 or more")
@@ -261,7 +262,7 @@ def install_after_subscribe(repo: Path, say: Callable[[str], None] = print) -> N
     A failure here is a WARN line, not a failed subscription: the repo is
     subscribed either way and ``install-launchagent`` can be run again.
     """
-    from . import systemd
+    from . import cron, systemd
 
     if base.platform_name() != "darwin":
         return

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
-from . import cron, launchd, systemd
 from .scheduled import Scheduled
 
 
 def find_scheduled(kinds: Sequence[str] = ("cron", "systemd", "launchd")) -> List[Scheduled]:
     """Everything that already runs the tick, read from the crontab and the unit/plist files."""
+    from . import cron, launchd, systemd  # when asked: importing lookup (health does) loads none
+
     found: List[Scheduled] = []
     if "cron" in kinds:
         found += cron.scheduled()
