@@ -509,7 +509,7 @@ def settle_open(hp: HomePaths, *, keys: Optional[Iterable[str]] = None, stage: O
         except UserError:
             _forget(path)
             continue
-        if not isinstance(doc, dict) or not isinstance(doc.get("key"), str) or not isinstance(doc.get("info"), dict):
+        if not _open_note_ok(doc):
             _forget(path)
             continue
         if (wanted is not None and doc["key"] not in wanted) or (stage is not None and doc.get("stage") != stage):
@@ -551,6 +551,31 @@ def settle_open(hp: HomePaths, *, keys: Optional[Iterable[str]] = None, stage: O
             continue  # the ledger cannot be written now: the note stays for the next try
         _forget(path)
     return out
+
+
+#: What a note of a run started by hand holds, as ``note_open`` writes it: (field, types, required).
+_OPEN_FIELDS = (("key", (str,), True), ("repo", (str,), True), ("info", (dict,), True),
+                ("stage", (str,), False), ("role", (str,), False), ("exit", (str,), False), ("log", (str,), False),
+                ("plan", (str,), False), ("started_at", (str,), False), ("environ", (dict,), False),
+                ("manifest_auth", (dict,), False))
+_OPEN_INFO = ("family", "identity", "model", "route", "seat")
+
+
+def _open_note_ok(doc: Any) -> bool:
+    """Is ``doc`` a note autometta wrote? One it did not (a wrong type, a field gone) is dropped, not booked."""
+    if not isinstance(doc, dict):
+        return False
+    for name, types, required in _OPEN_FIELDS:
+        if name not in doc or (doc[name] is None and not required):
+            if required:
+                return False
+            continue
+        if not isinstance(doc[name], types):
+            return False
+    environ = doc.get("environ") or {}
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in environ.items()):
+        return False
+    return all(doc["info"].get(name) is None or isinstance(doc["info"][name], str) for name in _OPEN_INFO)
 
 
 def _forget(path: Path) -> None:

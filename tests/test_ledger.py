@@ -99,6 +99,25 @@ def test_a_run_by_hand_nobody_waited_for_is_booked_by_the_next_tick(setup, run):
     assert read_budget(repo)["tokens_spent"] == 110
 
 
+@pytest.mark.parametrize("damage", [("drop", "repo"), ("set", "repo", 7), ("set", "environ", "x"),
+                                    ("set", "info", {"family": "script", "model": [1]}), ("set", "stage", {})])
+def test_a_note_of_a_run_by_hand_not_as_autometta_wrote_it_is_dropped_not_booked(setup, run, damage):
+    """A note in <home>/ledger/open/ with a field gone or of the wrong type: the tick goes on, the note goes."""
+    repo, home, _ = setup
+    card = by_hand_card(repo)
+    os.waitpid(json.loads(run("dispatch", str(card), "--json").out)["pid"], 0)
+    [note] = (home / "ledger" / "open").iterdir()
+    doc = json.loads(note.read_text())
+    if damage[0] == "drop":
+        del doc[damage[1]]
+    else:
+        doc[damage[1]] = damage[2]
+    note.write_text(json.dumps(doc))
+    outcomes = tick_once(home)
+    assert [o.kind for o in outcomes if o.kind == "error"] == []
+    assert booked(home) == [] and list((home / "ledger" / "open").iterdir()) == []
+
+
 def test_a_panel_is_booked_per_panellist_with_its_own_model(setup, run):
     repo, home, add = setup
     seat = lambda n, inp, cost: script_verdict_command(SID, "PASS", {"input_tokens": inp, "output_tokens": 10,
