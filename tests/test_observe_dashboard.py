@@ -115,6 +115,21 @@ def test_dashboard_command_prints_the_page_path(fleet, run):
     assert [r["name"] for r in json.loads(res.out)["repos"]] == ["alpha", "beta"]
 
 
+@pytest.mark.parametrize("blocked", ["data.json", ".fresh.json", "index.html"])
+def test_a_dashboard_that_cannot_be_written_still_prints_its_json(fleet, run, blocked):
+    """A folder where a file of the page goes: the one-line error names it, and --json still prints the data."""
+    repos, home = fleet
+    target = home / "dashboard" / blocked
+    if target.exists():
+        target.unlink()
+    target.mkdir()
+    res = run("dashboard", "--json")
+    assert res.code == 1 and f"{target}: cannot write" in res.err and "Traceback" not in res.err
+    assert [r["name"] for r in json.loads(res.out)["repos"]] == ["alpha", "beta"]
+    res = run("dashboard")
+    assert res.code == 1 and res.out == "" and f"{target}: cannot write" in res.err
+
+
 @pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (tests/run.sh installs Debian's chromium)")
 def test_the_page_renders_in_headless_chromium_from_file_url(fleet, run, tmp_path):
     repos, home = fleet

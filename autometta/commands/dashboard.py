@@ -40,7 +40,12 @@ def run(args: argparse.Namespace) -> int:
     hp = HomePaths.from_env()
     homes.require_home(hp)
     conf = settings.from_home(hp)
-    page, data = dashboard.generate_data(hp, conf)
+    try:
+        page, data = dashboard.generate_data(hp, conf)
+    except dashboard.NotWritten as exc:
+        if args.json:  # what the repos hold is known; only the files could not be written
+            print(json.dumps(exc.data, indent=2))
+        raise
     if args.json:  # what data.json now holds
         print(json.dumps(data, indent=2))
     else:

@@ -416,20 +416,31 @@ def generate_data(hp: HomePaths, settings: Settings, now: Optional[float] = None
     every = fresh.interval(settings)
     data.update(tick_interval_seconds=every[0], tick_interval_source=every[1],
                 stale_after_seconds=fresh.stale_after(every[0]))
-    files.ensure_dir(hp.dashboard, mode=0o700)
     stage_needs: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
     for repo in data["repos"]:
         for item in repo.get("needs_you") or []:
             if item.get("stage_id"):
                 stage_needs.setdefault(str(repo.get("repo_path")), {}).setdefault(item["stage_id"], []).append(item)
-    pages = _stage_pages(hp, page_seconds, stage_needs)
-    for repo in data["repos"]:
-        repo["stage_pages"] = pages.get(str(repo.get("repo_path")), {})
-    written = {k: v for k, v in data.items() if k != "data_as_of"}  # the page alone is restamped by each tick
-    files.atomic_write(hp.dashboard_data, files.dump_json(written), mode=0o600)
-    files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)  # its age judged by the clock
-    fresh.record(hp, subs, as_of, every, _expires(data, now))
+    try:
+        files.ensure_dir(hp.dashboard, mode=0o700)
+        pages = _stage_pages(hp, page_seconds, stage_needs)
+        for repo in data["repos"]:
+            repo["stage_pages"] = pages.get(str(repo.get("repo_path")), {})
+        written = {k: v for k, v in data.items() if k != "data_as_of"}  # the page alone is restamped by each tick
+        files.atomic_write(hp.dashboard_data, files.dump_json(written), mode=0o600)
+        files.atomic_write(hp.dashboard_page, render_html(data), mode=0o600)  # its age judged by the clock
+        fresh.record(hp, subs, as_of, every, _expires(data, now))
+    except UserError as exc:
+        raise NotWritten(str(exc), {k: v for k, v in data.items() if k != "data_as_of"}) from None
     return hp.dashboard_page, written
+
+
+class NotWritten(UserError):
+    """A file of the dashboard could not be written; ``data`` is what was collected (``--json`` still prints it)."""
+
+    def __init__(self, message: str, data: Dict[str, Any]) -> None:
+        super().__init__(message)
+        self.data = data
 
 
 def _expires(data: Dict[str, Any], now: float) -> Optional[float]:
