@@ -25,7 +25,7 @@ from .roles import ROLES
 from .errors import UserError
 from .paths import HomePaths, RepoPaths
 from .procs import is_alive
-from .tick import run_tick
+from .tick.loop import run_tick
 
 #: Enough for three stages of three transitions each, with room to spare.
 MAX_TICKS = 30

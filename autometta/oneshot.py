@@ -51,7 +51,7 @@ from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
 from .errors import UserError
-from .facts import read_log
+from .tick.facts import read_log
 from .launch import Launched, read_exit
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso

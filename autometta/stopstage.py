@@ -20,10 +20,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from . import decide as d
-from . import effects, files, runs, state, supervise
 from . import budget as budgets
-from . import facts as observe
+from . import files, runs, state, supervise
+from .tick import decide as d
+from .tick import effects
+from .tick import facts as observe
 from .dispatch import RepoContext
 from .errors import UserError
 from .roles import ROLES

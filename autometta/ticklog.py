@@ -37,7 +37,7 @@ TYPE_CHECKING = False  # not typing's: an idle tick imports no typing (tests/tes
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Optional
 
-    #: ``write(message, repo, file)``: the tick log's writer (:class:`autometta.tick.TickLog`).
+    #: ``write(message, repo, file)``: the tick log's writer (:class:`autometta.tick.loop.TickLog`).
     Writer = Callable[..., None]
 
 

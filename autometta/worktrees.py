@@ -10,7 +10,7 @@ and the base branch is fast-forwarded to it, so base history stays linear
 with one commit per stage. A conflict or a base that moved leaves the base
 branch as it was; so does a file the stage changes that is also changed in
 the user's checkout (:func:`collisions`). Everything here is an effect;
-when to do it is :mod:`autometta.decide`'s.
+when to do it is :mod:`autometta.tick.decide`'s.
 """
 
 from __future__ import annotations

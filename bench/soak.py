@@ -30,7 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from autometta import files, state, tick, yamlsub  # noqa: E402
+from autometta import files, state, yamlsub  # noqa: E402
+from autometta.tick import loop as tick  # noqa: E402
 from autometta.commands.add_stage import add_stage  # noqa: E402
 from autometta.commands.init_host import init_host  # noqa: E402
 from autometta.commands.subscribe import subscribe  # noqa: E402

@@ -32,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autometta import tick  # noqa: E402
+from autometta.tick import loop as tick  # noqa: E402
 from autometta.commands.add_stage import add_stage  # noqa: E402
 from autometta.commands.init_host import init_host  # noqa: E402
 from autometta.commands.subscribe import subscribe  # noqa: E402

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from autometta import secrets, tick
+from autometta import secrets
+from autometta.tick import loop as tick
 from autometta.paths import HomePaths
 from tests.authkit import (
     ANTHROPIC_KEY,

@@ -6,7 +6,7 @@ from typing import Any, Dict, List, Optional
 
 import pytest
 
-from autometta import decide as d
+from autometta.tick import decide as d
 from autometta.budget import initial_budget
 from autometta.envelope import Artefact, Envelope
 from autometta.families.usage import Usage

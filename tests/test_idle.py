@@ -1,4 +1,4 @@
-"""An idle repo, told from its files alone (autometta/idle.py), is told as the full tick tells it.
+"""An idle repo, told from its files alone (autometta/tick/idle.py), is told as the full tick tells it.
 
 The full tick is one loop (``tick._process``): a stage in the repo's own tree
 (``current_stage``, ``isolation: tree``) first, then every lane in flight (each
@@ -16,7 +16,8 @@ from typing import List, Optional, Tuple
 import pytest
 
 from autometta import budget as budgets
-from autometta import idle, state, ticklog
+from autometta import state, ticklog
+from autometta.tick import idle
 from tests.tickkit import await_agents, read_budget, read_state, tick_once
 
 REPO = "/r"
@@ -40,7 +41,7 @@ LANE = {"worktree": "/r/.autometta/worktrees/01-a", "branch": "autometta/01-a", 
     ({"stages": [done("01-a", "in_progress")]}, {}, None),  # in the tree without current_stage: the bash version's
     ({"stages": ["not a stage"]}, {}, None),
     ({"stages": [done("01-a", tick_error={"error": "x", "count": 1, "since": "2026-01-01T00:00:00Z"})]}, {},
-     None),  # the full path clears a noted tick error (autometta.failures)
+     None),  # the full path clears a noted tick error (autometta.tick.failures)
     ({"current_stage": "01-a", "stages": [done("01-a", "in_progress")]}, {}, None),  # isolation: tree
     ({"current_stage": "01-a", "stages": []}, {}, None),  # no record: the full path clears it
     ({"parked_until": "2999-01-01T00:00:00Z", "park_reason": "limit"}, {}, None),

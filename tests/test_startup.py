@@ -26,9 +26,10 @@ from tests.pyzkit import pyz  # noqa: F401 - the fixture
 IDLE_TICK = {
     "autometta", "autometta.budget", "autometta.bytecache", "autometta.cli", "autometta.commands",
     "autometta.commands.tick", "autometta.context", "autometta.errors", "autometta.faults", "autometta.files",
-    "autometta.home", "autometta.idle", "autometta.logretention", "autometta.manifest", "autometta.observe",
+    "autometta.home", "autometta.logretention", "autometta.manifest", "autometta.observe",
     "autometta.observe.registry", "autometta.paths", "autometta.resources",
-    "autometta.schema", "autometta.state", "autometta.tick", "autometta.timeutil", "autometta.yamlsub",
+    "autometta.schema", "autometta.state", "autometta.timeutil", "autometta.yamlsub",
+    "autometta.tick", "autometta.tick.loop", "autometta.tick.idle",  # the loop, and an idle repo told without deciding
     "autometta.secrets", "autometta.redact",  # every line of the tick log is masked
     "autometta.isolation",  # the repo's isolation mode is checked (tree with max_parallel > 1 is an error)
     "autometta.ticklog",  # a repeated decision is written once; every tick stamps log/.last-tick
@@ -124,10 +125,10 @@ def test_a_second_status_starts_no_process_and_opens_no_pyz(pyz, setup, tmp_path
 
 
 def test_the_tick_without_git_on_path_still_refuses(setup, tmp_path, monkeypatch):
-    """tick looks for git without shutil (autometta.tick._on_path): the same answer as shutil.which."""
+    """tick looks for git without shutil (autometta.tick.loop._on_path): the same answer as shutil.which."""
     import shutil
 
-    from autometta import tick
+    from autometta.tick import loop as tick
     from autometta.errors import UserError
     from autometta.paths import HomePaths
 

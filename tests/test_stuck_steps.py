@@ -8,7 +8,8 @@ from typing import List
 
 import pytest
 
-from autometta import failures, gitops
+from autometta import gitops
+from autometta.tick import failures
 from tests.tickkit import (await_agents, commit_all, git, read_budget, read_state, run_until_quiet, stage,
                            tick_once)
 

@@ -16,7 +16,7 @@ from typing import Optional
 
 import pytest
 
-from autometta import decide as d
+from autometta.tick import decide as d
 from autometta import supervise, verdicts
 from autometta.budget import initial_budget
 from autometta.launch import LaunchSpec, launch

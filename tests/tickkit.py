@@ -8,7 +8,8 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from autometta import tick, yamlsub
+from autometta import yamlsub
+from autometta.tick import loop as tick
 from autometta.paths import HomePaths
 from autometta.roles import ROLES
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from .. import card as cards
 from .. import ledger, state
 from ..errors import UserError
-from ..facts import load_card
+from ..tick.facts import load_card
 from ..verify import panel, repo_context
 from .common import resolve_repo
 

@@ -19,7 +19,7 @@ from .. import files, home
 from ..errors import UsageError, UserError
 from ..paths import HomePaths
 from ..secrets import redact, redact_doc
-from ..tick import TickLog, context_for, run_tick
+from ..tick.loop import TickLog, context_for, run_tick
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run and args.reset_halt:
         raise UsageError("--dry-run goes alone (the plan) or with --repair, not with --reset-halt")
     if args.dry_run and not args.repair:
-        from .. import dryrun
-        from ..tick import plan_tick
+        from ..tick import dryrun
+        from ..tick.loop import plan_tick
 
         plans, limit = plan_tick(hp, repo=args.repo)
         print(json.dumps({"max_per_fire": limit, "repos": redact_doc(plans)}, indent=2) if args.json

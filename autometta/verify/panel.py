@@ -413,7 +413,7 @@ def judge(entry: Mapping[str, Any], stage_id: str, stopped: bool, started: bool,
     ``since``: when the panellist was started; a verdict file last written
     before it, or one it cannot have written (a symlink, a hard link), is no vote.
     """
-    from ..facts import read_log
+    from ..tick.facts import read_log
 
     artefact = Path(entry["artefact"])
     log_text = read_log(Path(entry["log"]))

@@ -106,7 +106,7 @@ def timeout_seconds(environ: Mapping[str, str]) -> int:
 
 def select_targets(ctx: Any, doc: Mapping[str, Any], last: int) -> List[Target]:
     """The last ``last`` completed stages (by ``completed_at``, then queue order), oldest first."""
-    from ..facts import load_card
+    from ..tick.facts import load_card
 
     if last <= 0:
         raise UserError("--last must be a positive number of stages")

@@ -43,8 +43,9 @@ from typing import Dict, List, Set
 
 import pytest
 
-from autometta import tick, yamlsub
-from autometta.facts import read_log
+from autometta import yamlsub
+from autometta.tick import loop as tick
+from autometta.tick.facts import read_log
 from autometta.paths import HomePaths, RepoPaths
 from tests.conftest import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 
-from autometta import tick
+from autometta.tick import loop as tick
 from autometta.paths import HomePaths
 from tests.conftest import make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, _stop_group, agent_environment, agent_key,

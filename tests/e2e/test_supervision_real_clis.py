@@ -30,7 +30,8 @@ from typing import Dict, List
 
 import pytest
 
-from autometta import supervise, tick
+from autometta import supervise
+from autometta.tick import loop as tick
 from autometta.paths import HomePaths, RepoPaths
 from tests.conftest import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, _stop_group, agent_environment,

@@ -33,8 +33,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from autometta import families, tick, yamlsub
-from autometta.facts import read_log
+from autometta import families, yamlsub
+from autometta.tick import loop as tick
+from autometta.tick.facts import read_log
 from autometta.paths import HomePaths, RepoPaths
 from autometta.roles import ROLES
 from tests.conftest import CARD, make_repo

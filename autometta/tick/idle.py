@@ -12,7 +12,7 @@ holds the two to it).
 
 from __future__ import annotations
 
-from . import budget as budgets
+from .. import budget as budgets
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:
@@ -36,5 +36,5 @@ def message(repo: str, state: Dict[str, Any], budget: Dict[str, Any]) -> Optiona
         return None
     for stage in state.get("stages") or []:
         if not isinstance(stage, dict) or stage.get("status") in _BUSY or stage.get("tick_error"):
-            return None  # (a noted tick error is cleared by the full path: autometta.failures)
+            return None  # (a noted tick error is cleared by the full path: autometta.tick.failures)
     return f"idle {repo}: no pending stage"

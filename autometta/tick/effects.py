@@ -1,6 +1,6 @@
 """Apply a decision's effects to one repo: claim, launch, account, commit, merge, land, park.
 
-:func:`autometta.decide.decide` says what to do; :func:`apply` does it to
+:func:`autometta.tick.decide.decide` says what to do; :func:`apply` does it to
 the in-memory state and budget of one transaction (:class:`Txn`), starting
 processes and calling git as the effects require. The tick writes the
 documents once afterwards, except where an effect must be on disk before
@@ -15,17 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, scope,
+from .. import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, scope,
                secrets, stagecommit, state, verdicts, worktrees)
+from ..dispatch import RepoContext, identity_for, privilege_summary, start
+from ..errors import UserError
+from ..identity import git_author
+from ..launch import read_exit, runner_record
+from ..paths import RepoPaths
+from ..roles import ROLES
+from ..timeutil import now_iso
 from . import decide as d
 from . import facts as observe
-from .dispatch import RepoContext, identity_for, privilege_summary, start
-from .errors import UserError
-from .identity import git_author
-from .launch import read_exit, runner_record
-from .paths import RepoPaths
-from .roles import ROLES
-from .timeutil import now_iso
 
 
 #: The status of a stage whose PASS commit the secret scan refused (marker ``secret_in_diff``).
@@ -48,7 +48,7 @@ class Txn:
     focus: Optional[str] = None
     #: ``isolation: tree``: a claim runs the stage in the repo's own tree, as ``current_stage``.
     tree: bool = False
-    #: Plan mode (``tick --dry-run``): decisions are described, and applied to the copies only (autometta.dryrun).
+    #: Plan mode (``tick --dry-run``): decisions are described, and applied to the copies only (autometta.tick.dryrun).
     dry: bool = False
 
     @property

@@ -20,12 +20,13 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Optional
 
-from . import budget as budgets
-from . import effects, procs, secrets, state
-from .errors import UserError
-from .observe import events
-from .roles import ROLES
-from .timeutil import now_iso
+from .. import budget as budgets
+from .. import procs, secrets, state
+from ..errors import UserError
+from ..observe import events
+from ..roles import ROLES
+from ..timeutil import now_iso
+from . import effects
 
 #: Identical failures in a row that stop the stage.
 THRESHOLD = 3

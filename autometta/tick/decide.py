@@ -13,14 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from . import budget as budgets
-from . import hints, parking
-from .card import STAGE_ID_RE
-from .envelope import Artefact, Envelope
-from .families.usage import Usage, UsageLimit
-from .roles import ROLES
-from .timeutil import now_iso, parse_iso
-from .verify import verdict_problem
+from .. import budget as budgets
+from .. import hints, parking
+from ..card import STAGE_ID_RE
+from ..envelope import Artefact, Envelope
+from ..families.usage import Usage, UsageLimit
+from ..roles import ROLES
+from ..timeutil import now_iso, parse_iso
+from ..verify import verdict_problem
 
 #: The bash version's verifier attempt cap (§6.5h).
 VERIFIER_ATTEMPT_CAP = 3

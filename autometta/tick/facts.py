@@ -1,4 +1,4 @@
-"""Observe one repo for the tick: the facts :func:`autometta.decide.decide` needs.
+"""Observe one repo for the tick: the facts :func:`autometta.tick.decide.decide` needs.
 
 Only cheap observations happen here (file reads, stats, signal-0 checks);
 anything that costs a git call is handed to decide() as a callable, so an
@@ -11,17 +11,17 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import card as cards
-from . import (families, files, gitops, ledger, parking, procs, runs, scopegate, stagecommit, verdicts,
+from .. import card as cards
+from .. import (families, files, gitops, ledger, parking, procs, runs, scopegate, stagecommit, verdicts,
                worktrees)
+from ..dispatch import RepoContext, identity_for, preflight
+from ..envelope import artefact_from_message, judge_artefact_doc, read_envelope
+from ..errors import UserError
+from ..launch import read_exit
+from ..roles import ROLES
+from ..state import find_stage, unmet_dependencies
+from ..timeutil import parse_iso
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
-from .dispatch import RepoContext, identity_for, preflight
-from .envelope import artefact_from_message, judge_artefact_doc, read_envelope
-from .errors import UserError
-from .launch import read_exit
-from .roles import ROLES
-from .state import find_stage, unmet_dependencies
-from .timeutil import parse_iso
 
 #: Logs larger than this are read from their tail only (usage events are at the end).
 LOG_READ_LIMIT = 64 * 1024 * 1024

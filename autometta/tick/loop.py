@@ -1,8 +1,8 @@
 """``autometta tick``: visit each subscribed repo and move its stages one step.
 
-The thin shell around :mod:`autometta.decide`: take the repo's lock, load
+The thin shell around :mod:`autometta.tick.decide`: take the repo's lock, load
 and check its files, observe, decide, apply the decision's effects
-(:mod:`autometta.effects`), write state and budget once, log a line per
+(:mod:`autometta.tick.effects`), write state and budget once, log a line per
 decision, snapshot the state to the ``phat-controller/state`` ref. Each
 stage in flight makes one transition a tick (a stage accepted just now also
 merges in the same tick when no other did), then free slots claim the next
@@ -18,16 +18,17 @@ import sys
 import time
 from collections import namedtuple
 
-from . import budget as budgets
-from . import books, files, home, idle, isolation, ledger, logretention, manifest, secrets, state, ticklog, turns
-from .context import RepoContext
-from .errors import UserError
-from .observe import registry
-from .paths import HomePaths, RepoPaths
-from .timeutil import now_iso
+from .. import budget as budgets
+from .. import books, files, home, isolation, ledger, logretention, manifest, secrets, state, ticklog, turns
+from ..context import RepoContext
+from ..errors import UserError
+from ..observe import registry
+from ..paths import HomePaths, RepoPaths
+from ..timeutil import now_iso
+from . import idle
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
-if TYPE_CHECKING:  # imported where a repo has work: an idle one needs none of them (autometta/idle.py)
+if TYPE_CHECKING:  # imported where a repo has work: an idle one needs none of them (autometta/tick/idle.py)
     from typing import Any, Callable, Dict, List, Optional, Tuple
 
     from . import decide as d
@@ -114,7 +115,7 @@ def _bash_lock_held(paths: RepoPaths) -> bool:
     pid_file = paths.bash_lock_dir / "pid"
     if not os.path.lexists(pid_file):
         return False  # no bash tick: procs is not imported for none (every tick asks)
-    from . import procs
+    from .. import procs
 
     pid = procs.pid_in(pid_file)
     return pid is not None and procs.is_alive(pid)
@@ -139,7 +140,7 @@ def _say(log: Callable[[str], None], key: str, message: str, transition: bool) -
 
 def _events_for(txn: effects.Txn, decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
     """The human-facing events one applied decision raises."""
-    from .observe import events
+    from ..observe import events
 
     out = []
     if kind in state.TERMINAL and stage_id:
@@ -159,7 +160,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     now = time.time() if now is None else now
     audited = books.audit(paths, log, now=now)  # the books first: a file changed behind our back halts the repo
     if audited.tampered:
-        from .observe import events
+        from ..observe import events
 
         events.emit(ctx.home, paths, "repo_halted", {"reason": audited.halt_reason, "repo": repo,
                                                       "message": f"halted {repo} due to {audited.halt_reason}"})
@@ -200,7 +201,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
 def _heartbeat(ctx: RepoContext, now: float, log: Callable[[str], None]) -> None:
     """Classify agents, retire exited ones, raise agent_stuck (where an agent was ever registered)."""
     if registry.in_use(ctx.paths):
-        from .observe import heartbeat
+        from ..observe import heartbeat
 
         heartbeat.for_tick(ctx.home, ctx.paths, now, log)
 
@@ -218,7 +219,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     from . import decide as d
     from . import effects
     from . import facts as observe
-    from .observe import events
+    from ..observe import events
 
     ctx, paths = txn.ctx, txn.ctx.paths
     repo = str(paths.root)
@@ -317,7 +318,7 @@ def _seen(txn: effects.Txn, facts: "observe.Facts") -> "observe.Facts":
 
 
 def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
-    from . import scan
+    from .. import scan
 
     try:
         scan.snapshot_state(ctx, SNAPSHOT_FILES, log)  # a file holding a secret stays out
@@ -335,7 +336,7 @@ def context_for(sub: home.Subscriber, config: Dict[str, Any], hp: Optional[HomeP
 
 def plan_tick(hp: HomePaths, *, repo: Optional[str] = None,
               now: Optional[float] = None) -> Tuple[List[Dict[str, Any]], Optional[int]]:
-    """Plan mode (``tick --dry-run``): per repo, in turn order, what the next tick would do (autometta.dryrun).
+    """Plan mode (``tick --dry-run``): per repo, in turn order, what the next tick would do (autometta.tick.dryrun).
 
     Writes nothing, starts no process, runs no git. Returns the plans
     (``repo``, ``lines``, ``worked``) and ``max_per_fire``.
@@ -445,7 +446,7 @@ def visiting_order(subs: List[home.Subscriber], turns_now: Dict[str, Any]) -> Li
 
 def _new_tick() -> None:
     """Forget which webhooks failed in an earlier tick of this process (none when events was never imported)."""
-    events = sys.modules.get(f"{__package__}.observe.events")
+    events = sys.modules.get(f"{__package__.rpartition('.')[0]}.observe.events")
     if events is not None:
         events.new_tick()
 
@@ -454,14 +455,14 @@ def _dashboard(hp: HomePaths, subs: List[home.Subscriber], log: Callable[[str], 
     """The dashboard's refresh (:func:`.dashboard.refresh`), where an idle tick's restamp needs only
     :mod:`.observe.fresh`, not the module that renders the page."""
     try:
-        from .observe import fresh
+        from ..observe import fresh
 
         now = time.time()
         if hp.root.is_dir() and fresh.why_stale(hp, subs, now) is None and fresh.restamp(hp, now):
             return
     except Exception:  # noqa: BLE001 - dashboard.refresh says what is wrong, and never raises
         pass
-    from .observe import dashboard
+    from ..observe import dashboard
 
     dashboard.refresh(hp, log)
 
@@ -529,7 +530,7 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
         except UserError as exc:
             log(f"could not note whose turn it was under max_per_fire ({exc.message})")
     if hp.events_pending.exists():  # webhook posts that failed before, as their back-off allows (one stat when none)
-        from .observe import events
+        from ..observe import events
 
         events.retry_undelivered(hp, config, log, now)
     ticklog.stamp(hp)  # when the controller last ran, though its log may have had nothing new to say

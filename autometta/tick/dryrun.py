@@ -1,9 +1,9 @@
 """Plan mode (``autometta tick --dry-run``): what the next tick would do, touching nothing.
 
-The tick's own loop (:func:`autometta.tick._process`) runs on copies of each
+The tick's own loop (:func:`autometta.tick.loop._process`) runs on copies of each
 repo's state and budget with ``Txn.dry`` set: every decision is taken as the
 tick would take it, and :func:`apply` stands in for
-:func:`autometta.effects.apply`. It changes the copies only as far as the
+:func:`autometta.tick.effects.apply`. It changes the copies only as far as the
 decisions after it in the same tick need (a claim fills a lane, a finish
 frees one, an accounting moves the counters), and says what the real effect
 would do: which stage is claimed, which agent starts with which billing
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import decide as d
-from .timeutil import now_iso
+from ..timeutil import now_iso
 
 #: Said of a decision that would ask git (plan mode does not run it).
 NO_GIT = "(plan mode runs no git: the tree is taken as unchanged)"
@@ -63,20 +63,20 @@ def without_git(facts: Optional[d.Facts]) -> Optional[d.Facts]:
 
 def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     """Who ``role`` would be for ``stage``: identity, family, billing route, model, permission and sandbox."""
-    from . import auth, families, sandbox
-    from .dispatch import COMMAND_ROLES, identity_for, privilege_summary
-    from .errors import UserError
+    from .. import auth, families, sandbox
+    from ..dispatch import COMMAND_ROLES, identity_for, privilege_summary
+    from ..errors import UserError
     from .facts import load_card
-    from .families.models import resolve_model
-    from .identity import family_of
-    from .verify import panel_enabled, transport_for
+    from ..families.models import resolve_model
+    from ..identity import family_of
+    from ..verify import panel_enabled, transport_for
 
     try:
         card = load_card(ctx, str(stage.get("id")))
     except UserError:
         card = None
     if role in COMMAND_ROLES:
-        from .worktrees import setup_command
+        from ..worktrees import setup_command
 
         command = setup_command(ctx.manifest) if role == "setup" else (card.acceptance_command if card else None)
         box = sandbox.kind_of(ctx.manifest, ctx.paths.manifest)
@@ -88,7 +88,7 @@ def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     route = auth.route_summary(ctx.environ, ctx.manifest, identity, role, ctx.paths.manifest)
     parts.append(route or "no billing route")
     if role == "verifier" and card is not None and panel_enabled(ctx.environ, bool(card.panel)):
-        from .verify.panel import panel_members
+        from ..verify.panel import panel_members
 
         try:
             members = panel_members(ctx.config, ctx.environ, ctx.manifest)
@@ -120,11 +120,11 @@ def _say(txn: Any, line: str) -> None:
 
 
 def apply(txn: Any, decision: d.Decision) -> str:
-    """Plan mode's :func:`autometta.effects.apply`: the copies change as later decisions need; nothing else."""
-    from . import ledger
+    """Plan mode's :func:`autometta.tick.effects.apply`: the copies change as later decisions need; nothing else."""
+    from .. import ledger
     from .facts import lane_context
-    from .state import find_stage
-    from .worktrees import branch_for, lane_root
+    from ..state import find_stage
+    from ..worktrees import branch_for, lane_root
 
     finish = decision.finish
     for name, arg in decision.effects:

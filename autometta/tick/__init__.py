@@ -1,0 +1,1 @@
+"""The tick: ``loop`` visits each repo; ``idle``, ``facts``, ``decide`` (pure), ``effects``, ``failures``, ``dryrun``."""
