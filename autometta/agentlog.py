@@ -150,3 +150,21 @@ def scrub(path: str, log_fd: int, redactor: Redactor) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+#: Logs larger than this are read from their tail only (usage events are at the end).
+LOG_READ_LIMIT = 64 * 1024 * 1024
+
+
+def read_log(path: "os.PathLike[str]") -> str:
+    """An agent's log as text (its tail past :data:`LOG_READ_LIMIT`); "" when it cannot be read."""
+    from .files import open_regular
+
+    try:
+        size = os.stat(path).st_size
+        with open_regular(path) as handle:  # an agent's own file: never a FIFO that blocks
+            if size > LOG_READ_LIMIT:
+                handle.seek(size - LOG_READ_LIMIT)
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""

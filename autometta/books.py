@@ -255,7 +255,7 @@ def _settle(record: Record, rel: str, sha: Optional[str], stat: Optional[List[in
 
 
 def _default_log(paths: RepoPaths, message: str) -> None:
-    from .tick.loop import TickLog  # the tick log: where a person looks for what autometta did
+    from .ticklog import TickLog  # the tick log: where a person looks for what autometta did
 
     TickLog(HomePaths.from_env(), echo=True)(message, repo=paths.root)  # tagged: 'log --repo' finds it
 

@@ -382,7 +382,7 @@ def book_panel(hp: HomePaths, repo: Any, plan: Mapping[str, Any], *, parent: Opt
                now: Optional[float] = None) -> List[Dict[str, Any]]:
     """Book every panellist of ``plan`` that started and has ended; the entries added."""
     from . import auth, families, procs
-    from .tick.facts import read_log
+    from .agentlog import read_log
     from .launch import read_exit, read_runner
 
     out = []
@@ -498,7 +498,7 @@ def settle_open(hp: HomePaths, *, keys: Optional[Iterable[str]] = None, stage: O
     if not names:
         return []  # what reads a run is not imported for none (every tick asks)
     from . import families, procs
-    from .tick.facts import read_log
+    from .agentlog import read_log
     from .launch import read_exit
     from .verify import panel
 

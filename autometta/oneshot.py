@@ -47,15 +47,16 @@ from typing import Any, Callable, Dict, List, Optional
 
 from . import (books, cardlint, families, files, gitops, hints, home, isolation, ledger, manifest, procs, schema,
                scopegate, state, stagecommit, verdicts, worktrees)
+from .agentlog import read_log
 from .card import Card, card_globs, parse_card
 from .dispatch import RepoContext, preflight, start
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
 from .errors import UserError
-from .tick.facts import read_log
 from .launch import Launched, read_exit
 from .paths import HomePaths, RepoPaths
 from .timeutil import now_iso
-from .verify import verdict_problem
+from .tick import outcomes
+from .tick.facts import worker_diagnosis
 
 #: How long a one-shot command waits for a running tick to release the repo.
 LOCK_WAIT_SECONDS = 30.0
@@ -289,19 +290,10 @@ def worker_outcome(shot: Shot) -> Dict[str, Any]:
     envelope = read_envelope(paths.handoff(stage_id), stage_id)
     out: Dict[str, Any] = {"exit_code": record.get("exit_code"), "seconds": record.get("seconds"),
                            "handoff_status": envelope.kind, "notes": envelope.notes or envelope.error}
-    if envelope.kind == "missing":
-        marker = "worker_timeout" if record.get("timed_out") else None
-        if marker is None:
-            try:
-                family = families.for_identity(shot.stage["worker"])
-                marker = family.diagnose(record.get("exit_code"), read_log(paths.log(stage_id, "worker")))
-            except UserError:
-                marker = None
-        out["marker"] = marker or "worker_envelope_missing_after_exit"
-    elif envelope.kind == "invalid":
-        out["marker"] = "worker_envelope_invalid"
-    elif envelope.kind in ("fail", "partial"):
-        out["marker"] = envelope.notes or f"worker_envelope_{envelope.kind}"
+    diagnosis = worker_diagnosis(paths, stage_id, shot.stage["worker"], record) if envelope.kind == "missing" else None
+    ended = outcomes.worker(envelope, diagnosis)  # the tick's reading (autometta.tick.decide asks the same)
+    if ended is not None:
+        out["marker"] = ended.marker
     out.update(_usage(shot, "worker"))
     return out
 
@@ -479,16 +471,13 @@ def verdict_of(shot: Shot) -> Dict[str, Any]:
     out.update(overall=artefact.overall, criteria=doc.get("criteria") or [],
                headline=stagecommit.headline(shot.card.summary, doc),
                verifier_identity=doc.get("verifier_identity"))
-    problem = verdict_problem(doc)  # a panel's own count and the criteria override an overall, as in the tick
-    if problem is not None:
-        out.update(overall="FAIL", status=problem[0], marker=problem[1])
-        return out
-    if artefact.overall != "PASS":
-        out["marker"] = artefact.problem or "verifier_fail"
-        return out
-    changed = tree_changed(shot)
-    if changed:
-        out.update(overall="FAIL", marker="verifier_modified_tree")
+    outcome = outcomes.verdict(artefact, lambda: tree_changed(shot))  # the tick's reading of a verdict
+    if outcome.why == "problem":  # a panel's own count and the criteria override an overall
+        out.update(overall="FAIL", status=outcome.status, marker=outcome.marker)
+    elif outcome.why == "fail":
+        out["marker"] = outcome.marker
+    elif outcome.why == "modified_tree":
+        out.update(overall="FAIL", marker=outcome.marker)
     return out
 
 

@@ -1,4 +1,4 @@
-"""The tick log's lines about one repo: tagged with the repo, and a repeated line said once.
+"""The tick log (:class:`TickLog`) and its lines about one repo: tagged with the repo, and a repeated line said once.
 
 Every line the tick writes while it visits a repo carries the repo's path
 after the time stamp (``<UTC ts> [<repo>] <message>``), so ``autometta log
@@ -27,9 +27,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 
-from . import files
+from . import files, secrets
 from .paths import HomePaths
 from .timeutil import now_iso
 
@@ -37,8 +38,35 @@ TYPE_CHECKING = False  # not typing's: an idle tick imports no typing (tests/tes
 if TYPE_CHECKING:
     from typing import Any, Callable, Dict, Optional
 
-    #: ``write(message, repo, file)``: the tick log's writer (:class:`autometta.tick.loop.TickLog`).
+    #: ``write(message, repo, file)``: the tick log's writer (:class:`TickLog`).
     Writer = Callable[..., None]
+
+
+class TickLog:
+    """``<home>/log/tick-YYYY-MM-DD.log``: one ``<UTC ts> <message>`` line per decision.
+
+    A line about one repo reads ``<UTC ts> [<repo>] <message>`` (:func:`tag`);
+    ``file=False`` only echoes it (a decision the log already holds).
+    """
+
+    def __init__(self, home_paths: HomePaths, echo: bool = True) -> None:
+        self.home = home_paths
+        self.echo = echo
+
+    def __call__(self, message: str, repo: Optional[Any] = None, file: bool = True) -> None:
+        where = f"{tag(repo)} " if repo is not None else ""
+        line = f"{now_iso()} {where}{secrets.redact(message)}"  # never a resolved secret
+        try:
+            if file:
+                self.home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+                fd = os.open(str(self.home.tick_log()),  # O_NONBLOCK: a FIFO put in its place fails, never hangs
+                             os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0), 0o600)
+                with open(fd, "a", encoding="utf-8") as handle:  # the log is the user's alone
+                    handle.write(line + "\n")
+        except OSError as exc:
+            print(f"autometta tick: cannot write the tick log ({exc.strerror})", file=sys.stderr)
+        if self.echo:
+            print(line, file=sys.stderr)
 
 
 def tag(repo: Path) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from autometta import secrets
+from autometta import secrets, ticklog
 from autometta.tick import loop as tick
 from autometta.paths import HomePaths
 from tests.authkit import (
@@ -169,7 +169,7 @@ def test_tick_log_masks_a_resolved_secret(tmp_path):
     secrets.forget()
     secrets.register(ANTHROPIC_KEY)
     try:
-        tick.TickLog(HomePaths(tmp_path), echo=False)(f"oops {ANTHROPIC_KEY}")
+        ticklog.TickLog(HomePaths(tmp_path), echo=False)(f"oops {ANTHROPIC_KEY}")
     finally:
         secrets.forget()
     text = "".join(p.read_text() for p in (tmp_path / "log").glob("tick-*.log"))

@@ -1,4 +1,4 @@
-"""Which verdict counts (autometta.verdicts) and whether it agrees with itself (verify.verdict_problem).
+"""Which verdict counts (autometta.verdicts) and whether it agrees with itself (tick.outcomes.verdict_problem).
 
 Real files in a scratch ``state/verifiers/``; the whole-tick and by-hand cases
 are in tests/reliability/trust/test_verdict.py.
@@ -22,7 +22,7 @@ from autometta.budget import initial_budget
 from autometta.launch import LaunchSpec, launch
 from autometta.paths import RepoPaths
 from autometta.state import initial_state, new_stage
-from autometta.verify import criteria_problem, verdict_problem
+from autometta.tick.outcomes import criteria_problem, verdict_problem
 
 SID = "01-hello"
 NONCE = "ab" * 16

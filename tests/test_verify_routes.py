@@ -11,6 +11,7 @@ from autometta import verify
 from autometta.errors import UserError
 from autometta.families import FAMILIES
 from autometta.families.usage import Usage
+from autometta.tick import outcomes
 from autometta.verify import panel, request
 
 
@@ -72,14 +73,14 @@ def test_the_table_has_every_combination():
 
 @pytest.mark.parametrize("votes", ALL_VOTES, ids=lambda v: "-".join(x or "none" for x in v))
 def test_vote_table(votes):
-    t = verify.tally(list(votes))
+    t = outcomes.tally(list(votes))
     assert t.overall == expected_outcome(list(votes))
     assert (t.passes, t.fails, t.no_votes, t.votes) == (votes.count("PASS"), votes.count("FAIL"),
                                                        votes.count(None), 3 - votes.count(None))
     # the tick's own recount of a synthesis agrees with the panel's
     doc = {"overall": t.overall or "FAIL", "quorum": {"required": 2, "achieved": t.votes},
            "panellists": [{"id": i, "identity": "x", "artefact_path": None, "overall": v} for i, v in enumerate(votes)]}
-    problem = verify.panel_problem(doc)
+    problem = outcomes.panel_problem(doc)
     if t.overall is None:
         assert problem is not None and problem[0] == "verifier_panel_no_quorum"
         assert problem[1] == f"verifier_panel_no_quorum: {t.reason}"
@@ -96,21 +97,21 @@ def test_vote_table(votes):
     ((None, None, None), "no quorum: 0 of 2 votes needed (0 PASS, 0 FAIL, 3 no-vote)"),
 ])
 def test_vote_reasons_read_well(votes, reason):
-    assert verify.tally(list(votes)).reason == reason
+    assert outcomes.tally(list(votes)).reason == reason
 
 
 def test_a_synthesis_whose_overall_disagrees_with_its_votes_fails():
     doc = {"overall": "PASS", "quorum": {"required": 2, "achieved": 3},
            "panellists": [{"overall": "FAIL"}, {"overall": "FAIL"}, {"overall": "PASS"}]}
-    status, marker = verify.panel_problem(doc)
+    status, marker = outcomes.panel_problem(doc)
     assert status == "verifier_failed"
     assert marker == "verifier_panel_inconsistent: overall 'PASS' but the panellists' majority FAIL " \
                      "(1 PASS, 2 FAIL, 0 no-vote)"
 
 
 def test_a_single_verifier_artefact_is_no_panel():
-    assert verify.panel_problem({"overall": "PASS", "criteria": []}) is None
-    assert verify.panel_problem(None) is None
+    assert outcomes.panel_problem({"overall": "PASS", "criteria": []}) is None
+    assert outcomes.panel_problem(None) is None
 
 
 # ------------------------------------------------------------------ panel composition

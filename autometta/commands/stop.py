@@ -17,7 +17,7 @@ from .. import home, manifest, stopstage
 from ..dispatch import RepoContext
 from ..errors import UsageError
 from ..paths import HomePaths, RepoPaths
-from ..tick.loop import TickLog
+from ..ticklog import TickLog
 from .common import resolve_repo
 
 

@@ -19,7 +19,8 @@ from .. import files, home
 from ..errors import UsageError, UserError
 from ..paths import HomePaths
 from ..secrets import redact, redact_doc
-from ..tick.loop import TickLog, context_for, run_tick
+from ..tick.loop import context_for, run_tick
+from ..ticklog import TickLog
 
 
 def register(parser: argparse.ArgumentParser) -> None:

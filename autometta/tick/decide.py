@@ -20,7 +20,7 @@ from ..envelope import Artefact, Envelope
 from ..families.usage import Usage, UsageLimit
 from ..roles import ROLES
 from ..timeutil import now_iso, parse_iso
-from ..verify import verdict_problem
+from . import outcomes
 
 #: The bash version's verifier attempt cap (§6.5h).
 VERIFIER_ATTEMPT_CAP = 3
@@ -453,34 +453,38 @@ def _reaped(stage: Dict[str, Any]) -> bool:
 def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effect]) -> Decision:
     if isinstance(art.doc, dict):
         effects.append((SAVE_ARTEFACT, art.doc))  # kept where the views and the bash version read verdicts
-    problem = verdict_problem(art.doc)  # a panel's own count, and criteria, override an overall
-    if problem is not None:
-        who = "verifier panel" if problem[1].startswith("verifier_panel") else "verifier"
-        return Decision(f"stage {cur} {who}: {problem[1]}; tree left for operator review", effects,
-                        finish=problem)
-    if art.overall == "PASS":
-        recorded = c.stage.get("worker_tree") if c.stage else None
-        if recorded:
-            now = c.tree_now()
-            if now is not None and now != recorded:
-                effects.append((SET, ("verifier_tree", now)))
-                return Decision(f"stage {cur} verifier changed the tree it judged; not committing", effects,
-                                finish=("verifier_failed", "verifier_modified_tree"))
+    recorded = c.stage.get("worker_tree") if c.stage else None
+    judged: List[Optional[str]] = []  # the tree now, once a PASS asked for it
+
+    def tree_changed() -> bool:
+        judged.append(c.tree_now() if recorded else None)
+        return judged[-1] is not None and judged[-1] != recorded
+
+    outcome = outcomes.verdict(art, tree_changed)  # a panel's own count, and criteria, override an overall
+    if outcome.why == "problem":
+        who = "verifier panel" if str(outcome.marker).startswith("verifier_panel") else "verifier"
+        return Decision(f"stage {cur} {who}: {outcome.marker}; tree left for operator review", effects,
+                        finish=outcome.finish)
+    if outcome.why == "modified_tree":
+        effects.append((SET, ("verifier_tree", judged[-1])))
+        return Decision(f"stage {cur} verifier changed the tree it judged; not committing", effects,
+                        finish=outcome.finish)
+    if outcome.why == "pass":
         if c.lane:
             branch = (c.stage or {}).get("branch") or "its branch"
             return Decision(f"stage {cur} PASS: committing worker output on {branch}; queued to merge",
                             effects + [(SET, ("merge", "queued")), (COMMIT, c.headline)])
         effects.append((COMMIT, c.headline))
-        return Decision(f"stage {cur} PASS: committing worker output", effects, finish=("completed", None))
-    marker = art.problem or "verifier_fail"
-    if marker == "verifier_fail":
+        return Decision(f"stage {cur} PASS: committing worker output", effects, finish=outcome.finish)
+    marker = outcome.marker
+    if marker == outcomes.VERIFIER_FAIL:
         spent = _projected(f.budget, c.verifier.usage if (ACCOUNT, "verifier") in effects else None,
                            seconds=_seconds(c.verifier) if (ACCOUNT, "verifier") in effects else 0)
         again = _loop_again(f, cur, c, spent, effects, "verifier_fail", f"stage {cur} verifier FAIL", art.doc)
         if again is not None:
             return again
     return Decision(f"stage {cur} verifier FAIL ({marker}); tree left for operator review", effects,
-                    finish=("verifier_failed", marker))
+                    finish=outcome.finish)
 
 
 def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
@@ -578,17 +582,16 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
             return _limited(f, cur, c, "worker", c.worker, effects)
         effects += [(ACCOUNT, "worker"), (RECORD_TREE, None)]
         env = c.envelope
-        if env.kind == "missing":
-            marker = c.worker_diagnosis or "worker_envelope_missing_after_exit"
-            return Decision(f"stage {cur} worker exited without a handoff envelope ({marker}), marked stalled",
-                            effects, finish=("stalled", marker))
-        if env.kind == "invalid":
+        ended = outcomes.worker(env, c.worker_diagnosis)
+        if ended is not None and ended.why == "missing":
+            return Decision(f"stage {cur} worker exited without a handoff envelope ({ended.marker}), marked stalled",
+                            effects, finish=ended.finish)
+        if ended is not None and ended.why == "invalid":
             return Decision(f"stage {cur} handoff envelope invalid ({env.error}); moved to .invalid.json, "
-                            "marked stalled", effects + [(QUARANTINE, "envelope")],
-                            finish=("stalled", "worker_envelope_invalid"))
-        if env.kind in ("fail", "partial"):
+                            "marked stalled", effects + [(QUARANTINE, "envelope")], finish=ended.finish)
+        if ended is not None:
             return Decision(f"stage {cur} failed: worker envelope status={env.kind}; notes: {env.notes}",
-                            effects, finish=("failed", env.notes or f"worker_envelope_{env.kind}"))
+                            effects, finish=ended.finish)
         out_of_scope = c.scope()  # before the acceptance command and the verifier spend anything
         if out_of_scope:
             return Decision(f"stage {cur} failed: the worker changed files its card does not allow "

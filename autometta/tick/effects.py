@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from .. import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, scope,
                secrets, stagecommit, state, verdicts, worktrees)
+from ..agentlog import read_log
 from ..dispatch import RepoContext, identity_for, privilege_summary, start
 from ..errors import UserError
 from ..identity import git_author
@@ -320,7 +321,7 @@ def rebrief_text(ctx: RepoContext, stage: Dict[str, Any], card: Any, brief: Dict
 
 
 def _tail(path: "os.PathLike[str]", limit: int = 4000) -> str:
-    text = observe.read_log(path)
+    text = read_log(path)
     return text[-limit:].rstrip("\n") or "(no output)"
 
 

@@ -12,31 +12,18 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .. import card as cards
-from .. import (families, files, gitops, ledger, parking, procs, runs, scopegate, stagecommit, verdicts,
+from .. import (families, gitops, ledger, parking, procs, runs, scopegate, stagecommit, verdicts,
                worktrees)
+from ..agentlog import read_log
 from ..dispatch import RepoContext, identity_for, preflight
 from ..envelope import artefact_from_message, judge_artefact_doc, read_envelope
 from ..errors import UserError
 from ..launch import read_exit
+from ..paths import RepoPaths
 from ..roles import ROLES
 from ..state import find_stage, unmet_dependencies
 from ..timeutil import parse_iso
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
-
-#: Logs larger than this are read from their tail only (usage events are at the end).
-LOG_READ_LIMIT = 64 * 1024 * 1024
-
-
-def read_log(path: Path) -> str:
-    try:
-        size = path.stat().st_size
-        with files.open_regular(path) as handle:  # an agent's own file: never a FIFO that blocks
-            if size > LOG_READ_LIMIT:
-                handle.seek(size - LOG_READ_LIMIT)
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
 
 def load_card(ctx: RepoContext, stage_id: str) -> Optional[cards.Card]:
     path = cards.find_card(ctx.repo, stage_id, cards.card_globs(ctx.repo, ctx.manifest))
@@ -114,7 +101,8 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
     if stage.get("worker_pid") and not c.worker.alive:
         c.envelope = read_envelope(ctx.paths.handoff(stage_id), stage_id)
         if c.envelope.kind == "missing":
-            c.worker_diagnosis = _diagnose(ctx, stage, stage_id, c.worker)
+            c.worker_diagnosis = worker_diagnosis(ctx.paths, stage_id, identity_for(stage, "worker"),
+                                                  c.worker.exit or {})
     if not stage.get("verifier_pid"):
         c.worker_leftover = verdicts.worker_run_alive(ctx.paths, stage_id) if not c.worker.alive else None
     elif (run is not None or legacy) and not c.verifier.alive and c.artefact.kind == "missing":
@@ -134,14 +122,17 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
     return c
 
 
-def _diagnose(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, proc: Proc) -> Optional[str]:
-    record = proc.exit or {}
+def worker_diagnosis(paths: RepoPaths, stage_id: str, identity: str, record: Dict[str, Any]) -> Optional[str]:
+    """Why a worker that left no handoff could not run, from its exit ``record`` and its log; None if unknown.
+
+    The tick and ``autometta dispatch --wait`` (autometta.oneshot) both ask here.
+    """
     if record.get("timed_out"):
         return "worker_timeout"
-    family = _family(identity_for(stage, "worker"))
+    family = _family(identity)
     if family is None:
         return None
-    return family.diagnose(record.get("exit_code"), read_log(ctx.paths.log(stage_id, "worker")))
+    return family.diagnose(record.get("exit_code"), read_log(paths.log(stage_id, "worker")))
 
 
 def pending_queue(ctx: RepoContext, state: Dict[str, Any], parks: Optional[Dict[str, Any]] = None,

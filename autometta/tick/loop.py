@@ -19,11 +19,12 @@ import time
 from collections import namedtuple
 
 from .. import budget as budgets
-from .. import books, files, home, isolation, ledger, logretention, manifest, secrets, state, ticklog, turns
+from .. import books, files, home, isolation, ledger, logretention, manifest, state, ticklog, turns
 from ..context import RepoContext
 from ..errors import UserError
 from ..observe import registry
 from ..paths import HomePaths, RepoPaths
+from ..ticklog import TickLog
 from ..timeutil import now_iso
 from . import idle
 
@@ -36,33 +37,6 @@ if TYPE_CHECKING:  # imported where a repo has work: an idle one needs none of t
 
 #: State files committed to the snapshot ref after each transition.
 SNAPSHOT_FILES = ("state/state.yaml", "state/budget.json", "state/verifiers", "state/handoffs")
-
-
-class TickLog:
-    """``<home>/log/tick-YYYY-MM-DD.log``: one ``<UTC ts> <message>`` line per decision.
-
-    A line about one repo reads ``<UTC ts> [<repo>] <message>`` (see :mod:`autometta.ticklog`);
-    ``file=False`` only echoes it (a decision the log already holds).
-    """
-
-    def __init__(self, home_paths: HomePaths, echo: bool = True) -> None:
-        self.home = home_paths
-        self.echo = echo
-
-    def __call__(self, message: str, repo: Optional[Any] = None, file: bool = True) -> None:
-        where = f"{ticklog.tag(repo)} " if repo is not None else ""
-        line = f"{now_iso()} {where}{secrets.redact(message)}"  # never a resolved secret
-        try:
-            if file:
-                self.home.log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-                fd = os.open(str(self.home.tick_log()),  # O_NONBLOCK: a FIFO put in its place fails, never hangs
-                             os.O_WRONLY | os.O_CREAT | os.O_APPEND | getattr(os, "O_NONBLOCK", 0), 0o600)
-                with open(fd, "a", encoding="utf-8") as handle:  # the log is the user's alone
-                    handle.write(line + "\n")
-        except OSError as exc:
-            print(f"autometta tick: cannot write the tick log ({exc.strerror})", file=sys.stderr)
-        if self.echo:
-            print(line, file=sys.stderr)
 
 
 class Outcome(namedtuple("Outcome", "repo message kind error worked", defaults=("noop", False, False))):

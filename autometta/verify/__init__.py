@@ -22,14 +22,15 @@ The transport of a family is chosen by ``AUTOMETTA_<FAMILY>_TRANSPORT``, then
 ``sdk`` (the bash version's word) means ``api``. The panel is on when the card
 says ``- **Verifier panel:** true`` or ``AUTOMETTA_VERIFIER_PANEL=1``.
 
-This module is imported by the tick's decision code, so it holds only pure
-functions and imports nothing heavy; the launch side lives in the submodules.
+How a verdict is judged (a panel's votes counted again, criteria against
+overall) is :mod:`autometta.tick.outcomes`'s, the one rule for the tick and
+for by-hand runs; the launch side lives in the submodules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional
 
 from ..errors import UserError
 
@@ -39,11 +40,8 @@ _SYNONYMS = {"sdk": "api"}
 #: Families with an API transport, and the API each one calls.
 API_OF_FAMILY = {"claude": "anthropic", "codex": "openai"}
 
-#: A panel has three members; two votes make a quorum (the bash version's rule).
+#: A panel has three members (two votes make a quorum: autometta.tick.outcomes.QUORUM_REQUIRED).
 PANEL_SIZE = 3
-QUORUM_REQUIRED = 2
-#: Stage status and stall-marker prefix for a panel that reached no verdict.
-NO_QUORUM = "verifier_panel_no_quorum"
 PANEL_ENV = "AUTOMETTA_VERIFIER_PANEL"
 
 
@@ -102,110 +100,6 @@ def panel_enabled(environ: Mapping[str, str], card_panel: bool) -> Optional[str]
         return f"env {PANEL_ENV}"
     if card_panel:
         return "card"
-    return None
-
-
-# ------------------------------------------------------------------ the vote table
-
-@dataclass(frozen=True)
-class Tally:
-    """The panel's count. ``overall`` is None when there is no verdict (no quorum or a tie)."""
-
-    passes: int
-    fails: int
-    no_votes: int
-    overall: Optional[str]
-    reason: str  # one line for logs and markers
-
-    @property
-    def votes(self) -> int:
-        return self.passes + self.fails
-
-
-def tally(votes: Sequence[Optional[str]], required: int = QUORUM_REQUIRED) -> Tally:
-    """Count ``votes`` (``PASS``, ``FAIL`` or None for a panellist that did not vote).
-
-    Fewer than ``required`` votes, or as many PASS as FAIL, is no verdict;
-    otherwise the verdict is PASS exactly when PASS votes outnumber FAIL votes.
-    A crash or a timeout is a no-vote, never a FAIL.
-    """
-    passes = sum(1 for v in votes if v == "PASS")
-    fails = sum(1 for v in votes if v == "FAIL")
-    no_votes = len(votes) - passes - fails
-    counts = f"{passes} PASS, {fails} FAIL, {no_votes} no-vote"
-    if passes + fails < required:
-        return Tally(passes, fails, no_votes, None, f"no quorum: {passes + fails} of {required} votes needed ({counts})")
-    if passes == fails:
-        return Tally(passes, fails, no_votes, None, f"no majority: tied vote ({counts})")
-    overall = "PASS" if passes > fails else "FAIL"
-    return Tally(passes, fails, no_votes, overall, f"majority {overall} ({counts})")
-
-
-def panel_problem(doc: Optional[Mapping[str, Any]]) -> Optional[Tuple[str, str]]:
-    """For a synthesised panel verdict: the (status, marker) that overrides its ``overall``, or None.
-
-    The votes are counted again from ``panellists`` (the file's ``overall`` is
-    not trusted on its own): no quorum or a tie stops the stage as
-    ``verifier_panel_no_quorum``; an ``overall`` that disagrees with the
-    count fails it. None for a single verifier's artefact and for a panel
-    whose ``overall`` is its majority.
-    """
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("panellists"), list):
-        return None
-    votes: List[Optional[str]] = []
-    for entry in doc["panellists"]:
-        vote = entry.get("overall") if isinstance(entry, Mapping) else None
-        votes.append(vote if vote in ("PASS", "FAIL") else None)
-    quorum = doc.get("quorum")
-    required = quorum.get("required") if isinstance(quorum, Mapping) else None
-    required = required if isinstance(required, int) and not isinstance(required, bool) else QUORUM_REQUIRED
-    count = tally(votes, max(required, QUORUM_REQUIRED))
-    if count.overall is None:
-        return NO_QUORUM, f"{NO_QUORUM}: {count.reason}"
-    if doc.get("overall") != count.overall:
-        return "verifier_failed", (f"verifier_panel_inconsistent: overall {str(doc.get('overall'))[:20]!r} "
-                                   f"but the panellists' {count.reason}")
-    return None
-
-
-INCONSISTENT_MARKER = "verifier_inconsistent"
-
-
-def criteria_problem(doc: Optional[Mapping[str, Any]]) -> Optional[str]:
-    """Why a verdict's ``overall`` disagrees with its own criteria, or None.
-
-    PASS needs every criterion to PASS; FAIL needs one that does not. A
-    verdict without criteria (a panel with no majority source) is not judged here.
-    """
-    if not isinstance(doc, Mapping) or doc.get("overall") not in ("PASS", "FAIL"):
-        return None
-    criteria = doc.get("criteria")
-    if not isinstance(criteria, list) or not criteria:
-        return None
-    failing = [c for c in criteria if not isinstance(c, Mapping) or c.get("verdict") != "PASS"]
-    if doc["overall"] == "PASS" and failing:
-        first = failing[0] if isinstance(failing[0], Mapping) else {}
-        more = f" (and {len(failing) - 1} more)" if len(failing) > 1 else ""
-        return (f"overall PASS but criterion {str(first.get('id'))[:10]} ({str(first.get('name'))[:80]}) "
-                f"is {str(first.get('verdict'))[:10]}{more}")
-    if doc["overall"] == "FAIL" and not failing:
-        return "overall FAIL but every criterion PASSes"
-    return None
-
-
-def verdict_problem(doc: Optional[Mapping[str, Any]]) -> Optional[Tuple[str, str]]:
-    """The (status, marker) that overrides a verdict's ``overall``, or None: one rule for every verdict.
-
-    A panel's votes are counted again (:func:`panel_problem`); then any
-    verdict, a single verifier's or a panel's, must agree with its own
-    criteria, else it fails ``verifier_inconsistent``.
-    """
-    panel = panel_problem(doc)
-    if panel is not None:
-        return panel
-    why = criteria_problem(doc)
-    if why is not None:
-        return "verifier_failed", f"{INCONSISTENT_MARKER}: {why}"
     return None
 
 

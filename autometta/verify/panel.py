@@ -15,7 +15,7 @@ carries it out:
 2. waits for them without polling files, until the card's verifier
    wall-clock budget is spent, then stops the stragglers (SIGTERM to their
    process groups; the runner escalates);
-3. counts the votes (:func:`autometta.verify.tally`): a panellist that
+3. counts the votes (:func:`autometta.tick.outcomes.tally`): a panellist that
    crashed, timed out, or left no readable verdict with a PASS/FAIL
    ``overall`` does not vote, nor does a verdict file it cannot have written
    (a symlink, a hard link, older than its start: ``verdict_forged``, see
@@ -34,7 +34,7 @@ panel order) that voted with the majority and wrote a schema-valid verdict
 ``artefact_path`` is null when a panellist wrote no file; ``quorum.achieved``
 counts votes. With no quorum or a tied vote there is no verdict: the
 synthesis says ``overall: FAIL`` (nothing is committed) and the tick, which
-counts the panellists' votes again (:func:`autometta.verify.panel_problem`),
+counts the panellists' votes again (:func:`autometta.tick.outcomes.panel_problem`),
 stops the stage as ``verifier_panel_no_quorum`` for an operator.
 
 The panel's members come from ``panel:`` in config.yaml, three entries::
@@ -78,8 +78,8 @@ from ..identity import family_of, parse_identity, slugify
 from ..launch import Launched, LaunchSpec, launch, read_exit, self_argv
 from ..paths import RepoPaths
 from ..timeutil import now_iso
-from . import (API_OF_FAMILY, INCONSISTENT_MARKER, NO_QUORUM, PANEL_SIZE, QUORUM_REQUIRED, OwnLaunch, Route,
-               criteria_problem, normalise_transport, tally, transport_for)
+from ..tick.outcomes import INCONSISTENT_MARKER, NO_QUORUM, QUORUM_REQUIRED, criteria_problem, tally
+from . import API_OF_FAMILY, PANEL_SIZE, OwnLaunch, Route, normalise_transport, transport_for
 from . import request as api_request
 
 #: The bash version's panel (spec §7.4): two Claude tiers through the API, one Codex through its CLI.
@@ -413,7 +413,7 @@ def judge(entry: Mapping[str, Any], stage_id: str, stopped: bool, started: bool,
     ``since``: when the panellist was started; a verdict file last written
     before it, or one it cannot have written (a symlink, a hard link), is no vote.
     """
-    from ..tick.facts import read_log
+    from ..agentlog import read_log
 
     artefact = Path(entry["artefact"])
     log_text = read_log(Path(entry["log"]))
@@ -444,7 +444,7 @@ def judge(entry: Mapping[str, Any], stage_id: str, stopped: bool, started: bool,
         vote.status = f"wrote no PASS/FAIL overall ({str(raw)[:20]!r})"
         return vote
     vote.vote = art.overall
-    inconsistent = criteria_problem(art.doc)  # one rule with the single verifier's (verify.verdict_problem)
+    inconsistent = criteria_problem(art.doc)  # one rule with the single verifier's (tick.outcomes.verdict_problem)
     vote.valid = not art.problem and not art.errors and inconsistent is None
     vote.status = art.overall if not art.problem else f"FAIL ({art.problem})"
     if inconsistent is not None and not art.problem:

@@ -35,7 +35,7 @@ from typing import Dict, List
 import pytest
 
 from autometta import sandbox, yamlsub
-from autometta.tick.facts import read_log
+from autometta.agentlog import read_log
 from autometta.paths import RepoPaths
 from tests.conftest import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (

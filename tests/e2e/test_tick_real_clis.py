@@ -35,7 +35,7 @@ import pytest
 
 from autometta import families, yamlsub
 from autometta.tick import loop as tick
-from autometta.tick.facts import read_log
+from autometta.agentlog import read_log
 from autometta.paths import HomePaths, RepoPaths
 from autometta.roles import ROLES
 from tests.conftest import CARD, make_repo
