@@ -172,6 +172,8 @@ class Decision:
     transition: bool = True
     #: Marker for the stage if a LAUNCH in ``effects`` fails.
     on_launch_failure: Optional[str] = None
+    #: The repo does nothing else this tick (halted, a cap reached, parked): no later lane moves, nothing is claimed.
+    stops_repo: bool = False
 
     @property
     def kind(self) -> str:
@@ -256,14 +258,15 @@ def _gate(f: Facts) -> Optional[Decision]:
     """A halt, a cap reached or a park: the repo does nothing else this tick."""
     b = f.budget
     if b.get("halted"):
-        return Decision(f"halted {f.repo} (reason already recorded: {b.get('halt_reason')})", transition=False)
+        return Decision(f"halted {f.repo} (reason already recorded: {b.get('halt_reason')})", transition=False,
+                        stops_repo=True)
     cap = budgets.cap_hit(b)
     if cap:
-        return Decision(f"halted {f.repo} due to {cap}", halt=cap)
+        return Decision(f"halted {f.repo} due to {cap}", halt=cap, stops_repo=True)
     until = parse_iso(str(f.state.get("parked_until") or ""))
     if until is not None and f.now < until:  # a whole-repo park an earlier autometta recorded
         return Decision(f"parked {f.repo} until {f.state.get('parked_until')} ({f.state.get('park_reason')})",
-                        transition=False)
+                        transition=False, stops_repo=True)
     return None
 
 

@@ -217,7 +217,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
         raised.extend((event, dict(fields, message=said)) for event, fields in _events_for(txn, decision, kind, stage_id))
 
     def stops(decision: d.Decision) -> bool:
-        return bool(decision.halt) or (not decision.transition and decision.message.startswith(("halted", "parked")))
+        return bool(decision.halt) or decision.stops_repo
 
     stopped = False
     current = txn.state.get("current_stage")
