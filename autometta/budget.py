@@ -14,13 +14,11 @@ older autometta's) starts them at the counters' values.
 
 from __future__ import annotations
 
-from . import books, files, schema
-from .errors import UserError
-from .paths import RepoPaths
-
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:
     from typing import Any, Dict, Optional, Tuple
+
+    from .paths import RepoPaths
 
 DEFAULTS: Dict[str, Any] = {
     "version": 1,
@@ -55,6 +53,10 @@ LIFETIME: Tuple[Tuple[str, str], ...] = (
 
 FILE_MODE = 0o600
 
+
+# ------------------------------------------------------------------ pure: the tick's decision asks these
+# (autometta.tick.decide imports nothing that reads or writes files: the file's own functions, below,
+# import what they need when called)
 
 def initial_budget() -> Dict[str, Any]:
     return dict(DEFAULTS)
@@ -108,7 +110,12 @@ def spend(budget: Dict[str, Any], *, tokens: int = 0, cost_usd: float = 0.0, sec
     budget["lifetime_wall_clock_seconds"] = totals["lifetime_wall_clock_seconds"] + seconds
 
 
+# ------------------------------------------------------------------ the file
+
 def parse_budget(text: str, source: str) -> Dict[str, Any]:
+    from . import files, schema
+    from .errors import UserError
+
     doc = files.parse_json(text, source)
     if not isinstance(doc, dict):
         raise UserError(f"{source}: expected a JSON object; restore it from git or re-create it with the defaults")
@@ -118,6 +125,9 @@ def parse_budget(text: str, source: str) -> Dict[str, Any]:
 
 def load_budget(paths: RepoPaths, text: Optional[str] = None) -> Dict[str, Any]:
     """The budget; ``text``: its contents as already read (and checked by ``books.audit``)."""
+    from . import files
+    from .errors import UserError
+
     paths.check_contained()  # every tick reads this first: a symlinked state/ stops it before any write
     if text is None:
         if not paths.budget.exists():
@@ -128,5 +138,7 @@ def load_budget(paths: RepoPaths, text: Optional[str] = None) -> Dict[str, Any]:
 
 def save_budget(paths: RepoPaths, doc: Dict[str, Any]) -> None:
     """Write atomically through :func:`autometta.books.write_files` (its digest is recorded)."""
+    from . import books, files, schema
+
     schema.check(doc, "budget", str(paths.budget))
     books.write_files(paths, [(paths.budget, files.dump_json(doc))], mode=FILE_MODE)

@@ -35,10 +35,10 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from .errors import UserError
 from .files import read_text
+from .stageid import STAGE_ID_RE
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-STAGE_ID_RE = re.compile(r"^[0-9]{2}[a-z]*-[a-z0-9-]+$")
 MAX_STAGE_ID_LENGTH = 100
 
 #: Globs every repo gets after the manifest's own ``stage_card_globs``.

@@ -1,5 +1,8 @@
 """The worker's handoff envelope and the verifier's artefact, read as facts.
 
+What is read is an :class:`Envelope` or an :class:`Artefact` (records of
+:mod:`autometta.tick.outcomes`, which reads what they mean for the stage).
+
 Reading never raises for bad content: a tick must turn a broken file into a
 stage outcome (stalled, verifier_failed), not into a crash. A half-written
 artefact (not yet parseable JSON) is reported as such, and is not a verdict.
@@ -10,21 +13,13 @@ from __future__ import annotations
 import os
 import re
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import books, files, schema
 from .errors import UserError
 from .paths import RepoPaths
-
-
-@dataclass(frozen=True)
-class Envelope:
-    kind: str  # missing | invalid | pass | fail | partial
-    notes: str = ""
-    error: str = ""
-    doc: Optional[Dict[str, Any]] = None
+from .tick.outcomes import Artefact, Envelope
 
 
 def read_envelope(path: Path, stage_id: str) -> Envelope:
@@ -42,15 +37,6 @@ def read_envelope(path: Path, stage_id: str) -> Envelope:
     if doc["stage_id"] != stage_id:
         return Envelope("invalid", error=f"{path}: stage_id {doc['stage_id']!r} is not {stage_id!r}")
     return Envelope(doc["status"], notes=doc.get("notes", ""), doc=doc)
-
-
-@dataclass(frozen=True)
-class Artefact:
-    kind: str  # missing | partial | verdict
-    overall: Optional[str] = None  # PASS | FAIL, for a verdict
-    problem: str = ""  # why a parseable artefact cannot count as PASS
-    doc: Optional[Dict[str, Any]] = None
-    errors: List[str] = field(default_factory=list)
 
 
 def judge_artefact_doc(doc: Any, stage_id: str, source: str) -> Artefact:

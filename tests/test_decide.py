@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any, Dict, List, Optional
 
 import pytest
 
 from autometta.tick import decide as d
 from autometta.budget import initial_budget
-from autometta.envelope import Artefact, Envelope
+from autometta.tick.outcomes import Artefact, Envelope
 from autometta.families.usage import Usage
 from autometta.state import initial_state, new_stage
 
@@ -835,3 +837,23 @@ def test_runs_the_tick_did_not_see_end(lanes, fields, kw, expected, finish, tran
     assert [e.split(":")[0] if e.startswith("adopt") else e for e in effects(dec)] == expected, dec.message
     assert dec.finish == finish and dec.transition == transition
 
+
+
+# ------------------------------------------------------------------ what decide imports
+
+#: Everything of autometta's that importing the decision brings in: none of it reads or writes a file, starts a
+#: process or runs git at import, and decide calls only its pure functions (budget's and parking's files are
+#: read by their own functions, which import what they need when called).
+PURE = {"autometta", "autometta.tick", "autometta.tick.decide", "autometta.tick.outcomes", "autometta.budget",
+        "autometta.parking", "autometta.hints", "autometta.paths", "autometta.roles", "autometta.stageid",
+        "autometta.timeutil"}
+
+
+def test_decide_imports_nothing_that_does_io():
+    code = ("import sys, autometta.tick.decide; "
+            "print(' '.join(sorted(m for m in sys.modules if m == 'autometta' or m.startswith('autometta.')))); "
+            "print(' '.join(m for m in ('subprocess', 'shutil', 'tempfile') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    ours, stdlib = out.split("\n")[:2]
+    assert set(ours.split()) == PURE, sorted(set(ours.split()) ^ PURE)
+    assert stdlib.split() == []

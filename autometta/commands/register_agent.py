@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from .. import procs, schema
-from ..card import STAGE_ID_RE
+from ..stageid import STAGE_ID_RE
 from ..errors import UserError
 from ..observe import registry
 from ..paths import RepoPaths

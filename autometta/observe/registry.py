@@ -78,7 +78,7 @@ def stage_of(doc: Entry) -> Optional[str]:
     if isinstance(stage, str) and stage:
         return stage
     stem = card_stem(doc)
-    from ..card import STAGE_ID_RE  # not at import: the tick's heartbeat of an empty registry needs no card
+    from ..stageid import STAGE_ID_RE  # not at import: the tick's heartbeat of an empty registry needs no regex
 
     return stem if STAGE_ID_RE.match(stem) else None
 

@@ -3,7 +3,8 @@
 :func:`decide` looks at the budget, the state, the stage in flight and what
 is known about its processes and files, and returns one :class:`Decision`: a
 log line, an ordered list of effects for the tick to apply, and the outcome.
-It reads no file and starts no process; facts that cost a git call arrive as
+It reads no file and starts no process, and imports nothing that does
+(tests/test_decide.py holds it to that); facts that cost a git call arrive as
 callables so an idle repo needs none. The order of checks is the bash
 version's (spec §6.4-6.6), with its gaps (§15) fixed.
 """
@@ -11,16 +12,18 @@ version's (spec §6.4-6.6), with its gaps (§15) fixed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .. import budget as budgets
 from .. import hints, parking
-from ..card import STAGE_ID_RE
-from ..envelope import Artefact, Envelope
-from ..families.usage import Usage, UsageLimit
 from ..roles import ROLES
+from ..stageid import STAGE_ID_RE
 from ..timeutil import now_iso, parse_iso
 from . import outcomes
+from .outcomes import Artefact, Envelope
+
+if TYPE_CHECKING:
+    from ..families.usage import Usage, UsageLimit
 
 #: The bash version's verifier attempt cap (§6.5h).
 VERIFIER_ATTEMPT_CAP = 3

@@ -21,6 +21,7 @@ from ..errors import UserError
 from ..launch import read_exit
 from ..paths import RepoPaths
 from ..roles import ROLES
+from ..stageid import STAGE_ID_RE
 from ..state import find_stage, unmet_dependencies
 from ..timeutil import parse_iso
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
@@ -148,7 +149,7 @@ def pending_queue(ctx: RepoContext, state: Dict[str, Any], parks: Optional[Dict[
             continue
         stage_id = str(stage.get("id"))
         try:
-            card = load_card(ctx, stage_id) if cards.STAGE_ID_RE.match(stage_id) else None
+            card = load_card(ctx, stage_id) if STAGE_ID_RE.match(stage_id) else None
         except UserError:
             card = None
         worker = identity_for(stage, "worker")
@@ -182,7 +183,7 @@ def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
     facts = _facts(ctx, budget, state, now)
     facts.in_tree = True
     current = state.get("current_stage")
-    if isinstance(current, str) and cards.STAGE_ID_RE.match(current):
+    if isinstance(current, str) and STAGE_ID_RE.match(current):
         facts.cur = in_flight(ctx, state, current, now)
     elif current is None:
         facts.queue = pending_queue(ctx, state, facts.parks, now)

@@ -10,8 +10,8 @@ reads no file and imports nothing that does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 #: The marker of a worker that exited without a handoff envelope, its CLI's output naming no cause.
 WORKER_NO_ENVELOPE = "worker_envelope_missing_after_exit"
@@ -29,6 +29,27 @@ NO_QUORUM = "verifier_panel_no_quorum"
 
 
 @dataclass(frozen=True)
+class Envelope:
+    """A worker's handoff envelope as read (:func:`autometta.envelope.read_envelope`)."""
+
+    kind: str  # missing | invalid | pass | fail | partial
+    notes: str = ""
+    error: str = ""
+    doc: Optional[Dict[str, Any]] = None
+
+
+@dataclass(frozen=True)
+class Artefact:
+    """A verifier's verdict as read (:func:`autometta.envelope.read_artefact`, :mod:`autometta.verdicts`)."""
+
+    kind: str  # missing | partial | verdict
+    overall: Optional[str] = None  # PASS | FAIL, for a verdict
+    problem: str = ""  # why a parseable artefact cannot count as PASS
+    doc: Optional[Dict[str, Any]] = None
+    errors: List[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class Outcome:
     """How a run ends the stage: its status and marker, and which rule said so (``why``)."""
 
@@ -43,8 +64,8 @@ class Outcome:
         return self.status, self.marker
 
 
-def worker(env: Any, diagnosis: Optional[str] = None) -> Optional[Outcome]:
-    """What the worker's handoff envelope ``env`` (:class:`autometta.envelope.Envelope`) does to the stage;
+def worker(env: Envelope, diagnosis: Optional[str] = None) -> Optional[Outcome]:
+    """What the worker's handoff envelope ``env`` does to the stage;
     None for a ``pass`` (on to the acceptance command and the verifier).
 
     ``diagnosis``: why its CLI could not run, read from its exit and output
@@ -60,8 +81,8 @@ def worker(env: Any, diagnosis: Optional[str] = None) -> Optional[Outcome]:
     return None
 
 
-def verdict(art: Any, tree_changed: Callable[[], bool]) -> Outcome:
-    """What a verdict (:class:`autometta.envelope.Artefact` of kind ``verdict``) does to the stage.
+def verdict(art: Artefact, tree_changed: Callable[[], bool]) -> Outcome:
+    """What a verdict (an :class:`Artefact` of kind ``verdict``) does to the stage.
 
     First the verdict must agree with itself (:func:`verdict_problem`); a
     PASS then counts only if the tree is the one the verifier judged
