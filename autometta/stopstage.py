@@ -76,7 +76,7 @@ def stop_stage(ctx: RepoContext, stage_id: str, grace: float = DEFAULT_GRACE,
     txn = effects.Txn(ctx=work_ctx, state=doc, budget=b, now=now, base_ctx=ctx, focus=stage_id)
     txn.facts = d.Facts(repo=str(paths.root), budget=b, state=doc, now=now,
                         cur=observe.in_flight(work_ctx, doc, stage_id, now))
-    spent = [(d.ACCOUNT, role) for role in ROLES if stage.get(f"{role}_pid")]
+    spent: List[d.Effect] = [d.Account(role) for role in ROLES if stage.get(f"{role}_pid")]
     failures = dict(b).get("consecutive_failures", _ABSENT)
     # accounted, then ended as any stop is (merge cleared, current_stage cleared, an in-tree branch put back)
     effects.apply(txn, d.Decision(f"stop {stage_id}", spent, finish=("stopped", STOP_MARKER), transition=False))

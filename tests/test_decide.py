@@ -45,8 +45,8 @@ def inflight(doc, **kw) -> d.InFlight:
 
 
 def effects(dec: d.Decision) -> List[str]:
-    return [name if arg is None or name in (d.COMMIT, d.SAVE_ARTEFACT, d.SET) else f"{name}:{arg}"
-            for name, arg in dec.effects]
+    return [e.name if e.arg is None or isinstance(e, (d.Commit, d.SaveArtefact, d.Set)) else f"{e.name}:{e.arg}"
+            for e in dec.effects]
 
 
 # ------------------------------------------------------------------ caps and halts
@@ -107,7 +107,7 @@ def test_claim_dispatches_worker():
     """decide() claims into the repo's own tree (isolation: tree): what is already changed is recorded first."""
     dec = d.decide(facts(pending=d.Pending(SID, worker="W"), dirty=[]))
     assert effects(dec) == [f"claim:{SID}", "record_claim", "launch:worker"]
-    assert dec.transition and dec.on_launch_failure == "worker_spawn_failed"
+    assert dec.transition
 
 
 def test_a_serial_claim_goes_into_a_worktree_of_its_own():
@@ -193,7 +193,7 @@ def test_a_claimed_stage_whose_worker_never_started_starts_it_never_the_verifier
     doc = state_with("in_progress", SID, worker_pid=None)
     dec = d.decide(facts(doc, cur=inflight(doc)))
     assert effects(dec) == ["launch:worker"] and dec.finish is None
-    assert dec.on_launch_failure == "worker_spawn_failed"
+    assert dec.effects[-1] == d.Launch("worker")
 
 
 def test_a_claimed_stage_without_worker_or_card_stalls():
@@ -344,7 +344,7 @@ def test_pass_commits():
     doc = reaped(verifier_pid=None, verifier_attempts=1)
     dec = d.decide(facts(doc, cur=inflight(doc, artefact=Artefact("verdict", "PASS"), tree_now=lambda: "t1",
                                            headline="Add the thing")))
-    assert dec.effects == [(d.COMMIT, "Add the thing")] and dec.finish == ("completed", None)
+    assert dec.effects == [d.Commit("Add the thing")] and dec.finish == ("completed", None)
 
 
 def test_verdict_beats_a_stall():
@@ -477,9 +477,9 @@ def test_verifier_fail_rebriefs_while_loops_are_left(loops, max_loops, rebrief):
         assert dec.finish == ("verifier_failed", "verifier_fail")
         assert effects(dec) == ["account:verifier", "save_artefact"]
         return
-    assert dec.finish is None and dec.transition and dec.on_launch_failure == "worker_spawn_failed"
-    assert [name for name, _ in dec.effects] == [d.ACCOUNT, d.SAVE_ARTEFACT, d.REBRIEF, d.LAUNCH]
-    brief = dec.effects[2][1]
+    assert dec.finish is None and dec.transition and dec.effects[-1] == d.Launch("worker")
+    assert [type(e) for e in dec.effects] == [d.Account, d.SaveArtefact, d.Rebrief, d.Launch]
+    brief = dec.effects[2].brief
     assert brief == {"loop": rebrief, "of": max_loops, "reason": "verifier_fail", "verdict": FAIL_DOC}
     assert f"re-briefing the worker (loop {rebrief} of {max_loops})" in dec.message
 
@@ -488,8 +488,8 @@ def test_acceptance_failure_rebriefs_while_loops_are_left():
     doc = reaped(acceptance_pid=7)
     dec = d.decide(facts(doc, cur=inflight(doc, acceptance_command="make test", acceptance=exited(2, pid=7),
                                            max_loops=2)))
-    assert [name for name, _ in dec.effects] == [d.ACCOUNT, d.REBRIEF, d.LAUNCH]
-    assert dec.effects[1][1] == {"loop": 2, "of": 2, "reason": "acceptance_failed", "verdict": {"exit_code": 2}}
+    assert [type(e) for e in dec.effects] == [d.Account, d.Rebrief, d.Launch]
+    assert dec.effects[1].brief == {"loop": 2, "of": 2, "reason": "acceptance_failed", "verdict": {"exit_code": 2}}
 
 
 def test_other_verifier_problems_do_not_rebrief():
@@ -532,8 +532,8 @@ def test_a_worker_that_hit_a_usage_limit_parks_its_billing_route_without_failing
     f.now = NOW
     dec = d.decide(f)
     assert dec.finish is None and dec.halt is None and dec.transition
-    assert dec.effects == [(d.PARK, ("2030-03-17T18:01:00Z", "worker hit a usage limit: You've hit your session limit",
-                                     CLAUDE))]
+    assert dec.effects == [d.Park("2030-03-17T18:01:00Z", "worker hit a usage limit: You've hit your session limit",
+                                  CLAUDE)]
     assert "parked claude subscription until 2030-03-17T18:01:00Z for every repo on this host" in dec.message
 
 
@@ -583,8 +583,9 @@ def test_same_minute_reset_from_a_whole_tick_reading():
     proc = dataclasses.replace(proc, exit={**(proc.exit or {}), "ended_at": now_iso(_local(18, 17, 20))})
     f = facts(doc, cur=inflight(doc, worker=proc, routes=ROUTES))
     f.now = _local(18, 21)
-    [(name, (until, _reason, route))] = d.decide(f).effects
-    assert (name, route) == (d.PARK, CLAUDE)
+    [park] = d.decide(f).effects
+    until, route = park.until, park.route
+    assert (type(park), route) == (d.Park, CLAUDE)
     assert parse_iso(until) == _local(18, 18)
 
 
@@ -658,7 +659,7 @@ def test_after_the_reset_the_worker_runs_again_on_the_same_tree():
     f.now = NOW + 3600
     dec = d.decide(f)
     assert effects(dec) == ["account:worker", f"unpark:{CLAUDE}", "set", "set", "launch:worker"]
-    assert (d.SET, ("worker_exit", None)) in dec.effects and dec.on_launch_failure == "worker_spawn_failed"
+    assert d.Set("worker_exit", None) in dec.effects and dec.effects[-1] == d.Launch("worker")
     # another repo met the limit again meanwhile: the route's later park holds it
     f.parks = {CLAUDE: {"until": "2030-03-17T20:00:00Z", "reason": "again"}}
     dec = d.decide(f)
@@ -670,13 +671,13 @@ def test_a_verifier_that_hit_a_limit_parks_then_runs_again_without_spending_an_a
     doc = reaped(verifier_pid=9, verifier_attempts=2)
     f = facts(doc, cur=inflight(doc, verifier=limited(exited(1, pid=9)), routes=ROUTES))
     f.now = NOW
-    [(name, (_until, _reason, route))] = d.decide(f).effects
-    assert (name, route) == (d.PARK, CODEX)
+    [park] = d.decide(f).effects
+    assert (type(park), park.route) == (d.Park, CODEX)
     doc["stages"][0]["parked_until"] = "2030-03-17T18:01:00Z"
     f.now = NOW + 3600
     dec = d.decide(f)
     assert effects(dec) == ["account:verifier", f"unpark:{CODEX}", "set", "set", "launch:verifier"]
-    assert (d.SET, ("verifier_attempts", 1)) in dec.effects
+    assert d.Set("verifier_attempts", 1) in dec.effects
 
 
 def test_a_limit_with_an_envelope_is_no_limit():
@@ -694,7 +695,7 @@ def test_an_expired_repo_park_an_earlier_autometta_recorded_is_cleared_by_the_ne
     assert not d.decide(f).transition  # still holds the repo until then
     f.now = NOW + 3600
     dec = d.decide(f)
-    assert effects(dec) == ["unpark", f"claim:{SID}", "record_claim", "launch:worker"] and dec.kind == d.LAUNCH
+    assert effects(dec) == ["unpark", f"claim:{SID}", "record_claim", "launch:worker"] and dec.kind == "launch"
 
 
 # ------------------------------------------------------------------ parallel lanes
@@ -760,7 +761,7 @@ def test_lane_pass_commits_on_its_branch_and_queues_the_merge():
     dec = d.decide_lane(f, SID)
     assert effects(dec) == ["account:verifier", "save_artefact", "set", "commit"]
     assert dec.finish is None and dec.kind == "commit"
-    assert (d.SET, ("merge", "queued")) in dec.effects
+    assert d.Set("merge", "queued") in dec.effects
 
 
 @pytest.mark.parametrize("merge,fields,kw,dirty,expected,finish,halt", [
@@ -845,8 +846,8 @@ def test_runs_the_tick_did_not_see_end(lanes, fields, kw, expected, finish, tran
 #: process or runs git at import, and decide calls only its pure functions (budget's and parking's files are
 #: read by their own functions, which import what they need when called).
 PURE = {"autometta", "autometta.tick", "autometta.tick.decide", "autometta.tick.outcomes", "autometta.budget",
-        "autometta.parking", "autometta.hints", "autometta.paths", "autometta.roles", "autometta.stageid",
-        "autometta.timeutil"}
+        "autometta.parking", "autometta.hints", "autometta.paths", "autometta.roles", "autometta.scope",
+        "autometta.stageid", "autometta.timeutil"}
 
 
 def test_decide_imports_nothing_that_does_io():

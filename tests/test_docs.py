@@ -111,7 +111,7 @@ def emitted_markers() -> Set[str]:
             found.update(re.findall(r'f"([a-z]+(?:_[a-z]+)+): ', text))
             for prefix in re.findall(r'f"([a-z_]+)_\{env\.kind\}"', text):
                 found.update(f"{prefix}_{kind}" for kind in ("fail", "partial"))
-            for suffix in re.findall(r'(?:on_launch_failure=|\bor )f"\{(?:role|arg|first)\}_([a-z_]+)"', text):
+            for suffix in re.findall(r'\bor f"\{(?:role|arg|first)\}_([a-z_]+)"', text):
                 found.update(f"{role}_{suffix}" for role in ROLES)
     return found
 

@@ -329,7 +329,7 @@ def test_a_forged_verdict_fails_the_stage_and_stops_what_runs():
     c.artefact = verdicts.Artefact("verdict", "PASS", doc=doc())  # never read
     dec = d.decide(d.Facts(repo="/r", budget=initial_budget(), state=doc_, cur=c))
     assert dec.finish == ("failed", f"verdict_forged: {c.forged}")
-    assert dec.effects == [(d.KILL, "worker"), (d.ACCOUNT, "worker")]
+    assert dec.effects == [d.Kill("worker"), d.Account("worker")]
 
 
 def test_a_forged_verdict_wins_over_a_verdict_of_a_dead_verifier():
@@ -338,7 +338,7 @@ def test_a_forged_verdict_wins_over_a_verdict_of_a_dead_verifier():
     c.forged = "... is a symlink"
     c.artefact = verdicts.Artefact("verdict", "PASS", doc=doc())
     dec = d.decide(d.Facts(repo="/r", budget=initial_budget(), state=doc_, cur=c))
-    assert dec.finish[0] == "failed" and dec.effects == [(d.ACCOUNT, "verifier")]
+    assert dec.finish[0] == "failed" and dec.effects == [d.Account("verifier")]
 
 
 @pytest.mark.parametrize("reaped_now", [True, False])
@@ -353,14 +353,14 @@ def test_no_verifier_is_dispatched_while_a_process_of_the_workers_run_lives(reap
         doc_, c = in_flight(worker_tree="t", worker_exit=0)
     c.worker_leftover = "process(es) 42 of the worker's run (process group 7) are still running"
     dec = d.decide(d.Facts(repo="/r", budget=initial_budget(), state=doc_, cur=c))
-    assert (d.LAUNCH, "verifier") not in dec.effects and dec.finish is None
+    assert d.Launch("verifier") not in dec.effects and dec.finish is None
     assert dec.transition == reaped_now and "so the verifier waits for it" in dec.message
     c.worker_leftover = None
     if reaped_now:
         doc_, c2 = in_flight(worker_pid=7, worker_started=1.0)
         c2.worker, c2.envelope = c.worker, c.envelope
         c = c2
-    assert (d.LAUNCH, "verifier") in d.decide(d.Facts(repo="/r", budget=initial_budget(), state=doc_, cur=c)).effects
+    assert d.Launch("verifier") in d.decide(d.Facts(repo="/r", budget=initial_budget(), state=doc_, cur=c)).effects
 
 
 def test_a_verdict_is_kept_at_the_old_path_once_acted_on():
@@ -368,7 +368,7 @@ def test_a_verdict_is_kept_at_the_old_path_once_acted_on():
     c.verifier = d.Proc(pid=9, exit={"exit_code": 0})
     c.artefact = verdicts.Artefact("verdict", "PASS", doc=doc("PASS", "PASS", "FAIL"))
     dec = d.decide(d.Facts(repo="/r", budget=initial_budget(), state=doc_, cur=c))
-    assert dec.effects == [(d.ACCOUNT, "verifier"), (d.SAVE_ARTEFACT, doc("PASS", "PASS", "FAIL"))]
+    assert dec.effects == [d.Account("verifier"), d.SaveArtefact(doc("PASS", "PASS", "FAIL"))]
     assert dec.finish == ("verifier_failed", "verifier_inconsistent: overall PASS but criterion 2 (c2) is FAIL")
 
 

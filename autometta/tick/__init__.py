@@ -1,1 +1,2 @@
-"""The tick: ``loop`` visits each repo; ``idle``, ``facts``, ``decide`` (pure), ``effects``, ``failures``, ``dryrun``."""
+"""The tick: ``loop`` visits each repo; ``idle``, ``facts``, ``decide`` (pure), ``outcomes``,
+``bookkeeping``, ``effects``, ``failures`` and ``dryrun`` are its parts."""

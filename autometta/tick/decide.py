@@ -11,8 +11,8 @@ version's (spec §6.4-6.6), with its gaps (§15) fixed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 from .. import budget as budgets
 from .. import hints, parking
@@ -140,28 +140,128 @@ class Facts:
 
 
 # ------------------------------------------------------------------ effects
-# Effects are plain tuples the tick applies in order: (name, argument).
-ACCOUNT = "account"  # role: add its tokens, cost and seconds; clear its pid
-RECORD_TREE = "record_tree"  # fingerprint the worker's tree
-QUARANTINE = "quarantine"  # "envelope" | "artefact": move aside as .invalid.json
-SAVE_ARTEFACT = "save_artefact"  # keep the verdict acted on at state/verifiers/<id>.json (autometta.verdicts.store)
-KILL = "kill"  # role: TERM its process group now, KILL on a later tick
-LAUNCH = "launch"  # role: worker | verifier | acceptance
-COMMIT = "commit"  # commit the worker's changes (author worker, co-author verifier)
-CLAIM = "claim"  # stage id: pending -> in_progress
-SET = "set"  # (field, value) on the stage in flight
-ADOPT = "adopt"  # (role, pid, started): record a runner an interrupted tick started
-REBRIEF = "rebrief"  # {"loop", "of", "reason", "verdict"}: save the re-brief, archive the round, reset its fields
-CLEAR_CURRENT = "clear_current"
-PARK = "park"  # (until ISO, reason, route): the route starts no agent in any repo until then (autometta.parking)
-UNPARK = "unpark"  # route or None: clear the repo's park (an earlier autometta's), and the route's once run out
-WORKTREE = "worktree"  # create the claimed lane's worktree and branch from the base branch's tip
-RECORD_CLAIM = "record_claim"  # isolation: tree: note HEAD, its branch and what is already changed (autometta.isolation)
-MERGE = "merge"  # rebase the lane onto the base branch's tip (a conflict stops the stage and what follows);
-# True: its recheck was skipped as the tree was the one checked, so a base that moved since sends it back to the queue
-LAND = "land"  # fast-forward the base branch to the lane's commit; remove its worktree and branch
+# What a decision makes happen, in order: typed records, applied by autometta.tick.effects (each only starts a
+# process, runs git or moves files; the stage's and the repo's documents are autometta.tick.bookkeeping's),
+# described by plan mode (autometta.tick.dryrun). ``name`` is how logs and the tick's outcome call it.
 
-Effect = Tuple[str, Any]
+@dataclass(frozen=True)
+class Effect:
+    name: ClassVar[str] = ""
+
+    @property
+    def arg(self) -> Any:
+        """The record's value (None, its one field, or a tuple of them): how plan mode and tests show it."""
+        values = tuple(getattr(self, f.name) for f in fields(self))
+        return values[0] if len(values) == 1 else (values or None)
+
+
+@dataclass(frozen=True)
+class Account(Effect):
+    role: str
+    name: ClassVar[str] = "account"  # add its tokens, cost and seconds; clear its pid
+
+
+@dataclass(frozen=True)
+class RecordTree(Effect):
+    name: ClassVar[str] = "record_tree"  # fingerprint the worker's tree
+
+
+@dataclass(frozen=True)
+class Quarantine(Effect):
+    what: str  # envelope | artefact
+    name: ClassVar[str] = "quarantine"  # move aside as .invalid.json
+
+
+@dataclass(frozen=True)
+class SaveArtefact(Effect):
+    doc: Dict[str, Any] = field(hash=False)
+    name: ClassVar[str] = "save_artefact"  # keep the verdict acted on at state/verifiers/<id>.json (verdicts.store)
+
+
+@dataclass(frozen=True)
+class Kill(Effect):
+    role: str
+    name: ClassVar[str] = "kill"  # TERM its process group now, KILL on a later tick
+
+
+@dataclass(frozen=True)
+class Launch(Effect):
+    role: str  # worker | verifier | acceptance | setup | postmerge
+    name: ClassVar[str] = "launch"  # a failed start stops the stage (outcomes.failed_effect)
+
+
+@dataclass(frozen=True)
+class Commit(Effect):
+    headline: str
+    name: ClassVar[str] = "commit"  # commit the worker's changes (author worker, co-author verifier)
+
+
+@dataclass(frozen=True)
+class Claim(Effect):
+    stage_id: str
+    name: ClassVar[str] = "claim"  # pending -> in_progress
+
+
+@dataclass(frozen=True)
+class Set(Effect):
+    key: str
+    value: Any = field(hash=False)
+    name: ClassVar[str] = "set"  # on the stage in flight
+
+
+@dataclass(frozen=True)
+class Adopt(Effect):
+    role: str
+    pid: int
+    started: Optional[float]
+    name: ClassVar[str] = "adopt"  # record a runner an interrupted tick started
+
+
+@dataclass(frozen=True)
+class Rebrief(Effect):
+    brief: Dict[str, Any] = field(hash=False)  # loop, of, reason, verdict
+    name: ClassVar[str] = "rebrief"  # save the re-brief, archive the round, reset its fields
+
+
+@dataclass(frozen=True)
+class ClearCurrent(Effect):
+    name: ClassVar[str] = "clear_current"
+
+
+@dataclass(frozen=True)
+class Park(Effect):
+    until: str  # ISO time
+    reason: str
+    route: str
+    name: ClassVar[str] = "park"  # the route starts no agent in any repo until then (autometta.parking)
+
+
+@dataclass(frozen=True)
+class Unpark(Effect):
+    route: Optional[str] = None
+    name: ClassVar[str] = "unpark"  # clear the repo's park (an earlier autometta's), and the route's once run out
+
+
+@dataclass(frozen=True)
+class Worktree(Effect):
+    name: ClassVar[str] = "worktree"  # create the claimed lane's worktree and branch from the base branch's tip
+
+
+@dataclass(frozen=True)
+class RecordClaim(Effect):
+    name: ClassVar[str] = "record_claim"  # isolation: tree: note HEAD, its branch and what is already changed
+
+
+@dataclass(frozen=True)
+class Merge(Effect):
+    #: its recheck was skipped as the tree was the one checked, so a base that moved since sends it back to the queue
+    unmoved: bool
+    name: ClassVar[str] = "merge"  # rebase the lane onto the base branch's tip (a conflict stops the stage)
+
+
+@dataclass(frozen=True)
+class Land(Effect):
+    name: ClassVar[str] = "land"  # fast-forward the base branch to the lane's commit; remove its worktree and branch
 
 
 @dataclass
@@ -173,8 +273,6 @@ class Decision:
     halt: Optional[str] = None
     #: A transition spends a clock tick and is written; waiting and idling are not.
     transition: bool = True
-    #: Marker for the stage if a LAUNCH in ``effects`` fails.
-    on_launch_failure: Optional[str] = None
     #: The repo does nothing else this tick (halted, a cap reached, parked): no later lane moves, nothing is claimed.
     stops_repo: bool = False
 
@@ -184,18 +282,24 @@ class Decision:
             return "halt"
         if self.finish:
             return self.finish[0]
-        return self.effects[-1][0] if self.effects else ("wait" if not self.transition else "noop")
+        return self.effects[-1].name if self.effects else ("wait" if not self.transition else "noop")
+
+    @property
+    def merges(self) -> bool:
+        """Does it rebase or land a lane (the merge slot is taken for this tick)?"""
+        return any(isinstance(e, (Merge, Land)) for e in self.effects)
+
+    @property
+    def commits(self) -> bool:
+        return any(isinstance(e, Commit) for e in self.effects)
 
 
 def _projected(budget: Dict[str, Any], *usages: Optional[Usage], seconds: float = 0.0) -> Dict[str, Any]:
     """The budget as it will be once ``usages`` are accounted: caps gate every dispatch."""
     out = dict(budget)
-    for usage in usages:
-        if usage is not None:
-            out["tokens_spent"] = (out.get("tokens_spent") or 0) + usage.total_tokens
-            if usage.cost_usd:
-                out["cost_usd_spent"] = (out.get("cost_usd_spent") or 0) + usage.cost_usd
-    out["wall_clock_elapsed_seconds"] = (out.get("wall_clock_elapsed_seconds") or 0) + int(seconds)
+    spent = [usage for usage in usages if usage is not None]
+    budgets.spend(out, tokens=sum(u.total_tokens for u in spent), cost_usd=sum(u.cost_usd or 0 for u in spent),
+                  seconds=int(seconds))  # the sum the spend ledger folds into the budget (autometta.budget.spend)
     return out
 
 
@@ -234,10 +338,11 @@ def _held(f: Facts, decision: Decision) -> Decision:
     Nothing of it is applied: the next tick decides again from the same
     facts, and once the route's park has run out it does it all.
     """
-    for name, role in decision.effects:
-        if name != LAUNCH or role not in ("worker", "verifier"):
+    for launch in decision.effects:
+        if not isinstance(launch, Launch) or launch.role not in ("worker", "verifier"):
             continue
-        claimed = next((arg for effect, arg in decision.effects if effect == CLAIM), None)
+        role = launch.role
+        claimed = next((e.stage_id for e in decision.effects if isinstance(e, Claim)), None)
         if f.cur is not None and claimed is None:
             route = f.cur.routes.get(role)
             who = f"stage {f.cur.stage.get('id') if f.cur.stage else '?'} waits to start its {role}"
@@ -252,8 +357,8 @@ def _held(f: Facts, decision: Decision) -> Decision:
 
 def _unpark_after(f: Facts, decision: Decision) -> Decision:
     if (f.state.get("parked_until") and decision.transition and not decision.halt
-            and not any(name in (PARK, UNPARK) for name, _ in decision.effects)):
-        decision.effects.insert(0, (UNPARK, None))  # a park that has run out is cleared by the next transition
+            and not any(isinstance(e, (Park, Unpark)) for e in decision.effects)):
+        decision.effects.insert(0, Unpark(None))  # a park that has run out is cleared by the next transition
     return decision
 
 
@@ -285,7 +390,7 @@ def _decide(f: Facts) -> Decision:
     assert f.cur is not None
     if f.cur.stage is None:
         return Decision(f"current_stage {current} has no stage record in {f.repo}; cleared",
-                        [(CLEAR_CURRENT, None)])
+                        [ClearCurrent()])
     return _in_flight(f, current, f.cur)
 
 
@@ -344,17 +449,15 @@ def _claim(f: Facts, lane: bool) -> Decision:
         return Decision(f"stage card missing for {p.stage_id} in {f.repo}", transition=False)
     if p.preflight:
         return Decision(f"stage {p.stage_id} cannot start: {p.preflight}",
-                        [(CLAIM, p.stage_id)], finish=("stalled", p.preflight))
+                        [Claim(p.stage_id)], finish=("stalled", p.preflight))
     if not lane:
         return Decision(f"claimed {p.stage_id} for {f.repo}; dispatching worker {p.worker} in the repo's own tree",
-                        [(CLAIM, p.stage_id), (RECORD_CLAIM, None), (LAUNCH, "worker")],
-                        on_launch_failure="worker_spawn_failed")
+                        [Claim(p.stage_id), RecordClaim(), Launch("worker")])
     first = "setup" if f.setup_command else "worker"
     what = "running worktree.setup" if f.setup_command else f"dispatching worker {p.worker}"
     into = f" into lane {f.lanes_in_flight + 1} of {f.max_parallel}" if f.max_parallel > 1 else ""
     return Decision(f"claimed {p.stage_id} for {f.repo}{into}; {what} in its worktree",
-                    [(CLAIM, p.stage_id), (WORKTREE, None), (LAUNCH, first)],
-                    on_launch_failure=f"{first}_spawn_failed")
+                    [Claim(p.stage_id), Worktree(), Launch(first)])
 
 
 @dataclass(frozen=True)
@@ -373,7 +476,7 @@ def _command(f: Facts, cur: str, c: InFlight, cmd: _Command,
              effects: List[Effect]) -> Tuple[Optional[Decision], Optional[int]]:
     """Start, wait for or stop a command role: a decision, or (once it exited) None and its exit code.
 
-    The exit code comes with the role's ACCOUNT appended to ``effects``.
+    The exit code comes with the role's Account appended to ``effects``.
     """
     proc: Proc = getattr(c, cmd.role)
     if not (c.stage or {}).get(f"{cmd.role}_pid"):
@@ -381,9 +484,9 @@ def _command(f: Facts, cur: str, c: InFlight, cmd: _Command,
     if proc.alive:
         if proc.elapsed is not None and proc.elapsed > _threshold(cmd.budget):
             return Decision(cmd.stopped.format(secs=int(proc.elapsed)),
-                            effects + [(KILL, cmd.role), (ACCOUNT, cmd.role)], finish=("failed", cmd.marker)), None
+                            effects + [Kill(cmd.role), Account(cmd.role)], finish=("failed", cmd.marker)), None
         return Decision(cmd.running, effects, transition=False), None
-    effects.append((ACCOUNT, cmd.role))
+    effects.append(Account(cmd.role))
     return None, (proc.exit or {}).get("exit_code")
 
 
@@ -399,7 +502,7 @@ def _setup(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
     if code != 0:
         return Decision(f"stage {cur} failed: worktree.setup exited {code}; see state/logs/{cur}-setup.log",
                         effects, finish=("failed", "worktree_setup_failed"))
-    effects.append((SET, ("setup", "pass")))
+    effects.append(Set("setup", "pass"))
     return _dispatch(f, cur, _projected(f.budget, seconds=_seconds(c.setup)), effects, "worker",
                      f"stage {cur} worktree.setup passed; dispatching the worker")
 
@@ -426,18 +529,17 @@ def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
         if blocked is not None:
             return blocked  # the rerun is accounted; it runs again once the halt is reset
         return Decision(f"stage {cur} passed acceptance on the merged result; landing on {base}",
-                        effects + [(LAND, None)])
+                        effects + [Land()])
     if c.merge_busy:
         return Decision(f"stage {cur} is accepted and waits for its turn to merge onto {base}", effects,
                         transition=False)
     if c.acceptance_command and c.recheck():  # a tree nobody checked yet: checked again before it lands
         return Decision(f"stage {cur} merging onto {base}; then rerunning the acceptance command",
-                        effects + [(MERGE, False), (SET, ("merge", "checking")), (LAUNCH, "postmerge")],
-                        on_launch_failure="postmerge_spawn_failed")
+                        effects + [Merge(False), Set("merge", "checking"), Launch("postmerge")])
     blocked = _dirty_halt(f, cur, base, effects)
     if blocked is not None:
         return blocked
-    return Decision(f"stage {cur} merging onto {base}", effects + [(MERGE, bool(c.acceptance_command)), (LAND, None)])
+    return Decision(f"stage {cur} merging onto {base}", effects + [Merge(bool(c.acceptance_command)), Land()])
 
 
 def _dirty_halt(f: Facts, cur: str, base: str, effects: List[Effect]) -> Optional[Decision]:
@@ -458,7 +560,7 @@ def _reaped(stage: Dict[str, Any]) -> bool:
 
 def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effect]) -> Decision:
     if isinstance(art.doc, dict):
-        effects.append((SAVE_ARTEFACT, art.doc))  # kept where the views and the bash version read verdicts
+        effects.append(SaveArtefact(art.doc))  # kept where the views and the bash version read verdicts
     recorded = c.stage.get("worker_tree") if c.stage else None
     judged: List[Optional[str]] = []  # the tree now, once a PASS asked for it
 
@@ -472,20 +574,20 @@ def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effec
         return Decision(f"stage {cur} {who}: {outcome.marker}; tree left for operator review", effects,
                         finish=outcome.finish)
     if outcome.why == "modified_tree":
-        effects.append((SET, ("verifier_tree", judged[-1])))
+        effects.append(Set("verifier_tree", judged[-1]))
         return Decision(f"stage {cur} verifier changed the tree it judged; not committing", effects,
                         finish=outcome.finish)
     if outcome.why == "pass":
         if c.lane:
             branch = (c.stage or {}).get("branch") or "its branch"
             return Decision(f"stage {cur} PASS: committing worker output on {branch}; queued to merge",
-                            effects + [(SET, ("merge", "queued")), (COMMIT, c.headline)])
-        effects.append((COMMIT, c.headline))
+                            effects + [Set("merge", "queued"), Commit(c.headline)])
+        effects.append(Commit(c.headline))
         return Decision(f"stage {cur} PASS: committing worker output", effects, finish=outcome.finish)
     marker = outcome.marker
     if marker == outcomes.VERIFIER_FAIL:
-        spent = _projected(f.budget, c.verifier.usage if (ACCOUNT, "verifier") in effects else None,
-                           seconds=_seconds(c.verifier) if (ACCOUNT, "verifier") in effects else 0)
+        spent = _projected(f.budget, c.verifier.usage if Account("verifier") in effects else None,
+                           seconds=_seconds(c.verifier) if Account("verifier") in effects else 0)
         again = _loop_again(f, cur, c, spent, effects, "verifier_fail", f"stage {cur} verifier FAIL", art.doc)
         if again is not None:
             return again
@@ -501,14 +603,14 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     for role, (pid, started) in sorted(c.orphans.items()):
         if not st.get(f"{role}_pid"):
             return Decision(f"adopting {role} {pid} for {cur}, started by a tick that was interrupted",
-                            [(ADOPT, (role, pid, started))])
+                            [Adopt(role, pid, started)])
 
     # 0'. A runner gone without an exit record: stop what is left of its run, stall the stage.
     lost = [role for role in ROLES if st.get(f"{role}_pid") and getattr(c, role).lost]
     if lost:
         for role in ROLES:
             if st.get(f"{role}_pid"):
-                effects += [(KILL, role), (ACCOUNT, role)]
+                effects += [Kill(role), Account(role)]
         return Decision(f"stage {cur}: the runner of its {lost[0]} (pid {st.get(f'{lost[0]}_pid')}) is gone without "
                         "an exit record; stopping what is left of the run, marked stalled", effects,
                         finish=("stalled", "runner_lost"))
@@ -521,13 +623,13 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         return Decision(f"stage {cur}: its commit, started by an interrupted tick, still runs after "
                         f"{int(c.commit_running)}s; stopped (the next tick records it if it landed, "
                         "else commits again)",
-                        effects + [(KILL, "commit")])
+                        effects + [Kill("commit")])
 
     # 0a. A lane whose worktree was deleted: stop what still runs there.
     if c.lane and c.worktree_missing:
         for role in ROLES:
             if st.get(f"{role}_pid"):
-                effects += ([(KILL, role)] if getattr(c, role).alive else []) + [(ACCOUNT, role)]
+                effects += ([Kill(role)] if getattr(c, role).alive else []) + [Account(role)]
         return Decision(f"stage {cur} lost its worktree {st.get('worktree')}; marked stalled", effects,
                         finish=("stalled", "worktree_missing"))
 
@@ -539,7 +641,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     if c.forged:
         for role in ROLES:
             if st.get(f"{role}_pid"):
-                effects += ([(KILL, role)] if getattr(c, role).alive else []) + [(ACCOUNT, role)]
+                effects += ([Kill(role)] if getattr(c, role).alive else []) + [Account(role)]
         return Decision(f"stage {cur} has a verdict no verifier of autometta's wrote ({c.forged}); nothing "
                         "committed, tree left for operator review", effects,
                         finish=("failed", f"verdict_forged: {c.forged}"[:300]))
@@ -549,7 +651,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     if art.kind == "partial" and c.verifier.pid and c.verifier.alive:
         art = Artefact("missing")  # still being written: not a verdict yet
     elif art.kind == "partial":
-        effects.append((QUARANTINE, "artefact"))
+        effects.append(Quarantine("artefact"))
         art = Artefact("missing")
     if art.kind == "verdict":
         if c.verifier.pid:
@@ -560,8 +662,8 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                     # tree is compared once it can no longer change it.
                     return Decision(f"verifier {st.get('verifier_pid')} for {cur} wrote its verdict; "
                                     "waiting for it to exit", effects, transition=False)
-                effects.append((KILL, "verifier"))
-            effects.append((ACCOUNT, "verifier"))
+                effects.append(Kill("verifier"))
+            effects.append(Account("verifier"))
         return _verdict(f, cur, c, art, effects)
 
     # 2. The worker.
@@ -580,13 +682,13 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
             limit = _threshold(c.worker_budget)
             if c.worker.elapsed is not None and c.worker.elapsed > limit:
                 return Decision(f"stage {cur} stalled after {int(c.worker.elapsed)}s (budget {c.worker_budget}s "
-                                "+ 50% grace), marked stalled", effects + [(KILL, "worker"), (ACCOUNT, "worker")],
+                                "+ 50% grace), marked stalled", effects + [Kill("worker"), Account("worker")],
                                 finish=("stalled", "worker_timeout"))
             return Decision(f"worker {st.get('worker_pid')} for {cur} still running, skipping verifier dispatch",
                             effects, transition=False)
         if c.worker.limit is not None and c.envelope.kind == "missing":
             return _limited(f, cur, c, "worker", c.worker, effects)
-        effects += [(ACCOUNT, "worker"), (RECORD_TREE, None)]
+        effects += [Account("worker"), RecordTree()]
         env = c.envelope
         ended = outcomes.worker(env, c.worker_diagnosis)
         if ended is not None and ended.why == "missing":
@@ -594,7 +696,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                             effects, finish=ended.finish)
         if ended is not None and ended.why == "invalid":
             return Decision(f"stage {cur} handoff envelope invalid ({env.error}); moved to .invalid.json, "
-                            "marked stalled", effects + [(QUARANTINE, "envelope")], finish=ended.finish)
+                            "marked stalled", effects + [Quarantine("envelope")], finish=ended.finish)
         if ended is not None:
             return Decision(f"stage {cur} failed: worker envelope status={env.kind}; notes: {env.notes}",
                             effects, finish=ended.finish)
@@ -627,7 +729,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                 return again
             return Decision(f"stage {cur} failed: acceptance command exited {code}; see "
                             f"state/logs/{cur}-acceptance.log", effects, finish=("failed", "acceptance_failed"))
-        effects.append((SET, ("acceptance", "pass")))
+        effects.append(Set("acceptance", "pass"))
         return _dispatch_verifier(f, cur, c, _projected(f.budget, seconds=_seconds(c.acceptance)), effects,
                                   f"stage {cur} acceptance passed, proceeding to verifier dispatch")
 
@@ -637,7 +739,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         if c.verifier.alive:
             limit = _threshold(c.verifier_budget)
             if c.verifier.elapsed is not None and c.verifier.elapsed > limit:
-                effects += [(KILL, "verifier"), (ACCOUNT, "verifier")]
+                effects += [Kill("verifier"), Account("verifier")]
                 if (st.get("verifier_attempts") or 0) >= VERIFIER_ATTEMPT_CAP:
                     return Decision(f"verifier for {cur} timed out after {int(c.verifier.elapsed)}s and the attempt "
                                     f"cap ({VERIFIER_ATTEMPT_CAP}) is reached, marking stalled", effects,
@@ -649,7 +751,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                             effects, transition=False)
         if c.verifier.limit is not None and c.message_artefact is None:
             return _limited(f, cur, c, "verifier", c.verifier, effects)
-        effects.append((ACCOUNT, "verifier"))
+        effects.append(Account("verifier"))
         if c.message_artefact is not None and c.message_artefact.kind == "verdict":
             return _verdict(f, cur, c, c.message_artefact, effects)
         projected = _projected(f.budget, c.verifier.usage, seconds=_seconds(c.verifier))
@@ -676,14 +778,14 @@ def _limited(f: Facts, cur: str, c: InFlight, role: str, proc: Proc, effects: Li
     # This limit parked the route and the reset has passed (the repo-wide park an earlier autometta
     # recorded counts too).
     if f.state.get("parked_until") or own:
-        effects = effects + [(ACCOUNT, role), (UNPARK, c.routes.get(role))]
+        effects = effects + [Account(role), Unpark(c.routes.get(role))]
         if (c.stage or {}).get("parked_until"):
-            effects.append((SET, ("parked_until", None)))
+            effects.append(Set("parked_until", None))
         if role == "worker":
-            effects.append((SET, ("worker_exit", None)))  # the worker is not reaped: it runs again
+            effects.append(Set("worker_exit", None))  # the worker is not reaped: it runs again
         else:
             attempts = (c.stage or {}).get("verifier_attempts") or 0
-            effects.append((SET, ("verifier_attempts", max(0, attempts - 1))))  # a limit is no attempt
+            effects.append(Set("verifier_attempts", max(0, attempts - 1)))  # a limit is no attempt
         return _dispatch(f, cur, _projected(f.budget, proc.usage, seconds=_seconds(proc)), effects, role,
                          f"stage {cur} usage limit has reset; dispatching the {role} again")
     printed = parse_iso(str((proc.exit or {}).get("ended_at") or ""))
@@ -692,7 +794,7 @@ def _limited(f: Facts, cur: str, c: InFlight, role: str, proc: Proc, effects: Li
     route = c.routes.get(role) or "unknown"
     return Decision(f"stage {cur} {role} hit a {proc.limit.kind} limit ({proc.limit.message[:120]}); "
                     f"parked {route} until {until} for every repo on this host",
-                    effects + [(PARK, (until, reason, route))])
+                    effects + [Park(until, reason, route)])
 
 
 def loop_of(stage: Optional[Dict[str, Any]]) -> int:
@@ -713,7 +815,7 @@ def _loop_again(f: Facts, cur: str, c: InFlight, projected: Dict[str, Any], effe
                         "before re-briefing", effects, halt=cap)
     brief = {"loop": loop + 1, "of": c.max_loops, "reason": reason, "verdict": evidence}
     return Decision(f"{what}; re-briefing the worker (loop {loop + 1} of {c.max_loops})",
-                    effects + [(REBRIEF, brief), (LAUNCH, "worker")], on_launch_failure="worker_spawn_failed")
+                    effects + [Rebrief(brief), Launch("worker")])
 
 
 def _dispatch(f: Facts, cur: str, projected: Dict[str, Any], effects: List[Effect], role: str,
@@ -721,7 +823,7 @@ def _dispatch(f: Facts, cur: str, projected: Dict[str, Any], effects: List[Effec
     cap = budgets.cap_hit(projected)
     if cap:
         return Decision(f"{message}; but halted {f.repo} due to {cap} before dispatch", effects, halt=cap)
-    return Decision(message, effects + [(LAUNCH, role)], on_launch_failure=f"{role}_spawn_failed")
+    return Decision(message, effects + [Launch(role)])
 
 
 def _dispatch_verifier(f: Facts, cur: str, c: InFlight, projected: Dict[str, Any], effects: List[Effect],

@@ -127,28 +127,29 @@ def apply(txn: Any, decision: d.Decision) -> str:
     from ..worktrees import branch_for, lane_root
 
     finish = decision.finish
-    for name, arg in decision.effects:
+    for effect in decision.effects:
+        arg = effect.arg
         stage = txn.cur
         sid = stage.get("id") if stage else "?"
-        if name == d.CLAIM:
+        if isinstance(effect, d.Claim):
             claimed = find_stage(txn.state, arg)
             if claimed is not None:
                 claimed.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
             txn.focus = arg
             if txn.tree:
                 txn.state["current_stage"] = arg
-        elif name == d.WORKTREE and stage is not None:
+        elif isinstance(effect, d.Worktree) and stage is not None:
             base_ctx = txn.base_ctx or txn.ctx
             path = lane_root(base_ctx.repo, base_ctx.manifest) / sid
             stage.update(worktree=str(path), branch=branch_for(sid), base="the checked-out branch")
             txn.ctx = lane_context(base_ctx, stage)
             shown = os.path.relpath(path, base_ctx.repo) if str(path).startswith(str(base_ctx.repo)) else path
             _say(txn, f"create the worktree {shown} on branch {branch_for(sid)} from the checked-out branch's tip")
-        elif name == d.RECORD_CLAIM:
+        elif isinstance(effect, d.RecordClaim):
             _say(txn, "note what is already changed in the checkout, to keep it out of the stage's commit")
-        elif name == d.LAUNCH and stage is not None:
+        elif isinstance(effect, d.Launch) and stage is not None:
             _say(txn, f"start the {arg} for {sid}: {agent(txn.ctx, stage, arg)}")
-        elif name == d.ACCOUNT and stage is not None:
+        elif isinstance(effect, d.Account) and stage is not None:
             proc = getattr(txn.facts.cur, arg, None) if txn.facts is not None and txn.facts.cur is not None else None
             usage = getattr(proc, "usage", None)
             tokens = int(usage.total_tokens) if usage is not None else 0
@@ -159,30 +160,30 @@ def apply(txn: Any, decision: d.Decision) -> str:
                       + (f", ${cost:.2f}" if cost else "") + f", {seconds}s)")
             # its pid stays: the runner's record is still on disk, and a later decision in this plan must
             # not take the run for an orphan to adopt
-        elif name == d.KILL and stage is not None:
+        elif isinstance(effect, d.Kill) and stage is not None:
             _say(txn, f"stop the {arg} of {sid} (SIGTERM to process group {stage.get(f'{arg}_pid')})")
-        elif name == d.COMMIT and stage is not None:
+        elif isinstance(effect, d.Commit) and stage is not None:
             where = f" on {stage.get('branch')}" if stage.get("branch") else ""
             _say(txn, f"commit {sid}'s changes{where} as '{sid}: {arg}' after the secret scan")
-        elif name == d.MERGE and stage is not None:
+        elif isinstance(effect, d.Merge) and stage is not None:
             _say(txn, f"rebase {stage.get('branch')} onto {stage.get('base')} {NO_GIT}")
-        elif name == d.LAND and stage is not None:
+        elif isinstance(effect, d.Land) and stage is not None:
             _say(txn, f"fast-forward {stage.get('base')} to {sid}'s commit and remove its worktree and branch")
-        elif name == d.PARK:
+        elif isinstance(effect, d.Park):
             _say(txn, f"park {arg[2]} until {arg[0]} for every repo on this host")
-        elif name == d.UNPARK and arg:
+        elif isinstance(effect, d.Unpark) and arg:
             _say(txn, f"clear the park of {arg}")
-        elif name == d.REBRIEF:
+        elif isinstance(effect, d.Rebrief):
             _say(txn, f"re-brief the worker of {sid} (loop {arg.get('loop')} of {arg.get('of')})")
-        elif name == d.QUARANTINE and stage is not None:
+        elif isinstance(effect, d.Quarantine) and stage is not None:
             _say(txn, f"move {sid}'s invalid {arg} aside as .invalid.json")
-        elif name == d.SAVE_ARTEFACT and stage is not None:
+        elif isinstance(effect, d.SaveArtefact) and stage is not None:
             _say(txn, f"save the verdict {sid}'s verifier gave as its final message")
-        elif name == d.ADOPT and stage is not None:
+        elif isinstance(effect, d.Adopt) and stage is not None:
             _say(txn, f"adopt the {arg[0]} pid {arg[1]} an interrupted tick started")
-        elif name == d.SET and stage is not None:
+        elif isinstance(effect, d.Set) and stage is not None:
             stage[arg[0]] = arg[1]
-        elif name == d.CLEAR_CURRENT:
+        elif isinstance(effect, d.ClearCurrent):
             txn.state["current_stage"] = None
     if finish:
         stage = txn.cur

@@ -1,11 +1,15 @@
 """Apply a decision's effects to one repo: claim, launch, account, commit, merge, land, park.
 
-:func:`autometta.tick.decide.decide` says what to do; :func:`apply` does it to
-the in-memory state and budget of one transaction (:class:`Txn`), starting
-processes and calling git as the effects require. The tick writes the
-documents once afterwards, except where an effect must be on disk before
-its side effect (a claim before its spawn, a landing before its lane is
-removed), which saves state itself.
+:func:`autometta.tick.decide.decide` says what to do, as typed effect
+records (:class:`autometta.tick.decide.Effect`); :func:`apply` hands each to
+its handler (:data:`HANDLERS`), which only starts a process, runs git or
+moves files, and changes the in-memory state and budget of one transaction
+(:class:`Txn`) through :mod:`autometta.tick.bookkeeping`. A handler decides
+nothing: one that could not do its work returns a :class:`Failed`, and
+:func:`autometta.tick.outcomes.failed_effect` says what the stage becomes. The
+tick writes the documents once afterwards, except where an effect must be on
+disk before its side effect (a claim before its spawn, a landing before its
+lane is removed), which saves state itself.
 """
 
 from __future__ import annotations
@@ -13,24 +17,20 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional
 
-from .. import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, scope,
-               secrets, stagecommit, state, verdicts, worktrees)
+from .. import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, secrets,
+               stagecommit, state, verdicts, worktrees)
 from ..agentlog import read_log
 from ..dispatch import RepoContext, identity_for, privilege_summary, start
 from ..errors import UserError
 from ..identity import git_author
 from ..launch import read_exit, runner_record
 from ..paths import RepoPaths
-from ..roles import ROLES
 from ..timeutil import now_iso
+from . import bookkeeping, outcomes
 from . import decide as d
 from . import facts as observe
-
-
-#: The status of a stage whose PASS commit the secret scan refused (marker ``secret_in_diff``).
-SECRET_BLOCKED = "secret_blocked"
 
 
 @dataclass
@@ -58,31 +58,41 @@ class Txn:
         return state.find_stage(self.state, current) if current else None
 
 
-def _halt(txn: Txn, reason: str) -> None:
-    stamp = now_iso(txn.now)
-    txn.budget.update(halted=True, halt_reason=reason, halted_at=stamp)
-    txn.state.update(halted=True, halt_reason=reason)
+@dataclass(frozen=True)
+class Failed:
+    """An effect that could not be done: what was tried, why, and the marker the error names (if any)."""
+
+    what: str
+    why: str
+    marker: Optional[str] = None
+    #: The commit's secret scan refused it (autometta.scan.SecretInDiff).
+    secret: bool = False
+
+
+@dataclass(frozen=True)
+class Requeued:
+    """A merge or landing found the base branch moved: the lane goes back to the queue; nothing after it runs."""
+
+
+@dataclass(frozen=True)
+class Conflict:
+    """A lane that does not rebase onto its base branch: the files in conflict; nothing after it runs."""
+
+    files: List[str]
+
+
+@dataclass(frozen=True)
+class Landed:
+    """The base branch moved to the lane's commit: the stage is completed (and on disk already)."""
 
 
 def _finish(txn: Txn, status: str, marker: Optional[str]) -> None:
+    """The stage ends (:func:`bookkeeping.finish`); its marker masked, a failed in-tree stage's branch put back."""
     stage = txn.cur
-    if stage is not None:
-        stage["status"] = status
-        stage["stall_marker"] = _masked(txn, stage, marker)
-        if status == "completed":
-            stage["completed_at"] = now_iso(txn.now)
-        else:
-            stage["stopped_at"] = now_iso(txn.now)  # what needs a person says since when
-        if stage.get("merge"):
-            stage["merge"] = None  # landed, or refused: then its branch and worktree stay for review
-    if status == "completed":
-        txn.budget["consecutive_failures"] = 0
-    else:
-        txn.budget["consecutive_failures"] = (txn.budget.get("consecutive_failures") or 0) + 1
-        if stage is not None and isolation.in_tree(stage):
-            _restore_branch(txn, stage)
-    if stage is None or txn.state.get("current_stage") == stage.get("id"):
-        txn.state["current_stage"] = None
+    masked = _masked(txn, stage, marker) if stage is not None else marker
+    bookkeeping.finish(txn.state, txn.budget, stage, status, masked, txn.now)
+    if status != "completed" and stage is not None and isolation.in_tree(stage):
+        _restore_branch(txn, stage)
 
 
 def _masked(txn: Txn, stage: Dict[str, Any], marker: Optional[str]) -> Optional[str]:
@@ -123,21 +133,7 @@ def _account(txn: Txn, role: str) -> None:
                                 budget=txn.budget, now=txn.now)
     if said:
         txn.log_extra.append(said)
-    if role in ("worker", "verifier"):
-        stage[f"{role}_seconds"] = (stage.get(f"{role}_seconds") or 0) + seconds
-        if usage is not None:
-            tokens = usage.total_tokens
-            stage[f"{role}_tokens"] = (stage.get(f"{role}_tokens") or 0) + tokens
-            stage["tokens"] = (stage.get("worker_tokens") or 0) + (stage.get("verifier_tokens") or 0)
-            if usage.cost_usd:
-                cost = round(float(usage.cost_usd), 6)
-                stage[f"{role}_cost_usd"] = round((stage.get(f"{role}_cost_usd") or 0) + cost, 6)
-                stage["cost_usd"] = round((stage.get("worker_cost_usd") or 0) + (stage.get("verifier_cost_usd") or 0), 6)
-    if role == "worker":
-        stage["worker_exit"] = record.get("exit_code")
-    stage[f"{role}_pid"] = None
-    stage[f"{role}_started"] = None
-    stage[runs.key(role)] = None  # accounted: a later tick must not adopt its run again
+    bookkeeping.account(stage, role, seconds, usage, record.get("exit_code"))
     try:  # accounted: its runner is no orphan for a later tick to adopt
         os.unlink(runner_record(txn.ctx.paths.exit_record(stage_id, role)))
     except OSError:
@@ -166,6 +162,12 @@ def _unpark(txn: Txn, route: str) -> None:
         txn.log_extra.append(f"could not clear the park of {route} ({exc.message}); it runs out by itself")
 
 
+def _unpark_repo(txn: Txn, route: Optional[str]) -> None:
+    txn.state.update(parked_until=None, park_reason=None)
+    if route:
+        _unpark(txn, route)
+
+
 def _kill(txn: Txn, role: str) -> None:
     """SIGTERM ``role``'s run (its runner's group and every process marked as the run's); SIGKILL on a later tick."""
     stage = txn.cur
@@ -178,25 +180,10 @@ def _claim(txn: Txn, stage_id: str) -> None:
     stage = state.find_stage(txn.state, stage_id)
     assert stage is not None
     envelope.archive(txn.ctx.paths, stage_id, txn.now)
-    for key in ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
-                "stall_marker", "completed_at", "stopped_at", "commit", "worker_tree", "verifier_tree",
-                "worker_exit", "acceptance", "acceptance_pid", "acceptance_started", "loops", *verdicts.FIELDS,
-                *LANE_KEYS, *TREE_KEYS, *RUN_KEYS):
-        if key in stage:
-            stage[key] = None
-    stage.update(status="in_progress", started_at=now_iso(txn.now), verifier_attempts=0)
+    bookkeeping.claim(stage, txn.now)
     txn.focus = stage_id
     if txn.tree:
         txn.state["current_stage"] = stage_id
-
-
-#: The marks of a stage's runs and its commit's (autometta.runs), cleared when it is claimed again.
-RUN_KEYS = (*(runs.key(role) for role in ROLES), runs.key(runs.COMMIT), "commit_from")
-#: A stage's own fields in a worktree, cleared when it is claimed again.
-LANE_KEYS = ("worktree", "branch", "base", "setup", "setup_pid", "setup_started", "merge", "merge_onto",
-             "postmerge_pid", "postmerge_started")
-#: ... and in the repo's own tree (``isolation: tree``).
-TREE_KEYS = ("claim_head", "claim_branch", "claim_record")
 
 
 def _worktree(txn: Txn) -> None:
@@ -213,12 +200,8 @@ def _worktree(txn: Txn) -> None:
     txn.log_extra.append(f"worktree {shown} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
 
 
-#: MERGE's outcome when the base branch moved after the decision to land without a recheck.
-_AGAIN = ("again", None)
-
-
-def _rebase(txn: Txn, unmoved: bool = False) -> Optional[tuple]:
-    """Rebase the lane onto its base branch's tip; a merge_conflict finish, _AGAIN, or None.
+def _rebase(txn: Txn, unmoved: bool = False) -> Optional[Any]:
+    """Rebase the lane onto its base branch's tip: None, a :class:`Conflict`, or :class:`Requeued`.
 
     ``unmoved``: the acceptance command is not rerun because the tree to land
     is the one already checked; if the base moved since that was decided, the
@@ -230,19 +213,20 @@ def _rebase(txn: Txn, unmoved: bool = False) -> Optional[tuple]:
         stage.update(merge="queued", merge_onto=None)
         txn.log_extra.append(f"{stage['base']} moved while {stage['id']} was about to land; it will be rebased "
                              "and checked again on a later tick")
-        return _AGAIN
+        return Requeued()
     rebased = worktrees.rebase(txn.ctx.work, stage["base"])
     if rebased.conflicts:
-        shown = ", ".join(rebased.conflicts[:10]) + (" ..." if len(rebased.conflicts) > 10 else "")
-        txn.log_extra.append(f"stage {stage['id']} does not merge onto {stage['base']}: conflicts in {shown}; "
-                             f"{stage['base']} left as it was, {stage['worktree']} kept for review")
-        return ("merge_conflict", f"merge_conflict: {shown}"[:300])
+        txn.log_extra.append(f"stage {stage['id']} does not merge onto {stage['base']}: conflicts in "
+                             f"{outcomes.conflicts_shown(rebased.conflicts)}; {stage['base']} left as it was, "
+                             f"{stage['worktree']} kept for review")
+        return Conflict(list(rebased.conflicts))
     stage["merge_onto"] = rebased.onto
     return None
 
 
-def _land(txn: Txn) -> Optional[tuple]:
-    """Fast-forward the base branch to the rebased lane and remove the lane; a finish, or None (retry)."""
+def _land(txn: Txn) -> Any:
+    """Fast-forward the base branch to the rebased lane and remove the lane: :class:`Landed`, or
+    :class:`Requeued` when the base moved meanwhile (rebased again on a later tick)."""
     stage = txn.cur
     assert stage is not None
     repo = (txn.base_ctx or txn.ctx).repo
@@ -252,7 +236,7 @@ def _land(txn: Txn) -> Optional[tuple]:
         stage.update(merge="queued", merge_onto=None)
         txn.log_extra.append(f"{stage['base']} moved while {stage['id']} was being merged; it will be rebased "
                              "again on a later tick")
-        return None
+        return Requeued()
     # head == onto: nothing of its own to land, or it landed already (a tick killed before it could record
     # so, after the commit it had recorded)
     landed = head != onto or stage.get("commit") == head
@@ -268,7 +252,7 @@ def _land(txn: Txn) -> Optional[tuple]:
     except UserError as exc:
         txn.log_extra.append(f"{said}; could not remove its worktree ({exc.message}); "
                              "'autometta tick --repair' removes it")
-    return ("completed", None)
+    return Landed()
 
 
 def _rebrief(txn: Txn, brief: Dict[str, Any]) -> None:
@@ -282,11 +266,7 @@ def _rebrief(txn: Txn, brief: Dict[str, Any]) -> None:
     files.atomic_write(paths.rebrief(stage_id, brief["loop"]),
                        secrets.redact(rebrief_text(txn.ctx, stage, card, brief)), mode=0o600)
     envelope.archive(paths, stage_id, txn.now)
-    for key in ("worker_tree", "verifier_tree", "worker_exit", "verifier_artefact", "acceptance",
-                "acceptance_pid", "acceptance_started", *verdicts.FIELDS):
-        if key in stage:
-            stage[key] = None
-    stage.update(verifier_attempts=0, loops=brief["loop"])
+    bookkeeping.rebrief(stage, brief["loop"])
     txn.log_extra.append(f"re-brief for {stage_id} saved as {paths.rebrief(stage_id, brief['loop'])}")
 
 
@@ -325,7 +305,7 @@ def _tail(path: "os.PathLike[str]", limit: int = 4000) -> str:
     return text[-limit:].rstrip("\n") or "(no output)"
 
 
-def _launch(txn: Txn, role: str, decision: d.Decision) -> None:
+def _launch(txn: Txn, role: str) -> None:
     stage = txn.cur
     assert stage is not None
     card = observe.load_card(txn.ctx, stage["id"])
@@ -335,10 +315,7 @@ def _launch(txn: Txn, role: str, decision: d.Decision) -> None:
         verdicts.begin_stage(txn.ctx.paths, stage, txn.now)
         state.save_state(txn.ctx.paths, txn.state)
     launched = start(txn.ctx, stage, card, role, run_id=runs.mark_of(stage, role))
-    stage[f"{role}_pid"] = launched.pid
-    stage[f"{role}_started"] = launched.started
-    if role == "verifier":
-        stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
+    bookkeeping.started(stage, role, launched.pid, launched.started)
     route = auth.route_summary(txn.ctx.environ, txn.ctx.manifest, identity_for(stage, role), role,
                                txn.ctx.paths.manifest)
     confined = privilege_summary(txn.ctx, identity_for(stage, role), role, card)
@@ -394,6 +371,143 @@ def _commit(txn: Txn, headline: str) -> Optional[str]:
     return sha
 
 
+# ------------------------------------------------------------------ one handler an effect
+
+def _quarantine(txn: Txn, what: str) -> None:
+    """Move the stage's invalid envelope or partial verdict aside as ``.invalid.json`` (the books follow)."""
+    stage = txn.cur
+    if stage is None:
+        return
+    paths = txn.ctx.paths
+    src = paths.handoff(stage["id"]) if what == "envelope" else verdicts.current_path(paths, stage)
+    if src is not None and src.exists():
+        dest = (paths.handoffs / f"{stage['id']}.invalid.json" if what == "envelope"
+                else src.with_name(src.name + ".invalid.json"))
+        os.replace(src, dest)
+        books.moved(paths, [(src, dest)])
+
+
+def _save_artefact(txn: Txn, doc: Dict[str, Any]) -> None:
+    stage = txn.cur
+    if stage is None:
+        return
+    paths = txn.ctx.paths
+    scan.secrets_for(txn.ctx, [stage])  # the books' copy of the verdict masks a key its headline quotes
+    verdicts.store(paths, stage["id"], doc, verdicts.run_of(paths, stage["id"], stage))
+    stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
+
+
+def _record_tree(txn: Txn) -> None:
+    stage = txn.cur
+    if stage is not None:
+        stage["worker_tree"] = gitops.worktree_fingerprint(txn.ctx.work)
+
+
+def _set(txn: Txn, key: str, value: Any) -> None:
+    stage = txn.cur
+    if stage is not None:
+        stage[key] = value
+
+
+def _adopt(txn: Txn, role: str, pid: int, started: Optional[float]) -> None:
+    stage = txn.cur
+    if stage is not None:
+        bookkeeping.started(stage, role, pid, started)
+
+
+def _start(txn: Txn, role: str) -> Optional[Failed]:
+    """Start ``role``; what is decided so far, and the new run's mark, are on disk first.
+
+    A tick killed after the spawn then leaves a run the next tick finds by
+    its mark and adopts (never a twin); killed before it, nothing carries the
+    mark and it starts afresh.
+    """
+    stage = txn.cur
+    if stage is not None:
+        runs.claim(stage, role)
+    state.save_state(txn.ctx.paths, txn.state)
+    try:
+        _launch(txn, role)
+    except UserError as exc:
+        if stage is not None:  # whatever did start of it is stopped; nothing adopts it
+            runs.terminate(stage, role)
+            stage[runs.key(role)] = None
+        return Failed(f"could not start the {role}", exc.message, exc_marker(exc))
+    return None
+
+
+def _create_worktree(txn: Txn) -> Optional[Failed]:
+    try:
+        _worktree(txn)
+    except UserError as exc:
+        return Failed("could not create the worktree", exc.message, exc_marker(exc))
+    return None
+
+
+def _record_claim(txn: Txn) -> Optional[Failed]:
+    stage = txn.cur
+    if stage is None:
+        return None
+    try:
+        txn.log_extra.append(isolation.record_claim(txn.ctx.paths, stage))
+    except UserError as exc:
+        return Failed("could not record the tree at the claim", exc.message, exc_marker(exc))
+    return None
+
+
+def _merge(txn: Txn, unmoved: bool) -> Any:
+    try:
+        return _rebase(txn, unmoved)
+    except UserError as exc:  # git failed, with no conflict to name
+        return Failed("merge failed", exc.message, exc_marker(exc))
+
+
+def _land_lane(txn: Txn) -> Any:
+    try:
+        return _land(txn)
+    except UserError as exc:
+        return Failed("merge failed", exc.message, exc_marker(exc))
+
+
+def _commit_stage(txn: Txn, headline: str) -> Optional[Failed]:
+    try:
+        _commit(txn, headline)
+    except scan.SecretInDiff as exc:
+        return Failed("commit refused by the secret scan", exc.message, exc.marker, secret=True)
+    except UserError as exc:
+        return Failed("commit failed", exc.message, exc_marker(exc))
+    return None
+
+
+def exc_marker(exc: UserError) -> Optional[str]:
+    """The marker an error names itself (a declared field of autometta.errors.UserError), if any."""
+    return exc.marker
+
+
+#: Each effect record's handler: it does the work, and returns a :class:`Failed`, a merge's or landing's
+#: result, or None.
+HANDLERS: Dict[type, Callable[..., Any]] = {
+    d.Claim: lambda txn, e: _claim(txn, e.stage_id),
+    d.ClearCurrent: lambda txn, e: txn.state.update(current_stage=None),
+    d.Account: lambda txn, e: _account(txn, e.role),
+    d.RecordTree: lambda txn, e: _record_tree(txn),
+    d.Quarantine: lambda txn, e: _quarantine(txn, e.what),
+    d.SaveArtefact: lambda txn, e: _save_artefact(txn, e.doc),
+    d.Kill: lambda txn, e: _kill(txn, e.role),
+    d.Park: lambda txn, e: _park(txn, e.until, e.reason, e.route),
+    d.Unpark: lambda txn, e: _unpark_repo(txn, e.route),
+    d.Rebrief: lambda txn, e: _rebrief(txn, e.brief),
+    d.Set: lambda txn, e: _set(txn, e.key, e.value),
+    d.Adopt: lambda txn, e: _adopt(txn, e.role, e.pid, e.started),
+    d.Launch: lambda txn, e: _start(txn, e.role),
+    d.Worktree: lambda txn, e: _create_worktree(txn),
+    d.RecordClaim: lambda txn, e: _record_claim(txn),
+    d.Merge: lambda txn, e: _merge(txn, e.unmoved),
+    d.Land: lambda txn, e: _land_lane(txn),
+    d.Commit: lambda txn, e: _commit_stage(txn, e.headline),
+}
+
+
 def apply(txn: Txn, decision: d.Decision) -> str:
     """Apply ``decision`` to the in-memory documents; effects happen in order."""
     if txn.dry:
@@ -401,114 +515,28 @@ def apply(txn: Txn, decision: d.Decision) -> str:
 
         return dryrun.apply(txn, decision)
     finish = decision.finish
-    for name, arg in decision.effects:
+    for effect in decision.effects:
         stage = txn.cur
-        failed: Optional[Tuple[str, str, str, str]] = None  # (status, what, marker, why) of a failed effect
-        if name == d.CLAIM:
-            _claim(txn, arg)
-        elif name == d.CLEAR_CURRENT:
-            txn.state["current_stage"] = None
-        elif name == d.ACCOUNT:
-            _account(txn, arg)
-        elif name == d.RECORD_TREE and stage is not None:
-            stage["worker_tree"] = gitops.worktree_fingerprint(txn.ctx.work)
-        elif name == d.QUARANTINE and stage is not None:
-            paths = txn.ctx.paths
-            src = paths.handoff(stage["id"]) if arg == "envelope" else verdicts.current_path(paths, stage)
-            if src is not None and src.exists():
-                dest = (paths.handoffs / f"{stage['id']}.invalid.json" if arg == "envelope"
-                        else src.with_name(src.name + ".invalid.json"))
-                os.replace(src, dest)
-                books.moved(paths, [(src, dest)])
-        elif name == d.SAVE_ARTEFACT and stage is not None:
-            paths = txn.ctx.paths
-            scan.secrets_for(txn.ctx, [stage])  # the books' copy of the verdict masks a key its headline quotes
-            verdicts.store(paths, stage["id"], arg, verdicts.run_of(paths, stage["id"], stage))
-            stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
-        elif name == d.KILL:
-            _kill(txn, arg)
-        elif name == d.PARK:
-            _park(txn, *arg)
-        elif name == d.UNPARK:
-            txn.state.update(parked_until=None, park_reason=None)
-            if arg:
-                _unpark(txn, arg)
-        elif name == d.REBRIEF:
-            _rebrief(txn, arg)
-        elif name == d.SET and stage is not None:
-            stage[arg[0]] = arg[1]
-        elif name == d.ADOPT and stage is not None:
-            role, pid, started = arg
-            stage[f"{role}_pid"], stage[f"{role}_started"] = pid, started
-            if role == "verifier":
-                stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
-        elif name == d.LAUNCH:
-            # Persist everything decided so far, and the new run's mark, first: a tick killed
-            # after the spawn then leaves a run the next tick finds by its mark and adopts
-            # (never a twin); killed before it, nothing carries the mark and it starts afresh.
-            if stage is not None:
-                runs.claim(stage, arg)
-            state.save_state(txn.ctx.paths, txn.state)
-            try:
-                _launch(txn, arg, decision)
-            except UserError as exc:
-                if stage is not None:  # whatever did start of it is stopped; nothing adopts it
-                    runs.terminate(stage, arg)
-                    stage[runs.key(arg)] = None
-                marker = exc.marker or decision.on_launch_failure or f"{arg}_spawn_failed"
-                failed = ("stalled", f"could not start the {arg}", marker, exc.message)
-        elif name == d.WORKTREE:
-            try:
-                _worktree(txn)
-            except UserError as exc:
-                failed = ("stalled", "could not create the worktree", exc.marker or "worktree_failed",
-                          exc.message)
-        elif name == d.RECORD_CLAIM and stage is not None:
-            try:
-                txn.log_extra.append(isolation.record_claim(txn.ctx.paths, stage))
-            except UserError as exc:
-                failed = ("stalled", "could not record the tree at the claim",
-                          exc.marker or "tree_claim_failed", exc.message)
-        elif name in (d.MERGE, d.LAND):
-            try:
-                # MERGE: a conflict stops the stage; LAND: completed, or None when the base moved meanwhile
-                outcome = _rebase(txn, arg is True) if name == d.MERGE else _land(txn)
-            except UserError as exc:  # git failed, with no conflict to name
-                failed = ("failed", "merge failed", exc.marker or "merge_failed", exc.message)
-            else:
-                if outcome is _AGAIN:
-                    break  # back in the queue: nothing after it runs
-                finish = outcome or finish
-                if outcome and outcome[0] == "merge_conflict":
-                    break  # the lane does not land: nothing after it runs
-        elif name == d.COMMIT:
-            try:
-                _commit(txn, arg)
-            except scan.SecretInDiff as exc:  # the verdict was PASS: say what stopped it
-                failed = (SECRET_BLOCKED, "commit refused by the secret scan", exc.marker, exc.message)
-            except UserError as exc:
-                marker = exc.marker or "commit_failed"
-                failed = ("failed" if marker in scope.MARKERS else "verifier_failed", "commit failed", marker,
-                          exc.message)
-        else:  # pragma: no cover - decide() and apply() are tested together
-            raise AssertionError(f"unknown effect {name}")
-        if failed:
-            status, what, marker, why = failed
-            txn.log_extra.append(f"{what} for {stage['id'] if stage else '?'}: {marker}: {why}")
-            finish = (status, secrets.redact(f"{marker}: {why}")[:300])
+        result = HANDLERS[type(effect)](txn, effect)
+        if isinstance(result, Failed):
+            status, marker = outcomes.failed_effect(effect.name, getattr(effect, "role", None), result.marker,
+                                                    result.secret)
+            txn.log_extra.append(f"{result.what} for {stage['id'] if stage else '?'}: {marker}: {result.why}")
+            finish = (status, secrets.redact(f"{marker}: {result.why}")[:300])
             break  # the effects after it assumed it would work
+        if isinstance(result, Conflict):
+            finish = outcomes.merge_conflict(result.files)
+            break  # the lane does not land: nothing after it runs
+        if isinstance(result, Requeued):
+            break  # back in the queue: nothing after it runs
+        if isinstance(result, Landed):
+            finish = ("completed", None)
     if finish:
         _finish(txn, *finish)
     if decision.halt:
-        _halt(txn, decision.halt)
+        bookkeeping.halt(txn.state, txn.budget, decision.halt, txn.now)
     if decision.transition and (not decision.halt or decision.effects):
-        b = txn.budget
-        b["clock_ticks_used"] = (b.get("clock_ticks_used") or 0) + 1
-        txn.state["tick_count"] = (txn.state.get("tick_count") or 0) + 1
-        txn.state["last_tick_at"] = now_iso(txn.now)
-        cap = b.get("clock_tick_cap")
-        if isinstance(cap, int):
-            txn.state["clock_tick_budget_remaining"] = max(0, cap - b["clock_ticks_used"])
+        bookkeeping.transition(txn.state, txn.budget, txn.now)
     return finish[0] if finish else decision.kind
 
 

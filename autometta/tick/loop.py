@@ -240,9 +240,9 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
             run(decision, stage["id"])
             if again:
                 kinds.pop(-2)  # the stage's outcome this tick is how its merge went
-            merged = merged or any(name in (d.MERGE, d.LAND) for name, _ in decision.effects)
+            merged = merged or decision.merges
             stopped = stops(decision)
-            committed = any(name == d.COMMIT for name, _ in decision.effects)
+            committed = decision.commits
             if stopped or merged or not committed or stage.get("merge") != "queued":
                 break
             # Accepted just now and the merge slot is free: it merges now, not a tick later; the

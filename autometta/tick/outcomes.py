@@ -13,6 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from .. import scope
+
 #: The marker of a worker that exited without a handoff envelope, its CLI's output naming no cause.
 WORKER_NO_ENVELOPE = "worker_envelope_missing_after_exit"
 #: The marker of a worker whose handoff envelope does not parse or fails its schema.
@@ -96,6 +98,44 @@ def verdict(art: Artefact, tree_changed: Callable[[], bool]) -> Outcome:
             return Outcome("verifier_failed", VERIFIER_MODIFIED_TREE, "modified_tree")
         return Outcome("completed", None, "pass")
     return Outcome("verifier_failed", art.problem or VERIFIER_FAIL, "fail")
+
+
+#: The status of a stage whose PASS commit the secret scan refused (marker ``secret_in_diff``).
+SECRET_BLOCKED = "secret_blocked"
+
+
+def failed_effect(effect: str, role: Optional[str], marker: Optional[str], secret: bool = False) -> Tuple[str, str]:
+    """What the stage becomes when an effect of its decision could not be done (autometta.tick.effects).
+
+    ``effect``: the effect's name (``launch``, ``worktree``, ``record_claim``,
+    ``merge``, ``land``, ``commit``); ``role``: whose start failed; ``marker``:
+    the one the error itself names, if any; ``secret``: the commit's secret
+    scan refused it. The effects after it are not applied: they assumed it would work.
+    """
+    if effect == "launch":
+        return "stalled", marker or f"{role}_spawn_failed"
+    if effect == "worktree":
+        return "stalled", marker or "worktree_failed"
+    if effect == "record_claim":
+        return "stalled", marker or "tree_claim_failed"
+    if effect in ("merge", "land"):  # git failed, with no conflict to name
+        return "failed", marker or "merge_failed"
+    if effect == "commit":
+        if secret:  # the verdict was PASS: say what stopped it
+            return SECRET_BLOCKED, str(marker)
+        marker = marker or "commit_failed"
+        return ("failed" if marker in scope.MARKERS else "verifier_failed"), marker
+    raise AssertionError(f"effect {effect} does not fail")
+
+
+def merge_conflict(files: Sequence[str]) -> Tuple[str, str]:
+    """A lane that does not rebase onto its base branch: it stops, naming the files."""
+    return "merge_conflict", f"merge_conflict: {conflicts_shown(files)}"[:300]
+
+
+def conflicts_shown(files: Sequence[str]) -> str:
+    """The files of a merge conflict as the marker and the tick log name them: the first ten."""
+    return ", ".join(files[:10]) + (" ..." if len(files) > 10 else "")
 
 
 # ------------------------------------------------------------------ a verdict that disagrees with itself
