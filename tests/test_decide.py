@@ -840,6 +840,176 @@ def test_runs_the_tick_did_not_see_end(lanes, fields, kw, expected, finish, tran
 
 
 
+
+# ------------------------------------------------------------------ one step, in the tree and in a lane
+
+PASS_DOC = {"overall": "PASS", "criteria": [{"id": 1, "name": "hello", "verdict": "PASS", "evidence": "ok"}]}
+
+#: (stage fields, in-flight facts, effects, finish, transition): the same step for a stage in the repo's own tree
+#: (decide, current_stage) and for one in a worktree of its own (decide_lane).
+STEPS = [
+    # the worker
+    ({"worker_pid": 42}, {"worker": running()}, [], None, False),
+    ({"worker_pid": 42}, {"worker": running(elapsed=901)}, ["kill:worker", "account:worker"],
+     ("stalled", "worker_timeout"), True),
+    ({"worker_pid": 42}, {"worker": exited(), "envelope": Envelope("missing")}, ["account:worker", "record_tree"],
+     ("stalled", "worker_envelope_missing_after_exit"), True),
+    ({"worker_pid": 42}, {"worker": exited(), "envelope": Envelope("missing"), "worker_diagnosis": "worker_timeout"},
+     ["account:worker", "record_tree"], ("stalled", "worker_timeout"), True),
+    ({"worker_pid": 42}, {"worker": exited(), "envelope": Envelope("invalid", error="x")},
+     ["account:worker", "record_tree", "quarantine:envelope"], ("stalled", "worker_envelope_invalid"), True),
+    ({"worker_pid": 42}, {"worker": exited(), "envelope": Envelope("fail", notes="no")},
+     ["account:worker", "record_tree"], ("failed", "no"), True),
+    ({"worker_pid": 42}, {"worker": exited(), "envelope": Envelope("pass")},
+     ["account:worker", "record_tree", "launch:verifier"], None, True),
+    ({"worker_pid": 42}, {"worker": exited(), "envelope": Envelope("pass"), "acceptance_command": "make test"},
+     ["account:worker", "record_tree", "launch:acceptance"], None, True),
+    ({"worker_pid": 42}, {"worker": exited(), "envelope": Envelope("pass"), "scope": lambda: "out_of_scope_change: x"},
+     ["account:worker", "record_tree"], ("failed", "out_of_scope_change: x"), True),
+    ({"worker_pid": 42}, {"worker": exited(), "envelope": Envelope("pass"), "worker_leftover": "pid 7 still runs"},
+     ["account:worker", "record_tree"], None, True),  # the verifier waits for what the worker left running
+    ({"worker_pid": 42}, {"worker": limited(exited(1)), "routes": ROUTES, "envelope": Envelope("missing")},
+     ["park"], None, True),
+    # acceptance
+    ({"worker_tree": "t1", "worker_exit": 0, "acceptance_pid": 7},
+     {"acceptance_command": "make test", "acceptance": exited(2, pid=7)}, ["account:acceptance"],
+     ("failed", "acceptance_failed"), True),
+    ({"worker_tree": "t1", "worker_exit": 0, "acceptance_pid": 7},
+     {"acceptance_command": "make test", "acceptance": exited(0, pid=7)}, ["account:acceptance", "set", "launch:verifier"],
+     None, True),
+    # the verifier
+    ({"worker_tree": "t1", "verifier_pid": 9, "verifier_attempts": 1}, {"verifier": running(pid=9)}, [], None, False),
+    ({"worker_tree": "t1", "verifier_pid": 9, "verifier_attempts": 3}, {"verifier": running(elapsed=901, pid=9)},
+     ["kill:verifier", "account:verifier"], ("stalled", "verifier_attempt_cap"), True),
+    ({"worker_tree": "t1", "verifier_pid": 9, "verifier_attempts": 1}, {"verifier": exited(pid=9)},
+     ["account:verifier", "launch:verifier"], None, True),
+    ({"worker_tree": "t1", "verifier_pid": 9, "verifier_attempts": 1},
+     {"verifier": exited(pid=9), "artefact": Artefact("verdict", overall="FAIL", doc=FAIL_DOC)},
+     ["account:verifier", "save_artefact"], ("verifier_failed", "verifier_fail"), True),
+    ({"worker_tree": "t1", "verifier_pid": 9, "verifier_attempts": 1},
+     {"verifier": exited(pid=9), "artefact": Artefact("verdict", overall="PASS", doc=PASS_DOC), "tree_now": lambda: "t2"},
+     ["account:verifier", "save_artefact", "set"], ("verifier_failed", "verifier_modified_tree"), True),
+    # what the tick itself finds
+    ({"verifier_pid": 9, "worker_tree": "t1"}, {"verifier": running(pid=9), "forged": "written before its run"},
+     ["kill:verifier", "account:verifier"], ("failed", "verdict_forged: written before its run"), True),
+    ({"worker_pid": 42}, {"worker": d.Proc(pid=42, lost=True)}, ["kill:worker", "account:worker"],
+     ("stalled", "runner_lost"), True),
+    ({"worker_pid": None}, {"orphans": {"worker": (4242, NOW)}}, ["adopt"], None, True),
+    ({"worker_tree": "t1", "verifier_pid": None}, {"commit_running": 10.0}, [], None, False),
+    ({"worker_tree": "t1", "verifier_pid": None}, {"commit_running": 10_000.0}, ["kill:commit"], None, True),
+]
+
+
+def _effect_names(dec: d.Decision) -> List[str]:
+    return [e.name if isinstance(e, (d.Park, d.Adopt)) else n for e, n in zip(dec.effects, effects(dec))]
+
+
+@pytest.mark.parametrize("fields,kw,expected,finish,transition", STEPS)
+@pytest.mark.parametrize("where", ["tree", "lane"])
+def test_one_step_of_a_stage_in_flight(where, fields, kw, expected, finish, transition):
+    if where == "tree":
+        doc = state_with("in_progress", SID, **fields)
+        dec = d.decide(facts(doc, cur=inflight(doc, **kw)))
+    else:
+        doc = state_with("in_progress", **LANE, **fields)
+        dec = d.decide_lane(lane(doc, **kw), SID)
+    assert (_effect_names(dec), dec.finish, dec.transition) == (expected, finish, transition)
+    assert not dec.stops_repo and dec.halt is None
+
+
+@pytest.mark.parametrize("where", ["tree", "lane"])
+def test_a_pass_commits_in_the_tree_and_queues_a_lane_to_merge(where):
+    fields, kw = {"worker_tree": "t1", "verifier_pid": 9, "verifier_attempts": 1}, {
+        "verifier": exited(pid=9), "artefact": Artefact("verdict", overall="PASS", doc=PASS_DOC),
+        "tree_now": lambda: "t1", "headline": "Add the thing"}
+    if where == "tree":
+        doc = state_with("in_progress", SID, **fields)
+        dec = d.decide(facts(doc, cur=inflight(doc, **kw)))
+        assert effects(dec) == ["account:verifier", "save_artefact", "commit"] and dec.finish == ("completed", None)
+    else:
+        doc = state_with("in_progress", **LANE, **fields)
+        dec = d.decide_lane(lane(doc, **kw), SID)
+        assert effects(dec) == ["account:verifier", "save_artefact", "set", "commit"] and dec.finish is None
+        assert d.Set("merge", "queued") in dec.effects
+    assert dec.commits and not dec.merges and dec.effects[-1] == d.Commit("Add the thing")
+
+
+# ------------------------------------------------------------------ the gate, before anything else
+
+#: (budget, state, message, halt): the repo does nothing else this tick, whichever way it is entered.
+GATES = [
+    ({"halted": True, "halt_reason": "tick-cap"}, {}, "halted /r (reason already recorded: tick-cap)", None),
+    ({"clock_ticks_used": 100}, {}, "halted /r due to tick-cap", "tick-cap"),
+    ({"consecutive_failures": 3}, {}, "halted /r due to failure-cap", "failure-cap"),
+    ({}, {"parked_until": "2030-03-17T18:01:00Z", "park_reason": "usage limit"},
+     "parked /r until 2030-03-17T18:01:00Z (usage limit)", None),
+]
+
+
+@pytest.mark.parametrize("budget_fields,state_fields,message,halt", GATES)
+@pytest.mark.parametrize("entry", ["tree", "lane", "claim"])
+def test_the_gate_stops_the_repo_whichever_way_it_is_entered(entry, budget_fields, state_fields, message, halt):
+    b = initial_budget()
+    b.update(budget_fields)
+    if entry == "tree":
+        doc = state_with("in_progress", SID, worker_pid=42)
+        f = facts(doc, budget=b, cur=inflight(doc, worker=running()))
+    elif entry == "lane":
+        f = lane(state_with("in_progress", worker_pid=42, **LANE), worker=running())
+        f.budget = b
+    else:
+        f = facts(budget=b)
+        f.queue = [d.Pending(SID, worker="W")]
+    f.state.update(state_fields)
+    f.now = NOW
+    dec = {"tree": d.decide, "lane": lambda f: d.decide_lane(f, SID), "claim": d.decide_claim}[entry](f)
+    assert (dec.message, dec.halt, dec.effects, dec.stops_repo) == (message, halt, [], True)
+    assert dec.transition is bool(halt)
+
+
+def test_a_park_that_has_run_out_is_cleared_by_the_next_transition_and_stops_nothing():
+    f = facts()
+    f.state.update(parked_until="2030-03-17T18:01:00Z", park_reason="usage limit")
+    f.queue, f.now = [d.Pending(SID, worker="W")], NOW + 3600
+    dec = d.decide_claim(f)
+    assert effects(dec) == ["unpark", f"claim:{SID}", "worktree", "launch:worker"] and not dec.stops_repo
+
+
+# ------------------------------------------------------------------ claims
+
+P = d.Pending
+
+#: (queue, in_tree, setup, parks, claimed effects, finish, halt, transition)
+CLAIMS = [
+    ([P(SID, worker="W")], False, None, {}, [f"claim:{SID}", "worktree", "launch:worker"], None, None, True),
+    ([P(SID, worker="W")], True, None, {}, [f"claim:{SID}", "record_claim", "launch:worker"], None, None, True),
+    ([P(SID, worker="W")], False, "npm ci", {}, [f"claim:{SID}", "worktree", "launch:setup"], None, None, True),
+    ([P(SID, worker="W")], True, "npm ci", {}, [f"claim:{SID}", "record_claim", "launch:worker"], None, None, True),
+    ([P(SID, preflight="codex_cli_missing")], False, None, {}, [f"claim:{SID}"], ("stalled", "codex_cli_missing"),
+     None, True),
+    ([P(SID, card_found=False)], False, None, {}, [], None, None, False),
+    ([P("1-bad", worker="W")], False, None, {}, [], None, "invalid-stage-id", True),
+    ([P(SID, waits_for=["00-first"]), P("02-next", worker="W")], False, None, {},
+     ["claim:02-next", "worktree", "launch:worker"], None, None, True),
+    ([P(SID, waits_for=["00-first"])], False, None, {}, [], None, None, False),
+    ([P(SID, worker="W", route=CLAUDE)], False, None, PARKED, [], None, None, False),
+    ([P(SID, worker="W", route=CLAUDE), P("02-next", worker="C", route=CODEX)], True, None, PARKED,
+     ["claim:02-next", "record_claim", "launch:worker"], None, None, True),
+    ([P(SID, worker="W", route=CODEX)], False, None, PARKED, [f"claim:{SID}", "worktree", "launch:worker"], None,
+     None, True),
+    ([], False, None, {}, [], None, None, False),
+]
+
+
+@pytest.mark.parametrize("queue,in_tree,setup,parks,expected,finish,halt,transition", CLAIMS)
+def test_what_a_claim_does(queue, in_tree, setup, parks, expected, finish, halt, transition):
+    f = facts()
+    f.queue, f.in_tree, f.setup_command, f.parks, f.now = queue, in_tree, setup, parks, NOW
+    dec = d.decide_claim(f)
+    assert (effects(dec), dec.finish, dec.halt, dec.transition) == (expected, finish, halt, transition)
+    assert not dec.stops_repo
+
+
 # ------------------------------------------------------------------ what decide imports
 
 #: Everything of autometta's that importing the decision brings in: none of it reads or writes a file, starts a
