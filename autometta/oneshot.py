@@ -309,16 +309,17 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
     with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
         _not_in_flight(shot)
         envelope = read_envelope(paths.handoff(stage_id), stage_id)
-        if envelope.kind == "missing":
+        ended = outcomes.worker(envelope)  # as the tick reads it: only a pass goes on to the verifier
+        if ended is not None and ended.why == "missing":
             running = (paths.log(stage_id, "worker").exists()
                        and read_exit(paths.exit_record(stage_id, "worker")) is None)
             hint = ("the worker is still running; wait for it" if running
                     else f"run 'autometta dispatch {shot.card.path} --wait' first")
             raise UserError(f"{paths.handoff(stage_id)}: no handoff from the worker yet; {hint}")
-        if envelope.kind == "invalid":
-            raise UserError(f"{envelope.error}; the worker's handoff is invalid (worker_envelope_invalid), "
+        if ended is not None and ended.why == "invalid":
+            raise UserError(f"{envelope.error}; the worker's handoff is invalid ({ended.marker}), "
                             "so there is nothing to verify; dispatch the worker again")
-        if envelope.kind != "pass":
+        if ended is not None:
             raise UserError(f"{paths.handoff(stage_id)}: the worker handed off status={envelope.kind} "
                             f"({envelope.notes}); the tick would mark the stage failed without a verifier")
         alive = verdicts.worker_run_alive(paths, stage_id)
