@@ -24,7 +24,7 @@ from . import budget as budgets
 from . import files, runs, state, supervise
 from .tick import decide as d
 from .tick import effects
-from .tick import facts as observe
+from .tick import facts
 from .dispatch import RepoContext
 from .errors import UserError
 from .roles import ROLES
@@ -72,10 +72,10 @@ def stop_stage(ctx: RepoContext, stage_id: str, grace: float = DEFAULT_GRACE,
             if pids:
                 out.signalled[role] = pids
     now = time.time() if now is None else now
-    work_ctx = observe.lane_context(ctx, stage) if stage.get("worktree") else ctx
+    work_ctx = facts.lane_context(ctx, stage) if stage.get("worktree") else ctx
     txn = effects.Txn(ctx=work_ctx, state=doc, budget=b, now=now, base_ctx=ctx, focus=stage_id)
     txn.facts = d.Facts(repo=str(paths.root), budget=b, state=doc, now=now,
-                        cur=observe.in_flight(work_ctx, doc, stage_id, now))
+                        cur=facts.in_flight(work_ctx, doc, stage_id, now))
     spent: List[d.Effect] = [d.Account(role) for role in ROLES if stage.get(f"{role}_pid")]
     failures = dict(b).get("consecutive_failures", _ABSENT)
     # accounted, then ended as any stop is (merge cleared, current_stage cleared, an in-tree branch put back)

@@ -30,7 +30,7 @@ from ..paths import RepoPaths
 from ..timeutil import now_iso
 from . import bookkeeping, outcomes
 from . import decide as d
-from . import facts as observe
+from .facts import lane_context, load_card
 
 
 @dataclass
@@ -195,7 +195,7 @@ def _worktree(txn: Txn) -> None:
     branch = worktrees.branch_for(stage["id"])
     base, tip = worktrees.create(base_ctx.repo, path, branch)
     stage.update(worktree=str(path), branch=branch, base=base)
-    txn.ctx = observe.lane_context(base_ctx, stage)
+    txn.ctx = lane_context(base_ctx, stage)
     shown = os.path.relpath(path, base_ctx.repo) if str(path).startswith(str(base_ctx.repo) + os.sep) else path
     txn.log_extra.append(f"worktree {shown} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
 
@@ -261,7 +261,7 @@ def _rebrief(txn: Txn, brief: Dict[str, Any]) -> None:
     assert stage is not None
     stage_id = stage["id"]
     paths = txn.ctx.paths
-    card = observe.load_card(txn.ctx, stage_id)
+    card = load_card(txn.ctx, stage_id)
     files.ensure_dir(paths.rebriefs)
     files.atomic_write(paths.rebrief(stage_id, brief["loop"]),
                        secrets.redact(rebrief_text(txn.ctx, stage, card, brief)), mode=0o600)
@@ -308,7 +308,7 @@ def _tail(path: "os.PathLike[str]", limit: int = 4000) -> str:
 def _launch(txn: Txn, role: str) -> None:
     stage = txn.cur
     assert stage is not None
-    card = observe.load_card(txn.ctx, stage["id"])
+    card = load_card(txn.ctx, stage["id"])
     if card is None:
         raise UserError(f"stage card for {stage['id']} not found")
     if role == "verifier":  # its own verdict path, on disk before it starts (an adopted verifier's counts too)

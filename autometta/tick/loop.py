@@ -192,7 +192,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     """
     from . import decide as d
     from . import effects
-    from . import facts as observe
+    from . import facts
     from ..observe import events
 
     ctx, paths = txn.ctx, txn.ctx.paths
@@ -223,7 +223,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     current = txn.state.get("current_stage")
     if current is not None:  # a stage in the repo's own tree
         txn.ctx, txn.focus = ctx, None
-        txn.facts = _seen(txn, observe.gather(ctx, txn.budget, txn.state, txn.now))
+        txn.facts = _seen(txn, facts.gather(ctx, txn.budget, txn.state, txn.now))
         decision = d.decide(txn.facts)
         run(decision, current if isinstance(current, str) else None)
         stopped = stops(decision)
@@ -231,11 +231,11 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     for stage in state.lane_stages(txn.state):
         if stopped or txn.budget.get("halted"):
             break
-        lane_ctx = observe.lane_context(ctx, stage)
+        lane_ctx = facts.lane_context(ctx, stage)
         txn.ctx, txn.focus = lane_ctx, stage["id"]
         for again in (False, True):
             busy = merged and stage.get("merge") != "checking"
-            txn.facts = _seen(txn, observe.gather_lane(lane_ctx, txn.budget, txn.state, stage, txn.now, busy))
+            txn.facts = _seen(txn, facts.gather_lane(lane_ctx, txn.budget, txn.state, stage, txn.now, busy))
             decision = d.decide_lane(txn.facts, stage["id"])
             run(decision, stage["id"])
             if again:
@@ -256,7 +256,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
         if in_flight >= slots or (txn.tree and in_flight):
             break  # at max_parallel 1 (or in tree mode) the lanes left finish first
         txn.ctx, txn.focus = ctx, None
-        txn.facts = _seen(txn, observe.gather_claim(ctx, txn.budget, txn.state, txn.now, in_flight, in_tree=txn.tree))
+        txn.facts = _seen(txn, facts.gather_claim(ctx, txn.budget, txn.state, txn.now, in_flight, in_tree=txn.tree))
         decision = d.decide_claim(txn.facts)
         if not decision.transition and not messages:
             run(decision, None)  # nothing else happened: say why the repo is idle
@@ -282,13 +282,13 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     return Outcome(repo, messages[-1] if len(messages) == 1 else "; ".join(messages), kind, worked=transitions > 0)
 
 
-def _seen(txn: effects.Txn, facts: "observe.Facts") -> "observe.Facts":
+def _seen(txn: effects.Txn, seen: d.Facts) -> d.Facts:
     """The facts a decision is taken on; in plan mode with git's questions answered without it."""
     if txn.dry:
         from . import dryrun
 
-        dryrun.without_git(facts)
-    return facts
+        dryrun.without_git(seen)
+    return seen
 
 
 def _snapshot(ctx: RepoContext, log: Callable[[str], None]) -> None:
