@@ -294,10 +294,10 @@ def fold(hp: HomePaths, repo: Any, budget: Dict[str, Any]) -> int:
     added = 0
     tokens, cost, seconds = 0, 0.0, 0
     for doc in _lines(data[:cut]):
-        tokens += doc["tokens"]
+        tokens += doc.get("tokens", 0)  # valid(): an entry without a count counts none
         cost += float(doc.get("cost_usd") or 0)
         if not doc.get("parent"):  # a panellist's time ran inside its panel's
-            seconds += doc["seconds"]
+            seconds += doc.get("seconds", 0)
         added += 1
     add_to_counters(budget, tokens=tokens, cost_usd=cost, seconds=seconds)
     budget[OFFSET] = offset + cut

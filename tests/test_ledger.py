@@ -231,6 +231,19 @@ def test_entries_an_agent_could_forge_are_not_read(tmp_path):
     assert budget["tokens_spent"] == 10
 
 
+def test_an_entry_without_a_count_counts_none(tmp_path):
+    """valid() reads a missing tokens or seconds as 0; the fold does too (the fuzz test found a KeyError)."""
+    hp = HomePaths(tmp_path / "home")
+    repo = str(tmp_path / "r")
+    ledger.book(hp, entry("a", repo))
+    with open(hp.ledger(repo), "a") as handle:
+        handle.write(json.dumps({"key": "x", "repo": repo, "tokens": 5}) + "\n")
+        handle.write(json.dumps({"key": "y", "repo": repo, "seconds": 7}) + "\n")
+    budget: dict = {}
+    assert ledger.fold(hp, repo, budget) == 3
+    assert (budget["tokens_spent"], budget["wall_clock_elapsed_seconds"]) == (15, 67)
+
+
 def test_a_symlinked_ledger_is_not_written_through(tmp_path):
     hp = HomePaths(tmp_path / "home")
     repo = str(tmp_path / "r")
