@@ -21,22 +21,17 @@ from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 from tests.conftest import ROOT
 
-#: Who removes them: the core loop is decision18's (issue 18, "One decision": a tick/ package, decide imports
-#: nothing that does I/O, facts' log reader out of facts), the verify package families18's (no logic left in
-#: verify/__init__.py, the API transports their families'); the books audit's was found by this test.
+#: Who removes them: the verify package's are families18's (no logic left in verify/__init__.py, the API
+#: transports their families'); the books audit's were found by this test. (The core loop's went with the
+#: tick/ package.)
 KNOWN: Dict[Tuple[str, str], str] = {
-    # the core loop: decide -> verify -> verify.panel -> facts -> decide (decision18)
-    ("autometta.decide", "autometta.verify"): "decision18: decide imports nothing that does I/O",
-    ("autometta.verify.panel", "autometta.facts"): "decision18: facts.read_log leaves facts",
-    ("autometta.ledger", "autometta.facts"): "decision18: facts.read_log leaves facts",
     # the verify package's __init__ and its API transports (families18)
     ("autometta.dispatch", "autometta.verify"): "families18: verify.own_verifier leaves verify/__init__",
     ("autometta.verify.request", "autometta.verify"): "families18: no logic left in verify/__init__.py",
     ("autometta.verify.panel", "autometta.verify"): "families18: no logic left in verify/__init__.py",
     ("autometta.verify.request", "autometta.verify.anthropic_api"): "families18: each family's API transport",
     ("autometta.verify.request", "autometta.verify.openai_api"): "families18: each family's API transport",
-    # found by this test: the books audit reads (and restores) state and budget and logs with the tick's log
-    ("autometta.books", "autometta.tick"): "the tick log's writer (tick.TickLog) belongs in ticklog",
+    # found by this test: the books audit reads (and restores) state and budget
     ("autometta.books", "autometta.state"): "the audit's parsers and restore, handed in by state and budget",
     ("autometta.books", "autometta.budget"): "the audit's parsers and restore, handed in by state and budget",
 }

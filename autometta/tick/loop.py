@@ -491,7 +491,7 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
             log(f"error in {sub.repo_path}: {exc.message}")
             outcomes.append(Outcome(str(sub.repo_path), exc.message, "error", error=True))
         except Exception as exc:  # one repo's bug must not stop the others; its crash log keeps the traceback
-            from .crash import unexpected
+            from ..crash import unexpected
 
             said = unexpected(exc, hp, where=f"the tick's visit to {sub.repo_path}")
             log(f"error in {sub.repo_path}: {said}")
