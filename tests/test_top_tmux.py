@@ -272,8 +272,9 @@ def snapshot(repo: Path) -> Dict[str, Any]:
             "files": listed}
 
 
-#: Numbers that are each run's own (its pid, when it started, how long it ran): compared as present or not.
-_OWN = re.compile(r"(_pid|_started|seconds)$")
+#: Numbers that are each run's own (its pid, when it started, how long it ran, where its ledger line ends, which
+#: moves with the length of those): compared as present or not.
+_OWN = re.compile(r"(_pid|_started|seconds|_offset)$")
 
 
 def masked(key: str, value: Any, repo: Path) -> Any:
@@ -288,7 +289,8 @@ def change(before: Dict[str, Any], after: Dict[str, Any], repo: Path) -> Dict[st
     for part in ("state", "budget"):
         keys = set(before[part]) | set(after[part])
         out[part] = {k: (masked(k, before[part].get(k), repo), masked(k, after[part].get(k), repo))
-                     for k in sorted(keys) if before[part].get(k) != after[part].get(k)}
+                     for k in sorted(keys) if before[part].get(k) != after[part].get(k)
+                     or (_OWN.search(k) and k in after[part])}  # a run's own: one that ran 0.4 s and one 0.6 s
     old, new = set(before["files"]), set(after["files"])
     out["files"] = {"gone": sorted(norm(f, repo) for f in old - new),
                     "new": sorted(norm(f, repo) for f in new - old)}
