@@ -337,7 +337,7 @@ def secrets_in_force(environ: Mapping[str, str], manifest: Mapping[str, Any], fa
 def route_summary(environ: Mapping[str, str], manifest: Mapping[str, Any], identity: str, role: str,
                   manifest_path: Optional[Path] = None) -> Optional[str]:
     """``billing: claude api, from env`` for an agent's log line; None for an agent without a route."""
-    from .identity import family_of
+    from .families import family_of
 
     name = family_of(identity) if role in ("worker", "verifier") else None
     if name not in ROUTES:

@@ -41,7 +41,6 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 from . import card as cards
 from .errors import UserError
 from .files import read_text
-from .identity import family_of
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -276,16 +275,20 @@ def _check_identities(card: cards.Card) -> List[Finding]:
             continue
         if cards._placeholders(identity) or TODO_MARK in identity:
             continue  # reported by the placeholder rule
+        from .families import family_of, naming_hint
+
         if family_of(identity) is None:
             out.append(Finding(shown, line, "identity",
                                f"{role} {cards._shorten(identity)!r} names no known agent family; "
-                               "the identity must mention Codex/GPT, Claude, or start with Script"))
+                               f"the identity must {naming_hint()}"))
     return out
 
 
 def _family(identity: Optional[str]) -> Optional[str]:
     if not identity or cards._placeholders(identity) or TODO_MARK in identity:
         return None
+    from .families import family_of
+
     return family_of(identity)
 
 

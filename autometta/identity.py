@@ -1,4 +1,4 @@
-"""Agent identities: parsing, agent family, and the git author line.
+"""Agent identities: parsing and the git author line.
 
 An identity is what a stage card writes after ``- **Worker:** `` or
 ``- **Verifier:** ``, for example ``Codex GPT-5.3 <codex-gpt-5-3@local>`` or
@@ -6,8 +6,11 @@ An identity is what a stage card writes after ``- **Worker:** `` or
 parentheses (``Codex GPT-5.3 (`codex exec ...`, stdin from /dev/null)``) or
 leave the email out; both are accepted.
 
-The family decides which CLI runs the agent. The bash version's rule (spec
-§7.1 step 2) is kept exactly and extended:
+The family decides which CLI runs the agent: :func:`autometta.families.family_of`
+asks each registered family how strongly an identity names it
+(:meth:`autometta.families.base.Family.identity_rank`), and the strongest
+claim wins. The built-in families keep the bash version's
+rule (spec §7.1 step 2) exactly and extend it:
 
 * ``Script...`` (a leading ``Script``/``script`` word) gives ``"script"``, the
   deterministic family for tests and demos. It is checked first, so a test
@@ -24,7 +27,8 @@ that starts with the word ``Script`` (bash had no such family). The
 lower-case additions only classify identities bash left unknown, e.g.
 ``opus <claude-opus@local>``.
 
-Model resolution (which ``--model`` an identity maps to) lives elsewhere.
+Model resolution (which ``--model`` an identity maps to) is the family's too
+(:mod:`autometta.families.models`).
 """
 
 from __future__ import annotations
@@ -34,13 +38,8 @@ from typing import Optional, Tuple
 
 from .errors import UserError
 
-FAMILIES = ("codex", "claude", "script")
-
 _EMAIL_RE = re.compile(r"<\s*([^<>\s@]+@[^<>\s@]+)\s*>")
 _TRAILING_REMARK_RE = re.compile(r"\s*\([^()]*\)\s*$")
-_SCRIPT_RE = re.compile(r"^\s*[Ss]cript\b")
-_CODEX_WORD_RE = re.compile(r"(?<![A-Za-z0-9])(?:codex|gpt)", re.IGNORECASE)
-_CLAUDE_WORD_RE = re.compile(r"(?<![A-Za-z0-9])claude", re.IGNORECASE)
 _SLUG_STRIP_RE = re.compile(r"[^a-z0-9]+")
 _UNSAFE_NAME_RE = re.compile(r"[<>\x00-\x1f\x7f]+")
 
@@ -75,25 +74,6 @@ def _strip_remarks(text: str) -> str:
         stripped = shorter
     stripped = stripped.strip()
     return stripped if stripped else text.strip()
-
-
-def family_of(identity: Optional[str]) -> Optional[str]:
-    """``"codex"``, ``"claude"``, ``"script"`` or ``None``; see the module docstring."""
-    if not identity:
-        return None
-    if _SCRIPT_RE.match(identity):
-        return "script"
-    # The bash rule first, untouched, so nothing it classified changes ...
-    if "Codex" in identity or "GPT" in identity:
-        return "codex"
-    if "Claude" in identity:
-        return "claude"
-    # ... then the case-insensitive words, only for what bash left unknown.
-    if _CODEX_WORD_RE.search(identity):
-        return "codex"
-    if _CLAUDE_WORD_RE.search(identity):
-        return "claude"
-    return None
 
 
 def slugify(name: str) -> str:

@@ -311,7 +311,7 @@ def run_info(ctx: Any, stage: Mapping[str, Any], role: str, card: Any = None) ->
     from . import auth
     from .dispatch import COMMAND_ROLES, identity_for
     from .families.models import resolve_model
-    from .identity import family_of
+    from .families import family_of
 
     if role in COMMAND_ROLES:
         return {"family": COMMAND, "identity": COMMAND_ROLES[role], "model": None, "route": None}

@@ -427,7 +427,7 @@ def secrets_for(ctx: Any, stages: Iterable[Mapping[str, Any]]) -> List[str]:
     """
     from . import auth
     from .dispatch import identity_for
-    from .identity import family_of
+    from .families import family_of
 
     names = {family_of(identity_for(stage, role)) for stage in stages if isinstance(stage, Mapping)
              for role in ("worker", "verifier")}

@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from autometta.errors import UserError
-from autometta.identity import family_of, git_author, parse_identity, slugify
+from autometta.families import family_of
+from autometta.identity import git_author, parse_identity, slugify
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from .. import files, gitops, render, resources
 from ..card import check_stage_id, parse_depends, parse_duration
 from ..cardlint import TODO_MARK
 from ..errors import UsageError, UserError
-from ..identity import family_of
+from ..families import family_of
 from .common import resolve_repo
 
 TEMPLATE = "templates/stage-card.md"

@@ -31,7 +31,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 def _resolve_secrets(manifest: dict, stage_doc: dict) -> None:
     """Best effort, as the tick does before it shows an agent's words: the routes' keys are masked too."""
     from .. import auth
-    from ..identity import family_of
+    from ..families import family_of
 
     names = sorted({n for n in (family_of(str(stage_doc.get(r) or "")) for r in ("worker", "verifier")) if n})
     try:

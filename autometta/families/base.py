@@ -29,7 +29,8 @@ from .usage import _json_objects as json_events  # one JSON Lines reader for usa
 if TYPE_CHECKING:  # pragma: no cover
     from ..privilege import Permission
 
-__all__ = ["Family", "ROLES", "EXIT_NOT_FOUND", "check_role", "json_events", "matches_env_name", "plain_tail"]
+__all__ = ["Family", "ROLES", "EXIT_NOT_FOUND", "LEADING_WORD", "NAMED", "WORD", "check_role", "json_events",
+           "matches_env_name", "plain_tail"]
 
 #: The shell's exit code for "command not found". A launcher whose ``Popen``
 #: raised ``FileNotFoundError`` passes it to :meth:`Family.diagnose` too.
@@ -39,6 +40,12 @@ EXIT_NOT_FOUND = 127
 TAIL_LINES = 10
 #: Plain lines kept as the transcript of a log without structured events.
 TRANSCRIPT_LINES = 20
+
+#: How strongly an identity names a family (:meth:`Family.identity_rank`; the lowest rank wins):
+#: a leading word (``Script Worker``), checked before anything else; the family's name as the
+#: bash version matched it, case-sensitive, anywhere (``Codex GPT-5.3``); a word starting with
+#: the name, in any case (``opus <claude-opus@local>``), only for what bash left unknown.
+LEADING_WORD, NAMED, WORD = 0, 10, 20
 
 _NOT_FOUND_RE = re.compile(r"(?:^|: )(?P<name>[\w./-]+): (?:command )?not found$")
 
@@ -59,6 +66,19 @@ class Family:
     executable: str = ""
     streams: bool = True
     secret_names: Tuple[str, ...] = ()
+    #: How an identity names this family, for messages: ``mention Claude``.
+    identity_hint: str = ""
+
+    def identity_rank(self, identity: str) -> Optional[int]:
+        """How strongly ``identity`` names this family (:data:`LEADING_WORD`, :data:`NAMED`,
+        :data:`WORD`, or a rank between), None when it does not name it at all.
+
+        :func:`autometta.families.family_of` asks every registered family and
+        takes the lowest rank; a family that must win a tie against another
+        returns one more or less than it (claude's ``NAMED + 1`` lets an
+        identity naming both Claude and GPT be codex's, as in bash).
+        """
+        return None
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
                 extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:

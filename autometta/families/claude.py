@@ -45,7 +45,7 @@ from .. import privilege
 from ..card import Card
 from ..errors import UserError
 from ..files import read_json
-from .base import TRANSCRIPT_LINES, Family, check_role, json_events, plain_tail
+from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, check_role, json_events, plain_tail
 from .transcript import Step, claude_transcript, plain_steps
 from .usage import Usage, find_usage_limit, parse_claude_log
 
@@ -61,6 +61,7 @@ _AUTH_LINE_RE = re.compile(
     r"|(?:Failed to authenticate\. )?API Error: 40[13]\b)"
 )
 _TRUTHY = ("1", "true", "yes", "on")
+_WORD_RE = re.compile(r"(?<![A-Za-z0-9])claude", re.IGNORECASE)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..privilege import Permission
@@ -72,6 +73,14 @@ class Claude(Family):
     executable = "claude"
     streams = True
     secret_names = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "CLAUDE_CODE_OAUTH_TOKEN")
+
+    identity_hint = "mention Claude"
+
+    def identity_rank(self, identity: str) -> Optional[int]:
+        """``Claude`` anywhere (after codex's ``Codex``/``GPT``, as bash checked them), else a word ``claude...``."""
+        if "Claude" in identity:
+            return NAMED + 1
+        return WORD + 1 if _WORD_RE.search(identity) else None
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
                 extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:

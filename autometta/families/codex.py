@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple
 
 from .. import privilege
 from ..card import Card
-from .base import TRANSCRIPT_LINES, Family, check_role, json_events, plain_tail
+from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, check_role, json_events, plain_tail
 from .transcript import Step, codex_transcript, plain_steps
 from .usage import Usage, find_usage_limit, parse_codex_log
 
@@ -51,6 +51,7 @@ _AUTH_RE = re.compile(
     r"^(?:unexpected status 401\b|Missing environment variable: `"
     r"|Your access token could not be refreshed\b|Failed to refresh token\b)"
 )
+_WORD_RE = re.compile(r"(?<![A-Za-z0-9])(?:codex|gpt)", re.IGNORECASE)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..privilege import Permission
@@ -67,6 +68,14 @@ class Codex(Family):
     executable = "codex"
     streams = True
     secret_names = ("OPENAI_API_KEY", "CODEX_API_KEY")
+
+    identity_hint = "mention Codex or GPT"
+
+    def identity_rank(self, identity: str) -> Optional[int]:
+        """``Codex`` or ``GPT`` anywhere (bash's rule, checked before ``Claude``), else a word ``codex...``/``gpt...``."""
+        if "Codex" in identity or "GPT" in identity:
+            return NAMED
+        return WORD if _WORD_RE.search(identity) else None
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
                 extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:

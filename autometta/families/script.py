@@ -22,16 +22,18 @@ looks stuck, as a silent agent would.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import List, Optional, Sequence
 
 from ..card import Card
 from ..errors import UserError
-from .base import Family, check_role
+from .base import LEADING_WORD, Family, check_role
 from .usage import Usage
 
 SHELL = "/bin/sh"
 USAGE_PREFIX = "autometta-usage:"
+_LEADING_RE = re.compile(r"^\s*[Ss]cript\b")
 _COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
 
@@ -39,6 +41,12 @@ class Script(Family):
     name = "script"
     executable = SHELL
     streams = True
+
+    identity_hint = "start with Script"
+
+    def identity_rank(self, identity: str) -> Optional[int]:
+        """A leading word ``Script``/``script``, before any other family: ``Script fake Claude`` is a script."""
+        return LEADING_WORD if _LEADING_RE.match(identity) else None
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
                 extra_dirs: Sequence[Path] = (), permission: Optional[object] = None) -> List[str]:

@@ -67,8 +67,8 @@ def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     from ..dispatch import COMMAND_ROLES, identity_for, privilege_summary
     from ..errors import UserError
     from .facts import load_card
+    from ..families import family_of
     from ..families.models import resolve_model
-    from ..identity import family_of
     from ..verify import panel_enabled, transport_for
 
     try:

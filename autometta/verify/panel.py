@@ -73,8 +73,9 @@ from .. import families, files, procs, prompts, schema, verdicts
 from ..card import Card, budget_seconds
 from ..envelope import artefact_from_message, read_artefact
 from ..errors import UserError
+from ..families import family_of
 from ..families.usage import Usage
-from ..identity import family_of, parse_identity, slugify
+from ..identity import parse_identity, slugify
 from ..launch import Launched, LaunchSpec, launch, read_exit, self_argv
 from ..paths import RepoPaths
 from ..timeutil import now_iso
