@@ -292,6 +292,13 @@ def _family(identity: Optional[str]) -> Optional[str]:
     return family_of(identity)
 
 
+def _runs_card_command(identity: Optional[str]) -> bool:
+    from .families import FAMILIES
+
+    family = FAMILIES.get(_family(identity) or "")
+    return family is not None and family.runs_card_command
+
+
 def _check_pairing(card: cards.Card) -> List[Finding]:
     worker, verifier = _family(card.worker), _family(card.verifier)
     if worker is None or worker != verifier:
@@ -337,7 +344,7 @@ def _check_script(card: cards.Card) -> List[Finding]:
     for role in cards.ROLES:
         identity = card.worker if role == "worker" else card.verifier
         command = card.worker_command if role == "worker" else card.verifier_command
-        if _family(identity) == "script" and not command:
+        if _runs_card_command(identity) and not command:
             label = role.capitalize()
             out.append(Finding(str(card.path), card.meta_lines.get(role), "script",
                                f"a Script {role} runs the card's shell command; add "

@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .. import families
+
 from .. import files, gitops, render, resources
 from ..card import check_stage_id, parse_depends, parse_duration
 from ..cardlint import TODO_MARK
@@ -25,15 +27,8 @@ from .common import resolve_repo
 TEMPLATE = "templates/stage-card.md"
 FOLDER = "docs/stages"
 
-#: The identity each family gets when only the family is named, and the cross-family default.
-DEFAULT_IDENTITIES: Dict[str, str] = {
-    "claude": "Claude Sonnet 4.6 <claude-sonnet-4-6@local>",
-    "codex": "Codex GPT-5.5 <codex-gpt-5-5@local>",
-    "script": "Script Worker <script-worker@local>",
-}
-#: The verifier family chosen for a worker family when --verifier is not given.
-CROSS_FAMILY = {"claude": "codex", "codex": "claude", "script": "script"}
-SCRIPT_CHECKER = "Script Checker <script-checker@local>"
+#: The family of the worker when --worker is not given.
+DEFAULT_FAMILY = "claude"
 
 DEFAULT_WORKER_BUDGET = "20 minutes"
 DEFAULT_VERIFIER_BUDGET = "10 minutes"
@@ -58,32 +53,32 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help=f"verifier wall-clock budget (default: {DEFAULT_VERIFIER_BUDGET})")
 
 
-def _identity(value: str, flag: str) -> str:
+def _identity(value: str, flag: str, role: str) -> str:
+    """``value``, or the family's default identity for ``role`` when it is just a family's name."""
     text = " ".join((value or "").split())
-    if text.lower() in DEFAULT_IDENTITIES:
-        return DEFAULT_IDENTITIES[text.lower()]
+    if text.lower() in families.FAMILIES:
+        return families.get(text.lower()).default_identity(role)
     if family_of(text) is None:
-        raise UsageError(f"{flag} {value!r} names no known agent family; give claude, codex or script, "
-                         f"or an identity like '{DEFAULT_IDENTITIES['codex']}'")
+        names = list(families.FAMILIES)
+        raise UsageError(f"{flag} {value!r} names no known agent family; give {', '.join(names[:-1])} or {names[-1]}, "
+                         f"or an identity like '{families.get('codex').default_identity(role)}'")
     return text
 
 
 def pair(worker: Optional[str], verifier: Optional[str]) -> Tuple[str, str, str]:
     """(worker, verifier, pairing rationale): cross-family unless both are given from one family."""
-    worker_id = _identity(worker, "--worker") if worker else DEFAULT_IDENTITIES["claude"]
-    worker_family = family_of(worker_id) or "claude"
+    worker_id = (_identity(worker, "--worker", "worker") if worker
+                 else families.get(DEFAULT_FAMILY).default_identity("worker"))
+    worker_family = family_of(worker_id) or DEFAULT_FAMILY
     if verifier:
-        verifier_id = _identity(verifier, "--verifier")
-        if verifier.strip().lower() == "script":
-            verifier_id = SCRIPT_CHECKER
+        verifier_id = _identity(verifier, "--verifier", "verifier")
     else:
-        other = CROSS_FAMILY[worker_family]
-        verifier_id = SCRIPT_CHECKER if other == "script" else DEFAULT_IDENTITIES[other]
+        verifier_id = families.get(families.get(worker_family).partner).default_identity("verifier")
     verifier_family = family_of(verifier_id)
     if verifier_family != worker_family:
         reason = (f"Cross-family: a {verifier_family} verifier checks a {worker_family} worker, "
                   "so the two are unlikely to share a blind spot.")
-    elif worker_family == "script":
+    elif families.get(worker_family).runs_card_command:
         reason = "Both sides are deterministic shell commands; no model judges its own family's work."
     else:
         reason = (f"{TODO_MARK}: say why a {verifier_family} verifier may check a {worker_family} worker, "
@@ -115,9 +110,9 @@ def _optional_metadata(args: argparse.Namespace, worker_family: Optional[str],
         lines.append(f"- **Max loops:** {args.max_loops}")
     else:
         unused.append('"- **Max loops:** 2"')
-    if worker_family == "script":
+    if worker_family and families.get(worker_family).runs_card_command:
         lines.append(f"- **Worker command:** `{TODO_MARK}: the shell command that plays the worker`")
-    if verifier_family == "script":
+    if verifier_family and families.get(verifier_family).runs_card_command:
         lines.append(f"- **Verifier command:** `{TODO_MARK}: the shell command that writes the verdict`")
     if unused:
         lines.append(f"<!-- Optional bullets for this list: {', '.join(unused)} -->")

@@ -68,6 +68,10 @@ class Family:
     secret_names: Tuple[str, ...] = ()
     #: How an identity names this family, for messages: ``mention Claude``.
     identity_hint: str = ""
+    #: The family whose agent verifies this one's work unless the card says otherwise (``new-card``).
+    partner: str = ""
+    #: Each role runs the card's own shell command (``Worker command``/``Verifier command``), not a model.
+    runs_card_command: bool = False
 
     def identity_rank(self, identity: str) -> Optional[int]:
         """How strongly ``identity`` names this family (:data:`LEADING_WORD`, :data:`NAMED`,
@@ -79,6 +83,10 @@ class Family:
         identity naming both Claude and GPT be codex's, as in bash).
         """
         return None
+
+    def default_identity(self, role: str) -> str:
+        """The identity ``new-card`` writes for ``role`` when only the family is named."""
+        raise NotImplementedError
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
                 extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:

@@ -76,6 +76,11 @@ class Claude(Family):
 
     identity_hint = "mention Claude"
 
+    partner = "codex"
+
+    def default_identity(self, role: str) -> str:
+        return "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
+
     def identity_rank(self, identity: str) -> Optional[int]:
         """``Claude`` anywhere (after codex's ``Codex``/``GPT``, as bash checked them), else a word ``claude...``."""
         if "Claude" in identity:

@@ -71,6 +71,11 @@ class Codex(Family):
 
     identity_hint = "mention Codex or GPT"
 
+    partner = "claude"
+
+    def default_identity(self, role: str) -> str:
+        return "Codex GPT-5.5 <codex-gpt-5-5@local>"
+
     def identity_rank(self, identity: str) -> Optional[int]:
         """``Codex`` or ``GPT`` anywhere (bash's rule, checked before ``Claude``), else a word ``codex...``/``gpt...``."""
         if "Codex" in identity or "GPT" in identity:

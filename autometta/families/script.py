@@ -44,6 +44,12 @@ class Script(Family):
 
     identity_hint = "start with Script"
 
+    partner = "script"  # deterministic on both sides: no model judges its own family's work
+    runs_card_command = True
+
+    def default_identity(self, role: str) -> str:
+        return "Script Worker <script-worker@local>" if role == "worker" else "Script Checker <script-checker@local>"
+
     def identity_rank(self, identity: str) -> Optional[int]:
         """A leading word ``Script``/``script``, before any other family: ``Script fake Claude`` is a script."""
         return LEADING_WORD if _LEADING_RE.match(identity) else None

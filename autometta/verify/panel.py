@@ -136,7 +136,7 @@ def panel_members(config: Mapping[str, Any], environ: Mapping[str, str], manifes
             raise UserError(f"{where}: identity is missing; write it like 'Claude Opus 4.8 <claude-opus-4-8@local>'")
         family = family_of(identity)
         if family is None:
-            raise UserError(f"{where}: identity {identity!r} names no agent family (Claude, Codex/GPT or Script)")
+            raise UserError(f"{where}: identity {identity!r} names no agent family; it must {families.naming_hint()}")
         name = entry.get("name") or slugify(parse_identity(identity)[0])[:40]
         if not isinstance(name, str) or not _NAME_RE.match(name):
             raise UserError(f"{where}: name {name!r} must be lowercase letters, digits and dashes (it names a file)")
@@ -149,7 +149,7 @@ def panel_members(config: Mapping[str, Any], environ: Mapping[str, str], manifes
         if route.transport == "api" and family not in API_OF_FAMILY:
             raise UserError(f"{where}: a {family} member has no API transport; set transport: cli")
         command = entry.get("command")
-        if family == "script":
+        if families.get(family).runs_card_command:
             if not isinstance(command, str) or not command.strip():
                 raise UserError(f"{where}: a Script member runs a shell command; add command: '<command>'")
         elif command not in (None, ""):
@@ -227,7 +227,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
         exit_file = (logs_dir / f"{stage_id}-panel-{m.index}.exit.json" if read_only
                      else paths.exit_record(stage_id, f"panel-{m.index}"))
         model = m.model or (resolve_model(m.identity, m.family, ctx.config.get("models") or {})
-                            if m.family != "script" else None)
+                            if not fam.runs_card_command else None)
         if m.route.transport == "api":
             api = API_OF_FAMILY[m.family]
             module = api_request._api_module(api)
@@ -246,7 +246,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
             argv = api_request.api_argv(api=api, family=m.family, info=info, out=artefact, model=model,
                                         base_url=api_request.config_base_url(ctx.config, m.family), timeout=seconds,
                                         config=ctx.config)
-        elif m.family == "script":
+        elif fam.runs_card_command:
             invocation = f"autometta panel member {m.name} (script; {m.route.describe()})"
             argv = ["/bin/sh", "-c", str(m.command)]
         else:
