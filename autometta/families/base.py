@@ -88,6 +88,16 @@ class Family:
         """The identity ``new-card`` writes for ``role`` when only the family is named."""
         raise NotImplementedError
 
+    def model(self, identity: str, name: str, email: Optional[str], table: Mapping[str, str]) -> Optional[str]:
+        """The model id ``identity`` runs (``name`` and ``email`` parsed from it), or None for the CLI's default.
+
+        ``table`` is config.yaml's ``models:`` with keys already folded
+        (:func:`autometta.families.models.model_key`); the identity's own name
+        was looked up in it before. :class:`UserError` for an identity the
+        family cannot run. This base version runs no model.
+        """
+        return None
+
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
                 extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:
         """The argv that runs ``role`` ("worker" or "verifier") on ``prompt``.

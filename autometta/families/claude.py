@@ -63,6 +63,11 @@ _AUTH_LINE_RE = re.compile(
 _TRUTHY = ("1", "true", "yes", "on")
 _WORD_RE = re.compile(r"(?<![A-Za-z0-9])claude", re.IGNORECASE)
 
+#: What a Claude tier runs when the identity gives no version.
+CLAUDE_DEFAULTS = {"opus": "claude-opus-4-8", "sonnet": "claude-sonnet-4-6", "haiku": "claude-haiku-4-5"}
+# "Opus 4.8", "opus-4-8" (a slug), "Opus": tier, major, minor.
+_TIER_RE = re.compile(r"(?<![a-z])(opus|sonnet|haiku)(?:[ -]?v?(\d+)(?:[.-](\d+))?)?(?![a-z\d.])", re.I)
+
 if TYPE_CHECKING:  # pragma: no cover
     from ..privilege import Permission
 
@@ -86,6 +91,30 @@ class Claude(Family):
         if "Claude" in identity:
             return NAMED + 1
         return WORD + 1 if _WORD_RE.search(identity) else None
+
+    def model(self, identity: str, name: str, email: Optional[str], table: Mapping[str, str]) -> Optional[str]:
+        """The tier and version the identity names: ``Claude Opus 4.8`` runs ``claude-opus-4-8``.
+
+        ``Claude Sonnet 4.6`` runs ``claude-sonnet-4-6``, ``Claude Haiku 4.5``
+        ``claude-haiku-4-5``. A bare major version gets Anthropic's ``-0``
+        alias (``Opus 4`` runs ``claude-opus-4-0``). A tier without a version
+        runs ``table``'s entry for the tier word, else :data:`CLAUDE_DEFAULTS`.
+        When the name names no tier, the email slug is read the same way
+        (``Claude <claude-opus-4-8@local>``). An identity with no tier at all
+        is an error: the bash version quietly ran ``sonnet`` (spec §15 item 14).
+        """
+        for source in (name, (email or "").split("@", 1)[0]):
+            match = _TIER_RE.search(source)
+            if match is None:
+                continue
+            tier, major, minor = match.group(1).lower(), match.group(2), match.group(3)
+            if major is None:
+                return table.get(tier, CLAUDE_DEFAULTS[tier])
+            return f"claude-{tier}-{major}-{minor or 0}"
+        raise UserError(
+            f"identity {identity!r} names no Claude model tier (Opus, Sonnet or Haiku); name one in the "
+            f"identity, or map it under 'models:' in config.yaml, e.g. '{name or identity}: claude-sonnet-4-6'"
+        )
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
                 extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:

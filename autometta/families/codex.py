@@ -52,6 +52,8 @@ _AUTH_RE = re.compile(
     r"|Your access token could not be refreshed\b|Failed to refresh token\b)"
 )
 _WORD_RE = re.compile(r"(?<![A-Za-z0-9])(?:codex|gpt)", re.IGNORECASE)
+# "GPT-5.3", "gpt-5.1-codex-max", "GPT-4o": version, suffix.
+_GPT_RE = re.compile(r"(?<![a-z\d])gpt[- ]?(\d+(?:\.\d+)*[a-z]?)((?:-[a-z][a-z\d]*)*)", re.I)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..privilege import Permission
@@ -81,6 +83,12 @@ class Codex(Family):
         if "Codex" in identity or "GPT" in identity:
             return NAMED
         return WORD if _WORD_RE.search(identity) else None
+
+    def model(self, identity: str, name: str, email: Optional[str], table: Mapping[str, str]) -> Optional[str]:
+        """The GPT model the name gives, as ``-m`` wants it: ``Codex GPT-5.3`` runs ``gpt-5.3``,
+        ``gpt-5.1-codex-max`` stays as written; without one None (codex runs its configured default)."""
+        match = _GPT_RE.search(name)
+        return f"gpt-{match.group(1)}{match.group(2)}".lower() if match else None
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
                 extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:
