@@ -135,6 +135,10 @@ class Family:
         check_role(role)
         return ()
 
+    def log_streams(self, log_path: Optional[Path]) -> bool:
+        """Does the log at ``log_path`` grow while the agent works (so a silent one is stuck)? :attr:`streams`."""
+        return self.streams
+
     def parse_usage(self, log_text: str) -> Optional[Usage]:
         """Tokens (and cost, when the CLI prices them) the run spent; None if the log says nothing."""
         raise NotImplementedError

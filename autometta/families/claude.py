@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 from .. import privilege
 from ..card import Card
 from ..errors import UserError
-from ..files import read_json
+from ..files import open_regular, read_json
 from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, check_role, json_events, plain_tail
 from .transcript import Step, claude_transcript, plain_steps
 from .usage import Usage, find_usage_limit, parse_claude_log
@@ -62,6 +62,9 @@ _AUTH_LINE_RE = re.compile(
 )
 _TRUTHY = ("1", "true", "yes", "on")
 _WORD_RE = re.compile(r"(?<![A-Za-z0-9])claude", re.IGNORECASE)
+#: How much of a log's start is read to tell stream-json from plain text.
+_HEAD_BYTES = 64 * 1024
+_EVENT_LINE = re.compile(r'^\{\s*"type"\s*:')
 
 #: What a Claude tier runs when the identity gives no version.
 CLAUDE_DEFAULTS = {"opus": "claude-opus-4-8", "sonnet": "claude-sonnet-4-6", "haiku": "claude-haiku-4-5"}
@@ -159,6 +162,11 @@ class Claude(Family):
         """``IS_SANDBOX=1`` for bypass inside autometta's sandbox: it is one, and root needs it said."""
         return {"IS_SANDBOX": "1"} if permission is not None and permission.bypass and permission.sandboxed else {}
 
+    def log_streams(self, log_path: Optional[Path]) -> bool:
+        """``stream-json`` (what autometta runs) grows as the agent works; a log that does not start with its
+        events (the bash version's plain ``claude -p``, written at exit) does not: only the budget calls it stuck."""
+        return log_path is not None and _starts_with_events(log_path)
+
     def parse_usage(self, log_text: str) -> Optional[Usage]:
         return parse_claude_log(log_text)
 
@@ -231,6 +239,18 @@ def sandboxed(env: Mapping[str, str], home: Path) -> bool:
     effective.update(settings_env(env, home))
     return (effective.get("IS_SANDBOX") == "1"
             or effective.get("CLAUDE_CODE_BUBBLEWRAP", "").strip().lower() in _TRUTHY)
+
+
+def _starts_with_events(path: Path) -> bool:
+    try:
+        with open_regular(path) as handle:  # an agent's log: never a FIFO that blocks
+            head = handle.read(_HEAD_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in head.splitlines()[:50]:
+        if _EVENT_LINE.match(line.strip()):
+            return True
+    return False
 
 
 def settings_env(env: Mapping[str, str], home: Path) -> Dict[str, str]:

@@ -21,11 +21,10 @@ Unsupervised wins over everything; over-budget over stuck, stuck over quiet. The
 (``silent`` = stuck, ``over-budget``) so old readers of ``heartbeat.json``
 keep working.
 
-A log *streams* when its family writes as it works (``Family.streams``).
-Claude streams with ``--output-format stream-json``, which autometta uses;
-a claude log that does not start with stream-json events (the bash
-version's plain ``claude -p``, which writes only at exit) keeps the bash
-rule: only the budget can call it stuck.
+A log *streams* when its family writes as it works (``Family.log_streams``;
+a claude log that does not start with stream-json events, the bash
+version's plain ``claude -p``, does not, and keeps the bash rule: only the
+budget can call it stuck).
 
 An exited agent's entry moves to ``state/recent-agents/`` with an outcome
 read from the runner's exit record (``ok``, ``failed``, ``killed``,
@@ -37,7 +36,6 @@ state.yaml, else ``exited``. The heartbeat never kills anything and
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
@@ -56,10 +54,6 @@ ALERT_STATES = ("stuck", "over-budget", "unsupervised")
 #: Outcomes (and stage statuses) shown as failures.
 FAILED_OUTCOMES = ("failed", "killed", "timed-out", "not-started", "stalled", "verifier_failed",
                    "verifier_panel_no_quorum", "merge_conflict", "secret_blocked", "stuck")
-
-#: How much of a log's start is read to tell stream-json from plain text.
-_HEAD_BYTES = 64 * 1024
-_EVENT_LINE = re.compile(r'^\{\s*"type"\s*:')
 
 
 @dataclass
@@ -177,27 +171,11 @@ def outcome_of(record: Optional[Dict[str, Any]], stage_status: Optional[str]) ->
 
 
 def log_streams(family: str, log_path: Optional[Path]) -> bool:
-    """Does this agent's log grow while it works? (see the module docstring)"""
+    """Does this agent's log grow while it works? Its family says (:meth:`Family.log_streams`); unknown: yes."""
     from .. import families
 
     fam = families.FAMILIES.get(family or "")
-    if fam is not None and not fam.streams:
-        return False
-    if family == "claude":
-        return log_path is not None and _starts_with_events(log_path)
-    return True
-
-
-def _starts_with_events(path: Path) -> bool:
-    try:
-        with files.open_regular(path) as handle:  # an agent's log: never a FIFO that blocks
-            head = handle.read(_HEAD_BYTES).decode("utf-8", errors="replace")
-    except OSError:
-        return False
-    for line in head.splitlines()[:50]:
-        if _EVENT_LINE.match(line.strip()):
-            return True
-    return False
+    return fam.log_streams(log_path) if fam is not None else True
 
 
 def is_alive(doc: Dict[str, Any]) -> bool:
