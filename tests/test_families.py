@@ -13,8 +13,10 @@ from autometta import families
 from autometta.card import parse_card_text
 from autometta.errors import UserError
 from autometta.families.base import matches_env_name
+from autometta.families.claude import parse_claude_log
+from autometta.families.codex import parse_codex_log
 from autometta.families.models import resolve_model
-from autometta.families.usage import Usage, parse_claude_log, parse_codex_log
+from autometta.families.usage import Usage
 from autometta.privilege import Permission
 
 CLI = Path(__file__).resolve().parent / "data" / "cli"

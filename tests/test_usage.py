@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from autometta.families.usage import (Usage, UsageLimit, detect_usage_limit, find_usage_limit, parse_claude_log,
-                                      parse_codex_log)
+from autometta.families.claude import parse_claude_log
+from autometta.families.codex import parse_codex_log
+from autometta.families.usage import Usage, UsageLimit, detect_usage_limit, find_usage_limit
 
 CLI = Path(__file__).resolve().parent / "data" / "cli"
 

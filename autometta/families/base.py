@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import sandbox
 from ..card import ROLES, Card
@@ -143,6 +143,11 @@ class Family:
         """Tokens (and cost, when the CLI prices them) the run spent; None if the log says nothing."""
         raise NotImplementedError
 
+    def usage_line(self, usage: Usage, cost: Optional[float], model: str = "") -> str:
+        """One log line :meth:`parse_usage` reads back as ``usage`` and ``cost``: how autometta, when it is
+        the agent (an API verifier, a panel), logs what it spent so the tick books it like a CLI's run."""
+        raise NotImplementedError
+
     def final_message(self, log_text: str) -> Optional[str]:
         """The agent's last words (a verifier may deliver its verdict here); None if there are none."""
         return None
@@ -200,6 +205,17 @@ class Family:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+
+def autometta_event(event: Dict[str, Any], cost: Optional[float], model: str) -> str:
+    """``event`` as one JSON line, with ``total_cost_usd``, ``model`` and ``source: autometta verifier`` added
+    (for :meth:`Family.usage_line` of a CLI that logs JSON events)."""
+    if cost is not None:
+        event["total_cost_usd"] = cost
+    if model:
+        event["model"] = model
+    event["source"] = "autometta verifier"
+    return json.dumps(event)
 
 
 def check_role(role: str) -> str:

@@ -39,15 +39,15 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import privilege
 from ..card import Card
 from ..errors import UserError
 from ..files import open_regular, read_json
-from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, check_role, json_events, plain_tail
+from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, autometta_event, check_role, json_events, plain_tail
 from .transcript import Step, claude_transcript, plain_steps
-from .usage import Usage, find_usage_limit, parse_claude_log
+from .usage import Usage, count, find_usage_limit, scan_number
 
 PERMISSION_FLAG = "--dangerously-skip-permissions"
 #: claude's stderr line (exit 1) for PERMISSION_FLAG as root outside a sandbox.
@@ -170,6 +170,15 @@ class Claude(Family):
     def parse_usage(self, log_text: str) -> Optional[Usage]:
         return parse_claude_log(log_text)
 
+    def usage_line(self, usage: Usage, cost: Optional[float], model: str = "") -> str:
+        """A ``result`` event, as ``stream-json`` ends a run."""
+        event: Dict[str, Any] = {"type": "result", "subtype": "success", "is_error": False, "usage": {
+            "input_tokens": usage.input_tokens,
+            "cache_creation_input_tokens": usage.cache_write_tokens,
+            "cache_read_input_tokens": usage.cache_read_tokens,
+            "output_tokens": usage.output_tokens}}
+        return autometta_event(event, cost, model)
+
     def final_message(self, log_text: str) -> Optional[str]:
         """The last ``result`` event's ``result`` text; None when the run ended in error or never finished.
 
@@ -275,3 +284,61 @@ def _js_string(value: object) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
+
+
+def _last_total_tokens_line(text: str) -> Optional[int]:
+    found = None
+    for line in text.splitlines():
+        if "Total tokens:" in line:
+            number = scan_number(line.split("Total tokens:", 1)[1])
+            if number is not None:
+                found = number
+    return found
+
+
+def parse_claude_log(text: str) -> Optional[Usage]:
+    """Usage from a claude log: the last ``result`` event, else the ``assistant`` events of a run cut
+    short (one count per message id; output undercounted), else the last ``Total tokens:`` line.
+
+    ``claude -p --output-format stream-json --verbose`` writes JSON Lines ending
+    with a ``result`` event whose ``usage`` sums every request of the run
+    (``input_tokens`` without cache, ``cache_creation_input_tokens``,
+    ``cache_read_input_tokens``, ``output_tokens``) next to ``total_cost_usd``.
+    The ``assistant`` events in between carry the usage of the reply's first
+    chunk only (``output_tokens`` is 1), so they are a fallback for a log cut
+    short, not a source. ``--output-format json`` prints the same ``result``
+    object alone (or, with ``--verbose``, a JSON array of every event). The
+    bash version's ``Total tokens: 117,339`` line is still read so old logs
+    count; its number is kept unsplit (:attr:`Usage.unsplit_tokens`).
+    """
+    result = None
+    partial: Dict[str, Dict[str, Any]] = {}
+    for event in json_events(text):
+        if event.get("type") == "result" and isinstance(event.get("usage"), dict):
+            result = event
+        elif event.get("type") == "assistant" and isinstance(event.get("message"), dict):
+            message = event["message"]
+            if isinstance(message.get("usage"), dict) and message.get("model") != "<synthetic>":
+                partial[str(message.get("id") or len(partial))] = message["usage"]
+    if result is not None:
+        usage = _claude_usage(result["usage"])
+        cost = result.get("total_cost_usd")
+        usage.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
+        return usage
+    if partial:
+        total = Usage()
+        for counts in partial.values():
+            one = _claude_usage(counts)
+            total.input_tokens += one.input_tokens
+            total.output_tokens += one.output_tokens
+            total.cache_read_tokens += one.cache_read_tokens
+            total.cache_write_tokens += one.cache_write_tokens
+        return total
+    number = _last_total_tokens_line(text)
+    return Usage(unsplit_tokens=number) if number is not None else None
+
+
+def _claude_usage(counts: Dict[str, Any]) -> Usage:
+    return Usage(input_tokens=count(counts.get("input_tokens")), output_tokens=count(counts.get("output_tokens")),
+                 cache_read_tokens=count(counts.get("cache_read_input_tokens")),
+                 cache_write_tokens=count(counts.get("cache_creation_input_tokens")))

@@ -39,13 +39,13 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import privilege
 from ..card import Card
-from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, check_role, json_events, plain_tail
+from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, autometta_event, check_role, json_events, plain_tail
 from .transcript import Step, codex_transcript, plain_steps
-from .usage import Usage, find_usage_limit, parse_codex_log
+from .usage import Usage, count, find_usage_limit, scan_number
 
 _AUTH_RE = re.compile(
     r"^(?:unexpected status 401\b|Missing environment variable: `"
@@ -124,6 +124,15 @@ class Codex(Family):
     def parse_usage(self, log_text: str) -> Optional[Usage]:
         return parse_codex_log(log_text)
 
+    def usage_line(self, usage: Usage, cost: Optional[float], model: str = "") -> str:
+        """A ``turn.completed`` event (codex counts cached input in ``input_tokens``), with the cost codex never prints."""
+        event: Dict[str, Any] = {"type": "turn.completed", "usage": {
+            "input_tokens": usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+            "cached_input_tokens": usage.cache_read_tokens,
+            "cache_write_input_tokens": usage.cache_write_tokens,
+            "output_tokens": usage.output_tokens}}
+        return autometta_event(event, cost, model)
+
     def final_message(self, log_text: str) -> Optional[str]:
         """The text of the last completed ``agent_message`` item; None without one (plain logs included)."""
         final = None
@@ -168,3 +177,48 @@ def _errors(log_text: str) -> List[str]:
         elif line.startswith("ERROR:"):
             messages.append(line[len("ERROR:"):].strip())
     return messages
+
+
+def _last_tokens_used(text: str) -> Optional[int]:
+    lines = text.splitlines()
+    found = None
+    for i, line in enumerate(lines[:-1]):
+        if line.strip() == "tokens used":
+            number = scan_number(lines[i + 1])
+            if number is not None:
+                found = number
+    return found
+
+
+def parse_codex_log(text: str) -> Optional[Usage]:
+    """Usage from a codex log: every ``turn.completed`` event summed, else the last
+    ``tokens used`` count of plain mode.
+
+    ``codex exec --json`` writes one ``turn.completed`` per turn whose ``usage``
+    has ``input_tokens`` (cached ones included), ``cached_input_tokens``,
+    ``cache_write_input_tokens``, ``output_tokens`` (reasoning included) and
+    ``reasoning_output_tokens``. No cost (autometta's OpenAI API verifier adds
+    ``total_cost_usd`` to the event it logs in this format; it is summed).
+    Plain mode (the bash version's) ends its stderr with a line ``tokens used``
+    and the count on the next (``2,580``), kept unsplit (:attr:`Usage.unsplit_tokens`).
+    """
+    total: Optional[Usage] = None
+    for event in json_events(text):
+        if event.get("type") != "turn.completed" or not isinstance(event.get("usage"), dict):
+            continue
+        counts = event["usage"]
+        cached = count(counts.get("cached_input_tokens"))
+        written = count(counts.get("cache_write_input_tokens"))
+        total = total or Usage()
+        # codex's input_tokens include the cached (and cache-written) ones
+        total.input_tokens += max(count(counts.get("input_tokens")) - cached - written, 0)
+        total.cache_read_tokens += cached
+        total.cache_write_tokens += written
+        total.output_tokens += count(counts.get("output_tokens"))
+        cost = event.get("total_cost_usd")  # codex prints none; autometta's OpenAI API verifier does
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
+            total.cost_usd = round((total.cost_usd or 0.0) + float(cost), 6)
+    if total is not None:
+        return total
+    number = _last_tokens_used(text)
+    return Usage(unsplit_tokens=number) if number is not None else None

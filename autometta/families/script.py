@@ -24,12 +24,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 from ..card import Card
 from ..errors import UserError
 from .base import LEADING_WORD, Family, check_role
-from .usage import Usage
+from .usage import Usage, count
 
 SHELL = "/bin/sh"
 USAGE_PREFIX = "autometta-usage:"
@@ -80,17 +80,19 @@ class Script(Family):
                 found = values
         if found is None:
             return None
-        usage = Usage(**{key: _count(found.get(key)) for key in _COUNTS})
+        usage = Usage(**{key: count(found.get(key)) for key in _COUNTS})
         cost = found.get("cost_usd")
         if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
             usage.cost_usd = float(cost)
         return usage
 
+    def usage_line(self, usage: Usage, cost: Optional[float], model: str = "") -> str:
+        counts: Dict[str, Any] = {key: getattr(usage, key) for key in _COUNTS}
+        if cost is not None:
+            counts["cost_usd"] = cost
+        return f"{USAGE_PREFIX} {json.dumps(counts)}"
+
     def final_message(self, log_text: str) -> Optional[str]:
         lines = [line.strip() for line in log_text.splitlines()]
         lines = [line for line in lines if line and not line.startswith(USAGE_PREFIX)]
         return lines[-1] if lines else None
-
-
-def _count(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0

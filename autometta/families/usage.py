@@ -1,27 +1,14 @@
-"""Tokens, cost and usage limits, read from the logs the agent CLIs write.
+"""Tokens, cost and usage limits: the records, and the readers every family shares.
 
 Pure functions over a log's text; nothing here runs a process or reads a file.
-
-What the real CLIs print (measured with claude-code 2.1.197 and codex 0.171.0,
-samples in ``tests/data/cli/``):
-
-* ``claude -p --output-format stream-json --verbose``: JSON Lines ending with a
-  ``result`` event whose ``usage`` sums every request of the run
-  (``input_tokens`` without cache, ``cache_creation_input_tokens``,
-  ``cache_read_input_tokens``, ``output_tokens``) next to ``total_cost_usd``.
-  The ``assistant`` events in between carry the usage of the reply's first
-  chunk only (``output_tokens`` is 1), so they are a fallback for a log cut
-  short, not a source. ``--output-format json`` prints the same ``result``
-  object alone (or, with ``--verbose``, a JSON array of every event).
-* ``codex exec --json``: JSON Lines with one ``turn.completed`` per turn whose
-  ``usage`` has ``input_tokens`` (cached ones included), ``cached_input_tokens``,
-  ``cache_write_input_tokens``, ``output_tokens`` (reasoning included) and
-  ``reasoning_output_tokens``. No cost (autometta's OpenAI API verifier
-  adds ``total_cost_usd`` to the event it logs in this format; it is summed).
-* The bash version's formats, still read so old logs count: claude's
-  ``Total tokens: 117,339`` line, and codex's plain-mode stderr ending with a
-  line ``tokens used`` and the count on the next line (``2,580``). The last
-  match wins and the number is kept unsplit (:attr:`Usage.unsplit_tokens`).
+Each family reads its own CLI's usage (:meth:`autometta.families.base.Family.parse_usage`:
+claude's ``result`` events in :mod:`.claude`, codex's ``turn.completed`` in
+:mod:`.codex`, the script family's ``autometta-usage:`` line in :mod:`.script`)
+with the helpers here. What ended a run on a rate or usage limit is read by
+one function for every family (:func:`find_usage_limit`): it knows both CLIs'
+events and messages (measured with claude-code 2.1.197 and codex 0.171.0,
+samples in ``tests/data/cli/``), and a script agent that imitates either is
+parked as they would be.
 """
 
 from __future__ import annotations
@@ -34,8 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Dict, Iterator, List, Optional
 
-__all__ = ["Usage", "UsageLimit", "parse_claude_log", "parse_codex_log", "find_usage_limit",
-           "detect_usage_limit", "reset_epoch"]
+__all__ = ["Usage", "UsageLimit", "count", "scan_number", "find_usage_limit", "detect_usage_limit", "reset_epoch"]
 
 
 @dataclass
@@ -120,99 +106,18 @@ def _json_objects(text: str) -> Iterator[Dict[str, Any]]:
                 yield from (item for item in value if isinstance(item, dict))
 
 
-def _int(value: Any) -> int:
+def count(value: Any) -> int:
+    """A token count as logged: a positive int, else 0 (a bool, a float, a string, a negative number)."""
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
-def _scan_number(text: str) -> Optional[int]:
+def scan_number(text: str) -> Optional[int]:
     """The bash parser's scan: skip to the first digit, keep digits, skip commas and spaces
     between them, stop at anything else (``"117,339 prompt+output"`` gives 117339)."""
     match = re.search(r"\d[\d, ]*", text)
     if not match:
         return None
     return int(re.sub(r"[, ]", "", match.group(0)))
-
-
-def _last_total_tokens_line(text: str) -> Optional[int]:
-    found = None
-    for line in text.splitlines():
-        if "Total tokens:" in line:
-            number = _scan_number(line.split("Total tokens:", 1)[1])
-            if number is not None:
-                found = number
-    return found
-
-
-def _last_tokens_used(text: str) -> Optional[int]:
-    lines = text.splitlines()
-    found = None
-    for i, line in enumerate(lines[:-1]):
-        if line.strip() == "tokens used":
-            number = _scan_number(lines[i + 1])
-            if number is not None:
-                found = number
-    return found
-
-
-def parse_claude_log(text: str) -> Optional[Usage]:
-    """Usage from a claude log: the last ``result`` event, else the ``assistant`` events of a run cut
-    short (one count per message id; output undercounted), else the last ``Total tokens:`` line."""
-    result = None
-    partial: Dict[str, Dict[str, Any]] = {}
-    for event in _json_objects(text):
-        if event.get("type") == "result" and isinstance(event.get("usage"), dict):
-            result = event
-        elif event.get("type") == "assistant" and isinstance(event.get("message"), dict):
-            message = event["message"]
-            if isinstance(message.get("usage"), dict) and message.get("model") != "<synthetic>":
-                partial[str(message.get("id") or len(partial))] = message["usage"]
-    if result is not None:
-        usage = _claude_usage(result["usage"])
-        cost = result.get("total_cost_usd")
-        usage.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
-        return usage
-    if partial:
-        total = Usage()
-        for counts in partial.values():
-            one = _claude_usage(counts)
-            total.input_tokens += one.input_tokens
-            total.output_tokens += one.output_tokens
-            total.cache_read_tokens += one.cache_read_tokens
-            total.cache_write_tokens += one.cache_write_tokens
-        return total
-    number = _last_total_tokens_line(text)
-    return Usage(unsplit_tokens=number) if number is not None else None
-
-
-def _claude_usage(counts: Dict[str, Any]) -> Usage:
-    return Usage(input_tokens=_int(counts.get("input_tokens")), output_tokens=_int(counts.get("output_tokens")),
-                 cache_read_tokens=_int(counts.get("cache_read_input_tokens")),
-                 cache_write_tokens=_int(counts.get("cache_creation_input_tokens")))
-
-
-def parse_codex_log(text: str) -> Optional[Usage]:
-    """Usage from a codex log: every ``turn.completed`` event summed, else the last
-    ``tokens used`` count of plain mode."""
-    total: Optional[Usage] = None
-    for event in _json_objects(text):
-        if event.get("type") != "turn.completed" or not isinstance(event.get("usage"), dict):
-            continue
-        counts = event["usage"]
-        cached = _int(counts.get("cached_input_tokens"))
-        written = _int(counts.get("cache_write_input_tokens"))
-        total = total or Usage()
-        # codex's input_tokens include the cached (and cache-written) ones
-        total.input_tokens += max(_int(counts.get("input_tokens")) - cached - written, 0)
-        total.cache_read_tokens += cached
-        total.cache_write_tokens += written
-        total.output_tokens += _int(counts.get("output_tokens"))
-        cost = event.get("total_cost_usd")  # codex prints none; autometta's OpenAI API verifier does
-        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
-            total.cost_usd = round((total.cost_usd or 0.0) + float(cost), 6)
-    if total is not None:
-        return total
-    number = _last_tokens_used(text)
-    return Usage(unsplit_tokens=number) if number is not None else None
 
 
 # -- usage limits --------------------------------------------------------------

@@ -17,9 +17,10 @@ the panel's API members and retro-grade (:mod:`.retro`):
   only a valid answer becomes ``state/verifiers/<id>.json``. Anything else
   goes to ``<out>.invalid.json`` with the errors, and counts as no artefact.
 * **Usage and cost.** The verifier's log gets one JSON line in the format the
-  verifier family's usage parser reads (:func:`usage_event`): claude's
-  ``result`` event with ``usage`` and ``total_cost_usd``, codex's
-  ``turn.completed`` event, the script family's ``autometta-usage:`` line. So
+  verifier family's usage parser reads (:func:`usage_event`, the family's
+  :meth:`~autometta.families.base.Family.usage_line`: claude's ``result``
+  event with ``usage`` and ``total_cost_usd``, codex's ``turn.completed``
+  event, the script family's ``autometta-usage:`` line). So
   the tick accounts an API verifier exactly like a CLI one. Cost is computed
   from :data:`PRICES` (USD per million tokens, list prices when this was
   written; edit that table, and only it, when they change). A model the
@@ -145,33 +146,10 @@ def cost_usd(model: str, usage: Usage, *, batch: bool = False) -> Optional[float
 
 
 def usage_event(family: str, usage: Usage, cost: Optional[float], model: str = "") -> str:
-    """One log line the ``family``'s usage parser reads back as ``usage`` (and ``cost``)."""
-    if family == "script":
-        from ..families.script import USAGE_PREFIX
+    """One log line the ``family``'s usage parser reads back as ``usage`` (and ``cost``): :meth:`Family.usage_line`."""
+    from .. import families
 
-        counts = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-                  "cache_read_tokens": usage.cache_read_tokens, "cache_write_tokens": usage.cache_write_tokens}
-        if cost is not None:
-            counts["cost_usd"] = cost
-        return f"{USAGE_PREFIX} {json.dumps(counts)}"
-    if family == "codex":
-        event: Dict[str, Any] = {"type": "turn.completed", "usage": {
-            "input_tokens": usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
-            "cached_input_tokens": usage.cache_read_tokens,
-            "cache_write_input_tokens": usage.cache_write_tokens,
-            "output_tokens": usage.output_tokens}}
-    else:
-        event = {"type": "result", "subtype": "success", "is_error": False, "usage": {
-            "input_tokens": usage.input_tokens,
-            "cache_creation_input_tokens": usage.cache_write_tokens,
-            "cache_read_input_tokens": usage.cache_read_tokens,
-            "output_tokens": usage.output_tokens}}
-    if cost is not None:
-        event["total_cost_usd"] = cost
-    if model:
-        event["model"] = model
-    event["source"] = "autometta verifier"
-    return json.dumps(event)
+    return families.get(family).usage_line(usage, cost, model)
 
 
 def add_usage(total: Usage, one: Optional[Usage]) -> Usage:

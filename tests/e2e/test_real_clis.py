@@ -24,7 +24,9 @@ from typing import Dict, List
 
 import pytest
 
-from autometta.families.usage import Usage, find_usage_limit, parse_claude_log, parse_codex_log
+from autometta.families.claude import parse_claude_log
+from autometta.families.codex import parse_codex_log
+from autometta.families.usage import Usage, find_usage_limit
 from tests.support.agent_clis import claude_env, codex_env
 from tests.support.model_server import ModelServer, Tokens, error, shell, text, write_file
 
