@@ -310,8 +310,8 @@ def run_info(ctx: Any, stage: Mapping[str, Any], role: str, card: Any = None) ->
     """Family, identity, model and billing route of ``role`` for ``stage`` as ``ctx`` would start it now."""
     from . import auth
     from .dispatch import COMMAND_ROLES, identity_for
-    from .families.models import resolve_model
     from .families import family_of
+    from .families.models import resolve_model
 
     if role in COMMAND_ROLES:
         return {"family": COMMAND, "identity": COMMAND_ROLES[role], "model": None, "route": None}
@@ -330,12 +330,11 @@ def run_info(ctx: Any, stage: Mapping[str, Any], role: str, card: Any = None) ->
 
         if card is not None and panel_enabled(environ, bool(getattr(card, "panel", False))):
             return {"family": PANEL, "identity": "autometta panel", "model": None, "route": None}
-        if family in ("claude", "codex"):
-            try:
-                if transport_for(family, environ, manifest).transport == "api":
-                    info["route"] = "api"
-            except UserError:
-                pass
+        try:
+            if transport_for(family, environ, manifest).transport == "api":
+                info["route"] = "api"
+        except UserError:
+            pass
     return info
 
 

@@ -70,6 +70,9 @@ class Family:
     identity_hint: str = ""
     #: The family whose agent verifies this one's work unless the card says otherwise (``new-card``).
     partner: str = ""
+    #: The API a verifier of this family may call instead of its CLI (``anthropic``, ``openai``: the transport
+    #: ``api`` of :mod:`autometta.verify`), None for a family without one.
+    api: Optional[str] = None
     #: Each role runs the card's own shell command (``Worker command``/``Verifier command``), not a model.
     runs_card_command: bool = False
 

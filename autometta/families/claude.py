@@ -85,6 +85,7 @@ class Claude(Family):
     identity_hint = "mention Claude"
 
     partner = "codex"
+    api = "anthropic"
 
     def default_identity(self, role: str) -> str:
         return "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"

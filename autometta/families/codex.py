@@ -74,6 +74,7 @@ class Codex(Family):
     identity_hint = "mention Codex or GPT"
 
     partner = "claude"
+    api = "openai"
 
     def default_identity(self, role: str) -> str:
         return "Codex GPT-5.5 <codex-gpt-5-5@local>"

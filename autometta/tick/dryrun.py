@@ -97,7 +97,7 @@ def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
         except UserError as exc:
             seats = f"not startable: {exc.message}"
         return f"a verifier panel for {identity} ({seats})"
-    if role == "verifier" and family in ("claude", "codex"):
+    if role == "verifier":
         try:
             if transport_for(family, ctx.environ, ctx.manifest).transport == "api":
                 parts.append("through its API (transport api)")

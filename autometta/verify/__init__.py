@@ -37,8 +37,6 @@ from ..errors import UserError
 #: The transports a verifier family can use. ``sdk`` is read as ``api``.
 TRANSPORTS = ("cli", "api")
 _SYNONYMS = {"sdk": "api"}
-#: Families with an API transport, and the API each one calls.
-API_OF_FAMILY = {"claude": "anthropic", "codex": "openai"}
 
 #: A panel has three members (two votes make a quorum: autometta.tick.outcomes.QUORUM_REQUIRED).
 PANEL_SIZE = 3
@@ -77,9 +75,12 @@ def transport_for(family: str, environ: Mapping[str, str], manifest: Mapping[str
                   manifest_source: str = ".autometta.local.yaml") -> Route:
     """The transport of ``family``'s verifier: env, then manifest, then ``cli``.
 
-    A family without an API transport (``script``) always runs its CLI.
+    A family without an API transport (:attr:`Family.api` None: ``script``) always runs its CLI.
     """
-    if family not in API_OF_FAMILY:
+    from ..families import FAMILIES
+
+    runner = FAMILIES.get(family)
+    if runner is None or runner.api is None:
         return Route(family, "cli", "default")
     name = transport_env_name(family)
     value = environ.get(name)

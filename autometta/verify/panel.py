@@ -80,7 +80,7 @@ from ..launch import Launched, LaunchSpec, launch, read_exit, self_argv
 from ..paths import RepoPaths
 from ..timeutil import now_iso
 from ..tick.outcomes import INCONSISTENT_MARKER, NO_QUORUM, QUORUM_REQUIRED, criteria_problem, tally
-from . import API_OF_FAMILY, PANEL_SIZE, OwnLaunch, Route, normalise_transport, transport_for
+from . import PANEL_SIZE, OwnLaunch, Route, normalise_transport, transport_for
 from . import request as api_request
 
 #: The bash version's panel (spec §7.4): two Claude tiers through the API, one Codex through its CLI.
@@ -146,7 +146,7 @@ def panel_members(config: Mapping[str, Any], environ: Mapping[str, str], manifes
             route = Route(family, normalise_transport(entry["transport"], f"{where}.transport"), provenance)
         else:
             route = transport_for(family, environ, manifest)
-        if route.transport == "api" and family not in API_OF_FAMILY:
+        if route.transport == "api" and families.get(family).api is None:
             raise UserError(f"{where}: a {family} member has no API transport; set transport: cli")
         command = entry.get("command")
         if families.get(family).runs_card_command:
@@ -229,7 +229,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
         model = m.model or (resolve_model(m.identity, m.family, ctx.config.get("models") or {})
                             if not fam.runs_card_command else None)
         if m.route.transport == "api":
-            api = API_OF_FAMILY[m.family]
+            api = str(fam.api)
             module = api_request._api_module(api)
             if not model:
                 raise UserError(f"{source}: panel member {m.name} uses the {module.LABEL} but names no model; "

@@ -53,7 +53,7 @@ from ..envelope import artefact_from_message
 from ..errors import UserError
 from ..families.usage import Usage
 from ..timeutil import now_iso
-from . import API_OF_FAMILY, OwnLaunch, Route
+from . import OwnLaunch, Route
 
 #: Characters of the worker's diff, of one input file and of all input files sent.
 MAX_DIFF_CHARS = 150_000
@@ -586,7 +586,7 @@ def dispatch_launch(ctx: Any, stage: Mapping[str, Any], card: Any, family: Any, 
     from .. import dispatch, verdicts
     from ..card import budget_seconds
 
-    api = API_OF_FAMILY[family.name]
+    api = str(family.api)
     module = _api_module(api)
     if not model:
         raise UserError(f"{card.path}: the {module.LABEL} verifier needs a model; name one in the verifier "
