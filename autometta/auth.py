@@ -1,50 +1,50 @@
 """Billing routes and the environment every agent runs with.
 
-Each billed family (claude, codex) runs on one of two routes, chosen per
-dispatch: ``AUTOMETTA_<FAMILY>_MODE``, else ``auth.<family>.mode`` in the
-repo's ``.autometta.local.yaml``, else ``subscription``.
+Each billed family (one whose :attr:`Family.route` names its keys: claude,
+codex) runs on one of two routes, chosen per dispatch:
+``AUTOMETTA_<FAMILY>_MODE``, else ``auth.<family>.mode`` in the repo's
+``.autometta.local.yaml``, else ``subscription``.
 
 * **subscription**: the CLI's own login. No API key reaches the agent; claude
   also gets ``CLAUDE_CODE_OAUTH_TOKEN`` when ``OP_REF_CLAUDE_CODE_OAUTH_TOKEN``
   names one (so cron and launchd runs need no keychain).
 * **api**: the key from ``OP_REF_ANTHROPIC_API_KEY`` / ``OP_REF_OPENAI_API_KEY``
   (see :mod:`autometta.secrets`), injected into the agent's environment only.
-  Codex prefers ``$CODEX_HOME/auth.json`` to the environment, so codex api
-  runs use a sibling home (``AUTOMETTA_CODEX_HOME``, default
-  ``~/.codex-api-only``) that must be logged in with an API key.
+  A family may need more for it (:meth:`Family.api_route`): codex prefers
+  ``$CODEX_HOME/auth.json`` to the environment, so codex api runs use a
+  sibling home (``AUTOMETTA_CODEX_HOME``, default ``~/.codex-api-only``)
+  that must be logged in with an API key.
 
 The environment is an allowlist, never the tick's whole env: a stray
 ``ANTHROPIC_API_KEY`` or ``OPENAI_API_KEY`` in a cron environment would
 silently turn a subscription run into API billing, so keys are never passed
 through from the parent: a family's own variables, the base allowlist and the
-repo's ``env.pass`` list are all that cross, and the key names below never do.
+repo's ``env.pass`` list are all that cross, and the families' API key names
+(:attr:`Family.api_key_names`) never do.
 A route that cannot be used raises :class:`RouteError` before any process
 starts; the tick turns it into the stall marker ``auth_route_failed: ...``.
 """
 
 from __future__ import annotations
 
-import os
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Mapping, Optional
 
-from . import files, secrets
+from . import secrets
 from .errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .families.base import Family
+    from .families.base import Family, RouteKeys
 
 BASE_ALLOWLIST = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TERM", "TMPDIR", "TZ")
 
-#: Secrets that only the billing-route resolver may inject (never inherited).
-NEVER_INHERITED = frozenset({
-    "ANTHROPIC_API_KEY",
-    "OPENAI_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "CODEX_API_KEY",
-})
+
+def never_inherited() -> FrozenSet[str]:
+    """Secrets that only the billing-route resolver may inject (never inherited): every family's API keys."""
+    from .families import FAMILIES
+
+    return frozenset(name for family in FAMILIES.values() for name in family.api_key_names)
 
 
 def manifest_pass(manifest: Mapping[str, Any]) -> List[str]:
@@ -60,16 +60,17 @@ def clean_env(parent: Mapping[str, str], family_names: Iterable[str] = (),
 
     ``family_names`` may end in ``*`` (a prefix). A family's ``secret_names``
     (subscription tokens) cross only when the repo names them in ``env.pass``;
-    the API keys in :data:`NEVER_INHERITED` never do.
+    the API keys of :func:`never_inherited` never do.
     """
     from .families.base import matches_env_name
 
     patterns = list(BASE_ALLOWLIST) + list(family_names)
     extras = set(extra_names)
     withheld = set(secret_names) - extras
+    never = never_inherited()
     out = {}
     for name, value in parent.items():
-        if name in NEVER_INHERITED or name in withheld:
+        if name in never or name in withheld:
             continue
         if name in extras or name.startswith("LC_") or any(matches_env_name(p, name) for p in patterns):
             out[name] = value
@@ -83,26 +84,14 @@ MODES = ("subscription", "api")
 DEFAULT_MODE = "subscription"
 #: Stall marker of a stage whose agent's billing route cannot be used.
 ROUTE_MARKER = "auth_route_failed"
-#: Where codex api mode keeps its own login (spec §7.3, lessons H8).
-DEFAULT_CODEX_API_HOME = "~/.codex-api-only"
 
 
-@dataclass(frozen=True)
-class RouteKeys:
-    """What a family's two routes put in the agent's environment, and from which reference."""
+def routes() -> Dict[str, "RouteKeys"]:
+    """The families that bill to an account, and their route keys; every other family (script) runs with no
+    credential."""
+    from .families import FAMILIES
 
-    api_env: str
-    api_ref: str
-    subscription_env: Optional[str] = None  # optional token for subscription mode
-    subscription_ref: Optional[str] = None
-
-
-#: The families that bill to an account; every other family (script) runs with no credential.
-ROUTES: Dict[str, RouteKeys] = {
-    "claude": RouteKeys("ANTHROPIC_API_KEY", "OP_REF_ANTHROPIC_API_KEY",
-                        "CLAUDE_CODE_OAUTH_TOKEN", "OP_REF_CLAUDE_CODE_OAUTH_TOKEN"),
-    "codex": RouteKeys("OPENAI_API_KEY", "OP_REF_OPENAI_API_KEY"),
-}
+    return {family.name: family.route for family in FAMILIES.values() if family.route is not None}
 
 
 class RouteError(UserError):
@@ -132,7 +121,8 @@ class Route:
     refs: secrets.RefsFile
     #: env name -> the reference whose value it gets
     inject: Dict[str, secrets.Ref] = field(default_factory=dict)
-    codex_home: Optional[Path] = None
+    #: What api mode sets besides the key (:meth:`Family.api_route`: codex's ``CODEX_HOME``)
+    env: Dict[str, str] = field(default_factory=dict)
     problem: Optional[str] = None
 
     @property
@@ -156,56 +146,6 @@ def mode_for(family: str, environ: Mapping[str, str], manifest: Mapping[str, Any
     return Mode(family, DEFAULT_MODE, "default", "default")
 
 
-def codex_api_home(environ: Mapping[str, str]) -> Path:
-    """``$AUTOMETTA_CODEX_HOME``, else ``~/.codex-api-only`` (``~`` is the environment's HOME)."""
-    value = environ.get("AUTOMETTA_CODEX_HOME") or DEFAULT_CODEX_API_HOME
-    if value.startswith("~"):
-        home = environ.get("HOME") or os.path.expanduser("~")
-        value = home + value[1:]
-    return Path(value)
-
-
-def codex_home_state(home: Path) -> Tuple[str, str]:
-    """(``apikey`` | ``missing`` | ``wrong_mode`` | ``unreadable``, detail) of a codex home's login.
-
-    ``codex login --with-api-key`` writes ``auth.json`` as
-    ``{"auth_mode": "apikey", "OPENAI_API_KEY": "..."}`` (codex 0.171.0); a
-    subscription login says ``"auth_mode": "chatgpt"`` and carries tokens.
-    """
-    path = home / "auth.json"
-    if not path.is_file():
-        return "missing", f"no {path}"
-    try:
-        doc = files.read_json(path)
-    except UserError:
-        return "unreadable", f"{path} is not readable JSON"
-    if not isinstance(doc, dict):
-        return "unreadable", f"{path} is not a JSON object"
-    mode = doc.get("auth_mode")
-    if isinstance(mode, str) and mode.replace("_", "").lower() == "apikey":
-        return "apikey", "auth_mode apikey"
-    if mode is None and doc.get("OPENAI_API_KEY") and not doc.get("tokens"):
-        return "apikey", "an API key (older codex, no auth_mode)"
-    return "wrong_mode", f"auth_mode {mode if mode is not None else 'unset'}"
-
-
-def setup_command(home: Path, ref: secrets.Ref, environ: Optional[Mapping[str, str]] = None) -> str:
-    """The one-time command that logs codex ``home`` in with the key ``ref`` names (key via a pipe, never argv)."""
-    kind = secrets.kind_of(ref.value)
-    tool = secrets.resolver(environ) if environ is not None else None
-    reader = "op-fetch --print" if tool and os.path.basename(tool[0]) == "op-fetch" else "op read"
-    if kind == "env":
-        source = f"printenv {ref.value[len('env:'):]}"
-    elif kind == "file":
-        source = f"cat {shlex.quote(ref.value[len('file:'):])}"
-    elif kind == "op" and not ref.placeholder:
-        source = f"{reader} {shlex.quote(ref.value)}"
-    else:
-        source = f"{reader} \"${ref.var}\""
-    where = shlex.quote(str(home))
-    return f"mkdir -m 700 -p {where} && {source} | CODEX_HOME={where} codex login --with-api-key"
-
-
 def _refs_hint(refs: secrets.RefsFile) -> str:
     if refs.path is not None:
         return str(refs.path)
@@ -216,9 +156,12 @@ def _refs_hint(refs: secrets.RefsFile) -> str:
 def plan(family: str, environ: Mapping[str, str], manifest: Mapping[str, Any],
          manifest_path: Optional[Path] = None, refs: Optional[secrets.RefsFile] = None) -> Route:
     """The route ``family`` takes now, and why it cannot run (``problem``); fetches no secret."""
-    keys = ROUTES.get(family)
+    from .families import FAMILIES
+
+    billed = routes()
+    keys = billed.get(family)
     if keys is None:
-        raise UserError(f"agent family {family!r} has no billing route; routes exist for {', '.join(ROUTES)}")
+        raise UserError(f"agent family {family!r} has no billing route; routes exist for {', '.join(billed)}")
     mode = mode_for(family, environ, manifest, manifest_path)
     refs = refs if refs is not None else secrets.load_refs_file(environ)
     route = Route(family=family, mode=mode, refs=refs)
@@ -238,14 +181,7 @@ def plan(family: str, environ: Mapping[str, str], manifest: Mapping[str, Any],
         except secrets.SecretError as exc:
             route.problem = f"{family} api mode: {exc.message}"
             return route
-        if family == "codex":
-            route.codex_home = home = codex_api_home(environ)
-            state, detail = codex_home_state(home)
-            if state != "apikey":
-                why = ("is not set up" if state == "missing"
-                       else f"is not logged in with an API key ({detail})")
-                route.problem = (f"codex api mode needs CODEX_HOME {home} logged in with an API key, and it "
-                                 f"{why}; run once: {setup_command(home, ref, environ)}")
+        route.env, route.problem = FAMILIES[family].api_route(environ, ref)
         return route
     if keys.subscription_ref and keys.subscription_env:
         ref = secrets.lookup(keys.subscription_ref, environ, refs)
@@ -278,7 +214,7 @@ def agent_env(environ: Mapping[str, str], manifest: Mapping[str, Any], family: O
     Subscription mode strips every API key (a stray one would move the bill)
     and injects only the optional subscription token; api mode strips the
     family's other credentials and injects the key from its reference (codex
-    also gets the sibling ``CODEX_HOME``). Raises :class:`RouteError`, before
+    also gets the sibling ``CODEX_HOME``: :meth:`Family.api_route`). Raises :class:`RouteError`, before
     anything starts, when the route cannot be used. ``resolve=False`` checks
     the route without fetching a secret (the tick's preflight).
     """
@@ -291,7 +227,7 @@ def agent_env(environ: Mapping[str, str], manifest: Mapping[str, Any], family: O
         if family is None or other.name != family.name:
             for name in set(other.secret_names) - set(family_secrets):
                 env.pop(name, None)
-    if family is None or family.name not in ROUTES:
+    if family is None or family.route is None:
         return env
     route = plan(family.name, environ, manifest, manifest_path)
     if route.problem:
@@ -299,8 +235,7 @@ def agent_env(environ: Mapping[str, str], manifest: Mapping[str, Any], family: O
     if route.mode.mode == "api":
         for name in family_secrets:
             env.pop(name, None)
-        if route.codex_home is not None:
-            env["CODEX_HOME"] = str(route.codex_home)
+        env.update(route.env)
     if resolve:
         env.update(resolve_route(route, environ))
     return env
@@ -308,8 +243,8 @@ def agent_env(environ: Mapping[str, str], manifest: Mapping[str, Any], family: O
 
 def stray_keys(environ: Mapping[str, str]) -> List[str]:
     """Credentials set in ``environ`` that autometta never passes on (they would move the bill)."""
-    names = set(NEVER_INHERITED)
-    for keys in ROUTES.values():
+    names = set(never_inherited())
+    for keys in routes().values():
         names.add(keys.api_env)
     return sorted(n for n in names if environ.get(n))
 
@@ -322,8 +257,9 @@ def secrets_in_force(environ: Mapping[str, str], manifest: Mapping[str, Any], fa
     so the values are fetched again (cached for the process). A route that
     cannot be resolved contributes nothing; the scan still checks key shapes.
     """
+    billed = routes()
     for name in sorted(set(family_names)):
-        if name not in ROUTES:
+        if name not in billed:
             continue
         route = plan(name, environ, manifest, manifest_path)
         if route.ok:
@@ -340,7 +276,7 @@ def route_summary(environ: Mapping[str, str], manifest: Mapping[str, Any], ident
     from .families import family_of
 
     name = family_of(identity) if role in ("worker", "verifier") else None
-    if name not in ROUTES:
+    if name not in routes():
         return None
     mode = mode_for(name, environ, manifest, manifest_path)
     return f"billing: {name} {mode.mode}, from {mode.provenance}"

@@ -323,7 +323,7 @@ def run_info(ctx: Any, stage: Mapping[str, Any], role: str, card: Any = None) ->
         model = None
     environ = getattr(ctx, "environ", None) or os.environ
     manifest = getattr(ctx, "manifest", None) or {}
-    route = (auth.mode_for(family, environ, manifest).mode if family in auth.ROUTES else None)
+    route = (auth.mode_for(family, environ, manifest).mode if family in auth.routes() else None)
     info = {"family": family, "identity": identity, "model": model, "route": route}
     if role == "verifier":
         from .verify import panel_enabled, transport_for
@@ -403,7 +403,7 @@ def book_panel(hp: HomePaths, repo: Any, plan: Mapping[str, Any], *, parent: Opt
         usage = fam.parse_usage(read_log(Path(str(member.get("log"))))) if fam is not None else None
         if member.get("transport") == "api":
             route: Optional[str] = "api"
-        elif family in auth.ROUTES:
+        elif family in auth.routes():
             route = auth.mode_for(family, environ or os.environ, manifest or {}).mode
         else:
             route = None

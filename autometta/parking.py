@@ -119,7 +119,7 @@ def route_of(family: Optional[str], environ: Mapping[str, str], manifest: Mappin
 
     if not family:
         return None
-    if family not in auth.ROUTES:
+    if family not in auth.routes():
         return family
     mode = "api" if api else auth.mode_for(family, environ, manifest).mode
     return f"{family} {mode}"

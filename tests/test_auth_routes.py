@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from autometta import auth, families, secrets
+from autometta.families.codex import codex_home_state
 from autometta.launch import LaunchSpec, runner_args
 from tests.authkit import (
     ANTHROPIC_KEY,
@@ -290,9 +291,9 @@ def test_codex_api_refuses_a_missing_or_subscription_sibling_home(environ, tmp_p
 def test_codex_home_state_reads_what_codex_login_writes(tmp_path):
     # codex 0.171.0, `codex login --with-api-key` with the key on stdin, wrote exactly this:
     (tmp_path / "auth.json").write_text('{\n  "auth_mode": "apikey",\n  "OPENAI_API_KEY": "sk-proj-x"\n}')
-    assert auth.codex_home_state(tmp_path)[0] == "apikey"
+    assert codex_home_state(tmp_path)[0] == "apikey"
     (tmp_path / "auth.json").write_text("{not json")
-    assert auth.codex_home_state(tmp_path)[0] == "unreadable"
+    assert codex_home_state(tmp_path)[0] == "unreadable"
 
 
 # ------------------------------------------------------------- redaction

@@ -28,7 +28,7 @@ from .. import auth, files, home, manifest, privilege, sandbox, secrets
 from ..errors import UsageError, UserError
 from .common import find_repo, repo_manifest
 
-FAMILIES = tuple(auth.ROUTES)
+FAMILIES = tuple(auth.routes())
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -49,7 +49,7 @@ def _route_row(route: auth.Route, path: str) -> Dict[str, Any]:
     cli = shutil.which(exe, path=path) if exe else None
     return {"family": route.family, "mode": route.mode.mode, "provenance": route.mode.provenance,
             "source": route.mode.source, "env": env, "ok": route.ok, "problem": route.problem,
-            "codex_home": str(route.codex_home) if route.codex_home else None,
+            "codex_home": route.env.get("CODEX_HOME"),
             "cli": cli, "cli_problem": None if cli or not exe else
             f"{exe} is not on PATH ({path}); install it, or run 'autometta check-deps' for what is missing",
             "ready": bool(route.ok and (cli or not exe))}
@@ -69,8 +69,10 @@ def status(environ: Dict[str, str], repo: Optional[Path]) -> Dict[str, Any]:
     permissions, box = permission_rows(doc, manifest_path, environ.get("PATH", os.defpath))
     refs = secrets.load_refs_file(environ)
     path = environ.get("PATH", os.defpath)
-    codex_home = auth.codex_api_home(environ)
-    state, detail = auth.codex_home_state(codex_home)
+    from ..families.codex import codex_api_home, codex_home_state
+
+    codex_home = codex_api_home(environ)
+    state, detail = codex_home_state(codex_home)
     routes = [auth.plan(f, environ, doc, manifest_path, refs) for f in FAMILIES]
     return {
         "repo": str(repo) if repo else None,
@@ -184,13 +186,17 @@ def check(environ: Dict[str, str], repo: Optional[Path], family: str) -> Dict[st
         ref = route.inject[name]
         out["secrets"][name] = {"var": ref.var, "ref": ref.shown(), "redacted": secrets.mask(value)}
         parts.append(f"{ref.var} -> {secrets.mask(value)} (env {name})")
-    if route.codex_home is not None:
-        parts.append(f"CODEX_HOME {route.codex_home} logged in with an API key")
-        stored = _codex_key(route.codex_home)
-        key = values.get(auth.ROUTES["codex"].api_env)
+    codex_home = route.env.get("CODEX_HOME")
+    if codex_home is not None:
+        from ..families.codex import setup_command
+
+        parts.append(f"CODEX_HOME {codex_home} logged in with an API key")
+        stored = _codex_key(Path(codex_home))
+        api_env = auth.routes()[route.family].api_env
+        key = values.get(api_env)
         if stored and key and stored != key:
             parts.append(f"note: its auth.json holds another key ({secrets.mask(stored)}), and codex bills "
-                         f"that one; to use this one run: {auth.setup_command(route.codex_home, route.inject[auth.ROUTES['codex'].api_env])}")
+                         f"that one; to use this one run: {setup_command(Path(codex_home), route.inject[api_env])}")
     if not parts:
         parts.append("no key to fetch: the CLI's own login is used and API keys are stripped")
     out.update(result="PASS", detail="; ".join(parts))

@@ -39,7 +39,7 @@ def local_values(environ: Dict[str, str]) -> List[str]:
     """The values of the ``env:``/``file:`` references in force (no 1Password call)."""
     refs = secrets.load_refs_file(environ)
     names = set()
-    for keys in auth.ROUTES.values():
+    for keys in auth.routes().values():
         names.add(keys.api_ref)
         if keys.subscription_ref:
             names.add(keys.subscription_ref)

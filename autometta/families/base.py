@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -28,9 +29,10 @@ from .usage import _json_objects as json_events  # one JSON Lines reader for usa
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..privilege import Permission
+    from ..secrets import Ref
 
-__all__ = ["Family", "ROLES", "EXIT_NOT_FOUND", "LEADING_WORD", "NAMED", "WORD", "check_role", "json_events",
-           "matches_env_name", "plain_tail"]
+__all__ = ["Family", "RouteKeys", "ROLES", "EXIT_NOT_FOUND", "LEADING_WORD", "NAMED", "WORD", "autometta_event",
+           "check_role", "json_events", "matches_env_name", "plain_tail"]
 
 #: The shell's exit code for "command not found". A launcher whose ``Popen``
 #: raised ``FileNotFoundError`` passes it to :meth:`Family.diagnose` too.
@@ -50,6 +52,18 @@ LEADING_WORD, NAMED, WORD = 0, 10, 20
 _NOT_FOUND_RE = re.compile(r"(?:^|: )(?P<name>[\w./-]+): (?:command )?not found$")
 
 
+@dataclass(frozen=True)
+class RouteKeys:
+    """What a family's two billing routes (:mod:`autometta.auth`) put in the agent's environment, and from which
+    reference: ``api_env`` from ``api_ref`` in api mode, the optional ``subscription_env`` token from
+    ``subscription_ref`` in subscription mode."""
+
+    api_env: str
+    api_ref: str
+    subscription_env: Optional[str] = None
+    subscription_ref: Optional[str] = None
+
+
 class Family:
     """One agent family. Subclasses set the attributes and override the methods.
 
@@ -66,6 +80,11 @@ class Family:
     executable: str = ""
     streams: bool = True
     secret_names: Tuple[str, ...] = ()
+    #: The API keys among :attr:`secret_names`: never passed from the parent environment, not even by
+    #: ``env.pass`` (a stray one would move the bill); only the billing route injects one.
+    api_key_names: Tuple[str, ...] = ()
+    #: The keys of the family's billing routes (:mod:`autometta.auth`); None for a family that bills to no account.
+    route: Optional[RouteKeys] = None
     #: How an identity names this family, for messages: ``mention Claude``.
     identity_hint: str = ""
     #: The family whose agent verifies this one's work unless the card says otherwise (``new-card``).
@@ -90,6 +109,11 @@ class Family:
     def default_identity(self, role: str) -> str:
         """The identity ``new-card`` writes for ``role`` when only the family is named."""
         raise NotImplementedError
+
+    def api_route(self, environ: Mapping[str, str], key: "Ref") -> Tuple[Dict[str, str], Optional[str]]:
+        """For the api billing route, whose key ``key`` names: what it sets in the agent's environment besides the
+        key, and why it cannot run (None: it can). Checked before any process starts; fetches no secret."""
+        return {}, None
 
     def model(self, identity: str, name: str, email: Optional[str], table: Mapping[str, str]) -> Optional[str]:
         """The model id ``identity`` runs (``name`` and ``email`` parsed from it), or None for the CLI's default.

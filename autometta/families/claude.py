@@ -45,7 +45,8 @@ from .. import privilege
 from ..card import Card
 from ..errors import UserError
 from ..files import open_regular, read_json
-from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, autometta_event, check_role, json_events, plain_tail
+from .base import (NAMED, TRANSCRIPT_LINES, WORD, Family, RouteKeys, autometta_event, check_role, json_events,
+                   plain_tail)
 from .transcript import Step, claude_transcript, plain_steps
 from .usage import Usage, count, find_usage_limit, scan_number
 
@@ -86,6 +87,9 @@ class Claude(Family):
 
     partner = "codex"
     api = "anthropic"
+    api_key_names = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
+    route = RouteKeys("ANTHROPIC_API_KEY", "OP_REF_ANTHROPIC_API_KEY",
+                      "CLAUDE_CODE_OAUTH_TOKEN", "OP_REF_CLAUDE_CODE_OAUTH_TOKEN")
 
     def default_identity(self, role: str) -> str:
         return "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"

@@ -38,12 +38,16 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import privilege
+from .. import privilege, secrets
 from ..card import Card
-from .base import NAMED, TRANSCRIPT_LINES, WORD, Family, autometta_event, check_role, json_events, plain_tail
+from ..errors import UserError
+from ..files import read_json
+from .base import (NAMED, TRANSCRIPT_LINES, WORD, Family, RouteKeys, autometta_event, check_role, json_events,
+                   plain_tail)
 from .transcript import Step, codex_transcript, plain_steps
 from .usage import Usage, count, find_usage_limit, scan_number
 
@@ -57,6 +61,10 @@ _GPT_RE = re.compile(r"(?<![a-z\d])gpt[- ]?(\d+(?:\.\d+)*[a-z]?)((?:-[a-z][a-z\d
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..privilege import Permission
+    from ..secrets import Ref
+
+#: Where codex api mode keeps its own login (spec §7.3, lessons H8).
+DEFAULT_CODEX_API_HOME = "~/.codex-api-only"
 
 #: What each permission mode adds to ``codex exec``.
 MODE_FLAGS = {"workspace-write": ["--sandbox", "workspace-write"], "approve-for-me": ["--approve-for-me"],
@@ -75,15 +83,28 @@ class Codex(Family):
 
     partner = "claude"
     api = "openai"
+    api_key_names = ("OPENAI_API_KEY", "CODEX_API_KEY")
+    route = RouteKeys("OPENAI_API_KEY", "OP_REF_OPENAI_API_KEY")
 
     def default_identity(self, role: str) -> str:
         return "Codex GPT-5.5 <codex-gpt-5-5@local>"
 
     def identity_rank(self, identity: str) -> Optional[int]:
-        """``Codex`` or ``GPT`` anywhere (bash's rule, checked before ``Claude``), else a word ``codex...``/``gpt...``."""
+        """``Codex`` or ``GPT`` anywhere (bash's rule, before ``Claude``), else a word ``codex...``/``gpt...``."""
         if "Codex" in identity or "GPT" in identity:
             return NAMED
         return WORD if _WORD_RE.search(identity) else None
+
+    def api_route(self, environ: Mapping[str, str], key: "Ref") -> Tuple[Dict[str, str], Optional[str]]:
+        """``CODEX_HOME`` set to the sibling home (:func:`codex_api_home`), which must be logged in with an API key:
+        codex prefers ``$CODEX_HOME/auth.json`` to the environment (spec §7.3, lessons H8)."""
+        home = codex_api_home(environ)
+        state, detail = codex_home_state(home)
+        if state == "apikey":
+            return {"CODEX_HOME": str(home)}, None
+        why = "is not set up" if state == "missing" else f"is not logged in with an API key ({detail})"
+        return {"CODEX_HOME": str(home)}, (f"codex api mode needs CODEX_HOME {home} logged in with an API key, and "
+                                           f"it {why}; run once: {setup_command(home, key, environ)}")
 
     def model(self, identity: str, name: str, email: Optional[str], table: Mapping[str, str]) -> Optional[str]:
         """The GPT model the name gives, as ``-m`` wants it: ``Codex GPT-5.3`` runs ``gpt-5.3``,
@@ -126,7 +147,7 @@ class Codex(Family):
         return parse_codex_log(log_text)
 
     def usage_line(self, usage: Usage, cost: Optional[float], model: str = "") -> str:
-        """A ``turn.completed`` event (codex counts cached input in ``input_tokens``), with the cost codex never prints."""
+        """A ``turn.completed`` event (cached input counted in ``input_tokens``), with the cost codex never prints."""
         event: Dict[str, Any] = {"type": "turn.completed", "usage": {
             "input_tokens": usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
             "cached_input_tokens": usage.cache_read_tokens,
@@ -159,6 +180,56 @@ class Codex(Family):
         if any(_AUTH_RE.match(message) for message in _errors(log_text)):
             return f"{self.name}_auth_error"
         return None
+
+
+def codex_api_home(environ: Mapping[str, str]) -> Path:
+    """``$AUTOMETTA_CODEX_HOME``, else ``~/.codex-api-only`` (``~`` is the environment's HOME)."""
+    value = environ.get("AUTOMETTA_CODEX_HOME") or DEFAULT_CODEX_API_HOME
+    if value.startswith("~"):
+        home = environ.get("HOME") or os.path.expanduser("~")
+        value = home + value[1:]
+    return Path(value)
+
+
+def codex_home_state(home: Path) -> Tuple[str, str]:
+    """(``apikey`` | ``missing`` | ``wrong_mode`` | ``unreadable``, detail) of a codex home's login.
+
+    ``codex login --with-api-key`` writes ``auth.json`` as
+    ``{"auth_mode": "apikey", "OPENAI_API_KEY": "..."}`` (codex 0.171.0); a
+    subscription login says ``"auth_mode": "chatgpt"`` and carries tokens.
+    """
+    path = home / "auth.json"
+    if not path.is_file():
+        return "missing", f"no {path}"
+    try:
+        doc = read_json(path)
+    except UserError:
+        return "unreadable", f"{path} is not readable JSON"
+    if not isinstance(doc, dict):
+        return "unreadable", f"{path} is not a JSON object"
+    mode = doc.get("auth_mode")
+    if isinstance(mode, str) and mode.replace("_", "").lower() == "apikey":
+        return "apikey", "auth_mode apikey"
+    if mode is None and doc.get("OPENAI_API_KEY") and not doc.get("tokens"):
+        return "apikey", "an API key (older codex, no auth_mode)"
+    return "wrong_mode", f"auth_mode {mode if mode is not None else 'unset'}"
+
+
+def setup_command(home: Path, ref: secrets.Ref, environ: Optional[Mapping[str, str]] = None) -> str:
+    """The one-time command that logs codex ``home`` in with the key ``ref`` names (key via a pipe, never argv)."""
+    kind = secrets.kind_of(ref.value)
+    tool = secrets.resolver(environ) if environ is not None else None
+    reader = "op-fetch --print" if tool and os.path.basename(tool[0]) == "op-fetch" else "op read"
+    if kind == "env":
+        source = f"printenv {ref.value[len('env:'):]}"
+    elif kind == "file":
+        source = f"cat {shlex.quote(ref.value[len('file:'):])}"
+    elif kind == "op" and not ref.placeholder:
+        source = f"{reader} {shlex.quote(ref.value)}"
+    else:
+        source = f"{reader} \"${ref.var}\""
+    where = shlex.quote(str(home))
+    return f"mkdir -m 700 -p {where} && {source} | CODEX_HOME={where} codex login --with-api-key"
 
 
 def _errors(log_text: str) -> List[str]:
