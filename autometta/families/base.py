@@ -1,9 +1,19 @@
 """The interface every agent family implements, and the helpers they share.
 
-A family is one way of running an agent: which program, which arguments for a
-role, which environment variables it needs, and how to read its log. The
-dispatcher, the tick and the accounting only ever talk to a :class:`Family`;
-everything that depends on a particular CLI lives in that family's module.
+A family is one way of running an agent, and everything autometta knows about
+it: which identities name it and what it defaults to (:meth:`Family.identity_rank`,
+:meth:`Family.default_identity`, :attr:`Family.partner`), which model an
+identity runs (:meth:`Family.model`), the argv and environment for a role
+(:meth:`Family.command`, :meth:`Family.env_names`, its config folders), how it
+bills (:attr:`Family.route`, :attr:`Family.api_key_names`,
+:meth:`Family.api_route`) and whether a verifier may call its API instead
+(:attr:`Family.api`), and how to read its log: spend, final words, what it did,
+why it could not run, a limit it hit, whether the log streams. The dispatcher,
+the tick, the views and the accounting only ever talk to a :class:`Family`
+found in the registry (:mod:`autometta.families`); everything that depends on
+a particular CLI lives in that family's module. A new family is a subclass in
+a module of its own and one :func:`autometta.families.register` call
+(tests/test_fourth_family.py registers one from outside this package).
 
 The log a family reads is the file the launcher writes: the agent's stdout and
 stderr together, in the order they arrived. Structured CLIs (claude
