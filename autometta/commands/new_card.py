@@ -15,9 +15,7 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .. import families
-
-from .. import files, gitops, render, resources
+from .. import families, files, gitops, render, resources
 from ..card import check_stage_id, parse_depends, parse_duration
 from ..cardlint import TODO_MARK
 from ..errors import UsageError, UserError
@@ -60,8 +58,8 @@ def _identity(value: str, flag: str, role: str) -> str:
         return families.get(text.lower()).default_identity(role)
     if family_of(text) is None:
         names = list(families.FAMILIES)
-        raise UsageError(f"{flag} {value!r} names no known agent family; give {', '.join(names[:-1])} or {names[-1]}, "
-                         f"or an identity like '{families.get('codex').default_identity(role)}'")
+        raise UsageError(f"{flag} {value!r} names no known agent family; give {', '.join(names[:-1])} or "
+                         f"{names[-1]}, or an identity like '{families.get('codex').default_identity(role)}'")
     return text
 
 
