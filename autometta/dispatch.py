@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from . import auth, families, files, privilege, prompts, sandbox, verdicts, verify, worktrees
+from . import auth, families, files, privilege, prompts, sandbox, verdicts, worktrees
 from .card import Card, budget_seconds
 from .context import RepoContext
 from .errors import UserError
@@ -20,6 +20,7 @@ from .families.models import resolve_model
 from .launch import Launched, LaunchSpec, launch
 from .observe import registry
 from .paths import HomePaths
+from .verify.launcher import own_verifier
 
 ORCHESTRATOR = "autometta tick"
 #: Roles that run a shell command from the card or manifest rather than an agent, and the
@@ -165,7 +166,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str,
         family_name = family.name
         model = resolve_model(identity, family.name, ctx.config.get("models") or {})
         # A verifier panel or an API transport is autometta itself, writing the artefact (autometta.verify).
-        own = verify.own_verifier(ctx, stage, card, family, model) if role == "verifier" else None
+        own = own_verifier(ctx, stage, card, family, model) if role == "verifier" else None
         if own is not None and own.argv:
             argv, env, family_name = own.argv, own.env, own.family
         else:

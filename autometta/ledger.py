@@ -326,7 +326,7 @@ def run_info(ctx: Any, stage: Mapping[str, Any], role: str, card: Any = None) ->
     route = (auth.mode_for(family, environ, manifest).mode if family in auth.routes() else None)
     info = {"family": family, "identity": identity, "model": model, "route": route}
     if role == "verifier":
-        from .verify import panel_enabled, transport_for
+        from .verify.transport import panel_enabled, transport_for
 
         if card is not None and panel_enabled(environ, bool(getattr(card, "panel", False))):
             return {"family": PANEL, "identity": "autometta panel", "model": None, "route": None}

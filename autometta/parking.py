@@ -138,7 +138,7 @@ def route_for(ctx: Any, stage: Mapping[str, Any], role: str) -> Optional[str]:
     api = False
     if role == "verifier" and family:
         from .errors import UserError
-        from .verify import transport_for
+        from .verify.transport import transport_for
 
         try:
             api = transport_for(family, environ, manifest).transport == "api"

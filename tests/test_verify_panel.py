@@ -17,8 +17,9 @@ from typing import Dict, List, Optional
 import pytest
 
 from autometta import schema, verdicts, yamlsub
+from autometta.commands.common import repo_context
 from autometta.families import FAMILIES
-from autometta.verify import panel, repo_context
+from autometta.verify import panel
 from tests.conftest import make_repo
 from tests.tickkit import CHECKER, WORKER, commit_all, script_card
 from tests.verifykit import script_verdict_command, verdict_doc

@@ -7,12 +7,11 @@ import json
 
 import pytest
 
-from autometta import verify
 from autometta.errors import UserError
 from autometta.families import FAMILIES
 from autometta.families.usage import Usage
 from autometta.tick import outcomes
-from autometta.verify import panel, request
+from autometta.verify import panel, request, transport
 
 
 # ------------------------------------------------------------------ transport choice
@@ -33,17 +32,17 @@ from autometta.verify import panel, request
     ("script", {"AUTOMETTA_SCRIPT_TRANSPORT": "api"}, {}, ("cli", "default")),
 ])
 def test_transport_env_then_manifest_then_cli(family, env, manifest, expected):
-    route = verify.transport_for(family, env, manifest)
+    route = transport.transport_for(family, env, manifest)
     assert (route.transport, route.provenance) == expected
     assert route.describe() == f"transport {expected[0]} from {expected[1]}"
 
 
 def test_a_bad_transport_names_where_it_came_from():
     with pytest.raises(UserError) as info:
-        verify.transport_for("claude", {"AUTOMETTA_CLAUDE_TRANSPORT": "grpc"}, {})
+        transport.transport_for("claude", {"AUTOMETTA_CLAUDE_TRANSPORT": "grpc"}, {})
     assert str(info.value).startswith("AUTOMETTA_CLAUDE_TRANSPORT: verifier transport 'grpc' is not one of cli, api")
     with pytest.raises(UserError) as info:
-        verify.transport_for("codex", {}, {"verifier": {"codex": {"transport": "web"}}}, "/r/.autometta.local.yaml")
+        transport.transport_for("codex", {}, {"verifier": {"codex": {"transport": "web"}}}, "/r/.autometta.local.yaml")
     assert str(info.value).startswith("/r/.autometta.local.yaml: verifier.codex.transport: verifier transport 'web'")
 
 
@@ -52,7 +51,7 @@ def test_a_bad_transport_names_where_it_came_from():
     ({"AUTOMETTA_VERIFIER_PANEL": "0"}, True, "card"), ({"AUTOMETTA_VERIFIER_PANEL": "0"}, False, None),
 ])
 def test_panel_on_by_card_or_env(env, card, expected):
-    assert verify.panel_enabled(env, card) == expected
+    assert transport.panel_enabled(env, card) == expected
 
 
 # ------------------------------------------------------------------ the vote table, exhaustively

@@ -14,7 +14,7 @@ from ..errors import UserError
 
 TYPE_CHECKING = False  # not typing's: commands import no typing (tests/test_startup.py)
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional, Tuple
+    from typing import Any, Dict, Mapping, Optional, Tuple
 
 
 # --------------------------------------------------------------------------- the repo a command is about
@@ -58,6 +58,26 @@ def repo_manifest(repo: Optional[Path]) -> Tuple[Dict[str, Any], Optional[Path]]
         if candidate is not None and Path(candidate).is_file():
             return manifest.load_manifest(paths, Path(candidate)), Path(candidate)
     return {}, None
+
+
+def repo_context(repo: Any, environ: Optional[Mapping[str, str]] = None) -> Any:
+    """A :class:`autometta.context.RepoContext` for a command run by hand in ``repo``.
+
+    Config and manifest are read as the tick reads them: config.yaml from the
+    controller home, and the subscriber's ``manifest_path`` when the repo is
+    subscribed, else the repo's own ``.autometta.local.yaml``.
+    """
+    from .. import home, manifest
+    from ..context import RepoContext
+    from ..paths import HomePaths, RepoPaths
+
+    env = dict(os.environ if environ is None else environ)
+    hp = HomePaths.from_env(env)
+    paths = RepoPaths(Path(repo))
+    config = home.load_config(hp)
+    sub = home.find_subscriber(hp, paths.root) if hp.subscribers.is_dir() else None
+    return RepoContext(paths=paths, home=hp, config=config,
+                       manifest=manifest.load_manifest(paths, sub.manifest_path if sub else None), environ=env)
 
 
 # --------------------------------------------------------------------------- arguments and advice

@@ -26,8 +26,8 @@ from .. import card as cards
 from .. import ledger, state
 from ..errors import UserError
 from ..tick.facts import load_card
-from ..verify import panel, repo_context
-from .common import resolve_repo
+from ..verify import panel
+from .common import repo_context, resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

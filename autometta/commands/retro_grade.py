@@ -24,9 +24,9 @@ import time
 
 from .. import families, home
 from ..errors import UserError
-from ..verify import anthropic_api, repo_context, retro
+from ..verify import anthropic_api, retro
 from ..verify.request import ApiError, config_base_url
-from .common import resolve_repo
+from .common import repo_context, resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

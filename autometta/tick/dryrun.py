@@ -69,7 +69,7 @@ def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     from .facts import load_card
     from ..families import family_of
     from ..families.models import resolve_model
-    from ..verify import panel_enabled, transport_for
+    from ..verify.transport import panel_enabled, transport_for
 
     try:
         card = load_card(ctx, str(stage.get("id")))

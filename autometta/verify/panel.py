@@ -80,8 +80,8 @@ from ..launch import Launched, LaunchSpec, launch, read_exit, self_argv
 from ..paths import RepoPaths
 from ..timeutil import now_iso
 from ..tick.outcomes import INCONSISTENT_MARKER, NO_QUORUM, QUORUM_REQUIRED, criteria_problem, tally
-from . import PANEL_SIZE, OwnLaunch, Route, normalise_transport, transport_for
 from . import request as api_request
+from .transport import PANEL_SIZE, OwnLaunch, Route, normalise_transport, transport_for
 
 #: The bash version's panel (spec §7.4): two Claude tiers through the API, one Codex through its CLI.
 DEFAULT_PANEL: Tuple[Dict[str, str], ...] = (

@@ -53,7 +53,7 @@ from ..envelope import artefact_from_message
 from ..errors import UserError
 from ..families.usage import Usage
 from ..timeutil import now_iso
-from . import OwnLaunch, Route
+from .transport import OwnLaunch, Route
 
 #: Characters of the worker's diff, of one input file and of all input files sent.
 MAX_DIFF_CHARS = 150_000
