@@ -52,6 +52,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from ..frozen import Frozen
 from ..paths import RepoPaths
 from ..state import TERMINAL
 from ..timeutil import now_iso, parse_iso
@@ -74,7 +75,7 @@ FIELDS = ("kind", "repo", "summary", "command", "stage_id", "marker", "since", "
           "route")
 
 
-class Need:
+class Need(Frozen):
     """One thing a person has to do (or know) about a repo (read-only).
 
     ``kind``, ``repo``, ``summary``; ``command``, ``stage_id``, ``marker``,
@@ -89,27 +90,8 @@ class Need:
                  stage_id: Optional[str] = None, marker: Optional[str] = None, since: Optional[str] = None,
                  until: Optional[str] = None, note: Optional[str] = None, look: Optional[str] = None,
                  pid: Optional[int] = None, role: Optional[str] = None, route: Optional[str] = None) -> None:
-        for name, value in zip(FIELDS, (kind, repo, summary, command, stage_id, marker, since, until, note, look,
-                                        pid, role, route)):
-            object.__setattr__(self, name, value)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")  # frozen
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        return self.as_dict() == other.as_dict() if type(other) is type(self) else NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.as_dict().values()))
-
-    def __repr__(self) -> str:
-        return f"Need({', '.join(f'{name}={getattr(self, name)!r}' for name in FIELDS)})"
-
-    def as_dict(self) -> Dict[str, Any]:
-        return {name: getattr(self, name) for name in FIELDS}
+        self._set(zip(FIELDS, (kind, repo, summary, command, stage_id, marker, since, until, note, look, pid, role,
+                               route)))
 
     def fix(self) -> str:
         """``command  (note)``: the command first (a narrow pane cuts the end), the command alone, or the note."""

@@ -21,6 +21,7 @@ import math
 import os
 
 from ..errors import UserError
+from ..frozen import Frozen
 
 TYPE_CHECKING = False  # not typing's: status imports no typing (tests/test_startup.py)
 if TYPE_CHECKING:
@@ -48,7 +49,7 @@ SETTINGS: Dict[str, Tuple[str, float, str]] = {
 SECTION = "observe"
 
 
-class Settings:
+class Settings(Frozen):
     """The values of :data:`SETTINGS`, read-only (``Settings(stall_seconds=600)``: the others as defaults).
 
     Not a dataclass: ``status`` builds one, and importing dataclasses costs it more than its own work.
@@ -60,26 +61,7 @@ class Settings:
         unknown = sorted(set(values) - set(SETTINGS))
         if unknown:
             raise TypeError(f"Settings() got an unexpected keyword argument {unknown[0]!r}")
-        for name, (_var, default, _meaning) in SETTINGS.items():
-            object.__setattr__(self, name, values.get(name, default))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"cannot assign to field {name!r}")  # frozen
-
-    def __delattr__(self, name: str) -> None:
-        raise AttributeError(f"cannot delete field {name!r}")
-
-    def __eq__(self, other: object) -> bool:
-        return self.as_dict() == other.as_dict() if type(other) is type(self) else NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(tuple(self.as_dict().values()))
-
-    def __repr__(self) -> str:
-        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.as_dict().items())})"
-
-    def as_dict(self) -> Dict[str, float]:
-        return {name: getattr(self, name) for name in SETTINGS}
+        self._set((name, values.get(name, spec[1])) for name, spec in SETTINGS.items())
 
 
 def _number(raw: Any, where: str, fix: str) -> float:
