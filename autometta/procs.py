@@ -160,40 +160,42 @@ def _ps_facts(pid: int) -> Optional[Tuple[str, Optional[float]]]:
 
 def _ps_group_members() -> Optional[List[Tuple[int, int, str]]]:
     """(pid, pgid, state) of every process, from one ``ps`` call; None if ps fails."""
-    import subprocess
-
-    try:
-        proc = subprocess.run([_ps_path(), "-A", "-o", "pid=", "-o", "pgid=", "-o", "stat="],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env=_ps_env(), timeout=10, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    if proc.returncode != 0:
+    lines = _ps_all("pid", "pgid", "stat")
+    if lines is None:
         return None
     rows = []
-    for line in proc.stdout.decode("ascii", "replace").splitlines():
-        words = line.split()
+    for words in lines:
         if len(words) >= 3 and words[0].isdigit() and words[1].isdigit():
             rows.append((int(words[0]), int(words[1]), words[2]))
     return rows
 
 
-def _ps_table() -> Optional[List["Row"]]:
-    """Every process from one ``ps -A`` call (``lstart`` is five words, last); None if ps fails."""
-    import calendar
+def _ps_all(*columns: str) -> Optional[List[List[str]]]:
+    """Each process's ``columns`` from one ``ps -A`` call, as words; None if ps fails."""
     import subprocess
 
+    argv = [_ps_path(), "-A"]
+    for column in columns:
+        argv += ["-o", f"{column}="]
     try:
-        proc = subprocess.run([_ps_path(), "-A", "-o", "pid=", "-o", "ppid=", "-o", "pgid=", "-o", "stat=",
-                               "-o", "lstart="], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, env=_ps_env(), timeout=10, check=False)
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              env=_ps_env(), timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
     if proc.returncode != 0:
         return None
+    return [line.split() for line in proc.stdout.decode("ascii", "replace").splitlines()]
+
+
+def _ps_table() -> Optional[List["Row"]]:
+    """Every process from one ``ps -A`` call (``lstart`` is five words, last); None if ps fails."""
+    import calendar
+
+    lines = _ps_all("pid", "ppid", "pgid", "stat", "lstart")
+    if lines is None:
+        return None
     rows = []
-    for line in proc.stdout.decode("ascii", "replace").splitlines():
-        words = line.split()
+    for words in lines:
         if len(words) < 4 or not all(w.isdigit() for w in words[:3]):
             continue
         started: Optional[float] = None

@@ -490,13 +490,20 @@ def _command(f: Facts, cur: str, c: InFlight, cmd: _Command,
     return None, (proc.exit or {}).get("exit_code")
 
 
+def _step(f: Facts, cur: str, c: InFlight, effects: List[Effect], role: str, budget: int, marker: str,
+          names: Tuple[str, str, str]) -> Tuple[Optional[Decision], Optional[int]]:
+    """:func:`_command` for a stage's ``role`` command; ``names``: what it runs, its name while it runs, when
+    stopped (the tick log's words)."""
+    doing, name, stopped = names
+    return _command(f, cur, c, _Command(
+        role, budget, starting=f"stage {cur} running {doing}", running=f"{name} for {cur} still running",
+        stopped=f"stage {cur} {stopped} still running after {{secs}}s; stopped", marker=marker), effects)
+
+
 def _setup(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
     """A lane's ``worktree.setup`` runs before its worker; its failure fails the stage."""
-    decision, code = _command(f, cur, c, _Command(
-        "setup", c.worker_budget, starting=f"stage {cur} running worktree.setup in its worktree",
-        running=f"worktree.setup for {cur} still running",
-        stopped=f"stage {cur} worktree.setup still running after {{secs}}s; stopped",
-        marker="worktree_setup_failed"), effects)
+    decision, code = _step(f, cur, c, effects, "setup", c.worker_budget, "worktree_setup_failed",
+                           ("worktree.setup in its worktree", "worktree.setup", "worktree.setup"))
     if decision is not None:
         return decision
     if code != 0:
@@ -714,11 +721,8 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
 
     # 3. The acceptance gate.
     if c.acceptance_command and st.get("acceptance") is None:
-        decision, code = _command(f, cur, c, _Command(
-            "acceptance", c.verifier_budget, starting=f"stage {cur} running the acceptance command",
-            running=f"acceptance for {cur} still running",
-            stopped=f"stage {cur} acceptance command still running after {{secs}}s; stopped",
-            marker="acceptance_failed"), effects)
+        decision, code = _step(f, cur, c, effects, "acceptance", c.verifier_budget, "acceptance_failed",
+                               ("the acceptance command", "acceptance", "acceptance command"))
         if decision is not None:
             return decision
         if code != 0:

@@ -322,10 +322,7 @@ def plan_tick(hp: HomePaths, *, repo: Optional[str] = None,
     now = time.time() if now is None else now
     subs = home.tick_order(home.load_subscribers(hp))
     if repo is not None:
-        wanted = os.path.realpath(repo)
-        subs = [s for s in subs if s.repo_path is not None and os.path.realpath(s.repo_path) == wanted]
-        if not subs:
-            raise UserError(f"{wanted}: not subscribed; run 'autometta subscribe {wanted}'")
+        subs = only(subs, repo)
     limit = fire_limit(config)
     plans: List[Dict[str, Any]] = []
     taken = 0
@@ -387,6 +384,15 @@ def _plan_repo(ctx: RepoContext, now: float, dryrun: Any) -> Dict[str, Any]:
                       tree=ctx.isolation == isolation.TREE, dry=True)
     outcome = _process(txn, lines.append, settled=False)
     return {"lines": lines, "worked": outcome.worked, "kind": outcome.kind}
+
+
+def only(subs: List[home.Subscriber], repo: str) -> List[home.Subscriber]:
+    """The subscriber of ``repo`` (a path, as given to ``tick --repo``); UserError when it is not subscribed."""
+    wanted = os.path.realpath(repo)
+    found = [s for s in subs if s.repo_path is not None and os.path.realpath(s.repo_path) == wanted]
+    if not found:
+        raise UserError(f"{wanted}: not subscribed; run 'autometta subscribe {wanted}'")
+    return found
 
 
 def fire_limit(config: Dict[str, Any]) -> Optional[int]:
@@ -462,10 +468,7 @@ def run_tick(hp: HomePaths, *, repo: Optional[str] = None, echo: bool = True,
     ledger.settle_open(hp)  # runs started by hand that ended since: booked before any repo's caps are checked
     subs = every = home.tick_order([s for s in home.load_subscribers(hp)])
     if repo is not None:
-        wanted = os.path.realpath(repo)
-        subs = [s for s in subs if s.repo_path is not None and os.path.realpath(s.repo_path) == wanted]
-        if not subs:
-            raise UserError(f"{wanted}: not subscribed; run 'autometta subscribe {wanted}'")
+        subs = only(subs, repo)
     limit = fire_limit(config)
     outcomes: List[Outcome] = []
     turns_now = turns.load(hp) if limit is not None else {}
