@@ -111,7 +111,10 @@ def test_ticker_redraws_in_place_and_stops_cleanly_on_ctrl_c(setup):
     proc = subprocess.Popen([sys.executable, "-m", "autometta", "ticker", str(repo)], stdin=slave, stdout=slave,
                             stderr=slave, cwd=str(ROOT), close_fds=True,
                             env={**os.environ, "PYTHONPATH": str(ROOT), "PHAT_CONTROLLER_TICKER_INTERVAL": "0.1",
-                                 "TERM": "xterm"})
+                                 "TERM": "xterm"},
+                            # Ctrl-C as a terminal sends it, even where this test runs in a background job
+                            # (bash starts those with SIGINT ignored, and a child inherits that)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     seen = b""
     deadline = time.monotonic() + 20

@@ -385,14 +385,7 @@ def timeline(stage: Dict[str, Any], runs: List[Dict[str, Any]], verdict: Dict[st
         if start is not None:
             events.append((start, rank, f"{role} spawned", earlier.strip(" ()")))
         if end is not None:
-            if run.get("timed_out"):
-                how = "stopped at its budget"
-            elif run.get("exit_code") is not None:
-                how = f"exit {run['exit_code']}"
-            elif run.get("signal"):
-                how = f"killed by signal {run['signal']}"
-            else:
-                how = run.get("error") or "ended"
+            how = _how_ended(run, "ended")
             seconds = run.get("seconds")
             ran = f", ran {_duration(seconds)}" if isinstance(seconds, (int, float)) else ""
             events.append((end, rank + 1, f"{role} exited", f"{how}{ran}{earlier}"))
@@ -609,15 +602,18 @@ def run_line(run: Dict[str, Any]) -> str:
         return f"running since {run.get('started_at')}"
     if not run.get("started_at") and run.get("exit_code") is None:
         return "not run"
+    return f"{_how_ended(run, 'no exit code')} after {_duration(run.get('seconds'))}"
+
+
+def _how_ended(run: Dict[str, Any], otherwise: str) -> str:
+    """How a finished run ended, in a few words (its exit record's fields)."""
     if run.get("timed_out"):
-        how = "stopped at its budget"
-    elif run.get("exit_code") is not None:
-        how = f"exit {run['exit_code']}"
-    elif run.get("signal"):
-        how = f"killed by signal {run['signal']}"
-    else:
-        how = str(run.get("error") or "no exit code")
-    return f"{how} after {_duration(run.get('seconds'))}"
+        return "stopped at its budget"
+    if run.get("exit_code") is not None:
+        return f"exit {run['exit_code']}"
+    if run.get("signal"):
+        return f"killed by signal {run['signal']}"
+    return str(run.get("error") or otherwise)
 
 
 def render(doc: Dict[str, Any]) -> str:
