@@ -1,9 +1,11 @@
-"""Prune the controller's daily logs: ``<home>/log/tick-YYYY-MM-DD.log`` older than
-``log_retention_days`` (config.yaml, default 30) are deleted at the end of a tick.
+"""Prune the controller's logs: ``<home>/log/tick-YYYY-MM-DD.log`` and the crash logs
+``crash-YYYYMMDDTHHMMSSZ[-N].log`` (autometta.crash) older than ``log_retention_days``
+(config.yaml, default 30) are deleted at the end of a tick.
 
 The tick log rotates by name (one file per local day, see ``HomePaths.tick_log``);
 this removes the old days, so a host that ticks every minute for a year keeps a
-bounded folder. Only files named like a tick log are touched.
+bounded folder, however often a bug leaves a crash log. Only files named like
+one of those two are touched.
 """
 
 from __future__ import annotations
@@ -21,14 +23,26 @@ DEFAULT_DAYS = 30
 
 
 def _day(name: str) -> Optional[str]:
-    """``YYYY-MM-DD`` of a tick log's file name ``tick-YYYY-MM-DD.log``, else None (no regular expression to
-    compile: every tick looks)."""
+    """``YYYY-MM-DD`` of a tick log's file name ``tick-YYYY-MM-DD.log`` or a crash log's, else None (no regular
+    expression to compile: every tick looks)."""
+    if name.startswith("crash-"):
+        return _crash_day(name)
     if len(name) != 19 or not name.startswith("tick-") or not name.endswith(".log"):
         return None
     day = name[5:15]
     if day[4] != "-" or day[7] != "-" or not (day[:4] + day[5:7] + day[8:]).isdecimal():
         return None
     return day
+
+
+def _crash_day(name: str) -> Optional[str]:
+    """The UTC day of ``crash-YYYYMMDDTHHMMSSZ.log`` (or ``...Z-N.log``), else None."""
+    stamp, rest = name[6:22], name[22:]
+    if len(stamp) != 16 or stamp[8] != "T" or stamp[15] != "Z" or not (stamp[:8] + stamp[9:15]).isdecimal():
+        return None
+    if rest != ".log" and not (rest.startswith("-") and rest.endswith(".log") and rest[1:-4].isdecimal()):
+        return None
+    return f"{stamp[:4]}-{stamp[4:6]}-{stamp[6:8]}"
 
 
 def retention_days(config: Dict[str, Any]) -> int:

@@ -23,3 +23,18 @@ def test_tick_logs_older_than_the_retention_are_pruned_and_nothing_else(tmp_path
     assert [p.name for p in removed] == ["tick-2026-11-03.log"]
     assert sorted(p.name for p in hp.log_dir.iterdir()) == sorted(
         set(names) - {"tick-2026-11-03.log"} | {"tick-2020-01-02.log", "tick-2020-01-03.log"})
+
+
+def test_crash_logs_older_than_the_retention_are_pruned_too(tmp_path):
+    """A bug that crashes every tick leaves a crash log each time: they go with the old days, as tick logs do."""
+    hp = HomePaths(tmp_path)
+    hp.log_dir.mkdir()
+    now = time.mktime((2026, 12, 4, 12, 0, 0, 0, 0, -1))
+    old = ["crash-20261101T101010Z.log", "crash-20261101T101010Z-2.log"]
+    kept = ["crash-20261203T235959Z.log", "crash-2026110T101010Z.log", "crash-20261101T101010Z-x.log",
+            "crash-20261101X101010Z.log", "crash-20261101T101010Z.log.txt", "crash-.log"]
+    for name in old + kept:
+        (hp.log_dir / name).write_text("Traceback\n")
+    removed = logretention.prune_logs(hp, {"log_retention_days": 30}, now=now)
+    assert sorted(p.name for p in removed) == sorted(old)
+    assert sorted(p.name for p in hp.log_dir.iterdir()) == sorted(kept)
