@@ -30,3 +30,15 @@ def _no_strays(tmp_path):
                 os.kill(int(name), signal.SIGKILL)
             except OSError:
                 pass
+
+
+#: How the stage runs: its own worktree one at a time (the default), two lanes at once, or in the repo's tree.
+MODES = {"serial": "", "lanes": "max_parallel: 2\n", "tree": "isolation: tree\n"}
+
+
+@pytest.fixture(params=list(MODES))
+def lanes(request, setup):
+    """The mode's name; the repo's manifest says it."""
+    manifest = setup[0] / ".autometta.local.yaml"
+    manifest.write_text(manifest.read_text() + MODES[request.param])
+    return request.param

@@ -15,26 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from autometta import supervise
 from tests.conftest import ROOT
 from tests.reliability.relkit import await_all_runners, await_pid, tick_process, tick_until_settled
 from tests.tickkit import git, read_state, stage, tick_once
 
 SID = "01-hello"
-
-
-#: How the stage runs: its own worktree one at a time (the default), two lanes at once, or in the repo's tree.
-MODES = {"serial": "", "lanes": "max_parallel: 2\n", "tree": "isolation: tree\n"}
-
-
-@pytest.fixture(params=list(MODES))
-def lanes(request, setup):
-    """The mode's name; the repo's manifest says it."""
-    manifest = setup[0] / ".autometta.local.yaml"
-    manifest.write_text(manifest.read_text() + MODES[request.param])
-    return request.param
 
 
 def _to_the_verdict(setup) -> str:
