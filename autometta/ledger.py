@@ -309,7 +309,7 @@ def fold(hp: HomePaths, repo: Any, budget: Dict[str, Any]) -> int:
 def run_info(ctx: Any, stage: Mapping[str, Any], role: str, card: Any = None) -> Dict[str, Any]:
     """Family, identity, model and billing route of ``role`` for ``stage`` as ``ctx`` would start it now."""
     from . import auth
-    from .dispatch import COMMAND_ROLES, identity_for
+    from .provision import COMMAND_ROLES, identity_for
     from .families import family_of
     from .families.models import resolve_model
 

@@ -49,7 +49,9 @@ from . import (books, cardlint, families, files, gitops, hints, home, isolation,
                scopegate, state, stagecommit, verdicts, worktrees)
 from .agentlog import read_log
 from .card import Card, card_globs, parse_card
-from .dispatch import RepoContext, preflight, start
+from .context import RepoContext
+from .dispatch import start
+from .provision import preflight
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
 from .errors import UserError
 from .launch import Launched, read_exit

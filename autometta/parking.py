@@ -127,7 +127,7 @@ def route_of(family: Optional[str], environ: Mapping[str, str], manifest: Mappin
 
 def route_for(ctx: Any, stage: Mapping[str, Any], role: str) -> Optional[str]:
     """The billing route ``role`` of ``stage`` would run on in ``ctx``; None for a command (no agent)."""
-    from .dispatch import identity_for
+    from .provision import identity_for
     from .families import family_of
 
     if role not in ("worker", "verifier"):

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional
 
 from . import budget as budgets
 from . import envelope, files, procs, runs, state, worktrees
-from .dispatch import RepoContext
+from .context import RepoContext
 from .errors import UserError
 from .launch import read_exit
 from .observe import registry

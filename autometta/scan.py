@@ -426,7 +426,7 @@ def secrets_for(ctx: Any, stages: Iterable[Mapping[str, Any]]) -> List[str]:
     :func:`autometta.secrets.redact` masks them from then on).
     """
     from . import auth
-    from .dispatch import identity_for
+    from .provision import identity_for
     from .families import family_of
 
     names = {family_of(identity_for(stage, role)) for stage in stages if isinstance(stage, Mapping)

@@ -29,7 +29,8 @@ from __future__ import annotations
 from typing import Any, Mapping, Optional, Sequence
 
 from . import gitops, scan, scopegate, secrets, supervise
-from .dispatch import RepoContext, identity_for
+from .context import RepoContext
+from .provision import identity_for
 from .identity import git_author
 
 

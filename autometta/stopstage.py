@@ -25,7 +25,7 @@ from . import files, runs, state, supervise
 from .tick import decide as d
 from .tick import effects
 from .tick import facts
-from .dispatch import RepoContext
+from .context import RepoContext
 from .errors import UserError
 from .roles import ROLES
 

@@ -25,10 +25,7 @@ from tests.conftest import ROOT
 #: verify, the API transports their families'); the books audit's were found by this test. (The core loop's
 #: went with the tick/ package.)
 KNOWN: Dict[Tuple[str, str], str] = {
-    # the verifier launch and its API transports (families18): verify/__init__.py holds no logic, but the
-    # panel's and the API verifier's launches still use dispatch's agent helpers (agent_env, prompt_values,
-    # permission_for, confine), which must move below both
-    ("autometta.dispatch", "autometta.verify.launcher"): "families18: dispatch's agent helpers below both",
+    # the API verifier's transports (families18)
     ("autometta.verify.request", "autometta.verify.anthropic_api"): "families18: each family's API transport",
     ("autometta.verify.request", "autometta.verify.openai_api"): "families18: each family's API transport",
     # found by this test: the books audit reads (and restores) state and budget

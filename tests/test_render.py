@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from autometta import dispatch, families, render, resources, verdicts
+from autometta import families, provision, render, resources, verdicts
+from autometta.context import RepoContext
 from autometta.card import parse_card_text
 from autometta.errors import UserError
 from autometta.paths import RepoPaths
@@ -34,12 +35,12 @@ def test_kept_comments_stay_and_their_slots_are_text():
 @pytest.mark.parametrize("family", ["claude", "codex", "script"])
 def test_the_dispatcher_fills_every_prompt_placeholder(tmp_path, name, family):
     card = parse_card_text("# Stage card 01-x: X\n- **Acceptance command:** `true`\n", tmp_path / "01-x.md")
-    ctx = dispatch.RepoContext(paths=RepoPaths(tmp_path))
+    ctx = RepoContext(paths=RepoPaths(tmp_path))
     stage = {"id": "01-x", "worker": "Claude Sonnet 4.6", "verifier": "Codex GPT-5.5", "acceptance": "pass"}
     run = verdicts.new_run(ctx.paths, "01-x")
     stage.update(run.fields(ctx.paths))  # made at the verifier's dispatch
     role = "verifier" if name == "verifier-prompt" else "worker"
-    values = dispatch.prompt_values(ctx, stage, card, role, families.get(family))
+    values = provision.prompt_values(ctx, stage, card, role, families.get(family))
     text = render.render(resources.read_text(f"templates/{name}.md"), values)
     assert render.unfilled(text) == [] and "<<" not in text and "<!--" not in text
     assert str(RepoPaths(tmp_path).handoff("01-x")) in text or name == "verifier-prompt"

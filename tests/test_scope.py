@@ -235,7 +235,7 @@ def test_scope_is_a_listed_rule():
 
 def test_the_example_backlog_lands_inside_its_scope(tmp_path):
     """Each examples/agents card, in a repo set up as examples/README.md says, with the work it asks for."""
-    from autometta.dispatch import RepoContext
+    from autometta.context import RepoContext
     from autometta.paths import HomePaths, RepoPaths
     from autometta import card as cards
     from autometta import scopegate

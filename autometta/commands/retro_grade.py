@@ -43,7 +43,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _key(ctx) -> str:
-    from ..dispatch import agent_env
+    from ..provision import agent_env
 
     try:
         return anthropic_api.api_key(agent_env(ctx, families.get("claude"), "verifier"))

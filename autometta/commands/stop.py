@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from .. import home, manifest, stopstage
-from ..dispatch import RepoContext
+from ..context import RepoContext
 from ..errors import UsageError
 from ..paths import HomePaths, RepoPaths
 from ..ticklog import TickLog

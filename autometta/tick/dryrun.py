@@ -64,7 +64,7 @@ def without_git(facts: Optional[d.Facts]) -> Optional[d.Facts]:
 def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     """Who ``role`` would be for ``stage``: identity, family, billing route, model, permission and sandbox."""
     from .. import auth, families, sandbox
-    from ..dispatch import COMMAND_ROLES, identity_for, privilege_summary
+    from ..provision import COMMAND_ROLES, identity_for, privilege_summary
     from ..errors import UserError
     from .facts import load_card
     from ..families import family_of

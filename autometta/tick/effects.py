@@ -22,7 +22,9 @@ from typing import Any, Callable, Dict, List, Optional
 from .. import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, secrets,
                stagecommit, state, verdicts, worktrees)
 from ..agentlog import read_log
-from ..dispatch import RepoContext, identity_for, privilege_summary, start
+from ..context import RepoContext
+from ..dispatch import start
+from ..provision import identity_for, privilege_summary
 from ..errors import UserError
 from ..identity import git_author
 from ..launch import read_exit, runner_record

@@ -15,7 +15,8 @@ from .. import card as cards
 from .. import (families, gitops, ledger, parking, procs, runs, scopegate, stagecommit, verdicts,
                worktrees)
 from ..agentlog import read_log
-from ..dispatch import RepoContext, identity_for, preflight
+from ..context import RepoContext
+from ..provision import identity_for, preflight
 from ..envelope import artefact_from_message, judge_artefact_doc, read_envelope
 from ..errors import UserError
 from ..launch import read_exit

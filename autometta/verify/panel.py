@@ -200,7 +200,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
     into ``state/`` as described in the module docstring. Raises UserError
     when a member cannot run at all (an API member without its key).
     """
-    from .. import dispatch
+    from .. import provision
     from ..families.models import resolve_model
 
     paths: RepoPaths = ctx.paths
@@ -221,7 +221,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
     entries: List[Dict[str, Any]] = []
     for m in members:
         fam = families.get(m.family)
-        member_env = dispatch.agent_env(ctx, fam, "verifier")
+        member_env = provision.agent_env(ctx, fam, "verifier")
         artefact = votes_dir / f"{m.name}.{verdicts.nonce()}.json"  # this member's, for this dispatch only
         log = logs_dir / f"{stage_id}-panel-{m.index}.log" if read_only else paths.log(stage_id, f"panel-{m.index}")
         exit_file = (logs_dir / f"{stage_id}-panel-{m.index}.exit.json" if read_only
@@ -241,7 +241,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
             invocation = api_request.api_invocation(api, model, m.route)
             info = api_request.StageInfo(
                 stage_id=stage_id, repo=repo, card_path=Path(card.path), verifier_identity=m.identity,
-                verifier_invocation=invocation, worker_identity=dispatch.identity_for(stage, "worker"),
+                verifier_invocation=invocation, worker_identity=provision.identity_for(stage, "worker"),
                 artefact_path=_rel(repo, artefact))
             argv = api_request.api_argv(api=api, family=m.family, info=info, out=artefact, model=model,
                                         base_url=api_request.config_base_url(ctx.config, m.family), timeout=seconds,
@@ -251,7 +251,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
             argv = ["/bin/sh", "-c", str(m.command)]
         else:
             invocation = f"autometta panel member {m.name} ({m.family} cli; {m.route.describe()})"
-            values = dispatch.prompt_values(ctx, dict(stage, verifier=m.identity), card, "verifier", fam)
+            values = provision.prompt_values(ctx, dict(stage, verifier=m.identity), card, "verifier", fam)
             values.update({
                 "verifier-identity": m.identity, "artefact-path": str(artefact), "verifier-invocation": invocation,
                 "family-notes": (f"You are panellist {m.index} ({m.name}) of a {PANEL_SIZE}-verifier panel; the "
@@ -261,14 +261,14 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
             prompt = prompts.build(repo, "verifier-prompt", values)
             files.ensure_dir(logs_dir)
             files.atomic_write(logs_dir / f"{stage_id}-panel-{m.index}.prompt.md", prompt, mode=0o600)
-            permission = dispatch.permission_for(ctx, fam, card)
+            permission = provision.permission_for(ctx, fam, card)
             argv = fam.command("verifier", prompt, model=model, repo=repo, card=card,
-                               extra_dirs=dispatch.outside_of((votes_dir,), repo), permission=permission)
+                               extra_dirs=provision.outside_of((votes_dir,), repo), permission=permission)
             member_env.update(fam.extra_env(permission))
         if m.route.transport != "api":  # an agent (a CLI or a script); an API member is autometta itself
-            argv = dispatch.confine(ctx, card, f"panel-{m.index}", argv, member_env, role_dirs=(votes_dir,),
+            argv = provision.confine(ctx, card, f"panel-{m.index}", argv, member_env, role_dirs=(votes_dir,),
                                     config_dirs=fam.config_dirs(member_env), guarded=fam.guarded_files(member_env),
-                                    permission=dispatch.permission_for(ctx, fam, card))
+                                    permission=provision.permission_for(ctx, fam, card))
         for name, value in member_env.items():
             env.setdefault(name, value)
         entries.append({
@@ -282,7 +282,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
         "version": PLAN_VERSION, "stage_id": stage_id, "repo": str(repo), "card": str(card.path),
         "out": str(out), "panel_dir": str(votes_dir), "budget_seconds": seconds, "read_only": read_only,
         "identity": PANEL_IDENTITY, "invocation": f"autometta _panel-run (panel on by {reason}; {summary})",
-        "usage_family": _usage_family(dispatch.identity_for(stage, "verifier")),
+        "usage_family": _usage_family(provision.identity_for(stage, "verifier")),
         "panellists": entries,
     }
     if not read_only:

@@ -583,7 +583,7 @@ def api_invocation(api: str, model: str, route: Route) -> str:
 def dispatch_launch(ctx: Any, stage: Mapping[str, Any], card: Any, family: Any, model: Optional[str],
                     route: Route) -> OwnLaunch:
     """The tick's API verifier: autometta itself, supervised like any agent, writes the artefact."""
-    from .. import dispatch, verdicts
+    from .. import provision, verdicts
     from ..card import budget_seconds
 
     api = str(family.api)
@@ -592,14 +592,14 @@ def dispatch_launch(ctx: Any, stage: Mapping[str, Any], card: Any, family: Any, 
         raise UserError(f"{card.path}: the {module.LABEL} verifier needs a model; name one in the verifier "
                         f"identity (e.g. 'Codex GPT-5.5 <codex-gpt-5-5@local>') or map it under 'models:' "
                         "in config.yaml")
-    env = dispatch.agent_env(ctx, family, "verifier")
+    env = provision.agent_env(ctx, family, "verifier")
     module.api_key(env)  # fail closed here, before anything starts
     invocation = api_invocation(api, model, route)
-    values = dispatch.prompt_values(ctx, stage, card, "verifier", family)
+    values = provision.prompt_values(ctx, stage, card, "verifier", family)
     out = verdicts.artefact_of(ctx.paths, stage)  # made at this dispatch (autometta.verdicts)
     info = StageInfo(stage_id=card.stage_id, repo=ctx.work, card_path=Path(card.path),
-                     verifier_identity=dispatch.identity_for(stage, "verifier"), verifier_invocation=invocation,
-                     worker_identity=dispatch.identity_for(stage, "worker"),
+                     verifier_identity=provision.identity_for(stage, "verifier"), verifier_invocation=invocation,
+                     worker_identity=provision.identity_for(stage, "worker"),
                      artefact_path=verdicts.rel(ctx.paths, out),
                      acceptance_evidence=values.get("acceptance-evidence", ""))
     seconds, _ = budget_seconds(card, "verifier")

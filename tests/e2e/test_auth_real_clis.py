@@ -30,7 +30,8 @@ from typing import Dict
 import pytest
 
 from autometta import card as cards
-from autometta import dispatch, families, launch, secrets
+from autometta import dispatch, families, launch, provision, secrets
+from autometta.context import RepoContext
 from autometta.paths import HomePaths, RepoPaths
 from tests.authkit import (
     ANTHROPIC_KEY,
@@ -75,8 +76,8 @@ def tick_environ(clis: Dict[str, str], tmp_path: Path, **extra: str) -> Dict[str
     return env
 
 
-def context(env: Dict[str, str], repo: Path, tmp_path: Path) -> dispatch.RepoContext:
-    return dispatch.RepoContext(paths=RepoPaths(repo), home=HomePaths(tmp_path / "controller-home"),
+def context(env: Dict[str, str], repo: Path, tmp_path: Path) -> RepoContext:
+    return RepoContext(paths=RepoPaths(repo), home=HomePaths(tmp_path / "controller-home"),
                                 config={}, manifest={}, environ=env)
 
 
@@ -85,7 +86,7 @@ def run_worker(env: Dict[str, str], repo: Path, identity: str, tmp_path: Path) -
     card = cards.parse_card(write_card(repo, STAGE, worker=identity, verifier=identity))
     ctx = context(env, repo, tmp_path)
     family = families.for_identity(identity)
-    assert dispatch.preflight(ctx, identity) is None
+    assert provision.preflight(ctx, identity) is None
     launched = dispatch.start(ctx, {"id": STAGE, "worker": identity, "verifier": identity}, card, "worker")
     runner = next(p for p in launch._CHILDREN if p.pid == launched.pid)
     try:
@@ -162,7 +163,7 @@ def test_codex_api_mode_runs_on_the_sibling_home_logged_in_with_the_op_key(clis,
     with ModelServer({"codex": script}) as server:
         env = tick_environ(clis, tmp_path, AUTOMETTA_CODEX_MODE="api", AUTOMETTA_CODEX_HOME=str(sibling),
                            AUTOMETTA_LOCAL_REFS=str(refs), CODEX_HOME=str(tmp_path / "subscription-home"))
-        problem = dispatch.preflight(context(env, repo, tmp_path), CODEX_ID)
+        problem = provision.preflight(context(env, repo, tmp_path), CODEX_ID)
         assert problem is not None and problem.startswith(
             f"auth_route_failed: codex api mode needs CODEX_HOME {sibling} logged in with an API key, "
             "and it is not set up; run once: ")

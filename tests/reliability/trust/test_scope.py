@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from autometta import gitops, stagecommit
-from autometta.dispatch import RepoContext
+from autometta.context import RepoContext
 from autometta.paths import HomePaths, RepoPaths
 from tests.conftest import make_repo
 from tests.tickkit import (PASS_WORKER, await_agents, commit_all, git, run_until_quiet, script_card, stage,
