@@ -105,7 +105,7 @@ def emitted_markers() -> Set[str]:
         found.update(re.findall(r'^[A-Z_]*MARKER(?:: str)? = "([a-z_]+)"', text, re.M))
         for suffix in re.findall(r'f"\{self\.name\}_([a-z_]+)"', text):
             found.update(f"{name}_{suffix}" for name in _family_names_in(path))
-        if path.name in ("tick.py", "oneshot.py", "dispatch.py", "envelope.py") \
+        if path.name in ("tick.py", "oneshot.py", "dispatch.py", "provision.py", "envelope.py") \
                 or path.parent.name in ("verify", "tick"):
             found.update(re.findall(r'\bor "([a-z]+_[a-z_]+)"', text))
             found.update(re.findall(r'f"([a-z]+(?:_[a-z]+)+): ', text))
