@@ -1,61 +1,24 @@
-"""Shared fixtures: a private controller home, scratch git repos, a CLI runner."""
+"""Shared fixtures: a private controller home, scratch git repos, a CLI runner.
+
+Plain helpers (make_repo, write_card, run_process, ...) are in tests/testing/."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.testing.env import ROOT, isolate_env
+from tests.testing.cli import Result
+from tests.testing.repos import make_repo
+from tests.testing.cli import run_process  # noqa: F401  (until every importer of tests.conftest is rewritten)
+from tests.testing.repos import CARD, write_card  # noqa: F401  (the same)
+
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from autometta import cli  # noqa: E402
-
-CARD = """\
-# Stage card {stage_id}: {title}
-
-## Metadata
-- **Authored:** 2026-11-26
-- **Orchestrator:** Human <me@example.com>
-- **Worker:** {worker}
-- **Verifier:** {verifier}
-- **Verifier panel:** false
-- **Pairing rationale:** cross-family by default
-
-## Objective
-Make the thing.
-
-## Inputs (read these in your own context)
-- `README.md`
-
-## Deliverables
-- `out/{stage_id}.txt`
-
-## Acceptance criteria
-1. The file exists.
-
-## Budget
-- Worker wall-clock: 10 minutes
-- Verifier wall-clock: 5 minutes
-"""
-
-
-def isolate_env(monkeypatch, root: Path) -> None:
-    """The controller home, git config and per-user state under ``root``, not the real ones."""
-    monkeypatch.setenv("PHAT_CONTROLLER_HOME", str(root / "controller-home"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(root / "xdg-state"))  # the pyz build ledger
-    monkeypatch.setenv("XDG_CACHE_HOME", str(root / "xdg-cache"))  # the pyz's bytecode cache
-    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(root / "gitconfig"))
-    for key, value in (("GIT_AUTHOR_NAME", "Test Human"), ("GIT_AUTHOR_EMAIL", "human@example.com"),
-                       ("GIT_COMMITTER_NAME", "Test Human"), ("GIT_COMMITTER_EMAIL", "human@example.com")):
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AUTOMETTA_DEBUG", raising=False)
 
 
 @pytest.fixture(autouse=True)
@@ -67,13 +30,6 @@ def _isolated_env(tmp_path, monkeypatch):
 @pytest.fixture
 def home_dir(tmp_path) -> Path:
     return tmp_path / "controller-home"
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
 
 
 @pytest.fixture
@@ -96,39 +52,9 @@ def run(capsys):
     return _run
 
 
-def run_process(*args: str, cwd: Optional[Path] = None, env: Optional[dict] = None) -> Result:
-    """Run ``python -m autometta`` in a child process, for real exit codes and streams."""
-    import os
-
-    proc = subprocess.run([sys.executable, "-m", "autometta", *args], cwd=str(cwd or ROOT),
-                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-                          capture_output=True, text=True, timeout=60)
-    return Result(proc.returncode, proc.stdout, proc.stderr)
-
-
-def make_repo(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q", str(path)], check=True)
-    (path / "README.md").write_text("hello\n")
-    subprocess.run(["git", "-C", str(path), "add", "."], check=True)
-    subprocess.run(["git", "-C", str(path), "commit", "-qm", "init"], check=True)
-    return path
-
-
 @pytest.fixture
 def repo(tmp_path) -> Path:
     return make_repo(tmp_path / "myrepo")
-
-
-def write_card(repo: Path, stage_id: str, *, title: str = "Do a thing",
-               worker: str = "Claude Sonnet 4.6 <claude-sonnet-4-6@local>",
-               verifier: str = "Codex GPT-5.5 <codex-gpt-5-5@local>",
-               folder: str = "docs/stages", text: Optional[str] = None) -> Path:
-    card = repo / folder / f"{stage_id}.md"
-    card.parent.mkdir(parents=True, exist_ok=True)
-    card.write_text(text if text is not None else
-                    CARD.format(stage_id=stage_id, title=title, worker=worker, verifier=verifier))
-    return card
 
 
 @pytest.fixture
