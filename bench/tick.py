@@ -94,7 +94,7 @@ def idle(n: int, runs: int, python: str, pyz: Path, parallel: int = 1) -> None:
 
 def transitions(stages: int, parallel: int = 1, tree: bool = False) -> None:
     sys.path.insert(0, str(ROOT))
-    from tests.tickkit import await_agents, script_card
+    from tests.testing.ticks import await_agents, script_card
 
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

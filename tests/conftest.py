@@ -60,7 +60,7 @@ def repo(tmp_path) -> Path:
 @pytest.fixture
 def setup(run, tmp_path, home_dir):
     """(repo, home, add): a subscribed repo; ``add(id, ...)`` writes, commits and queues a script card."""
-    from tests.tickkit import commit_all, script_card
+    from tests.testing.ticks import commit_all, script_card
 
     repo = make_repo(tmp_path / "proj")
     assert run("init-host").code == 0

@@ -4,7 +4,7 @@
 # Creates a virtual environment per interpreter (.venv-3.X), installs pytest
 # into it, installs what the end-to-end tests drive (tmux, cron and ruby from the system's
 # packages when missing and we may, bubblewrap included; the real claude and codex CLIs from npm
-# into a cache outside the repo, see tests/support/agent_clis.py), then runs
+# into a cache outside the repo, see tests/testing/agent_clis.py), then runs
 # pytest. Arguments are passed to pytest.  PYTHON picks the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -45,8 +45,8 @@ done
 exec 9>&-  # the next run may install now
 
 # Only the e2e tests drive the real CLIs (agent_clis takes its own lock).
-if [ "${AUTOMETTA_SKIP_E2E:-}" != 1 ] && [ -f tests/support/agent_clis.py ] && command -v npm >/dev/null 2>&1; then
-  "$venv/bin/python" -m tests.support.agent_clis --install \
+if [ "${AUTOMETTA_SKIP_E2E:-}" != 1 ] && [ -f tests/testing/agent_clis.py ] && command -v npm >/dev/null 2>&1; then
+  "$venv/bin/python" -m tests.testing.agent_clis --install \
     || echo "tests/run.sh: could not install the agent CLIs; their e2e tests will skip" >&2
 fi
 

@@ -7,7 +7,7 @@ from typing import Dict
 
 import pytest
 
-from tests.support.agent_clis import ensure_clis, unavailable_reason
+from tests.testing.agent_clis import ensure_clis, unavailable_reason
 
 
 @pytest.fixture(scope="session")

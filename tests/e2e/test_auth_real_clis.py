@@ -33,7 +33,7 @@ from autometta import card as cards
 from autometta import dispatch, families, launch, provision, secrets
 from autometta.context import RepoContext
 from autometta.paths import HomePaths, RepoPaths
-from tests.authkit import (
+from tests.testing.billing import (
     ANTHROPIC_KEY,
     ANTHROPIC_REF,
     OPENAI_KEY,
@@ -43,9 +43,9 @@ from tests.authkit import (
     files_holding,
     refs_file,
 )
-from tests.conftest import make_repo, write_card
-from tests.support.agent_clis import CODEX_CONFIG
-from tests.support.model_server import ModelServer, Tokens, text, write_file
+from tests.testing.repos import make_repo, write_card
+from tests.testing.agent_clis import CODEX_CONFIG
+from tests.testing.model_server import ModelServer, Tokens, text, write_file
 
 TIMEOUT = 120
 STAGE = "07-billing"

@@ -9,7 +9,7 @@ what each CLI prints when it cannot authenticate, which ``diagnose`` matches.
 
 Skips like tests/e2e/test_real_clis.py. ``AUTOMETTA_REGEN_CLI_FIXTURES=1``
 saves the failure outputs under tests/data/cli/ (temp paths and the server's
-port normalised), the samples tests/test_families.py reads.
+port normalised), the samples tests/families/test_families.py reads.
 """
 
 from __future__ import annotations
@@ -27,9 +27,9 @@ import pytest
 from autometta import families, privilege
 from autometta.card import parse_card_text
 from autometta.families.models import resolve_model
-from tests.conftest import CARD
-from tests.support.agent_clis import claude_env, codex_env
-from tests.support.model_server import ModelServer, Tokens, error, text, write_file
+from tests.testing.repos import CARD
+from tests.testing.agent_clis import claude_env, codex_env
+from tests.testing.model_server import ModelServer, Tokens, error, text, write_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "data" / "cli"
 TIMEOUT = 120

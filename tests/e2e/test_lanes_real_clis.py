@@ -47,7 +47,7 @@ from autometta import yamlsub
 from autometta.tick import loop as tick
 from autometta.agentlog import read_log
 from autometta.paths import HomePaths, RepoPaths
-from tests.conftest import CARD, make_repo
+from tests.testing.repos import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (
     CLAUDE,
     CODEX,
@@ -61,8 +61,8 @@ from tests.e2e.test_tick_real_clis import (
     await_agents,
     env_names,
 )
-from tests.support.model_server import ModelServer, Request, Turn, shell, text, verdict_path, write_file
-from tests.tickkit import commit_all, git, read_state, stage as stage_of
+from tests.testing.model_server import ModelServer, Request, Turn, shell, text, verdict_path, write_file
+from tests.testing.ticks import commit_all, git, read_state, stage as stage_of
 
 #: stage id -> (worker, verifier, what the worker writes, the verifier's headline)
 STAGES = {

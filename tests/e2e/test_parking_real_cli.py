@@ -16,12 +16,12 @@ import time
 
 from autometta.tick import loop as tick
 from autometta.paths import HomePaths
-from tests.conftest import make_repo
+from tests.testing.repos import make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, _stop_group, agent_environment, agent_key,
                                            agent_pids, await_agents, envelope, pass_env, verdict,
                                            write_cards)
-from tests.support.model_server import ModelServer, Request, error, text, verdict_path, write_file
-from tests.tickkit import commit_all, git, read_budget, read_state
+from tests.testing.model_server import ModelServer, Request, error, text, verdict_path, write_file
+from tests.testing.ticks import commit_all, git, read_budget, read_state
 
 
 SID = "01-claude-works"

@@ -8,7 +8,7 @@ AUTOMETTA_SKIP_E2E=1.
 
 ``AUTOMETTA_REGEN_CLI_FIXTURES=1`` also saves each run's output under
 ``tests/data/cli/`` (temp paths and the server's port normalised), the samples
-``tests/test_usage.py`` parses.
+``tests/families/test_usage.py`` parses.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import pytest
 from autometta.families.claude import parse_claude_log
 from autometta.families.codex import parse_codex_log
 from autometta.families.usage import Usage, find_usage_limit
-from tests.support.agent_clis import claude_env, codex_env
-from tests.support.model_server import ModelServer, Tokens, error, shell, text, write_file
+from tests.testing.agent_clis import claude_env, codex_env
+from tests.testing.model_server import ModelServer, Tokens, error, shell, text, write_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "data" / "cli"
 TIMEOUT = 120  # seconds; a run takes about 1 s, a dead server hangs codex forever

@@ -37,7 +37,7 @@ import pytest
 from autometta import sandbox, yamlsub
 from autometta.agentlog import read_log
 from autometta.paths import RepoPaths
-from tests.conftest import CARD, make_repo
+from tests.testing.repos import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (
     CLAUDE,
     CODEX,
@@ -52,8 +52,8 @@ from tests.e2e.test_tick_real_clis import (
     user_text,
 )
 from tests.e2e.test_permission_modes import STRICT_SANDBOX
-from tests.support.model_server import ModelServer, Request, Turn, shell, text, write_file
-from tests.tickkit import commit_all, git, read_state
+from tests.testing.model_server import ModelServer, Request, Turn, shell, text, write_file
+from tests.testing.ticks import commit_all, git, read_state
 
 STAGES = {
     "01-claude-boxed": (CLAUDE, CODEX, "Hello from Claude's box.\n", "Claude writes in its box"),

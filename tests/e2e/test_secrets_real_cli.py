@@ -13,10 +13,10 @@ import json
 
 from autometta import families, secrets
 from autometta.paths import RepoPaths
-from tests.authkit import ANTHROPIC_KEY, ANTHROPIC_REF, files_holding, refs_file
-from tests.conftest import make_repo
+from tests.testing.billing import ANTHROPIC_KEY, ANTHROPIC_REF, files_holding, refs_file
+from tests.testing.repos import make_repo
 from tests.e2e.test_auth_real_clis import CLAUDE_ID, STAGE, T, envelope, run_worker, tick_environ
-from tests.support.model_server import ModelServer, shell, text, write_file
+from tests.testing.model_server import ModelServer, shell, text, write_file
 
 
 def test_real_claude_printing_its_key_leaves_it_in_no_log(clis, tmp_path, monkeypatch):

@@ -33,9 +33,9 @@ import pytest
 
 import tests.e2e.test_tick_real_clis as tick_e2e
 from autometta.paths import RepoPaths
-from tests.conftest import make_repo
-from tests.support.model_server import ModelServer, Request, Turn, shell, text, verdict_path, write_file
-from tests.tickkit import commit_all, read_state
+from tests.testing.repos import make_repo
+from tests.testing.model_server import ModelServer, Request, Turn, shell, text, verdict_path, write_file
+from tests.testing.ticks import commit_all, read_state
 
 CLAUDE, CODEX, STAGES = tick_e2e.CLAUDE, tick_e2e.CODEX, tick_e2e.STAGES
 ACCEPTANCE = "test -s out/{id}.txt && wc -l out/{id}.txt"

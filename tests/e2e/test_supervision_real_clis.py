@@ -33,12 +33,12 @@ import pytest
 from autometta import supervise
 from autometta.tick import loop as tick
 from autometta.paths import HomePaths, RepoPaths
-from tests.conftest import CARD, make_repo
+from tests.testing.repos import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, _stop_group, agent_environment,
                                            agent_key, await_agents, envelope, pass_env, tick_until_quiet,
                                            verdict)
-from tests.support.model_server import ModelServer, Turn, shell, text, verdict_path, write_file
-from tests.tickkit import commit_all, git, read_state
+from tests.testing.model_server import ModelServer, Turn, shell, text, verdict_path, write_file
+from tests.testing.ticks import commit_all, git, read_state
 
 STAGES = {"01-claude-forks": (CLAUDE, CODEX), "02-codex-forks": (CODEX, CLAUDE)}
 

@@ -38,10 +38,10 @@ from autometta.tick import loop as tick
 from autometta.agentlog import read_log
 from autometta.paths import HomePaths, RepoPaths
 from autometta.roles import ROLES
-from tests.conftest import CARD, make_repo
-from tests.support.agent_clis import CODEX_CONFIG
-from tests.support.model_server import ModelServer, Request, Tokens, Turn, shell, text, verdict_path, write_file
-from tests.tickkit import commit_all, git, read_budget, read_state
+from tests.testing.repos import CARD, make_repo
+from tests.testing.agent_clis import CODEX_CONFIG
+from tests.testing.model_server import ModelServer, Request, Tokens, Turn, shell, text, verdict_path, write_file
+from tests.testing.ticks import commit_all, git, read_budget, read_state
 
 CLAUDE = "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
 CODEX = "Codex GPT-5.5 <codex-gpt-5-5@local>"

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from autometta import supervise
-from tests.conftest import ROOT
-from tests.reliability.relkit import await_all_runners, await_pid, tick_process, tick_until_settled
-from tests.tickkit import git, read_state, stage, tick_once
+from tests.testing.env import ROOT
+from tests.testing.tick_processes import await_all_runners, await_pid, tick_process, tick_until_settled
+from tests.testing.ticks import git, read_state, stage, tick_once
 
 SID = "01-hello"
 

@@ -12,9 +12,9 @@ import json
 
 import pytest
 
-from tests.reliability.relkit import (assert_documents_valid, assert_one_runner_per_stage, await_all_runners,
-                                      tick_process, tick_until_settled)
-from tests.tickkit import git, read_budget, stage, tick_once
+from tests.testing.tick_processes import (assert_documents_valid, assert_one_runner_per_stage, await_all_runners,
+                                          tick_process, tick_until_settled)
+from tests.testing.ticks import git, read_budget, stage, tick_once
 
 WRITES = [f"atomic_write.{when}@{name}" for name in ("state.yaml", "budget.json")
           for when in ("before", "during", "after")] + ["atomic_write.before@state.yaml.bak"]

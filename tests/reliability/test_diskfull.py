@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.relkit import assert_documents_valid, await_all_runners, tick_process, tick_until_settled
-from tests.tickkit import stage, tick_once
+from tests.testing.tick_processes import assert_documents_valid, await_all_runners, tick_process, tick_until_settled
+from tests.testing.ticks import stage, tick_once
 
 SID = "01-hello"
 REASON = {"enospc": "the disk is full", "erofs": "the file system is read-only"}
@@ -38,7 +38,7 @@ def test_failed_write_keeps_the_previous_document(setup, action, target, when):
 @pytest.mark.parametrize("action", ["enospc", "erofs"])
 def test_add_stage_on_a_full_disk_changes_nothing(setup, run, action, monkeypatch):
     repo, home, add = setup
-    from tests.tickkit import commit_all, script_card
+    from tests.testing.ticks import commit_all, script_card
 
     card = script_card(repo, SID)
     commit_all(repo)

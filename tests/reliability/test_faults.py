@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from autometta import faults
-from tests.conftest import ROOT
+from tests.testing.env import ROOT
 
 
 @pytest.fixture(autouse=True)

@@ -7,7 +7,7 @@ line) and never hang; ``status --json``, ``ticker --json``, ``report --json`` an
 not; the tick never replaces a valid ``state.yaml`` or ``budget.json`` with a bad one, and
 no runner it started is still running a minute later (the world's agents end at once).
 
-The world (:mod:`tests.reliability.fuzzkit`) is built once with real ticks. A round breaks
+The world (:mod:`tests.testing.fuzz_world`) is built once with real ticks. A round breaks
 every file once, in seeded ways and in small groups: ``config.yaml`` alone, each file that
 hides a repo (its subscriber file, ``state.yaml``, ``budget.json``) with seven files of the
 other repo or the home, the rest twelve at a time. CI runs one round; ``AUTOMETTA_RELIABILITY_REPEAT=N``
@@ -24,8 +24,8 @@ from typing import Dict, List, Optional, Tuple
 
 import pytest
 
-from tests.reliability import fuzzkit
-from tests.reliability.relkit import repeats
+from tests.testing import fuzz_world
+from tests.testing.tick_processes import repeats
 
 #: Files broken at once: a group of ordinary files, and the riders of a gate file (see groups()).
 GROUP = 12
@@ -45,13 +45,13 @@ BASE_SEED = int(os.environ.get("AUTOMETTA_FUZZ_SEED") or 20261131)
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    w = fuzzkit.build_world(tmp_path_factory.mktemp("fuzz") / "world")
+    w = fuzz_world.build_world(tmp_path_factory.mktemp("fuzz") / "world")
     yield w
-    fuzzkit.await_runners(w.root)
+    fuzz_world.await_runners(w.root)
     w.close()
 
 
-def read_only_commands(w: fuzzkit.World) -> List[Tuple[str, ...]]:
+def read_only_commands(w: fuzz_world.World) -> List[Tuple[str, ...]]:
     """Every command that only reads (heartbeat and dashboard also write their own output), each
     output form once (text, JSON), the two repos taking turns."""
     alpha, beta = (str(w.repos[n]) for n in ("alpha", "beta"))
@@ -69,7 +69,7 @@ def read_only_commands(w: fuzzkit.World) -> List[Tuple[str, ...]]:
     ]
 
 
-def gates(w: fuzzkit.World) -> Dict[Path, Optional[str]]:
+def gates(w: fuzz_world.World) -> Dict[Path, Optional[str]]:
     """Files whose corruption rightly hides others: config.yaml (everything), and per repo its
     subscriber file, state.yaml and budget.json -> the repo they hide (None: all)."""
     out: Dict[Path, Optional[str]] = {w.home / "config.yaml": None}
@@ -80,7 +80,7 @@ def gates(w: fuzzkit.World) -> Dict[Path, Optional[str]]:
     return out
 
 
-def groups(files: List[Path], w: fuzzkit.World, rng: random.Random) -> List[List[Path]]:
+def groups(files: List[Path], w: fuzz_world.World, rng: random.Random) -> List[List[Path]]:
     """One round: every file broken once. config.yaml alone; each other gate file with a few files
     of the repos it does not hide; the rest in groups of GROUP."""
     hides = gates(w)
@@ -92,7 +92,7 @@ def groups(files: List[Path], w: fuzzkit.World, rng: random.Random) -> List[List
             continue
         group = [gate]
         if hidden is not None:
-            for leaf in [f for f in leaves if fuzzkit.owner(w, f) != hidden][:RIDERS]:
+            for leaf in [f for f in leaves if fuzz_world.owner(w, f) != hidden][:RIDERS]:
                 leaves.remove(leaf)
                 group.append(leaf)
         out.append(group)
@@ -103,7 +103,7 @@ def groups(files: List[Path], w: fuzzkit.World, rng: random.Random) -> List[List
 
 def _ok(res, what: str) -> None:
     assert res.returncode in (0, 1, 2), f"{what}: exit {res.returncode}\n{res.stderr[-3000:]}"
-    assert not fuzzkit.TRACEBACK.search(res.stderr), f"{what}: a traceback\n{res.stderr[-5000:]}"
+    assert not fuzz_world.TRACEBACK.search(res.stderr), f"{what}: a traceback\n{res.stderr[-5000:]}"
     if res.returncode:
         assert (res.stderr + res.stdout).strip(), f"{what}: exit {res.returncode} and nothing said why"
 
@@ -116,7 +116,7 @@ def _valid(path: Path, loader) -> bool:
         return False
 
 
-def _check_case(w: fuzzkit.World, broken: List[Path], said: List[str]) -> None:
+def _check_case(w: fuzz_world.World, broken: List[Path], said: List[str]) -> None:
     from autometta import budget, state
     from autometta.paths import RepoPaths
 
@@ -156,7 +156,7 @@ def _check_case(w: fuzzkit.World, broken: List[Path], said: List[str]) -> None:
     except AssertionError as exc:
         raise AssertionError(f"{exc}, with {what}") from None
     _ok(res, f"autometta tick with {what}")
-    hung = fuzzkit.await_runners(w.root)
+    hung = fuzz_world.await_runners(w.root)
     assert not hung, f"a runner the tick started still runs after 60 s with {what}: {hung}"
     for name, repo in w.repos.items():
         paths = RepoPaths(repo)
@@ -173,7 +173,7 @@ def test_every_command_survives_every_file(world, round_):
     files = [f for f in world.readable_files()]
     for group in groups(files, world, rng):
         world.restore()
-        said = [fuzzkit.corrupt(path, rng) for path in group]
+        said = [fuzz_world.corrupt(path, rng) for path in group]
         try:
             _check_case(world, group, said)
         except AssertionError as exc:

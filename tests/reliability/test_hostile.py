@@ -10,10 +10,10 @@ from typing import Dict
 
 import pytest
 
-from tests.conftest import write_card
-from tests.reliability.fuzzkit import TRACEBACK
-from tests.reliability.relkit import await_all_runners, tick_process
-from tests.tickkit import git, read_state, stage, tick_once, verdict
+from tests.testing.repos import write_card
+from tests.testing.fuzz_world import TRACEBACK
+from tests.testing.tick_processes import await_all_runners, tick_process
+from tests.testing.ticks import git, read_state, stage, tick_once, verdict
 
 SID = "01-hello"
 HUGE = b"x" * (10 * 1024 * 1024)
@@ -302,7 +302,8 @@ def _break_budget(path: Path, kind: str) -> None:
 def test_views_show_a_broken_budget_as_unreadable_and_the_other_repos(setup, run, tmp_path, kind):
     """report and dashboard crashed (TypeError, ValueError, RecursionError) on these; now every view
     names the file for that repo and shows the others."""
-    from tests.conftest import make_repo, run_process
+    from tests.testing.cli import run_process
+    from tests.testing.repos import make_repo
 
     repo, home, add = setup
     add(SID)
@@ -434,7 +435,7 @@ def test_a_books_record_not_as_autometta_writes_it_is_no_record(setup, tmp_path,
 def test_a_fifo_in_place_of_the_heartbeat_hangs_no_view(setup):
     """An agent can put a FIFO where the heartbeat's findings are: the dashboard (and the tick's
     refresh of it) opened it for reading and waited for a writer forever."""
-    from tests.conftest import run_process
+    from tests.testing.cli import run_process
 
     repo, home, add = setup
     add(SID)
@@ -456,7 +457,7 @@ def test_what_a_worker_leaves_at_its_verifier_s_log_path_is_never_written_throug
     hung the tick that started the verifier (opening it for writing waits for a reader forever); a
     symlink or a hard link to a file of the user's had that file emptied and the verifier's log
     written into it."""
-    from tests.tickkit import PASS_WORKER
+    from tests.testing.ticks import PASS_WORKER
 
     repo, home, add = setup
     victim = tmp_path / "victim.txt"
@@ -479,8 +480,8 @@ def test_what_a_worker_leaves_at_its_verifier_s_log_path_is_never_written_throug
 def test_a_one_shot_record_of_the_wrong_shape_is_no_record(setup, run):
     """state/logs/<id>-oneshot.json, which dispatch writes in the agents' reach: a branch that is a list
     crashed tick --repair (TypeError: unhashable type: 'list'); it is now read through its schema."""
-    from tests.conftest import run_process
-    from tests.tickkit import commit_all, script_card
+    from tests.testing.cli import run_process
+    from tests.testing.ticks import commit_all, script_card
 
     repo, home, _ = setup
     card = script_card(repo, SID)

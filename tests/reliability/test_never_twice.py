@@ -27,9 +27,9 @@ from typing import List
 
 import pytest
 
-from tests.reliability.relkit import (assert_documents_valid, assert_one_runner_per_stage, await_all_runners,
-                                      repeats, tick_process)
-from tests.tickkit import git, read_state, stage
+from tests.testing.tick_processes import (assert_documents_valid, assert_one_runner_per_stage, await_all_runners,
+                                          repeats, tick_process)
+from tests.testing.ticks import git, read_state, stage
 
 #: Where a tick can die around a spawn: before the claim (and the run's mark) is saved, after it, before
 #: and after the runner is forked and its record written, and at the save that records the pid.
@@ -63,7 +63,7 @@ def _worker(sid: str, ledger: Path) -> str:
 
 
 def _verifier(sid: str, ledger: Path) -> str:
-    from tests.tickkit import verifier_writes
+    from tests.testing.ticks import verifier_writes
 
     return f"echo \"$AUTOMETTA_ROLE $AUTOMETTA_STAGE_ID\" >> '{ledger}'; " + verifier_writes(sid)
 

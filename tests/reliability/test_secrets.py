@@ -16,7 +16,7 @@ from typing import Dict, List
 import pytest
 
 from autometta import cli, secrets
-from tests.authkit import (
+from tests.testing.billing import (
     ANTHROPIC_KEY,
     ANTHROPIC_REF,
     OPENAI_KEY,
@@ -27,10 +27,10 @@ from tests.authkit import (
     files_holding,
     refs_file,
 )
-from tests.conftest import make_repo
-from tests.reliability.relkit import await_all_runners
-from tests.test_auth_tick import git_history, world  # noqa: F401  (the fixture)
-from tests.tickkit import QUIET, commit_all, read_state, run_until_quiet, script_card, stage, tick_once
+from tests.testing.repos import make_repo
+from tests.testing.tick_processes import await_all_runners
+from tests.core.test_auth_tick import git_history, world  # noqa: F401  (the fixture)
+from tests.testing.ticks import QUIET, commit_all, read_state, run_until_quiet, script_card, stage, tick_once
 
 
 def _mode(path: Path) -> int:

@@ -8,7 +8,7 @@ import time
 
 from autometta import logretention
 from autometta.paths import HomePaths
-from tests.conftest import ROOT
+from tests.testing.env import ROOT
 
 
 def _soak_module():

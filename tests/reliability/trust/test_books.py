@@ -14,9 +14,9 @@ from typing import List
 
 import pytest
 
-from tests.conftest import make_repo
-from tests.tickkit import (PASS_WORKER, await_agents, commit_all, git, read_budget, read_state, run_until_quiet,
-                           script_card, stage, tick_once, verifier_writes)
+from tests.testing.repos import make_repo
+from tests.testing.ticks import (PASS_WORKER, await_agents, commit_all, git, read_budget, read_state, run_until_quiet,
+                                 script_card, stage, tick_once, verifier_writes)
 
 MODES = ["serial", "lanes"]
 

@@ -26,8 +26,8 @@ from typing import List
 import pytest
 
 from autometta import gitops
-from tests.tickkit import (CHECKER, WORKER, await_agents, git, read_budget, read_state, run_until_quiet, stage,
-                           tick_once, verifier_writes)
+from tests.testing.ticks import (CHECKER, WORKER, await_agents, git, read_budget, read_state, run_until_quiet, stage,
+                                 tick_once, verifier_writes)
 
 SID = "01-hello"
 ENVELOPE = ("printf '%s' '{\"stage_id\":\"01-hello\",\"status\":\"pass\",\"deliverables\":[\"hello.txt\"],"

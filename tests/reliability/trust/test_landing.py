@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tickkit import await_agents, git, run_until_quiet, stage, tick_once, verifier_writes
+from tests.testing.ticks import await_agents, git, run_until_quiet, stage, tick_once, verifier_writes
 
 MODES = {"serial": 1, "lanes": 2}
 

@@ -24,7 +24,7 @@ import pytest
 
 from autometta import sandbox, yamlsub
 from autometta.paths import RepoPaths
-from tests.tickkit import commit_all, git, read_state, run_until_quiet, stage, verifier_writes
+from tests.testing.ticks import commit_all, git, read_state, run_until_quiet, stage, verifier_writes
 
 SID = "01-hello"
 #: A number no other process on the machine sleeps for: how the test finds an escaped child.

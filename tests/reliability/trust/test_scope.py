@@ -16,9 +16,9 @@ import pytest
 from autometta import gitops, stagecommit
 from autometta.context import RepoContext
 from autometta.paths import HomePaths, RepoPaths
-from tests.conftest import make_repo
-from tests.tickkit import (PASS_WORKER, await_agents, commit_all, git, run_until_quiet, script_card, stage,
-                           tick_once)
+from tests.testing.repos import make_repo
+from tests.testing.ticks import (PASS_WORKER, await_agents, commit_all, git, run_until_quiet, script_card, stage,
+                                 tick_once)
 
 MODES = ["serial", "lanes"]
 

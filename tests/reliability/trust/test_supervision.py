@@ -22,8 +22,8 @@ import pytest
 
 from autometta import procs, supervise
 from autometta.paths import RepoPaths
-from tests.reliability.relkit import await_pid, runner_pids
-from tests.tickkit import PASS_WORKER, read_state, stage, tick_once
+from tests.testing.tick_processes import await_pid, runner_pids
+from tests.testing.ticks import PASS_WORKER, read_state, stage, tick_once
 
 SID = "01-hello"
 LINUX = sys.platform.startswith("linux")
@@ -113,7 +113,7 @@ def test_a_child_left_writing_after_the_worker_exits_is_stopped_before_the_verif
     _settle(home, repo)
     s = stage(repo, SID)
     assert s["status"] == "completed", s
-    from tests.tickkit import git
+    from tests.testing.ticks import git
 
     committed = git(repo, "show", f"{s['commit']}:hello.txt")
     assert committed.startswith("hello\n") and (repo / "hello.txt").read_text() == committed  # nothing wrote after
@@ -201,7 +201,7 @@ def test_a_worker_that_writes_its_own_exit_record_is_still_supervised(setup, lan
     await_pid(runner)
     _settle(home, repo)
     s = stage(repo, SID)
-    from tests.tickkit import git
+    from tests.testing.ticks import git
 
     assert s["status"] == "completed", s
     assert git(repo, "show", f"{s['commit']}:hello.txt") == "hello\nlate\n"  # what it did last was judged

@@ -19,9 +19,9 @@ from typing import Optional
 
 import pytest
 
-from tests.conftest import make_repo
-from tests.reliability.relkit import await_all_runners, await_pid, tick_until_settled
-from tests.tickkit import CHECKER, commit_all, git, script_card, stage, tick_once, verdict
+from tests.testing.repos import make_repo
+from tests.testing.tick_processes import await_all_runners, await_pid, tick_until_settled
+from tests.testing.ticks import CHECKER, commit_all, git, script_card, stage, tick_once, verdict
 
 SID = "01-hello"
 MODES = ("serial", "lanes")

@@ -1,0 +1,1 @@
+"""Tests of autometta's top-level modules: autometta/<mod>.py in test_<mod>[_<aspect>].py."""

@@ -1,0 +1,1 @@
+"""Tests of autometta/families/: each family, its usage parser, a fourth family."""

@@ -1,0 +1,1 @@
+"""Tests of autometta/schedule/ (and schedulememo.py): cron, launchd, systemd, Homebrew."""

@@ -1,0 +1,1 @@
+"""Tests of autometta/tick/: the decision, the bookkeeping, outcomes, whole ticks."""

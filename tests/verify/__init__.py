@@ -1,0 +1,1 @@
+"""Tests of autometta/verify/: API verifiers, the panel, retro-grade, verifier routes."""
