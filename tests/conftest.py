@@ -9,11 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.testing.env import ROOT, isolate_env
 from tests.testing.cli import Result
+from tests.testing.env import ROOT, isolate_env
 from tests.testing.repos import make_repo
-from tests.testing.cli import run_process  # noqa: F401  (until every importer of tests.conftest is rewritten)
-from tests.testing.repos import CARD, write_card  # noqa: F401  (the same)
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
