@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional
+from typing import List, Optional
 
 import pytest
 
@@ -12,41 +12,8 @@ from autometta.tick import decide as d
 from autometta.budget import initial_budget
 from autometta.tick.outcomes import Artefact, Envelope
 from autometta.families.usage import Usage
-from autometta.state import initial_state, new_stage
-
-SID = "01-thing"
-
-
-def state_with(status: str = "pending", current: Optional[str] = None, **fields: Any) -> Dict[str, Any]:
-    doc = initial_state()
-    stage = new_stage(SID, "Claude Sonnet 4.6 <claude-sonnet-4-6@local>", "Codex GPT-5.5 <codex-gpt-5-5@local>")
-    stage["status"] = status
-    stage.update(fields)
-    doc["stages"].append(stage)
-    doc["current_stage"] = current
-    return doc
-
-
-def facts(doc=None, budget=None, cur: Optional[d.InFlight] = None, pending: Optional[d.Pending] = None,
-          dirty: Optional[List[str]] = None) -> d.Facts:
-    doc = doc if doc is not None else state_with()
-    f = d.Facts(repo="/r", budget=budget or initial_budget(), state=doc, cur=cur, pending=pending)
-    if dirty is not None:
-        f.dirty = lambda: dirty
-    return f
-
-
-def inflight(doc, **kw) -> d.InFlight:
-    stage = doc["stages"][0]
-    c = d.InFlight(stage=stage)
-    for key, value in kw.items():
-        setattr(c, key, value)
-    return c
-
-
-def effects(dec: d.Decision) -> List[str]:
-    return [e.name if e.arg is None or isinstance(e, (d.Commit, d.SaveArtefact, d.Set)) else f"{e.name}:{e.arg}"
-            for e in dec.effects]
+from tests.testing.decisions import (CLAUDE, CODEX, FAIL_DOC, LANE, NOW, PARKED, PASS_DOC, ROUTES, SID, effects,
+                                     exited, facts, inflight, lane, limited, running, state_with)
 
 
 # ------------------------------------------------------------------ caps and halts
@@ -159,15 +126,6 @@ def test_current_stage_without_record_is_cleared():
 
 
 # ------------------------------------------------------------------ the worker
-
-def running(elapsed=10.0, pid=42):
-    return d.Proc(pid=pid, alive=True, elapsed=elapsed)
-
-
-def exited(code=0, seconds=30.0, usage=None, pid=42, **extra):
-    return d.Proc(pid=pid, alive=False, elapsed=seconds, exit={"exit_code": code, "seconds": seconds, **extra},
-                  usage=usage)
-
 
 def test_worker_running_waits_without_a_transition():
     doc = state_with("in_progress", SID, worker_pid=42)
@@ -460,8 +418,6 @@ def test_waiting_stages_do_not_hide_the_one_to_claim_into_the_tree():
 
 # ------------------------------------------------------------------ re-brief loops (Max loops)
 
-FAIL_DOC = {"overall": "FAIL", "criteria": [{"id": 1, "name": "hello", "verdict": "FAIL", "evidence": "empty"}]}
-
 
 @pytest.mark.parametrize("loops,max_loops,rebrief", [
     (None, 1, None),  # default: today's behaviour
@@ -513,17 +469,6 @@ def test_a_rebrief_that_would_cross_a_cap_halts_and_keeps_the_verdict():
 
 from autometta.families.usage import UsageLimit  # noqa: E402
 from autometta.timeutil import now_iso, parse_iso  # noqa: E402
-
-def limited(proc: d.Proc, limit: Optional[UsageLimit] = None) -> d.Proc:
-    import dataclasses
-    return dataclasses.replace(proc, limit=limit or LIMIT)
-
-
-NOW = 1_900_000_000.0  # 2030-03-17T17:46:40Z
-LIMIT = UsageLimit("usage", "You've hit your session limit", "2030-03-17T18:00:00Z")
-CLAUDE, CODEX = "claude subscription", "codex subscription"
-ROUTES = {"worker": CLAUDE, "verifier": CODEX}
-PARKED = {CLAUDE: {"until": "2030-03-17T18:01:00Z", "reason": "worker hit a usage limit: x", "repo": "/other"}}
 
 
 def test_a_worker_that_hit_a_usage_limit_parks_its_billing_route_without_failing():
@@ -700,15 +645,6 @@ def test_an_expired_repo_park_an_earlier_autometta_recorded_is_cleared_by_the_ne
 
 # ------------------------------------------------------------------ parallel lanes
 
-LANE = {"worktree": "/r/.autometta/worktrees/01-thing", "branch": "autometta/01-thing", "base": "main"}
-
-
-def lane(doc=None, dirty: Optional[List[str]] = None, **kw) -> d.Facts:
-    doc = doc if doc is not None else state_with("in_progress", **LANE)
-    f = facts(doc, dirty=dirty)
-    f.cur = inflight(doc, lane=True, **kw)
-    return f
-
 
 def claim(queue: List[d.Pending], in_flight: int = 0, setup: Optional[str] = None, budget=None) -> d.Decision:
     f = facts(budget=budget)
@@ -839,11 +775,8 @@ def test_runs_the_tick_did_not_see_end(lanes, fields, kw, expected, finish, tran
     assert dec.finish == finish and dec.transition == transition
 
 
-
-
 # ------------------------------------------------------------------ one step, in the tree and in a lane
 
-PASS_DOC = {"overall": "PASS", "criteria": [{"id": 1, "name": "hello", "verdict": "PASS", "evidence": "ok"}]}
 
 #: (stage fields, in-flight facts, effects, finish, transition): the same step for a stage in the repo's own tree
 #: (decide, current_stage) and for one in a worktree of its own (decide_lane).
