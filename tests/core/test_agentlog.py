@@ -17,7 +17,7 @@ import pytest
 from autometta import launch as launch_mod
 from autometta import procs, secrets
 from autometta.launch import LaunchSpec, launch, read_exit
-from tests.core.test_launch import wait_child, wait_for
+from tests.testing.waits import wait_child, wait_for
 
 VALUE = "hunter2-shapeless-runner-value"  # a resolved secret with no key shape
 KEY = "sk-ant-" + "api03-" + "RUNNERtestKEY0123456789-wxyz"

@@ -8,8 +8,6 @@ started with and play the worker (claude) and the verifier (codex); a fake
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -19,65 +17,18 @@ from autometta.tick import loop as tick
 from autometta.paths import HomePaths
 from tests.testing.billing import (
     ANTHROPIC_KEY,
-    ANTHROPIC_REF,
     OPENAI_KEY,
-    OPENAI_REF,
-    STRAY,
     codex_home,
-    fake_agent,
-    fake_op,
     files_holding,
     read_env_dump,
     refs_file,
+    world,  # noqa: F401 - the fixture
 )
-from tests.testing.repos import make_repo
-from tests.testing.ticks import commit_all, run_until_quiet, script_card, stage
-
-WORKER = "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
-VERIFIER = "Codex GPT-5.5 <codex-gpt-5-5@local>"
-
-
-@pytest.fixture
-def world(run, tmp_path, home_dir, monkeypatch):
-    """A subscribed repo, fake claude/codex/op first on PATH, and the user's environment for the tick."""
-    secrets.forget()
-    monkeypatch.setattr(secrets, "install_folder", lambda: tmp_path / "install")
-    bin_dir, reports = tmp_path / "bin", tmp_path / "reports"
-    reports.mkdir()
-    fake_op(bin_dir, calls=tmp_path / "op-calls")
-    fake_agent(bin_dir, "claude", reports)
-    fake_agent(bin_dir, "codex", reports)
-    for name in list(os.environ):
-        if name.startswith(("AUTOMETTA_", "OP_REF_", "CLAUDE_", "CODEX_", "XDG_")):
-            monkeypatch.delenv(name)
-    refs = refs_file(tmp_path / "refs.sh", OP_REF_ANTHROPIC_API_KEY=ANTHROPIC_REF, OP_REF_OPENAI_API_KEY=OPENAI_REF)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
-    monkeypatch.setenv("AUTOMETTA_LOCAL_REFS", str(refs))
-    monkeypatch.setenv("IS_SANDBOX", "1")  # claude's preflight, when the tests run as root
-    for name, value in STRAY.items():
-        monkeypatch.setenv(name, value)
-    repo = make_repo(tmp_path / "proj")
-    assert run("init-host").code == 0
-    assert run("subscribe", str(repo)).code == 0
-    commit_all(repo, "subscribe")
-
-    def add(stage_id: str) -> None:
-        card = script_card(repo, stage_id, worker=WORKER, verifier=VERIFIER)
-        commit_all(repo, f"card {stage_id}")
-        assert run("add-stage", str(repo), str(card)).code == 0
-
-    yield repo, home_dir, reports, add
-    secrets.forget()
+from tests.testing.ticks import git_history, run_until_quiet, stage
 
 
 def tick_log(home: Path) -> str:
     return "".join(p.read_text() for p in sorted((home / "log").glob("tick-*.log")))
-
-
-def git_history(repo: Path) -> str:
-    return subprocess.run(["git", "-C", str(repo), "log", "-p", "--all", "--text"], check=True,
-                          capture_output=True, text=True).stdout
 
 
 def test_api_routes_end_to_end_and_no_secret_in_anything_the_tick_wrote(world, tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from typing import Dict, List, NamedTuple, Optional, Set
 import pytest
 
 from tests.testing.pyz import pyz  # noqa: F401 - the fixture
-from tests.core.test_launch import wait_for
+from tests.testing.waits import wait_for
 
 
 BOOT = {"__main__.py", "autometta/__init__.py", "autometta/bytecache.py"}

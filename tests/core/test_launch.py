@@ -20,7 +20,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import pytest
 
@@ -32,6 +32,7 @@ from autometta import launch as launch_mod  # noqa: E402
 from autometta import procs, runner  # noqa: E402
 from autometta.errors import UserError  # noqa: E402
 from autometta.launch import CORRUPT, Launched, LaunchSpec, launch, read_exit  # noqa: E402
+from tests.testing.waits import wait_child, wait_for  # noqa: E402
 
 LINUX_PROC = os.path.exists(f"/proc/{os.getpid()}/stat")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -39,40 +40,6 @@ KEYS = {"pid", "runner_pid", "exit_code", "signal", "started_at", "ended_at", "s
         "run_id"}
 #: an agent with a grandchild, which tells us the grandchild's pid through gc.pid
 WITH_GRANDCHILD = "sleep 30 & echo $! > gc.tmp; mv gc.tmp gc.pid; wait"
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` (for facts with no handle to wait on) until true or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.02)
-
-
-def wait_child(pid: int, timeout: float = 30.0) -> Optional[int]:
-    """Block until our child ``pid`` exits and reap it; its wait status (None if already reaped)."""
-    if hasattr(os, "pidfd_open"):
-        try:
-            fd = os.pidfd_open(pid)
-        except OSError:
-            fd = -1
-        if fd >= 0:
-            try:
-                ready, _, _ = select.select([fd], [], [], timeout)
-            finally:
-                os.close(fd)
-            assert ready, f"pid {pid} still running after {timeout}s"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            done, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if done:
-            return status
-        assert time.monotonic() < deadline, f"pid {pid} still running after {timeout}s"
-        time.sleep(0.02)
 
 
 def base_env(tmp_path: Path) -> Dict[str, str]:

@@ -15,7 +15,6 @@ import sys
 import textwrap
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 
@@ -24,18 +23,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from autometta import procs  # noqa: E402
+from tests.testing.waits import wait_for  # noqa: E402
 
 LINUX_PROC = os.path.exists(f"/proc/{os.getpid()}/stat")
 HAVE_WAITID = hasattr(os, "waitid") and hasattr(os, "WNOWAIT")  # macOS only from Python 3.13
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``predicate`` (for facts with no handle to wait on) until true or fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(0.02)
 
 
 def wait_exited_unreaped(pid: int) -> None:

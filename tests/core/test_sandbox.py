@@ -202,7 +202,7 @@ def test_the_clis_folder_is_writable_but_not_its_settings_and_instructions(tmp_p
 
 @needs_bwrap
 def test_a_verifier_panel_runs_inside_the_sandbox_and_its_verdict_lands(setup, tmp_path, monkeypatch):
-    from tests.verify.test_panel import set_panel
+    from tests.testing.panel import set_panel
     from tests.testing.fake_api import script_verdict_command
 
     repo, home, add = setup

@@ -5,11 +5,9 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
-from typing import Optional
 
 import pytest
 
@@ -17,16 +15,9 @@ from tests.testing.cli import run_process
 from tests.testing.repos import make_repo
 from tests.testing.ticks import PASS_WORKER, await_agents, commit_all, run_until_quiet, script_card, tick_once
 from tests.testing.worlds import building, fresh, run_ok
+from tests.testing.chromium import chromium, needs_chromium
 
 USAGE = "echo 'autometta-usage: {{\"input_tokens\": {n}, \"output_tokens\": 80, \"cost_usd\": {c}}}'"
-
-
-def chromium() -> Optional[str]:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
 
 
 def unstamped(page: str) -> str:
@@ -131,7 +122,7 @@ def test_a_dashboard_that_cannot_be_written_still_prints_its_json(fleet, run, bl
     assert res.code == 1 and res.out == "" and f"{target}: cannot write" in res.err
 
 
-@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (tests/run.sh installs Debian's chromium)")
+@needs_chromium
 def test_the_page_renders_in_headless_chromium_from_file_url(fleet, run, tmp_path):
     repos, home = fleet
     assert run("dashboard").code == 0

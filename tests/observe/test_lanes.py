@@ -16,24 +16,10 @@ import pytest
 from autometta import state
 from autometta.observe import dashboard, events, lanes, report, settings
 from autometta.paths import HomePaths, RepoPaths
+from tests.testing.lanes import edit_stages, lane
 
 PIDS = {"setup_pid": None, "worker_pid": None, "acceptance_pid": None, "verifier_pid": None,
         "postmerge_pid": None}
-
-
-def lane(repo: Path, stage_id: str, **fields: Any) -> Dict[str, Any]:
-    """The fields a lane in flight has, as the tick writes them."""
-    out = dict(status="in_progress", started_at="2026-11-26T10:00:00Z",
-               worktree=f"{repo}/.autometta/worktrees/{stage_id}", branch=f"autometta/{stage_id}", base="main")
-    return dict(out, **fields)
-
-
-def edit_stages(repo: Path, changes: Dict[str, Dict[str, Any]]) -> None:
-    paths = RepoPaths(repo)
-    doc = state.load_state(paths)
-    for stage in doc["stages"]:
-        stage.update(changes.get(stage["id"], {}))
-    state.save_state(paths, doc)
 
 
 @pytest.fixture

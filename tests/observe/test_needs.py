@@ -23,10 +23,9 @@ from autometta.paths import HomePaths, RepoPaths
 from autometta.schedule import interval
 from tests.testing.cli import run_process
 from tests.testing.repos import make_repo
-from tests.tick.test_lanes import parallel, writes
-from tests.observe.test_lanes import edit_stages, lane
-from tests.observe.test_dashboard import chromium
-from tests.observe.test_tmux import eventually, needs_tmux, socket, t  # noqa: F401 - socket is a fixture
+from tests.testing.chromium import chromium, needs_chromium
+from tests.testing.lanes import edit_stages, lane, parallel, writes
+from tests.testing.tmux import eventually, needs_tmux, t
 from tests.testing.ticks import await_agents, commit_all, run_until_quiet, script_card, stage, tick_once
 
 NOW = 1_800_000_000.0
@@ -444,7 +443,7 @@ def test_the_attach_panes_show_what_needs_you(troubled, socket):  # noqa: F811 -
         print(f"\n--- the {name} pane ---\n{pane(n)()}")
 
 
-@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (tests/run.sh installs Debian's chromium)")
+@needs_chromium
 def test_the_dashboard_and_a_stage_page_show_what_needs_you(troubled, tmp_path, capsys):
     repo, home = troubled
     index = home / "dashboard" / "index.html"

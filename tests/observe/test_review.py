@@ -15,23 +15,16 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
-from typing import Optional
 
 import pytest
 
 from autometta import yamlsub
 from autometta.observe import review
 from tests.testing.ticks import PASS_WORKER, await_agents, read_state, run_until_quiet, stage, tick_once
+from tests.testing.chromium import chromium, needs_chromium
 
 #: Key-shaped (redact.SHAPES anthropic_key), built so no scanner flags this file.
 KEY = "sk-ant-" + "api03-" + "SHOWtestKEY0123456789-abcd"
-
-
-def chromium() -> Optional[str]:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
 
 
 # -- the timeline --------------------------------------------------------------------
@@ -174,7 +167,7 @@ def test_a_stopped_stage_shows_what_it_left_masked(setup, run, home_dir):
 
 
 def test_a_lane_that_did_not_land_shows_its_branch_and_worktree_against_the_base(setup, run):
-    from tests.tick.test_lanes import parallel, writes
+    from tests.testing.lanes import parallel, writes
 
     repo, home, add = setup
     parallel(repo, 2)
@@ -316,7 +309,7 @@ def test_pages_left_out_of_a_ticks_budget_are_built_later_and_unlinked_until_the
     assert list((home / "dashboard").rglob("01-hello.html"))
 
 
-@pytest.mark.skipif(chromium() is None, reason="Chromium is not installed (tests/run.sh installs Debian's chromium)")
+@needs_chromium
 def test_the_stage_page_renders_in_headless_chromium(setup, run, tmp_path, capsys):
     repo, home, add = setup
     add("01-hello", acceptance="test -s hello.txt && echo accepted")

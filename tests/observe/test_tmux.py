@@ -8,49 +8,14 @@ sessions are never touched.
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import time
-import uuid
 from pathlib import Path
 from typing import Callable, List
-
-import pytest
 
 from autometta.observe import tmux
 from tests.testing.cli import run_process
 from tests.testing.repos import make_repo
 from tests.testing.ticks import commit_all, run_until_quiet, script_card
-
-needs_tmux = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed (tests/run.sh installs it)")
-
-
-@pytest.fixture
-def socket(monkeypatch):
-    name = f"autometta-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("AUTOMETTA_TMUX_SOCKET", name)
-    monkeypatch.delenv("TMUX", raising=False)
-    monkeypatch.delenv(tmux.SESSION_ENV, raising=False)
-    yield name
-    if shutil.which("tmux"):
-        subprocess.run(["tmux", "-L", name, "kill-server"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-
-def t(socket: str, *args: str) -> str:
-    return subprocess.run(["tmux", "-L", socket, *args], check=True, capture_output=True, text=True).stdout
-
-
-def eventually(read: Callable[[], str], *wanted: str, timeout: float = 20.0) -> str:
-    """Re-read a pane until it shows every ``wanted`` text: a pane has no handle to wait on."""
-    deadline = time.monotonic() + timeout
-    while True:
-        text = read()
-        if all(w in text for w in wanted):
-            return text
-        if time.monotonic() > deadline:
-            raise AssertionError(f"pane never showed {wanted!r}; it shows:\n{text}")
-        time.sleep(0.1)
-
+from tests.testing.tmux import eventually, needs_tmux, t
 
 def test_session_names_are_sanitised():
     assert tmux.session_name(Path("/x/My.Repo v2"), {}) == "autometta-my-repo-v2"

@@ -3,7 +3,8 @@
 autometta/<pkg>/<mod>.py is tested in tests/<pkg>/test_<mod>[_<aspect>].py, a top-level
 autometta/<mod>.py in tests/core/; tests/project/ checks the project as a whole; tests/reliability/
 and tests/e2e/ are the fault and real-CLI suites. What tests share is a fixture in a conftest.py or a
-helper in tests/testing/, never an import of a conftest. (/work/team/tests18_move.py moved them.)
+helper in tests/testing/, never an import of a conftest or of another test module (the e2e
+tests share their own). (/work/team/tests18_move.py moved them.)
 """
 
 from __future__ import annotations
@@ -32,14 +33,17 @@ def test_every_test_folder_mirrors_a_subpackage_and_is_a_package():
             assert (folder / "__init__.py").is_file(), f"tests/{folder.name}/ needs an __init__.py"
 
 
-def test_no_module_imports_a_conftest():
+def test_no_module_imports_a_conftest_or_another_test_module():
     bad = []
     for path in sorted(TESTS.rglob("*.py")):
-        if "data" in path.relative_to(TESTS).parts[:1]:
+        folder = path.relative_to(TESTS).parts[0]
+        if folder == "data":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
             names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
                      else [a.name for a in node.names] if isinstance(node, ast.Import) else [])
-            if any(n.split(".")[-1] == "conftest" for n in names):
-                bad.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert bad == [], "fixtures come from conftest.py by themselves; plain helpers live in tests/testing/"
+            for name in names:
+                last = name.split(".")[-1]
+                if last == "conftest" or (last.startswith("test_") and not name.startswith("tests.e2e.")):
+                    bad.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    assert bad == [], "fixtures come from conftest.py by themselves; what tests share lives in tests/testing/"

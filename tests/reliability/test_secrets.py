@@ -29,7 +29,8 @@ from tests.testing.billing import (
 )
 from tests.testing.repos import make_repo
 from tests.testing.tick_processes import await_all_runners
-from tests.core.test_auth_tick import git_history, world  # noqa: F401  (the fixture)
+from tests.testing.billing import world  # noqa: F401  (the fixture)
+from tests.testing.ticks import git_history
 from tests.testing.ticks import QUIET, commit_all, read_state, run_until_quiet, script_card, stage, tick_once
 
 

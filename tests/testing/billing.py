@@ -1,4 +1,5 @@
-"""Helpers for billing-route tests: a fake ``op`` (and ``op-fetch``) on PATH, refs files, codex homes."""
+"""Helpers for billing-route tests: a fake ``op`` (and ``op-fetch``) on PATH, refs files, codex homes; and
+the ``world`` fixture (a subscribed repo, stand-ins for claude, codex and op first on PATH)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,12 @@ import os
 import stat
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
+
+import pytest
+
+from autometta import secrets
+from tests.testing.repos import make_repo
+from tests.testing.ticks import commit_all, script_card
 
 #: What the fake 1Password holds. Shaped like real keys, so the scan knows them too.
 #: Built by concatenation, so that no file in this repo holds a key-shaped string (the guards would refuse it).
@@ -126,3 +133,41 @@ def isolate_billing(monkeypatch, tmp_path: Path, prefixes=("AUTOMETTA_", "OP_REF
         if name.startswith(tuple(prefixes)):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+
+
+CLAUDE_WORKER = "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
+CODEX_VERIFIER = "Codex GPT-5.5 <codex-gpt-5-5@local>"
+
+
+@pytest.fixture
+def world(run, tmp_path, home_dir, monkeypatch):
+    """A subscribed repo, fake claude/codex/op first on PATH, and the user's environment for the tick."""
+    secrets.forget()
+    monkeypatch.setattr(secrets, "install_folder", lambda: tmp_path / "install")
+    bin_dir, reports = tmp_path / "bin", tmp_path / "reports"
+    reports.mkdir()
+    fake_op(bin_dir, calls=tmp_path / "op-calls")
+    fake_agent(bin_dir, "claude", reports)
+    fake_agent(bin_dir, "codex", reports)
+    for name in list(os.environ):
+        if name.startswith(("AUTOMETTA_", "OP_REF_", "CLAUDE_", "CODEX_", "XDG_")):
+            monkeypatch.delenv(name)
+    refs = refs_file(tmp_path / "refs.sh", OP_REF_ANTHROPIC_API_KEY=ANTHROPIC_REF, OP_REF_OPENAI_API_KEY=OPENAI_REF)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("HOME", str(tmp_path / "user-home"))
+    monkeypatch.setenv("AUTOMETTA_LOCAL_REFS", str(refs))
+    monkeypatch.setenv("IS_SANDBOX", "1")  # claude's preflight, when the tests run as root
+    for name, value in STRAY.items():
+        monkeypatch.setenv(name, value)
+    repo = make_repo(tmp_path / "proj")
+    assert run("init-host").code == 0
+    assert run("subscribe", str(repo)).code == 0
+    commit_all(repo, "subscribe")
+
+    def add(stage_id: str) -> None:
+        card = script_card(repo, stage_id, worker=CLAUDE_WORKER, verifier=CODEX_VERIFIER)
+        commit_all(repo, f"card {stage_id}")
+        assert run("add-stage", str(repo), str(card)).code == 0
+
+    yield repo, home_dir, reports, add
+    secrets.forget()

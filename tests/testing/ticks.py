@@ -120,3 +120,9 @@ def run_until_quiet(home: Path, repo: Path, limit: int = 20) -> List[str]:
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def git_history(repo: Path) -> str:
+    """Every commit of every ref, patches included, as text."""
+    return subprocess.run(["git", "-C", str(repo), "log", "-p", "--all", "--text"], check=True,
+                          capture_output=True, text=True).stdout

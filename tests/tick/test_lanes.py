@@ -13,30 +13,13 @@ import pytest
 from autometta import gitops, worktrees
 from tests.testing.ticks import (CHECKER, WORKER, commit_all, git, read_budget, read_state, run_until_quiet, stage,
                                  tick_once, await_agents)
-
-
-def _envelope(stage_id: str, deliverable: str) -> str:
-    return (f"printf '%s' '{{\"stage_id\":\"{stage_id}\",\"status\":\"pass\",\"deliverables\":[\"{deliverable}\"],"
-            f"\"notes\":\"done\"}}' > \"$AUTOMETTA_HANDOFF\"")
-
-
-def writes(stage_id: str, name: str, text: str = "") -> str:
-    """A worker that writes ``name`` (``text`` or the stage id) and hands off."""
-    return f"printf '%s\\n' '{text or stage_id}' > {name} && " + _envelope(stage_id, name)
+from tests.testing.lanes import _envelope, parallel, writes
 
 
 def barrier(stage_id: str, folder: Path, count: int) -> str:
     """A worker that only succeeds if ``count`` workers are running at once (it waits for the others)."""
     return (f"touch '{folder}/{stage_id}'; n=0; while [ $(ls '{folder}' | wc -l) -lt {count} ] && [ $n -lt 400 ]; "
             f"do sleep 0.05; n=$((n+1)); done; [ $(ls '{folder}' | wc -l) -ge {count} ] && " + writes(stage_id, f"{stage_id}.txt"))
-
-
-def parallel(repo: Path, n: int = 3, **extra) -> None:
-    manifest = repo / ".autometta.local.yaml"
-    text = manifest.read_text() + f"max_parallel: {n}\n"
-    for key, value in extra.items():
-        text += f"{key}:\n" + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in value.items())
-    manifest.write_text(text)
 
 
 def tick_log(home: Path) -> List[str]:

@@ -23,18 +23,11 @@ from autometta.verify import panel
 from tests.testing.repos import make_repo
 from tests.testing.ticks import CHECKER, WORKER, commit_all, script_card
 from tests.testing.fake_api import script_verdict_command, verdict_doc
+from tests.testing.panel import set_panel
 
 SID = "05-panel"
 CRASH = "echo boom >&2; exit 3"
 HANG = "sleep 30"
-
-
-def set_panel(home: Path, commands: List[str], names=("a", "b", "c")) -> None:
-    config_path = home / "config.yaml"
-    config = yamlsub.loads(config_path.read_text())
-    config["panel"] = [{"name": n, "identity": f"Script Panellist {n.upper()} <panel-{n}@local>", "command": c}
-                       for n, c in zip(names, commands)]
-    config_path.write_text(yamlsub.dumps(config))
 
 
 @pytest.fixture
