@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -416,16 +415,27 @@ class Audit:
     def text(self, path: Path, paths: RepoPaths) -> Optional[str]:
         return self.texts.get(_rel(paths, path))
 
+    def reread(self, path: Path, paths: RepoPaths) -> None:
+        """Take ``path``'s text as it is now (after the caller halted the repo on the restored books)."""
+        self.texts[_rel(paths, path)] = _decode(_read(path))
+
     @property
     def halt_reason(self) -> Optional[str]:
         return f"{TAMPERED_MARKER}: {', '.join(self.tampered)}"[:300] if self.tampered else None
 
 
-def audit(paths: RepoPaths, log: Log, *, now: Optional[float] = None) -> Audit:
-    """Check every recorded controller file against its digest; restore and halt, or accept and record.
+def audit(paths: RepoPaths, log: Log, *, now: Optional[float] = None,
+          parsers: Optional[Dict[Path, Callable[[str, str], Any]]] = None) -> Audit:
+    """Check every recorded controller file against its digest; restore, or accept and record.
 
     Call it under the repo's lock, before reading state or budget, and read
-    them from :attr:`Audit.texts` (the very bytes that were checked).
+    them from :attr:`Audit.texts` (the very bytes that were checked). A file
+    changed behind autometta's back (:attr:`Audit.tampered`) is restored
+    here; halting the repo on the restored books is the caller's (the tick's,
+    which reads and writes state and budget). ``parsers``: path -> ``parse(text,
+    source)`` raising :class:`UserError`, handed in by the owners of those
+    documents (state.yaml, its backup, budget.json): a person's change to one
+    of them is taken into the books only if it still reads.
     """
     paths.check_contained()
     out = Audit()
@@ -474,7 +484,8 @@ def audit(paths: RepoPaths, log: Log, *, now: Optional[float] = None) -> Audit:
             elif changed:
                 # a file that does not even read is not taken into the books: the tick reports it (or
                 # restores state.yaml from its .bak) exactly as it would without them
-                changed = [(rel, path, data) for rel, path, data in changed if _readable(paths, path, data)]
+                changed = [(rel, path, data) for rel, path, data in changed
+                           if _readable((parsers or {}).get(path), path, data)]
                 out.accepted = [rel for rel, _, _ in changed]
                 for rel, path, data in changed:
                     rec.note(rel, digest(data) if data is not None else None,
@@ -492,8 +503,6 @@ def audit(paths: RepoPaths, log: Log, *, now: Optional[float] = None) -> Audit:
             rel = _rel(paths, path)
             data = found[rel] if rel in found else _read(path)
             out.texts[rel] = _decode(data)
-    if out.tampered:
-        _halt(paths, out, log)
     return out
 
 
@@ -524,13 +533,8 @@ def would_tamper(paths: RepoPaths) -> List[str]:
     return out
 
 
-def _readable(paths: RepoPaths, path: Path, data: Optional[bytes]) -> bool:
-    """Whether a changed file reads as the document it should be (any file but state and budget does)."""
-    from . import budget as budgets
-    from . import state
-
-    parse = {paths.state_yaml: state.parse_state, paths.state_backup: state.parse_state,
-             paths.budget: budgets.parse_budget}.get(path)
+def _readable(parse: Optional[Callable[[str, str], Any]], path: Path, data: Optional[bytes]) -> bool:
+    """Whether a changed file reads as the document it should be (one with no parser handed in does)."""
     if parse is None or data is None:
         return True
     text = _decode(data)
@@ -570,26 +574,3 @@ def _restore(paths: RepoPaths, rec: Record, changed: List[Tuple[str, Path, Optio
             what = "no copy to put back"
         log(f"books: {rel} in {paths.root} changed while {', '.join(rec.in_flight)} was in flight "
             f"({TAMPERED_MARKER}); {what}{kept}")
-
-
-def _halt(paths: RepoPaths, out: Audit, log: Log) -> None:
-    """Halt the repo on the restored books (the budget and state autometta last wrote)."""
-    from . import budget as budgets
-    from . import state
-    from .timeutil import now_iso
-
-    reason = out.halt_reason
-    try:
-        b = budgets.load_budget(paths, text=out.texts.get(_rel(paths, paths.budget)))
-        if not (b.get("halted") and str(b.get("halt_reason") or "").startswith(TAMPERED_MARKER)):
-            b.update(halted=True, halt_reason=reason, halted_at=now_iso())
-            budgets.save_budget(paths, b)
-        doc = state.load_state(paths, text=out.texts.get(_rel(paths, paths.state_yaml)))
-        doc.update(halted=True, halt_reason=b.get("halt_reason"))
-        state.save_state(paths, doc)
-    except UserError as exc:  # the restored books cannot be read: the tick reports it as for any repo
-        print(f"autometta: {exc.message}", file=sys.stderr)
-    for path in (paths.state_yaml, paths.budget):
-        out.texts[_rel(paths, path)] = _decode(_read(path))
-    log(f"halted {paths.root} due to {reason}: nothing the changed file(s) said is honoured; review them, "
-        "then 'autometta tick --reset-halt'")

@@ -24,8 +24,10 @@ import time
 
 from .. import families, home
 from ..errors import UserError
-from ..verify import anthropic_api, retro
-from ..verify.request import ApiError, config_base_url
+from ..families import claude_api
+from ..verify import retro
+from ..families.api import ApiError
+from ..verify.request import config_base_url
 from .common import repo_context, resolve_repo
 
 
@@ -46,7 +48,7 @@ def _key(ctx) -> str:
     from ..provision import agent_env
 
     try:
-        return anthropic_api.api_key(agent_env(ctx, families.get("claude"), "verifier"))
+        return claude_api.api_key(agent_env(ctx, families.get("claude"), "verifier"))
     except UserError as exc:
         raise UserError(f"retro-grade calls the Anthropic API: {exc.message}") from None
 
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.batch_id and not requests:
         raise UserError(f"{repo}: none of the {len(targets)} completed stage(s) has a stage card to grade against")
     key = _key(ctx)
-    base = anthropic_api.base_url(os.environ, config_base_url(ctx.config, "claude"))
+    base = claude_api.base_url(os.environ, config_base_url(ctx.config, "claude"))
     limit = args.timeout_seconds if args.timeout_seconds else retro.timeout_seconds(os.environ)
     try:
         if args.batch_id:

@@ -105,6 +105,11 @@ class Family:
     #: Each role runs the card's own shell command (``Worker command``/``Verifier command``), not a model.
     runs_card_command: bool = False
 
+    def api_transport(self) -> Any:
+        """The module that calls :attr:`api` (``LABEL``, ``api_key``, ``base_url``, ``endpoint``, ``call``:
+        ``claude_api``, ``codex_api`` beside the family), imported when asked; None for a family without one."""
+        return None
+
     def identity_rank(self, identity: str) -> Optional[int]:
         """How strongly ``identity`` names this family (:data:`LEADING_WORD`, :data:`NAMED`,
         :data:`WORD`, or a rank between), None when it does not name it at all.

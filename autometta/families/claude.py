@@ -91,6 +91,11 @@ class Claude(Family):
     route = RouteKeys("ANTHROPIC_API_KEY", "OP_REF_ANTHROPIC_API_KEY",
                       "CLAUDE_CODE_OAUTH_TOKEN", "OP_REF_CLAUDE_CODE_OAUTH_TOKEN")
 
+    def api_transport(self) -> Any:
+        from . import claude_api
+
+        return claude_api
+
     def default_identity(self, role: str) -> str:
         return "Claude Sonnet 4.6 <claude-sonnet-4-6@local>"
 

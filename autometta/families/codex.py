@@ -86,6 +86,11 @@ class Codex(Family):
     api_key_names = ("OPENAI_API_KEY", "CODEX_API_KEY")
     route = RouteKeys("OPENAI_API_KEY", "OP_REF_OPENAI_API_KEY")
 
+    def api_transport(self) -> Any:
+        from . import codex_api
+
+        return codex_api
+
     def default_identity(self, role: str) -> str:
         return "Codex GPT-5.5 <codex-gpt-5-5@local>"
 

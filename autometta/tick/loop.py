@@ -132,7 +132,7 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     paths = ctx.paths
     repo = str(paths.root)
     now = time.time() if now is None else now
-    audited = books.audit(paths, log, now=now)  # the books first: a file changed behind our back halts the repo
+    audited = _audit(paths, log, now)  # the books first: a file changed behind our back halts the repo
     if audited.tampered:
         from ..observe import events
 
@@ -170,6 +170,32 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
         raise
     failures.clear(txn)
     return outcome
+
+
+def _audit(paths: RepoPaths, log: Callable[[str], None], now: float) -> books.Audit:
+    """The books' audit, with state's and budget's parsers handed in; a file changed behind autometta's
+    back while a stage was in flight (restored by the audit) halts the repo on the restored books."""
+    parsers = {paths.state_yaml: state.parse_state, paths.state_backup: state.parse_state,
+               paths.budget: budgets.parse_budget}
+    audited = books.audit(paths, log, now=now, parsers=parsers)
+    if not audited.tampered:
+        return audited
+    reason = audited.halt_reason
+    try:
+        b = budgets.load_budget(paths, audited.text(paths.budget, paths))
+        if not (b.get("halted") and str(b.get("halt_reason") or "").startswith(books.TAMPERED_MARKER)):
+            b.update(halted=True, halt_reason=reason, halted_at=now_iso())
+            budgets.save_budget(paths, b)
+        doc = state.load_state(paths, audited.text(paths.state_yaml, paths))
+        doc.update(halted=True, halt_reason=b.get("halt_reason"))
+        state.save_state(paths, doc)
+    except UserError as exc:  # the restored books cannot be read: the tick reports it as for any repo
+        print(f"autometta: {exc.message}", file=sys.stderr)
+    for path in (paths.state_yaml, paths.budget):
+        audited.reread(path, paths)
+    log(f"halted {paths.root} due to {reason}: nothing the changed file(s) said is honoured; review them, "
+        "then 'autometta tick --reset-halt'")
+    return audited
 
 
 def _heartbeat(ctx: RepoContext, now: float, log: Callable[[str], None]) -> None:

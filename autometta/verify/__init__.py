@@ -7,8 +7,8 @@ writes it:
   started by :func:`autometta.dispatch.start` like a worker;
 * ``api`` -- autometta itself, as an agent (``autometta _verify-api``), calls
   the family's API (:attr:`autometta.families.base.Family.api`: the Anthropic
-  Messages API, :mod:`.anthropic_api`, or the OpenAI Responses API,
-  :mod:`.openai_api`) with the card, the worker's diff and the card's inputs,
+  Messages API, :mod:`autometta.families.claude_api`, or the OpenAI
+  Responses API, :mod:`autometta.families.codex_api`) with the card, the worker's diff and the card's inputs,
   and writes the answer once it is schema-valid (:mod:`.request`);
 * a **panel** -- autometta itself (``autometta _panel-run``) runs three
   verifiers in parallel and writes their majority (:mod:`.panel`).
@@ -19,8 +19,8 @@ verdict; nothing here blocks a tick.
 
 The modules: :mod:`.transport` (which route a family's verifier takes),
 :mod:`.launcher` (the launch dispatch starts for it), :mod:`.request` (what an
-API verifier is asked), :mod:`.anthropic_api` and :mod:`.openai_api` (the two
-APIs), :mod:`.panel` (the panel), :mod:`.retro` (retro-grading landed
+API verifier is asked), the families' own
+modules call the APIs (:meth:`~autometta.families.base.Family.api_transport`), :mod:`.panel` (the panel), :mod:`.retro` (retro-grading landed
 stages). How a verdict is judged (a panel's votes counted again, criteria
 against overall) is :mod:`autometta.tick.outcomes`'s, the one rule for the
 tick and for by-hand runs.

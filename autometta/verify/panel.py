@@ -230,7 +230,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
                             if not fam.runs_card_command else None)
         if m.route.transport == "api":
             api = str(fam.api)
-            module = api_request._api_module(api)
+            module = fam.api_transport()
             if not model:
                 raise UserError(f"{source}: panel member {m.name} uses the {module.LABEL} but names no model; "
                                 "add model: to it or a GPT/Claude tier to its identity")

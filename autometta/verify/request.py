@@ -1,6 +1,7 @@
 """What an API verifier is asked, and what happens to its answer.
 
-Shared by both API transports (:mod:`.anthropic_api`, :mod:`.openai_api`),
+Shared by the families' API transports (:mod:`autometta.families.claude_api`,
+:mod:`autometta.families.codex_api`, found through :meth:`Family.api_transport`),
 the panel's API members and retro-grade (:mod:`.retro`):
 
 * **The prompt** has two parts. The *static block* is the same for every
@@ -25,7 +26,7 @@ the panel's API members and retro-grade (:mod:`.retro`):
   from :data:`PRICES` (USD per million tokens, list prices when this was
   written; edit that table, and only it, when they change). A model the
   table does not know has no cost (tokens are still counted).
-* **HTTP** (:func:`http_json`): stdlib ``urllib``, one attempt. A timeout, a
+* **HTTP** (:func:`autometta.families.api.http_json`): stdlib ``urllib``, one attempt. A timeout, a
   connection failure or an HTTP error (4xx, 429, 5xx) raises :class:`ApiError`
   with the status and the server's message; nothing here retries. The tick's
   verifier attempt cap (3) bounds how often a stage is tried again.
@@ -35,22 +36,19 @@ from __future__ import annotations
 
 import dataclasses
 import glob as _glob
-import json
 import os
 import re
-import socket
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import __version__, files, gitops, prompts, resources, schema
+from .. import files, gitops, prompts, resources, schema
 from ..envelope import artefact_from_message
 from ..errors import UserError
+from ..families.api import ApiError, VerifierRequest
 from ..families.usage import Usage
 from ..timeutil import now_iso
 from .transport import OwnLaunch, Route
@@ -61,8 +59,6 @@ MAX_INPUT_CHARS = 40_000
 MAX_INPUTS_TOTAL_CHARS = 120_000
 #: Files one ``## Inputs`` glob may attach.
 MAX_GLOB_FILES = 50
-#: Bytes of an HTTP answer read at most.
-MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 
 #: USD per million tokens: (input, cache write, cache read, output). The
 #: longest key that starts the model id wins. Anthropic: cache writes are the
@@ -161,99 +157,6 @@ def add_usage(total: Usage, one: Optional[Usage]) -> Usage:
     if one.cost_usd is not None:
         out.cost_usd = round((out.cost_usd or 0.0) + one.cost_usd, 6)
     return out
-
-
-# ------------------------------------------------------------------ HTTP
-
-class ApiError(Exception):
-    """One failed HTTP exchange: ``status`` is None when no answer came (timeout, refused)."""
-
-    def __init__(self, api: str, status: Optional[int], message: str, retry_after: Optional[str] = None) -> None:
-        super().__init__(message)
-        self.api = api
-        self.status = status
-        self.message = message
-        self.retry_after = retry_after
-
-    def line(self) -> str:
-        if self.status is None:
-            return f"{self.api}: no answer: {self.message}; not retried"
-        hint = f" (retry-after {self.retry_after}s)" if self.retry_after else ""
-        return f"{self.api}: HTTP {self.status}: {self.message}{hint}; not retried"
-
-
-def _error_message(raw: bytes) -> str:
-    try:
-        doc = json.loads(raw.decode("utf-8", "replace"))
-    except ValueError:
-        doc = None
-    if isinstance(doc, dict):
-        err = doc.get("error")
-        if isinstance(err, dict):
-            kind = err.get("type") or err.get("code")
-            text = err.get("message") or ""
-            return f"{kind}: {text}" if kind and text else str(text or kind or "")[:500]
-        if isinstance(err, str):
-            return err[:500]
-    text = " ".join(raw.decode("utf-8", "replace").split())
-    return text[:300] or "no message"
-
-
-def http(api: str, method: str, url: str, headers: Mapping[str, str], body: Any = None,
-         timeout: float = 60.0) -> bytes:
-    """One HTTP exchange; the answer's body, or :class:`ApiError`. Never retries."""
-    data = json.dumps(body).encode("utf-8") if body is not None else None
-    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers))
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - the URL is a setting
-            return resp.read(MAX_RESPONSE_BYTES)
-    except urllib.error.HTTPError as exc:
-        try:
-            raw = exc.read(64 * 1024)
-        except (OSError, ValueError):
-            raw = b""
-        raise ApiError(api, exc.code, _error_message(raw), exc.headers.get("retry-after") if exc.headers else None)
-    except urllib.error.URLError as exc:
-        reason = exc.reason
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            raise ApiError(api, None, f"timed out after {timeout:g}s ({method} {url})") from None
-        raise ApiError(api, None, f"cannot reach {url}: {reason}") from None
-    except (socket.timeout, TimeoutError):
-        raise ApiError(api, None, f"timed out after {timeout:g}s ({method} {url})") from None
-    except OSError as exc:
-        raise ApiError(api, None, f"connection to {url} failed: {exc}") from None
-
-
-def http_json(api: str, method: str, url: str, headers: Mapping[str, str], body: Any = None,
-              timeout: float = 60.0) -> Dict[str, Any]:
-    raw = http(api, method, url, headers, body, timeout)
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise ApiError(api, 200, f"answer from {url} is not JSON: {raw[:120]!r}") from None
-    if not isinstance(doc, dict):
-        raise ApiError(api, 200, f"answer from {url} is not a JSON object")
-    return doc
-
-
-def env_api_key(environ: Mapping[str, str], name: str, family: str) -> str:
-    """An API key from the environment the verifier was given (the billing route put it
-    there); fails closed, naming the fix, when it is absent."""
-    key = (environ.get(name) or "").strip()
-    if not key:
-        raise UserError(f"{name} is not in the verifier's environment, and the {family} API transport needs it; "
-                        f"set auth.{family}.mode: api in .autometta.local.yaml (or AUTOMETTA_{family.upper()}_MODE=api) "
-                        "so the billing route provides the key, or set the transport back to cli")
-    return key
-
-
-def env_base_url(environ: Mapping[str, str], name: str, default: str, configured: Optional[str] = None) -> str:
-    """The API base URL: the environment, then ``verifier.<family>.base_url`` in config.yaml, then the provider's."""
-    return (environ.get(name) or configured or default).rstrip("/")
-
-
-def user_agent() -> str:
-    return f"autometta/{__version__}"
 
 
 # ------------------------------------------------------------------ attachments
@@ -415,12 +318,6 @@ def stage_block(info: StageInfo, card_text: str, diff_title: str, diff: str, inp
             + f"\n## {diff_title}\n\n" + fenced(diff, "diff") + "\n## Inputs named by the card\n\n" + inputs)
 
 
-@dataclass
-class VerifierRequest:
-    static: str
-    stage: str
-
-
 def build_request(info: StageInfo, card_inputs: Sequence[str], *, max_diff: int = MAX_DIFF_CHARS,
                   max_inputs: int = MAX_INPUTS_TOTAL_CHARS) -> VerifierRequest:
     """The request for the stage in flight: the working tree's diff and the inputs as they are now."""
@@ -466,16 +363,6 @@ def write_answer(out: Path, doc: Optional[Dict[str, Any]], errors: List[str], te
 
 
 # ------------------------------------------------------------------ the agent
-
-@dataclass
-class Answer:
-    """What an API returned: the reply's text, the tokens it cost, and why it stopped."""
-
-    text: str
-    usage: Usage
-    model: str
-    stop: str = ""
-
 
 def _say(message: str) -> None:
     print(message, flush=True)
@@ -531,13 +418,14 @@ def run_api_verifier(*, api: str, family: str, info: StageInfo, card_inputs: Seq
 
 
 def _api_module(api: str) -> Any:
-    if api == "anthropic":
-        from . import anthropic_api as module
-    elif api == "openai":
-        from . import openai_api as module
-    else:
-        raise UserError(f"unknown verifier API {api!r}; use anthropic or openai")
-    return module
+    """The transport module of the family whose API is ``api`` (:meth:`Family.api_transport`)."""
+    from ..families import FAMILIES
+
+    for family in FAMILIES.values():
+        if family.api == api:
+            return family.api_transport()
+    known = " or ".join(f.api for f in FAMILIES.values() if f.api)
+    raise UserError(f"unknown verifier API {api!r}; use {known}")
 
 
 # ------------------------------------------------------------------ dispatch side

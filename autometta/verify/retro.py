@@ -37,12 +37,13 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from .. import files, render, resources, state
 from ..errors import UserError
+from ..families import claude_api
+from ..families.api import ApiError, VerifierRequest, http, http_json
 from ..families.usage import Usage
 from ..paths import HomePaths
 from ..timeutil import now_iso
-from . import anthropic_api
-from .request import (ApiError, StageInfo, VerifierRequest, add_usage, commit_diff, cost_usd, finish_answer,
-                      http, http_json, input_files, stage_block, static_block)
+from .request import (StageInfo, add_usage, commit_diff, cost_usd, finish_answer, input_files, stage_block,
+                      static_block)
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 DEFAULT_LAST = 20
@@ -174,7 +175,7 @@ def build_requests(ctx: Any, targets: List[Target], model: str) -> List[Dict[str
         request = VerifierRequest(static, text)
         out.append({"custom_id": t.stage_id,
                     "params": {"model": model, "max_tokens": MAX_TOKENS,
-                               "messages": [{"role": "user", "content": anthropic_api.content(request)}]}})
+                               "messages": [{"role": "user", "content": claude_api.content(request)}]}})
     return out
 
 
@@ -191,10 +192,10 @@ def batches_url(base: str) -> str:
 
 
 def submit(base: str, key: str, requests: List[Dict[str, Any]]) -> Dict[str, Any]:
-    batch = http_json(anthropic_api.LABEL, "POST", batches_url(base), anthropic_api.headers(key),
+    batch = http_json(claude_api.LABEL, "POST", batches_url(base), claude_api.headers(key),
                       {"requests": requests}, HTTP_TIMEOUT)
     if not isinstance(batch.get("id"), str) or not batch["id"]:
-        raise ApiError(anthropic_api.LABEL, 200, "the batch was created but its answer names no id")
+        raise ApiError(claude_api.LABEL, 200, "the batch was created but its answer names no id")
     return batch
 
 
@@ -203,7 +204,7 @@ def poll(base: str, key: str, batch_id: str, limit_seconds: float) -> Dict[str, 
     url = f"{batches_url(base)}/{urllib.parse.quote(batch_id, safe='')}"
     start, delay = monotonic(), POLL_FIRST
     while True:
-        batch = http_json(anthropic_api.LABEL, "GET", url, anthropic_api.headers(key), None, HTTP_TIMEOUT)
+        batch = http_json(claude_api.LABEL, "GET", url, claude_api.headers(key), None, HTTP_TIMEOUT)
         if batch.get("processing_status") == "ended":
             return batch
         left = limit_seconds - (monotonic() - start)
@@ -224,10 +225,10 @@ def fetch_results(base: str, key: str, batch: Mapping[str, Any]) -> Dict[str, Di
     """The batch's results by custom_id. The key is only sent to the API's own host."""
     url = batch.get("results_url")
     if not isinstance(url, str) or not url:
-        raise ApiError(anthropic_api.LABEL, 200, f"batch {batch.get('id')} ended without a results_url")
+        raise ApiError(claude_api.LABEL, 200, f"batch {batch.get('id')} ended without a results_url")
     if not _same_origin(url, base):
         raise UserError(f"batch {batch.get('id')}: results_url {url} is not on {base}; not sending the key there")
-    raw = http(anthropic_api.LABEL, "GET", url, anthropic_api.headers(key), None, HTTP_TIMEOUT)
+    raw = http(claude_api.LABEL, "GET", url, claude_api.headers(key), None, HTTP_TIMEOUT)
     out: Dict[str, Dict[str, Any]] = {}
     for line in raw.decode("utf-8", "replace").splitlines():
         line = line.strip()
@@ -262,8 +263,8 @@ def grade(ctx: Any, targets: List[Target], results: Mapping[str, Dict[str, Any]]
             row.detail = f"{inner.get('type') or ''} {inner.get('message') or ''}".strip()
             continue
         message = result.get("message") if isinstance(result.get("message"), dict) else {}
-        row.usage = anthropic_api.usage_of(message.get("usage"))
-        doc, errors = finish_answer(anthropic_api.message_text(message), _info(ctx, t, model))
+        row.usage = claude_api.usage_of(message.get("usage"))
+        doc, errors = finish_answer(claude_api.message_text(message), _info(ctx, t, model))
         if doc is None or errors:
             row.retro, row.detail = "invalid", errors[0] if errors else "no verdict"
         else:

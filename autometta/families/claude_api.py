@@ -12,7 +12,7 @@ One request, stdlib ``urllib``, no SDK::
          {"type": "text", "text": "<static block>", "cache_control": {"type": "ephemeral"}},
          {"type": "text", "text": "<stage block>"}]}]}
 
-The static block (rubric, schema, instructions; see :mod:`.request`) is the
+The static block (rubric, schema, instructions; see :mod:`autometta.verify.request`) is the
 only one marked for caching, so every verifier of the same model after the
 first reads it from the cache. The reply's text blocks are the verdict; its
 ``usage`` (``input_tokens``, ``cache_creation_input_tokens``,
@@ -28,8 +28,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional
 
-from ..families.usage import Usage
-from .request import Answer, env_api_key, env_base_url, VerifierRequest, http_json, user_agent
+from .api import Answer, VerifierRequest, env_api_key, env_base_url, http_json, user_agent
+from .usage import Usage
 
 LABEL = "Anthropic Messages API"
 API = "anthropic"
@@ -90,7 +90,7 @@ def message_text(message: Any) -> str:
 
 def call(request: VerifierRequest, *, model: str, key: str, base_url: str, timeout: float,
          max_tokens: int = MAX_TOKENS) -> Answer:
-    """Send ``request`` once; :class:`~.request.ApiError` on any failure."""
+    """Send ``request`` once; :class:`~.api.ApiError` on any failure."""
     reply = http_json(LABEL, "POST", endpoint(base_url), headers(key), body(request, model, max_tokens), timeout)
     return Answer(text=message_text(reply), usage=usage_of(reply.get("usage")),
                   model=str(reply.get("model") or model), stop=str(reply.get("stop_reason") or ""))

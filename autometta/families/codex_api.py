@@ -28,8 +28,8 @@ from __future__ import annotations
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from .. import schema
-from ..families.usage import Usage
-from .request import Answer, env_api_key, env_base_url, ApiError, VerifierRequest, http_json, user_agent
+from .api import Answer, ApiError, VerifierRequest, env_api_key, env_base_url, http_json, user_agent
+from .usage import Usage
 
 LABEL = "OpenAI Responses API"
 API = "openai"
@@ -106,7 +106,7 @@ def output_text(reply: Dict[str, Any]) -> Tuple[str, str]:
 
 def call(request: VerifierRequest, *, model: str, key: str, base_url: str, timeout: float,
          max_output_tokens: int = MAX_OUTPUT_TOKENS) -> Answer:
-    """Send ``request`` once; :class:`~.request.ApiError` on any failure."""
+    """Send ``request`` once; :class:`~.api.ApiError` on any failure."""
     reply = http_json(LABEL, "POST", endpoint(base_url), headers(key), body(request, model, max_output_tokens),
                       timeout)
     status = str(reply.get("status") or "")
