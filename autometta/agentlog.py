@@ -25,6 +25,7 @@ import threading
 import time
 from typing import List, Optional
 
+from .files import open_unfollowed
 from .redact import LineStream, Redactor, scrub_fd
 
 #: Seconds an unfinished line waits before its safe part is written.
@@ -136,10 +137,8 @@ def scrub(path: str, log_fd: int, redactor: Redactor) -> bool:
     Only the file the runner has open on ``log_fd``: a path the agent
     replaced (a symlink to another file, a new file) is left alone.
     """
-    flags = os.O_RDWR | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
+    fd = open_unfollowed(path, os.O_RDWR)
+    if fd is None:
         return False
     try:
         ours, there = os.fstat(log_fd), os.fstat(fd)

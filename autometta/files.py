@@ -200,6 +200,16 @@ def open_regular(path: Union[str, Path]) -> BinaryIO:
         raise
 
 
+def open_unfollowed(path: Union[str, Path], flags: int) -> Optional[int]:
+    """A file descriptor on ``path`` (``flags``, e.g. ``os.O_RDWR``) that follows no symlink, waits for no
+    FIFO's writer and is not inherited; None when it cannot be opened. For a file an agent can reach."""
+    extra = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        return os.open(str(path), flags | extra)
+    except OSError:
+        return None
+
+
 def open_fresh(path: Union[str, Path], mode: int = 0o600) -> int:
     """A file descriptor on ``path`` emptied, for appending: an agent's log, about to be written anew.
 

@@ -44,6 +44,7 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence,
 
 from . import faults
 from .errors import UserError
+from .files import open_unfollowed
 from .paths import STATE_DIRNAME
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -727,10 +728,8 @@ def _snapshot_entries(root: str, files: Iterable[str]) -> List[str]:
 
 def _read_regular(path: str) -> Optional[Tuple[bytes, str]]:
     """(content, git mode) of a regular file, not following a symlink; None when it is not one (any more)."""
-    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError:
+    fd = open_unfollowed(path, os.O_RDONLY)
+    if fd is None:
         return None
     try:
         st = os.fstat(fd)

@@ -278,13 +278,21 @@ def _validate(value: Any, schema: Any, path: str, out: List[str]) -> None:
         _validate_array(value, schema, path, out)
 
 
-def _validate_string(value: str, schema: Dict[str, Any], path: str, out: List[str]) -> None:
-    least = schema.get("minLength")
+def _length_ok(value: Any, schema: Dict[str, Any], low: str, high: str, unit: str, path: str,
+               out: List[str]) -> bool:
+    """Check ``len(value)`` against the schema's ``low``/``high`` keywords; False when it is over the most."""
+    least = schema.get(low)
     if least is not None and len(value) < least:
-        out.append(f"{path}: expected at least {_plural(least, 'character')}, got {len(value)}")
-    most = schema.get("maxLength")
+        out.append(f"{path}: expected at least {_plural(least, unit)}, got {len(value)}")
+    most = schema.get(high)
     if most is not None and len(value) > most:
-        out.append(f"{path}: expected at most {_plural(most, 'character')}, got {len(value)}")
+        out.append(f"{path}: expected at most {_plural(most, unit)}, got {len(value)}")
+        return False
+    return True
+
+
+def _validate_string(value: str, schema: Dict[str, Any], path: str, out: List[str]) -> None:
+    if not _length_ok(value, schema, "minLength", "maxLength", "character", path, out):
         return  # a runaway string is not worth a regular expression's time
     pattern = schema.get("pattern")
     if pattern is not None and not _pattern(pattern).search(value):
@@ -324,12 +332,7 @@ def _validate_object(value: Dict[Any, Any], schema: Dict[str, Any], path: str, o
 
 
 def _validate_array(value: Any, schema: Dict[str, Any], path: str, out: List[str]) -> None:
-    least = schema.get("minItems")
-    if least is not None and len(value) < least:
-        out.append(f"{path}: expected at least {_plural(least, 'item')}, got {len(value)}")
-    most = schema.get("maxItems")
-    if most is not None and len(value) > most:
-        out.append(f"{path}: expected at most {_plural(most, 'item')}, got {len(value)}")
+    _length_ok(value, schema, "minItems", "maxItems", "item", path, out)
     items = schema.get("items")
     if isinstance(items, dict):
         for index, item in enumerate(value):

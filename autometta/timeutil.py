@@ -40,3 +40,15 @@ def is_date(year: int, month: int, day: int) -> bool:
         return False
     leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
     return 1 <= day <= _MONTH_DAYS[month - 1] + (1 if month == 2 and leap else 0)
+
+
+def age(seconds: float, hour_minutes: bool = False) -> str:
+    """A duration as the views show it: ``42s``, ``5m``, ``3h`` (``3h07m`` with ``hour_minutes``), ``2d``."""
+    s = int(max(0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m"
+    if s < 86400:
+        return f"{s // 3600}h{(s % 3600) // 60:02d}m" if hour_minutes else f"{s // 3600}h"
+    return f"{s // 86400}d"

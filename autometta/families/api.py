@@ -112,20 +112,34 @@ def http_json(api: str, method: str, url: str, headers: Mapping[str, str], body:
     return doc
 
 
-def env_api_key(environ: Mapping[str, str], name: str, family: str) -> str:
-    """An API key from the environment the verifier was given (the billing route put it
-    there); fails closed, naming the fix, when it is absent."""
-    key = (environ.get(name) or "").strip()
-    if not key:
-        raise UserError(f"{name} is not in the verifier's environment, and the {family} API transport needs it; "
-                        f"set auth.{family}.mode: api in .autometta.local.yaml (or AUTOMETTA_{family.upper()}_MODE=api) "
-                        "so the billing route provides the key, or set the transport back to cli")
-    return key
+class Site:
+    """Where one family's API is and how it is let in: the key's and the base URL's environment variables, the
+    provider's base URL, the path of the one endpoint a verifier calls. A transport module binds its
+    ``api_key``, ``base_url`` and ``endpoint`` from one of these."""
 
+    __slots__ = ("family", "key_name", "base_url_name", "default_base_url", "path")
 
-def env_base_url(environ: Mapping[str, str], name: str, default: str, configured: Optional[str] = None) -> str:
-    """The API base URL: the environment, then ``verifier.<family>.base_url`` in config.yaml, then the provider's."""
-    return (environ.get(name) or configured or default).rstrip("/")
+    def __init__(self, family: str, key_name: str, base_url_name: str, default_base_url: str, path: str) -> None:
+        self.family, self.key_name, self.base_url_name = family, key_name, base_url_name
+        self.default_base_url, self.path = default_base_url, path
+
+    def api_key(self, environ: Mapping[str, str]) -> str:
+        """The key from the environment the verifier was given (the billing route put it there); fails closed,
+        naming the fix, when it is absent."""
+        name, family = self.key_name, self.family
+        key = (environ.get(name) or "").strip()
+        if not key:
+            raise UserError(f"{name} is not in the verifier's environment, and the {family} API transport needs it; "
+                            f"set auth.{family}.mode: api in .autometta.local.yaml (or AUTOMETTA_{family.upper()}_MODE=api) "
+                            "so the billing route provides the key, or set the transport back to cli")
+        return key
+
+    def base_url(self, environ: Mapping[str, str], configured: Optional[str] = None) -> str:
+        """The environment's, then ``verifier.<family>.base_url`` in config.yaml, then the provider's."""
+        return (environ.get(self.base_url_name) or configured or self.default_base_url).rstrip("/")
+
+    def endpoint(self, base: str) -> str:
+        return f"{base.rstrip('/')}/{self.path}"
 
 
 def user_agent() -> str:

@@ -26,9 +26,9 @@ the billing-route resolver in API mode; it is never inherited from the tick.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List
 
-from .api import Answer, VerifierRequest, env_api_key, env_base_url, http_json, user_agent
+from .api import Answer, Site, VerifierRequest, http_json, user_agent
 from .usage import Usage
 
 LABEL = "Anthropic Messages API"
@@ -40,16 +40,8 @@ API_VERSION = "2023-06-01"
 MAX_TOKENS = 8192
 
 
-def api_key(environ: Mapping[str, str]) -> str:
-    return env_api_key(environ, KEY_NAME, "claude")
-
-
-def base_url(environ: Mapping[str, str], configured: Optional[str] = None) -> str:
-    return env_base_url(environ, BASE_URL_NAME, DEFAULT_BASE_URL, configured)
-
-
-def endpoint(base: str) -> str:
-    return f"{base.rstrip('/')}/v1/messages"
+SITE = Site("claude", KEY_NAME, BASE_URL_NAME, DEFAULT_BASE_URL, "v1/messages")
+api_key, base_url, endpoint = SITE.api_key, SITE.base_url, SITE.endpoint
 
 
 def headers(key: str) -> Dict[str, str]:

@@ -25,10 +25,10 @@ the verifier's environment, put there by the billing-route resolver.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from .. import schema
-from .api import Answer, ApiError, VerifierRequest, env_api_key, env_base_url, http_json, user_agent
+from .api import Answer, ApiError, Site, VerifierRequest, http_json, user_agent
 from .usage import Usage
 
 LABEL = "OpenAI Responses API"
@@ -41,16 +41,8 @@ CACHE_KEY = "autometta-verifier"
 _NOT_SENT = ("$schema", "$id")
 
 
-def api_key(environ: Mapping[str, str]) -> str:
-    return env_api_key(environ, KEY_NAME, "codex")
-
-
-def base_url(environ: Mapping[str, str], configured: Optional[str] = None) -> str:
-    return env_base_url(environ, BASE_URL_NAME, DEFAULT_BASE_URL, configured)
-
-
-def endpoint(base: str) -> str:
-    return f"{base.rstrip('/')}/responses"
+SITE = Site("codex", KEY_NAME, BASE_URL_NAME, DEFAULT_BASE_URL, "responses")
+api_key, base_url, endpoint = SITE.api_key, SITE.base_url, SITE.endpoint
 
 
 def headers(key: str) -> Dict[str, str]:

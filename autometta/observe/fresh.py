@@ -29,6 +29,7 @@ from pathlib import Path
 from .. import files
 from ..errors import UserError
 from ..paths import HomePaths
+from ..timeutil import age as _age
 from ..timeutil import now_iso, parse_iso
 
 # Every tick asks (:func:`why_stale`) and an idle one restamps (:func:`restamp`): neither needs typing,
@@ -82,17 +83,6 @@ def stale_after(seconds: int) -> int:
 def is_stale(as_of: Optional[float], now: float, limit: int) -> bool:
     """The page's rule (its inline script applies the same): data older than ``limit`` seconds."""
     return as_of is None or (limit > 0 and now - as_of > limit)
-
-
-def _age(seconds: float) -> str:
-    s = int(max(0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h"
-    return f"{s // 86400}d"
 
 
 def _escape(value: Any) -> str:

@@ -16,6 +16,7 @@ import re
 import sys
 import time
 
+from .. import timeutil
 from ..errors import UserError
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
@@ -49,16 +50,7 @@ def _finite(value: object) -> bool:
 
 def age(seconds: Optional[float]) -> str:
     """``42s``, ``5m``, ``3h07m``, ``2d``; ``-`` when unknown (or not a number)."""
-    if not _finite(seconds):
-        return "-"
-    s = int(max(0, seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d"
+    return timeutil.age(seconds, hour_minutes=True) if _finite(seconds) else "-"
 
 
 def compact(n: Optional[float]) -> str:
