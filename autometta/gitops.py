@@ -228,16 +228,8 @@ def is_work_tree_top(path: PathLike) -> bool:
     itself is missing.
     """
     where = os.fspath(path)
-    if not os.path.isdir(where):
-        return False
-    try:
-        code, out, _ = _run(where, ["rev-parse", "--show-toplevel"], ok=(0, 128))
-    except UserError:
-        if not shutil.which("git"):
-            raise
-        return False
-    top = _text(out)
-    if code != 0 or not top:
+    top = _toplevel(where) if os.path.isdir(where) else None
+    if not top:
         return False
     try:
         return os.path.samefile(top, where)
@@ -254,8 +246,12 @@ def work_tree_top(path: PathLike) -> Optional[str]:
     where = os.fspath(path)
     if not os.path.isdir(where):
         where = os.path.dirname(os.path.abspath(where))
-    if not os.path.isdir(where):
-        return None
+    return _toplevel(where) if os.path.isdir(where) else None
+
+
+def _toplevel(where: str) -> Optional[str]:
+    """``git rev-parse --show-toplevel`` in the folder ``where``; None outside a work tree. Raises only when git
+    itself is missing."""
     try:
         code, out, _ = _run(where, ["rev-parse", "--show-toplevel"], ok=(0, 128))
     except UserError:

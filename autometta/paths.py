@@ -41,6 +41,14 @@ def build_ledger(env: Optional[Mapping[str, str]] = None) -> Path:
     return Path(base) / "autometta" / "builds.json"
 
 
+def _repo_key(repo: Union[str, Path], length: int, unnamed: str) -> str:
+    """``<folder name>-<first length hex digits of the sha256 of its real path>``: a repo's name in the home."""
+    from .files import sha256_hex  # not hashlib: every tick asks, an idle one too (tests/test_startup.py)
+
+    real = os.path.realpath(str(repo))
+    return f"{os.path.basename(real) or unnamed}-{sha256_hex(real.encode('utf-8', 'surrogateescape'))[:length]}"
+
+
 class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every command builds one (and imports)
     __slots__ = ()
     root: Path
@@ -112,11 +120,7 @@ class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every comm
 
     def books_record(self, repo_root: Path) -> Path:
         """``books/<repo-name>-<hash of its real path>.json``: one record per repo."""
-        from .files import sha256_hex  # not hashlib: every tick asks, an idle one too (tests/test_startup.py)
-
-        real = os.path.realpath(str(repo_root))
-        digest = sha256_hex(real.encode("utf-8", "surrogateescape"))[:12]
-        return self.books / f"{os.path.basename(real) or 'repo'}-{digest}.json"
+        return self.books / f"{_repo_key(repo_root, 12, 'repo')}.json"
 
     @property
     def ledger_dir(self) -> Path:
@@ -125,11 +129,7 @@ class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every comm
 
     def ledger(self, repo: Union[str, Path]) -> Path:
         """The ledger file of ``repo``: its folder name and a hash of its real path."""
-        from .files import sha256_hex  # not hashlib: every tick asks, an idle one too (tests/test_startup.py)
-
-        real = os.path.realpath(str(repo))
-        digest = sha256_hex(real.encode("utf-8", "surrogateescape"))[:10]
-        return self.ledger_dir / f"{os.path.basename(real) or 'root'}-{digest}.jsonl"
+        return self.ledger_dir / f"{_repo_key(repo, 10, 'root')}.jsonl"
 
     @property
     def open_runs(self) -> Path:

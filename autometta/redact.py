@@ -144,25 +144,21 @@ class Redactor:
         return [k for k, _ in self._text]
 
     def text(self, text: str) -> str:
-        if not text:
-            return text
-        for value, shown in self._text:
-            if value in text:
-                text = text.replace(value, shown)
-        if self.shapes and _may_hold_shape(text):
-            for _rule, pattern in shapes():
-                text = pattern.sub(_masked, text)
-        return text
+        return self._mask(text, self._text, shapes, _masked)
 
     def bytes(self, data: bytes) -> bytes:
+        return self._mask(data, self._bytes, _shapes_b, _masked_b)
+
+    def _mask(self, data: Any, values: Any, patterns: Any, masked: Any) -> Any:
+        """``data`` (str or bytes) with each known value replaced by its shown form, then each secret's shape."""
         if not data:
             return data
-        for value, shown in self._bytes:
+        for value, shown in values:
             if value in data:
                 data = data.replace(value, shown)
         if self.shapes and _may_hold_shape(data):
-            for _rule, pattern in _shapes_b():
-                data = pattern.sub(_masked_b, data)
+            for _rule, pattern in patterns():
+                data = pattern.sub(masked, data)
         return data
 
     def find(self, data: bytes, encodings: Tuple[str, ...] = ("utf-8",)) -> Optional[str]:

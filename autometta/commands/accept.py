@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .. import oneshot
+from .common import note
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -28,11 +28,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def say(line: str) -> None:
-        print(line, file=sys.stderr)
-
-    shot = oneshot.load(args.card, warn=say, show_warnings=False)
-    result = oneshot.accept(shot, warn=say)
+    shot = oneshot.load(args.card, warn=note, show_warnings=False)
+    result = oneshot.accept(shot, warn=note)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

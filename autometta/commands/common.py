@@ -107,3 +107,11 @@ def add_program_args(parser, pyz_only: bool = False) -> None:
 def note(message: str) -> None:
     """Advice on stderr, so stdout stays what the command produced (a crontab, a plist)."""
     print(message, file=sys.stderr)
+
+
+def print_started(role: str, result: Mapping[str, Any], agent: str, *files: Tuple[str, str]) -> None:
+    """What a by-hand run (``dispatch``, ``verify``) prints once its agent started: the stage, the pid, who
+    runs, and ``(label, path)`` for each file to watch (its log, its answer)."""
+    print(f"{role} started for {result['stage_id']}: pid {result['pid']} ({agent})")
+    for label, path in files:
+        print(f"  {label + ':':<8} {path}")

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .. import oneshot
+from .common import note, print_started
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -30,15 +30,13 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    shot = oneshot.load(args.card, warn=lambda line: print(line, file=sys.stderr))
+    shot = oneshot.load(args.card, warn=note)
     result = oneshot.dispatch(shot, wait=args.wait)
     ok = not args.wait or result.get("handoff_status") == "pass"
     if args.json:
         print(json.dumps(result, indent=2))
         return 0 if ok else 1
-    print(f"worker started for {result['stage_id']}: pid {result['pid']} ({result['identity']})")
-    print(f"  log:     {result['log']}")
-    print(f"  handoff: {result['handoff']}")
+    print_started("worker", result, result["identity"], ("log", result["log"]), ("handoff", result["handoff"]))
     if not args.wait:
         print(f"next: once the handoff is written, autometta verify {args.card}")
         return 0

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
 from .. import oneshot
+from .common import note, print_started
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -26,11 +26,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    def say(line: str) -> None:
-        print(line, file=sys.stderr)
-
-    shot = oneshot.load(args.card, warn=say, show_warnings=False)
-    result = oneshot.verify(shot, wait=args.wait, say=say if not args.json else None)
+    shot = oneshot.load(args.card, warn=note, show_warnings=False)
+    result = oneshot.verify(shot, wait=args.wait, say=note if not args.json else None)
     failed = result.get("marker") == "acceptance_failed"
     ok = not failed and (not args.wait or result.get("overall") == "PASS")
     if args.json:
@@ -46,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
         for line in oneshot.verdict_lines(result):
             print(line)
         return 1
-    print(f"verifier started for {result['stage_id']}: pid {result['pid']} ({result['verifier']})")
-    print(f"  log:     {result['log']}")
-    print(f"  verdict: {result['artefact']}")
+    print_started("verifier", result, result["verifier"], ("log", result["log"]), ("verdict", result["artefact"]))
     if not args.wait:
         print(f"next: when the verdict is written, autometta accept {args.card}")
         return 0

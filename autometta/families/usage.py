@@ -90,20 +90,16 @@ def _json_objects(text: str) -> Iterator[Dict[str, Any]]:
             return
     for line in text.splitlines():
         line = line.strip()
-        if line.startswith("{"):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, dict):
-                yield value
-        elif line.startswith("["):
-            try:
-                value = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(value, list):
-                yield from (item for item in value if isinstance(item, dict))
+        if not line.startswith(("{", "[")):
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            yield value
+        elif isinstance(value, list):
+            yield from (item for item in value if isinstance(item, dict))
 
 
 def count(value: Any) -> int:

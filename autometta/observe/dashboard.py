@@ -44,7 +44,7 @@ from .pagehtml import CSP as _CSP
 from .pagehtml import CSS as _CSS
 from .pagehtml import badge as _badge
 from .pagehtml import e as _e
-from .pagehtml import needs_html
+from .pagehtml import needs_html, table
 from .settings import Settings
 from .repodocs import read_repo, read_state
 from .tickers import BLOCKED, repo_needs
@@ -318,33 +318,25 @@ def _repo_html(repo: Dict[str, Any]) -> str:
     out.append(bar_chart(stages, "cost_usd" if use_cost else "tokens", "cost" if use_cost else "tokens",
                          (lambda v: f"${v:.2f}") if use_cost else _num))
     out.append("<h3>Stage queue</h3>")
-    if stages:
-        out.append('<table><thead><tr><th>Stage</th><th>Status</th><th>Worker</th><th>Verifier</th>'
-                   '<th class="num">Tokens</th><th class="num">Cost</th><th>Commit</th><th>Completed</th>'
-                   "</tr></thead><tbody>")
-        for s in stages:
-            marker = f'<div class="muted">{_e(s.get("stall_marker"))}</div>' if s.get("stall_marker") else ""
-            verdict = f' <span class="muted">verdict {_e(s["verifier_overall"])}</span>' if s.get("verifier_overall") else ""
-            out.append(f'<tr><td>{_stage_cell(repo, s.get("id"))}</td><td>{_badge(s.get("status"))}{verdict}{marker}</td>'
-                       f'<td>{_e(s.get("worker"))}</td><td>{_e(s.get("verifier"))}</td>'
-                       f'<td class="num">{_num(s.get("tokens"))}</td>'
-                       f'<td class="num">{_usd(s.get("cost_usd")) if s.get("cost_usd") else "-"}</td>'
-                       f'<td><code>{_e(str(s.get("commit") or "")[:12]) or "-"}</code></td>'
-                       f'<td>{_e(s.get("completed_at") or "-")}</td></tr>')
-        out.append("</tbody></table>")
-    else:
-        out.append('<p class="muted">No stages queued (autometta add-stage REPO CARD).</p>')
+    rows = []
+    for s in stages:
+        marker = f'<div class="muted">{_e(s.get("stall_marker"))}</div>' if s.get("stall_marker") else ""
+        verdict = f' <span class="muted">verdict {_e(s["verifier_overall"])}</span>' if s.get("verifier_overall") else ""
+        rows.append(f'<tr><td>{_stage_cell(repo, s.get("id"))}</td><td>{_badge(s.get("status"))}{verdict}{marker}</td>'
+                    f'<td>{_e(s.get("worker"))}</td><td>{_e(s.get("verifier"))}</td>'
+                    f'<td class="num">{_num(s.get("tokens"))}</td>'
+                    f'<td class="num">{_usd(s.get("cost_usd")) if s.get("cost_usd") else "-"}</td>'
+                    f'<td><code>{_e(str(s.get("commit") or "")[:12]) or "-"}</code></td>'
+                    f'<td>{_e(s.get("completed_at") or "-")}</td></tr>')
+    out.append(table('<th>Stage</th><th>Status</th><th>Worker</th><th>Verifier</th><th class="num">Tokens</th>'
+                     '<th class="num">Cost</th><th>Commit</th><th>Completed</th>', rows,
+                     "No stages queued (autometta add-stage REPO CARD)."))
     out.append("<h3>Agents now</h3>")
-    if repo["agents"]:
-        out.append('<table><thead><tr><th>Role</th><th>Family</th><th>Stage</th><th>State</th><th>pid</th>'
-                   '<th class="num">Running</th><th>Why</th></tr></thead><tbody>')
-        for a in repo["agents"]:
-            out.append(f'<tr><td>{_e(a["role"])}</td><td>{_e(a["family"])}</td><td>{_stage_cell(repo, a["stage"])}</td>'
-                       f'<td>{_badge(a["state"])}</td><td>{_e(a["pid"])}</td>'
-                       f'<td class="num">{_e(a["elapsed_seconds"])}s</td><td>{_e(a["reason"])}</td></tr>')
-        out.append("</tbody></table>")
-    else:
-        out.append('<p class="muted">No agent running.</p>')
+    rows = [f'<tr><td>{_e(a["role"])}</td><td>{_e(a["family"])}</td><td>{_stage_cell(repo, a["stage"])}</td>'
+            f'<td>{_badge(a["state"])}</td><td>{_e(a["pid"])}</td>'
+            f'<td class="num">{_e(a["elapsed_seconds"])}s</td><td>{_e(a["reason"])}</td></tr>' for a in repo["agents"]]
+    out.append(table('<th>Role</th><th>Family</th><th>Stage</th><th>State</th><th>pid</th><th class="num">Running</th>'
+                     '<th>Why</th>', rows, "No agent running."))
     out.append("<h3>Last ticks</h3>")
     if repo["last_ticks"]:
         out.append("<pre>" + "\n".join(_e(line) for line in repo["last_ticks"]) + "</pre>")

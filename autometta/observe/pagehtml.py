@@ -40,6 +40,19 @@ def e(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def table(head: str, rows: List[str], empty: str) -> str:
+    """A table under the header cells ``head`` (``<th>`` markup) holding ``rows`` (``<tr>`` markup); ``empty`` in a
+    muted paragraph when there are no rows."""
+    if not rows:
+        return f'<p class="muted">{empty}</p>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def shown(template: str, value: Any) -> str:
+    """``template`` with its ``{}`` the escaped ``value``; "" when there is no value (the part a page leaves out)."""
+    return template.format(e(value)) if value else ""
+
+
 def badge(status: Any) -> str:
     text = str(status or "-")
     return f'<span class="badge s-{e(text)}">{e(text)}</span>'

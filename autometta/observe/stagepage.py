@@ -194,6 +194,7 @@ def _step_html(step: Dict[str, Any]) -> str:
 
 def _agent_html(agent: Dict[str, Any], envelope: Dict[str, Any]) -> str:
     from .pagehtml import e as _e
+    from .pagehtml import shown
 
     out = [f'<section class="card" id="{_e(agent.get("role"))}"><div class="row"><h2>{_e(agent.get("role"))}</h2>'
            f'<span>{_e(agent.get("family") or "?")}, {_e(agent.get("identity") or "?")}</span>'
@@ -208,14 +209,11 @@ def _agent_html(agent: Dict[str, Any], envelope: Dict[str, Any]) -> str:
         out.append("</ol>")
     else:
         out.append('<p class="muted">No tool calls logged.</p>')
-    if agent.get("final_message"):
-        out.append(f'<h3>Final message</h3><pre>{_e(agent["final_message"])}</pre>')
+    out.append(shown("<h3>Final message</h3><pre>{}</pre>", agent.get("final_message")))
     if agent.get("role") == "worker" and envelope.get("status"):
         out.append(f'<p>Envelope: <b>{_e(envelope["status"])}</b> {_e(envelope.get("notes") or "")}</p>')
-    if agent.get("missing"):
-        out.append(f'<p class="muted">{_e(agent["missing"])}</p>')
-    if agent.get("log"):
-        out.append(f'<p class="muted">log <code>{_e(agent["log"])}</code></p>')
+    out.append(shown('<p class="muted">{}</p>', agent.get("missing")))
+    out.append(shown('<p class="muted">log <code>{}</code></p>', agent.get("log")))
     out.append("</section>")
     return "".join(out)
 
@@ -226,7 +224,7 @@ def render_html(doc: Dict[str, Any]) -> str:
     from .pagehtml import CSS as _CSS
     from .pagehtml import badge as _badge
     from .pagehtml import e as _e
-    from .pagehtml import needs_html
+    from .pagehtml import needs_html, shown, table
 
     card, verdict, change = doc.get("card") or {}, doc.get("verdict") or {}, doc.get("change") or {}
     embedded = json.dumps(doc, ensure_ascii=True, sort_keys=True).replace("<", "\\u003c").replace(">", "\\u003e")
@@ -250,25 +248,18 @@ def render_html(doc: Dict[str, Any]) -> str:
     if verdict.get("verifier_identity"):
         crit.append(f'<span class="muted">by {_e(verdict["verifier_identity"])}</span>')
     crit.append("</div>")
-    if verdict.get("headline"):
-        crit.append(f'<p>Headline: {_e(verdict["headline"])}</p>')
-    if verdict.get("problem"):
-        crit.append(f'<p class="fail">{_e(verdict["problem"])}</p>')
-    rows = verdict.get("criteria") or []
-    if rows:
-        crit.append('<table><thead><tr><th>#</th><th>Criterion</th><th>Verdict</th><th>Evidence</th></tr></thead><tbody>')
-        for row in rows:
-            mark = row.get("verdict") or "-"
-            cls = "ok" if mark == "PASS" else "fail" if mark == "FAIL" else "none"
-            crit.append(f'<tr><td>{_e(row.get("id"))}</td><td>{_e(row.get("criterion") or row.get("name"))}</td>'
-                        f'<td class="{cls}"><b>{_e(mark)}</b></td><td>{_e(row.get("evidence"))}</td></tr>')
-        crit.append("</tbody></table>")
-    else:
-        crit.append(f'<p class="muted">No criteria ({_e(card.get("missing") or "the card lists none")}).</p>')
-    if verdict.get("missing"):
-        crit.append(f'<p class="muted">Verdict missing: {_e(verdict["missing"])}</p>')
-    if verdict.get("findings"):
-        crit.append(f'<h3>Findings</h3><p>{_e(verdict["findings"])}</p>')
+    crit.append(shown("<p>Headline: {}</p>", verdict.get("headline")))
+    crit.append(shown('<p class="fail">{}</p>', verdict.get("problem")))
+    rows = []
+    for row in verdict.get("criteria") or []:
+        mark = row.get("verdict") or "-"
+        cls = "ok" if mark == "PASS" else "fail" if mark == "FAIL" else "none"
+        rows.append(f'<tr><td>{_e(row.get("id"))}</td><td>{_e(row.get("criterion") or row.get("name"))}</td>'
+                    f'<td class="{cls}"><b>{_e(mark)}</b></td><td>{_e(row.get("evidence"))}</td></tr>')
+    crit.append(table("<th>#</th><th>Criterion</th><th>Verdict</th><th>Evidence</th>", rows,
+                      f'No criteria ({_e(card.get("missing") or "the card lists none")}).'))
+    crit.append(shown('<p class="muted">Verdict missing: {}</p>', verdict.get("missing")))
+    crit.append(shown("<h3>Findings</h3><p>{}</p>", verdict.get("findings")))
     crit.append("</section>")
     body.append("".join(crit))
     commands = doc.get("commands") or []
@@ -284,8 +275,7 @@ def render_html(doc: Dict[str, Any]) -> str:
     ch = [f'<section class="card" id="change"><div class="row"><h2>Change</h2><span>{_e(review._change_head(change))}</span></div>']
     if change.get("note") and change.get("kind") != "commit":
         ch.append(f'<p class="muted">{_e(change["note"])}</p>')
-    if change.get("missing"):
-        ch.append(f'<p class="muted">Missing: {_e(change["missing"])}</p>')
+    ch.append(shown('<p class="muted">Missing: {}</p>', change.get("missing")))
     if change.get("diffstat"):
         ch.append(f'<pre>{_e(change["diffstat"])}</pre>')
     elif "diffstat" in change:
