@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shutil
 import sys
-from typing import List, Mapping, NamedTuple, Optional
+from typing import List, Mapping, NamedTuple, Optional, Tuple
 
 MIN_PYTHON = (3, 9)
 
@@ -24,15 +24,22 @@ class Dep(NamedTuple):  # not a dataclass: status runs the schedule checks, and 
         return f"{self.status} {self.name} {self.detail}".rstrip()
 
 
-#: (tool, required?, what it is for)
-TOOLS = (
-    ("git", True, "commits accepted stages and snapshots state"),
-    ("claude", False, "runs claude-family workers and verifiers"),
-    ("codex", False, "runs codex-family workers and verifiers"),
+#: (tool, required?, what it is for); the families' CLIs come after git (:func:`tools`).
+GIT = ("git", True, "commits accepted stages and snapshots state")
+OTHERS = (
     ("tmux", False, "the attach viewer"),
     ("op", False, "resolves op:// secrets for api billing"),
     ("op-fetch", False, "the bash version's secret wrapper, used when present"),
 )
+
+
+def tools() -> List[Tuple[str, bool, str]]:
+    """Every tool looked for: git, each registered family's CLI (:attr:`Family.checked_dep`), then the rest."""
+    from .families import FAMILIES
+
+    clis = [(f.executable, False, f"runs {f.name}-family workers and verifiers")
+            for f in FAMILIES.values() if f.checked_dep]
+    return [GIT, *clis, *OTHERS]
 
 
 def check(path: Optional[str] = None, system: Optional[str] = None) -> List[Dep]:
@@ -43,7 +50,7 @@ def check(path: Optional[str] = None, system: Optional[str] = None) -> List[Dep]
         found.append(Dep("python3", "PASS", f"version {py}", sys.executable))
     else:
         found.append(Dep("python3", "MISSING", f"version {py}; 3.9 or newer required", sys.executable))
-    for tool, required, purpose in TOOLS:
+    for tool, required, purpose in tools():
         where = shutil.which(tool, path=path)
         if where:
             found.append(Dep(tool, "PASS", where, where))

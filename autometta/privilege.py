@@ -60,17 +60,30 @@ from .errors import UserError
 #: Stall marker: the card or manifest names a permission mode the family does not have.
 INVALID = "permission_mode_invalid"
 
-#: Each family's modes, default first.
-MODES: Dict[str, Tuple[str, ...]] = {
-    "claude": ("acceptEdits", "auto", "dontAsk", "bypass"),
-    "codex": ("workspace-write", "approve-for-me", "bypass"),
-}
-#: The mode a family runs in when nothing names one, by ``sandbox:`` kind.
-DEFAULTS: Dict[str, Dict[str, str]] = {
-    "none": {"claude": "acceptEdits", "codex": "workspace-write"},
-    "bwrap": {"claude": "bypass", "codex": "workspace-write"},
-    "seatbelt": {"claude": "bypass", "codex": "bypass"},
-}
+
+def modes(family: str) -> Tuple[str, ...]:
+    """``family``'s permission modes, its default first (:attr:`Family.permission_modes`); () for a family
+    without modes (script) or none registered by that name."""
+    from .families.registry import FAMILIES  # the registry only: the families' modules import this one
+
+    found = FAMILIES.get(family)
+    return found.permission_modes if found is not None else ()
+
+
+def _with_modes() -> List[str]:
+    """The registered families that have permission modes, in registration order."""
+    from .families.registry import FAMILIES
+
+    return [name for name, found in FAMILIES.items() if found.permission_modes]
+
+
+def default_mode(family: str, sandbox: str = "none") -> str:
+    """The mode ``family`` runs in when nothing names one, under the ``sandbox:`` kind
+    (:attr:`Family.sandboxed_modes`, else its first mode)."""
+    from .families.registry import FAMILIES
+
+    return FAMILIES[family].sandboxed_modes.get(sandbox, modes(family)[0])
+
 #: Other spellings people write (the CLIs' own names included), case-insensitively.
 ALIASES = {"bypasspermissions": "bypass", "dangerously-skip-permissions": "bypass",
            "danger-full-access": "bypass", "accept-edits": "acceptEdits", "dont-ask": "dontAsk",
@@ -113,7 +126,10 @@ class Permission:
     @property
     def nests(self) -> bool:
         """Whether the CLI starts an OS sandbox of its own inside autometta's (codex, unless bypassed)."""
-        return self.sandboxed and self.family == "codex" and not self.bypass
+        from .families.registry import FAMILIES
+
+        family = FAMILIES.get(self.family)
+        return self.sandboxed and family is not None and family.own_sandbox and not self.bypass
 
     def describe(self) -> str:
         """``acceptEdits (default)``: for log lines and views."""
@@ -126,15 +142,15 @@ def canonical(family: str, value: Any) -> Optional[str]:
         return None
     text = value.strip()
     key = text.casefold()
-    for mode in MODES.get(family, ()):
+    for mode in modes(family):
         if mode.casefold() == key:
             return mode
     alias = ALIASES.get(key)
-    return alias if alias in MODES.get(family, ()) else None
+    return alias if alias in modes(family) else None
 
 
 def _choices(family: str) -> str:
-    return ", ".join(MODES[family])
+    return ", ".join(modes(family))
 
 
 def card_modes(card: Card) -> Dict[str, str]:
@@ -154,7 +170,7 @@ def card_modes(card: Card) -> Dict[str, str]:
         if not part:
             continue
         pair = _PAIR_RE.match(part)
-        if pair and pair.group("family").lower() in MODES:
+        if pair and modes(pair.group("family").lower()):
             family = pair.group("family").lower()
             mode = canonical(family, pair.group("mode"))
             if mode is None:
@@ -162,11 +178,11 @@ def card_modes(card: Card) -> Dict[str, str]:
                                 f"choose one of {_choices(family)}")
             out[family] = mode
             continue
-        matched = {family: canonical(family, part) for family in MODES}
+        matched = {family: canonical(family, part) for family in _with_modes()}
         matched = {family: mode for family, mode in matched.items() if mode is not None}
         if not matched:
             raise ModeError(f"{where}: {part!r} is no permission mode; write it as {example} "
-                            f"(claude: {_choices('claude')}; codex: {_choices('codex')})")
+                            f"({'; '.join(f'{family}: {_choices(family)}' for family in _with_modes())})")
         for family, mode in matched.items():
             out.setdefault(family, mode)
     return out
@@ -206,7 +222,7 @@ def allowed(card: Optional[Card], manifest: Mapping[str, Any]) -> Tuple[str, ...
 def resolve(family: str, manifest: Mapping[str, Any], card: Optional[Card], sandbox: str = "none",
             manifest_path: Optional[Path] = None) -> Optional["Permission"]:
     """The permission ``family``'s agents run with; None for a family without modes (script)."""
-    if family not in MODES:
+    if not modes(family):
         return None
     mode = card_modes(card).get(family) if card is not None else None
     if mode is not None:
@@ -215,7 +231,7 @@ def resolve(family: str, manifest: Mapping[str, Any], card: Optional[Card], sand
         mode = manifest_mode(family, manifest, manifest_path)
         source = f"permissions.{family}.mode in {manifest_path or '.autometta.local.yaml'}"
     if mode is None:
-        mode = DEFAULTS.get(sandbox, DEFAULTS["none"])[family]
+        mode = default_mode(family, sandbox)
         source = "default" if sandbox == "none" else f"default under sandbox: {sandbox}"
     return Permission(family=family, mode=mode, source=source, allow=allowed(card, manifest),
                       acceptance=card.acceptance_command if card is not None else None, sandbox=sandbox)
@@ -223,7 +239,7 @@ def resolve(family: str, manifest: Mapping[str, Any], card: Optional[Card], sand
 
 def default(family: str) -> Permission:
     """``family``'s mode when nothing names one and there is no sandbox."""
-    return Permission(family=family, mode=DEFAULTS["none"][family], source="default")
+    return Permission(family=family, mode=default_mode(family), source="default")
 
 
 # ------------------------------------------------------------------ claude's allow rules

@@ -102,6 +102,15 @@ class Family:
     #: The API a verifier of this family may call instead of its CLI (``anthropic``, ``openai``: the transport
     #: ``api`` of :mod:`autometta.verify`), None for a family without one.
     api: Optional[str] = None
+    #: The permission modes its CLI offers (:mod:`autometta.privilege`), the default first; () for none.
+    permission_modes: Tuple[str, ...] = ()
+    #: The mode it runs in by default inside autometta's sandbox, by ``sandbox:`` kind (``bwrap``,
+    #: ``seatbelt``); a kind not named here runs the first of :attr:`permission_modes`.
+    sandboxed_modes: Mapping[str, str] = {}
+    #: Its CLI starts an OS sandbox of its own (which then nests inside autometta's) unless bypassed.
+    own_sandbox: bool = False
+    #: ``check-deps`` looks for :attr:`executable` (a CLI installed on its own, not the system's shell).
+    checked_dep: bool = False
     #: Each role runs the card's own shell command (``Worker command``/``Verifier command``), not a model.
     runs_card_command: bool = False
 

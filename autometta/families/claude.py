@@ -87,6 +87,9 @@ class Claude(Family):
 
     partner = "codex"
     api = "anthropic"
+    permission_modes = ("acceptEdits", "auto", "dontAsk", "bypass")
+    sandboxed_modes = {"bwrap": "bypass", "seatbelt": "bypass"}
+    checked_dep = True
     api_key_names = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
     route = RouteKeys("ANTHROPIC_API_KEY", "OP_REF_ANTHROPIC_API_KEY",
                       "CLAUDE_CODE_OAUTH_TOKEN", "OP_REF_CLAUDE_CODE_OAUTH_TOKEN")

@@ -83,6 +83,10 @@ class Codex(Family):
 
     partner = "claude"
     api = "openai"
+    permission_modes = ("workspace-write", "approve-for-me", "bypass")
+    sandboxed_modes = {"bwrap": "workspace-write", "seatbelt": "bypass"}
+    own_sandbox = True
+    checked_dep = True
     api_key_names = ("OPENAI_API_KEY", "CODEX_API_KEY")
     route = RouteKeys("OPENAI_API_KEY", "OP_REF_OPENAI_API_KEY")
 

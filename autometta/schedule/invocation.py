@@ -256,7 +256,7 @@ def schedule_path(env: Optional[Mapping[str, str]] = None, system: Optional[str]
             return str(environ[var])
     system = platform_name() if system is None else system
     dirs: List[str] = []
-    wanted = {tool for tool, _required, _purpose in deps.TOOLS}
+    wanted = {tool for tool, _required, _purpose in deps.tools()}
     for dep in deps.check(path=environ.get("PATH"), system="Darwin" if system == "darwin" else "Linux"):
         if dep.path and dep.name in wanted:
             dirs.append(os.path.dirname(dep.path))
