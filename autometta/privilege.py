@@ -70,7 +70,7 @@ def modes(family: str) -> Tuple[str, ...]:
     return found.permission_modes if found is not None else ()
 
 
-def _with_modes() -> List[str]:
+def with_modes() -> List[str]:
     """The registered families that have permission modes, in registration order."""
     from .families.registry import FAMILIES
 
@@ -178,11 +178,11 @@ def card_modes(card: Card) -> Dict[str, str]:
                                 f"choose one of {_choices(family)}")
             out[family] = mode
             continue
-        matched = {family: canonical(family, part) for family in _with_modes()}
+        matched = {family: canonical(family, part) for family in with_modes()}
         matched = {family: mode for family, mode in matched.items() if mode is not None}
         if not matched:
             raise ModeError(f"{where}: {part!r} is no permission mode; write it as {example} "
-                            f"({'; '.join(f'{family}: {_choices(family)}' for family in _with_modes())})")
+                            f"({'; '.join(f'{family}: {_choices(family)}' for family in with_modes())})")
         for family, mode in matched.items():
             out.setdefault(family, mode)
     return out

@@ -60,7 +60,7 @@ def permission_rows(doc: Dict[str, Any], manifest_path: Optional[Path],
     """Each family's permission mode and the sandbox, for ``auth status`` and ``check-deps``."""
     box = sandbox.status(doc, manifest_path, path)
     kind = box.kind if box.kind in sandbox.KINDS else "none"
-    rows = [privilege.report(f, doc, kind, manifest_path).__dict__ for f in FAMILIES]
+    rows = [privilege.report(f, doc, kind, manifest_path).__dict__ for f in privilege.with_modes()]
     return rows, dict(box.__dict__, line=box.line())
 
 

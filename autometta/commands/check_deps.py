@@ -53,7 +53,10 @@ def privilege_deps() -> List[deps.Dep]:
         nest = ""
         if kind == "bwrap":
             nested, said = sandbox.nesting_works(detail)
-            nest = "; codex's own sandbox nests inside it" if nested else f"; a sandbox cannot nest inside it ({said})"
+            from ..families import FAMILIES
+
+            own = " and ".join(f"{f.name}'s" for f in FAMILIES.values() if f.own_sandbox) or "an agent's"
+            nest = f"; {own} own sandbox nests inside it" if nested else f"; a sandbox cannot nest inside it ({said})"
         tool = deps.Dep(sandbox.tool_name(kind), "PASS", f"{detail} (for 'sandbox: {kind}'{nest})", detail)
     else:
         tool = deps.Dep(sandbox.tool_name(kind), "WARN", f"not available: {detail} (optional: 'sandbox: {kind}')")
