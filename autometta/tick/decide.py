@@ -18,6 +18,7 @@ from .. import budget as budgets
 from .. import hints, parking
 from ..roles import ROLES
 from ..stageid import STAGE_ID_RE
+from ..stagerecord import StageRecord
 from ..timeutil import now_iso, parse_iso
 from . import outcomes
 from .outcomes import Artefact, Envelope
@@ -98,6 +99,11 @@ class InFlight:
     worker_leftover: Optional[str] = None
     #: Seconds the stage's git commit, started by a tick that was killed, has been running; None if it is not.
     commit_running: Optional[float] = None
+
+    @property
+    def record(self) -> StageRecord:
+        """The stage's fields by name (autometta.stagerecord); an empty record when it has none."""
+        return StageRecord(self.stage if self.stage is not None else {})
 
 
 @dataclass
@@ -345,7 +351,7 @@ def _held(f: Facts, decision: Decision) -> Decision:
         claimed = next((e.stage_id for e in decision.effects if isinstance(e, Claim)), None)
         if f.cur is not None and claimed is None:
             route = f.cur.routes.get(role)
-            who = f"stage {f.cur.stage.get('id') if f.cur.stage else '?'} waits to start its {role}"
+            who = f"stage {f.cur.record.id if f.cur.stage else '?'} waits to start its {role}"
         else:
             route = next((p.route for p in f.queue or [f.pending] if p is not None and p.stage_id == claimed), None)
             who = f"{claimed} not claimed for {f.repo}: its worker waits"
@@ -479,7 +485,7 @@ def _command(f: Facts, cur: str, c: InFlight, cmd: _Command,
     The exit code comes with the role's Account appended to ``effects``.
     """
     proc: Proc = getattr(c, cmd.role)
-    if not (c.stage or {}).get(f"{cmd.role}_pid"):
+    if not c.record.pid(cmd.role):
         return _dispatch(f, cur, f.budget, effects, cmd.role, cmd.starting), None
     if proc.alive:
         if proc.elapsed is not None and proc.elapsed > _threshold(cmd.budget):
@@ -516,9 +522,9 @@ def _setup(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
 
 def _merge(f: Facts, cur: str, c: InFlight, effects: List[Effect]) -> Decision:
     """An accepted lane, committed on its branch: rebase onto the base tip, recheck, land; one at a time."""
-    st = c.stage or {}
-    base = st.get("base") or "the base branch"
-    if st.get("merge") == "checking":
+    st = c.record
+    base = st.base or "the base branch"
+    if st.merge == "checking":
         decision, code = _command(f, cur, c, _Command(
             "postmerge", c.verifier_budget,
             starting=f"stage {cur} rerunning the acceptance command on the merged result",
@@ -559,16 +565,10 @@ def _dirty_halt(f: Facts, cur: str, base: str, effects: List[Effect]) -> Optiona
                     "'autometta tick --reset-halt'", effects, halt="dirty-working-tree")
 
 
-def _reaped(stage: Dict[str, Any]) -> bool:
-    """Has the worker been reaped? (bash-written state: a verifier already ran)."""
-    return bool(stage.get("worker_tree") or stage.get("worker_exit") is not None
-                or stage.get("verifier_pid") or stage.get("verifier_attempts") or stage.get("acceptance"))
-
-
 def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effect]) -> Decision:
     if isinstance(art.doc, dict):
         effects.append(SaveArtefact(art.doc))  # kept where the views and the bash version read verdicts
-    recorded = c.stage.get("worker_tree") if c.stage else None
+    recorded = c.record.worker_tree
     judged: List[Optional[str]] = []  # the tree now, once a PASS asked for it
 
     def tree_changed() -> bool:
@@ -586,7 +586,7 @@ def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effec
                         finish=outcome.finish)
     if outcome.why == "pass":
         if c.lane:
-            branch = (c.stage or {}).get("branch") or "its branch"
+            branch = c.record.branch or "its branch"
             return Decision(f"stage {cur} PASS: committing worker output on {branch}; queued to merge",
                             effects + [Set("merge", "queued"), Commit(c.headline)])
         effects.append(Commit(c.headline))
@@ -603,22 +603,22 @@ def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effec
 
 
 def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
-    st = c.stage or {}
+    st = c.record
     effects: List[Effect] = []
 
     # 0. A runner an interrupted tick started but never recorded: adopt it, never start a twin.
     for role, (pid, started) in sorted(c.orphans.items()):
-        if not st.get(f"{role}_pid"):
+        if not st.pid(role):
             return Decision(f"adopting {role} {pid} for {cur}, started by a tick that was interrupted",
                             [Adopt(role, pid, started)])
 
     # 0'. A runner gone without an exit record: stop what is left of its run, stall the stage.
-    lost = [role for role in ROLES if st.get(f"{role}_pid") and getattr(c, role).lost]
+    lost = [role for role in ROLES if st.pid(role) and getattr(c, role).lost]
     if lost:
         for role in ROLES:
-            if st.get(f"{role}_pid"):
+            if st.pid(role):
                 effects += [Kill(role), Account(role)]
-        return Decision(f"stage {cur}: the runner of its {lost[0]} (pid {st.get(f'{lost[0]}_pid')}) is gone without "
+        return Decision(f"stage {cur}: the runner of its {lost[0]} (pid {st.pid(lost[0])}) is gone without "
                         "an exit record; stopping what is left of the run, marked stalled", effects,
                         finish=("stalled", "runner_lost"))
 
@@ -635,19 +635,19 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     # 0a. A lane whose worktree was deleted: stop what still runs there.
     if c.lane and c.worktree_missing:
         for role in ROLES:
-            if st.get(f"{role}_pid"):
+            if st.pid(role):
                 effects += ([Kill(role)] if getattr(c, role).alive else []) + [Account(role)]
-        return Decision(f"stage {cur} lost its worktree {st.get('worktree')}; marked stalled", effects,
+        return Decision(f"stage {cur} lost its worktree {st.worktree}; marked stalled", effects,
                         finish=("stalled", "worktree_missing"))
 
     # 0b. A lane accepted and committed on its branch: merge it back.
-    if c.lane and st.get("merge"):
+    if c.lane and st.merge:
         return _merge(f, cur, c, effects)
 
     # 0c. A verdict that no verifier run autometta started wrote: the stage fails, nothing it says counts.
     if c.forged:
         for role in ROLES:
-            if st.get(f"{role}_pid"):
+            if st.pid(role):
                 effects += ([Kill(role)] if getattr(c, role).alive else []) + [Account(role)]
         return Decision(f"stage {cur} has a verdict no verifier of autometta's wrote ({c.forged}); nothing "
                         "committed, tree left for operator review", effects,
@@ -667,21 +667,21 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                 if elapsed is None or elapsed <= _threshold(c.verifier_budget):
                     # Let it finish: its last usage line is still to come, and the
                     # tree is compared once it can no longer change it.
-                    return Decision(f"verifier {st.get('verifier_pid')} for {cur} wrote its verdict; "
+                    return Decision(f"verifier {st.verifier_pid} for {cur} wrote its verdict; "
                                     "waiting for it to exit", effects, transition=False)
                 effects.append(Kill("verifier"))
             effects.append(Account("verifier"))
         return _verdict(f, cur, c, art, effects)
 
     # 2. The worker.
-    if not _reaped(st):
-        if not st.get("worker_pid"):
+    if not st.reaped():
+        if not st.worker_pid:
             # Claimed, but a tick was interrupted before its worker started (or, in bash-era
             # state, the spawn failed): start it now; never verify an unworked tree.
             if not c.card_found:
                 return Decision(f"stage card missing for {cur} and no worker ever started, marking stalled",
                                 effects, finish=("stalled", "stage_card_missing"))
-            if c.lane and c.setup_command and st.get("setup") != "pass":
+            if c.lane and c.setup_command and st.setup != "pass":
                 return _setup(f, cur, c, effects)
             return _dispatch(f, cur, f.budget, effects, "worker",
                              f"stage {cur} has no worker (an interrupted tick never started it); starting it")
@@ -691,7 +691,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                 return Decision(f"stage {cur} stalled after {int(c.worker.elapsed)}s (budget {c.worker_budget}s "
                                 "+ 50% grace), marked stalled", effects + [Kill("worker"), Account("worker")],
                                 finish=("stalled", "worker_timeout"))
-            return Decision(f"worker {st.get('worker_pid')} for {cur} still running, skipping verifier dispatch",
+            return Decision(f"worker {st.worker_pid} for {cur} still running, skipping verifier dispatch",
                             effects, transition=False)
         if c.worker.limit is not None and c.envelope.kind == "missing":
             return _limited(f, cur, c, "worker", c.worker, effects)
@@ -720,7 +720,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                                   f"stage {cur} worker envelope status=pass, proceeding to verifier dispatch")
 
     # 3. The acceptance gate.
-    if c.acceptance_command and st.get("acceptance") is None:
+    if c.acceptance_command and st.acceptance is None:
         decision, code = _step(f, cur, c, effects, "acceptance", c.verifier_budget, "acceptance_failed",
                                ("the acceptance command", "acceptance", "acceptance command"))
         if decision is not None:
@@ -739,19 +739,19 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
 
     # 4. The verifier.
     projected = f.budget
-    if st.get("verifier_pid"):
+    if st.verifier_pid:
         if c.verifier.alive:
             limit = _threshold(c.verifier_budget)
             if c.verifier.elapsed is not None and c.verifier.elapsed > limit:
                 effects += [Kill("verifier"), Account("verifier")]
-                if (st.get("verifier_attempts") or 0) >= VERIFIER_ATTEMPT_CAP:
+                if st.verifier_attempts >= VERIFIER_ATTEMPT_CAP:
                     return Decision(f"verifier for {cur} timed out after {int(c.verifier.elapsed)}s and the attempt "
                                     f"cap ({VERIFIER_ATTEMPT_CAP}) is reached, marking stalled", effects,
                                     finish=("stalled", "verifier_attempt_cap"))
-                return Decision(f"verifier {st.get('verifier_pid')} for {cur} timed out after "
+                return Decision(f"verifier {st.verifier_pid} for {cur} timed out after "
                                 f"{int(c.verifier.elapsed)}s (budget {c.verifier_budget}s + 50% grace); stopped",
                                 effects)
-            return Decision(f"verifier {st.get('verifier_pid')} for {cur} still running, skipping verifier dispatch",
+            return Decision(f"verifier {st.verifier_pid} for {cur} still running, skipping verifier dispatch",
                             effects, transition=False)
         if c.verifier.limit is not None and c.message_artefact is None:
             return _limited(f, cur, c, "verifier", c.verifier, effects)
@@ -759,7 +759,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         if c.message_artefact is not None and c.message_artefact.kind == "verdict":
             return _verdict(f, cur, c, c.message_artefact, effects)
         projected = _projected(f.budget, c.verifier.usage, seconds=_seconds(c.verifier))
-    if (st.get("verifier_attempts") or 0) >= VERIFIER_ATTEMPT_CAP:
+    if st.verifier_attempts >= VERIFIER_ATTEMPT_CAP:
         return Decision(f"verifier attempt cap ({VERIFIER_ATTEMPT_CAP}) reached for {cur} without artefact, "
                         "marking stalled", effects, finish=("stalled", "verifier_attempt_cap"))
     return _dispatch_verifier(f, cur, c, projected, effects, f"stage {cur} dispatching verifier")
@@ -838,5 +838,5 @@ def _dispatch_verifier(f: Facts, cur: str, c: InFlight, projected: Dict[str, Any
     if c.worker_leftover:  # it could still change what the verifier judges
         return Decision(f"{message}; but {c.worker_leftover}, so the verifier waits for it", effects,
                         transition=bool(effects))
-    attempt = (c.stage.get("verifier_attempts") or 0) + 1 if c.stage else 1
+    attempt = c.record.verifier_attempts + 1
     return _dispatch(f, cur, projected, effects, "verifier", f"{message} (attempt {attempt})")

@@ -23,6 +23,7 @@ from ..launch import read_exit
 from ..paths import RepoPaths
 from ..roles import ROLES
 from ..stageid import STAGE_ID_RE
+from ..stagerecord import StageRecord
 from ..state import find_stage, unmet_dependencies
 from ..timeutil import parse_iso
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
@@ -48,17 +49,18 @@ def _family(identity: str) -> Optional[families.Family]:
 
 
 def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: str, now: float) -> Proc:
-    pid = stage.get(f"{role}_pid")
+    rec = StageRecord(stage)
+    pid = rec.pid(role)
     if not pid:
         return Proc()
-    started = stage.get(f"{role}_started")
+    started = rec.started(role)
     # The runner first: while it runs, the run is not over, whatever a file under state/ says (an
     # agent can write its own "exit record"); the runner writes its record as the last thing it does.
     alive = procs.is_alive(int(pid), started)
     exit_record = None if alive else read_exit(ctx.paths.exit_record(stage_id, role))
     lost = runs.lost(stage, role, alive, exit_record)
     if started is None:  # a bash-era stage: only the claim time is known
-        started = parse_iso(stage.get("started_at") or "")
+        started = parse_iso(rec.started_at or "")
     elapsed = now - started if started else None
     usage = limit = None
     if not alive and role in ("worker", "verifier"):
@@ -79,6 +81,7 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
     except UserError:
         card = None
     c = InFlight(stage=stage, card_found=card is not None)
+    rec = c.record
     if card is not None:
         c.worker_budget, _ = cards.budget_seconds(card, "worker")
         c.verifier_budget, _ = cards.budget_seconds(card, "verifier")
@@ -88,24 +91,24 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
     else:
         c.worker_budget = c.verifier_budget = DEFAULT_BUDGET_SECONDS
     c.routes = {role: parking.route_for(ctx, stage, role) for role in ("worker", "verifier")}
-    c.lane = bool(stage.get("worktree"))
+    c.lane = bool(rec.worktree)
     if c.lane:
         c.setup_command = worktrees.setup_command(ctx.manifest)
-        c.worktree_missing = not Path(str(stage["worktree"]), ".git").exists()
+        c.worktree_missing = not Path(str(rec.worktree), ".git").exists()
     for role in ROLES:
         setattr(c, role, observe_proc(ctx, stage, stage_id, role, now))
     run, legacy = verdicts.run_of(ctx.paths, stage_id, stage), verdicts.is_legacy(stage)
     c.artefact = verdicts.read(ctx.paths, stage_id, run, legacy=legacy)  # only the verdict of autometta's run
-    if not stage.get("merge"):  # accepted and committed on its branch: its verdict is stored already
-        started = verdicts.run_started(ctx.paths, stage_id, run, stage.get("verifier_pid"))
+    if not rec.merge:  # accepted and committed on its branch: its verdict is stored already
+        started = verdicts.run_started(ctx.paths, stage_id, run, rec.verifier_pid)
         c.forged = verdicts.forged(ctx.paths, stage_id, run, started=started, legacy=legacy)
     c.headline = stagecommit.headline(c.headline, c.artefact.doc)
-    if stage.get("worker_pid") and not c.worker.alive:
+    if rec.worker_pid and not c.worker.alive:
         c.envelope = read_envelope(ctx.paths.handoff(stage_id), stage_id)
         if c.envelope.kind == "missing":
             c.worker_diagnosis = worker_diagnosis(ctx.paths, stage_id, identity_for(stage, "worker"),
                                                   c.worker.exit or {})
-    if not stage.get("verifier_pid"):
+    if not rec.verifier_pid:
         c.worker_leftover = verdicts.worker_run_alive(ctx.paths, stage_id) if not c.worker.alive else None
     elif (run is not None or legacy) and not c.verifier.alive and c.artefact.kind == "missing":
         family = _family(identity_for(stage, "verifier"))
@@ -146,9 +149,10 @@ def pending_queue(ctx: RepoContext, state: Dict[str, Any], parks: Optional[Dict[
     """
     out: List[Pending] = []
     for stage in state.get("stages") or []:
-        if not isinstance(stage, dict) or stage.get("status") != "pending":
+        rec = StageRecord(stage) if isinstance(stage, dict) else None
+        if rec is None or rec.status != "pending":
             continue
-        stage_id = str(stage.get("id"))
+        stage_id = str(rec.id)
         try:
             card = load_card(ctx, stage_id) if STAGE_ID_RE.match(stage_id) else None
         except UserError:
@@ -195,22 +199,23 @@ def gather(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any],
 
 def lane_context(ctx: RepoContext, stage: Dict[str, Any]) -> RepoContext:
     """``ctx`` with the agents working in the stage's worktree."""
-    return ctx.replace(workdir=Path(str(stage["worktree"])))
+    return ctx.replace(workdir=Path(str(StageRecord(stage).worktree)))
 
 
 def gather_lane(ctx: RepoContext, budget: Dict[str, Any], state: Dict[str, Any], stage: Dict[str, Any],
                 now: float, merge_busy: bool) -> Facts:
     """The facts for one parallel stage; ``ctx`` is its lane_context()."""
     facts = _facts(ctx, budget, state, now)
-    facts.cur = in_flight(ctx, state, str(stage["id"]), now)
+    rec = StageRecord(stage)
+    facts.cur = in_flight(ctx, state, str(rec.id), now)
     facts.cur.merge_busy = merge_busy
-    base = str(stage.get("base") or "")
-    if base and stage.get("merge"):
+    base = str(rec.base or "")
+    if base and rec.merge:
         # Landing moves the main tree only when the base branch is checked out there, and only
         # the files the stage changes: those must not be changed there too.
         facts.dirty = lambda: worktrees.collisions(ctx.repo, ctx.work, base)
         cur = facts.cur
-        cur.recheck = lambda: worktrees.base_moved(ctx.work, base) or cur.tree_now() != stage.get("worker_tree")
+        cur.recheck = lambda: worktrees.base_moved(ctx.work, base) or cur.tree_now() != rec.worker_tree
     return facts
 
 
