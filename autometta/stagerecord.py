@@ -20,7 +20,13 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # not typing's: the tick imports this (tests/test_startup.py)
 if TYPE_CHECKING:
-    from typing import Any, Dict, Optional
+    from typing import Any, Dict, List, Optional
+
+
+def records(doc: Any) -> List[StageRecord]:
+    """Each stage of a state document (one that is not a mapping is left out)."""
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    return [StageRecord(s) for s in stages or [] if isinstance(s, dict)]
 
 
 class Field:
@@ -120,6 +126,10 @@ class StageRecord:
     def started(self, role: str) -> Any:
         """``<role>_started``: its process's start time, to tell it from a recycled pid."""
         return self.doc.get(f"{role}_started")
+
+    def of(self, role: str, name: str) -> Any:
+        """``<role>_<name>``: a field kept per role (``of("worker", "tokens")`` is ``worker_tokens``)."""
+        return self.doc.get(f"{role}_{name}")
 
     def run_id(self, role: str) -> Any:
         """``<role>_run_id``: the mark of the role's current run (AUTOMETTA_RUN_ID)."""

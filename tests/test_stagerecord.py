@@ -89,3 +89,13 @@ def test_the_record_imports_no_typing_nor_dataclasses():
     code = "import sys, autometta.stagerecord; print('typing' in sys.modules, 'dataclasses' in sys.modules)"
     out = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.parametrize("doc, ids", [
+    (None, []), ({}, []), ({"stages": None}, []), ({"stages": [{"id": "01-a"}, "junk", None, {"id": "02-b"}]},
+                                                   ["01-a", "02-b"]),
+])
+def test_records_are_the_stages_that_are_mappings(doc, ids):
+    from autometta.stagerecord import records
+
+    assert [r.id for r in records(doc)] == ids

@@ -36,6 +36,7 @@ from .. import budget as budgets
 from .. import files, ledger, parking
 from .. import home as homes
 from ..errors import UserError
+from ..stagerecord import records
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..timeutil import now_iso
@@ -161,12 +162,10 @@ def repo_data(hp: HomePaths, sub: homes.Subscriber, settings: Settings, now: flo
     out["last_tick_at"] = (state_doc or {}).get("last_tick_at")
     out["state_readable"] = state_doc is not None
     card_paths = _cards(sub)
-    for stage in (state_doc or {}).get("stages") or []:
-        if not isinstance(stage, dict):
-            continue
-        row = {key: stage.get(key) for key in STAGE_FIELDS}
-        row["verifier_overall"] = _verdict(paths, str(stage.get("id"))) if stage.get("verifier_artefact") else None
-        row["orchestrator"] = _orchestrator(card_paths.get(str(stage.get("id"))))
+    for rec in records(state_doc):
+        row = {key: rec.doc.get(key) for key in STAGE_FIELDS}
+        row["verifier_overall"] = _verdict(paths, str(rec.id)) if rec.verifier_artefact else None
+        row["orchestrator"] = _orchestrator(card_paths.get(str(rec.id)))
         out["stages"].append(row)
     live, rows = [], []
     if paths.active_agents.is_dir():

@@ -126,9 +126,11 @@ def event_id(repo: RepoPaths, kind: str, fields: Mapping[str, Any]) -> str:
         stage_id = str(fields["stage_id"])
         started = fields.get("started_at")
         if started is None:
-            for stage in _read_state(repo).get("stages") or []:
-                if isinstance(stage, dict) and stage.get("id") == stage_id:
-                    started = stage.get("started_at")
+            from ..stagerecord import records
+
+            for rec in records(_read_state(repo)):
+                if rec.id == stage_id:
+                    started = rec.started_at
         return f"{kind}:{where}:{stage_id}:{started or '-'}"
     if kind == "repo_halted":
         halted_at = fields.get("halted_at") or _read_budget(repo).get("halted_at") or "-"

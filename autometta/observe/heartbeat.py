@@ -261,9 +261,11 @@ class _Stages:
                 self._doc = None
         if self._doc is None:
             return None
-        for stage in self._doc.get("stages") or []:
-            if isinstance(stage, dict) and stage.get("id") == stage_id:
-                return stage.get("status")
+        from ..stagerecord import records
+
+        for rec in records(self._doc):
+            if rec.id == stage_id:
+                return rec.status
         return None
 
 

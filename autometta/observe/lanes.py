@@ -7,6 +7,7 @@ git or looks at the process table: the views stay subprocess-free.
 
 from __future__ import annotations
 
+from ..stagerecord import StageRecord
 from ..state import lane_stages
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
@@ -22,24 +23,24 @@ MERGE_PHASES = {"queued": "merge queued", "checking": "merging"}
 
 def _role(stage: Dict[str, Any]) -> Optional[str]:
     """The role the lane runs now: the postmerge check while merging, else the first with a pid."""
-    if stage.get("merge") == "checking":
-        return "postmerge" if stage.get("postmerge_pid") else None
-    return next((role for role in RUN_ORDER[:-1] if stage.get(f"{role}_pid")), None)
+    rec = StageRecord(stage)
+    if rec.merge == "checking":
+        return "postmerge" if rec.pid("postmerge") else None
+    return next((role for role in RUN_ORDER[:-1] if rec.pid(role)), None)
 
 
 def phase(stage: Dict[str, Any]) -> str:
     """setup, worker, acceptance, verifier, merge queued, merging; ``waiting`` between two of them."""
-    merge = MERGE_PHASES.get(str(stage.get("merge")))
+    merge = MERGE_PHASES.get(str(StageRecord(stage).merge))
     return merge or _role(stage) or "waiting"  # waiting: e.g. a usage limit parked it before its next step
 
 
 def lane_row(stage: Dict[str, Any]) -> Dict[str, Any]:
     """One lane as the views' JSON shows it; ``pid`` is the process group running now, if any."""
-    role = _role(stage)
-    row: Dict[str, Any] = {"id": stage.get("id"), "phase": phase(stage), "worktree": stage.get("worktree"),
-                           "branch": stage.get("branch"), "base": stage.get("base"),
-                           "pid": stage.get(f"{role}_pid") if role else None}
-    row.update({f"{r}_pid": stage.get(f"{r}_pid") for r in RUN_ORDER})
+    role, rec = _role(stage), StageRecord(stage)
+    row: Dict[str, Any] = {"id": rec.id, "phase": phase(stage), "worktree": rec.worktree,
+                           "branch": rec.branch, "base": rec.base, "pid": rec.pid(role) if role else None}
+    row.update({f"{r}_pid": rec.pid(r) for r in RUN_ORDER})
     return row
 
 

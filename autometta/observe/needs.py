@@ -54,6 +54,7 @@ from collections.abc import Mapping
 
 from ..frozen import Frozen
 from ..paths import RepoPaths
+from ..stagerecord import StageRecord
 from ..state import TERMINAL
 from ..timeutil import now_iso, parse_iso
 
@@ -114,12 +115,13 @@ def _q(text: str) -> str:
 
 
 def _stage_need(repo: str, stage: Mapping[str, Any], detail: Optional[str]) -> Need:
-    stage_id, status = str(stage.get("id")), str(stage.get("status"))
-    marker = _text(stage.get("stall_marker"))
+    rec = StageRecord(stage)
+    stage_id, status = str(rec.id), str(rec.status)
+    marker = _text(rec.stall_marker)
     shown = marker if marker and marker.startswith(status + ":") else (
         f"{status} ({marker})" if marker else status)
     summary = f"{stage_id}: {shown}{f' - {detail}' if detail else ''}"
-    worktree, branch = _text(stage.get("worktree")), _text(stage.get("branch"))
+    worktree, branch = _text(rec.worktree), _text(rec.branch)
     landable = status == "merge_conflict" or (status == "failed" and (marker or "").startswith(
         "post_merge_acceptance_failed"))
     if landable and worktree and branch:
@@ -129,7 +131,7 @@ def _stage_need(repo: str, stage: Mapping[str, Any], detail: Optional[str]) -> N
     else:
         command, note = f"autometta requeue {_q(repo)} {_q(stage_id)}", None
     return Need(kind=status, repo=repo, summary=summary, command=command, stage_id=stage_id, marker=marker,
-                since=_text(stage.get("stopped_at")), note=note,
+                since=_text(rec.stopped_at), note=note,
                 look=f"autometta show {_q(repo)} {_q(stage_id)}")
 
 
@@ -200,9 +202,10 @@ def _parked(repo: str, doc: Mapping[str, Any], parks: Iterable[Mapping[str, Any]
             out.append(_route_need(repo, park))
             covered.add(_text(park.get("stage")))
     for stage in doc.get("stages") or []:
-        if not isinstance(stage, Mapping) or stage.get("status") != "in_progress":
+        rec = StageRecord(stage) if isinstance(stage, Mapping) else None
+        if rec is None or rec.status != "in_progress":
             continue
-        stage_id, until = str(stage.get("id")), _text(stage.get("parked_until"))
+        stage_id, until = str(rec.id), _text(rec.parked_until)
         if stage_id in covered or not _in_force(until, now):
             continue  # its route's park says it already
         out.append(Need(kind="parked", repo=repo, stage_id=stage_id, until=until, note=PARK_NOTE,

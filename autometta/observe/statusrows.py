@@ -11,6 +11,7 @@ import time
 from .. import budget, home, manifest, state
 from ..errors import UserError
 from ..paths import HomePaths
+from ..stagerecord import StageRecord
 from ..timeutil import parse_iso
 from . import lanes as lane_view
 from . import needs as needing
@@ -69,10 +70,11 @@ def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = 
         row["lanes"] = lane_view.lanes(doc)
         if current:
             stage = state.find_stage(doc, current)
-            row["status"] = stage.get("status") if stage else "missing-stage-record"
-            if stage:
-                row["worker_pid"] = stage.get("worker_pid")
-                row["verifier_pid"] = stage.get("verifier_pid")
+            rec = StageRecord(stage) if stage else None
+            row["status"] = rec.status if rec else "missing-stage-record"
+            if rec:
+                row["worker_pid"] = rec.worker_pid
+                row["verifier_pid"] = rec.verifier_pid
         elif row["lanes"]:
             row["stage"] = lane_view.in_flight_ids(doc)
             if row["status"] is None:
@@ -125,11 +127,12 @@ def _parked(doc: Dict[str, Any], now: float) -> Optional[Tuple[str, str]]:
     """(until, reason) when a stage of this repo waits for a usage limit to reset (or an older autometta
     parked the whole repo); None otherwise. What needs you says which route and until when."""
     for stage in doc.get("stages") or []:
-        if not isinstance(stage, dict) or stage.get("status") != "in_progress":
+        rec = StageRecord(stage) if isinstance(stage, dict) else None
+        if rec is None or rec.status != "in_progress":
             continue
-        until = parse_iso(str(stage.get("parked_until") or ""))
+        until = parse_iso(str(rec.parked_until or ""))
         if until is not None and until > now:
-            return str(stage["parked_until"]), f"{stage.get('id')} waits for a usage limit to reset"
+            return str(rec.parked_until), f"{rec.id} waits for a usage limit to reset"
     until = parse_iso(str(doc.get("parked_until") or ""))
     if until is not None and until > now:
         return str(doc.get("parked_until")), str(doc.get("park_reason"))

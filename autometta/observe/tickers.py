@@ -25,6 +25,7 @@ from .. import home as homes
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
+from ..stagerecord import records
 from ..timeutil import now_iso, parse_iso
 from . import lanes, needs, registry  # activity and heartbeat where an agent is shown: status imports neither
 from .screen import age, clean, compact
@@ -134,13 +135,13 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float, parks: Any = ())
             "elapsed_seconds": row.get("run_seconds", row.get("elapsed_seconds")),
         })
     scheduled = []
-    for stage in (state_doc or {}).get("stages") or []:
-        if isinstance(stage, dict) and stage.get("status") == "in_progress":
-            scheduled.append({"id": stage.get("id"), "status": "in_progress",
-                              "phase": lanes.phase(stage) if stage.get("worktree") else None})
-    for stage in (state_doc or {}).get("stages") or []:
-        if isinstance(stage, dict) and stage.get("status") == "pending" and len(scheduled) < 6:
-            scheduled.append({"id": stage.get("id"), "status": "pending"})
+    for rec in records(state_doc):
+        if rec.status == "in_progress":
+            scheduled.append({"id": rec.id, "status": "in_progress",
+                              "phase": lanes.phase(rec.doc) if rec.worktree else None})
+    for rec in records(state_doc):
+        if rec.status == "pending" and len(scheduled) < 6:
+            scheduled.append({"id": rec.id, "status": "pending"})
     items = repo_needs(paths, now, report["entries"], state_doc, budget_doc, problems, parks=parks)
     return {
         "repo": str(paths.root), "name": paths.root.name,
@@ -215,10 +216,10 @@ def completed(hp: HomePaths, repos: List[RepoPaths], limit: int) -> List[Dict[st
     """Stages that completed, newest first, across ``repos``."""
     rows = []
     for paths in repos:
-        for stage in (read_state(paths) or {}).get("stages") or []:
-            if isinstance(stage, dict) and stage.get("status") == "completed":
-                rows.append({"repo": paths.root.name, "stage": stage.get("id"), "commit": stage.get("commit"),
-                             "completed_at": stage.get("completed_at")})
+        for rec in records(read_state(paths)):
+            if rec.status == "completed":
+                rows.append({"repo": paths.root.name, "stage": rec.id, "commit": rec.commit,
+                             "completed_at": rec.completed_at})
     rows.sort(key=lambda r: str(r.get("completed_at") or ""), reverse=True)
     return rows[:limit]
 
