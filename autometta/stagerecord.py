@@ -119,6 +119,10 @@ class StageRecord:
     verifier_tokens = Count()
     cost_usd = Field()
 
+    def identity(self, role: str) -> Any:
+        """The identity the card gave ``role`` (``worker``, ``verifier``), as claimed."""
+        return self.doc.get(role)
+
     def pid(self, role: str) -> Any:
         """``<role>_pid``: the process (group) of the role's run in flight, None when none is."""
         return self.doc.get(f"{role}_pid")

@@ -252,7 +252,7 @@ def needs_you(repo: str, state_doc: Optional[Mapping[str, Any]], budget_doc: Opt
                         note="after you fix the cause: docs/troubleshooting.md names each marker"))
     stopped = [s for s in doc.get("stages") or [] if isinstance(s, Mapping) and s.get("status") in STOPPED]
     for stage in stopped:
-        detail = detail_of(str(stage.get("id"))) if detail_of is not None else None
+        detail = detail_of(str(StageRecord(stage).id)) if detail_of is not None else None
         out.append(_stage_need(repo, stage, detail))
     for row in agents:
         if isinstance(row, Mapping) and row.get("state") in AGENT_STATES:

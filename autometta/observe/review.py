@@ -35,6 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
+from ..stagerecord import StageRecord, records
 from ..timeutil import now_iso, parse_iso
 from .screen import _CONTROLS, _ESCAPES
 
@@ -69,9 +70,9 @@ def read_stage(paths: RepoPaths, stage_id: str) -> Tuple[Optional[Dict[str, Any]
     doc = read_state(paths)
     if doc is None:
         return None, f"{paths.state_yaml}: cannot be read; restore it from state.yaml.bak or git"
-    for stage in doc.get("stages") or []:
-        if isinstance(stage, dict) and stage.get("id") == stage_id:
-            return stage, None
+    for rec in records(doc):
+        if rec.id == stage_id:
+            return rec.doc, None
     return None, f"{paths.state_yaml}: no stage {stage_id} (queue it with 'autometta add-stage')"
 
 
@@ -206,7 +207,7 @@ def _command(paths: RepoPaths, stage: Dict[str, Any], stage_id: str, role: str,
         return None
     out: Dict[str, Any] = {"role": role, "command": command, "log": str(log), **run}
     if role == "acceptance":
-        out["result"] = stage.get("acceptance")
+        out["result"] = StageRecord(stage).acceptance
     if text is None:
         out["missing"] = problem or f"{log}: no log (not run yet)"
     else:
@@ -224,16 +225,16 @@ def _family_of(identity: str) -> Any:
 
 
 def _agent(paths: RepoPaths, stage: Dict[str, Any], stage_id: str, role: str, roots: Sequence[str]) -> Dict[str, Any]:
-    identity = _str(stage.get(role))
+    rec = StageRecord(stage)
+    identity = _str(rec.identity(role))
     family = _family_of(identity)
     log = paths.log(stage_id, role)
     out: Dict[str, Any] = {"role": role, "identity": identity, "family": family.name if family else None,
                            "log": str(log), **_exit(paths, stage_id, role)}
-    booked = {"tokens": stage.get(f"{role}_tokens"), "cost_usd": stage.get(f"{role}_cost_usd"),
-              "seconds": stage.get(f"{role}_seconds")}
+    booked = {what: rec.of(role, what) for what in ("tokens", "cost_usd", "seconds")}
     out["booked"] = {k: v for k, v in booked.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
     if role == "verifier":
-        out["attempts"] = stage.get("verifier_attempts")
+        out["attempts"] = stage.get("verifier_attempts")  # as recorded (None: never dispatched)
     text, problem = read_log(log)
     if text is None:
         out["missing"] = problem or f"{log}: no log ({'not run yet' if not out.get('started_at') else 'gone'})"
@@ -319,8 +320,9 @@ def change(paths: RepoPaths, stage: Dict[str, Any], latest_claim: bool) -> Dict[
     from .. import gitops
 
     repo = str(paths.root)
-    status, sha = stage.get("status"), stage.get("commit")
-    worktree, branch, base = stage.get("worktree"), stage.get("branch"), stage.get("base")
+    rec = StageRecord(stage)
+    status, sha = rec.status, rec.commit
+    worktree, branch, base = rec.worktree, rec.branch, rec.base
     if isinstance(sha, str) and sha and status == "completed":
         if not _HEX.match(sha):
             return {"kind": "commit", "commit": sha, "missing": f"commit {sha[:40]!r} is not a commit id"}
@@ -349,10 +351,10 @@ def change(paths: RepoPaths, stage: Dict[str, Any], latest_claim: bool) -> Dict[
             return {"kind": "branch", "branch": branch, "missing": f"branch {branch} (or its base {base}) is gone"}
         return {"kind": "branch", "branch": branch, "base": base, "note": f"not landed: {branch} against {base}",
                 **_stat_and_patch(_git(repo, ["diff", *_SHOW, f"{onto}...{tip}"]))}
-    if stage.get("started_at") and latest_claim:  # ran in the repo's own checkout: what it left there
+    if rec.started_at and latest_claim:  # ran in the repo's own checkout: what it left there
         return {"kind": "tree", "note": f"not landed: the uncommitted changes in {repo} outside state/",
                 **_stat_and_patch(gitops.work_tree_diff(repo, *_SHOW))}
-    if stage.get("started_at"):
+    if rec.started_at:
         return {"kind": "none", "missing": "not landed, and a later stage has used the tree since"}
     return {"kind": "none", "note": "not claimed yet"}
 
@@ -373,7 +375,8 @@ def _when(value: Any) -> Optional[float]:
 def timeline(stage: Dict[str, Any], runs: List[Dict[str, Any]], verdict: Dict[str, Any],
              journal: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Events in time order with the seconds since the one before (pure: tested by table)."""
-    claimed = _when(stage.get("started_at"))
+    rec = StageRecord(stage)
+    claimed = _when(rec.started_at)
     events: List[Tuple[float, int, str, str]] = []
     if claimed is not None:
         events.append((claimed, 0, "claimed", ""))
@@ -395,11 +398,11 @@ def timeline(stage: Dict[str, Any], runs: List[Dict[str, Any]], verdict: Dict[st
     if written is not None and verdict.get("overall"):
         events.append((written, 45, "verified", f"{verdict['overall']}"
                        + (f" ({verdict['problem']})" if verdict.get("problem") else "")))
-    landed = _when(stage.get("completed_at"))
+    landed = _when(rec.completed_at)
     if landed is not None:
         if written is not None:  # completed_at is the tick's start; the verdict's copy is written later that tick
             landed = max(landed, written)
-        sha = stage.get("commit")
+        sha = rec.commit
         events.append((landed, 80, "landed", f"as {str(sha)[:12]}" if sha else "nothing to commit"))
     for event in journal:
         at = _when(event.get("at"))
@@ -473,7 +476,8 @@ def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, na
         if role == "setup":
             from ..worktrees import setup_command
 
-            command = setup_command(manifest or {}) if stage.get("worktree") or stage.get("setup") else None
+            lane = StageRecord(stage)
+            command = setup_command(manifest or {}) if lane.worktree or lane.setup else None
         found = _guard(problems, role, lambda r=role, c=command: _command(paths, stage, stage_id, r, c), None)
         if found is not None:
             commands.append(found)
@@ -500,12 +504,13 @@ def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, na
 
 def _work(paths: RepoPaths, stage: Dict[str, Any], manifest: Dict[str, Any]) -> Optional[str]:
     """Where the stage's agents worked: its worktree, also once it is removed (a landed stage keeps its branch)."""
-    if isinstance(stage.get("worktree"), str) and stage["worktree"]:
-        return stage["worktree"]
-    if stage.get("branch") and isinstance(stage.get("id"), str):
+    rec = StageRecord(stage)
+    if isinstance(rec.worktree, str) and rec.worktree:
+        return rec.worktree
+    if rec.branch and isinstance(rec.id, str):
         from ..worktrees import lane_root
 
-        return str(lane_root(paths.root, manifest) / stage["id"])
+        return str(lane_root(paths.root, manifest) / rec.id)
     return None
 
 

@@ -32,6 +32,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import files
 from ..paths import HomePaths, RepoPaths
+from ..stagerecord import StageRecord, records
 from . import review
 
 FOLDER = "stages"
@@ -66,7 +67,7 @@ def stage_key(paths: RepoPaths, stage: Dict[str, Any], card_path: Optional[Path]
               needs: Optional[List[Dict[str, Any]]] = None) -> str:
     """What the page depends on, as a digest: the record, the stat of every file it reads, and what
     needs you about the stage (its kind and marker: an agent turning stuck changes no file)."""
-    stage_id = str(stage.get("id"))
+    stage_id = str(StageRecord(stage).id)
     watched = [paths.verifier_artefact(stage_id), paths.handoff(stage_id)]
     for role in ("setup", "worker", "acceptance", "verifier", "postmerge"):
         watched += [paths.log(stage_id, role), paths.exit_record(stage_id, role)]
@@ -124,9 +125,9 @@ def write_pages(run: Pages, sub: Any, state_doc: Optional[Dict[str, Any]],
     fresh: Dict[str, str] = {}
     links: Dict[str, str] = {}
     manifest: Optional[Dict[str, Any]] = None
-    stages = [s for s in state_doc.get("stages") or [] if isinstance(s, dict)]
+    stages = [rec.doc for rec in records(state_doc)]
     for stage in _ordered(stages):
-        stage_id = stage.get("id")
+        stage_id = StageRecord(stage).id
         link = href(str(sub.repo_path), stage_id)
         if link is None:
             continue

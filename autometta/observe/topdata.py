@@ -25,6 +25,7 @@ from .. import home as homes
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact, redact_doc
+from ..stagerecord import StageRecord
 from . import activity, lanes
 from . import needs as needing
 from .settings import Settings
@@ -333,8 +334,9 @@ class Source:
             if not agents:
                 return {"note": "no agent running in this repo now", "events": []}
             return {"agents": agents}
-        sid = str(stage.get("id"))
-        role = lanes._role(stage) if stage.get("status") == "in_progress" else None
+        rec = StageRecord(stage)
+        sid = str(rec.id)
+        role = lanes._role(stage) if rec.status == "in_progress" else None
         live = next((a for a in agents if a.get("stage") == sid), None)
         if live is not None:
             role = str(live.get("role") or role or "")
@@ -344,13 +346,13 @@ class Source:
                     role = name
                     break
         if not role:
-            return {"events": [], "note": f"{sid}: {stage.get('status')}; no agent has run for it yet"}
+            return {"events": [], "note": f"{sid}: {rec.status}; no agent has run for it yet"}
         log = repo.paths.log(sid, role)
         out: Dict[str, Any] = {"stage_id": sid, "role": role, "log": str(log), "alive": live is not None}
         if live is not None:
             out.update({k: live.get(k) for k in ("pid", "family", "state", "reason", "tokens", "elapsed_seconds")})
         else:
-            out["note"] = f"{sid}: {stage.get('status')}; nothing runs for it now. Its {role}'s log:"
+            out["note"] = f"{sid}: {rec.status}; nothing runs for it now. Its {role}'s log:"
         key = f"recent\0{log}"
         now = stamp(log)
         cached = self._activity.get(key)
@@ -363,14 +365,15 @@ class Source:
     def _diff_of(self, repo: _Repo, stage: Dict[str, Any]) -> Dict[str, Any]:
         from . import review
 
-        key = (str(repo.paths.root), str(stage.get("id")))
+        sid = str(StageRecord(stage).id)
+        key = (str(repo.paths.root), sid)
         fingerprint = repr(sorted((k, repr(v)) for k, v in stage.items()))
         now = self.clock()
         cached = self._diff.get(key)
         if cached is not None and cached[0] == fingerprint and now - cached[1] < DIFF_SECONDS:
             return cached[2]
         try:
-            change = review.change(repo.paths, stage, review._latest_claim(repo.paths, str(stage.get("id"))))
+            change = review.change(repo.paths, stage, review._latest_claim(repo.paths, sid))
         except UserError as exc:
             change = {"kind": "none", "missing": exc.message}
         change["head"] = review._change_head(change)
@@ -395,12 +398,13 @@ class Source:
         found = self._needs.get(root)
         if found is None:  # not in a view yet
             found = needs_of(repo.paths, now, self._agents.get(root) or [], repo.state.get(), repo.budget.get())
-        needs = [n for n in found if stage is None or n.get("stage_id") == stage.get("id")]
+        rec = StageRecord(stage) if stage is not None else None
+        needs = [n for n in found if rec is None or n.get("stage_id") == rec.id]
         if stage is None:
             return {"needs": needs, "now": now}
         from . import review
 
-        sid = str(stage.get("id"))
+        sid = str(rec.id)
         key = (root, sid)
         fingerprint = (stamp(repo.paths.verifier_artefact(sid)), stamp(repo.paths.state_yaml),
                        stamp(repo.paths.manifest))
@@ -413,7 +417,7 @@ class Source:
         import shlex
 
         out = dict(cached[1])
-        out.update(needs=needs, now=now, stage_id=sid, status=stage.get("status"), marker=stage.get("stall_marker"),
+        out.update(needs=needs, now=now, stage_id=sid, status=rec.status, marker=rec.stall_marker,
                    look=f"autometta show {shlex.quote(root)} {shlex.quote(sid)}")
         return out
 
