@@ -118,6 +118,8 @@ class StageRecord:
     worker_tokens = Count()
     verifier_tokens = Count()
     cost_usd = Field()
+    worker_cost_usd = Field()
+    verifier_cost_usd = Field()
 
     def identity(self, role: str) -> Any:
         """The identity the card gave ``role`` (``worker``, ``verifier``), as claimed."""
@@ -134,6 +136,22 @@ class StageRecord:
     def of(self, role: str, name: str) -> Any:
         """``<role>_<name>``: a field kept per role (``of("worker", "tokens")`` is ``worker_tokens``)."""
         return self.doc.get(f"{role}_{name}")
+
+    def set_of(self, role: str, name: str, value: Any) -> None:
+        """Set ``<role>_<name>``."""
+        self.doc[f"{role}_{name}"] = value
+
+    def add_to(self, role: str, name: str, amount: Any) -> Any:
+        """Add ``amount`` to the counter ``<role>_<name>`` (absent: 0); the new value."""
+        total = (self.of(role, name) or 0) + amount
+        self.set_of(role, name, total)
+        return total
+
+    def clear(self, keys: Any) -> None:
+        """Null each of ``keys`` the stage has (one it never had stays absent: the bash version's file)."""
+        for key in keys:
+            if key in self.doc:
+                self.doc[key] = None
 
     def run_id(self, role: str) -> Any:
         """``<role>_run_id``: the mark of the role's current run (AUTOMETTA_RUN_ID)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ..roles import ROLES
+from ..stagerecord import StageRecord
 from ..timeutil import now_iso
 
 #: A stage's fields of one verifier run (autometta.verdicts.FIELDS), cleared by a claim and a re-brief.
@@ -37,25 +38,23 @@ CLAIM_CLEARS = ("worker_pid", "verifier_pid", "worker_started", "verifier_starte
 
 def claim(stage: Dict[str, Any], now: float) -> None:
     """``pending`` -> ``in_progress``: what an earlier run left is cleared, the claim time noted."""
-    for key in CLAIM_CLEARS:
-        if key in stage:
-            stage[key] = None
+    StageRecord(stage).clear(CLAIM_CLEARS)
     stage.update(status="in_progress", started_at=now_iso(now), verifier_attempts=0)
 
 
 def rebrief(stage: Dict[str, Any], loop: int) -> None:
     """The worker goes round again (loop ``loop``) on the same tree: the last round's fields are cleared."""
-    for key in ROUND_KEYS:
-        if key in stage:
-            stage[key] = None
+    StageRecord(stage).clear(ROUND_KEYS)
     stage.update(verifier_attempts=0, loops=loop)
 
 
 def started(stage: Dict[str, Any], role: str, pid: int, started_at: Optional[float]) -> None:
     """``role``'s run is ``pid`` (started by this tick, or adopted from one that was interrupted)."""
-    stage[f"{role}_pid"], stage[f"{role}_started"] = pid, started_at
+    rec = StageRecord(stage)
+    rec.set_of(role, "pid", pid)
+    rec.set_of(role, "started", started_at)
     if role == "verifier":
-        stage["verifier_attempts"] = (stage.get("verifier_attempts") or 0) + 1
+        rec.verifier_attempts += 1
 
 
 def account(stage: Dict[str, Any], role: str, seconds: int, usage: Any = None, exit_code: Any = None) -> None:
@@ -65,39 +64,40 @@ def account(stage: Dict[str, Any], role: str, seconds: int, usage: Any = None, e
     verifier, None for a command. The repo's counters are the spend ledger's
     to fold (:func:`autometta.ledger.book_tick_run`).
     """
+    rec = StageRecord(stage)
     if role in ("worker", "verifier"):
-        stage[f"{role}_seconds"] = (stage.get(f"{role}_seconds") or 0) + seconds
+        rec.add_to(role, "seconds", seconds)
         if usage is not None:
-            stage[f"{role}_tokens"] = (stage.get(f"{role}_tokens") or 0) + usage.total_tokens
-            stage["tokens"] = (stage.get("worker_tokens") or 0) + (stage.get("verifier_tokens") or 0)
+            rec.add_to(role, "tokens", usage.total_tokens)
+            rec.tokens = rec.worker_tokens + rec.verifier_tokens
             if usage.cost_usd:
                 cost = round(float(usage.cost_usd), 6)
-                stage[f"{role}_cost_usd"] = round((stage.get(f"{role}_cost_usd") or 0) + cost, 6)
-                stage["cost_usd"] = round((stage.get("worker_cost_usd") or 0) + (stage.get("verifier_cost_usd") or 0), 6)
+                rec.set_of(role, "cost_usd", round((rec.of(role, "cost_usd") or 0) + cost, 6))
+                rec.cost_usd = round((rec.worker_cost_usd or 0) + (rec.verifier_cost_usd or 0), 6)
     if role == "worker":
-        stage["worker_exit"] = exit_code
-    stage[f"{role}_pid"] = None
-    stage[f"{role}_started"] = None
-    stage[f"{role}_run_id"] = None  # accounted: a later tick must not adopt its run again
+        rec.worker_exit = exit_code
+    rec.set_of(role, "pid", None)
+    rec.set_of(role, "started", None)
+    rec.set_of(role, "run_id", None)  # accounted: a later tick must not adopt its run again
 
 
 def finish(state: Dict[str, Any], budget: Dict[str, Any], stage: Optional[Dict[str, Any]], status: str,
            marker: Optional[str], now: float) -> None:
     """The stage ends ``status`` (``marker``: why, as state.yaml keeps it); a failure counts towards the cap."""
     if stage is not None:
-        stage["status"] = status
-        stage["stall_marker"] = marker
+        rec = StageRecord(stage)
+        rec.status, rec.stall_marker = status, marker
         if status == "completed":
-            stage["completed_at"] = now_iso(now)
+            rec.completed_at = now_iso(now)
         else:
-            stage["stopped_at"] = now_iso(now)  # what needs a person says since when
-        if stage.get("merge"):
-            stage["merge"] = None  # landed, or refused: then its branch and worktree stay for review
+            rec.stopped_at = now_iso(now)  # what needs a person says since when
+        if rec.merge:
+            rec.merge = None  # landed, or refused: then its branch and worktree stay for review
     if status == "completed":
         budget["consecutive_failures"] = 0
     else:
         budget["consecutive_failures"] = (budget.get("consecutive_failures") or 0) + 1
-    if stage is None or state.get("current_stage") == stage.get("id"):
+    if stage is None or state.get("current_stage") == StageRecord(stage).id:
         state["current_stage"] = None
 
 

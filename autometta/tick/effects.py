@@ -29,6 +29,7 @@ from ..errors import UserError
 from ..identity import git_author
 from ..launch import read_exit, runner_record
 from ..paths import RepoPaths
+from ..stagerecord import StageRecord
 from ..timeutil import now_iso
 from . import bookkeeping, outcomes
 from . import decide as d
@@ -108,19 +109,21 @@ def _masked(txn: Txn, stage: Dict[str, Any], marker: Optional[str]) -> Optional[
 
 def _restore_branch(txn: Txn, stage: Dict[str, Any]) -> None:
     """A stage in the repo's tree did not land: no commit an agent made since the claim stays on the branch."""
+    rec = StageRecord(stage)
     try:
         said = isolation.restore_branch(txn.ctx.repo, stage)
     except UserError as exc:
-        said = f"could not move {stage.get('claim_branch')} back to where {stage['id']} was claimed: {exc.message}"
+        said = f"could not move {rec.claim_branch} back to where {rec.id} was claimed: {exc.message}"
     if said:
         txn.log_extra.append(said)
 
 
 def _account(txn: Txn, role: str) -> None:
     stage = txn.cur
-    if stage is None or not stage.get(f"{role}_pid"):
+    rec = StageRecord(stage)
+    if stage is None or not rec.pid(role):
         return
-    stage_id = stage["id"]
+    stage_id = rec.id
     proc: d.Proc = getattr(txn.facts.cur, role) if txn.facts and txn.facts.cur else d.Proc()
     record = proc.exit or read_exit(txn.ctx.paths.exit_record(stage_id, role)) or {}
     seconds = record.get("seconds")
@@ -145,15 +148,16 @@ def _account(txn: Txn, role: str) -> None:
 def _park(txn: Txn, until: str, reason: str, route: str) -> None:
     """Park ``route`` for every repo on this host (autometta.parking); the stage keeps its own until."""
     stage = txn.cur
+    rec = StageRecord(stage)
     if stage is not None:
-        stage["parked_until"] = until  # whose limit it was: see decide._limited
+        rec.parked_until = until  # whose limit it was: see decide._limited
     base = txn.base_ctx or txn.ctx
     try:
         parking.park(ledger.home_of(base), route, until, secrets.redact(reason), repo=str(base.repo),
-                     stage=stage.get("id") if stage else None, now=txn.now)
+                     stage=rec.id if stage else None, now=txn.now)
     except UserError as exc:
         txn.log_extra.append(f"could not park {route} for the other repos ({exc.message}); "
-                             f"{stage.get('id') if stage else 'the stage'} itself waits until {until}")
+                             f"{rec.id if stage else 'the stage'} itself waits until {until}")
 
 
 def _unpark(txn: Txn, route: str) -> None:
@@ -191,15 +195,16 @@ def _claim(txn: Txn, stage_id: str) -> None:
 def _worktree(txn: Txn) -> None:
     """Give the claimed stage its worktree and branch; the lane's agents work there from now on."""
     stage = txn.cur
+    rec = StageRecord(stage)
     assert stage is not None
     base_ctx = txn.base_ctx or txn.ctx
-    path = worktrees.lane_root(base_ctx.repo, base_ctx.manifest) / stage["id"]
-    branch = worktrees.branch_for(stage["id"])
+    path = worktrees.lane_root(base_ctx.repo, base_ctx.manifest) / rec.id
+    branch = worktrees.branch_for(rec.id)
     base, tip = worktrees.create(base_ctx.repo, path, branch)
     stage.update(worktree=str(path), branch=branch, base=base)
     txn.ctx = lane_context(base_ctx, stage)
     shown = os.path.relpath(path, base_ctx.repo) if str(path).startswith(str(base_ctx.repo) + os.sep) else path
-    txn.log_extra.append(f"worktree {shown} on branch {branch} from {base} at {tip[:12]} for {stage['id']}")
+    txn.log_extra.append(f"worktree {shown} on branch {branch} from {base} at {tip[:12]} for {rec.id}")
 
 
 def _rebase(txn: Txn, unmoved: bool = False) -> Optional[Any]:
@@ -210,19 +215,20 @@ def _rebase(txn: Txn, unmoved: bool = False) -> Optional[Any]:
     lane goes back to the queue, to be rebased and rechecked.
     """
     stage = txn.cur
+    rec = StageRecord(stage)
     assert stage is not None
-    if unmoved and worktrees.base_moved(txn.ctx.work, stage["base"]):
+    if unmoved and worktrees.base_moved(txn.ctx.work, rec.base):
         stage.update(merge="queued", merge_onto=None)
-        txn.log_extra.append(f"{stage['base']} moved while {stage['id']} was about to land; it will be rebased "
+        txn.log_extra.append(f"{rec.base} moved while {rec.id} was about to land; it will be rebased "
                              "and checked again on a later tick")
         return Requeued()
-    rebased = worktrees.rebase(txn.ctx.work, stage["base"])
+    rebased = worktrees.rebase(txn.ctx.work, rec.base)
     if rebased.conflicts:
-        txn.log_extra.append(f"stage {stage['id']} does not merge onto {stage['base']}: conflicts in "
-                             f"{outcomes.conflicts_shown(rebased.conflicts)}; {stage['base']} left as it was, "
-                             f"{stage['worktree']} kept for review")
+        txn.log_extra.append(f"stage {rec.id} does not merge onto {rec.base}: conflicts in "
+                             f"{outcomes.conflicts_shown(rebased.conflicts)}; {rec.base} left as it was, "
+                             f"{rec.worktree} kept for review")
         return Conflict(list(rebased.conflicts))
-    stage["merge_onto"] = rebased.onto
+    rec.merge_onto = rebased.onto
     return None
 
 
@@ -230,27 +236,28 @@ def _land(txn: Txn) -> Any:
     """Fast-forward the base branch to the rebased lane and remove the lane: :class:`Landed`, or
     :class:`Requeued` when the base moved meanwhile (rebased again on a later tick)."""
     stage = txn.cur
+    rec = StageRecord(stage)
     assert stage is not None
     repo = (txn.base_ctx or txn.ctx).repo
     head = gitops.head_sha(txn.ctx.work)
-    onto = stage.get("merge_onto")
-    if not head or not onto or not worktrees.land(repo, stage["base"], head, onto):
+    onto = rec.merge_onto
+    if not head or not onto or not worktrees.land(repo, rec.base, head, onto):
         stage.update(merge="queued", merge_onto=None)
-        txn.log_extra.append(f"{stage['base']} moved while {stage['id']} was being merged; it will be rebased "
+        txn.log_extra.append(f"{rec.base} moved while {rec.id} was being merged; it will be rebased "
                              "again on a later tick")
         return Requeued()
     # head == onto: nothing of its own to land, or it landed already (a tick killed before it could record
     # so, after the commit it had recorded)
-    landed = head != onto or stage.get("commit") == head
-    stage["commit"] = head if landed else None
-    said = (f"stage {stage['id']} landed on {stage['base']} as {head[:12]}" if landed else
-            f"stage {stage['id']} had nothing to land on {stage['base']}")
+    landed = head != onto or rec.commit == head
+    rec.commit = head if landed else None
+    said = (f"stage {rec.id} landed on {rec.base} as {head[:12]}" if landed else
+            f"stage {rec.id} had nothing to land on {rec.base}")
     _finish(txn, "completed", None)
     state.save_state(txn.ctx.paths, txn.state)  # landed: recorded before its lane is taken apart
     try:
-        removed = worktrees.remove(repo, Path(stage["worktree"]), stage.get("branch"))
+        removed = worktrees.remove(repo, Path(rec.worktree), rec.branch)
         txn.log_extra.append(f"{said}; removed its worktree and branch" if removed else said)
-        stage["worktree"] = None
+        rec.worktree = None
     except UserError as exc:
         txn.log_extra.append(f"{said}; could not remove its worktree ({exc.message}); "
                              "'autometta tick --repair' removes it")
@@ -260,8 +267,9 @@ def _land(txn: Txn) -> Any:
 def _rebrief(txn: Txn, brief: Dict[str, Any]) -> None:
     """Save what the re-briefed worker is told, archive the round's envelope and verdict, reset the round."""
     stage = txn.cur
+    rec = StageRecord(stage)
     assert stage is not None
-    stage_id = stage["id"]
+    stage_id = rec.id
     paths = txn.ctx.paths
     card = load_card(txn.ctx, stage_id)
     files.ensure_dir(paths.rebriefs)
@@ -274,7 +282,8 @@ def _rebrief(txn: Txn, brief: Dict[str, Any]) -> None:
 
 def rebrief_text(ctx: RepoContext, stage: Dict[str, Any], card: Any, brief: Dict[str, Any]) -> str:
     """The Markdown appended to the worker's prompt for loop ``brief['loop']``."""
-    stage_id = stage["id"]
+    rec = StageRecord(stage)
+    stage_id = rec.id
     paths = ctx.paths
     lines = [f"# Re-brief: loop {brief['loop']} of {brief['of']} for stage {stage_id}", ""]
     evidence = brief.get("verdict") or {}
@@ -285,7 +294,7 @@ def rebrief_text(ctx: RepoContext, stage: Dict[str, Any], card: Any, brief: Dict
                   f"({paths.log(stage_id, 'acceptance')}):", "", "```",
                   _tail(paths.log(stage_id, "acceptance")), "```"]
     else:
-        lines += [f"Your previous round was not accepted: the verifier ({stage.get('verifier')}) gave FAIL.", "",
+        lines += [f"Your previous round was not accepted: the verifier ({rec.verifier}) gave FAIL.", "",
                   "## Failing criteria", ""]
         failing = [c for c in evidence.get("criteria") or [] if isinstance(c, dict) and c.get("verdict") != "PASS"]
         for criterion in failing:
@@ -309,10 +318,11 @@ def _tail(path: "os.PathLike[str]", limit: int = 4000) -> str:
 
 def _launch(txn: Txn, role: str) -> None:
     stage = txn.cur
+    rec = StageRecord(stage)
     assert stage is not None
-    card = load_card(txn.ctx, stage["id"])
+    card = load_card(txn.ctx, rec.id)
     if card is None:
-        raise UserError(f"stage card for {stage['id']} not found")
+        raise UserError(f"stage card for {rec.id} not found")
     if role == "verifier":  # its own verdict path, on disk before it starts (an adopted verifier's counts too)
         verdicts.begin_stage(txn.ctx.paths, stage, txn.now)
         state.save_state(txn.ctx.paths, txn.state)
@@ -321,29 +331,30 @@ def _launch(txn: Txn, role: str) -> None:
     route = auth.route_summary(txn.ctx.environ, txn.ctx.manifest, identity_for(stage, role), role,
                                txn.ctx.paths.manifest)
     confined = privilege_summary(txn.ctx, identity_for(stage, role), role, card)
-    txn.log_extra.append(f"{role} pid {launched.pid} started for {stage['id']}" + (f" ({route})" if route else "")
+    txn.log_extra.append(f"{role} pid {launched.pid} started for {rec.id}" + (f" ({route})" if route else "")
                          + (f" [{confined}]" if confined else ""))
 
 
 def _commit(txn: Txn, headline: str) -> Optional[str]:
     stage = txn.cur
+    rec = StageRecord(stage)
     assert stage is not None
     found = stagecommit.landed(txn.ctx, stage)  # committed by a tick that was killed before recording it
     if found:
         stage.update(commit=found, commit_from=None, **{runs.key(runs.COMMIT): None})
-        txn.log_extra.append(f"stage {stage['id']} PASS: found its commit {found[:12]}, made by a tick that "
+        txn.log_extra.append(f"stage {rec.id} PASS: found its commit {found[:12]}, made by a tick that "
                              "was interrupted before recording it")
         return found
     # Commits the agents made since the claim are folded into the stage's one commit,
     # so the secret scan sees them and the branch gets one commit per stage.
     exclude: List[str] = []
-    if stage.get("worktree") and stage.get("base"):
-        folded, where = worktrees.fold_commits(txn.ctx.work, stage["base"]), stage.get("branch")
+    if rec.worktree and rec.base:
+        folded, where = worktrees.fold_commits(txn.ctx.work, rec.base), rec.branch
     else:
-        folded, where = isolation.fold_since_claim(txn.ctx.work, stage), stage.get("claim_branch")
+        folded, where = isolation.fold_since_claim(txn.ctx.work, stage), rec.claim_branch
         exclude = isolation.unchanged_since(txn.ctx.paths, stage)
         if exclude:
-            txn.log_extra.append(f"left out of {stage['id']}'s commit, as they were already changed at the claim "
+            txn.log_extra.append(f"left out of {rec.id}'s commit, as they were already changed at the claim "
                                  f"and still are as they were: {', '.join(exclude[:5])}"
                                  + (f" and {len(exclude) - 5} more" if len(exclude) > 5 else ""))
     if folded:
@@ -351,25 +362,25 @@ def _commit(txn: Txn, headline: str) -> Optional[str]:
     # On disk before git starts: where the commit will be, and the mark its git (and hooks) carry,
     # so a tick killed during the commit leaves a commit the next one finds, or waits for.
     # A stage is queued to merge only once committed: on disk it is not yet.
-    stage["commit_from"] = gitops.head_sha(txn.ctx.work)
+    rec.commit_from = gitops.head_sha(txn.ctx.work)
     mark = runs.claim(stage, runs.COMMIT)
-    queued = stage.get("merge")
+    queued = rec.merge
     if queued:
-        stage["merge"] = None
+        rec.merge = None
     state.save_state(txn.ctx.paths, txn.state)
     if queued:
-        stage["merge"] = queued
+        rec.merge = queued
     try:
         sha = stagecommit.commit_accepted(txn.ctx, stage, headline, exclude=exclude,  # scan, author, ...
                                            run_id=mark)
     finally:
         stage.update(commit_from=None, **{runs.key(runs.COMMIT): None})
-    stage["commit"] = sha
+    rec.commit = sha
     if sha:
-        txn.log_extra.append(f"stage {stage['id']} PASS: committed worker output as {sha[:12]} "
+        txn.log_extra.append(f"stage {rec.id} PASS: committed worker output as {sha[:12]} "
                              f"with --author={git_author(identity_for(stage, 'worker'))}")
     else:
-        txn.log_extra.append(f"stage {stage['id']} PASS: nothing to commit outside state/")
+        txn.log_extra.append(f"stage {rec.id} PASS: nothing to commit outside state/")
     return sha
 
 
@@ -378,12 +389,13 @@ def _commit(txn: Txn, headline: str) -> Optional[str]:
 def _quarantine(txn: Txn, what: str) -> None:
     """Move the stage's invalid envelope or partial verdict aside as ``.invalid.json`` (the books follow)."""
     stage = txn.cur
+    rec = StageRecord(stage)
     if stage is None:
         return
     paths = txn.ctx.paths
-    src = paths.handoff(stage["id"]) if what == "envelope" else verdicts.current_path(paths, stage)
+    src = paths.handoff(rec.id) if what == "envelope" else verdicts.current_path(paths, stage)
     if src is not None and src.exists():
-        dest = (paths.handoffs / f"{stage['id']}.invalid.json" if what == "envelope"
+        dest = (paths.handoffs / f"{rec.id}.invalid.json" if what == "envelope"
                 else src.with_name(src.name + ".invalid.json"))
         os.replace(src, dest)
         books.moved(paths, [(src, dest)])
@@ -391,18 +403,20 @@ def _quarantine(txn: Txn, what: str) -> None:
 
 def _save_artefact(txn: Txn, doc: Dict[str, Any]) -> None:
     stage = txn.cur
+    rec = StageRecord(stage)
     if stage is None:
         return
     paths = txn.ctx.paths
     scan.secrets_for(txn.ctx, [stage])  # the books' copy of the verdict masks a key its headline quotes
-    verdicts.store(paths, stage["id"], doc, verdicts.run_of(paths, stage["id"], stage))
-    stage["verifier_artefact"] = RepoPaths.verifier_artefact_rel(stage["id"])
+    verdicts.store(paths, rec.id, doc, verdicts.run_of(paths, rec.id, stage))
+    rec.verifier_artefact = RepoPaths.verifier_artefact_rel(rec.id)
 
 
 def _record_tree(txn: Txn) -> None:
     stage = txn.cur
+    rec = StageRecord(stage)
     if stage is not None:
-        stage["worker_tree"] = gitops.worktree_fingerprint(txn.ctx.work)
+        rec.worker_tree = gitops.worktree_fingerprint(txn.ctx.work)
 
 
 def _set(txn: Txn, key: str, value: Any) -> None:
@@ -523,7 +537,7 @@ def apply(txn: Txn, decision: d.Decision) -> str:
         if isinstance(result, Failed):
             status, marker = outcomes.failed_effect(effect.name, getattr(effect, "role", None), result.marker,
                                                     result.secret)
-            txn.log_extra.append(f"{result.what} for {stage['id'] if stage else '?'}: {marker}: {result.why}")
+            txn.log_extra.append(f"{result.what} for {StageRecord(stage).id if stage else '?'}: {marker}: {result.why}")
             finish = (status, secrets.redact(f"{marker}: {result.why}")[:300])
             break  # the effects after it assumed it would work
         if isinstance(result, Conflict):
