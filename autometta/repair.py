@@ -22,6 +22,7 @@ from .launch import read_exit
 from .observe import registry
 from .paths import RepoPaths
 from .roles import ROLES
+from .stagerecord import StageRecord
 
 #: The counter each cap halts on, cleared by --reset-halt.
 COUNTERS = {reason: counter for reason, counter, _cap, _opt in budgets.CAPS}
@@ -57,8 +58,9 @@ def reset_halt(paths: RepoPaths) -> Optional[str]:
 
 
 def _alive(stage: Dict[str, Any], role: str) -> bool:
-    pid = stage.get(f"{role}_pid")
-    return bool(pid) and procs.is_alive(int(pid), stage.get(f"{role}_started"))
+    rec = StageRecord(stage)
+    pid = rec.pid(role)
+    return bool(pid) and procs.is_alive(int(pid), rec.started(role))
 
 
 #: Seconds repair gives what is left of a lost run between SIGTERM and SIGKILL.

@@ -29,6 +29,7 @@ from . import procs, supervise
 from .launch import read_exit, read_runner
 from .paths import RepoPaths
 from .timeutil import parse_iso
+from .stagerecord import StageRecord
 
 #: marker of a stage whose runner is gone without an exit record (killed, crashed, a reboot)
 RUNNER_LOST_MARKER = "runner_lost"
@@ -59,10 +60,11 @@ def orphan(paths: RepoPaths, stage: Mapping[str, Any], role: str) -> Optional[Tu
     None when the stage records no mark for ``role`` (or already its pid), or
     when nothing of the marked run exists: then it never started.
     """
+    rec = StageRecord(stage)
     mark = mark_of(stage, role)
-    if mark is None or stage.get(f"{role}_pid"):
+    if mark is None or rec.pid(role):
         return None
-    exit_path = paths.exit_record(str(stage["id"]), role)
+    exit_path = paths.exit_record(str(rec.id), role)
     found = _recorded(exit_path, mark)
     if found is None:
         found = supervise.runner_of(mark)
@@ -90,13 +92,15 @@ def lost(stage: Mapping[str, Any], role: str, alive: bool, record: Optional[Mapp
     Runs recorded before marks existed (no ``<role>_run_id``) keep the old
     reading: a dead runner's envelope or verdict is used as found.
     """
-    return bool(stage.get(f"{role}_pid")) and mark_of(stage, role) is not None and not alive and record is None
+    rec = StageRecord(stage)
+    return bool(rec.pid(role)) and mark_of(stage, role) is not None and not alive and record is None
 
 
 def leftovers(stage: Mapping[str, Any], role: str) -> List[int]:
     """Live processes of ``role``'s run: marked, or in its runner's process group."""
-    pid = stage.get(f"{role}_pid")
-    return members(int(pid) if pid else None, stage.get(f"{role}_started"), mark_of(stage, role))
+    rec = StageRecord(stage)
+    pid = rec.pid(role)
+    return members(int(pid) if pid else None, rec.started(role), mark_of(stage, role))
 
 
 def members(pid: Optional[int], started: Optional[float], mark: Optional[str]) -> List[int]:
@@ -128,8 +132,9 @@ def stop(stage: Mapping[str, Any], role: str, grace: float = supervise.DEFAULT_G
     SIGTERM to the runner's group and every marked process, up to ``grace``
     seconds for them to go, then SIGKILL; returns the pids signalled.
     """
-    pid = int(stage.get(f"{role}_pid") or 0) or None
-    started = stage.get(f"{role}_started")
+    rec = StageRecord(stage)
+    pid = int(rec.pid(role) or 0) or None
+    started = rec.started(role)
     runner = pid if pid and procs.is_alive(pid, started) else None
     return supervise.stop(run_of(pid, started, mark_of(stage, role)), grace, last=runner)
 
@@ -141,15 +146,16 @@ def terminate(stage: Mapping[str, Any], role: str) -> Optional[Dict[str, Any]]:
     after its grace, then its exit record); the entry lets a later tick
     SIGKILL whatever is left when the runner is gone.
     """
-    pid = stage.get(f"{role}_pid")
+    rec = StageRecord(stage)
+    pid = rec.pid(role)
     mark = mark_of(stage, role)
     if not pid and not mark:
         return None
-    if pid and procs.is_alive(int(pid), stage.get(f"{role}_started")):
+    if pid and procs.is_alive(int(pid), rec.started(role)):
         procs.signal_group(int(pid), signal.SIGTERM)  # the runner passes it on and stops the rest itself
     supervise.send(leftovers(stage, role), signal.SIGTERM)
     entry: Dict[str, Any] = {"pid": int(pid)} if pid else {}
-    entry.update(started=stage.get(f"{role}_started"), run_id=mark)
+    entry.update(started=rec.started(role), run_id=mark)
     return entry
 
 

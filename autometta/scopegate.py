@@ -24,6 +24,7 @@ from typing import Any, Mapping, Optional
 from . import card as cards
 from . import gitops, isolation, scope
 from .errors import UserError
+from .stagerecord import StageRecord
 
 
 class ScopeViolation(UserError):
@@ -41,12 +42,13 @@ class ScopeViolation(UserError):
 
 def start_rev(work: "os.PathLike[str]", stage: Mapping[str, Any]) -> str:
     """The commit the stage's change is measured from."""
-    base = stage.get("base")
+    rec = StageRecord(stage)
+    base = rec.base
     if base:
         fork = gitops.merge_base(work, "HEAD", f"refs/heads/{base}")
         if fork:
             return fork
-    head = stage.get("claim_head")  # isolation: tree: the checkout's head at the claim
+    head = rec.claim_head  # isolation: tree: the checkout's head at the claim
     return str(head) if head else "HEAD"
 
 
@@ -61,9 +63,10 @@ def rules_for(work: "os.PathLike[str]", repo: "os.PathLike[str]", card: cards.Ca
 
 def finding(ctx: Any, stage: Mapping[str, Any], card: cards.Card) -> scope.Finding:
     """What the stage changed that its card does not allow (``ctx``: a RepoContext, ``ctx.work`` its tree)."""
+    rec = StageRecord(stage)
     rev = start_rev(ctx.work, stage)
     changed = gitops.changed_since(ctx.work, rev)
-    if stage.get("claim_head") and not stage.get("base"):  # isolation: tree: your own changes are not the stage's
+    if rec.claim_head and not rec.base:  # isolation: tree: your own changes are not the stage's
         try:
             yours = set(isolation.unchanged_since(ctx.paths, stage))
         except UserError:
@@ -114,9 +117,10 @@ def _card_for(ctx: Any, stage_id: str) -> Optional[cards.Card]:
 
 def check_stage_commit(ctx: Any, stage: Mapping[str, Any], card: Optional[cards.Card] = None) -> None:
     """Before a stage's commit: raise :class:`ScopeViolation` if what would be committed leaves its scope."""
-    card = card if card is not None else _card_for(ctx, str(stage["id"]))
+    rec = StageRecord(stage)
+    card = card if card is not None else _card_for(ctx, str(rec.id))
     if card is None:
-        raise UserError(f"stage card for {stage['id']} not found, so its scope cannot be checked; "
+        raise UserError(f"stage card for {rec.id} not found, so its scope cannot be checked; "
                         "nothing committed (stage_card_missing)")
     found = finding(ctx, stage, card)
     if not found.ok:

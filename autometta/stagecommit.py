@@ -32,6 +32,7 @@ from . import gitops, scan, scopegate, secrets, supervise
 from .context import RepoContext
 from .provision import identity_for
 from .identity import git_author
+from .stagerecord import StageRecord
 
 
 def headline(card_summary: str, artefact_doc: Optional[Mapping[str, Any]] = None) -> str:
@@ -57,13 +58,14 @@ def commit_accepted(ctx: RepoContext, stage: Mapping[str, Any], line: str, card:
     marks git and its hooks (``AUTOMETTA_RUN_ID``) so a later tick can tell
     the commit is still running.
     """
+    rec = StageRecord(stage)
     scan.check_stage_commit(ctx, stage)  # resolves the stage's secrets: redact() knows them from here
     scopegate.check_stage_commit(ctx, stage, card)
     line = secrets.redact(line)
     worker = identity_for(stage, "worker")
     verifier = identity_for(stage, "verifier") or None
     env = {supervise.ENV: run_id} if run_id else None
-    return gitops.commit_stage(ctx.work, author=git_author(worker), subject=subject(str(stage["id"]), line),
+    return gitops.commit_stage(ctx.work, author=git_author(worker), subject=subject(str(rec.id), line),
                                coauthor=git_author(verifier) if verifier else None, exclude=exclude, env=env)
 
 
@@ -75,14 +77,15 @@ def landed(ctx: RepoContext, stage: Mapping[str, Any]) -> Optional[str]:
     author is the worker and which carries the verifier's ``Co-Authored-By``
     trailer.
     """
-    if not stage.get("commit_run_id"):
+    rec = StageRecord(stage)
+    if not rec.commit_run_id:
         return None
     worker = identity_for(stage, "worker")
     verifier = identity_for(stage, "verifier")
     author = git_author(worker)
     trailer = f"Co-Authored-By: {gitops.sanitize_subject(git_author(verifier), limit=0)}" if verifier else None
-    prefix = f"{stage['id']}: "
-    since = stage.get("commit_from")
+    prefix = f"{rec.id}: "
+    since = rec.commit_from
     for sha, who, message in gitops.commits_since(ctx.work, since if isinstance(since, str) else None):
         lines = message.splitlines()
         if lines and lines[0].startswith(prefix) and who == author and (trailer is None or trailer in lines):

@@ -28,6 +28,7 @@ from .tick import facts
 from .context import RepoContext
 from .errors import UserError
 from .roles import ROLES
+from .stagerecord import StageRecord
 
 #: marker of a stage ``autometta stop`` ended (status ``stopped``)
 STOP_MARKER = "stopped_by_operator"
@@ -59,24 +60,25 @@ def stop_stage(ctx: RepoContext, stage_id: str, grace: float = DEFAULT_GRACE,
     paths = ctx.paths
     doc = state.load_state(paths)
     stage = state.find_stage(doc, stage_id)
+    rec = StageRecord(stage)
     if stage is None:
         raise UserError(f"{paths.state_yaml}: no stage {stage_id}; 'autometta list-cards {paths.root}' lists them")
-    if stage.get("status") != "in_progress":
-        raise UserError(f"stage {stage_id} is {stage.get('status')}, not in flight; only an in_progress stage "
+    if rec.status != "in_progress":
+        raise UserError(f"stage {stage_id} is {rec.status}, not in flight; only an in_progress stage "
                         "can be stopped")
     b = budgets.load_budget(paths)
     out = Stopped(stage_id, previous=_phase(stage))
     for role in (*ROLES, runs.COMMIT):
-        if stage.get(f"{role}_pid") or runs.mark_of(stage, role):
+        if rec.pid(role) or runs.mark_of(stage, role):
             pids = runs.stop(stage, role, grace)
             if pids:
                 out.signalled[role] = pids
     now = time.time() if now is None else now
-    work_ctx = facts.lane_context(ctx, stage) if stage.get("worktree") else ctx
+    work_ctx = facts.lane_context(ctx, stage) if rec.worktree else ctx
     txn = effects.Txn(ctx=work_ctx, state=doc, budget=b, now=now, base_ctx=ctx, focus=stage_id)
     txn.facts = d.Facts(repo=str(paths.root), budget=b, state=doc, now=now,
                         cur=facts.in_flight(work_ctx, doc, stage_id, now))
-    spent: List[d.Effect] = [d.Account(role) for role in ROLES if stage.get(f"{role}_pid")]
+    spent: List[d.Effect] = [d.Account(role) for role in ROLES if rec.pid(role)]
     failures = dict(b).get("consecutive_failures", _ABSENT)
     # accounted, then ended as any stop is (merge cleared, current_stage cleared, an in-tree branch put back)
     effects.apply(txn, d.Decision(f"stop {stage_id}", spent, finish=("stopped", STOP_MARKER), transition=False))
@@ -86,20 +88,21 @@ def stop_stage(ctx: RepoContext, stage_id: str, grace: float = DEFAULT_GRACE,
         b["consecutive_failures"] = failures
     for role in (*ROLES, runs.COMMIT):
         stage[runs.key(role)] = None
-        if stage.get(f"{role}_pid") is not None:
+        if rec.pid(role) is not None:
             stage[f"{role}_pid"] = None
     if "commit_from" in stage:
-        stage["commit_from"] = None
+        rec.commit_from = None
     state.save_state(paths, doc)
     budgets.save_budget(paths, b)
     return out
 
 
 def _phase(stage: Dict[str, Any]) -> str:
-    running = [role for role in ROLES if stage.get(f"{role}_pid")]
+    rec = StageRecord(stage)
+    running = [role for role in ROLES if rec.pid(role)]
     if running:
         return ", ".join(running)
-    return "merge " + str(stage["merge"]) if stage.get("merge") else "between steps"
+    return "merge " + str(rec.merge) if rec.merge else "between steps"
 
 
 def locked_stop(ctx: RepoContext, stage_id: str, grace: float = DEFAULT_GRACE, wait: float = 30.0) -> Stopped:

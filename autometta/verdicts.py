@@ -49,6 +49,7 @@ from .errors import UserError
 from .launch import read_exit, read_runner
 from .paths import STATE_DIRNAME, RepoPaths
 from .timeutil import now_iso, parse_iso
+from .stagerecord import StageRecord
 
 MARKER = "verdict_forged"
 NONCE_BYTES = 16
@@ -115,21 +116,24 @@ def is_legacy(stage: Mapping[str, Any]) -> bool:
     no run recorded). autometta itself sets ``verifier_artefact`` only once it
     stored a verdict it accepted, after which the stage is no longer in flight.
     """
-    return not stage.get("verifier_run_artefact") and bool(stage.get("verifier_artefact"))
+    rec = StageRecord(stage)
+    return not rec.verifier_run_artefact and bool(rec.verifier_artefact)
 
 
 def artefact_of(paths: RepoPaths, stage: Mapping[str, Any]) -> Path:
     """The verdict path of the stage's current verifier run (UserError if none is recorded)."""
-    run = run_of(paths, str(stage.get("id")), stage)
+    rec = StageRecord(stage)
+    run = run_of(paths, str(rec.id), stage)
     if run is None:
-        raise UserError(f"{paths.state_yaml}: no verifier run is recorded for {stage.get('id')}; autometta makes "
+        raise UserError(f"{paths.state_yaml}: no verifier run is recorded for {rec.id}; autometta makes "
                         "one at each verifier dispatch")
     return run.artefact
 
 
 def current_path(paths: RepoPaths, stage: Mapping[str, Any]) -> Optional[Path]:
     """Where the stage's verdict is read from: its run's path (a legacy stage: the bash path), or None."""
-    stage_id = str(stage.get("id"))
+    rec = StageRecord(stage)
+    stage_id = str(rec.id)
     run = run_of(paths, stage_id, stage)
     if run is not None:
         return run.artefact
@@ -300,7 +304,8 @@ def begin(paths: RepoPaths, stage_id: str, previous: Optional[Run], *, legacy: b
 
 def begin_stage(paths: RepoPaths, stage: Dict[str, Any], now: Optional[float] = None) -> Run:
     """:func:`begin` for a stage of state.yaml, recording the new run in it."""
-    stage_id = str(stage["id"])
+    rec = StageRecord(stage)
+    stage_id = str(rec.id)
     run = begin(paths, stage_id, run_of(paths, stage_id, stage), legacy=is_legacy(stage), now=now)
     stage.update(run.fields(paths), verifier_artefact=None)
     return run

@@ -23,6 +23,7 @@ from .. import envelope, files, gitops, state, verdicts, worktrees
 from ..errors import UserError
 from ..paths import RepoPaths
 from .common import resolve_repo
+from ..stagerecord import StageRecord
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -37,20 +38,21 @@ def run(args: argparse.Namespace) -> int:
     with files.locked(paths.lock, timeout=30):
         doc = state.load_state(paths)
         stage = state.find_stage(doc, args.stage_id)
+        rec = StageRecord(stage)
         if stage is None:
             raise UserError(f"{paths.state_yaml}: no stage {args.stage_id}; add it with 'autometta add-stage'")
-        if stage.get("status") in ("pending", "in_progress", "completed"):
-            raise UserError(f"stage {args.stage_id} is {stage['status']}; only a stopped stage can be re-queued")
+        if rec.status in ("pending", "in_progress", "completed"):
+            raise UserError(f"stage {args.stage_id} is {rec.status}; only a stopped stage can be re-queued")
         if args.retry_merge:
             note = retry_merge(paths, stage)
             state.save_state(paths, doc)
             print(f"requeued: {args.stage_id} to merge again ({note})", file=sys.stderr)
             return 0
         moved = envelope.archive(paths, args.stage_id)
-        previous = stage.get("status")
+        previous = rec.status
         keep = ("id", "worker", "verifier", "worker_tokens", "verifier_tokens", "tokens",
                 "worker_cost_usd", "verifier_cost_usd", "cost_usd", "worker_seconds", "verifier_seconds")
-        fresh = state.new_stage(stage["id"], stage.get("worker", ""), stage.get("verifier", ""))
+        fresh = state.new_stage(rec.id, stage.get("worker", ""), stage.get("verifier", ""))
         fresh.update({k: stage[k] for k in keep if k in stage})
         stage.clear()
         stage.update(fresh)
@@ -61,15 +63,16 @@ def run(args: argparse.Namespace) -> int:
 
 def retry_merge(paths: RepoPaths, stage: Dict[str, Any]) -> str:
     """Queue a parallel stage's branch to merge again; raises UserError if it cannot be."""
-    sid = stage["id"]
-    marker = str(stage.get("stall_marker") or "")
-    landable = stage.get("status") == "merge_conflict" or (
-        stage.get("status") == "failed" and marker.startswith("post_merge_acceptance_failed"))
-    if not landable or not stage.get("worktree") or not stage.get("branch"):
-        raise UserError(f"stage {sid} is {stage.get('status')} ({marker or 'no marker'}); --retry-merge is for a "
+    rec = StageRecord(stage)
+    sid = rec.id
+    marker = str(rec.stall_marker or "")
+    landable = rec.status == "merge_conflict" or (
+        rec.status == "failed" and marker.startswith("post_merge_acceptance_failed"))
+    if not landable or not rec.worktree or not rec.branch:
+        raise UserError(f"stage {sid} is {rec.status} ({marker or 'no marker'}); --retry-merge is for a "
                         "parallel stage that did not land (merge_conflict or post_merge_acceptance_failed); "
                         f"run 'autometta requeue {paths.root} {sid}' to run it again from the start")
-    work = Path(str(stage["worktree"]))
+    work = Path(str(rec.worktree))
     if not (work / ".git").exists():
         raise UserError(f"stage {sid}: its worktree {work} is gone; run 'autometta requeue {paths.root} {sid}' "
                         "to run it again from the start")
@@ -79,12 +82,12 @@ def retry_merge(paths: RepoPaths, stage: Dict[str, Any]) -> str:
     dirty = gitops.dirty_paths(work)
     if dirty:
         raise UserError(f"{work} has uncommitted changes ({', '.join(dirty[:3])}); commit them on "
-                        f"{stage['branch']} (the stage lands that branch) or discard them first")
-    judged = stage.get("commit")
+                        f"{rec.branch} (the stage lands that branch) or discard them first")
+    judged = rec.commit
     stage.update(status="in_progress", stall_marker=None, merge="queued", merge_onto=None,
                  postmerge_pid=None, postmerge_started=None, completed_at=None, tick_error=None)
-    if worktrees.same_change(work, str(stage.get("base")), judged):
-        return f"{stage['branch']} onto {stage.get('base')} on the next tick"
+    if worktrees.same_change(work, str(rec.base), judged):
+        return f"{rec.branch} onto {rec.base} on the next tick"
     # The branch brings something no verifier judged (a conflict resolved by hand, a fix): judge it again
     # (acceptance command, then verifier) before it may land; its verdict is archived, the worker not rerun.
     envelope.archive(paths, sid, verdicts_only=True)
@@ -92,5 +95,5 @@ def retry_merge(paths: RepoPaths, stage: Dict[str, Any]) -> str:
                  verifier_artefact=None, verifier_attempts=0, verifier_tree=None,
                  worker_tree=gitops.worktree_fingerprint(work), **{key: None for key in verdicts.FIELDS})
     shown = (judged or "none recorded")[:12]
-    return (f"{stage['branch']} no longer brings the change its verifier passed ({shown}), so it is checked again "
+    return (f"{rec.branch} no longer brings the change its verifier passed ({shown}), so it is checked again "
             "(acceptance command, then verifier) on the next ticks, and lands only on a PASS")

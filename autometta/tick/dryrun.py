@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional
 
 from . import decide as d
 from ..timeutil import now_iso
+from ..stagerecord import StageRecord
 
 #: Said of a decision that would ask git (plan mode does not run it).
 NO_GIT = "(plan mode runs no git: the tree is taken as unchanged)"
@@ -63,6 +64,7 @@ def without_git(facts: Optional[d.Facts]) -> Optional[d.Facts]:
 
 def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     """Who ``role`` would be for ``stage``: identity, family, billing route, model, permission and sandbox."""
+    rec = StageRecord(stage)
     from .. import auth, families, sandbox
     from ..provision import COMMAND_ROLES, identity_for, privilege_summary
     from ..errors import UserError
@@ -72,7 +74,7 @@ def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     from ..verify.transport import panel_enabled, transport_for
 
     try:
-        card = load_card(ctx, str(stage.get("id")))
+        card = load_card(ctx, str(rec.id))
     except UserError:
         card = None
     if role in COMMAND_ROLES:

@@ -27,6 +27,7 @@ from ..observe import events
 from ..roles import ROLES
 from ..timeutil import now_iso
 from . import effects
+from ..stagerecord import StageRecord
 
 #: Identical failures in a row that stop the stage.
 THRESHOLD = 3
@@ -75,7 +76,8 @@ def _record(txn: "effects.Txn", stage_id: str, error: str, log: Callable[[str], 
     paths = ctx.paths
     doc = state.load_state(paths)
     stage = state.find_stage(doc, stage_id)
-    if stage is None or stage.get("status") not in ("pending", "in_progress"):
+    rec = StageRecord(stage)
+    if stage is None or rec.status not in ("pending", "in_progress"):
         return None
     before = stage.get(FIELD) if isinstance(stage.get(FIELD), dict) else {}
     again = same(before.get("error"), error) and isinstance(before.get("count"), int)
@@ -89,8 +91,8 @@ def _record(txn: "effects.Txn", stage_id: str, error: str, log: Callable[[str], 
     stopper = effects.Txn(ctx=ctx, state=doc, budget=budgets.load_budget(paths), now=txn.now, base_ctx=ctx,
                           focus=stage_id, tree=txn.tree)
     for role in ROLES:
-        pid = stage.get(f"{role}_pid")
-        if pid and procs.is_alive(int(pid), stage.get(f"{role}_started")):
+        pid = rec.pid(role)
+        if pid and procs.is_alive(int(pid), rec.started(role)):
             effects._kill(stopper, role)
     stage[FIELD] = None
     effects._finish(stopper, "stalled", f"{MARKER}: {error}")  # the whole error (500 at most)
@@ -102,7 +104,7 @@ def _record(txn: "effects.Txn", stage_id: str, error: str, log: Callable[[str], 
         log(extra)
     log(said)
     events.emit(ctx.home, paths, "stage_stalled", {
-        "stage_id": stage_id, "status": "stalled", "marker": stage.get("stall_marker"), "commit": stage.get("commit"),
+        "stage_id": stage_id, "status": "stalled", "marker": rec.stall_marker, "commit": rec.commit,
         "message": said, "repo": str(paths.root)})
     return stage_id
 
