@@ -5,15 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-import autometta
 from autometta import yamlsub
 from autometta.stagerecord import Count, Field, StageRecord
-
-ROOT = Path(autometta.__file__).resolve().parents[1]
+from tests.testing.env import ROOT
 
 BASH_STAGE = """\
 version: 1
