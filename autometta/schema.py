@@ -36,7 +36,7 @@ from .errors import UserError
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Pattern, Union
+    from typing import Any, Dict, List, Optional, Pattern, Union
 
 _ANNOTATIONS = frozenset(
     {"$schema", "$id", "title", "description", "default", "examples", "$comment"}

@@ -34,7 +34,7 @@ from .settings import Settings
 
 TYPE_CHECKING = False  # not typing's: status imports no typing (tests/test_startup.py)
 if TYPE_CHECKING:
-    from typing import Any, Dict, List, Optional, Tuple
+    from typing import Any, Dict, List, Optional
 
     from .screen import Line
 
