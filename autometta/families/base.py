@@ -150,7 +150,8 @@ class Family:
         return None
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
-                extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:
+                extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None,
+                session_id: Optional[str] = None) -> List[str]:
         """The argv that runs ``role`` ("worker" or "verifier") on ``prompt``.
 
         The launcher runs it with ``cwd=repo``, ``stdin=/dev/null`` and the
@@ -159,10 +160,46 @@ class Family:
         CLI's own default. ``extra_dirs`` are folders outside ``repo`` the
         agent must be able to write (its hand-off folder). ``permission``
         (:func:`autometta.privilege.resolve`) is the mode it runs in and what
-        it may run; None means the family's default without a sandbox. The
-        argv never holds a secret.
+        it may run; None means the family's default without a sandbox.
+        ``session_id`` is the id :meth:`new_session_id` chose for the run
+        (given only to a family that chooses one). The argv never holds a secret.
         """
         raise NotImplementedError
+
+    # -- sessions (autometta.sessions resumes a sent-back worker's) -------------------------------------------
+
+    def new_session_id(self) -> Optional[str]:
+        """The id this run's session gets, chosen before it starts (passed to :meth:`command` as
+        ``session_id``); None for a CLI that picks its own (then :meth:`session_id` reads it from the log)."""
+        return None
+
+    def session_id(self, log_text: str) -> Optional[str]:
+        """The session id the run's own output names (the last one), or None."""
+        return None
+
+    def resume_command(self, role: str, prompt: str, session_id: str, *, model: Optional[str], repo: Path,
+                       card: Card, extra_dirs: Sequence[Path] = (),
+                       permission: Optional["Permission"] = None) -> Optional[List[str]]:
+        """The argv that continues session ``session_id`` with ``prompt`` as its next user message (run like
+        :meth:`command`: ``cwd=repo``); None when this family, or this permission mode, cannot resume one."""
+        return None
+
+    def session_env(self, session_id: Optional[str], resumed: bool, of: str = "") -> Dict[str, str]:
+        """Variables telling the run its session (``resumed``: a continuation, ``of`` what); none by default."""
+        return {}
+
+    def session_available(self, env: Mapping[str, str], session_id: str) -> bool:
+        """Are the CLI's files of ``session_id`` still there for ``env`` (its HOME, its config folder)?"""
+        return False
+
+    def resume_refused(self, exit_code: Optional[int], log_text: str) -> bool:
+        """Did the CLI refuse to resume the session it was given (no such session, a bad id)?"""
+        return False
+
+    def run_usage(self, reported: Usage, before: Optional[Usage]) -> Usage:
+        """What a resumed run spent, from what its log reports (``reported``) and what the session's run
+        before it reported (``before``): the CLI's counts are per run unless its family says otherwise."""
+        return reported
 
     def config_dirs(self, env: Mapping[str, str]) -> List[Path]:
         """The CLI's own config and session folders for ``env`` (writable inside autometta's sandbox)."""
@@ -218,10 +255,13 @@ class Family:
 
         ``exit_code`` is None when unknown (the agent ran detached). An exit
         code of 0 is never diagnosed: the CLI says it ran. This base version
-        knows ``sandbox_failed`` (:func:`autometta.sandbox.diagnose`) and ``<name>_cli_missing``.
+        knows ``<name>_resume_refused`` (:meth:`resume_refused`), ``sandbox_failed``
+        (:func:`autometta.sandbox.diagnose`) and ``<name>_cli_missing``.
         """
         if exit_code == 0:
             return None
+        if self.resume_refused(exit_code, log_text):
+            return f"{self.name}_resume_refused"
         failed = sandbox.diagnose(log_text)
         if failed:
             return failed

@@ -36,8 +36,10 @@ Measured with claude-code 2.1.197 (fixtures in tests/data/cli/):
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -55,6 +57,9 @@ PERMISSION_FLAG = "--dangerously-skip-permissions"
 ROOT_REFUSAL = "--dangerously-skip-permissions cannot be used with root/sudo privileges"
 ROOT_MARKER = "claude_refused_root_without_is_sandbox"
 
+#: What claude prints (exit 1) when ``--resume`` names no session it has, or no id at all.
+_RESUME_REFUSALS = ("No conversation found with session ID", "Error: --resume requires a valid session ID")
+_SESSION_ID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _AUTH_ERRORS = ("authentication_failed", "oauth_org_not_allowed")
 # What plain ``claude -p`` (the bash version's logs) prints as its only line when it cannot log in.
 _AUTH_LINE_RE = re.compile(
@@ -133,10 +138,16 @@ class Claude(Family):
         )
 
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
-                extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None) -> List[str]:
+                extra_dirs: Sequence[Path] = (), permission: Optional["Permission"] = None,
+                session_id: Optional[str] = None) -> List[str]:
         check_role(role)
+        return self._argv(["--session-id", session_id] if session_id else [], prompt, model=model, repo=repo,
+                          extra_dirs=extra_dirs, permission=permission)
+
+    def _argv(self, session: List[str], prompt: str, *, model: Optional[str], repo: Path,
+              extra_dirs: Sequence[Path], permission: Optional["Permission"]) -> List[str]:
         permission = permission or privilege.default(self.name)
-        argv = [self.executable, "-p"]
+        argv = [self.executable, "-p", *session]
         if model:
             argv += ["--model", model]
         for folder in extra_dirs:  # the hand-off folder, outside the stage's tree
@@ -149,6 +160,46 @@ class Claude(Family):
         if rules:
             argv += ["--allowedTools", *rules]
         return argv + ["--", prompt]
+
+    def new_session_id(self) -> Optional[str]:
+        """A UUID, given as ``--session-id``: claude keeps it, and ``--resume`` takes it back."""
+        return str(uuid.uuid4())
+
+    def session_id(self, log_text: str) -> Optional[str]:
+        """The ``session_id`` of the ``system`` init and ``result`` events (the last one)."""
+        found = None
+        for event in json_events(log_text):
+            if event.get("type") in ("system", "result") and isinstance(event.get("session_id"), str):
+                found = event["session_id"]
+        return found
+
+    def resume_command(self, role: str, prompt: str, session_id: str, *, model: Optional[str], repo: Path,
+                       card: Card, extra_dirs: Sequence[Path] = (),
+                       permission: Optional["Permission"] = None) -> Optional[List[str]]:
+        """``claude -p --resume <id>`` and the same flags as :meth:`command`: claude re-sends the session's
+        conversation with ``prompt`` as a new user message, under the same id (2.1.197, 2.1.332)."""
+        check_role(role)
+        return self._argv(["--resume", session_id], prompt, model=model, repo=repo, extra_dirs=extra_dirs,
+                          permission=permission)
+
+    def session_available(self, env: Mapping[str, str], session_id: str) -> bool:
+        """``<config folder>/projects/<working directory, slugged>/<id>.jsonl`` exists (any project folder)."""
+        if not _SESSION_ID_RE.match(session_id):
+            return False
+        return any(self.config_dirs(env)[0].glob(f"projects/*/{session_id}.jsonl"))
+
+    def resume_refused(self, exit_code: Optional[int], log_text: str) -> bool:
+        """``No conversation found with session ID: <id>`` (or an id it cannot read), exit 1."""
+        if exit_code == 0:
+            return False
+        return any(line.startswith(_RESUME_REFUSALS) for line in plain_tail(log_text))
+
+    def run_usage(self, reported: Usage, before: Optional[Usage]) -> Usage:
+        """A resumed run's ``usage`` is its own, but ``total_cost_usd`` is the whole session's: the cost the
+        session's earlier run reported is taken off."""
+        if before is None or reported.cost_usd is None or before.cost_usd is None:
+            return reported
+        return dataclasses.replace(reported, cost_usd=round(max(reported.cost_usd - before.cost_usd, 0.0), 9))
 
     def env_names(self, role: str) -> Tuple[str, ...]:
         check_role(role)

@@ -36,6 +36,7 @@ provider whose ``env_key`` is unset reads ``Missing environment variable:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -56,6 +57,8 @@ _AUTH_RE = re.compile(
     r"|Your access token could not be refreshed\b|Failed to refresh token\b)"
 )
 _WORD_RE = re.compile(r"(?<![A-Za-z0-9])(?:codex|gpt)", re.IGNORECASE)
+_THREAD_ID_RE = re.compile(r"^[0-9a-fA-F-]{32,40}$")
+_RESUME_REFUSAL = "Error: thread/resume"
 # "GPT-5.3", "gpt-5.1-codex-max", "GPT-4o": version, suffix.
 _GPT_RE = re.compile(r"(?<![a-z\d])gpt[- ]?(\d+(?:\.\d+)*[a-z]?)((?:-[a-z][a-z\d]*)*)", re.I)
 
@@ -134,6 +137,65 @@ class Codex(Family):
         if model:
             argv += ["-m", model]
         return argv + [prompt]
+
+    def session_id(self, log_text: str) -> Optional[str]:
+        """The ``thread_id`` of the ``thread.started`` event (codex picks it; ``exec resume`` keeps it)."""
+        found = None
+        for event in json_events(log_text):
+            if event.get("type") == "thread.started" and isinstance(event.get("thread_id"), str):
+                found = event["thread_id"]
+        return found
+
+    def resume_command(self, role: str, prompt: str, session_id: str, *, model: Optional[str], repo: Path,
+                       card: Card, extra_dirs: Sequence[Path] = (),
+                       permission: Optional["Permission"] = None) -> Optional[List[str]]:
+        """``codex exec resume <id> <prompt>`` (0.171.0): it re-sends the session's items. It has no ``-C``,
+        ``--sandbox`` or ``--add-dir``: the launcher runs it in ``repo``, and the sandbox and the extra writable
+        folders go as ``-c`` settings (without them the resumed turn runs read-only). ``approve-for-me`` has
+        no such setting: None (a cold start)."""
+        check_role(role)
+        permission = permission or privilege.default(self.name)
+        if permission.mode == "bypass":
+            argv = [self.executable, "exec", "resume", "--dangerously-bypass-approvals-and-sandbox"]
+        elif permission.mode == "workspace-write":
+            argv = [self.executable, "exec", "resume", "-c", 'sandbox_mode="workspace-write"']
+            if extra_dirs:
+                roots = ", ".join(json.dumps(str(folder)) for folder in extra_dirs)  # a TOML array of strings
+                argv += ["-c", f"sandbox_workspace_write.writable_roots=[{roots}]"]
+            if permission.sandboxed:
+                argv += NESTED_FLAGS
+        else:
+            return None
+        argv.append("--json")
+        if model:
+            argv += ["-m", model]
+        return argv + [session_id, prompt]
+
+    def session_available(self, env: Mapping[str, str], session_id: str) -> bool:
+        """A rollout file ``$CODEX_HOME/sessions/YYYY/MM/DD/rollout-<time>-<id>.jsonl`` holds the session."""
+        if not _THREAD_ID_RE.match(session_id):
+            return False
+        return any(self.config_dirs(env)[0].glob(f"sessions/*/*/*/rollout-*-{session_id}.jsonl"))
+
+    def resume_refused(self, exit_code: Optional[int], log_text: str) -> bool:
+        """``Error: thread/resume: thread/resume failed: no rollout found for thread id <id>``, exit 1."""
+        if exit_code == 0:
+            return False
+        return any("thread/resume failed" in line or line.startswith(_RESUME_REFUSAL)
+                   for line in plain_tail(log_text, 40))
+
+    def run_usage(self, reported: Usage, before: Optional[Usage]) -> Usage:
+        """A resumed session's ``turn.completed`` usage counts its earlier runs too: only the difference
+        from what the run before reported is this run's."""
+        if before is None:
+            return reported
+        return Usage(input_tokens=max(reported.input_tokens - before.input_tokens, 0),
+                     output_tokens=max(reported.output_tokens - before.output_tokens, 0),
+                     cache_read_tokens=max(reported.cache_read_tokens - before.cache_read_tokens, 0),
+                     cache_write_tokens=max(reported.cache_write_tokens - before.cache_write_tokens, 0),
+                     cost_usd=(None if reported.cost_usd is None else
+                               round(max(reported.cost_usd - (before.cost_usd or 0.0), 0.0), 9)),
+                     unsplit_tokens=max(reported.unsplit_tokens - before.unsplit_tokens, 0))
 
     def env_names(self, role: str) -> Tuple[str, ...]:
         check_role(role)

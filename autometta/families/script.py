@@ -17,14 +17,25 @@ A script can exercise accounting by printing a line::
 are read too). Its final message is its last non-empty line other than those.
 Whether its log grows is unknowable, so ``streams`` is True: a silent script
 looks stuck, as a silent agent would.
+
+Sessions (:mod:`autometta.sessions`): every run is told its session id
+(``AUTOMETTA_SESSION_ID``; a line ``autometta-session: <id>`` names another).
+A worker sent back to the same session runs the same command with
+``AUTOMETTA_CONTINUATION=1``, ``AUTOMETTA_RESUME_SESSION=<id>`` and
+``AUTOMETTA_CONTINUATION_OF`` (``rebrief`` or ``interrupted``); the prompt it
+would have been given is at ``AUTOMETTA_PROMPT_FILE``. With
+``AUTOMETTA_SCRIPT_SESSIONS`` passed to it, a session exists only while the
+file ``<folder>/<id>`` does; a last line ``autometta-resume-refused`` (and a
+non-zero exit) plays a CLI that refused the id.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..card import Card
 from ..errors import UserError
@@ -33,6 +44,8 @@ from .usage import Usage, count
 
 SHELL = "/bin/sh"
 USAGE_PREFIX = "autometta-usage:"
+SESSION_PREFIX = "autometta-session:"
+REFUSED_LINE = "autometta-resume-refused"
 _LEADING_RE = re.compile(r"^\s*[Ss]cript\b")
 _COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 
@@ -54,8 +67,12 @@ class Script(Family):
         """A leading word ``Script``/``script``, before any other family: ``Script fake Claude`` is a script."""
         return LEADING_WORD if _LEADING_RE.match(identity) else None
 
+    def new_session_id(self) -> Optional[str]:
+        return str(uuid.uuid4())
+
     def command(self, role: str, prompt: str, *, model: Optional[str], repo: Path, card: Card,
-                extra_dirs: Sequence[Path] = (), permission: Optional[object] = None) -> List[str]:
+                extra_dirs: Sequence[Path] = (), permission: Optional[object] = None,
+                session_id: Optional[str] = None) -> List[str]:
         check_role(role)
         command = card.worker_command if role == "worker" else card.verifier_command
         if not command:
@@ -65,6 +82,45 @@ class Script(Family):
                 f"'- **{label} command:** `<command>`' under ## Metadata"
             )
         return [SHELL, "-c", command]
+
+    def resume_command(self, role: str, prompt: str, session_id: str, *, model: Optional[str], repo: Path,
+                       card: Card, extra_dirs: Sequence[Path] = (),
+                       permission: Optional[object] = None) -> Optional[List[str]]:
+        """The same command; :meth:`session_env` tells it that it continues ``session_id``."""
+        return self.command(role, prompt, model=model, repo=repo, card=card)
+
+    def session_id(self, log_text: str) -> Optional[str]:
+        """The last ``autometta-session: <id>`` line (a script may name its own), else None (the chosen one)."""
+        found = None
+        for line in log_text.splitlines():
+            line = line.strip()
+            if line.startswith(SESSION_PREFIX):
+                found = line[len(SESSION_PREFIX):].strip() or found
+        return found
+
+    def session_env(self, session_id: Optional[str], resumed: bool, of: str = "") -> Dict[str, str]:
+        """``AUTOMETTA_SESSION_ID`` always; a continuation also gets ``AUTOMETTA_CONTINUATION=1``,
+        ``AUTOMETTA_RESUME_SESSION`` (the same id) and ``AUTOMETTA_CONTINUATION_OF`` (``rebrief`` or
+        ``interrupted``); the continuation prompt is at ``AUTOMETTA_PROMPT_FILE``."""
+        env = {"AUTOMETTA_SESSION_ID": session_id or ""}
+        if resumed:
+            env.update(AUTOMETTA_CONTINUATION="1", AUTOMETTA_RESUME_SESSION=session_id or "",
+                       AUTOMETTA_CONTINUATION_OF=of)
+        return env
+
+    def session_available(self, env: Mapping[str, str], session_id: str) -> bool:
+        """Without ``AUTOMETTA_SCRIPT_SESSIONS`` a script's session is always there (it keeps none); with it,
+        the session is the file ``<that folder>/<id>``, which the script keeps (or a test removes)."""
+        folder = env.get("AUTOMETTA_SCRIPT_SESSIONS")
+        return True if not folder else (Path(folder) / session_id).is_file()
+
+    def env_names(self, role: str) -> Tuple[str, ...]:
+        check_role(role)
+        return ("AUTOMETTA_SCRIPT_SESSIONS",)
+
+    def resume_refused(self, exit_code: Optional[int], log_text: str) -> bool:
+        """A last line ``autometta-resume-refused`` (how a script plays a CLI that lost the session)."""
+        return exit_code != 0 and any(line.strip() == REFUSED_LINE for line in log_text.splitlines()[-3:])
 
     def parse_usage(self, log_text: str) -> Optional[Usage]:
         found = None
