@@ -210,7 +210,9 @@ _ACCEPTANCE_RE = _bullet_re("Acceptance command")
 _WORKER_COMMAND_RE = _bullet_re("Worker command")
 _VERIFIER_COMMAND_RE = _bullet_re("Verifier command")
 _MAX_LOOPS_RE = _bullet_re("Max loops")
+_RESUME_RE = _bullet_re("Resume")
 _PERMISSION_MODE_RE = _bullet_re("Permission mode")
+_YES, _NO = ("yes", "true", "on"), ("no", "false", "off")
 _ALLOWED_COMMANDS_RE = _bullet_re("Allowed commands")
 _MAY_ALSO_RE = _bullet_re("May also change")
 _WALL_CLOCK_RE = {
@@ -345,6 +347,9 @@ class Card:
     worker_command: Optional[str] = None
     verifier_command: Optional[str] = None
     max_loops: Optional[int] = None
+    #: ``- **Resume:** no``: a worker sent back starts a new session instead of continuing its own
+    #: (autometta.resume); None when the card does not say.
+    resume: Optional[bool] = None
     #: ``- **Permission mode:** claude dontAsk, codex bypass`` as written (read by
     #: :func:`autometta.privilege.card_modes`), and ``- **Allowed commands:** `npm test` ``:
     #: what this stage's agents may run besides its acceptance command (autometta.privilege).
@@ -359,7 +364,7 @@ class Card:
     #: Where each metadata value came from: keys ``title``, ``worker``,
     #: ``verifier``, ``orchestrator``, ``panel``, ``pairing_reason``,
     #: ``depends_on``, ``acceptance_command``, ``worker_command``,
-    #: ``verifier_command``, ``max_loops``, ``permission_mode``, ``allowed_commands``, ``may_also_change``,
+    #: ``verifier_command``, ``max_loops``, ``resume``, ``permission_mode``, ``allowed_commands``, ``may_also_change``,
     #: ``worker_budget``, ``verifier_budget``.
     meta_lines: Dict[str, int] = field(default_factory=dict)
 
@@ -465,6 +470,14 @@ def parse_card_text(text: str, path: PathLike, stage_id: Optional[str] = None) -
                 "write it like '- **Max loops:** 3'"
             )
         card.max_loops = int(match.group(1))
+
+    resume = first_bullet(_RESUME_RE, "resume")
+    if resume and not _PLACEHOLDER_RE.search(resume):
+        word = resume.strip().strip("`").lower()
+        if word not in _YES + _NO:
+            raise UserError(f"{card.where('resume')}: Resume {resume!r} is not yes or no; "
+                            "write it like '- **Resume:** no'")
+        card.resume = word in _YES
 
     for role in ROLES:
         index = _budget_line(visible, sections, role)

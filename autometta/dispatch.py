@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, List, Mapping, Optional, Tuple
 
-from . import families, files, privilege, prompts, verdicts
+from . import families, files, privilege, prompts, sessions, verdicts
 from .card import Card, budget_seconds
 from .context import RepoContext
 from .families.models import resolve_model
@@ -23,8 +23,11 @@ from .verify.launcher import own_verifier
 
 
 def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str,
-          run_id: Optional[str] = None) -> Launched:
-    """Launch ``role`` for ``stage`` (marked ``run_id``, else a new mark); raises UserError if it cannot be started."""
+          run_id: Optional[str] = None, session: Optional[sessions.Session] = None) -> Launched:
+    """Launch ``role`` for ``stage`` (marked ``run_id``, else a new mark); raises UserError if it cannot be started.
+
+    ``session`` (:func:`autometta.sessions.prepare`): the run continues a session, or starts one with an id
+    chosen up front; None: the CLI's own new session."""
     stage_id = card.stage_id
     paths = ctx.paths
     for folder in (paths.logs, paths.handoffs, paths.verifiers):
@@ -64,11 +67,13 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str,
             if role == "worker" and isinstance(loop, int) and loop > 1 and paths.rebrief(stage_id, loop).is_file():
                 prompt += "\n\n" + files.read_text(paths.rebrief(stage_id, loop))  # what the last round lacked
             prompt_file = paths.logs / f"{stage_id}-{role}.prompt.md"
-            files.atomic_write(prompt_file, prompt, mode=0o600)  # what the agent was told, for review
-            argv = family.command(role, prompt, model=model, repo=ctx.work, card=card,
-                                  extra_dirs=outside_of(role_dirs, ctx.work), permission=permission)
+            told = session.prompt if session is not None and session.plan.resume else prompt  # a continuation's
+            files.atomic_write(prompt_file, told, mode=0o600)  # what the agent was told, for review
+            argv = sessions.command(family, session, role, prompt, model=model, repo=ctx.work, card=card,
+                                    extra_dirs=outside_of(role_dirs, ctx.work), permission=permission)
             env = agent_env(ctx, family, role)
             env.update(family.extra_env(permission))
+            env.update(sessions.environment(family, session))
             config_dirs = family.config_dirs(env)
             guarded += family.guarded_files(env)
         seconds, _ = budget_seconds(card, role)

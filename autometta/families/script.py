@@ -23,8 +23,8 @@ Sessions (:mod:`autometta.sessions`): every run is told its session id
 A worker sent back to the same session runs the same command with
 ``AUTOMETTA_CONTINUATION=1``, ``AUTOMETTA_RESUME_SESSION=<id>`` and
 ``AUTOMETTA_CONTINUATION_OF`` (``rebrief`` or ``interrupted``); the prompt it
-would have been given is at ``AUTOMETTA_PROMPT_FILE``. With
-``AUTOMETTA_SCRIPT_SESSIONS`` passed to it, a session exists only while the
+it is told is in ``state/logs/<id>-worker.prompt.md``. With
+``AUTOMETTA_SCRIPT_SESSIONS`` set for autometta, a session exists only while the
 file ``<folder>/<id>`` does; a last line ``autometta-resume-refused`` (and a
 non-zero exit) plays a CLI that refused the id.
 """
@@ -35,7 +35,7 @@ import json
 import re
 import uuid
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from ..card import Card
 from ..errors import UserError
@@ -101,7 +101,7 @@ class Script(Family):
     def session_env(self, session_id: Optional[str], resumed: bool, of: str = "") -> Dict[str, str]:
         """``AUTOMETTA_SESSION_ID`` always; a continuation also gets ``AUTOMETTA_CONTINUATION=1``,
         ``AUTOMETTA_RESUME_SESSION`` (the same id) and ``AUTOMETTA_CONTINUATION_OF`` (``rebrief`` or
-        ``interrupted``); the continuation prompt is at ``AUTOMETTA_PROMPT_FILE``."""
+        ``interrupted``); the prompt it is told is in ``state/logs/<id>-worker.prompt.md``."""
         env = {"AUTOMETTA_SESSION_ID": session_id or ""}
         if resumed:
             env.update(AUTOMETTA_CONTINUATION="1", AUTOMETTA_RESUME_SESSION=session_id or "",
@@ -109,14 +109,10 @@ class Script(Family):
         return env
 
     def session_available(self, env: Mapping[str, str], session_id: str) -> bool:
-        """Without ``AUTOMETTA_SCRIPT_SESSIONS`` a script's session is always there (it keeps none); with it,
-        the session is the file ``<that folder>/<id>``, which the script keeps (or a test removes)."""
+        """Without ``AUTOMETTA_SCRIPT_SESSIONS`` (in autometta's environment) a script's session is always there
+        (it keeps none); with it, the session is the file ``<that folder>/<id>``, which the script keeps."""
         folder = env.get("AUTOMETTA_SCRIPT_SESSIONS")
         return True if not folder else (Path(folder) / session_id).is_file()
-
-    def env_names(self, role: str) -> Tuple[str, ...]:
-        check_role(role)
-        return ("AUTOMETTA_SCRIPT_SESSIONS",)
 
     def resume_refused(self, exit_code: Optional[int], log_text: str) -> bool:
         """A last line ``autometta-resume-refused`` (how a script plays a CLI that lost the session)."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 from .. import budget as budgets
-from .. import hints, parking
+from .. import hints, parking, resume
 from ..roles import ROLES
 from ..stageid import STAGE_ID_RE
 from ..stagerecord import StageRecord
@@ -695,6 +695,11 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
                             effects, transition=False)
         if c.worker.limit is not None and c.envelope.kind == "missing":
             return _limited(f, cur, c, "worker", c.worker, effects)
+        if c.envelope.kind == "missing" and resume.refused(c.worker_diagnosis):  # the session is gone: cold
+            return _dispatch(f, cur, _projected(f.budget, c.worker.usage, seconds=_seconds(c.worker)),
+                             effects + [Account("worker"), Set("worker_exit", None)], "worker",
+                             f"stage {cur}: the worker's CLI refused to resume its session "
+                             f"({c.worker_diagnosis}); starting the worker again in a new session")
         effects += [Account("worker"), RecordTree()]
         env = c.envelope
         ended = outcomes.worker(env, c.worker_diagnosis)

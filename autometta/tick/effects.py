@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 from .. import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, secrets,
-               stagecommit, state, verdicts, worktrees)
+               sessions, stagecommit, state, verdicts, worktrees)
 from ..agentlog import read_log
 from ..context import RepoContext
 from ..dispatch import start
@@ -138,6 +138,8 @@ def _account(txn: Txn, role: str) -> None:
                                 budget=txn.budget, now=txn.now)
     if said:
         txn.log_extra.append(said)
+    if role in ("worker", "verifier"):
+        sessions.ended(txn.ctx, stage, role, record.get("exit_code"))  # the id it used, what it reported
     bookkeeping.account(stage, role, seconds, usage, record.get("exit_code"))
     try:  # accounted: its runner is no orphan for a later tick to adopt
         os.unlink(runner_record(txn.ctx.paths.exit_record(stage_id, role)))
@@ -326,8 +328,12 @@ def _launch(txn: Txn, role: str) -> None:
     if role == "verifier":  # its own verdict path, on disk before it starts (an adopted verifier's counts too)
         verdicts.begin_stage(txn.ctx.paths, stage, txn.now)
         state.save_state(txn.ctx.paths, txn.state)
-    launched = start(txn.ctx, stage, card, role, run_id=runs.mark_of(stage, role))
+    session = sessions.prepare(txn.ctx, stage, card, role)  # resume the worker's own session, or not
+    launched = start(txn.ctx, stage, card, role, run_id=runs.mark_of(stage, role), session=session)
     bookkeeping.started(stage, role, launched.pid, launched.started)
+    said = sessions.started(stage, session, txn.now)
+    if said:
+        txn.log_extra.append(said)
     route = auth.route_summary(txn.ctx.environ, txn.ctx.manifest, identity_for(stage, role), role,
                                txn.ctx.paths.manifest)
     confined = privilege_summary(txn.ctx, identity_for(stage, role), role, card)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .. import card as cards
-from .. import (families, gitops, ledger, parking, procs, runs, scopegate, stagecommit, verdicts,
+from .. import (families, gitops, ledger, parking, procs, runs, scopegate, sessions, stagecommit, verdicts,
                worktrees)
 from ..agentlog import read_log
 from ..context import RepoContext
@@ -67,7 +67,7 @@ def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: s
         family = _family(identity_for(stage, role))
         if family is not None:
             text = read_log(ctx.paths.log(stage_id, role))
-            usage = family.parse_usage(text)
+            usage = sessions.own_usage(family, stage, role, family.parse_usage(text))  # a resumed run's own
             limit = family.usage_limit((exit_record or {}).get("exit_code"), text)
     return Proc(pid=int(pid), alive=alive, elapsed=elapsed, exit=exit_record, usage=usage, limit=limit, lost=lost)
 

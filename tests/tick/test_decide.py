@@ -950,7 +950,7 @@ def test_what_a_claim_does(queue, in_tree, setup, parks, expected, finish, halt,
 #: read by their own functions, which import what they need when called).
 PURE = {"autometta", "autometta.tick", "autometta.tick.decide", "autometta.tick.outcomes", "autometta.budget",
         "autometta.parking", "autometta.hints", "autometta.paths", "autometta.roles", "autometta.scope",
-        "autometta.stageid", "autometta.stagerecord", "autometta.timeutil"}
+        "autometta.stageid", "autometta.stagerecord", "autometta.timeutil", "autometta.resume"}
 
 
 def test_decide_imports_nothing_that_does_io():
