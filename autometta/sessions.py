@@ -184,8 +184,3 @@ def ended(ctx: RepoContext, stage: Dict[str, Any], role: str, exit_code: Optiona
     if mine.get("resumed") and family.resume_refused(exit_code, text):
         mine["refused"] = True
     mine["ended"] = True
-
-
-def shown(stage: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    """The session records as ``show``/``status --json`` list them (without the raw reported counts)."""
-    return [{k: v for k, v in r.items() if k not in ("reported", "ended")} for r in resume.records(stage)]

@@ -120,6 +120,9 @@ class StageRecord:
     cost_usd = Field()
     worker_cost_usd = Field()
     verifier_cost_usd = Field()
+    # its agents' sessions (autometta.resume)
+    sessions = Field()  # one record per worker or verifier run since the claim
+    worker_restarts = Count()  # worker runs started again after the whole run vanished (a reboot)
 
     def identity(self, role: str) -> Any:
         """The identity the card gave ``role`` (``worker``, ``verifier``), as claimed."""
@@ -156,6 +159,12 @@ class StageRecord:
     def run_id(self, role: str) -> Any:
         """``<role>_run_id``: the mark of the role's current run (AUTOMETTA_RUN_ID)."""
         return self.doc.get(f"{role}_run_id")
+
+    def session_rows(self) -> List[Dict[str, Any]]:
+        """The session records as ``show`` and ``status --json`` list them (without the CLI's raw figures)."""
+        found = self.sessions
+        return [{k: v for k, v in r.items() if k not in ("reported", "ended")}
+                for r in (found if isinstance(found, list) else []) if isinstance(r, dict)]
 
     def reaped(self) -> bool:
         """Has the worker been reaped? (bash-written state: a verifier already ran)."""

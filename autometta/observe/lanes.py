@@ -41,6 +41,7 @@ def lane_row(stage: Dict[str, Any]) -> Dict[str, Any]:
     row: Dict[str, Any] = {"id": rec.id, "phase": phase(stage), "worktree": rec.worktree,
                            "branch": rec.branch, "base": rec.base, "pid": rec.pid(role) if role else None}
     row.update({f"{r}_pid": rec.pid(r) for r in RUN_ORDER})
+    row["sessions"] = rec.session_rows()  # each agent run's session id, resumed or cold (autometta.resume)
     return row
 
 

@@ -461,6 +461,9 @@ def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, na
     for key in ("status", "stall_marker", "worker", "verifier", "started_at", "completed_at", "commit", "loops",
                 "worktree", "branch", "base", "merge", "tokens", "cost_usd"):
         doc[key] = stage.get(key)
+    from ..resume import shown
+
+    doc["sessions"] = shown(stage)  # each agent run's session id, resumed or cold (autometta.resume)
     if manifest is None:
         from .. import manifest as manifests
 
@@ -621,6 +624,17 @@ def _how_ended(run: Dict[str, Any], otherwise: str) -> str:
     return str(run.get("error") or otherwise)
 
 
+def session_line(session: Dict[str, Any]) -> str:
+    """``loop 2: 5f0c... resumed (rebrief), 1200 tokens + 9000 cache reads, $0.0123``: one run's session."""
+    how = (f"resumed ({session.get('of')})" if session.get("resumed") else
+           f"new (cold: {session['fallback']})" if session.get("fallback") else "new")
+    spent = (f", {session['tokens']} tokens" if session.get("tokens") is not None else "") + \
+        (f" + {session['cache_read_tokens']} cache reads" if session.get("cache_read_tokens") else "") + \
+        (f", ${session['cost_usd']:.4f}" if isinstance(session.get("cost_usd"), (int, float)) else "")
+    refused = ", refused by the CLI" if session.get("refused") else ""
+    return f"loop {session.get('loop') or 1}: {session.get('id') or '(no id)'} {how}{spent}{refused}"
+
+
 def render(doc: Dict[str, Any]) -> str:
     """The review as text, sections in the order of the module docstring; the diff last."""
     card, verdict, change_doc = doc.get("card") or {}, doc.get("verdict") or {}, doc.get("change") or {}
@@ -673,6 +687,8 @@ def render(doc: Dict[str, Any]) -> str:
             lines.append(f"  final: {final[:600]}{'~' if len(final) > 600 else ''}")
         if agent.get("missing"):
             lines.append(f"  {agent['missing']}")
+        for session in [r for r in doc.get("sessions") or [] if r.get("role") == agent.get("role")]:
+            lines.append(f"  session {session_line(session)}")
         if agent.get("role") == "worker":
             env = doc.get("envelope") or {}
             if env.get("status"):

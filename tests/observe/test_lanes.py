@@ -62,7 +62,7 @@ def status_json(run) -> Dict[str, Any]:
 def test_a_lane_phase_is_read_from_its_stage_fields(fields, phase, pid):
     row = lanes.lane_row(lane(Path("/r"), "01-a", id="01-a", **fields))
     assert (row["phase"], row["pid"]) == (phase, pid)
-    assert set(row) == {"id", "phase", "worktree", "branch", "base", "pid", *PIDS}
+    assert set(row) == {"id", "phase", "worktree", "branch", "base", "pid", "sessions", *PIDS}
 
 
 def test_lane_stages_are_in_progress_with_a_worktree(tmp_path):
@@ -101,7 +101,7 @@ def test_status_json_has_lanes_and_max_parallel(lanes_repo, run):
     assert (row["stage"], row["status"], row["max_parallel"]) == ("01-a, 02-b, 03-c", "in_progress", 3)
     assert row["lanes"][0] == dict(PIDS, id="01-a", phase="worker", pid=4242, worker_pid=4242,
                                    worktree=f"{repo}/.autometta/worktrees/01-a", branch="autometta/01-a",
-                                   base="main")
+                                   base="main", sessions=[])
     assert [(x["id"], x["phase"], x["pid"]) for x in row["lanes"]] == [
         ("01-a", "worker", 4242), ("02-b", "verifier", 4343), ("03-c", "merging", 4444)]
     assert row["lanes"][2]["postmerge_pid"] == 4444
