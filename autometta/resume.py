@@ -34,6 +34,10 @@ FALLBACKS = {
     "no_session_id": "its last run named no session id",
 }
 
+#: The stage's count of worker runs started again after their runner was lost with nothing of the run left
+#: (a reboot), and how many a claim allows before such a loss stalls the stage (``runner_lost``) as any other.
+RESTARTS, MAX_RESTARTS = "worker_restarts", 2
+
 #: ``of``: what a continuation continues.
 REBRIEF, INTERRUPTED = "rebrief", "interrupted"
 
@@ -112,6 +116,12 @@ def _why(key: str, before: Mapping[str, Any], want: Want) -> str:
     now = {"family_changed": want.family, "model_changed": want.model, "route_changed": want.route,
            "resume_unsupported": want.family}.get(key)
     return "starting cold: " + FALLBACKS[key].format(id=before.get("id"), where=want.off, was=was, now=now)
+
+
+def restartable(stage: Optional[Mapping[str, Any]]) -> bool:
+    """May a worker whose whole run vanished (its runner lost, nothing of it left) be started again?"""
+    done = (stage or {}).get(RESTARTS)
+    return not isinstance(done, int) or done < MAX_RESTARTS
 
 
 def refused(diagnosis: Optional[str]) -> bool:

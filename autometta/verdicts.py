@@ -353,7 +353,7 @@ def worker_run_alive(paths: RepoPaths, stage_id: str) -> Optional[str]:
             members = procs.group_members(group) or []
             shown = " ".join(str(pid) for pid in members[:5]) or "?"
             return f"process(es) {shown} of the worker's run (process group {group}) are still running"
-    mark = (record or {}).get("run_id")
+    mark = (record or {}).get("run_id") or (runner.run_id if runner is not None else None)  # a lost runner's too
     marked = supervise.marked(mark) if isinstance(mark, str) and mark else []
     if marked:
         shown = " ".join(str(pid) for pid, _started in marked[:5])

@@ -16,6 +16,9 @@ from typing import Any, Dict, List
 import pytest
 
 from autometta import families, resume, yamlsub
+from autometta.budget import initial_budget
+from autometta.state import initial_state, new_stage
+from autometta.tick import decide as d
 from autometta.families.usage import Usage
 from autometta.paths import RepoPaths
 from tests.tickkit import (CHECKER, await_agents, commit_all, git, read_state, run_until_quiet, script_card, stage,
@@ -69,6 +72,42 @@ def test_the_decision(stage_doc, role, want, expected):
     ("claude_auth_error", False), (None, False), ("", False)])
 def test_a_refused_resume_is_read_from_the_diagnosis(diagnosis, expected):
     assert resume.refused(diagnosis) is expected
+
+
+def _lane_facts(fields: Dict[str, Any], **kw: Any) -> "d.Facts":
+    doc = initial_state()
+    st = new_stage(SID, "Claude Sonnet 4.6 <claude-sonnet-4-6@local>", "Codex GPT-5.5 <codex-gpt-5-5@local>")
+    st.update(status="in_progress", worktree="/r/.autometta/worktrees/" + SID, **fields)
+    doc["stages"].append(st)
+    cur = d.InFlight(stage=st, lane=True)
+    for key, value in kw.items():
+        setattr(cur, key, value)
+    return d.Facts(repo="/r", budget=initial_budget(), state=doc, cur=cur)
+
+
+@pytest.mark.parametrize("fields,kw,expected,finish", [
+    # the worker's runner is gone and nothing of its run is left (a reboot): it starts again (and resumes)
+    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, lost=True)},
+     ["account:worker", "set:worker_exit", "set:worker_restarts", "launch:worker"], None),
+    ({"worker_pid": 4, "worker_restarts": 1}, {"worker": d.Proc(pid=4, lost=True)},
+     ["account:worker", "set:worker_exit", "set:worker_restarts", "launch:worker"], None),
+    # ... but only twice a claim; and never while processes of the run still live (an agent that killed
+    # its own runner): then it is stopped and the stage stalls, as before
+    ({"worker_pid": 4, "worker_restarts": 2}, {"worker": d.Proc(pid=4, lost=True)},
+     ["kill:worker", "account:worker"], ("stalled", "runner_lost")),
+    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, lost=True), "worker_leftover": "pid 9 still runs"},
+     ["kill:worker", "account:worker"], ("stalled", "runner_lost")),
+    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, lost=True), "card_found": False},
+     ["kill:worker", "account:worker"], ("stalled", "runner_lost")),
+    # a worker whose CLI refused to resume its session, with no handoff: started again (cold) at once
+    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, exit={"exit_code": 1}), "worker_diagnosis": "claude_resume_refused"},
+     ["account:worker", "set:worker_exit", "launch:worker"], None),
+])
+def test_the_tick_sends_a_vanished_or_refused_worker_back(fields, kw, expected, finish):
+    dec = d.decide_lane(_lane_facts(fields, **kw), SID)
+    shown = [f"{e.name}:{e.arg[0] if isinstance(e.arg, tuple) else e.arg}" if e.arg is not None else e.name
+             for e in dec.effects]
+    assert (shown, dec.finish) == (expected, finish), dec.message
 
 
 # ------------------------------------------------------------------ the families
@@ -348,3 +387,44 @@ def test_a_new_claim_starts_a_new_session(run, setup, tmp_path):
     runs = _told(told)
     assert len(runs) == 2 and runs[1]["continuation"] == "" and runs[1]["session"] != runs[0]["session"]
     assert [(r["resumed"], r["fallback"]) for r in stage(repo, SID)["sessions"]] == [(False, None)]
+
+
+def test_a_worker_whose_whole_run_vanished_resumes_its_session(run, setup, tmp_path):
+    """A reboot: the runner and every process of the worker's run are gone, with no exit record. The next tick
+    starts the worker again, continuing its session (``interrupted``); once per reboot, twice a claim."""
+    import os
+    import signal
+
+    from autometta import procs, supervise
+    from tests.reliability.relkit import await_pid
+
+    repo, home, _ = setup
+    told = tmp_path / "told.jsonl"
+    ready = tmp_path / "ready.fifo"
+    os.mkfifo(ready)
+    worker = (_told_cmd(told) + 'if [ -z "$AUTOMETTA_CONTINUATION" ]; then printf x > ' + str(ready)
+              + "; exec sleep 300; fi; printf 'hello\\n' > hello.txt && " + HANDOFF)
+    _add(run, repo, script_card(repo, SID, worker))
+    tick_once(home)
+    s = stage(repo, SID)
+    runner, mark = s["worker_pid"], s["worker_run_id"]
+    with open(ready) as handle:  # the worker runs
+        handle.read()
+    run_procs = [pid for pid, _start in supervise.marked(mark)]
+    for pid in run_procs:  # the machine goes down: everything of the run dies at once, nothing is recorded
+        os.kill(pid, signal.SIGKILL)
+    await_pid(runner)
+    for pid in run_procs:
+        await_pid(pid, timeout=30)
+        assert not procs.is_alive(pid)
+
+    [outcome] = tick_once(home)
+    assert "nothing of its run is left" in outcome.message and outcome.kind == "launch", outcome.message
+    await_agents(repo)
+    run_until_quiet(home, repo)
+    s = stage(repo, SID)
+    assert (s["status"], s["worker_restarts"]) == ("completed", 1), s
+    w1, w2 = _told(told)
+    assert (w2["continuation"], w2["of"], w2["resume"]) == ("1", "interrupted", w1["session"])
+    assert [(r["role"], r["resumed"]) for r in s["sessions"]] == [("worker", False), ("worker", True),
+                                                                    ("verifier", False)]

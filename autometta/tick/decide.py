@@ -614,6 +614,13 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
 
     # 0'. A runner gone without an exit record: stop what is left of its run, stall the stage.
     lost = [role for role in ROLES if st.pid(role) and getattr(c, role).lost]
+    if lost == ["worker"] and not c.worker_leftover and c.card_found and resume.restartable(st.doc):
+        # nothing of the run is left (a reboot): the worker starts again, resuming its session (autometta.resume)
+        return _dispatch(f, cur, _projected(f.budget, seconds=_seconds(c.worker)),
+                         [Account("worker"), Set("worker_exit", None),
+                          Set(resume.RESTARTS, st.worker_restarts + 1)], "worker",
+                         f"stage {cur}: the runner of its worker (pid {st.pid('worker')}) is gone without an "
+                         "exit record and nothing of its run is left (a reboot?); starting the worker again")
     if lost:
         for role in ROLES:
             if st.pid(role):

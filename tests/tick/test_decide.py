@@ -750,8 +750,8 @@ def test_a_parked_repo_claims_nothing():
 @pytest.mark.parametrize("fields,kw,expected,finish,transition", [
     # a run an interrupted tick started and never recorded: adopted, never started again
     ({"worker_pid": None}, {"orphans": {"worker": (9, 1.0)}}, ["adopt"], None, True),
-    # a recorded runner gone without an exit record: its run is stopped, the stage stalls
-    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, lost=True)}, ["kill:worker", "account:worker"],
+    # a recorded runner gone without an exit record, its run's processes still there: stopped, the stage stalls
+    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, lost=True), "worker_leftover": "pid 9"}, ["kill:worker", "account:worker"],
      ("stalled", "runner_lost"), True),
     ({"verifier_pid": 5, "worker_exit": 0}, {"verifier": d.Proc(pid=5, lost=True)},
      ["kill:verifier", "account:verifier"], ("stalled", "runner_lost"), True),
@@ -825,7 +825,8 @@ STEPS = [
     # what the tick itself finds
     ({"verifier_pid": 9, "worker_tree": "t1"}, {"verifier": running(pid=9), "forged": "written before its run"},
      ["kill:verifier", "account:verifier"], ("failed", "verdict_forged: written before its run"), True),
-    ({"worker_pid": 42}, {"worker": d.Proc(pid=42, lost=True)}, ["kill:worker", "account:worker"],
+    ({"worker_pid": 42}, {"worker": d.Proc(pid=42, lost=True), "worker_leftover": "pid 9"},
+     ["kill:worker", "account:worker"],
      ("stalled", "runner_lost"), True),
     ({"worker_pid": None}, {"orphans": {"worker": (4242, NOW)}}, ["adopt"], None, True),
     ({"worker_tree": "t1", "verifier_pid": None}, {"commit_running": 10.0}, [], None, False),
