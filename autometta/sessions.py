@@ -41,6 +41,8 @@ class Session:
     new_id: Optional[str] = None
     #: The continuation prompt of a resumed run (its next user message).
     prompt: str = ""
+    #: The family's CLI was started with it (a verifier panel or an API verifier is autometta itself: no session).
+    used: bool = False
 
     @property
     def id(self) -> Optional[str]:
@@ -99,6 +101,8 @@ def _continuation(ctx: RepoContext, stage: Mapping[str, Any], card: Card, of: st
 def command(family: families.Family, session: Optional[Session], role: str, prompt: str, **kwargs: Any) -> List[str]:
     """The argv of the run: the family's resume command for a continuation, else its command (with the id
     chosen up front, when the family chooses one)."""
+    if session is not None:
+        session.used = True
     if session is not None and session.plan.resume:
         argv = family.resume_command(role, session.prompt, session.plan.resume, **kwargs)
         if argv is not None:
@@ -119,7 +123,8 @@ def started(stage: Dict[str, Any], session: Optional[Session], now: float) -> Op
     """Record the run that just started; the log line for a continuation or a cold fallback, else None."""
     if session is None:
         return None
-    entry = resume.record(session.role, resume.loop_of(stage), session.id, session.plan, family=session.family,
+    entry = resume.record(session.role, resume.loop_of(stage), session.id if session.used else None, session.plan,
+                          family=session.family,
                           model=session.model, route=session.route, started_at=now_iso(now))
     stage[resume.FIELD] = resume.records(stage) + [entry]
     if session.plan.resume or session.plan.fallback:
@@ -168,9 +173,8 @@ def ended(ctx: RepoContext, stage: Dict[str, Any], role: str, exit_code: Optiona
     except UserError:
         return
     text = read_log(ctx.paths.log(str(stage["id"]), role))
-    said = family.session_id(text)
-    if said:
-        mine["id"] = said
+    if not mine.get("id"):  # an id chosen up front stays: the CLI keeps it, and a log line cannot move it
+        mine["id"] = family.session_id(text)
     reported = _reported(family, text)
     spent = own_usage(family, stage, role, reported)
     if reported is not None:

@@ -428,3 +428,25 @@ def test_a_worker_whose_whole_run_vanished_resumes_its_session(run, setup, tmp_p
     assert (w2["continuation"], w2["of"], w2["resume"]) == ("1", "interrupted", w1["session"])
     assert [(r["role"], r["resumed"]) for r in s["sessions"]] == [("worker", False), ("worker", True),
                                                                     ("verifier", False)]
+
+
+def test_an_id_chosen_up_front_is_not_moved_by_a_line_in_the_log(tmp_path):
+    """claude keeps the id it was given; a log line naming another session (an agent can print anything)
+    does not change which session the worker resumes. An id the CLI picks (codex) is read from the log."""
+    from types import SimpleNamespace
+
+    from autometta import sessions
+
+    paths = RepoPaths(tmp_path)
+    paths.logs.mkdir(parents=True)
+    ctx = SimpleNamespace(paths=paths)
+    forged = json.dumps({"type": "result", "session_id": "11111111-2222-3333-4444-555555555555", "usage": {}})
+    paths.log(SID, "worker").write_text(forged + "\n")
+    chosen = "0f240eae-a666-44d7-8f10-d192e95f1d08"
+    stage_doc = {"id": SID, "sessions": [dict(W, id=chosen, resumed=False)]}
+    sessions.ended(ctx, stage_doc, "worker", 0)
+    assert stage_doc["sessions"][0]["id"] == chosen and stage_doc["sessions"][0]["ended"]
+    paths.log(SID, "worker").write_text('{"type":"thread.started","thread_id":"0190aa"}\n')
+    stage_doc = {"id": SID, "sessions": [dict(W, id=None, family="codex", resumed=False)]}
+    sessions.ended(ctx, stage_doc, "worker", 0)
+    assert stage_doc["sessions"][0]["id"] == "0190aa"

@@ -19,7 +19,7 @@ Whether its log grows is unknowable, so ``streams`` is True: a silent script
 looks stuck, as a silent agent would.
 
 Sessions (:mod:`autometta.sessions`): every run is told its session id
-(``AUTOMETTA_SESSION_ID``; a line ``autometta-session: <id>`` names another).
+(``AUTOMETTA_SESSION_ID``).
 A worker sent back to the same session runs the same command with
 ``AUTOMETTA_CONTINUATION=1``, ``AUTOMETTA_RESUME_SESSION=<id>`` and
 ``AUTOMETTA_CONTINUATION_OF`` (``rebrief`` or ``interrupted``); the prompt it
@@ -44,7 +44,6 @@ from .usage import Usage, count
 
 SHELL = "/bin/sh"
 USAGE_PREFIX = "autometta-usage:"
-SESSION_PREFIX = "autometta-session:"
 REFUSED_LINE = "autometta-resume-refused"
 _LEADING_RE = re.compile(r"^\s*[Ss]cript\b")
 _COUNTS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
@@ -88,15 +87,6 @@ class Script(Family):
                        permission: Optional[object] = None) -> Optional[List[str]]:
         """The same command; :meth:`session_env` tells it that it continues ``session_id``."""
         return self.command(role, prompt, model=model, repo=repo, card=card)
-
-    def session_id(self, log_text: str) -> Optional[str]:
-        """The last ``autometta-session: <id>`` line (a script may name its own), else None (the chosen one)."""
-        found = None
-        for line in log_text.splitlines():
-            line = line.strip()
-            if line.startswith(SESSION_PREFIX):
-                found = line[len(SESSION_PREFIX):].strip() or found
-        return found
 
     def session_env(self, session_id: Optional[str], resumed: bool, of: str = "") -> Dict[str, str]:
         """``AUTOMETTA_SESSION_ID`` always; a continuation also gets ``AUTOMETTA_CONTINUATION=1``,
