@@ -152,6 +152,8 @@ def test_a_panel_completes_a_stage_and_its_tokens_are_the_verifiers(setup):
     s = stage(repo, "01-hello")
     assert s["status"] == "completed" and s["commit"]
     assert (s["verifier_tokens"], s["verifier_cost_usd"]) == (2200, 1.0)
+    # the panel is autometta itself, not a CLI session: its run records no session id (autometta.resume)
+    assert [(r["role"], bool(r["id"])) for r in s["sessions"]] == [("worker", True), ("verifier", False)]
     synthesis = json.loads((repo / "state" / "verifiers" / "01-hello.json").read_text())
     assert synthesis["overall"] == "PASS" and synthesis["quorum"] == {"required": 2, "achieved": 2}
     assert synthesis["criteria"][0]["evidence"] == "from a"
