@@ -100,8 +100,13 @@ def _lane_facts(fields: Dict[str, Any], **kw: Any) -> "d.Facts":
     ({"worker_pid": 4}, {"worker": d.Proc(pid=4, lost=True), "card_found": False},
      ["kill:worker", "account:worker"], ("stalled", "runner_lost")),
     # a worker whose CLI refused to resume its session, with no handoff: started again (cold) at once
-    ({"worker_pid": 4}, {"worker": d.Proc(pid=4, exit={"exit_code": 1}), "worker_diagnosis": "claude_resume_refused"},
+    ({"worker_pid": 4, "sessions": [dict(W, resumed=True)]},
+     {"worker": d.Proc(pid=4, exit={"exit_code": 1}), "worker_diagnosis": "claude_resume_refused"},
      ["account:worker", "set:worker_exit", "launch:worker"], None),
+    # ... but a run that was not a resume and says so is not started again (no loop): it stalls as any other
+    ({"worker_pid": 4, "sessions": [dict(W, resumed=False)]},
+     {"worker": d.Proc(pid=4, exit={"exit_code": 1}), "worker_diagnosis": "script_resume_refused"},
+     ["account:worker", "record_tree"], ("stalled", "script_resume_refused")),
 ])
 def test_the_tick_sends_a_vanished_or_refused_worker_back(fields, kw, expected, finish):
     dec = d.decide_lane(_lane_facts(fields, **kw), SID)
