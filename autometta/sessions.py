@@ -77,7 +77,7 @@ def prepare(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -
             can = family.resume_command(role, "", "x", model=model, repo=ctx.work, card=card,
                                         permission=permission) is not None
             env = {**ctx.environ, **agent_env(ctx, family, role, resolve=False)}  # as the agent's, and ours
-        except Exception:  # noqa: BLE001 - the start itself reports what is misconfigured
+        except UserError:  # the start itself reports what is misconfigured (a RouteError is one)
             can, env = False, {}
         available = lambda session_id: family.session_available(env, session_id)  # noqa: E731
     plan = resume.plan(stage, role, resume.Want(family.name, model, route, _off(ctx, card), can, available))
@@ -94,7 +94,8 @@ def _continuation(ctx: RepoContext, stage: Mapping[str, Any], card: Card, of: st
     loop = resume.loop_of(stage)
     path = ctx.paths.rebrief(stage_id, loop)
     text = files.read_text(path) if of == resume.REBRIEF and loop > 1 and path.is_file() else None
-    return resume.continuation(of, stage_id=stage_id, card_path=str(card.path), handoff=str(ctx.paths.handoff(stage_id)),
+    return resume.continuation(of, stage_id=stage_id, card_path=str(card.path),
+                               handoff=str(ctx.paths.handoff(stage_id)),
                                rebrief=text, rebrief_path=str(path))
 
 
@@ -153,7 +154,8 @@ def _before(stage: Mapping[str, Any], role: str) -> Optional[Usage]:
     return None
 
 
-def own_usage(family: families.Family, stage: Mapping[str, Any], role: str, reported: Optional[Usage]) -> Optional[Usage]:
+def own_usage(family: families.Family, stage: Mapping[str, Any], role: str,
+              reported: Optional[Usage]) -> Optional[Usage]:
     """What ``role``'s latest run spent, from what its log ``reported`` (a resumed run's session-wide figures
     less those of the run it continues)."""
     if reported is None:

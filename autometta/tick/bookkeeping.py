@@ -32,8 +32,8 @@ ROUND_KEYS = ("worker_tree", "verifier_tree", "worker_exit", "verifier_artefact"
 #: Everything an earlier run of a stage left on it, cleared when it is claimed again.
 CLAIM_CLEARS = ("worker_pid", "verifier_pid", "worker_started", "verifier_started", "verifier_artefact",
                 "stall_marker", "completed_at", "stopped_at", "commit", "worker_tree", "verifier_tree",
-                "worker_exit", "acceptance", "acceptance_pid", "acceptance_started", "loops", "sessions", "worker_restarts",
-                *VERDICT_RUN_FIELDS,
+                "worker_exit", "acceptance", "acceptance_pid", "acceptance_started", "loops", *VERDICT_RUN_FIELDS,
+                "sessions", "worker_restarts",  # autometta.resume: the claim's agent sessions, vanished-run restarts
                 *LANE_KEYS, *TREE_KEYS, *RUN_KEYS)
 
 

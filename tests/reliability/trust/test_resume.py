@@ -39,7 +39,8 @@ def test_a_verifier_never_continues_a_session(setup, lanes, tmp_path):
     told = str(tmp_path / "told.jsonl")
     flag = tmp_path / "judged-once"
     worker = (TOLD.replace("{told}", told) + "printf 'hello\\n' > hello.txt; "
-              "echo \"AUTOMETTA_CONTINUATION=1 AUTOMETTA_RESUME_SESSION=$AUTOMETTA_SESSION_ID\" > notes.txt; " + HANDOFF)
+              "echo \"AUTOMETTA_CONTINUATION=1 AUTOMETTA_RESUME_SESSION=$AUTOMETTA_SESSION_ID\" > notes.txt; "
+              + HANDOFF)
     verifier = (TOLD.replace("{told}", told) + f"if [ -f {flag} ]; then printf '%s' '{_verdict('PASS')}' "
                 f"> \"$AUTOMETTA_ARTEFACT\"; else touch {flag}; printf '%s' '{_verdict('FAIL')}' "
                 "> \"$AUTOMETTA_ARTEFACT\"; fi")
