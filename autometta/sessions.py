@@ -7,8 +7,9 @@ decision is :func:`autometta.resume.plan`'s), hands the :class:`Session` to
 run with :func:`started` and, once the run is accounted, :func:`ended` reads
 the session id the CLI used, whether it refused to resume, and what it
 reported, from its log. :func:`own_usage` turns what a resumed run's log
-reports into what that run spent (claude's session-wide cost, codex's
-session-wide counts: :meth:`autometta.families.base.Family.run_usage`).
+reports into what that run spent (codex's session-wide counts:
+:meth:`autometta.families.base.Family.run_usage`; claude's log prices the run
+alone, :func:`autometta.families.claude.parse_claude_log`).
 """
 
 from __future__ import annotations

@@ -167,10 +167,19 @@ def test_codex_resumes_with_the_sandbox_as_settings(tmp_path):
 def test_a_resumed_runs_own_usage():
     """claude: usage is the run's, total_cost_usd the session's; codex: the counts are the session's."""
     claude, codex = families.get("claude"), families.get("codex")
-    first = Usage(input_tokens=100, output_tokens=5, cache_read_tokens=50, cost_usd=0.00051)
-    second = Usage(input_tokens=100, output_tokens=5, cache_read_tokens=500, cost_usd=0.00111)
-    own = claude.run_usage(second, first)
+    usage = {"input_tokens": 100, "output_tokens": 5, "cache_read_input_tokens": 500,
+             "cache_creation_input_tokens": 0}
+    # claude 2.1.332, resumed: total_cost_usd is the session's, model_usage_since_last_result the run's own
+    resumed = {"type": "result", "session_id": "s", "usage": usage, "total_cost_usd": 0.00111,
+               "modelUsage": {"claude-opus-5-5": {"costUSD": 0.00111}},
+               "model_usage_since_last_result": {"claude-opus-5-5": {"costUSD": 0.0006000000000000001}}}
+    own = claude.run_usage(claude.parse_usage(json.dumps(resumed)), Usage(cost_usd=0.00051))
     assert (own.total_tokens, own.cache_read_tokens, own.cost_usd) == (105, 500, pytest.approx(0.0006))
+    # claude 2.1.197, resumed: no such field, and total_cost_usd is the run's own
+    older = {"type": "result", "session_id": "s", "usage": usage, "total_cost_usd": 0.000875,
+             "modelUsage": {"claude-opus-4-8": {"costUSD": 0.000875}}}
+    own = claude.run_usage(claude.parse_usage(json.dumps(older)), Usage(cost_usd=0.00065))
+    assert own.cost_usd == pytest.approx(0.000875)
     first = Usage(input_tokens=100, output_tokens=10, cache_read_tokens=0)
     second = Usage(input_tokens=200, output_tokens=20, cache_read_tokens=30)
     own = codex.run_usage(second, first)

@@ -36,7 +36,6 @@ Measured with claude-code 2.1.197 (fixtures in tests/data/cli/):
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import uuid
@@ -193,13 +192,6 @@ class Claude(Family):
         if exit_code == 0:
             return False
         return any(line.startswith(_RESUME_REFUSALS) for line in plain_tail(log_text))
-
-    def run_usage(self, reported: Usage, before: Optional[Usage]) -> Usage:
-        """A resumed run's ``usage`` is its own, but ``total_cost_usd`` is the whole session's: the cost the
-        session's earlier run reported is taken off."""
-        if before is None or reported.cost_usd is None or before.cost_usd is None:
-            return reported
-        return dataclasses.replace(reported, cost_usd=round(max(reported.cost_usd - before.cost_usd, 0.0), 9))
 
     def env_names(self, role: str) -> Tuple[str, ...]:
         check_role(role)
@@ -386,7 +378,7 @@ def parse_claude_log(text: str) -> Optional[Usage]:
                 partial[str(message.get("id") or len(partial))] = message["usage"]
     if result is not None:
         usage = _claude_usage(result["usage"])
-        cost = result.get("total_cost_usd")
+        cost = _run_cost(result)
         usage.cost_usd = float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
         return usage
     if partial:
@@ -400,6 +392,21 @@ def parse_claude_log(text: str) -> Optional[Usage]:
         return total
     number = _last_total_tokens_line(text)
     return Usage(unsplit_tokens=number) if number is not None else None
+
+
+def _run_cost(result: Dict[str, Any]) -> Any:
+    """What this run cost: ``total_cost_usd``, unless the result also prices the run alone.
+
+    A resumed session's ``total_cost_usd`` is the whole session's in claude 2.1.332, which then gives the
+    run's own as ``costUSD`` per model under ``model_usage_since_last_result``; 2.1.197 has no such field
+    and its ``total_cost_usd`` is the run's own (both measured against a local model server).
+    """
+    since = result.get("model_usage_since_last_result")
+    if isinstance(since, dict) and since:
+        costs = [m.get("costUSD") for m in since.values() if isinstance(m, dict)]
+        if costs and all(isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0 for c in costs):
+            return round(sum(costs), 9)
+    return result.get("total_cost_usd")
 
 
 def _claude_usage(counts: Dict[str, Any]) -> Usage:

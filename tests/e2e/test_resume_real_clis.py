@@ -5,8 +5,8 @@ the worker's first round (``Max loops: 2``) and passes the second; the worker's 
 session resumed: the model server sees the first round's conversation (its tool calls and results) in the
 second run's first request, with the re-brief as a new user message, and the session id the stage records
 is the one the CLI used (claude's ``--session-id``, codex's ``thread.started``). The stage lands with one
-commit, and the tokens and cost booked count each model reply once (claude's session-wide
-``total_cost_usd`` and codex's session-wide ``turn.completed`` usage are taken apart).
+commit, and the tokens and cost booked count each model reply once (claude 2.1.332's session-wide
+``total_cost_usd`` and codex's session-wide ``turn.completed`` usage are not counted twice).
 
 Then the same for a usage limit hit mid-run: the worker's first run writes its file and hits a subscription
 usage limit; after the reset the worker resumes that session, the server sees the first run's tool call in
