@@ -16,7 +16,9 @@ still exits 0. ``--allowedTools`` takes any number of rules, so the prompt
 follows ``--``. The working directory is the stage's tree; the launcher sets
 it. ``stream-json`` makes the log grow as the agent works and ends it with a
 ``result`` event carrying usage, cost and the final text
-(shared/spec/agent-clis.md).
+(shared/spec/agent-clis.md). Every run gets ``--session-id <uuid>`` chosen up
+front; a worker sent back continues it with ``claude -p --resume <uuid>`` and the
+same flags (:mod:`autometta.resume`).
 
 Measured with claude-code 2.1.197 (fixtures in tests/data/cli/):
 

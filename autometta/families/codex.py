@@ -21,7 +21,8 @@ The permission mode is the stage's (:mod:`autometta.privilege`):
 Allow rules are not passed: every command runs inside codex's sandbox. The
 repo is always a git repo, so no ``--skip-git-repo-check``. Without ``-m`` codex runs the model its config
 names. ``--json`` makes the log stream JSON Lines (usage per turn, each item,
-the final ``agent_message``).
+the final ``agent_message``). Its ``thread.started`` event names the session; a
+worker sent back continues it with ``codex exec resume`` (:meth:`Codex.resume_command`).
 
 **stdin must be /dev/null** (the launcher does it): ``codex exec`` reads stdin
 when it is not a terminal, and an open pipe blocks the run forever.
