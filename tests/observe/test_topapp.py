@@ -240,7 +240,7 @@ def _state(pid: int) -> str:
 
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z")
 _STAMP = re.compile(r"\d{8}T\d{6}Z")
-_HEX = re.compile(r"\b[0-9a-f]{7,64}\b")
+_HEX = re.compile(r"\b[0-9a-f]{8}(?:-[0-9a-f]{4}){3}-[0-9a-f]{12}\b|\b[0-9a-f]{7,64}\b")  # a session id (uuid) too
 
 
 def norm(value: Any, repo: Path) -> Any:
