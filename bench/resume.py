@@ -74,11 +74,12 @@ class Cache:
 
 
 def run_case(clis: Dict[str, str], work: Path, family: str, resume: bool, kb: int) -> Dict[str, Any]:
-    from tests.conftest import CARD, isolate_env, make_repo
+    from tests.testing.env import isolate_env
+    from tests.testing.repos import CARD, make_repo
     from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, FAMILY, agent_environment, agent_key, await_agents,
                                                envelope, pass_env, user_text)
-    from tests.support.model_server import ModelServer, Request, Tokens, Turn, shell, text, verdict_path, write_file
-    from tests.tickkit import commit_all, read_state
+    from tests.testing.model_server import ModelServer, Request, Tokens, Turn, shell, text, verdict_path, write_file
+    from tests.testing.ticks import commit_all, read_state
     import pytest
 
     monkeypatch = pytest.MonkeyPatch()
@@ -219,7 +220,7 @@ def main() -> int:
     parser.add_argument("--kb", type=int, default=24, help="size of the card's input files, in all")
     parser.add_argument("--only", choices=("claude", "codex"), help="one worker family")
     args = parser.parse_args()
-    from tests.support.agent_clis import ensure_clis, unavailable_reason
+    from tests.testing.agent_clis import ensure_clis, unavailable_reason
 
     clis = ensure_clis()
     if clis is None:

@@ -29,13 +29,13 @@ from autometta import families
 from autometta.agentlog import read_log
 from autometta.paths import HomePaths, RepoPaths
 from autometta.tick import loop as tick
-from tests.conftest import CARD, make_repo
+from tests.testing.repos import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, SONNET_PRICES, _stop_group,
                                            agent_environment, agent_key, agent_pids, await_agents, envelope,
                                            pass_env, tick_until_quiet, user_text)
-from tests.support.model_server import (ModelServer, Request, Tokens, Turn, error, shell, text, verdict_path,
+from tests.testing.model_server import (ModelServer, Request, Tokens, Turn, error, shell, text, verdict_path,
                                         write_file)
-from tests.tickkit import commit_all, git, read_budget, read_state
+from tests.testing.ticks import commit_all, git, read_budget, read_state
 
 #: stage id -> (worker, verifier)
 STAGES = {"01-claude-works": (CLAUDE, CODEX), "02-codex-works": (CODEX, CLAUDE)}

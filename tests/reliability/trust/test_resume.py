@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Dict, List
 
-from tests.tickkit import CHECKER, read_state, run_until_quiet, stage
+from tests.testing.ticks import CHECKER, read_state, run_until_quiet, stage
 
 SID = "01-hello"
 HANDOFF = ("printf '%s' '{\"stage_id\":\"" + SID + "\",\"status\":\"pass\",\"deliverables\":[\"hello.txt\"],"

@@ -21,8 +21,8 @@ from autometta.state import initial_state, new_stage
 from autometta.tick import decide as d
 from autometta.families.usage import Usage
 from autometta.paths import RepoPaths
-from tests.tickkit import (CHECKER, await_agents, commit_all, git, read_state, run_until_quiet, script_card, stage,
-                           tick_once)
+from tests.testing.ticks import (CHECKER, await_agents, commit_all, git, read_state, run_until_quiet, script_card,
+                                 stage, tick_once)
 
 SID = "01-hello"
 
@@ -410,7 +410,7 @@ def test_a_worker_whose_whole_run_vanished_resumes_its_session(run, setup, tmp_p
     import signal
 
     from autometta import procs, supervise
-    from tests.reliability.relkit import await_pid
+    from tests.testing.tick_processes import await_pid
 
     repo, home, _ = setup
     told = tmp_path / "told.jsonl"
