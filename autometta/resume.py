@@ -149,8 +149,3 @@ def continuation(of: str, *, stage_id: str, card_path: str, handoff: str, rebrie
             "interrupted (a usage limit, a reboot or a lost supervisor) before it wrote its handoff envelope. "
             "The work tree still holds what you changed. Go on where you left off, following the stage card "
             f"`{card_path}`, and write the handoff envelope to `{handoff}` when you are done.\n")
-
-
-def shown(stage: Optional[Mapping[str, Any]]) -> List[Dict[str, Any]]:
-    """The session records as ``show`` and ``status --json`` list them (without the CLI's raw figures)."""
-    return [{k: v for k, v in r.items() if k not in ("reported", "ended")} for r in records(stage)]

@@ -461,9 +461,7 @@ def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, na
     for key in ("status", "stall_marker", "worker", "verifier", "started_at", "completed_at", "commit", "loops",
                 "worktree", "branch", "base", "merge", "tokens", "cost_usd"):
         doc[key] = stage.get(key)
-    from ..resume import shown
-
-    doc["sessions"] = shown(stage)  # each agent run's session id, resumed or cold (autometta.resume)
+    doc["sessions"] = StageRecord(stage).session_rows()  # each agent run's session (autometta.resume)
     if manifest is None:
         from .. import manifest as manifests
 

@@ -703,7 +703,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         if c.worker.limit is not None and c.envelope.kind == "missing":
             return _limited(f, cur, c, "worker", c.worker, effects)
         if (c.envelope.kind == "missing" and resume.refused(c.worker_diagnosis)
-                and (resume.last(st, "worker") or {}).get("resumed")):  # asked to resume, refused: go cold
+                and (resume.last(st.doc, "worker") or {}).get("resumed")):  # asked to resume, refused: go cold
             return _dispatch(f, cur, _projected(f.budget, c.worker.usage, seconds=_seconds(c.worker)),
                              effects + [Account("worker"), Set("worker_exit", None)], "worker",
                              f"stage {cur}: the worker's CLI refused to resume its session "
