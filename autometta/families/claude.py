@@ -403,12 +403,15 @@ def _run_cost(result: Dict[str, Any]) -> Any:
     run's own as ``costUSD`` per model under ``model_usage_since_last_result``; 2.1.197 has no such field
     and its ``total_cost_usd`` is the run's own (both measured against a local model server).
     """
+    total = result.get("total_cost_usd")
     since = result.get("model_usage_since_last_result")
     if isinstance(since, dict) and since:
         costs = [m.get("costUSD") for m in since.values() if isinstance(m, dict)]
         if costs and all(isinstance(c, (int, float)) and not isinstance(c, bool) and c >= 0 for c in costs):
-            return round(sum(costs), 9)
-    return result.get("total_cost_usd")
+            own = sum(costs)
+            same = isinstance(total, (int, float)) and not isinstance(total, bool) and abs(own - total) <= 1e-9
+            return total if same else own  # a first run: its total exactly as claude printed it
+    return total
 
 
 def _claude_usage(counts: Dict[str, Any]) -> Usage:
