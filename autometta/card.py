@@ -351,12 +351,12 @@ class Card:
     #: (autometta.resume); None when the card does not say.
     resume: Optional[bool] = None
     #: ``- **Permission mode:** claude dontAsk, codex bypass`` as written (read by
-    #: :func:`autometta.privilege.card_modes`), and ``- **Allowed commands:** `npm test` ``:
-    #: what this stage's agents may run besides its acceptance command (autometta.privilege).
+    #: :func:`autometta.agents.privilege.card_modes`), and ``- **Allowed commands:** `npm test` ``:
+    #: what this stage's agents may run besides its acceptance command (autometta.agents.privilege).
     permission_mode: Optional[str] = None
     allowed_commands: List[str] = field(default_factory=list)
     #: Globs of files the worker may change besides its deliverables (``- **May also change:** `a/**` ``);
-    #: see autometta.scope.
+    #: see autometta.git.scope.
     may_also_change: List[str] = field(default_factory=list)
     pairing_reason: Optional[str] = None
     sections: Dict[str, Tuple[int, int]] = field(default_factory=dict)

@@ -145,7 +145,7 @@ def lint_card(path: PathLike, repo: Optional[PathLike] = None, *,
     except UserError as exc:
         return [Finding(str(card_path), None, "id", exc.message)]
     if repo is None:
-        from .gitops import work_tree_top
+        from .git.gitops import work_tree_top
 
         top = work_tree_top(card_path)
         repo = Path(top) if top else None
@@ -403,7 +403,7 @@ def _check_criteria(card: cards.Card) -> List[Finding]:
 
 
 def _check_permissions(card: cards.Card) -> List[Finding]:
-    from .privilege import card_modes
+    from .agents.privilege import card_modes
 
     if not card.permission_mode or cards._placeholders(card.permission_mode) or TODO_MARK in card.permission_mode:
         return []
@@ -431,8 +431,8 @@ def _check_home_paths(card: cards.Card) -> List[Finding]:
 
 
 def _check_scope(card: cards.Card, repo: Optional[Path]) -> List[Finding]:
-    """The ``May also change`` bullet (autometta.scope) and what the acceptance command would let change."""
-    from . import scope
+    """The ``May also change`` bullet (autometta.git.scope) and what the acceptance command would let change."""
+    from .git import scope
 
     out: List[Finding] = []
     shown = str(card.path)

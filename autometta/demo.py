@@ -16,15 +16,17 @@ import time
 from pathlib import Path
 from typing import Callable, List, Optional
 
-from . import gitops, resources, state
-from .observe import statusrows as status_cmd
+from . import resources
+from .agents.liveness import is_alive
+from .agents.roles import ROLES
+from .books import state
 from .commands.add_stage import add_stage
 from .commands.init_host import init_host
 from .commands.subscribe import subscribe
-from .roles import ROLES
 from .errors import UserError
+from .git import gitops
+from .observe import statusrows as status_cmd
 from .paths import HomePaths, RepoPaths
-from .procs import is_alive
 from .tick.loop import run_tick
 
 #: Enough for three stages of three transitions each, with room to spare.
@@ -58,7 +60,7 @@ def run_demo(folder: Optional[Path] = None, say: Callable[[str], None] = print, 
     base = Path(folder) if folder else Path(tempfile.mkdtemp(prefix="autometta-demo-"))
     hp = HomePaths(base / "controller-home")
     previous = os.environ.get("PHAT_CONTROLLER_HOME")
-    os.environ["PHAT_CONTROLLER_HOME"] = str(hp.root)  # the books (autometta.books) live in the scratch home too
+    os.environ["PHAT_CONTROLLER_HOME"] = str(hp.root)  # the books (autometta.books.digests) live in the scratch home too
     try:
         return _run_demo(base, hp, say, parallel)
     finally:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import books, files, schema
+from . import files, schema
+from .books import digests
 from .errors import UserError
 from .paths import RepoPaths
 from .tick.outcomes import Artefact, Envelope
@@ -132,7 +133,7 @@ def archive(paths: RepoPaths, stage_id: str, now: Optional[float] = None, *,
         files.ensure_dir(dest.parent)
         os.replace(old, dest)
         moved.append((old, dest))
-    books.moved(paths, moved)  # archived by autometta: their digests are kept, the old names forgotten
+    digests.moved(paths, moved)  # archived by autometta: their digests are kept, the old names forgotten
     return [dest for _, dest in moved]
 
 

@@ -115,7 +115,7 @@ class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every comm
 
     @property
     def books(self) -> Path:
-        """Digests of the files autometta writes in each repo's ``state/`` (see autometta.books)."""
+        """Digests of the files autometta writes in each repo's ``state/`` (see autometta.books.digests)."""
         return self.root / "books"
 
     def books_record(self, repo_root: Path) -> Path:
@@ -124,7 +124,7 @@ class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every comm
 
     @property
     def ledger_dir(self) -> Path:
-        """The spend ledger: one append-only ``<repo>-<hash>.jsonl`` per repo (autometta.ledger)."""
+        """The spend ledger: one append-only ``<repo>-<hash>.jsonl`` per repo (autometta.books.ledger)."""
         return self.root / "ledger"
 
     def ledger(self, repo: Union[str, Path]) -> Path:
@@ -138,12 +138,12 @@ class HomePaths(namedtuple("HomePaths", "root")):  # not a dataclass: every comm
 
     @property
     def parks(self) -> Path:
-        """Billing routes parked on a usage limit, for every repo on this host (autometta.parking)."""
+        """Billing routes parked on a usage limit, for every repo on this host (autometta.books.parking)."""
         return self.root / "parked.json"
 
     @property
     def turns(self) -> Path:
-        """Whose turn it is under ``max_per_fire``: the weighted round robin's passes (autometta.turns)."""
+        """Whose turn it is under ``max_per_fire``: the weighted round robin's passes (autometta.tick.turns)."""
         return self.root / "turns.json"
 
     def tick_log(self, now: Optional[float] = None) -> Path:
@@ -166,7 +166,7 @@ class RepoPaths(namedtuple("RepoPaths", "root")):
 
     @property
     def state_backup(self) -> Path:
-        """The rolling copy of the last valid ``state.yaml`` (see autometta.state.save_state)."""
+        """The rolling copy of the last valid ``state.yaml`` (see autometta.books.state.save_state)."""
         return self.state_dir / "state.yaml.bak"
 
     @property
@@ -226,7 +226,7 @@ class RepoPaths(namedtuple("RepoPaths", "root")):
         return self.logs / f"{stage_id}-oneshot.json"
 
     def claim_record(self, stage_id: str) -> Path:
-        """``isolation: tree``: the paths already changed when the stage was claimed (autometta.isolation)."""
+        """``isolation: tree``: the paths already changed when the stage was claimed (autometta.git.isolation)."""
         return self.logs / f"{stage_id}-claim.json"
 
     @property

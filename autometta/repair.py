@@ -14,14 +14,15 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import budget as budgets
-from . import envelope, files, procs, runs, state, worktrees
-from .context import RepoContext
+from . import envelope, files
+from .agents import liveness, runs, registry
+from .agents.roles import ROLES
+from .agents.spawn import read_exit
+from .books import budget as budgets, state
 from .errors import UserError
-from .launch import read_exit
-from .observe import registry
+from .git import worktrees
 from .paths import RepoPaths
-from .roles import ROLES
+from .repo import RepoContext
 from .stagerecord import StageRecord
 
 #: The counter each cap halts on, cleared by --reset-halt.
@@ -60,7 +61,7 @@ def reset_halt(paths: RepoPaths) -> Optional[str]:
 def _alive(stage: Dict[str, Any], role: str) -> bool:
     rec = StageRecord(stage)
     pid = rec.pid(role)
-    return bool(pid) and procs.is_alive(int(pid), rec.started(role))
+    return bool(pid) and liveness.is_alive(int(pid), rec.started(role))
 
 
 #: Seconds repair gives what is left of a lost run between SIGTERM and SIGKILL.
@@ -110,8 +111,8 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
     changes: List[str] = []
     bash_lock = paths.bash_lock_dir
     if bash_lock.is_dir():
-        pid = procs.pid_in(bash_lock / "pid")
-        if not (pid and procs.is_alive(pid)):
+        pid = liveness.pid_in(bash_lock / "pid")
+        if not (pid and liveness.is_alive(pid)):
             changes.append(f"remove stale bash lock {bash_lock}")
             if not dry_run:
                 shutil.rmtree(bash_lock, ignore_errors=True)
@@ -176,7 +177,7 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
             pid = agent["pid"] if agent is not None else 0
             if agent is None:
                 changes.append(f"unreadable registry entry {entry}; move to {paths.recent_agents}")
-            if agent is None or not procs.is_alive(pid, agent.get("process_start")):
+            if agent is None or not liveness.is_alive(pid, agent.get("process_start")):
                 if agent is not None:
                     changes.append(f"agent {pid} ({agent.get('role')}) has exited; move {entry.name} to recent-agents")
                 if not dry_run:
@@ -249,7 +250,7 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
 def _by_hand(ctx: RepoContext) -> Dict[str, Optional[str]]:
     """Worktrees ``autometta dispatch`` made for a stage run by hand and not yet landed: path -> branch."""
     out: Dict[str, Optional[str]] = {}
-    from .oneshot import read_record
+    from .manual import read_record
 
     for record in sorted(ctx.paths.logs.glob("*-oneshot.json")) if ctx.paths.logs.is_dir() else []:
         doc = read_record(record)  # as its schema allows it: a branch that is a list broke the repair

@@ -5,9 +5,9 @@ What is scanned is the *added* lines of a diff, the paths it adds (the file
 changes (git shows those as "Binary files differ"), byte for byte:
 
 * ``pending``: what the tick's PASS commit would commit (every change outside
-  ``state/``, as :func:`autometta.gitops.commit_stage` stages it), computed in
+  ``state/``, as :func:`autometta.git.gitops.commit_stage` stages it), computed in
   a throwaway index and a throwaway object folder
-  (:func:`autometta.gitops.work_tree_index`), so neither the user's index nor
+  (:func:`autometta.git.gitops.work_tree_index`), so neither the user's index nor
   the repo's object store is touched;
 * ``staged``: what ``git commit`` is about to commit (the pre-commit hook);
 * ``push``: the commits ``git push`` is about to send (the pre-push hook).
@@ -46,9 +46,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Pattern, Sequence, Set, Tuple
 
-from . import files, gitops, secrets
-from . import redact as masking
+from . import files, secrets, redact as masking
 from .errors import UserError
+from .git import gitops
 
 MARKER = "secret_in_diff"
 GUARD_PATTERNS_FILE = ".publish-guard.local"
@@ -364,7 +364,7 @@ def blob_reader(repo: Path, known: Sequence[str], env: Optional[Mapping[str, str
 
 
 def pending_patch(repo: Path) -> str:
-    """The patch of what :func:`autometta.gitops.commit_stage` would commit now (user's index untouched)."""
+    """The patch of what :func:`autometta.git.gitops.commit_stage` would commit now (user's index untouched)."""
     return gitops.work_tree_diff(repo, *_DIFF_ARGS)
 
 
@@ -426,7 +426,7 @@ def secrets_for(ctx: Any, stages: Iterable[Mapping[str, Any]]) -> List[str]:
     :func:`autometta.secrets.redact` masks them from then on).
     """
     from . import auth
-    from .provision import identity_for
+    from .agents.provision import identity_for
     from .families import family_of
 
     names = {family_of(identity_for(stage, role)) for stage in stages if isinstance(stage, Mapping)
@@ -441,7 +441,7 @@ def secrets_for(ctx: Any, stages: Iterable[Mapping[str, Any]]) -> List[str]:
 def check_stage_commit(ctx: Any, stage: Mapping[str, Any]) -> None:
     """Before the tick's PASS commit: raise :class:`SecretInDiff` if the stage's changes hold a secret.
 
-    ``ctx`` is the tick's :class:`autometta.dispatch.RepoContext`. The
+    ``ctx`` is the tick's :class:`autometta.agents.dispatch.RepoContext`. The
     secrets of the worker's and verifier's routes are resolved again (best
     effort), so a key the agent was given is found even where it has no
     recognisable shape.
@@ -480,7 +480,7 @@ def state_file_rule(path: str, data: bytes, known: Sequence[str],
 
 
 def snapshot_state(ctx: Any, files_: Sequence[str], log: Callable[[str], None]) -> Optional[str]:
-    """Commit the state files to the snapshot ref (:func:`autometta.gitops.snapshot_state`), minus secrets.
+    """Commit the state files to the snapshot ref (:func:`autometta.git.gitops.snapshot_state`), minus secrets.
 
     Each file is read once, checked with :func:`state_file_rule` (the
     resolved secrets of the routes the repo's stages use, and the rules),
@@ -488,7 +488,7 @@ def snapshot_state(ctx: Any, files_: Sequence[str], log: Callable[[str], None]) 
     out, stays on disk, and raises the event :data:`SNAPSHOT_EVENT` (once
     per content); the tick log names it and the rule, never the value.
     """
-    from . import state as states
+    from .books import state as states
 
     paths = ctx.paths
     cache: Dict[str, Any] = {}

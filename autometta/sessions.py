@@ -2,7 +2,7 @@
 
 The tick asks :func:`prepare` before it starts a worker or verifier (the
 decision is :func:`autometta.resume.plan`'s), hands the :class:`Session` to
-:func:`autometta.dispatch.start` (which builds the command line through
+:func:`autometta.agents.dispatch.start` (which builds the command line through
 :func:`command` and the environment through :func:`environment`), records the
 run with :func:`started` and, once the run is accounted, :func:`ended` reads
 the session id the CLI used, whether it refused to resume, and what it
@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import families, files, resume
-from .agentlog import read_log
+from .agents.logwriter import read_log
 from .card import Card
-from .context import RepoContext
 from .errors import UserError
 from .families.models import resolve_model
 from .families.usage import Usage
+from .repo import RepoContext
 from .timeutil import now_iso
 
 #: The manifest's key (``.autometta.local.yaml``): ``resume: false`` turns resuming off for the repo.
@@ -60,8 +60,8 @@ def _off(ctx: RepoContext, card: Optional[Card]) -> Optional[str]:
 
 def prepare(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> Optional[Session]:
     """The session ``role``'s next run of ``stage`` gets; None for a command role or an unknown family."""
-    from . import parking
-    from .provision import agent_env, identity_for, permission_for
+    from .books import parking
+    from .agents.provision import agent_env, identity_for, permission_for
 
     if role not in ("worker", "verifier"):
         return None

@@ -43,13 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
-from . import books, files, procs, supervise
+from . import files
+from .agents import liveness, processes
+from .agents.spawn import read_exit, read_runner
+from .books import digests
 from .envelope import Artefact, archive, read_artefact
 from .errors import UserError
-from .launch import read_exit, read_runner
 from .paths import STATE_DIRNAME, RepoPaths
-from .timeutil import now_iso, parse_iso
 from .stagerecord import StageRecord
+from .timeutil import now_iso, parse_iso
 
 MARKER = "verdict_forged"
 NONCE_BYTES = 16
@@ -318,9 +320,9 @@ def store(paths: RepoPaths, stage_id: str, doc: Any, run: Optional[Run]) -> Path
     run's path, so that the two agree (:func:`forged` compares them).
     """
     if run is not None and not os.path.lexists(run.artefact):
-        books.write_json(paths, run.artefact, doc, mode=0o600)
+        digests.write_json(paths, run.artefact, doc, mode=0o600)
     path = paths.verifier_artefact(stage_id)
-    books.write_json(paths, path, doc, mode=0o600)  # its digest in the controller's books (autometta.books)
+    digests.write_json(paths, path, doc, mode=0o600)  # its digest in the controller's books (autometta.books.digests)
     return path
 
 
@@ -335,7 +337,7 @@ def worker_run_alive(paths: RepoPaths, stage_id: str) -> Optional[str]:
     left of its run before it writes its exit record. So: the runner while
     it has not written its record, then any member of its group, then any
     process still carrying the run's mark (``AUTOMETTA_RUN_ID``, which the
-    exit record names; :mod:`autometta.supervise`), a ``setsid`` escapee
+    exit record names; :mod:`autometta.agents.processes`), a ``setsid`` escapee
     included.
     """
     exit_path = paths.exit_record(stage_id, "worker")
@@ -343,18 +345,18 @@ def worker_run_alive(paths: RepoPaths, stage_id: str) -> Optional[str]:
     runner = read_runner(exit_path)
     groups = set()
     if runner is not None:
-        if record is None and procs.is_alive(runner.pid, runner.started):
+        if record is None and liveness.is_alive(runner.pid, runner.started):
             return f"the worker's runner (pid {runner.pid}) is still running"
         groups.add(runner.pgid)
     if record is not None and isinstance(record.get("runner_pid"), int):
         groups.add(int(record["runner_pid"]))
     for group in sorted(groups):
-        if group > 1 and procs.group_alive(group):
-            members = procs.group_members(group) or []
+        if group > 1 and liveness.group_alive(group):
+            members = liveness.group_members(group) or []
             shown = " ".join(str(pid) for pid in members[:5]) or "?"
             return f"process(es) {shown} of the worker's run (process group {group}) are still running"
     mark = (record or {}).get("run_id") or (runner.run_id if runner is not None else None)  # a lost runner's too
-    marked = supervise.marked(mark) if isinstance(mark, str) and mark else []
+    marked = processes.marked(mark) if isinstance(mark, str) and mark else []
     if marked:
         shown = " ".join(str(pid) for pid, _started in marked[:5])
         return f"process(es) {shown} of the worker's run (marked {mark}) are still running"

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from autometta import families, yamlsub  # noqa: E402
-from autometta.agentlog import read_log  # noqa: E402
+from autometta.agents.logwriter import read_log  # noqa: E402
 from autometta.families.usage import Usage  # noqa: E402
 from autometta.paths import HomePaths, RepoPaths  # noqa: E402
 from autometta.tick import loop as tick  # noqa: E402

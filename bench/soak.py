@@ -30,13 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from autometta import files, state, yamlsub  # noqa: E402
+from autometta import files, yamlsub
+from autometta.books import state  # noqa: E402
 from autometta.tick import loop as tick  # noqa: E402
 from autometta.commands.add_stage import add_stage  # noqa: E402
 from autometta.commands.init_host import init_host  # noqa: E402
 from autometta.commands.subscribe import subscribe  # noqa: E402
 from autometta.paths import HomePaths, RepoPaths  # noqa: E402
-from autometta.roles import ROLES  # noqa: E402
+from autometta.agents.roles import ROLES  # noqa: E402
 
 CHECKER = "Script Checker <script-checker@local>"
 WORKER = "Script Worker <script-worker@local>"

@@ -17,7 +17,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from autometta import budget, home, state  # noqa: E402
+from autometta.books import budget, state
+from autometta import home  # noqa: E402
 from autometta.paths import HomePaths, RepoPaths  # noqa: E402
 
 

@@ -37,7 +37,7 @@ from autometta.commands.add_stage import add_stage  # noqa: E402
 from autometta.commands.init_host import init_host  # noqa: E402
 from autometta.commands.subscribe import subscribe  # noqa: E402
 from autometta.paths import HomePaths  # noqa: E402
-from autometta.state import load_state  # noqa: E402
+from autometta.books.state import load_state  # noqa: E402
 from autometta.paths import RepoPaths  # noqa: E402
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import oneshot
+from .. import manual
 from .common import note
 
 
@@ -28,12 +28,12 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    shot = oneshot.load(args.card, warn=note, show_warnings=False)
-    result = oneshot.accept(shot, warn=note)
+    shot = manual.load(args.card, warn=note, show_warnings=False)
+    result = manual.accept(shot, warn=note)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    for line in oneshot.verdict_lines(result):
+    for line in manual.verdict_lines(result):
         print(line)
     if result.get("commit"):
         print(f"committed {result['commit'][:12]} {result['subject']}")

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Callable, Optional
 
-from .. import card as cards
-from .. import cardlint, files, manifest, state
+from .. import card as cards, cardlint, files, manifest
+from ..books import state
 from ..errors import UserError
 from ..paths import RepoPaths
 from .common import resolve_repo

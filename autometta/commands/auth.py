@@ -24,7 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
-from .. import auth, files, privilege, sandbox, secrets
+from .. import auth, files, secrets
+from ..agents import privilege, sandbox
 from ..errors import UsageError, UserError
 from .common import find_repo, repo_manifest
 

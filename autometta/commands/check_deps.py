@@ -17,7 +17,8 @@ import os
 import platform
 from typing import List
 
-from .. import deps, sandbox
+from .. import deps
+from ..agents import sandbox
 from .auth import permission_rows
 from .common import find_repo, repo_manifest
 

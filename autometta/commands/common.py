@@ -61,14 +61,14 @@ def repo_manifest(repo: Optional[Path]) -> Tuple[Dict[str, Any], Optional[Path]]
 
 
 def repo_context(repo: Any, environ: Optional[Mapping[str, str]] = None) -> Any:
-    """A :class:`autometta.context.RepoContext` for a command run by hand in ``repo``.
+    """A :class:`autometta.repo.RepoContext` for a command run by hand in ``repo``.
 
     Config and manifest are read as the tick reads them: config.yaml from the
     controller home, and the subscriber's ``manifest_path`` when the repo is
     subscribed, else the repo's own ``.autometta.local.yaml``.
     """
     from .. import home, manifest
-    from ..context import RepoContext
+    from ..repo import RepoContext
     from ..paths import HomePaths, RepoPaths
 
     env = dict(os.environ if environ is None else environ)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..books.state import load_state
 from ..demo import run_demo
-from ..state import load_state
 from ..paths import RepoPaths
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import oneshot
+from .. import manual
 from .common import note, print_started
 
 
@@ -30,8 +30,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    shot = oneshot.load(args.card, warn=note)
-    result = oneshot.dispatch(shot, wait=args.wait)
+    shot = manual.load(args.card, warn=note)
+    result = manual.dispatch(shot, wait=args.wait)
     ok = not args.wait or result.get("handoff_status") == "pass"
     if args.json:
         print(json.dumps(result, indent=2))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .. import gitops
+from ..git import gitops
 from ..paths import HomePaths
 from . import init_host, subscribe
 from .common import resolve_repo

@@ -19,9 +19,10 @@ import sys
 from pathlib import Path
 from typing import List
 
-from .. import files, gitops
+from .. import files
+from ..agents.spawn import import_root
 from ..errors import UserError
-from ..launch import import_root
+from ..git import gitops
 from .common import resolve_repo
 
 #: The line that marks a hook as autometta's own.

@@ -17,7 +17,7 @@ from pathlib import Path
 from .. import cardlint, manifest
 from ..card import card_globs
 from ..errors import UsageError
-from ..gitops import work_tree_top
+from ..git.gitops import work_tree_top
 from ..paths import RepoPaths
 
 

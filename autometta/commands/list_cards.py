@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import card as cards
-from .. import manifest, state
+from .. import card as cards, manifest
+from ..books import state
 from ..errors import UserError
 from ..paths import RepoPaths
 from .common import resolve_repo

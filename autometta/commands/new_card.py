@@ -15,11 +15,12 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .. import families, files, gitops, render, resources
+from .. import families, files, render, resources
 from ..card import check_stage_id, parse_depends, parse_duration
 from ..cardlint import TODO_MARK
 from ..errors import UsageError, UserError
 from ..families import family_of
+from ..git import gitops
 from .common import resolve_repo
 
 TEMPLATE = "templates/stage-card.md"

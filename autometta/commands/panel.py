@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 
 from .. import card as cards
-from .. import ledger, state
+from ..books import ledger, state
 from ..errors import UserError
 from ..tick.facts import load_card
 from ..verify import panel

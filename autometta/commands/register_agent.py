@@ -14,12 +14,12 @@ import os
 import sys
 from pathlib import Path
 
-from .. import procs, schema
-from ..stageid import STAGE_ID_RE
+from .. import schema
+from ..agents import liveness, registry
+from ..agents.roles import ROLES
 from ..errors import UserError
-from ..observe import registry
 from ..paths import RepoPaths
-from ..roles import ROLES
+from ..stageid import STAGE_ID_RE
 from ..timeutil import now_iso
 
 
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.budget.isdigit():
         raise UserError(f"budget {args.budget!r}: give whole seconds (0 = unknown)")
     pid = int(args.pid)
-    started = procs.start_time(pid) if procs.is_alive(pid) else None
+    started = liveness.start_time(pid) if liveness.is_alive(pid) else None
     if started is None:
         print(f"autometta register-agent: warning: pid {pid} is not running; "
               "the next heartbeat moves it to recent-agents", file=sys.stderr)

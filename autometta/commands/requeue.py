@@ -19,11 +19,13 @@ import sys
 from pathlib import Path
 from typing import Any, Dict
 
-from .. import envelope, files, gitops, state, verdicts, worktrees
+from .. import envelope, files, verdicts
+from ..books import state
 from ..errors import UserError
+from ..git import gitops, worktrees
 from ..paths import RepoPaths
-from .common import resolve_repo
 from ..stagerecord import StageRecord
+from .common import resolve_repo
 
 
 def register(parser: argparse.ArgumentParser) -> None:

@@ -25,8 +25,8 @@ import time
 from .. import families, home
 from ..errors import UserError
 from ..families import claude_api
-from ..verify import retro
 from ..families.api import ApiError
+from ..verify import retro
 from ..verify.request import config_base_url
 from .common import repo_context, resolve_repo
 
@@ -45,7 +45,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _key(ctx) -> str:
-    from ..provision import agent_env
+    from ..agents.provision import agent_env
 
     try:
         return claude_api.api_key(agent_env(ctx, families.get("claude"), "verifier"))

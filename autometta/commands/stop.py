@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import home, manifest, stopstage
-from ..context import RepoContext
+from .. import home, manifest
+from ..agents import stopstage
 from ..errors import UsageError
 from ..paths import HomePaths, RepoPaths
+from ..repo import RepoContext
 from ..ticklog import TickLog
 from .common import resolve_repo
 

@@ -9,7 +9,8 @@ import argparse
 from pathlib import Path
 from typing import Callable, Optional
 
-from .. import budget, files, home, manifest, state, yamlsub
+from .. import files, home, manifest, yamlsub
+from ..books import budget, state
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from .common import resolve_repo

@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from .. import oneshot
+from .. import manual
 from .common import note, print_started
 
 
@@ -26,8 +26,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    shot = oneshot.load(args.card, warn=note, show_warnings=False)
-    result = oneshot.verify(shot, wait=args.wait, say=note if not args.json else None)
+    shot = manual.load(args.card, warn=note, show_warnings=False)
+    result = manual.verify(shot, wait=args.wait, say=note if not args.json else None)
     failed = result.get("marker") == "acceptance_failed"
     ok = not failed and (not args.wait or result.get("overall") == "PASS")
     if args.json:
@@ -40,14 +40,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"{result['stage_id']}: FAIL (acceptance_failed); see {acceptance['log']}")
             return 1
     if "pid" not in result:  # refused before a verifier started (verdict_forged)
-        for line in oneshot.verdict_lines(result):
+        for line in manual.verdict_lines(result):
             print(line)
         return 1
     print_started("verifier", result, result["verifier"], ("log", result["log"]), ("verdict", result["artefact"]))
     if not args.wait:
         print(f"next: when the verdict is written, autometta accept {args.card}")
         return 0
-    for line in oneshot.verdict_lines(result):
+    for line in manual.verdict_lines(result):
         print(line)
     if ok:
         print(f"next: autometta accept {args.card}")

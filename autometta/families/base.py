@@ -31,14 +31,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import sandbox
+from ..agents import sandbox
 from ..card import ROLES, Card
 from .transcript import Step, plain_steps
 from .usage import Usage, UsageLimit, find_usage_limit
 from .usage import _json_objects as json_events  # one JSON Lines reader for usage and verdicts
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..privilege import Permission
+    from ..agents.privilege import Permission
     from ..secrets import Ref
 
 __all__ = ["Family", "RouteKeys", "ROLES", "EXIT_NOT_FOUND", "LEADING_WORD", "NAMED", "WORD", "autometta_event",
@@ -102,7 +102,7 @@ class Family:
     #: The API a verifier of this family may call instead of its CLI (``anthropic``, ``openai``: the transport
     #: ``api`` of :mod:`autometta.verify`), None for a family without one.
     api: Optional[str] = None
-    #: The permission modes its CLI offers (:mod:`autometta.privilege`), the default first; () for none.
+    #: The permission modes its CLI offers (:mod:`autometta.agents.privilege`), the default first; () for none.
     permission_modes: Tuple[str, ...] = ()
     #: The mode it runs in by default inside autometta's sandbox, by ``sandbox:`` kind (``bwrap``,
     #: ``seatbelt``); a kind not named here runs the first of :attr:`permission_modes`.
@@ -159,7 +159,7 @@ class Family:
         :func:`autometta.families.models.resolve_model`; None means the
         CLI's own default. ``extra_dirs`` are folders outside ``repo`` the
         agent must be able to write (its hand-off folder). ``permission``
-        (:func:`autometta.privilege.resolve`) is the mode it runs in and what
+        (:func:`autometta.agents.privilege.resolve`) is the mode it runs in and what
         it may run; None means the family's default without a sandbox.
         ``session_id`` is the id :meth:`new_session_id` chose for the run
         (given only to a family that chooses one). The argv never holds a secret.
@@ -256,7 +256,7 @@ class Family:
         ``exit_code`` is None when unknown (the agent ran detached). An exit
         code of 0 is never diagnosed: the CLI says it ran. This base version
         knows ``<name>_resume_refused`` (:meth:`resume_refused`), ``sandbox_failed``
-        (:func:`autometta.sandbox.diagnose`) and ``<name>_cli_missing``.
+        (:func:`autometta.agents.sandbox.diagnose`) and ``<name>_cli_missing``.
         """
         if exit_code == 0:
             return None

@@ -6,7 +6,7 @@ tool)::
     claude -p --model <id> [--add-dir <hand-off folder>] --output-format stream-json --verbose \
         --permission-mode acceptEdits [--allowedTools <rule>...] -- <prompt>
 
-The permission mode is the stage's (:mod:`autometta.privilege`):
+The permission mode is the stage's (:mod:`autometta.agents.privilege`):
 ``acceptEdits`` (the default), ``auto`` or ``dontAsk`` as
 ``--permission-mode``, with ``--allowedTools`` rules for the card's
 acceptance command and allowed commands; ``bypass`` is
@@ -44,7 +44,7 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import privilege
+from ..agents import privilege
 from ..card import Card
 from ..errors import UserError
 from ..files import open_regular, read_json
@@ -79,7 +79,7 @@ CLAUDE_DEFAULTS = {"opus": "claude-opus-4-8", "sonnet": "claude-sonnet-4-6", "ha
 _TIER_RE = re.compile(r"(?<![a-z])(opus|sonnet|haiku)(?:[ -]?v?(\d+)(?:[.-](\d+))?)?(?![a-z\d.])", re.I)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..privilege import Permission
+    from ..agents.privilege import Permission
 
 
 

@@ -4,7 +4,7 @@ Both roles run the same argv::
 
     codex exec -C <tree> --sandbox workspace-write --json [--add-dir <hand-off folder>] [-m <model>] <prompt>
 
-The permission mode is the stage's (:mod:`autometta.privilege`):
+The permission mode is the stage's (:mod:`autometta.agents.privilege`):
 
 * ``workspace-write`` (the default): codex's own sandbox lets any command run
   and write only inside the tree, the ``--add-dir`` folders, ``/tmp`` and
@@ -44,7 +44,8 @@ import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import privilege, secrets
+from .. import secrets
+from ..agents import privilege
 from ..card import Card
 from ..errors import UserError
 from ..files import read_json
@@ -64,7 +65,7 @@ _RESUME_REFUSAL = "Error: thread/resume"
 _GPT_RE = re.compile(r"(?<![a-z\d])gpt[- ]?(\d+(?:\.\d+)*[a-z]?)((?:-[a-z][a-z\d]*)*)", re.I)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from ..privilege import Permission
+    from ..agents.privilege import Permission
     from ..secrets import Ref
 
 #: Where codex api mode keeps its own login (spec §7.3, lessons H8).

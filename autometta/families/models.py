@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from ..identity import parse_identity
+from ..agents.identity import parse_identity
 from . import FAMILIES
 
 __all__ = ["resolve_model", "model_key"]

@@ -33,7 +33,7 @@ def get(name: str) -> Family:
 def family_of(identity: Optional[str]) -> Optional[str]:
     """The name of the family ``identity`` names most strongly (:meth:`base.Family.identity_rank`), or None.
 
-    Ties go to the family registered first. See :mod:`autometta.identity` for the rule the built-in families keep.
+    Ties go to the family registered first. See :mod:`autometta.agents.identity` for the rule the built-in families keep.
     """
     if not identity:
         return None

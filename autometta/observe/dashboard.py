@@ -32,22 +32,18 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import budget as budgets
-from .. import files, ledger, parking
-from .. import home as homes
+from .. import files, home as homes
+from ..agents import registry
+from ..books import budget as budgets, ledger, parking
 from ..errors import UserError
-from ..stagerecord import records
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
+from ..stagerecord import records
 from ..timeutil import now_iso
-from . import fresh, heartbeat, lanes, needs, registry
-from .pagehtml import CSP as _CSP
-from .pagehtml import CSS as _CSS
-from .pagehtml import badge as _badge
-from .pagehtml import e as _e
-from .pagehtml import needs_html, table
-from .settings import Settings
+from . import fresh, heartbeat, lanes, needs
+from .pagehtml import CSP as _CSP, CSS as _CSS, badge as _badge, e as _e, needs_html, table
 from .repodocs import read_repo, read_state
+from .settings import Settings
 from .tickers import BLOCKED, repo_needs
 
 #: Tick log lines shown per repo.

@@ -102,7 +102,7 @@ def emit(home: HomePaths, repo: RepoPaths, kind: str, fields: Dict[str, Any]) ->
 
 
 def _read_state(repo: RepoPaths) -> Dict[str, Any]:
-    from .. import state
+    from ..books import state
 
     try:
         return state.load_state(repo)
@@ -111,7 +111,7 @@ def _read_state(repo: RepoPaths) -> Dict[str, Any]:
 
 
 def _read_budget(repo: RepoPaths) -> Dict[str, Any]:
-    from .. import budget
+    from ..books import budget
 
     try:
         return budget.load_budget(repo)

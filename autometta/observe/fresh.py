@@ -29,8 +29,7 @@ from pathlib import Path
 from .. import files
 from ..errors import UserError
 from ..paths import HomePaths
-from ..timeutil import age as _age
-from ..timeutil import now_iso, parse_iso
+from ..timeutil import age as _age, now_iso, parse_iso
 
 # Every tick asks (:func:`why_stale`) and an idle one restamps (:func:`restamp`): neither needs typing,
 # hashlib, html or a regular expression, each of which costs that tick more than the restamp.
@@ -169,7 +168,7 @@ def why_stale(hp: HomePaths, subscribers: Iterable[Any], now: float) -> Optional
         return "the subscribers changed"
     if _mtime(hp.parks) > as_of:
         return "the parked billing routes changed"
-    from .. import ledger
+    from ..books import ledger
 
     if any(_mtime(path) > as_of for path in ledger.ledger_files(hp)):
         return "a run was booked in the spend ledger"

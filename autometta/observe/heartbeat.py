@@ -12,7 +12,7 @@ how long has it run against its budget -- and classifies the agent:
 ``over-budget`` alive past its budget (``budget_seconds`` > 0)
 ``unsupervised`` its runner is gone without an exit record (killed, crashed)
                but processes of its run (found by the run's mark, see
-               :mod:`autometta.supervise`) still run: nothing will stop them
+               :mod:`autometta.agents.processes`) still run: nothing will stop them
                at the budget; the next tick (or ``tick --repair``) does
 ``exited``     the process is gone (or the pid now belongs to someone else)
 =============  ==============================================================
@@ -40,12 +40,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .. import files, procs, supervise
+from .. import files
+from ..agents import liveness, processes, registry
+from ..agents.roles import ROLES
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
-from ..roles import ROLES
 from ..timeutil import now_iso, parse_iso
-from . import registry
 from .settings import Settings
 
 STATES = ("running", "quiet", "stuck", "over-budget", "unsupervised", "exited")
@@ -190,12 +190,12 @@ def is_alive(doc: Dict[str, Any]) -> bool:
         return False
     start = doc.get("process_start")
     if isinstance(start, (int, float)) and not isinstance(start, bool):
-        return procs.is_alive(pid, float(start))
-    if not procs.is_alive(pid):
+        return liveness.is_alive(pid, float(start))
+    if not liveness.is_alive(pid):
         return False
     registered = parse_iso(str(doc.get("started_at") or ""))
-    began = procs.start_time(pid)
-    if registered is not None and began is not None and began > registered + procs.START_TOLERANCE + 1:
+    began = liveness.start_time(pid)
+    if registered is not None and began is not None and began > registered + liveness.START_TOLERANCE + 1:
         return False
     return True
 
@@ -214,7 +214,7 @@ def exit_record(paths: RepoPaths, doc: Dict[str, Any]) -> Optional[Dict[str, Any
     stage, role = registry.stage_of(doc), doc.get("role")
     if stage and role in ROLES:
         candidates.append(paths.exit_record(stage, str(role)))
-    from ..launch import read_exit  # not at import: an idle tick with nothing registered needs none of it
+    from ..agents.spawn import read_exit  # not at import: an idle tick with nothing registered needs none of it
 
     for path in candidates:
         record = read_exit(path)
@@ -230,7 +230,7 @@ def observe(paths: RepoPaths, doc: Dict[str, Any], record: Optional[Dict[str, An
     mark = doc.get("run_id")
     if not alive and record is None and isinstance(mark, str) and mark:
         # the runner is gone without a record: does anything of its run still run?
-        seen.unsupervised = tuple(supervise.find(supervise.Run(mark=mark)))
+        seen.unsupervised = tuple(processes.find(processes.Run(mark=mark)))
     if log is not None:
         try:
             st = os.stat(log)
@@ -253,7 +253,7 @@ class _Stages:
             return None
         if not self._read:
             self._read = True
-            from .. import state
+            from ..books import state
 
             try:
                 self._doc = state.load_state(self.paths)

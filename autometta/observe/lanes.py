@@ -7,8 +7,8 @@ git or looks at the process table: the views stay subprocess-free.
 
 from __future__ import annotations
 
+from ..books.state import lane_stages
 from ..stagerecord import StageRecord
-from ..state import lane_stages
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:

@@ -9,7 +9,7 @@ them) -- and returns :class:`Need` items, most pressing first:
 ``halted``             the repo is halted (``marker``: why; ``since``: when)
 ``<stopped status>``   a stage stopped and waits for a person: ``stalled``,
                        ``failed``, ``verifier_failed``, ``merge_conflict``, ...
-                       (every status in :data:`autometta.state.TERMINAL` but
+                       (every status in :data:`autometta.books.state.TERMINAL` but
                        ``completed``); ``marker``: its stall marker
 ``stuck``              an agent whose streaming log stopped growing
 ``over-budget``        an agent past its wall-clock budget
@@ -30,8 +30,8 @@ there is one, and ``look``: where to look first (``autometta show REPO ID``).
 ``status`` (table, ``--json``, the attach pane), the agent ticker, the
 dashboard and its stage pages, ``report`` and the events all read these
 items, so they cannot disagree. The billing routes parked in
-``<home>/parked.json`` (:mod:`autometta.parking`, as
-:func:`autometta.parking.shown` lists them) are given as ``parks``: a park is
+``<home>/parked.json`` (:mod:`autometta.books.parking`, as
+:func:`autometta.books.parking.shown` lists them) are given as ``parks``: a park is
 an item of the repo that met it, and :func:`elsewhere` makes the items of
 parks met in a repo no view lists (an unsubscribed repo, or another repo
 than ``--repo``'s), so every view that lists several repos shows each park
@@ -52,10 +52,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
+from ..books.state import TERMINAL
 from ..frozen import Frozen
 from ..paths import RepoPaths
 from ..stagerecord import StageRecord
-from ..state import TERMINAL
 from ..timeutil import now_iso, parse_iso
 
 #: Stage statuses that wait for a person until the stage is re-queued.
@@ -136,7 +136,7 @@ def _stage_need(repo: str, stage: Mapping[str, Any], detail: Optional[str]) -> N
 
 
 def _agent_need(repo: str, row: Mapping[str, Any], now: Optional[float]) -> Need:
-    from .registry import card_stem, stage_of
+    from ..agents.registry import card_stem, stage_of
 
     state = str(row.get("state"))
     stage_id = stage_of(dict(row)) or None
@@ -239,7 +239,7 @@ def needs_you(repo: str, state_doc: Optional[Mapping[str, Any]], budget_doc: Opt
     ``detail_of(stage_id)``: an extra word on a stopped stage (its verdict's
     first FAIL), or None. ``now``: for ``parked`` (a reset in the past is no
     longer a park) and a stuck agent's ``since``. ``parks``: the billing
-    routes parked on this host (:func:`autometta.parking.shown`); those met
+    routes parked on this host (:func:`autometta.books.parking.shown`); those met
     in ``repo`` are its items.
     """
     out: List[Need] = []
@@ -302,7 +302,7 @@ def for_repo(paths: RepoPaths, now: float, agents: Optional[Iterable[Mapping[str
 
 
 def _read(paths: RepoPaths, which: str, problems: List[Need]) -> Optional[Dict[str, Any]]:
-    from .. import budget, state
+    from ..books import budget, state
     from ..errors import UserError
 
     path = paths.state_yaml if which == "state" else paths.budget

@@ -42,13 +42,13 @@ def _read(which: str, path: Path, load: Any, paths: RepoPaths,
 
 def read_state(paths: RepoPaths, problems: Optional[Dict[str, str]] = None) -> Optional[Dict[str, Any]]:
     """state.yaml as its schema allows it, or None (why, as ``problems["state"]``)."""
-    from .. import state
+    from ..books import state
 
     return _read("state", paths.state_yaml, state.load_state, paths, problems)
 
 
 def read_budget(paths: RepoPaths, problems: Optional[Dict[str, str]] = None) -> Optional[Dict[str, Any]]:
     """budget.json as its schema allows it, or None (why, as ``problems["budget"]``)."""
-    from .. import budget
+    from ..books import budget
 
     return _read("budget", paths.budget, budget.load_budget, paths, problems)

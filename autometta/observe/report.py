@@ -17,9 +17,8 @@ import subprocess
 import time
 from typing import Any, Dict, Optional
 
-from .. import budget as budgets
 from .. import home as homes
-from .. import ledger, parking
+from ..books import budget as budgets, ledger, parking
 from ..errors import UsageError
 from ..paths import HomePaths
 from ..secrets import redact_doc

@@ -20,7 +20,7 @@ A piece that is missing or cannot be read is shown as missing, with why
 (:func:`autometta.secrets.redact_doc`). Git runs only when ``with_git`` (the
 dashboard asks only when the stage changed) and never writes the repo: the
 worktree's diff goes through a throwaway index and object folder
-(:func:`autometta.gitops.work_tree_diff`).
+(:func:`autometta.git.gitops.work_tree_diff`).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ def _str(value: Any) -> str:
 
 def _exit(paths: RepoPaths, stage_id: str, role: str) -> Dict[str, Any]:
     """The runner's exit record, or where the run stands without one."""
-    from ..launch import read_exit, read_runner
+    from ..agents.spawn import read_exit, read_runner
 
     record = read_exit(paths.exit_record(stage_id, role))
     if record is not None:
@@ -273,7 +273,7 @@ def _envelope(paths: RepoPaths, stage_id: str) -> Dict[str, Any]:
 # --------------------------------------------------------------------------- the change
 
 def _git(where: str, args: List[str]) -> str:
-    from .. import gitops
+    from ..git import gitops
 
     return gitops._run(where, ["-c", "core.quotepath=off", *args])[1].decode("utf-8", "replace")
 
@@ -317,7 +317,7 @@ def change(paths: RepoPaths, stage: Dict[str, Any], latest_claim: bool) -> Dict[
 
     One git call for a landed stage; a worktree's is diffed through a throwaway index (three).
     """
-    from .. import gitops
+    from ..git import gitops
 
     repo = str(paths.root)
     rec = StageRecord(stage)
@@ -475,7 +475,7 @@ def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, na
     for role in _COMMAND_ROLES:
         command = card.acceptance_command if card is not None and role in ("acceptance", "postmerge") else None
         if role == "setup":
-            from ..worktrees import setup_command
+            from ..git.worktrees import setup_command
 
             lane = StageRecord(stage)
             command = setup_command(manifest or {}) if lane.worktree or lane.setup else None
@@ -509,7 +509,7 @@ def _work(paths: RepoPaths, stage: Dict[str, Any], manifest: Dict[str, Any]) -> 
     if isinstance(rec.worktree, str) and rec.worktree:
         return rec.worktree
     if rec.branch and isinstance(rec.id, str):
-        from ..worktrees import lane_root
+        from ..git.worktrees import lane_root
 
         return str(lane_root(paths.root, manifest) / rec.id)
     return None

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 
-from .. import budget, home, manifest, state
+from .. import home, manifest
+from ..books import budget, state
 from ..errors import UserError
 from ..paths import HomePaths
 from ..stagerecord import StageRecord
 from ..timeutil import parse_iso
-from . import lanes as lane_view
-from . import needs as needing
+from . import lanes as lane_view, needs as needing
 from .screen import compact
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
@@ -26,7 +26,7 @@ COLUMNS = (("repo", 14), ("stage", 18), ("status", 18), ("ticks", 7), ("fail", 4
 
 def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = None,
              parks: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
-    """One repo's row; ``parks``: the billing routes parked on this host (:func:`autometta.parking.shown`)."""
+    """One repo's row; ``parks``: the billing routes parked on this host (:func:`autometta.books.parking.shown`)."""
     now = time.time() if now is None else now
     row: Dict[str, Any] = {
         "repo": sub.name,
@@ -208,7 +208,7 @@ def lane_lines(row: Dict[str, Any]) -> List[str]:
 
 def parks_now(hp: HomePaths, now: float) -> List[Dict[str, Any]]:
     """The billing routes parked on this host, in force at ``now`` (``<home>/parked.json``)."""
-    from .. import parking
+    from ..books import parking
 
     return parking.shown(parking.load(hp), now)
 

@@ -27,7 +27,8 @@ from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..stagerecord import records
 from ..timeutil import now_iso, parse_iso
-from . import lanes, needs, registry  # activity and heartbeat where an agent is shown: status imports neither
+from . import lanes, needs
+from ..agents import registry  # activity and heartbeat where an agent is shown: status imports neither
 from .screen import age, clean, compact
 from .repodocs import read_repo, read_state
 from .settings import Settings
@@ -153,7 +154,7 @@ def repo_view(paths: RepoPaths, settings: Settings, now: float, parks: Any = ())
 
 
 def agents_view(hp: HomePaths, repos: List[RepoPaths], settings: Settings, now: float) -> Dict[str, Any]:
-    from .. import parking
+    from ..books import parking
 
     parks = parking.shown(parking.load(hp), now)  # a billing route parked by one of them
     text, style = controller_line(hp, settings, now)

@@ -34,8 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional
 
+from ..agents.spawn import import_root
 from ..errors import UserError
-from ..launch import import_root
 from ..paths import HomePaths
 from .settings import SETTINGS
 

@@ -26,8 +26,7 @@ from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
 from ..secrets import redact, redact_doc
 from ..stagerecord import StageRecord
-from . import activity, lanes
-from . import needs as needing
+from . import activity, lanes, needs as needing
 from .settings import Settings
 
 #: Seconds a shown diff is kept before git is asked again (sooner when the stage's record changes).
@@ -71,7 +70,7 @@ def _midnight(now: float) -> float:
 
 def spend_today(hp: HomePaths, now: float) -> Dict[str, Any]:
     """Tokens, cost and runs booked in the spend ledger since local midnight, as ``report`` sums a window."""
-    from .. import ledger
+    from ..books import ledger
 
     total = ledger.summarise(ledger.entries(hp, since=_midnight(now)))["total"]
     return {"tokens": total.get("tokens", 0), "cost_usd": total.get("cost_usd", 0.0), "runs": total.get("runs")}
@@ -127,7 +126,7 @@ class _Doc:
 class _Repo:
     def __init__(self, name: str, paths: RepoPaths, enabled: bool, manifest_path: Optional[Path],
                  error: Optional[str] = None) -> None:
-        from .. import budget, state
+        from ..books import budget, state
 
         self.name, self.paths, self.enabled, self.error = name, paths, enabled, error
         self.manifest_path = manifest_path
@@ -213,7 +212,8 @@ class Source:
             registered = False
         if not registered:
             return []
-        from . import heartbeat, registry
+        from . import heartbeat
+        from ..agents import registry
 
         out = []
         for row in heartbeat.check(paths, self.settings, now, write=False)["entries"]:
@@ -266,7 +266,7 @@ class Source:
 
     def _spend_today(self, now: float) -> Dict[str, Any]:
         """:func:`spend_today`, the ledger read again only when one of its files changed (or the day did)."""
-        from .. import ledger
+        from ..books import ledger
 
         key = (_midnight(now), tuple((str(p), stamp(p)) for p in ledger.ledger_files(self.hp)))
         if self._spend is None or self._spend[0] != key:

@@ -19,9 +19,10 @@ import select
 import time
 from typing import Callable, Dict, Optional, TextIO
 
+from ..agents import registry
 from ..paths import RepoPaths
 from ..secrets import redact
-from . import heartbeat, registry
+from . import heartbeat
 from .screen import age
 from .settings import Settings
 

@@ -3,23 +3,23 @@
 Pure: each function changes the in-memory documents (``state.yaml``'s and
 ``budget.json``'s, and a stage record in them) and nothing else; the tick
 writes them once afterwards (:mod:`autometta.tick.loop`). What goes with it
-on disk or in git (booking a run in the spend ledger, :mod:`autometta.ledger`;
+on disk or in git (booking a run in the spend ledger, :mod:`autometta.books.ledger`;
 masking a marker; putting an in-tree branch back) is
 :mod:`autometta.tick.effects`'s. Not to be confused with the spend ledger
-(``ledger.py``) or the digests of the controller's files (``books.py``).
+(``books/ledger.py``) or the digests of the controller's files (``books/digests.py``).
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, Optional
 
-from ..roles import ROLES
+from ..agents.roles import ROLES
 from ..stagerecord import StageRecord
 from ..timeutil import now_iso
 
 #: A stage's fields of one verifier run (autometta.verdicts.FIELDS), cleared by a claim and a re-brief.
 VERDICT_RUN_FIELDS = ("verifier_run_artefact", "verifier_dispatched_at")
-#: The marks of a stage's runs and of its commit (autometta.runs.key), cleared when it is claimed again.
+#: The marks of a stage's runs and of its commit (autometta.agents.runs.key), cleared when it is claimed again.
 RUN_KEYS = (*(f"{role}_run_id" for role in ROLES), "commit_run_id", "commit_from")
 #: A stage's own fields in a worktree, cleared when it is claimed again.
 LANE_KEYS = ("worktree", "branch", "base", "setup", "setup_pid", "setup_started", "merge", "merge_onto",
@@ -63,7 +63,7 @@ def account(stage: Dict[str, Any], role: str, seconds: int, usage: Any = None, e
 
     ``usage``: an :class:`autometta.families.usage.Usage` for a worker or a
     verifier, None for a command. The repo's counters are the spend ledger's
-    to fold (:func:`autometta.ledger.book_tick_run`).
+    to fold (:func:`autometta.books.ledger.book_tick_run`).
     """
     rec = StageRecord(stage)
     if role in ("worker", "verifier"):

@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
-from .. import budget as budgets
-from .. import hints, parking, resume
-from ..roles import ROLES
+from .. import hints, resume
+from ..agents.roles import ROLES
+from ..books import budget as budgets, parking
 from ..stageid import STAGE_ID_RE
 from ..stagerecord import StageRecord
 from ..timeutil import now_iso, parse_iso
@@ -72,12 +72,12 @@ class InFlight:
     #: Worker rounds the stage may take (card ``Max loops``, else the manifest's ``max_loops``; 1: no re-brief).
     max_loops: int = 1
     tree_now: Callable[[], Optional[str]] = lambda: None
-    #: ``<marker>: <files>`` when the stage's change leaves its card's scope (autometta.scopegate), else None.
+    #: ``<marker>: <files>`` when the stage's change leaves its card's scope (autometta.git.scopegate), else None.
     scope: Callable[[], Optional[str]] = lambda: None
     #: Runners started for this stage that state.yaml never recorded (the tick that
     #: started them was killed before it could write): role -> (pid, start time).
     orphans: Dict[str, Tuple[int, float]] = field(default_factory=dict)
-    #: The billing route each agent role would run on (autometta.parking): a parked one is not started.
+    #: The billing route each agent role would run on (autometta.books.parking): a parked one is not started.
     routes: Dict[str, Optional[str]] = field(default_factory=dict)
     #: A parallel stage (it has a worktree): a PASS is committed on its branch and merged later.
     lane: bool = False
@@ -115,7 +115,7 @@ class Pending:
     worker: str = ""
     #: What its card's ``Depends on`` still waits for (see state.unmet_dependencies); empty: claimable.
     waits_for: List[str] = field(default_factory=list)
-    #: The billing route its worker would run on (autometta.parking).
+    #: The billing route its worker would run on (autometta.books.parking).
     route: Optional[str] = None
 
 
@@ -239,7 +239,7 @@ class Park(Effect):
     until: str  # ISO time
     reason: str
     route: str
-    name: ClassVar[str] = "park"  # the route starts no agent in any repo until then (autometta.parking)
+    name: ClassVar[str] = "park"  # the route starts no agent in any repo until then (autometta.books.parking)
 
 
 @dataclass(frozen=True)
@@ -305,7 +305,7 @@ def _projected(budget: Dict[str, Any], *usages: Optional[Usage], seconds: float 
     out = dict(budget)
     spent = [usage for usage in usages if usage is not None]
     budgets.spend(out, tokens=sum(u.total_tokens for u in spent), cost_usd=sum(u.cost_usd or 0 for u in spent),
-                  seconds=int(seconds))  # the sum the spend ledger folds into the budget (autometta.budget.spend)
+                  seconds=int(seconds))  # the sum the spend ledger folds into the budget (autometta.books.budget.spend)
     return out
 
 
@@ -436,7 +436,7 @@ def _claim(f: Facts, lane: bool) -> Decision:
 
     Neither needs a clean tree: a lane starts from the base branch's tip, not
     from the working tree; in the tree, what is already changed is recorded
-    and left out of the stage's commit (autometta.isolation).
+    and left out of the stage's commit (autometta.git.isolation).
     """
     p, waiting = _claimable(f)
     nothing = (f"no stage to claim for {f.repo} ({f.lanes_in_flight} of {f.max_parallel} lanes busy)"
@@ -779,7 +779,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
 
 
 def park_until(limit: UsageLimit, now: float, park_seconds: int, printed_at: Optional[float] = None) -> float:
-    """When a route parked on ``limit`` may be tried again (:func:`autometta.parking.until`)."""
+    """When a route parked on ``limit`` may be tried again (:func:`autometta.books.parking.until`)."""
     return parking.until(limit, now, park_seconds, printed_at)
 
 

@@ -24,9 +24,9 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from . import decide as d
-from ..timeutil import now_iso
 from ..stagerecord import StageRecord
+from ..timeutil import now_iso
+from . import decide as d
 
 #: Said of a decision that would ask git (plan mode does not run it).
 NO_GIT = "(plan mode runs no git: the tree is taken as unchanged)"
@@ -65,8 +65,9 @@ def without_git(facts: Optional[d.Facts]) -> Optional[d.Facts]:
 def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     """Who ``role`` would be for ``stage``: identity, family, billing route, model, permission and sandbox."""
     rec = StageRecord(stage)
-    from .. import auth, families, sandbox
-    from ..provision import COMMAND_ROLES, identity_for, privilege_summary
+    from .. import auth, families
+    from ..agents import sandbox
+    from ..agents.provision import COMMAND_ROLES, identity_for, privilege_summary
     from ..errors import UserError
     from .facts import load_card
     from ..families import family_of
@@ -78,7 +79,7 @@ def agent(ctx: Any, stage: Dict[str, Any], role: str) -> str:
     except UserError:
         card = None
     if role in COMMAND_ROLES:
-        from ..worktrees import setup_command
+        from ..git.worktrees import setup_command
 
         command = setup_command(ctx.manifest) if role == "setup" else (card.acceptance_command if card else None)
         box = sandbox.kind_of(ctx.manifest, ctx.paths.manifest)
@@ -123,10 +124,10 @@ def _say(txn: Any, line: str) -> None:
 
 def apply(txn: Any, decision: d.Decision) -> str:
     """Plan mode's :func:`autometta.tick.effects.apply`: the copies change as later decisions need; nothing else."""
-    from .. import ledger
+    from ..books import ledger
     from .facts import lane_context
-    from ..state import find_stage
-    from ..worktrees import branch_for, lane_root
+    from ..books.state import find_stage
+    from ..git.worktrees import branch_for, lane_root
 
     finish = decision.finish
     for effect in decision.effects:

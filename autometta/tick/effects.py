@@ -19,20 +19,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from .. import (auth, books, envelope, files, gitops, isolation, ledger, parking, runs, scan, secrets,
-               sessions, stagecommit, state, verdicts, worktrees)
-from ..agentlog import read_log
-from ..context import RepoContext
-from ..dispatch import start
-from ..provision import identity_for, privilege_summary
+from .. import auth, envelope, files, scan, secrets, sessions, verdicts
+from ..agents import runs
+from ..agents.dispatch import start
+from ..agents.identity import git_author
+from ..agents.logwriter import read_log
+from ..agents.provision import identity_for, privilege_summary
+from ..agents.spawn import read_exit, runner_record
+from ..books import digests, ledger, parking, state
 from ..errors import UserError
-from ..identity import git_author
-from ..launch import read_exit, runner_record
+from ..git import gitops, isolation, stagecommit, worktrees
 from ..paths import RepoPaths
+from ..repo import RepoContext
 from ..stagerecord import StageRecord
 from ..timeutil import now_iso
-from . import bookkeeping, outcomes
-from . import decide as d
+from . import bookkeeping, outcomes, decide as d
 from .facts import lane_context, load_card
 
 
@@ -132,7 +133,7 @@ def _account(txn: Txn, role: str) -> None:
     # else: it died without a record (a bash-era agent, a crash): its run time is unknown, count none
     seconds = int(round(float(seconds or 0)))
     usage = proc.usage if role in ("worker", "verifier") else None
-    # Booked in the spend ledger and folded into the caps' counters (autometta.ledger): once, even
+    # Booked in the spend ledger and folded into the caps' counters (autometta.books.ledger): once, even
     # when this tick is killed before it saves and the next one accounts the run again.
     said = ledger.book_tick_run(txn.ctx, stage, role, usage=usage, record=record, seconds=seconds,
                                 budget=txn.budget, now=txn.now)
@@ -148,7 +149,7 @@ def _account(txn: Txn, role: str) -> None:
 
 
 def _park(txn: Txn, until: str, reason: str, route: str) -> None:
-    """Park ``route`` for every repo on this host (autometta.parking); the stage keeps its own until."""
+    """Park ``route`` for every repo on this host (autometta.books.parking); the stage keeps its own until."""
     stage = txn.cur
     rec = StageRecord(stage)
     if stage is not None:
@@ -404,7 +405,7 @@ def _quarantine(txn: Txn, what: str) -> None:
         dest = (paths.handoffs / f"{rec.id}.invalid.json" if what == "envelope"
                 else src.with_name(src.name + ".invalid.json"))
         os.replace(src, dest)
-        books.moved(paths, [(src, dest)])
+        digests.moved(paths, [(src, dest)])
 
 
 def _save_artefact(txn: Txn, doc: Dict[str, Any]) -> None:

@@ -11,20 +11,21 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .. import card as cards
-from .. import (families, gitops, ledger, parking, procs, runs, scopegate, sessions, stagecommit, verdicts,
-               worktrees)
-from ..agentlog import read_log
-from ..context import RepoContext
-from ..provision import identity_for, preflight
+from .. import card as cards, families, sessions, verdicts
+from ..agents import liveness, runs
+from ..agents.logwriter import read_log
+from ..agents.provision import identity_for, preflight
+from ..agents.roles import ROLES
+from ..agents.spawn import read_exit
+from ..books import ledger, parking
+from ..books.state import find_stage, unmet_dependencies
 from ..envelope import artefact_from_message, judge_artefact_doc, read_envelope
 from ..errors import UserError
-from ..launch import read_exit
+from ..git import gitops, scopegate, stagecommit, worktrees
 from ..paths import RepoPaths
-from ..roles import ROLES
+from ..repo import RepoContext
 from ..stageid import STAGE_ID_RE
 from ..stagerecord import StageRecord
-from ..state import find_stage, unmet_dependencies
 from ..timeutil import parse_iso
 from .decide import DEFAULT_BUDGET_SECONDS, DEFAULT_PARK_SECONDS, Facts, InFlight, Pending, Proc
 
@@ -56,7 +57,7 @@ def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: s
     started = rec.started(role)
     # The runner first: while it runs, the run is not over, whatever a file under state/ says (an
     # agent can write its own "exit record"); the runner writes its record as the last thing it does.
-    alive = procs.is_alive(int(pid), started)
+    alive = liveness.is_alive(int(pid), started)
     exit_record = None if alive else read_exit(ctx.paths.exit_record(stage_id, role))
     lost = runs.lost(stage, role, alive, exit_record)
     if started is None:  # a bash-era stage: only the claim time is known
@@ -130,7 +131,7 @@ def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float
 def worker_diagnosis(paths: RepoPaths, stage_id: str, identity: str, record: Dict[str, Any]) -> Optional[str]:
     """Why a worker that left no handoff could not run, from its exit ``record`` and its log; None if unknown.
 
-    The tick and ``autometta dispatch --wait`` (autometta.oneshot) both ask here.
+    The tick and ``autometta dispatch --wait`` (autometta.manual) both ask here.
     """
     if record.get("timed_out"):
         return "worker_timeout"

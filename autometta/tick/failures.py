@@ -20,14 +20,15 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Optional
 
-from .. import budget as budgets
-from .. import procs, secrets, state
+from .. import secrets
+from ..agents import liveness
+from ..agents.roles import ROLES
+from ..books import budget as budgets, state
 from ..errors import UserError
 from ..observe import events
-from ..roles import ROLES
+from ..stagerecord import StageRecord
 from ..timeutil import now_iso
 from . import effects
-from ..stagerecord import StageRecord
 
 #: Identical failures in a row that stop the stage.
 THRESHOLD = 3
@@ -92,7 +93,7 @@ def _record(txn: "effects.Txn", stage_id: str, error: str, log: Callable[[str], 
                           focus=stage_id, tree=txn.tree)
     for role in ROLES:
         pid = rec.pid(role)
-        if pid and procs.is_alive(int(pid), rec.started(role)):
+        if pid and liveness.is_alive(int(pid), rec.started(role)):
             effects._kill(stopper, role)
     stage[FIELD] = None
     effects._finish(stopper, "stalled", f"{MARKER}: {error}")  # the whole error (500 at most)

@@ -12,7 +12,7 @@ holds the two to it).
 
 from __future__ import annotations
 
-from .. import budget as budgets
+from ..books import budget as budgets
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ decision, snapshot the state to the ``phat-controller/state`` ref. Each
 stage in flight makes one transition a tick (a stage accepted just now also
 merges in the same tick when no other did), then free slots claim the next
 stages: at ``max_parallel`` 1 as above it, each into a worktree of its own
-(autometta.isolation). One repo's failure is logged and never stops the
+(autometta.git.isolation). One repo's failure is logged and never stops the
 others.
 """
 
@@ -18,15 +18,16 @@ import sys
 import time
 from collections import namedtuple
 
-from .. import budget as budgets
-from .. import books, files, home, isolation, ledger, logretention, manifest, state, ticklog, turns
-from ..context import RepoContext
+from .. import files, home, logretention, manifest, ticklog
+from ..agents import registry
+from ..books import budget as budgets, digests, ledger, state
 from ..errors import UserError
-from ..observe import registry
+from ..git import isolation
 from ..paths import HomePaths, RepoPaths
+from ..repo import RepoContext
 from ..ticklog import TickLog
 from ..timeutil import now_iso
-from . import idle
+from . import turns, idle
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:  # imported where a repo has work: an idle one needs none of them (autometta/tick/idle.py)
@@ -45,7 +46,7 @@ class Outcome(namedtuple("Outcome", "repo message kind error worked", defaults=(
     message: str
     kind: str
     error: bool
-    #: The visit made a transition: the repo took a turn under ``max_per_fire`` (autometta.turns).
+    #: The visit made a transition: the repo took a turn under ``max_per_fire`` (autometta.tick.turns).
     worked: bool
 
 
@@ -64,7 +65,7 @@ def _load_state(paths: RepoPaths, log: Callable[[str], None],
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             corrupt = paths.state_yaml.with_name(f"state.yaml.corrupt-{stamp}")
             os.replace(paths.state_yaml, corrupt)  # kept for review, never silently lost
-            books.forget(paths, [paths.state_yaml])
+            digests.forget(paths, [paths.state_yaml])
             kept = f"; the broken file is kept as {corrupt.name}"
         state.save_state(paths, backup)
         log(f"state-integrity: {paths.state_yaml} was corrupt/empty ({exc.message}); restored from .bak{kept}")
@@ -89,10 +90,10 @@ def _bash_lock_held(paths: RepoPaths) -> bool:
     pid_file = paths.bash_lock_dir / "pid"
     if not os.path.lexists(pid_file):
         return False  # no bash tick: procs is not imported for none (every tick asks)
-    from .. import procs
+    from ..agents import liveness
 
-    pid = procs.pid_in(pid_file)
-    return pid is not None and procs.is_alive(pid)
+    pid = liveness.pid_in(pid_file)
+    return pid is not None and liveness.is_alive(pid)
 
 
 def _event_message(decision: d.Decision, extra: List[str]) -> str:
@@ -172,18 +173,18 @@ def _process_locked(ctx: RepoContext, log: Callable[[str], None], now: Optional[
     return outcome
 
 
-def _audit(paths: RepoPaths, log: Callable[[str], None], now: float) -> books.Audit:
+def _audit(paths: RepoPaths, log: Callable[[str], None], now: float) -> digests.Audit:
     """The books' audit, with state's and budget's parsers handed in; a file changed behind autometta's
     back while a stage was in flight (restored by the audit) halts the repo on the restored books."""
     parsers = {paths.state_yaml: state.parse_state, paths.state_backup: state.parse_state,
                paths.budget: budgets.parse_budget}
-    audited = books.audit(paths, log, now=now, parsers=parsers)
+    audited = digests.audit(paths, log, now=now, parsers=parsers)
     if not audited.tampered:
         return audited
     reason = audited.halt_reason
     try:
         b = budgets.load_budget(paths, audited.text(paths.budget, paths))
-        if not (b.get("halted") and str(b.get("halt_reason") or "").startswith(books.TAMPERED_MARKER)):
+        if not (b.get("halted") and str(b.get("halt_reason") or "").startswith(digests.TAMPERED_MARKER)):
             b.update(halted=True, halt_reason=reason, halted_at=now_iso())
             budgets.save_budget(paths, b)
         doc = state.load_state(paths, audited.text(paths.state_yaml, paths))
@@ -377,9 +378,9 @@ def _plan_repo(ctx: RepoContext, now: float, dryrun: Any) -> Dict[str, Any]:
         return {"lines": ["skipped: a bash tick holds state/.tick.lock"], "worked": False}
     if dryrun.lock_held(paths.lock):
         return {"lines": ["skipped: another tick is working on this repo now"], "worked": False}
-    tampered = books.would_tamper(paths)
+    tampered = digests.would_tamper(paths)
     if tampered:
-        reason = f"{books.TAMPERED_MARKER}: {', '.join(tampered)}"[:300]
+        reason = f"{digests.TAMPERED_MARKER}: {', '.join(tampered)}"[:300]
         return {"lines": [f"books: {', '.join(tampered)} changed behind autometta's back while a stage was in "
                           "flight: would set the changed file(s) aside, put back the last copies autometta wrote "
                           f"and halt the repo ({reason}) until 'autometta tick --reset-halt'"], "worked": True}
@@ -442,7 +443,7 @@ def _waits_turn(log: TickLog, hp: HomePaths, sub: home.Subscriber, now: Optional
 
 
 def visiting_order(subs: List[home.Subscriber], turns_now: Dict[str, Any]) -> List[home.Subscriber]:
-    """Subscribers in turn order (autometta.turns): fewest turns for their weight first, then weight, path."""
+    """Subscribers in turn order (autometta.tick.turns): fewest turns for their weight first, then weight, path."""
     passes = turns_now.get("passes") if isinstance(turns_now.get("passes"), dict) else {}
     view = {"clock": turns_now.get("clock", 0),
             "passes": {str(n): passes[turn_key(s)] for n, s in enumerate(subs) if turn_key(s) in passes}}

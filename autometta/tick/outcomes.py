@@ -1,7 +1,7 @@
 """How a stage's runs end, read one way for the tick and for the by-hand runs alike.
 
 The tick (:mod:`autometta.tick.decide`) and ``autometta dispatch``/``verify``/
-``accept`` (:mod:`autometta.oneshot`) both ask here what a worker's handoff
+``accept`` (:mod:`autometta.manual`) both ask here what a worker's handoff
 and exit amount to (:func:`worker`) and what a verdict does to the stage
 (:func:`verdict`: a panel's votes counted again, its criteria against its
 ``overall``, the tree it judged), so the two cannot drift apart. Pure: it
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import scope
+from ..git import scope
 
 #: The marker of a worker that exited without a handoff envelope, its CLI's output naming no cause.
 WORKER_NO_ENVELOPE = "worker_envelope_missing_after_exit"

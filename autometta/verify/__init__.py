@@ -4,7 +4,7 @@ A verdict always lands in ``state/verifiers/<id>.json``; what differs is who
 writes it:
 
 * ``cli`` -- the verifier family's own CLI (``claude -p``, ``codex exec``),
-  started by :func:`autometta.dispatch.start` like a worker;
+  started by :func:`autometta.agents.dispatch.start` like a worker;
 * ``api`` -- autometta itself, as an agent (``autometta _verify-api``), calls
   the family's API (:attr:`autometta.families.base.Family.api`: the Anthropic
   Messages API, :mod:`autometta.families.claude_api`, or the OpenAI

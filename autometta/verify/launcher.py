@@ -1,6 +1,6 @@
 """The verifier launch for a stage: a panel, an API call, or the family's own CLI.
 
-:func:`autometta.dispatch.start` asks :func:`own_verifier` before it starts a
+:func:`autometta.agents.dispatch.start` asks :func:`own_verifier` before it starts a
 verifier; the route is :mod:`.transport`'s, the launches are :mod:`.panel`'s
 and :mod:`.request`'s.
 """

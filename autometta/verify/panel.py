@@ -7,7 +7,7 @@ panellists are, their argv, logs, verdict files, the deadline) to
 ``state/logs/<id>-panel.plan.json`` and returns the argv; :func:`run_panel`
 carries it out:
 
-1. starts every panellist under the runner (:func:`autometta.launch.launch`),
+1. starts every panellist under the runner (:func:`autometta.agents.spawn.launch`),
    each with its own log ``state/logs/<id>-panel-<n>.log``, exit record and
    verdict path ``state/verifiers/<id>.panel/<name>.<nonce>.json``, made for
    this dispatch and given to that panellist alone (``AUTOMETTA_ARTEFACT``,
@@ -69,17 +69,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .. import families, files, procs, prompts, schema, verdicts
+from .. import families, files, schema, verdicts
+from ..agents import liveness, prompts
+from ..agents.identity import parse_identity, slugify
+from ..agents.spawn import Launched, LaunchSpec, launch, read_exit, self_argv
 from ..card import Card, budget_seconds
 from ..envelope import artefact_from_message, read_artefact
 from ..errors import UserError
 from ..families import family_of
 from ..families.usage import Usage
-from ..identity import parse_identity, slugify
-from ..launch import Launched, LaunchSpec, launch, read_exit, self_argv
 from ..paths import RepoPaths
-from ..timeutil import now_iso
 from ..tick.outcomes import INCONSISTENT_MARKER, NO_QUORUM, QUORUM_REQUIRED, criteria_problem, tally
+from ..timeutil import now_iso
 from . import request as api_request
 from .transport import PANEL_SIZE, OwnLaunch, Route, normalise_transport, transport_for
 
@@ -200,7 +201,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
     into ``state/`` as described in the module docstring. Raises UserError
     when a member cannot run at all (an API member without its key).
     """
-    from .. import provision
+    from ..agents import provision
     from ..families.models import resolve_model
 
     paths: RepoPaths = ctx.paths
@@ -376,14 +377,14 @@ def _wait(launched: Dict[str, Launched], deadline: float, say: Callable[[str], N
             name = futures[fut]
             stopped.append(name)
             say(f"panel: {name} still running at the deadline; stopped (no vote)")
-            procs.signal_group(launched[name].pgid, signal.SIGTERM)
+            liveness.signal_group(launched[name].pgid, signal.SIGTERM)
         _, pending = concurrent.futures.wait(pending, timeout=STOP_GRACE_SECONDS)
         for fut in pending:
-            procs.signal_group(launched[futures[fut]].pgid, signal.SIGKILL)
+            liveness.signal_group(launched[futures[fut]].pgid, signal.SIGKILL)
     except BaseException:
         for fut, name in futures.items():
             if not fut.done():
-                procs.signal_group(launched[name].pgid, signal.SIGTERM)
+                liveness.signal_group(launched[name].pgid, signal.SIGTERM)
         raise
     finally:
         pool.shutdown(wait=True)
@@ -414,7 +415,7 @@ def judge(entry: Mapping[str, Any], stage_id: str, stopped: bool, started: bool,
     ``since``: when the panellist was started; a verdict file last written
     before it, or one it cannot have written (a symlink, a hard link), is no vote.
     """
-    from ..agentlog import read_log
+    from ..agents.logwriter import read_log
 
     artefact = Path(entry["artefact"])
     log_text = read_log(Path(entry["log"]))
@@ -488,7 +489,7 @@ def synthesise(plan: Mapping[str, Any], votes: List[Vote], ran_at: Optional[str]
 def run_panel(plan: Mapping[str, Any], environ: Mapping[str, str], *, register: bool = True,
               say: Callable[[str], None] = print) -> PanelResult:
     """Carry out ``plan``: start, wait, count, account, write the synthesis (last). See the module docstring."""
-    from ..observe import registry
+    from ..agents import registry
 
     repo = Path(plan["repo"])
     paths = RepoPaths(repo)

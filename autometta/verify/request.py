@@ -45,11 +45,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
-from .. import files, gitops, prompts, resources, schema
+from .. import files, resources, schema
+from ..agents import prompts
 from ..envelope import artefact_from_message
 from ..errors import UserError
 from ..families.api import ApiError, VerifierRequest
 from ..families.usage import Usage
+from ..git import gitops
 from ..timeutil import now_iso
 from .transport import OwnLaunch, Route
 
@@ -246,7 +248,7 @@ def worktree_diff(repo: Path, limit: int = MAX_DIFF_CHARS) -> str:
     """``git diff`` of the working tree against HEAD, untracked files included, ``state/`` excluded.
 
     Built in a throwaway index seeded from HEAD (as
-    :func:`autometta.gitops.worktree_fingerprint` does), so the user's index
+    :func:`autometta.git.gitops.worktree_fingerprint` does), so the user's index
     is never read or written. A ``--stat`` summary comes first, so every
     changed file is named even when the patch is cut at ``limit``.
     """
@@ -433,7 +435,7 @@ def _api_module(api: str) -> Any:
 def api_argv(*, api: str, family: str, info: StageInfo, out: Path, model: str,
              base_url: Optional[str], timeout: int, config: Mapping[str, Any]) -> List[str]:
     """The argv of one ``_verify-api`` agent (no secret on it: the key travels in the environment)."""
-    from ..launch import self_argv
+    from ..agents.spawn import self_argv
 
     args = ["_verify-api", "--api", api, "--family", family, "--stage-id", info.stage_id,
             "--card", str(info.card_path), "--repo", str(info.repo), "--out", str(out), "--model", model,
@@ -471,7 +473,8 @@ def api_invocation(api: str, model: str, route: Route) -> str:
 def dispatch_launch(ctx: Any, stage: Mapping[str, Any], card: Any, family: Any, model: Optional[str],
                     route: Route) -> OwnLaunch:
     """The tick's API verifier: autometta itself, supervised like any agent, writes the artefact."""
-    from .. import provision, verdicts
+    from ..agents import provision
+    from .. import verdicts
     from ..card import budget_seconds
 
     api = str(family.api)

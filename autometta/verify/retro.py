@@ -35,7 +35,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Mapping, Optional
 
-from .. import files, render, resources, state
+from .. import files, render, resources
+from ..books import state
 from ..errors import UserError
 from ..families import claude_api
 from ..families.api import ApiError, VerifierRequest, http, http_json

@@ -95,7 +95,7 @@ def panel_enabled(environ: Mapping[str, str], card_panel: bool) -> Optional[str]
 
 @dataclass
 class OwnLaunch:
-    """What :func:`autometta.dispatch.start` runs for a verifier, when autometta is the verifier.
+    """What :func:`autometta.agents.dispatch.start` runs for a verifier, when autometta is the verifier.
 
     ``argv`` is None for the CLI route: the family's CLI runs as usual and
     only ``invocation`` (route and provenance, for the prompt) is used.

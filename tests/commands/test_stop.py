@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from autometta import procs, supervise
+from autometta.agents import liveness, processes
 from tests.testing.tick_processes import await_pid
 from tests.testing.ticks import PASS_WORKER, git, read_budget, read_state, run_until_quiet, stage, tick_once
 
@@ -33,7 +33,7 @@ def _lanes(repo: Path) -> None:
 
 
 def _run_processes(s: dict, role: str) -> list:
-    return [pid for pid, _start in supervise.marked(s[f"{role}_run_id"])]
+    return [pid for pid, _start in processes.marked(s[f"{role}_run_id"])]
 
 
 def test_stop_ends_the_worker_and_what_it_started_then_requeue_runs_it_again(setup, run, tmp_path):
@@ -54,7 +54,7 @@ def test_stop_ends_the_worker_and_what_it_started_then_requeue_runs_it_again(set
     assert f"autometta requeue {repo} {SID}" in res.err
     for pid in [runner, *ours]:
         await_pid(pid)
-        assert not procs.is_alive(pid)
+        assert not liveness.is_alive(pid)
     s = stage(repo, SID)
     assert (s["status"], s["stall_marker"]) == ("stopped", "stopped_by_operator")
     assert s["worker_pid"] is None and s["worker_run_id"] is None
@@ -118,7 +118,7 @@ def test_stop_the_acceptance_command_that_ignores_sigterm(setup, run, tmp_path):
     assert res.code == 0, res.err
     for pid in ours:
         await_pid(pid)
-        assert not procs.is_alive(pid)
+        assert not liveness.is_alive(pid)
     assert stage(repo, SID)["status"] == "stopped"
     record = json.loads((repo / "state" / "logs" / f"{SID}-acceptance.exit.json").read_text())
     assert record["signal"] == signal.SIGKILL
@@ -135,7 +135,7 @@ def test_stop_after_the_runner_was_killed_stops_what_it_left(setup, run, tmp_pat
     assert run("stop", str(repo), SID).code == 0
     for pid in agent:
         await_pid(pid)
-        assert not procs.is_alive(pid)
+        assert not liveness.is_alive(pid)
     assert stage(repo, SID)["status"] == "stopped"
 
 
@@ -163,7 +163,7 @@ def test_stop_in_the_tree_takes_the_workers_own_commit_off_the_branch(setup, run
     assert res.code == 0, res.err
     for pid in ours:
         await_pid(pid)
-        assert not procs.is_alive(pid)
+        assert not liveness.is_alive(pid)
     assert stage(repo, SID)["status"] == "stopped"
     assert git(repo, "rev-parse", "HEAD").strip() == claimed != before  # the worker's commit is off the branch
     assert (repo / "own.txt").read_text() == "own\n"  # its change is left in the tree for review

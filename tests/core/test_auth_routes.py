@@ -13,7 +13,7 @@ import pytest
 
 from autometta import auth, families, secrets
 from autometta.families.codex import codex_home_state
-from autometta.launch import LaunchSpec, runner_args
+from autometta.agents.spawn import LaunchSpec, runner_args
 from tests.testing.billing import (
     ANTHROPIC_KEY,
     ANTHROPIC_REF,

@@ -57,7 +57,8 @@ class Run(NamedTuple):
 @pytest.fixture
 def world(tmp_path) -> Dict[str, Path]:
     """A controller home with one idle subscribed repo, a compile hook, and where the cache goes."""
-    from autometta import budget, home, state
+    from autometta.books import budget, state
+    from autometta import home
     from autometta.paths import HomePaths, RepoPaths
 
     hp = HomePaths(tmp_path / "home")
@@ -151,7 +152,7 @@ DAMAGE = {  # a module each status run imports -> what is done to its cache file
     "autometta.files": lambda data: data[:-10] + bytes([data[-10] ^ 0x40]) + data[-9:],  # one bit
     "autometta.errors": lambda data: data[:4] + b"\x00\x00\r\n" + data[8:],  # another interpreter's
     "autometta.home": lambda data: data[:8] + b"0123456789abcdef" + data[24:],  # another build's
-    "autometta.state": lambda data: data[:28] + bytes([data[28] ^ 1]) + data[29:],  # package flag flipped
+    "autometta.books.state": lambda data: data[:28] + bytes([data[28] ^ 1]) + data[29:],  # package flag flipped
     "autometta.bytecache_finder": lambda data: data[:40],  # the cache's own finder, read by bytecache.install
 }
 
@@ -230,10 +231,10 @@ def test_a_read_only_cache_is_read_and_never_written(pyz, world):
 def test_ticks_racing_to_fill_the_cache_all_work_and_leave_it_whole(pyz, world):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env.update(PHAT_CONTROLLER_HOME=str(world["home"]), XDG_CACHE_HOME=str(world["cache"]))
-    procs = [subprocess.Popen([sys.executable, str(pyz), "tick", "--quiet"], env=env, cwd=str(world["tmp"]),
+    liveness = [subprocess.Popen([sys.executable, str(pyz), "tick", "--quiet"], env=env, cwd=str(world["tmp"]),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(4)]
-    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
-    for p in procs:
+    results = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in liveness]
+    for p in liveness:
         p.stdout.close()
         p.stderr.close()
     assert [r[0] for r in results] == [0] * 4, results
@@ -290,7 +291,7 @@ pyz, tmp, path, what = sys.argv[1:5]
 sys.path.insert(0, pyz)
 from autometta import bytecache
 assert bytecache.install(), "no cache"
-from autometta import launch
+from autometta.agents import spawn as launch
 if what == "self_argv":
     print(json.dumps(launch.self_argv("--version")))
 else:
@@ -302,7 +303,7 @@ else:
 
 def test_the_runner_and_autometta_as_an_agent_use_the_tick_s_cache(pyz, world):
     """They get an agent's environment (here: PATH only), so the cache is named on their command line."""
-    from autometta import launch, procs
+    from autometta.agents import spawn, liveness
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["XDG_CACHE_HOME"] = str(world["cache"])
@@ -318,14 +319,14 @@ def test_the_runner_and_autometta_as_an_agent_use_the_tick_s_cache(pyz, world):
         exit_file = world["tmp"] / "agent.exit.json"
         pid = int(start("runner"))
         try:
-            wait_for(lambda: launch.read_exit(exit_file) is not None, timeout=30)
+            wait_for(lambda: spawn.read_exit(exit_file) is not None, timeout=30)
         finally:
-            procs.signal_group(pid, 9)
-        assert launch.read_exit(exit_file)["exit_code"] == 0, (world["tmp"] / "agent.log").read_text()
+            liveness.signal_group(pid, 9)
+        assert spawn.read_exit(exit_file)["exit_code"] == 0, (world["tmp"] / "agent.log").read_text()
 
     runner_once()
     (folder,) = folders(world["cache"])
-    runner = folder / "autometta.runner"
+    runner = folder / "autometta.agents.runner"
     assert runner.is_file()
     first = runner.stat().st_ino
     runner_once()

@@ -158,11 +158,14 @@ def test_the_bug_fault_fires_once_at_its_hit(monkeypatch):
 
 
 def test_markers_are_declared_fields_of_the_errors():
-    from autometta import auth, books, gitops, privilege, sandbox, scan, verdicts
+    from autometta import auth, scan, verdicts
+    from autometta.books import digests
+    from autometta.git import gitops
+    from autometta.agents import privilege, sandbox
 
     assert UserError("x").marker is None and UserError("x", marker="m").marker == "m"
     assert gitops.NotOnBranch("/r", detached=True).marker == gitops.DETACHED_HEAD
     assert gitops.NotOnBranch("/r", detached=False).marker == gitops.UNBORN_BRANCH
-    for cls in (auth.RouteError, books.StateTampered, privilege.ModeError, sandbox.SandboxError, scan.SecretInDiff,
+    for cls in (auth.RouteError, digests.StateTampered, privilege.ModeError, sandbox.SandboxError, scan.SecretInDiff,
                 verdicts.Forged):
         assert isinstance(cls.marker, str) and cls.marker, cls

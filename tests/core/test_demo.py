@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 
 from autometta.demo import run_demo
-from autometta.state import load_state
+from autometta.books.state import load_state
 from autometta.paths import RepoPaths
 
 

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from autometta import families, provision, render, resources, verdicts
-from autometta.context import RepoContext
+from autometta import families, render, resources, verdicts
+from autometta.agents import provision
 from autometta.card import parse_card_text
 from autometta.errors import UserError
 from autometta.paths import RepoPaths
+from autometta.repo import RepoContext
 
 
 def test_unfilled_placeholder_is_an_error_naming_the_template():

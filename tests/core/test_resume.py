@@ -16,13 +16,13 @@ from typing import Any, Dict, List
 import pytest
 
 from autometta import families, resume, yamlsub
-from autometta.budget import initial_budget
-from autometta.state import initial_state, new_stage
-from autometta.tick import decide as d
+from autometta.books.budget import initial_budget
+from autometta.books.state import initial_state, new_stage
 from autometta.families.usage import Usage
 from autometta.paths import RepoPaths
-from tests.testing.ticks import (CHECKER, await_agents, commit_all, git, read_state, run_until_quiet, script_card,
-                                 stage, tick_once)
+from autometta.tick import decide as d
+from tests.testing.ticks import (CHECKER, await_agents, commit_all, git, read_state, run_until_quiet,
+                                 script_card, stage, tick_once)
 
 SID = "01-hello"
 
@@ -409,7 +409,7 @@ def test_a_worker_whose_whole_run_vanished_resumes_its_session(run, setup, tmp_p
     import os
     import signal
 
-    from autometta import procs, supervise
+    from autometta.agents import liveness, processes
     from tests.testing.tick_processes import await_pid
 
     repo, home, _ = setup
@@ -424,13 +424,13 @@ def test_a_worker_whose_whole_run_vanished_resumes_its_session(run, setup, tmp_p
     runner, mark = s["worker_pid"], s["worker_run_id"]
     with open(ready) as handle:  # the worker runs
         handle.read()
-    run_procs = [pid for pid, _start in supervise.marked(mark)]
+    run_procs = [pid for pid, _start in processes.marked(mark)]
     for pid in run_procs:  # the machine goes down: everything of the run dies at once, nothing is recorded
         os.kill(pid, signal.SIGKILL)
     await_pid(runner)
     for pid in run_procs:
         await_pid(pid, timeout=30)
-        assert not procs.is_alive(pid)
+        assert not liveness.is_alive(pid)
 
     [outcome] = tick_once(home)
     assert "nothing of its run is left" in outcome.message and outcome.kind == "launch", outcome.message

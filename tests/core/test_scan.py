@@ -153,7 +153,7 @@ def test_a_binary_file_changed_elsewhere_is_no_new_hit(repo):
 
 
 def test_the_scan_and_the_fingerprint_write_nothing_into_the_object_store(repo):
-    from autometta import gitops
+    from autometta.git import gitops
 
     secret = "hunter2-shapeless-objects-value"
     (repo / "leak.txt").write_text(f"{secret}\n")
@@ -168,7 +168,7 @@ def test_the_scan_and_the_fingerprint_write_nothing_into_the_object_store(repo):
 
 
 def test_a_throwaway_folder_left_by_a_killed_scan_is_removed_by_the_next(repo):
-    from autometta import gitops
+    from autometta.git import gitops
 
     left = repo / ".git" / "autometta-index-999999999-x"
     (left / "objects").mkdir(parents=True)

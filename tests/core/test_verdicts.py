@@ -16,12 +16,13 @@ from typing import Optional
 
 import pytest
 
-from autometta.tick import decide as d
-from autometta import supervise, verdicts
-from autometta.budget import initial_budget
-from autometta.launch import LaunchSpec, launch
+from autometta import verdicts
+from autometta.agents import processes
+from autometta.agents.spawn import LaunchSpec, launch
+from autometta.books.budget import initial_budget
+from autometta.books.state import initial_state, new_stage
 from autometta.paths import RepoPaths
-from autometta.state import initial_state, new_stage
+from autometta.tick import decide as d
 from autometta.tick.outcomes import criteria_problem, verdict_problem
 
 SID = "01-hello"
@@ -297,9 +298,9 @@ def test_worker_run_alive_names_what_is_left_in_its_process_group(paths):
 
 def test_worker_run_alive_names_a_setsid_escapee_by_the_runs_mark(paths):
     # left the group and outlived the runner, but exec'd with the run's mark in its environment
-    mark = supervise.new_mark()
+    mark = processes.new_mark()
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True,
-                             env={**os.environ, supervise.ENV: mark})
+                             env={**os.environ, processes.ENV: mark})
     try:
         put(paths.exit_record(SID, "worker"), {"exit_code": 0, "runner_pid": 999999, "run_id": mark})
         assert verdicts.worker_run_alive(paths, SID) == (

@@ -29,23 +29,15 @@ from typing import Dict
 
 import pytest
 
-from autometta import card as cards
-from autometta import dispatch, families, launch, provision, secrets
-from autometta.context import RepoContext
+from autometta import card as cards, families, secrets
+from autometta.agents import dispatch, spawn, provision
 from autometta.paths import HomePaths, RepoPaths
-from tests.testing.billing import (
-    ANTHROPIC_KEY,
-    ANTHROPIC_REF,
-    OPENAI_KEY,
-    OPENAI_REF,
-    STRAY,
-    fake_op,
-    files_holding,
-    refs_file,
-)
-from tests.testing.repos import make_repo, write_card
+from autometta.repo import RepoContext
 from tests.testing.agent_clis import CODEX_CONFIG
+from tests.testing.billing import (ANTHROPIC_KEY, ANTHROPIC_REF, OPENAI_KEY, OPENAI_REF, STRAY, fake_op,
+                                   files_holding, refs_file)
 from tests.testing.model_server import ModelServer, Tokens, text, write_file
+from tests.testing.repos import make_repo, write_card
 
 TIMEOUT = 120
 STAGE = "07-billing"
@@ -88,7 +80,7 @@ def run_worker(env: Dict[str, str], repo: Path, identity: str, tmp_path: Path) -
     family = families.for_identity(identity)
     assert provision.preflight(ctx, identity) is None
     launched = dispatch.start(ctx, {"id": STAGE, "worker": identity, "verifier": identity}, card, "worker")
-    runner = next(p for p in launch._CHILDREN if p.pid == launched.pid)
+    runner = next(p for p in spawn._CHILDREN if p.pid == launched.pid)
     try:
         runner.wait(timeout=TIMEOUT)
     except subprocess.TimeoutExpired:
@@ -96,7 +88,7 @@ def run_worker(env: Dict[str, str], repo: Path, identity: str, tmp_path: Path) -
         runner.wait()
         log = ctx.paths.log(STAGE, "worker").read_text()
         pytest.fail(f"{family.name} worker still running after {TIMEOUT}s:\n{log[-3000:]}")
-    record = launch.read_exit(ctx.paths.exit_record(STAGE, "worker"))
+    record = spawn.read_exit(ctx.paths.exit_record(STAGE, "worker"))
     assert record is not None
     record["log"] = ctx.paths.log(STAGE, "worker").read_text()
     return record

@@ -24,12 +24,13 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from autometta import families, privilege
+from autometta import families
+from autometta.agents import privilege
 from autometta.card import parse_card_text
 from autometta.families.models import resolve_model
-from tests.testing.repos import CARD
 from tests.testing.agent_clis import claude_env, codex_env
 from tests.testing.model_server import ModelServer, Tokens, error, text, write_file
+from tests.testing.repos import CARD
 
 FIXTURES = Path(__file__).resolve().parent.parent / "data" / "cli"
 TIMEOUT = 120

@@ -45,7 +45,7 @@ import pytest
 
 from autometta import yamlsub
 from autometta.tick import loop as tick
-from autometta.agentlog import read_log
+from autometta.agents.logwriter import read_log
 from autometta.paths import HomePaths, RepoPaths
 from tests.testing.repos import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (

@@ -33,11 +33,12 @@ from typing import Dict, List, Tuple
 
 import pytest
 
-from autometta import families, privilege
+from autometta import families
+from autometta.agents import privilege
 from autometta.card import parse_card_text
-from tests.testing.repos import make_repo
 from tests.testing.agent_clis import claude_env, codex_env
 from tests.testing.model_server import ModelServer, Request, Turn, error, shell, text, write_file
+from tests.testing.repos import make_repo
 
 TIMEOUT = 120  # seconds; a run takes a few
 PROMPT = "Do the scripted task."

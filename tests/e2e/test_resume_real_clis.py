@@ -26,7 +26,7 @@ from typing import Dict, List, Optional
 import pytest
 
 from autometta import families
-from autometta.agentlog import read_log
+from autometta.agents.logwriter import read_log
 from autometta.paths import HomePaths, RepoPaths
 from autometta.tick import loop as tick
 from tests.testing.repos import CARD, make_repo

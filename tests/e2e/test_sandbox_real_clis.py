@@ -34,25 +34,15 @@ from typing import Dict, List
 
 import pytest
 
-from autometta import sandbox, yamlsub
-from autometta.agentlog import read_log
+from autometta import yamlsub
+from autometta.agents import sandbox
+from autometta.agents.logwriter import read_log
 from autometta.paths import RepoPaths
-from tests.testing.repos import CARD, make_repo
-from tests.e2e.test_tick_real_clis import (
-    CLAUDE,
-    CODEX,
-    DEADLINE,
-    FAMILY,
-    _stop_group,
-    agent_environment,
-    agent_key,
-    agent_pids,
-    env_names,
-    tick_until_quiet,
-    user_text,
-)
 from tests.e2e.test_permission_modes import STRICT_SANDBOX
+from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, _stop_group, agent_environment,
+                                           agent_key, agent_pids, env_names, tick_until_quiet, user_text)
 from tests.testing.model_server import ModelServer, Request, Turn, shell, text, write_file
+from tests.testing.repos import CARD, make_repo
 from tests.testing.ticks import commit_all, git, read_state
 
 STAGES = {

@@ -30,14 +30,14 @@ from typing import Dict, List
 
 import pytest
 
-from autometta import supervise
-from autometta.tick import loop as tick
+from autometta.agents import processes
 from autometta.paths import HomePaths, RepoPaths
-from tests.testing.repos import CARD, make_repo
+from autometta.tick import loop as tick
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, _stop_group, agent_environment,
                                            agent_key, await_agents, envelope, pass_env, tick_until_quiet,
                                            verdict)
 from tests.testing.model_server import ModelServer, Turn, shell, text, verdict_path, write_file
+from tests.testing.repos import CARD, make_repo
 from tests.testing.ticks import commit_all, git, read_state
 
 STAGES = {"01-claude-forks": (CLAUDE, CODEX), "02-codex-forks": (CODEX, CLAUDE)}
@@ -118,7 +118,7 @@ def test_a_tool_calls_setsid_child_does_not_outlive_the_worker(clis, run, tmp_pa
                 await_agents(repo, deadline)
                 for stage_id, mark in running.items():  # the worker's runner has exited: nothing of it is left
                     seen[stage_id] = mark
-                    assert supervise.marked(mark) == [], (stage_id, supervise.marked(mark))
+                    assert processes.marked(mark) == [], (stage_id, processes.marked(mark))
                     assert escapees(tmp_path) == [], f"{stage_id}: a setsid child outlived the worker"
                 if outcome.kind in ("wait", "noop", "halt", "halted", "error") and not any(
                         s["status"] == "in_progress" for s in read_state(repo)["stages"]):

@@ -35,9 +35,9 @@ import pytest
 
 from autometta import families, yamlsub
 from autometta.tick import loop as tick
-from autometta.agentlog import read_log
+from autometta.agents.logwriter import read_log
 from autometta.paths import HomePaths, RepoPaths
-from autometta.roles import ROLES
+from autometta.agents.roles import ROLES
 from tests.testing.repos import CARD, make_repo
 from tests.testing.agent_clis import CODEX_CONFIG
 from tests.testing.model_server import ModelServer, Request, Tokens, Turn, shell, text, verdict_path, write_file

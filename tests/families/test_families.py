@@ -17,7 +17,7 @@ from autometta.families.claude import parse_claude_log
 from autometta.families.codex import parse_codex_log
 from autometta.families.models import resolve_model
 from autometta.families.usage import Usage
-from autometta.privilege import Permission
+from autometta.agents.privilege import Permission
 
 CLI = Path(__file__).resolve().parents[1] / "data" / "cli"
 REPO = Path("/work/repo")

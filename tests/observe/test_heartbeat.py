@@ -18,9 +18,9 @@ from typing import List, Optional
 
 import pytest
 
-from autometta import procs
-from autometta.launch import LaunchSpec, launch
-from autometta.observe import heartbeat, registry, settings
+from autometta.agents import liveness, registry
+from autometta.agents.spawn import LaunchSpec, launch
+from autometta.observe import heartbeat, settings
 from autometta.observe.heartbeat import Observed, classify, outcome_of
 from autometta.paths import RepoPaths
 from autometta.timeutil import now_iso
@@ -79,7 +79,7 @@ def log_file(paths: RepoPaths, name: str, text: str = "", age: Optional[float] =
 
 def enrol(paths: RepoPaths, pid: int, log: Path, *, family: str = "codex", budget: int = 0,
           started: Optional[float] = "real", stage: str = "05-work", role: str = "worker") -> None:
-    start = procs.start_time(pid) if started == "real" else started
+    start = liveness.start_time(pid) if started == "real" else started
     registry.register(paths, pid=pid, started=start, started_at=now_iso(), role=role, family=family,
                       identity=f"{family} agent", card_path=f"/cards/{stage}.md", log_path=str(log),
                       budget_seconds=budget, stage_id=stage)
@@ -153,7 +153,7 @@ def test_heartbeat_classifies_real_agents(paths, agents, tmp_path):
     enrol(paths, over.pid, log_file(paths, "over", "busy\n", age=1, now=now), budget=1)
     # a pid that a stranger now holds: right pid, wrong process start time
     enrol(paths, stranger.pid, log_file(paths, "stranger", "x\n", age=1, now=now),
-          started=procs.start_time(stranger.pid) - 1000, stage="06-gone")
+          started=liveness.start_time(stranger.pid) - 1000, stage="06-gone")
     # an agent that has exited, through the real runner, with an exit record
     spec = LaunchSpec(argv=["sh", "-c", "echo trying; exit 3"], cwd=tmp_path, env=dict(os.environ),
                       log_path=paths.log("07-done", "worker"), exit_path=paths.exit_record("07-done", "worker"))
@@ -232,7 +232,7 @@ def test_register_agent_and_heartbeat_commands(paths, agents, run, tmp_path):
     assert res.out.strip() == str(paths.active_agents / f"{proc.pid}.json")
     doc = json.loads((paths.active_agents / f"{proc.pid}.json").read_text())
     assert (doc["budget_seconds"], doc["stage_id"], doc["card_path"]) == (900, "05-manual", str(card))
-    assert abs(doc["process_start"] - procs.start_time(proc.pid)) < 1
+    assert abs(doc["process_start"] - liveness.start_time(proc.pid)) < 1
     assert run("register-agent", *args).code == 0  # idempotent per pid
     assert len(list(paths.active_agents.iterdir())) == 1
 

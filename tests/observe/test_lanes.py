@@ -13,7 +13,7 @@ from typing import Any, Dict
 
 import pytest
 
-from autometta import state
+from autometta.books import state
 from autometta.observe import dashboard, events, lanes, report, settings
 from autometta.paths import HomePaths, RepoPaths
 from tests.testing.lanes import edit_stages, lane

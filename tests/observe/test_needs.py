@@ -17,16 +17,16 @@ from typing import Any, Callable, Dict, List
 
 import pytest
 
-from autometta import state
+from autometta.books import state
 from autometta.observe import dashboard, fresh, heartbeat, needs, settings
 from autometta.paths import HomePaths, RepoPaths
 from autometta.schedule import interval
-from tests.testing.cli import run_process
-from tests.testing.repos import make_repo
 from tests.testing.chromium import chromium, needs_chromium
+from tests.testing.cli import run_process
 from tests.testing.lanes import edit_stages, lane, parallel, writes
-from tests.testing.tmux import eventually, needs_tmux, t
+from tests.testing.repos import make_repo
 from tests.testing.ticks import await_agents, commit_all, run_until_quiet, script_card, stage, tick_once
+from tests.testing.tmux import eventually, needs_tmux, t
 
 NOW = 1_800_000_000.0
 REPO = "/srv/my repo"
@@ -325,7 +325,7 @@ def test_a_park_reaching_its_reset_makes_the_page_stale(setup):
 
 
 def test_a_parked_route_or_a_run_booked_by_hand_makes_the_page_stale(setup):
-    from autometta import ledger, parking
+    from autometta.books import ledger, parking
 
     repo, home, add = setup
     add("01-hello")

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 
 from autometta import files
-from autometta.observe import activity, settings, topapp, topdata
-from autometta.observe import topscreen as ts
+from autometta.observe import activity, settings, topapp, topdata, topscreen as ts
 from autometta.paths import HomePaths, RepoPaths
+from tests.testing import top_repos
 from tests.testing.repos import make_repo
 from tests.testing.ticks import read_state, stage
-from tests.testing import top_repos
 
 
 def source(home: Path, scope=None) -> topdata.Source:
@@ -87,8 +86,8 @@ def test_a_refresh_of_idle_and_stopped_repos_runs_no_process_takes_no_lock_and_p
 
     monkeypatch.setattr(subprocess.Popen, "__init__", no_process)
     monkeypatch.setattr(files, "locked", lambda *a, **kw: (_ for _ in ()).throw(AssertionError("locked")))
-    monkeypatch.setattr("autometta.state.parse_state", no_parse)
-    monkeypatch.setattr("autometta.budget.parse_budget", no_parse)
+    monkeypatch.setattr("autometta.books.state.parse_state", no_parse)
+    monkeypatch.setattr("autometta.books.budget.parse_budget", no_parse)
     paths = RepoPaths(repos["stalled"])
     fd = os.open(str(paths.lock), os.O_RDWR | os.O_CREAT)
     import fcntl
@@ -179,7 +178,7 @@ def test_spend_today_is_the_ledger_s_as_report_sums_it_read_again_only_when_it_c
                                                                                       monkeypatch):
     from types import SimpleNamespace
 
-    from autometta import ledger
+    from autometta.books import ledger
     from autometta.timeutil import now_iso
 
     hp = HomePaths(home_dir)

@@ -19,8 +19,9 @@ from typing import List, Set
 
 import pytest
 
-from autometta import budget, cardlint, families, state
-from autometta.roles import ROLES
+from autometta import cardlint, families
+from autometta.agents.roles import ROLES
+from autometta.books import budget, state
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -105,7 +106,7 @@ def emitted_markers() -> Set[str]:
         found.update(re.findall(r'^[A-Z_]*MARKER(?:: str)? = "([a-z_]+)"', text, re.M))
         for suffix in re.findall(r'f"\{self\.name\}_([a-z_]+)"', text):
             found.update(f"{name}_{suffix}" for name in _family_names_in(path))
-        if path.name in ("tick.py", "oneshot.py", "dispatch.py", "provision.py", "envelope.py") \
+        if path.name in ("tick.py", "manual.py", "dispatch.py", "provision.py", "envelope.py") \
                 or path.parent.name in ("verify", "tick"):
             found.update(re.findall(r'\bor "([a-z]+_[a-z_]+)"', text))
             found.update(re.findall(r'f"([a-z]+(?:_[a-z]+)+): ', text))
@@ -152,5 +153,5 @@ def test_doc_links_point_at_files_that_exist():
 
 def test_the_scan_patterns_parse_as_python():
     # the marker scan reads source text; make sure it reads real modules, not stale paths
-    for name in ("tick/decide.py", "tick/loop.py", "envelope.py", "dispatch.py", "repair.py"):
+    for name in ("tick/decide.py", "tick/loop.py", "envelope.py", "agents/dispatch.py", "repair.py"):
         ast.parse(_source(name))

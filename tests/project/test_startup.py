@@ -24,20 +24,21 @@ from tests.testing.pyz import pyz  # noqa: F401 - the fixture
 
 #: Every autometta module an idle tick over one subscribed repo imports.
 IDLE_TICK = {
-    "autometta", "autometta.budget", "autometta.bytecache", "autometta.cli", "autometta.commands",
-    "autometta.commands.tick", "autometta.context", "autometta.errors", "autometta.faults", "autometta.files",
+    "autometta", "autometta.books.budget", "autometta.bytecache", "autometta.cli", "autometta.commands",
+    "autometta.commands.tick", "autometta.repo", "autometta.errors", "autometta.faults", "autometta.files",
     "autometta.home", "autometta.logretention", "autometta.manifest", "autometta.observe",
-    "autometta.observe.registry", "autometta.paths", "autometta.resources",
-    "autometta.schema", "autometta.state", "autometta.timeutil", "autometta.yamlsub",
+    "autometta.agents.registry", "autometta.paths", "autometta.resources",
+    "autometta.schema", "autometta.books.state", "autometta.timeutil", "autometta.yamlsub",
     "autometta.tick", "autometta.tick.loop", "autometta.tick.idle",  # the loop, and an idle repo told without deciding
     "autometta.secrets", "autometta.redact",  # every line of the tick log is masked
-    "autometta.isolation",  # the repo's isolation mode is checked (tree with max_parallel > 1 is an error)
+    "autometta.git.isolation",  # the repo's isolation mode is checked (tree with max_parallel > 1 is an error)
     "autometta.ticklog",  # a repeated decision is written once; every tick stamps log/.last-tick
-    "autometta.books",  # every tick audits the books first (a file changed behind autometta's back halts)
+    "autometta.books.digests",  # every tick audits the books first (a file changed behind autometta's back halts)
     "autometta.observe.fresh",  # every tick restamps the dashboard's 'data as of' (or rewrites the page)
     "autometta.bytecache_finder",  # the cache's finder, from the cache (with no cache to be had, not imported)
-    "autometta.ledger",  # runs started by hand are booked, and a repo with runs to fold takes the full path
-    "autometta.turns",  # under max_per_fire, repos take turns
+    "autometta.books.ledger",  # runs started by hand are booked, and a repo with runs to fold takes the full path
+    "autometta.tick.turns",  # under max_per_fire, repos take turns
+    "autometta.agents", "autometta.books", "autometta.git",  # the packages of the registry, the books and isolation (docstrings only)
 }
 
 #: Standard-library modules an idle tick never needs (each costs a millisecond or more to import).

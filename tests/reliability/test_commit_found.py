@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autometta import supervise
+from autometta.agents import processes
 from tests.testing.env import ROOT
 from tests.testing.tick_processes import await_all_runners, await_pid, tick_process, tick_until_settled
 from tests.testing.ticks import git, read_state, stage, tick_once
@@ -82,7 +82,7 @@ def test_a_tick_killed_during_a_slow_hook_waits_for_that_commit_then_records_it(
     ticking.kill()
     ticking.wait(timeout=30)
     mark = stage(repo, SID)["commit_run_id"]
-    hooked = [pid for pid, _start in supervise.marked(mark)]
+    hooked = [pid for pid, _start in processes.marked(mark)]
     assert hooked, "git and its hook should outlive the tick that started them"
 
     outcomes = tick_once(home)  # the commit still runs: wait, do not commit into its lock

@@ -14,8 +14,8 @@ import subprocess
 import sys
 
 from tests.testing.env import ROOT
-from tests.testing.tick_processes import (assert_documents_valid, assert_one_runner_per_stage, await_all_runners,
-                                          repeats)
+from tests.testing.tick_processes import (assert_documents_valid, assert_one_runner_per_stage,
+                                          await_all_runners, repeats)
 from tests.testing.ticks import commit_all, read_budget, read_state, script_card
 
 TICKS = 8
@@ -66,7 +66,7 @@ def test_ticks_racing_each_other_and_the_queue_commands(setup):
 
 
 def test_ticks_racing_each_other_with_parallel_lanes(setup):
-    from autometta import worktrees
+    from autometta.git import worktrees
     from tests.testing.ticks import git
 
     repo, home, add = setup

@@ -97,7 +97,7 @@ def test_sigkill_inside_a_transition_recovers(setup, transition, point):
 
 def test_a_tick_killed_after_the_spawn_leaves_the_runner_on_record(setup):
     """What the lead's fix adopts: the orphan runner is named on disk before the tick can die."""
-    from autometta.launch import read_runner, runner_record
+    from autometta.agents.spawn import read_runner, runner_record
     from autometta.paths import RepoPaths
 
     repo, home, add = setup

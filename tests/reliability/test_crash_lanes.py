@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from autometta import worktrees
-from tests.testing.tick_processes import (assert_documents_valid, assert_one_runner_per_stage, await_all_runners,
-                                          tick_process, tick_until_settled)
+from autometta.git import worktrees
+from tests.testing.tick_processes import (assert_documents_valid, assert_one_runner_per_stage,
+                                          await_all_runners, tick_process, tick_until_settled)
 from tests.testing.ticks import git, read_state, stage, tick_once
 
 IDS = ("01-a", "02-b")

@@ -117,7 +117,7 @@ def _valid(path: Path, loader) -> bool:
 
 
 def _check_case(w: fuzz_world.World, broken: List[Path], said: List[str]) -> None:
-    from autometta import budget, state
+    from autometta.books import budget, state
     from autometta.paths import RepoPaths
 
     what = "; ".join(f"{p.relative_to(w.root)}: {s}" for p, s in zip(broken, said))

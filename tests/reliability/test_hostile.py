@@ -10,8 +10,8 @@ from typing import Dict
 
 import pytest
 
-from tests.testing.repos import write_card
 from tests.testing.fuzz_world import TRACEBACK
+from tests.testing.repos import write_card
 from tests.testing.tick_processes import await_all_runners, tick_process
 from tests.testing.ticks import git, read_state, stage, tick_once, verdict
 
@@ -250,7 +250,7 @@ def test_headline_cannot_inject_into_git(setup):
 
 @pytest.mark.parametrize("stage_id", ["--upload-pack=touch PWNED", "01-$(touch PWNED)", "01-a;touch PWNED"])
 def test_hostile_id_edited_into_state_is_refused(setup, stage_id):
-    from autometta import state as states
+    from autometta.books import state as states
     from autometta import yamlsub
     from autometta.paths import RepoPaths
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Dict, List, Optional
 
-from autometta.budget import initial_budget
+from autometta.books.budget import initial_budget
 from autometta.families.usage import UsageLimit
-from autometta.state import initial_state, new_stage
+from autometta.books.state import initial_state, new_stage
 from autometta.tick import decide as d
 
 SID = "01-thing"

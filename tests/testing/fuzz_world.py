@@ -341,8 +341,8 @@ def _populate(w: World) -> None:
     assert list((w.home / "ledger" / "open").glob("*.json")) and (w.home / "parked.json").is_file()
 
 
-#: Parks a billing route as a usage limit would (autometta.parking writes the file, as the tick does).
-PARK = ("import os, time; from autometta import parking; from autometta.paths import HomePaths; "
+#: Parks a billing route as a usage limit would (autometta.books.parking writes the file, as the tick does).
+PARK = ("import os, time; from autometta.books import parking; from autometta.paths import HomePaths; "
         "parking.park(HomePaths.from_env(), 'codex api', parking.now_iso(time.time() + 86400), "
         "'worker hit a usage limit (fuzz world)', repo=os.environ['FUZZ_REPO'], stage='03-inflight', now=time.time())")
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any, Dict
 
-from autometta import state
+from autometta.books import state
 from autometta.paths import RepoPaths
 
 

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from autometta import budget as budgets
-from autometta import procs, state
+from autometta.agents import liveness
+from autometta.agents.roles import ROLES
+from autometta.books import budget as budgets, state
 from autometta.paths import RepoPaths
-from autometta.roles import ROLES
 from tests.testing.env import ROOT
 from tests.testing.ticks import QUIET, read_state, tick_once
 
@@ -54,7 +54,7 @@ def await_pid(pid: int, timeout: float = 60.0) -> None:
         finally:
             os.close(fd)
         return
-    while procs.is_alive(pid) and time.monotonic() < deadline:  # pragma: no cover - no pidfd
+    while liveness.is_alive(pid) and time.monotonic() < deadline:  # pragma: no cover - no pidfd
         time.sleep(0.02)
 
 

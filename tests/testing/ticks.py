@@ -11,7 +11,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from autometta import yamlsub
 from autometta.tick import loop as tick
 from autometta.paths import HomePaths
-from autometta.roles import ROLES
+from autometta.agents.roles import ROLES
 
 WORKER = "Script Worker <script-worker@local>"
 CHECKER = "Script Checker <script-checker@local>"

@@ -7,11 +7,12 @@ from typing import Any, Dict
 
 import pytest
 
-from autometta import runs, verdicts
-from autometta.budget import initial_budget
+from autometta import verdicts
+from autometta.agents import runs
+from autometta.agents.roles import ROLES
+from autometta.books.budget import initial_budget
+from autometta.books.state import initial_state, new_stage
 from autometta.families.usage import Usage
-from autometta.roles import ROLES
-from autometta.state import initial_state, new_stage
 from autometta.tick import bookkeeping as bk
 from autometta.timeutil import now_iso
 

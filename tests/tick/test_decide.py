@@ -8,12 +8,12 @@ from typing import List, Optional
 
 import pytest
 
-from autometta.tick import decide as d
-from autometta.budget import initial_budget
-from autometta.tick.outcomes import Artefact, Envelope
+from autometta.books.budget import initial_budget
 from autometta.families.usage import Usage
-from tests.testing.decisions import (CLAUDE, CODEX, FAIL_DOC, LANE, NOW, PARKED, PASS_DOC, ROUTES, SID, effects,
-                                     exited, facts, inflight, lane, limited, running, state_with)
+from autometta.tick import decide as d
+from autometta.tick.outcomes import Artefact, Envelope
+from tests.testing.decisions import (CLAUDE, CODEX, FAIL_DOC, LANE, NOW, PARKED, PASS_DOC, ROUTES, SID,
+                                     effects, exited, facts, inflight, lane, limited, running, state_with)
 
 
 # ------------------------------------------------------------------ caps and halts
@@ -346,7 +346,7 @@ def test_half_written_artefact_of_a_dead_verifier_is_quarantined_and_retried():
 def test_every_status_and_kind_is_reachable():
     """The table above covers every terminal status the tick writes."""
     seen = {"completed", "failed", "stalled", "verifier_failed"}
-    from autometta.state import TERMINAL
+    from autometta.books.state import TERMINAL
     assert seen <= set(TERMINAL)
 
 
@@ -376,7 +376,7 @@ def test_panel_synthesis_is_recounted(overall, votes, alive, expected_effects, f
     dec = d.decide(facts(doc, cur=inflight(doc, verifier=proc, artefact=art, tree_now=lambda: "t1")))
     assert dec.finish == finish
     assert effects(dec) == expected_effects
-    from autometta.state import TERMINAL
+    from autometta.books.state import TERMINAL
     assert finish[0] in TERMINAL
 
 
@@ -544,13 +544,13 @@ def test_same_minute_reset_from_a_whole_tick_reading():
     (PARKED, None, NOW, False),  # a command: no billing route
 ])
 def test_which_route_is_parked(parks, route, now, held):
-    from autometta import parking
+    from autometta.books import parking
 
     assert (parking.active(parks, route, now) is not None) is held
 
 
 def test_a_later_park_wins_and_expired_parks_are_dropped():
-    from autometta import parking
+    from autometta.books import parking
 
     later = parking.merged(PARKED, CLAUDE, "2030-03-17T19:00:00Z", "again", repo="/a", now=NOW)
     assert later[CLAUDE]["until"] == "2030-03-17T19:00:00Z" and later[CLAUDE]["repo"] == "/a"
@@ -949,8 +949,8 @@ def test_what_a_claim_does(queue, in_tree, setup, parks, expected, finish, halt,
 #: Everything of autometta's that importing the decision brings in: none of it reads or writes a file, starts a
 #: process or runs git at import, and decide calls only its pure functions (budget's and parking's files are
 #: read by their own functions, which import what they need when called).
-PURE = {"autometta", "autometta.tick", "autometta.tick.decide", "autometta.tick.outcomes", "autometta.budget",
-        "autometta.parking", "autometta.hints", "autometta.paths", "autometta.roles", "autometta.scope",
+PURE = {"autometta", "autometta.agents", "autometta.books", "autometta.git", "autometta.tick", "autometta.tick.decide", "autometta.tick.outcomes", "autometta.books.budget",
+        "autometta.books.parking", "autometta.hints", "autometta.paths", "autometta.agents.roles", "autometta.git.scope",
         "autometta.stageid", "autometta.stagerecord", "autometta.timeutil", "autometta.resume"}
 
 

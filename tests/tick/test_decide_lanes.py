@@ -12,7 +12,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from autometta.budget import initial_budget
+from autometta.books.budget import initial_budget
 from autometta.families.usage import Usage
 from autometta.tick import decide as d
 from autometta.tick.outcomes import Artefact, Envelope

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from autometta import state
+from autometta.books import state
 from tests.testing.ticks import commit_all, git, read_state, run_until_quiet, script_card, stage
 
 

@@ -10,7 +10,8 @@ from typing import Dict, Tuple
 
 import pytest
 
-from autometta import gitops, yamlsub
+from autometta import yamlsub
+from autometta.git import gitops
 from tests.testing.repos import make_repo
 from tests.testing.ticks import await_agents, commit_all, read_state, script_card, stage, tick_once
 

@@ -8,10 +8,10 @@ from typing import List
 
 import pytest
 
-from autometta import gitops
+from autometta.git import gitops
 from autometta.tick import failures
-from tests.testing.ticks import (await_agents, commit_all, git, read_budget, read_state, run_until_quiet, stage,
-                                 tick_once)
+from tests.testing.ticks import (await_agents, commit_all, git, read_budget, read_state, run_until_quiet,
+                                 stage, tick_once)
 
 MODES = ["serial", "lanes", "tree"]
 

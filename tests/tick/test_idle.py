@@ -15,8 +15,8 @@ from typing import List, Optional, Tuple
 
 import pytest
 
-from autometta import budget as budgets
-from autometta import state, ticklog
+from autometta import ticklog
+from autometta.books import budget as budgets, state
 from autometta.tick import idle
 from tests.testing.ticks import await_agents, read_budget, read_state, tick_once
 
@@ -172,7 +172,7 @@ def test_runs_booked_by_hand_since_take_an_idle_repo_down_the_full_path(setup, m
     import json
     import os
 
-    from autometta import ledger
+    from autometta.books import ledger
     from autometta.families.usage import Usage
     from autometta.paths import HomePaths
 

@@ -10,10 +10,10 @@ from typing import List
 
 import pytest
 
-from autometta import gitops, worktrees
-from tests.testing.ticks import (CHECKER, WORKER, commit_all, git, read_budget, read_state, run_until_quiet, stage,
-                                 tick_once, await_agents)
+from autometta.git import gitops, worktrees
 from tests.testing.lanes import _envelope, parallel, writes
+from tests.testing.ticks import (CHECKER, WORKER, commit_all, git, read_budget, read_state, run_until_quiet,
+                                 stage, tick_once, await_agents)
 
 
 def barrier(stage_id: str, folder: Path, count: int) -> str:

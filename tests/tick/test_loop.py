@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from autometta import files, gitops, procs
+from autometta import files
+from autometta.agents import liveness
+from autometta.git import gitops
 from autometta.paths import RepoPaths
 from tests.testing.repos import make_repo
 from tests.testing.ticks import (CHECKER, WORKER, await_agents, commit_all, git, read_budget, read_state,
@@ -148,7 +150,7 @@ def test_stall_stops_the_whole_process_group(setup):
     add("01-hello", "sleep 300 & sleep 300; wait", worker_budget="10 seconds")
     tick_once(home)
     pid = stage(repo, "01-hello")["worker_pid"]
-    assert procs.group_alive(pid)
+    assert liveness.group_alive(pid)
     tick_once(home, now=time.time() + 16)  # past 10 s + 50%
     s = stage(repo, "01-hello")
     assert (s["status"], s["stall_marker"]) == ("stalled", "worker_timeout")
@@ -157,9 +159,9 @@ def test_stall_stops_the_whole_process_group(setup):
     except ChildProcessError:
         pass
     deadline = time.monotonic() + 20
-    while procs.group_alive(pid) and time.monotonic() < deadline:
+    while liveness.group_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.05)  # the group is not our child; nothing to wait on
-    assert not procs.group_alive(pid)
+    assert not liveness.group_alive(pid)
 
 
 @pytest.mark.parametrize("field,value,reason,counter_reset", [
@@ -297,7 +299,7 @@ def test_concurrent_ticks_claim_once(setup):
     assert read_budget(repo)["clock_ticks_used"] == 1
     active = list((repo / "state" / "active-agents").glob("*.json"))
     assert len(active) == 1
-    procs.signal_group(s["worker_pid"], signal.SIGKILL)
+    liveness.signal_group(s["worker_pid"], signal.SIGKILL)
 
 
 def test_bash_written_state_continues(setup):

@@ -25,9 +25,9 @@ from typing import List
 
 import pytest
 
-from autometta import gitops
-from tests.testing.ticks import (CHECKER, WORKER, await_agents, git, read_budget, read_state, run_until_quiet, stage,
-                                 tick_once, verifier_writes)
+from autometta.git import gitops
+from tests.testing.ticks import (CHECKER, WORKER, await_agents, git, read_budget, read_state, run_until_quiet,
+                                 stage, tick_once, verifier_writes)
 
 SID = "01-hello"
 ENVELOPE = ("printf '%s' '{\"stage_id\":\"01-hello\",\"status\":\"pass\",\"deliverables\":[\"hello.txt\"],"

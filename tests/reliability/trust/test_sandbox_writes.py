@@ -22,7 +22,8 @@ from typing import Dict
 
 import pytest
 
-from autometta import sandbox, yamlsub
+from autometta import yamlsub
+from autometta.agents import sandbox
 from autometta.paths import RepoPaths
 from tests.testing.ticks import commit_all, git, read_state, run_until_quiet, stage, verifier_writes
 

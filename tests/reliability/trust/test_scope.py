@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from autometta import gitops, stagecommit
-from autometta.context import RepoContext
+from autometta.git import gitops, stagecommit
 from autometta.paths import HomePaths, RepoPaths
+from autometta.repo import RepoContext
 from tests.testing.repos import make_repo
-from tests.testing.ticks import (PASS_WORKER, await_agents, commit_all, git, run_until_quiet, script_card, stage,
-                                 tick_once)
+from tests.testing.ticks import (PASS_WORKER, await_agents, commit_all, git, run_until_quiet, script_card,
+                                 stage, tick_once)
 
 MODES = ["serial", "lanes"]
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from autometta import procs, supervise
+from autometta.agents import liveness, processes
 from autometta.paths import RepoPaths
 from tests.testing.tick_processes import await_pid, runner_pids
 from tests.testing.ticks import PASS_WORKER, read_state, stage, tick_once
@@ -47,7 +47,7 @@ def _await_ready(fifo: Path) -> None:
 
 def _await_runners(repo: Path) -> None:
     """Wait for the live runner processes of the stage (found by their command line, not by state.yaml)."""
-    from autometta.roles import ROLES
+    from autometta.agents.roles import ROLES
 
     for role in ROLES:
         for pid in runner_pids(repo, SID, role):
@@ -66,7 +66,7 @@ def _settle(home: Path, repo: Path, limit: int = 12) -> None:
 def _gone(*pids: int) -> None:
     for pid in pids:
         await_pid(pid, timeout=30)
-        assert not procs.is_alive(pid), f"pid {pid} still runs"
+        assert not liveness.is_alive(pid), f"pid {pid} still runs"
 
 
 def test_a_setsid_child_does_not_survive_the_worker_timeout(setup, lanes, tmp_path):
@@ -129,7 +129,7 @@ def test_a_killed_runner_leaves_nothing_running_and_the_stage_says_so(setup, lan
     runner, mark = s["worker_pid"], s["worker_run_id"]
     _await_ready(ready)
     escapee = _escapee(esc)
-    procs_of_run = [pid for pid, _start in supervise.marked(mark) if pid != runner]
+    procs_of_run = [pid for pid, _start in processes.marked(mark) if pid != runner]
     assert escapee in procs_of_run
     os.kill(runner, signal.SIGKILL)
     os.waitpid(runner, 0)
@@ -166,14 +166,14 @@ def test_a_runner_record_naming_a_stranger_is_not_adopted(setup, lanes, tmp_path
     repo, home, add = setup
     stranger = _stranger()
     try:
-        forged = json.dumps({"pid": stranger, "pgid": stranger, "started": procs.start_time(stranger),
+        forged = json.dumps({"pid": stranger, "pgid": stranger, "started": liveness.start_time(stranger),
                              "started_at": "2026-01-01T00:00:00Z", "run_id": None})
         target = f"\"$AUTOMETTA_REPO/state/logs/{SID}-verifier.runner.json\""
         add(SID, f"printf '%s' '{forged}' > {target}; " + PASS_WORKER.replace("{id}", SID))
         _settle(home, repo)
         s = stage(repo, SID)
         assert s["status"] == "completed", s
-        assert procs.is_alive(stranger), "autometta killed a process that was not its own"
+        assert liveness.is_alive(stranger), "autometta killed a process that was not its own"
         assert not (RepoPaths(repo).logs / f"{SID}-verifier.runner.json").exists() or \
             json.loads((RepoPaths(repo).logs / f"{SID}-verifier.runner.json").read_text())["pid"] != stranger
     finally:
@@ -216,7 +216,7 @@ def test_an_agent_that_kills_its_own_runner_is_stopped_by_the_next_tick(setup, l
     s = stage(repo, SID)
     _await_ready(ready)
     await_pid(s["worker_pid"])  # the runner, killed by its own agent
-    left = [pid for pid, _start in supervise.marked(s["worker_run_id"])]
+    left = [pid for pid, _start in processes.marked(s["worker_run_id"])]
     assert left, "the agent should have outlived its runner"
     tick_once(home)
     _gone(*left)

@@ -1,0 +1,1 @@
+"""Agents: how one is started, supervised, found again and stopped (see docs/architecture.md)."""

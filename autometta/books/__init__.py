@@ -1,0 +1,1 @@
+"""The books: the files autometta alone writes (state, budget, their digests, spend, parking)."""
