@@ -72,12 +72,13 @@ def _lost_runners(paths: RepoPaths, stages: List[Dict[str, Any]], doc: Dict[str,
     """Stages in flight whose runner is gone without an exit record: stop what is left, stall runner_lost."""
     changes: List[str] = []
     for stage in stages:
-        if stage.get("status") != "in_progress":
+        rec = StageRecord(stage)
+        if rec.status != "in_progress":
             continue
-        sid = str(stage.get("id"))
+        sid = str(rec.id)
         gone = []
         for role in ROLES:
-            if not stage.get(f"{role}_pid"):
+            if not rec.pid(role):
                 continue
             alive = _alive(stage, role)
             record = None if alive else read_exit(paths.exit_record(sid, role))
@@ -86,7 +87,7 @@ def _lost_runners(paths: RepoPaths, stages: List[Dict[str, Any]], doc: Dict[str,
         if not gone:
             continue
         left = sorted({pid for role in ROLES for pid in runs.leftovers(stage, role)})
-        changes.append(f"stage {sid}: the runner of its {gone[0]} (pid {stage.get(gone[0] + '_pid')}) is gone "
+        changes.append(f"stage {sid}: the runner of its {gone[0]} (pid {rec.pid(gone[0])}) is gone "
                        "without an exit record; " + (f"stop the {len(left)} process(es) left of its run "
                                                       f"({' '.join(map(str, left))}); " if left else "")
                        + f"mark stalled ({runs.RUNNER_LOST_MARKER})")
@@ -97,9 +98,9 @@ def _lost_runners(paths: RepoPaths, stages: List[Dict[str, Any]], doc: Dict[str,
             for field in (f"{role}_pid", f"{role}_started", runs.key(role)):
                 if stage.get(field) is not None:
                     stage[field] = None
-        stage.update(status="stalled", stall_marker=runs.RUNNER_LOST_MARKER)
-        if stage.get("merge"):
-            stage["merge"] = None
+        rec.status, rec.stall_marker = "stalled", runs.RUNNER_LOST_MARKER
+        if rec.merge:
+            rec.merge = None
         if doc.get("current_stage") == sid:
             doc["current_stage"] = None
     return changes
@@ -133,35 +134,37 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
     changes += _lost_runners(paths, stages, doc, dry_run)
     current = doc.get("current_stage")
     cur = state.find_stage(doc, current) if current else None
-    if current and (cur is None or cur.get("status") != "in_progress"):
+    if current and (cur is None or StageRecord(cur).status != "in_progress"):
         changes.append(f"current_stage {current} is "
-                       f"{'missing' if cur is None else cur.get('status')}; clear current_stage")
+                       f"{'missing' if cur is None else StageRecord(cur).status}; clear current_stage")
         doc["current_stage"] = None
         cur = None
     for stage in stages:
-        if stage.get("status") != "in_progress" or stage is cur or stage.get("worktree"):
+        rec = StageRecord(stage)
+        if rec.status != "in_progress" or stage is cur or rec.worktree:
             continue  # a parallel stage (it has a worktree) is in flight without being current_stage
         live = [r for r in ROLES if _alive(stage, r) or runs.orphan(paths, stage, r) is not None]
         if live and doc.get("current_stage") is None:
-            changes.append(f"stage {stage['id']} is in_progress with a live {live[0]}; make it current_stage")
-            doc["current_stage"] = stage["id"]
+            changes.append(f"stage {rec.id} is in_progress with a live {live[0]}; make it current_stage")
+            doc["current_stage"] = rec.id
         else:
-            changes.append(f"stage {stage['id']} is in_progress but not current and has no live agent; "
+            changes.append(f"stage {rec.id} is in_progress but not current and has no live agent; "
                            "mark stalled (repair_orphaned_in_progress)")
-            stage.update(status="stalled", stall_marker="repair_orphaned_in_progress")
+            rec.status, rec.stall_marker = "stalled", "repair_orphaned_in_progress"
     for stage in stages:
+        rec = StageRecord(stage)
         for role in ROLES:
-            pid = stage.get(f"{role}_pid")
-            if pid and stage.get("status") != "in_progress" and not _alive(stage, role):
-                changes.append(f"stage {stage['id']}: {role} pid {pid} is gone; clear it")
-                stage[f"{role}_pid"] = None
-        if stage.get("status") == "pending":
-            for stale in (paths.handoff(stage["id"]), paths.verifier_artefact(stage["id"])):
+            pid = rec.pid(role)
+            if pid and rec.status != "in_progress" and not _alive(stage, role):
+                changes.append(f"stage {rec.id}: {role} pid {pid} is gone; clear it")
+                rec.set_of(role, "pid", None)
+        if rec.status == "pending":
+            for stale in (paths.handoff(rec.id), paths.verifier_artefact(rec.id)):
                 if stale.exists():
-                    changes.append(f"stage {stage['id']} is pending but {stale} exists from an earlier run; "
+                    changes.append(f"stage {rec.id} is pending but {stale} exists from an earlier run; "
                                    f"move it to {paths.archive}")
                     if not dry_run:
-                        envelope.archive(paths, stage["id"])
+                        envelope.archive(paths, rec.id)
                     break
     kills = [k for k in doc.get("pending_kills") or [] if isinstance(k, dict) and runs.pending(k)]
     if len(kills) != len(doc.get("pending_kills") or []):
