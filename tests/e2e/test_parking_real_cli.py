@@ -5,7 +5,7 @@ The scripted model server answers the worker's first conversation with a
 subscription usage limit (HTTP 429 with the ``anthropic-ratelimit-unified-*``
 headers, reset in two hours). The tick must park the route (not fail the
 stage), do nothing on ticks before the reset, and on the first tick after it
-run the worker again, which then finishes the stage. Skips like the other e2e
+resume the worker's session, which then finishes the stage. Skips like the other e2e
 tests when the CLIs cannot be installed or AUTOMETTA_SKIP_E2E=1.
 """
 
@@ -18,8 +18,8 @@ from autometta.tick import loop as tick
 from autometta.paths import HomePaths
 from tests.testing.repos import make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, _stop_group, agent_environment, agent_key,
-                                           agent_pids, await_agents, envelope, pass_env, verdict,
-                                           write_cards)
+                                           agent_pids, await_agents, envelope, pass_env, user_text,
+                                           verdict, write_cards)
 from tests.testing.model_server import ModelServer, Request, error, text, verdict_path, write_file
 from tests.testing.ticks import commit_all, git, read_budget, read_state
 
@@ -41,12 +41,19 @@ def test_a_real_usage_limit_parks_the_repo_until_the_reset(clis, run, tmp_path, 
                                   text("PASS.")],
     }
     first = []
+    work = script[f"claude:worker:{SID}"]
 
     def key(request: Request) -> str:
         name = agent_key(request)
         if name == f"claude:worker:{SID}" and request.turn_index() == 0 and not first:
             first.append(request)
             return name + "#limited"
+        if name == f"claude:worker:{SID}" and "continuing your own session" in user_text(request):
+            # the resumed session: its first request already holds what the first run's conversation
+            # kept (claude 2.1.197 keeps the limit's message as a reply, 2.1.332 does not)
+            name += "#resumed"
+            if name not in script:
+                script[name] = [text("(padding: never asked)")] * request.turn_index() + work
         return name
 
     def tick_once(now=None):
