@@ -218,7 +218,7 @@ class RepoPaths(namedtuple("RepoPaths", "root")):
         return self.logs / f"{stage_id}-{role}.log"
 
     def exit_record(self, stage_id: str, role: str) -> Path:
-        """The runner's record of how an agent ended (``launch.read_exit``)."""
+        """The runner's record of how an agent ended (``agents.spawn.read_exit``)."""
         return self.logs / f"{stage_id}-{role}.exit.json"
 
     def oneshot_record(self, stage_id: str) -> Path:

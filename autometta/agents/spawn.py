@@ -6,7 +6,7 @@ its own process group and writes an exit record when the agent is done.
 The tick keeps what :class:`Launched` says (pid, pgid, start time) and on
 later ticks asks, in this order:
 
-1. ``procs.is_alive(pid, started)`` -- the runner is still there, and the run
+1. ``liveness.is_alive(pid, started)`` -- the runner is still there, and the run
    goes on (a record found meanwhile was not written by the runner, which
    writes it as the last thing it does: an agent can write files there too);
 2. :func:`read_exit` -- the runner is gone and its record says how the run
@@ -14,7 +14,7 @@ later ticks asks, in this order:
 3. neither -- the runner died without a record (SIGKILL, a crash, a reboot):
    the run is *lost*, and what is left of it is found by its mark.
 
-To stop a run: ``procs.signal_group(pgid, SIGTERM)``; the runner passes it on,
+To stop a run: ``liveness.signal_group(pgid, SIGTERM)``; the runner passes it on,
 escalates to SIGKILL after its grace period and still writes the record.
 
 The runner masks the agent's output as it writes the log
@@ -95,7 +95,7 @@ class LaunchSpec:
     budget_seconds: Optional[int] = None
     #: Secret values the runner masks in the log, besides every value this process resolved.
     secret_values: Sequence[str] = ()
-    #: the run's mark (supervise.new_mark()); None: launch makes one
+    #: the run's mark (processes.new_mark()); None: launch makes one
     run_id: Optional[str] = None
 
 
@@ -103,7 +103,7 @@ class LaunchSpec:
 class Launched:
     pid: int  #: the runner's pid
     pgid: int  #: its process group: runner, agent and the agent's children
-    started: float  #: the runner's start time (procs.start_time), for procs.is_alive
+    started: float  #: the runner's start time (liveness.start_time), for liveness.is_alive
     started_at: str  #: when launch started it, UTC ``Z``
     run_id: Optional[str] = None  #: the run's mark (``AUTOMETTA_RUN_ID``); None in records older than marks
 
@@ -266,7 +266,7 @@ def read_runner(exit_path: Path) -> Optional[Launched]:
 
 #: Popen objects of runners this process started and has not seen finish. Kept
 #: so they are not reported as "still running" when garbage-collected; exited
-#: runners are reaped here on the next launch or by procs.is_alive.
+#: runners are reaped here on the next launch or by liveness.is_alive.
 _CHILDREN: List[subprocess.Popen] = []
 
 

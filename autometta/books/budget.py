@@ -124,7 +124,7 @@ def parse_budget(text: str, source: str) -> Dict[str, Any]:
 
 
 def load_budget(paths: RepoPaths, text: Optional[str] = None) -> Dict[str, Any]:
-    """The budget; ``text``: its contents as already read (and checked by ``books.audit``)."""
+    """The budget; ``text``: its contents as already read (and checked by ``digests.audit``)."""
     from .. import files
     from ..errors import UserError
 

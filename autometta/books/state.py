@@ -83,7 +83,7 @@ def parse_state(text: str, source: str) -> Dict[str, Any]:
 
 
 def load_state(paths: RepoPaths, text: Optional[str] = None) -> Dict[str, Any]:
-    """The state document; ``text``: its contents as already read (and checked by ``books.audit``)."""
+    """The state document; ``text``: its contents as already read (and checked by ``digests.audit``)."""
     paths.check_contained()
     if text is None:
         if not paths.state_yaml.exists():

@@ -89,7 +89,7 @@ def process_repo(ctx: RepoContext, log: Callable[[str], None], now: Optional[flo
 def _bash_lock_held(paths: RepoPaths) -> bool:
     pid_file = paths.bash_lock_dir / "pid"
     if not os.path.lexists(pid_file):
-        return False  # no bash tick: procs is not imported for none (every tick asks)
+        return False  # no bash tick: liveness is not imported for none (every tick asks)
     from ..agents import liveness
 
     pid = liveness.pid_in(pid_file)

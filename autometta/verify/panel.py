@@ -352,7 +352,7 @@ class Stopped(Exception):
 def _reap(pid: int) -> None:
     try:
         os.waitpid(pid, 0)
-    except ChildProcessError:  # collected elsewhere (procs.reap, a later launch)
+    except ChildProcessError:  # collected elsewhere (liveness.reap, a later launch)
         pass
 
 
