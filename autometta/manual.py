@@ -58,6 +58,7 @@ from .errors import UserError
 from .git import gitops, isolation, scopegate, stagecommit, worktrees
 from .paths import HomePaths, RepoPaths
 from .repo import RepoContext
+from .stagerecord import StageRecord
 from .tick import outcomes
 from .tick.facts import worker_diagnosis
 from .timeutil import now_iso
@@ -79,6 +80,11 @@ class Shot:
     @property
     def paths(self) -> RepoPaths:
         return self.ctx.paths
+
+    @property
+    def record(self) -> StageRecord:
+        """The stage's fields by name (over :attr:`stage` itself)."""
+        return StageRecord(self.stage)
 
     @property
     def stage_id(self) -> str:
@@ -235,7 +241,7 @@ def _forget(shot: Shot) -> None:
 def dispatch(shot: Shot, *, wait: bool = False) -> Dict[str, Any]:
     """Start the card's worker now; with ``wait``, also wait for it and read its handoff."""
     paths, stage_id = shot.paths, shot.stage_id
-    identity = shot.stage["worker"]
+    identity = shot.record.worker
     files.ensure_dir(paths.state_dir)
     with files.locked(paths.lock, timeout=LOCK_WAIT_SECONDS):
         _not_in_flight(shot)
@@ -294,7 +300,7 @@ def worker_outcome(shot: Shot) -> Dict[str, Any]:
     envelope = read_envelope(paths.handoff(stage_id), stage_id)
     out: Dict[str, Any] = {"exit_code": record.get("exit_code"), "seconds": record.get("seconds"),
                            "handoff_status": envelope.kind, "notes": envelope.notes or envelope.error}
-    diagnosis = worker_diagnosis(paths, stage_id, shot.stage["worker"], record) if envelope.kind == "missing" else None
+    diagnosis = worker_diagnosis(paths, stage_id, shot.record.worker, record) if envelope.kind == "missing" else None
     ended = outcomes.worker(envelope, diagnosis)  # the tick's reading (autometta.tick.decide asks the same)
     if ended is not None:
         out["marker"] = ended.marker
@@ -336,9 +342,9 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if out_of_scope:
             raise UserError(f"{shot.card.path}: {out_of_scope}; the worker changed files its card does not allow, "
                             "so nothing is verified (the tick fails such a stage); revert them or change the card")
-        problem = preflight(shot.ctx, shot.stage["verifier"], "verifier", shot.card)
+        problem = preflight(shot.ctx, shot.record.verifier, "verifier", shot.card)
         if problem:
-            raise UserError(f"{shot.card.path}: the verifier {shot.stage['verifier']!r} cannot start here: "
+            raise UserError(f"{shot.card.path}: the verifier {shot.record.verifier!r} cannot start here: "
                             f"{problem} (docs/troubleshooting.md explains each marker)")
         previous = verify_record(shot)
         if previous is not None and isinstance(previous.get("verifier_pid"), int) \
@@ -353,7 +359,7 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         tree = gitops.worktree_fingerprint(work.work)
         _note(shot, stage_id=stage_id, worker_tree=tree, merged_tree=None, checked_tree=None,
               verify_started_at=now_iso(), **dict.fromkeys(_RUN_FIELDS))
-    result: Dict[str, Any] = {"stage_id": stage_id, "verifier": shot.stage["verifier"],
+    result: Dict[str, Any] = {"stage_id": stage_id, "verifier": shot.record.verifier,
                               "artefact": str(paths.verifier_artefact(stage_id)), "waited": wait}
     if forged:  # left in place for review; no run is recorded, so nothing is accepted
         result.update(overall="FAIL", marker=f"{verdicts.MARKER}: {forged}")
@@ -367,7 +373,7 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if record.get("exit_code") != 0:
             result.update(overall="FAIL", marker="acceptance_failed")
             return result
-        shot.stage["acceptance"] = "pass"
+        shot.record.acceptance = "pass"
     try:  # the verdict path is made now, for this verifier alone
         run = verdicts.begin(paths, stage_id, None)
     except verdicts.Forged as exc:
@@ -434,7 +440,7 @@ def read_verdict(shot: Shot, record: Dict[str, Any]) -> Artefact:
     if artefact.kind != "missing" or run is None:
         return artefact
     try:
-        family = families.for_identity(shot.stage["verifier"])
+        family = families.for_identity(shot.record.verifier)
     except UserError:
         return artefact
     doc = artefact_from_message(family.final_message(read_log(paths.log(stage_id, "verifier"))))

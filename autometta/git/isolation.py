@@ -106,19 +106,21 @@ def record_claim(paths: RepoPaths, stage: Dict[str, Any]) -> str:
     controller's books (autometta.books.digests), so the next tick halts
     ``state_tampered`` on a change and puts the record back.
     """
+    from ..stagerecord import StageRecord
     from . import gitops
 
+    rec = StageRecord(stage)
     repo = paths.root
     branch, head = gitops.on_branch(repo)  # never a stage on a detached HEAD: its commit would land on no branch
     dirty = gitops.dirty_paths(repo)
-    record_path = paths.claim_record(str(stage["id"]))
-    stage.update(claim_head=head, claim_branch=branch, claim_record=None)
+    record_path = paths.claim_record(str(rec.id))
+    rec.claim_head, rec.claim_branch, rec.claim_record = head, branch, None
     if dirty:
-        doc = {"stage_id": stage["id"], "head": head, "branch": branch, "dirty": _states(repo, dirty)}
+        doc = {"stage_id": rec.id, "head": head, "branch": branch, "dirty": _states(repo, dirty)}
         text = json.dumps(doc, sort_keys=True, indent=1) + "\n"
         files.ensure_dir(record_path.parent)
         digests.write_text(paths, record_path, text, mode=0o600)
-        stage["claim_record"] = _digest(text)
+        rec.claim_record = _digest(text)
     else:
         try:
             os.unlink(record_path)
@@ -139,10 +141,13 @@ def _digest(text: str) -> str:
 
 
 def _claimed_dirty(paths: RepoPaths, stage: Mapping[str, Any]) -> Dict[str, Optional[str]]:
-    digest = stage.get("claim_record")
+    from ..stagerecord import StageRecord
+
+    rec = StageRecord(stage)
+    digest = rec.claim_record
     if not digest:
         return {}
-    record_path = paths.claim_record(str(stage["id"]))
+    record_path = paths.claim_record(str(rec.id))
     try:
         text = files.read_text(record_path)
     except (UserError, OSError) as exc:
@@ -189,9 +194,11 @@ def fold_since_claim(repo: Path, stage: Mapping[str, Any]) -> int:
     the stage's one commit (secret scan, author, trailer). Raises UserError
     when HEAD left the claim's branch or no longer descends from the claim.
     """
+    from ..stagerecord import StageRecord
     from . import gitops
 
-    head0, branch0 = stage.get("claim_head"), stage.get("claim_branch")
+    rec = StageRecord(stage)
+    head0, branch0 = rec.claim_head, rec.claim_branch
     head, branch = gitops.head_sha(repo), gitops.current_branch(repo)
     if branch is None:  # a commit on a detached HEAD would land on no branch
         raise gitops.NotOnBranch(repo, detached=True, head=head)
@@ -218,9 +225,11 @@ def restore_branch(repo: Path, stage: Mapping[str, Any]) -> Optional[str]:
     --soft`` keeps their changes in the index and the files. Returns a line
     for the tick log, or None when there was nothing to undo.
     """
+    from ..stagerecord import StageRecord
     from . import gitops
 
-    head0, branch0 = stage.get("claim_head"), stage.get("claim_branch")
+    rec = StageRecord(stage)
+    head0, branch0 = rec.claim_head, rec.claim_branch
     if not head0 or not branch0:
         return None
     tip = _branch_tip(repo, branch0)

@@ -133,7 +133,8 @@ def apply(txn: Any, decision: d.Decision) -> str:
     for effect in decision.effects:
         arg = effect.arg
         stage = txn.cur
-        sid = stage.get("id") if stage else "?"
+        rec = StageRecord(stage)  # an empty record when there is no stage (stage None)
+        sid = rec.id if stage else "?"
         if isinstance(effect, d.Claim):
             claimed = find_stage(txn.state, arg)
             if claimed is not None:
@@ -164,14 +165,14 @@ def apply(txn: Any, decision: d.Decision) -> str:
             # its pid stays: the runner's record is still on disk, and a later decision in this plan must
             # not take the run for an orphan to adopt
         elif isinstance(effect, d.Kill) and stage is not None:
-            _say(txn, f"stop the {arg} of {sid} (SIGTERM to process group {stage.get(f'{arg}_pid')})")
+            _say(txn, f"stop the {arg} of {sid} (SIGTERM to process group {rec.pid(arg)})")
         elif isinstance(effect, d.Commit) and stage is not None:
-            where = f" on {stage.get('branch')}" if stage.get("branch") else ""
+            where = f" on {rec.branch}" if rec.branch else ""
             _say(txn, f"commit {sid}'s changes{where} as '{sid}: {arg}' after the secret scan")
         elif isinstance(effect, d.Merge) and stage is not None:
-            _say(txn, f"rebase {stage.get('branch')} onto {stage.get('base')} {NO_GIT}")
+            _say(txn, f"rebase {rec.branch} onto {rec.base} {NO_GIT}")
         elif isinstance(effect, d.Land) and stage is not None:
-            _say(txn, f"fast-forward {stage.get('base')} to {sid}'s commit and remove its worktree and branch")
+            _say(txn, f"fast-forward {rec.base} to {sid}'s commit and remove its worktree and branch")
         elif isinstance(effect, d.Park):
             _say(txn, f"park {arg[2]} until {arg[0]} for every repo on this host")
         elif isinstance(effect, d.Unpark) and arg:
@@ -189,12 +190,12 @@ def apply(txn: Any, decision: d.Decision) -> str:
         elif isinstance(effect, d.ClearCurrent):
             txn.state["current_stage"] = None
     if finish:
-        stage = txn.cur
-        if stage is not None:
-            stage["status"] = finish[0]
-            if txn.state.get("current_stage") == stage.get("id"):
+        rec = StageRecord(txn.cur)
+        if txn.cur is not None:
+            rec.status = finish[0]
+            if txn.state.get("current_stage") == rec.id:
                 txn.state["current_stage"] = None
-        _say(txn, f"mark {stage.get('id') if stage else 'the stage'} {finish[0]}"
+        _say(txn, f"mark {rec.id if txn.cur is not None else 'the stage'} {finish[0]}"
                   + (f" ({finish[1]})" if finish[1] else ""))
     if decision.halt:
         txn.budget.update(halted=True, halt_reason=decision.halt)

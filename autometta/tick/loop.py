@@ -116,12 +116,13 @@ def _say(log: Callable[[str], None], key: str, message: str, transition: bool) -
 def _events_for(txn: effects.Txn, decision: d.Decision, kind: str, stage_id: Optional[str]) -> List[tuple]:
     """The human-facing events one applied decision raises."""
     from ..observe import events
+    from ..stagerecord import StageRecord
 
     out = []
     if kind in state.TERMINAL and stage_id:
-        stage = state.find_stage(txn.state, stage_id) or {}
+        rec = StageRecord(state.find_stage(txn.state, stage_id) or {})
         out.append((f"stage_{kind}", {"stage_id": stage_id, "status": kind,
-                                      "marker": stage.get("stall_marker"), "commit": stage.get("commit")}))
+                                      "marker": rec.stall_marker, "commit": rec.commit}))
         if not any(s.get("status") in ("pending", "in_progress") for s in txn.state.get("stages") or []):
             out.append(("queue_drained", events.drained_fields(txn.state, str(txn.ctx.paths.root))))
     if decision.halt:
@@ -221,6 +222,7 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     from . import effects
     from . import facts
     from ..observe import events
+    from ..stagerecord import StageRecord
 
     ctx, paths = txn.ctx, txn.ctx.paths
     repo = str(paths.root)
@@ -258,19 +260,20 @@ def _process(txn: effects.Txn, log: Callable[[str], None], settled: bool) -> Out
     for stage in state.lane_stages(txn.state):
         if stopped or txn.budget.get("halted"):
             break
+        rec = StageRecord(stage)
         lane_ctx = facts.lane_context(ctx, stage)
-        txn.ctx, txn.focus = lane_ctx, stage["id"]
+        txn.ctx, txn.focus = lane_ctx, rec.id
         for again in (False, True):
-            busy = merged and stage.get("merge") != "checking"
+            busy = merged and rec.merge != "checking"
             txn.facts = _seen(txn, facts.gather_lane(lane_ctx, txn.budget, txn.state, stage, txn.now, busy))
-            decision = d.decide_lane(txn.facts, stage["id"])
-            run(decision, stage["id"])
+            decision = d.decide_lane(txn.facts, rec.id)
+            run(decision, rec.id)
             if again:
                 kinds.pop(-2)  # the stage's outcome this tick is how its merge went
             merged = merged or decision.merges
             stopped = stops(decision)
             committed = decision.commits
-            if stopped or merged or not committed or stage.get("merge") != "queued":
+            if stopped or merged or not committed or rec.merge != "queued":
                 break
             # Accepted just now and the merge slot is free: it merges now, not a tick later; the
             # commit is on disk first, so a tick killed while landing leaves a stage that knows it.
