@@ -66,6 +66,8 @@ def _alive(stage: Dict[str, Any], role: str) -> bool:
 
 #: Seconds repair gives what is left of a lost run between SIGTERM and SIGKILL.
 LOST_GRACE = 5.0
+#: The stall marker of a stage in_progress that is not current and has no live agent.
+ORPHANED_MARKER = "repair_orphaned_in_progress"
 
 
 def _lost_runners(paths: RepoPaths, stages: List[Dict[str, Any]], doc: Dict[str, Any], dry_run: bool) -> List[str]:
@@ -149,8 +151,8 @@ def repair(ctx: RepoContext, *, dry_run: bool = False) -> List[str]:
             doc["current_stage"] = rec.id
         else:
             changes.append(f"stage {rec.id} is in_progress but not current and has no live agent; "
-                           "mark stalled (repair_orphaned_in_progress)")
-            rec.status, rec.stall_marker = "stalled", "repair_orphaned_in_progress"
+                           f"mark stalled ({ORPHANED_MARKER})")
+            rec.status, rec.stall_marker = "stalled", ORPHANED_MARKER
     for stage in stages:
         rec = StageRecord(stage)
         for role in ROLES:
