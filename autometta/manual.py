@@ -18,6 +18,9 @@ tick uses, so a stage run by hand behaves as a queued one:
   (:mod:`autometta.verdicts`): ``verify`` records that run (its verdict
   path, made at its dispatch, its pid) in ``state/logs/<id>-oneshot.json``,
   and ``accept`` refuses without that record;
+* each worker and verifier run gets a new session (never a resumed one),
+  recorded in ``state/logs/<id>-oneshot.json`` (``sessions``) as the tick
+  records its runs' in the stage (autometta.sessions), and listed by ``show``;
 * the agents work where the tick's would: ``dispatch`` gives the stage a
   worktree of its own on ``autometta/<id>`` (autometta.git.worktrees), never the
   user's checkout, and ``accept`` lands it the tick's way: commit there,
@@ -41,11 +44,12 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import cardlint, families, files, hints, home, manifest, schema, verdicts
+from . import cardlint, families, files, hints, home, manifest, resume, schema, sessions, verdicts
 from .agents import liveness
 from .agents.dispatch import start
 from .agents.logwriter import read_log
@@ -200,10 +204,33 @@ def _await(launched: Launched, shot: Optional[Shot] = None) -> None:
 
 
 def _start(ctx: RepoContext, shot: Shot, role: str) -> Launched:
-    """Start ``role`` as the tick would, and note the run for the spend ledger (booked once it ends)."""
-    launched = start(ctx, shot.stage, shot.card, role)
+    """Start ``role`` as the tick would, and note the run for the spend ledger (booked once it ends).
+
+    A worker or verifier gets a new session (never resumed by hand: autometta.sessions), recorded in the
+    one-shot record's ``sessions`` as the tick records its runs' in the stage."""
+    session = None
+    if role in ("worker", "verifier"):
+        shot.stage[resume.FIELD] = resume.records(_record(shot))  # the stage's runs by hand so far
+        session = sessions.prepare(ctx, shot.stage, shot.card, role, by_hand=True)
+    now = time.time()
+    launched = start(ctx, shot.stage, shot.card, role, session=session)
     ledger.open_run(ctx, shot.stage, shot.card, role, launched)
+    if session is not None:
+        sessions.started(shot.stage, session, now)
+        _note(shot, sessions=resume.records(shot.stage))
     return launched
+
+
+def _session_ended(shot: Shot, role: str) -> None:
+    """Note on ``role``'s latest session by hand what its log says (the id the CLI used, what it spent),
+    once its run has ended (:func:`autometta.sessions.ended`); once."""
+    stage = dict(shot.stage, sessions=resume.records(_record(shot)))
+    mine = resume.last(stage, role)
+    if mine is None or "ended" in mine:
+        return
+    code = (read_exit(shot.paths.exit_record(shot.stage_id, role)) or {}).get("exit_code")
+    sessions.ended(shot.ctx, stage, role, code)
+    _note(shot, sessions=resume.records(stage))
 
 
 def _settle(shot: Shot) -> None:
@@ -268,6 +295,10 @@ def dispatch(shot: Shot, *, wait: bool = False) -> Dict[str, Any]:
     if wait:
         _await(launched, shot)
         result.update(worker_outcome(shot))
+        try:
+            _session_ended(shot, "worker")
+        except UserError:  # its record changed behind autometta's back: verify refuses it, and says so
+            pass
     return result
 
 
@@ -336,6 +367,7 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if alive:
             raise UserError(f"{paths.log(stage_id, 'worker')}: {alive}; wait for it to end (it could still change "
                             "what the verifier judges), then verify again")
+        _session_ended(shot, "worker")  # its run has ended
         work = _work(shot)
         # before anything is spent; measured where the worker worked, from where it started
         out_of_scope = scopegate.problem(work, _measured(shot), shot.card)
@@ -388,6 +420,7 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         _await(launched, shot)
         result.update(verdict_of(shot))
         result.update(_usage(shot, "verifier"))
+        _session_ended(shot, "verifier")
     return result
 
 
@@ -533,6 +566,8 @@ def accept(shot: Shot, warn: Optional[Say] = None) -> Dict[str, Any]:
         if verdict.get("overall") is None:
             raise UserError(f"{artefact}: no verdict to accept ({verdict.get('problem')}); "
                             f"run 'autometta verify {shot.card.path} --wait' first")
+        if _verifier_ended(shot, record):  # (a forged verdict fails the stage while its verifier may run)
+            _session_ended(shot, "verifier")
         if verdict["overall"] != "PASS":
             undone = isolation.restore_branch(paths.root, record) if _in_tree(shot) else None
             if undone and warn:

@@ -32,7 +32,11 @@ FALLBACKS = {
     "resume_unsupported": "{now} cannot resume a session in this permission mode",
     "session_gone": "the files of session {id} are gone",
     "no_session_id": "its last run named no session id",
+    "by_hand": "started by hand (autometta dispatch or verify), which never resumes",
 }
+
+#: The ``fallback`` of every run started by hand (:mod:`autometta.manual`): cold, whatever ran before.
+BY_HAND = "by_hand"
 
 #: The stage's count of worker runs started again after their runner was lost with nothing of the run left
 #: (a reboot), and how many a claim allows before such a loss stalls the stage (``runner_lost``) as any other.
@@ -127,6 +131,11 @@ def restartable(stage: Optional[Mapping[str, Any]]) -> bool:
 def refused(diagnosis: Optional[str]) -> bool:
     """Is a worker's diagnosis (:meth:`autometta.families.base.Family.diagnose`) a refused resume?"""
     return bool(diagnosis) and str(diagnosis).endswith("_resume_refused")
+
+
+def by_hand() -> Plan:
+    """The plan of a run started by hand: a new session, always (a worker's too)."""
+    return Plan(None, "", BY_HAND, "starting cold: " + FALLBACKS[BY_HAND])
 
 
 def record(role: str, loop: int, session_id: Optional[str], p: Plan, *, family: str, model: Optional[str],

@@ -58,8 +58,12 @@ def _off(ctx: RepoContext, card: Optional[Card]) -> Optional[str]:
     return None
 
 
-def prepare(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -> Optional[Session]:
-    """The session ``role``'s next run of ``stage`` gets; None for a command role or an unknown family."""
+def prepare(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str, *,
+            by_hand: bool = False) -> Optional[Session]:
+    """The session ``role``'s next run of ``stage`` gets; None for a command role or an unknown family.
+
+    ``by_hand``: a run ``autometta dispatch`` or ``verify`` starts (:mod:`autometta.manual`), which never
+    resumes: a new session, its id chosen up front where the family chooses one."""
     from .books import parking
     from .agents.provision import agent_env, identity_for, permission_for
 
@@ -72,7 +76,7 @@ def prepare(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -
         return None
     route = parking.route_for(ctx, stage, role)
     can, available = True, (lambda session_id: True)
-    if role == "worker" and resume.last(stage, "worker") is not None:
+    if role == "worker" and not by_hand and resume.last(stage, "worker") is not None:
         try:
             permission = permission_for(ctx, family, card)
             can = family.resume_command(role, "", "x", model=model, repo=ctx.work, card=card,
@@ -81,7 +85,8 @@ def prepare(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str) -
         except UserError:  # the start itself reports what is misconfigured (a RouteError is one)
             can, env = False, {}
         available = lambda session_id: family.session_available(env, session_id)  # noqa: E731
-    plan = resume.plan(stage, role, resume.Want(family.name, model, route, _off(ctx, card), can, available))
+    plan = resume.by_hand() if by_hand else \
+        resume.plan(stage, role, resume.Want(family.name, model, route, _off(ctx, card), can, available))
     session = Session(role, plan, family.name, model, route)
     if plan.resume is None:
         session.new_id = family.new_session_id()

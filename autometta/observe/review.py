@@ -12,6 +12,9 @@ the dashboard's stage page (:mod:`.stagepage`) all show:
 * what the worker and the verifier did, read from their logs by their family
   (:meth:`autometta.families.base.Family.transcript`: each tool call with its
   target and result, and the final message), with tokens and cost per role;
+* each agent run's session (its id, resumed or cold, what it spent): the
+  stage's in state.yaml, and those of its runs by hand
+  (``state/logs/<id>-oneshot.json``);
 * a timeline: claimed, each process spawned and exited (exit records),
   verified (the verdict's time on disk), landed, with the time between.
 
@@ -74,6 +77,21 @@ def read_stage(paths: RepoPaths, stage_id: str) -> Tuple[Optional[Dict[str, Any]
         if rec.id == stage_id:
             return rec.doc, None
     return None, f"{paths.state_yaml}: no stage {stage_id} (queue it with 'autometta add-stage')"
+
+
+def by_hand_sessions(paths: RepoPaths, stage_id: str) -> List[Dict[str, Any]]:
+    """The sessions of the stage's runs by hand (``state/logs/<id>-oneshot.json``, :mod:`autometta.manual`),
+    as listed; a record changed behind autometta's back is not read (raises)."""
+    from ..books import digests
+    from ..manual import read_record
+
+    path = paths.oneshot_record(stage_id)
+    if not path.exists():
+        return []
+    if digests.changed_behind(paths, path):
+        raise UserError(f"{path}: changed since autometta wrote it, not by autometta ({digests.TAMPERED_MARKER}); "
+                        "its sessions are not listed")
+    return StageRecord(read_record(path)).session_rows()
 
 
 def read_log(path: Path, limit: int = LOG_LIMIT) -> Tuple[Optional[str], Optional[str]]:
@@ -462,6 +480,9 @@ def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, na
                 "worktree", "branch", "base", "merge", "tokens", "cost_usd"):
         doc[key] = stage.get(key)
     doc["sessions"] = StageRecord(stage).session_rows()  # each agent run's session (autometta.resume)
+    by_hand = _guard(problems, "sessions by hand", lambda: by_hand_sessions(paths, stage_id), [])
+    if by_hand:
+        doc["sessions"] = sorted(doc["sessions"] + by_hand, key=lambda r: str(r.get("started_at") or ""))
     if manifest is None:
         from .. import manifest as manifests
 
