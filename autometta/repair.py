@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from . import envelope, files
-from .agents import liveness, runs, registry
+from .agents import liveness, registry, runs
 from .agents.roles import ROLES
 from .agents.spawn import read_exit
 from .books import budget as budgets, state

@@ -55,7 +55,7 @@ import autometta
 from .. import faults, files, schema, secrets
 from ..errors import UserError
 from ..timeutil import now_iso
-from . import logwriter, liveness, processes
+from . import liveness, logwriter, processes
 
 _ON_PATH = "import sys; sys.path.insert(0, sys.argv.pop(1)); "
 

@@ -26,7 +26,7 @@ from ..errors import UserError
 from ..repo import RepoContext
 from ..stagerecord import StageRecord
 from ..tick import decide as d, effects, facts
-from . import runs, processes
+from . import processes, runs
 from .roles import ROLES
 
 #: marker of a stage ``autometta stop`` ended (status ``stopped``)

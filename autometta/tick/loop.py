@@ -27,7 +27,7 @@ from ..paths import HomePaths, RepoPaths
 from ..repo import RepoContext
 from ..ticklog import TickLog
 from ..timeutil import now_iso
-from . import turns, idle
+from . import idle, turns
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
 if TYPE_CHECKING:  # imported where a repo has work: an idle one needs none of them (autometta/tick/idle.py)

@@ -303,7 +303,7 @@ else:
 
 def test_the_runner_and_autometta_as_an_agent_use_the_tick_s_cache(pyz, world):
     """They get an agent's environment (here: PATH only), so the cache is named on their command line."""
-    from autometta.agents import spawn, liveness
+    from autometta.agents import liveness, spawn
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["XDG_CACHE_HOME"] = str(world["cache"])

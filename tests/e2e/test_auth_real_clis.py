@@ -30,7 +30,7 @@ from typing import Dict
 import pytest
 
 from autometta import card as cards, families, secrets
-from autometta.agents import dispatch, spawn, provision
+from autometta.agents import dispatch, provision, spawn
 from autometta.paths import HomePaths, RepoPaths
 from autometta.repo import RepoContext
 from tests.testing.agent_clis import CODEX_CONFIG
