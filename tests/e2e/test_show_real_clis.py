@@ -23,16 +23,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import pytest
 
 import tests.e2e.test_tick_real_clis as tick_e2e
 from autometta.paths import RepoPaths
+from tests.testing.chromium import chromium, screenshot
 from tests.testing.repos import make_repo
 from tests.testing.model_server import ModelServer, Request, Turn, shell, text, verdict_path, write_file
 from tests.testing.ticks import commit_all, read_state
@@ -97,13 +96,6 @@ class Script(dict):
         if key not in self and ":?" not in key:
             self[key] = turns_for(self.repo, key)
         return super().get(key, default)
-
-
-def chromium() -> Optional[str]:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        if shutil.which(name):
-            return shutil.which(name)
-    return None
 
 
 def test_show_lists_what_the_real_clis_did(clis, run, tmp_path, home_dir, monkeypatch, capsys):
@@ -222,18 +214,11 @@ def test_show_lists_what_the_real_clis_did(clis, run, tmp_path, home_dir, monkey
             assert needle in html.replace("&gt;", ">"), (stage_id, needle)
     with capsys.disabled():
         print(f"\nshow output: {artefacts}/show-*.txt")
-    browser = chromium()
-    if browser is None:
+    if chromium() is None:
         return
     page = pages["01-claude-works"]
     shot = artefacts / "stage-page.png"
-    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}"]
-    res = subprocess.run(base + ["--window-size=1100,2400", f"--screenshot={shot}", page.as_uri()],
-                         capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "TMPDIR": "/tmp"})  # its socket path must be short
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    screenshot(page.as_uri(), shot, tmp_path / "profile", size="1100,2400", min_bytes=0,
+               env={**os.environ, "TMPDIR": "/tmp"})  # its socket path must be short
     with capsys.disabled():
         print(f"stage page screenshot: {shot}")

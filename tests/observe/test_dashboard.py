@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 import sys
 import time
 
@@ -15,7 +14,7 @@ from tests.testing.cli import run_process
 from tests.testing.repos import make_repo
 from tests.testing.ticks import PASS_WORKER, await_agents, commit_all, run_until_quiet, script_card, tick_once
 from tests.testing.worlds import building, fresh, run_ok
-from tests.testing.chromium import chromium, needs_chromium
+from tests.testing.chromium import dom as chromium_dom, needs_chromium, screenshot
 
 USAGE = "echo 'autometta-usage: {{\"input_tokens\": {n}, \"output_tokens\": 80, \"cost_usd\": {c}}}'"
 
@@ -127,24 +126,11 @@ def test_the_page_renders_in_headless_chromium_from_file_url(fleet, run, tmp_pat
     repos, home = fleet
     assert run("dashboard").code == 0
     url = (home / "dashboard" / "index.html").as_uri()
-    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            "--enable-logging=stderr", "--v=0"]
-    dom = subprocess.run(base + [f"--user-data-dir={tmp_path / 'profile1'}", "--dump-dom", url],
-                         capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    console = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-    assert console == [], console  # the page logs nothing: no script error, no blocked asset
-    page = dom.stdout
+    page = chromium_dom(url, tmp_path / "profile1")  # the page logs nothing: no script error, no blocked asset
     for text in ("autometta dashboard", "alpha", "beta", "01-parse", "02-render", "01-broken"):
         assert text in page, text
     assert re.search(r'id="generated-ago"[^>]*>\d+s ago<', page)  # its script ran
-    shot = tmp_path / "dashboard.png"
-    res = subprocess.run(base + [f"--user-data-dir={tmp_path / 'profile2'}", "--hide-scrollbars",
-                                 "--window-size=1280,1600", f"--screenshot={shot}", url],
-                         capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    screenshot(url, tmp_path / "dashboard.png", tmp_path / "profile2", size="1280,1600")
 
 
 def test_open_hands_the_page_to_the_platform_opener(fleet, tmp_path):

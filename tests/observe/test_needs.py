@@ -21,11 +21,10 @@ from autometta.books import state
 from autometta.observe import dashboard, fresh, heartbeat, needs, settings
 from autometta.paths import HomePaths, RepoPaths
 from autometta.schedule import interval
-from tests.testing.chromium import chromium, needs_chromium
+from tests.testing.chromium import dom as chromium_dom, needs_chromium, screenshot
 from tests.testing.cli import run_process
 from tests.testing.lanes import edit_stages, lane, parallel, writes
-from tests.testing.repos import make_repo
-from tests.testing.ticks import await_agents, commit_all, run_until_quiet, script_card, stage, tick_once
+from tests.testing.ticks import await_agents, run_until_quiet, stage, tick_once
 from tests.testing.tmux import eventually, needs_tmux, t
 
 NOW = 1_800_000_000.0
@@ -447,26 +446,12 @@ def test_the_attach_panes_show_what_needs_you(troubled, socket):  # noqa: F811 -
 def test_the_dashboard_and_a_stage_page_show_what_needs_you(troubled, tmp_path, capsys):
     repo, home = troubled
     index = home / "dashboard" / "index.html"
-    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            "--enable-logging=stderr", "--v=0"]
 
     def dom(url: str, profile: str) -> str:
-        res = subprocess.run(base + [f"--user-data-dir={tmp_path / profile}", "--dump-dom", url],
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr[-2000:]
-        console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-        assert console == [], console
-        return res.stdout
+        return chromium_dom(url, tmp_path / profile)
 
     def shot(url: str, name: str, profile: str) -> Path:
-        path = tmp_path / name
-        res = subprocess.run(base + [f"--user-data-dir={tmp_path / profile}", "--hide-scrollbars",
-                                     "--window-size=1280,1400", f"--screenshot={path}", url],
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr[-2000:]
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
-        return path
+        return screenshot(url, tmp_path / name, tmp_path / profile)
 
     page = dom(index.as_uri(), "p1")
     top = page[:page.index("<main>")]  # the header leads with it, before any repo's card

@@ -21,7 +21,7 @@ import pytest
 from autometta import yamlsub
 from autometta.observe import review
 from tests.testing.ticks import PASS_WORKER, await_agents, read_state, run_until_quiet, stage, tick_once
-from tests.testing.chromium import chromium, needs_chromium
+from tests.testing.chromium import dom as chromium_dom, needs_chromium, screenshot
 
 #: Key-shaped (redact.SHAPES anthropic_key), built so no scanner flags this file.
 KEY = "sk-ant-" + "api03-" + "SHOWtestKEY0123456789-abcd"
@@ -315,17 +315,9 @@ def test_the_stage_page_renders_in_headless_chromium(setup, run, tmp_path, capsy
     add("01-hello", acceptance="test -s hello.txt && echo accepted")
     run_until_quiet(home, repo)
     assert run("dashboard").code == 0
-    base = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-            "--enable-logging=stderr", "--v=0"]
 
     def dom(url: str, profile: str) -> str:
-        res = subprocess.run(base + [f"--user-data-dir={tmp_path / profile}", "--dump-dom", url],
-                             capture_output=True, text=True, timeout=120)
-        assert res.returncode == 0, res.stderr[-2000:]
-        console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-        assert console == [], console
-        return res.stdout
+        return chromium_dom(url, tmp_path / profile)
 
     index = dom((home / "dashboard" / "index.html").as_uri(), "p1")
     link = re.search(r'<a href="(stages/[^"]+/01-hello\.html)"', index)
@@ -337,10 +329,6 @@ def test_the_stage_page_renders_in_headless_chromium(setup, run, tmp_path, capsy
                    "test -s hello.txt &amp;&amp; echo accepted", "accepted", sha[:12], "+hello", "landed",
                    'href="../../index.html"'):
         assert needle in html, needle
-    shot = tmp_path / "stage-page.png"
-    res = subprocess.run(base + [f"--user-data-dir={tmp_path / 'p3'}", "--hide-scrollbars", "--window-size=1100,1600",
-                                 f"--screenshot={shot}", page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr[-2000:]
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    shot = screenshot(page.as_uri(), tmp_path / "stage-page.png", tmp_path / "p3", size="1100,1600")
     with capsys.disabled():
         print(f"\nstage page screenshot: {shot}")

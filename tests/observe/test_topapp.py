@@ -24,7 +24,7 @@ import pytest
 
 from autometta import cli, yamlsub
 from tests.testing.cli import run_process
-from tests.testing.ticks import await_agents, read_state, stage
+from tests.testing.ticks import await_agents, stage
 from tests.testing import top_repos
 from tests.testing.top_repos import Pane
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from autometta.observe import activity, settings, topapp, topdata, topscreen as 
 from autometta.paths import HomePaths, RepoPaths
 from tests.testing import top_repos
 from tests.testing.repos import make_repo
-from tests.testing.ticks import read_state, stage
+from tests.testing.ticks import stage
 
 
 def source(home: Path, scope=None) -> topdata.Source:
