@@ -20,7 +20,7 @@ from tests.testing.repos import make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, _stop_group, agent_environment, agent_key,
                                            agent_pids, await_agents, envelope, pass_env, user_text,
                                            verdict, write_cards)
-from tests.testing.model_server import ModelServer, Request, error, text, verdict_path, write_file
+from tests.testing.model_server import ModelServer, Request, error, from_turn, text, verdict_path, write_file
 from tests.testing.ticks import commit_all, git, read_budget, read_state
 
 
@@ -53,7 +53,7 @@ def test_a_real_usage_limit_parks_the_repo_until_the_reset(clis, run, tmp_path, 
             # kept (claude 2.1.197 keeps the limit's message as a reply, 2.1.332 does not)
             name += "#resumed"
             if name not in script:
-                script[name] = [text("(padding: never asked)")] * request.turn_index() + work
+                script[name] = from_turn(request.turn_index(), work)
         return name
 
     def tick_once(now=None):

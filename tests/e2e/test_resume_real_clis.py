@@ -33,8 +33,8 @@ from tests.testing.repos import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, SONNET_PRICES, _stop_group,
                                            agent_environment, agent_key, agent_pids, await_agents, envelope,
                                            pass_env, tick_until_quiet, user_text)
-from tests.testing.model_server import (ModelServer, Request, Tokens, Turn, error, shell, text, verdict_path,
-                                        write_file)
+from tests.testing.model_server import (ModelServer, Request, Tokens, Turn, error, from_turn, shell, text,
+                                        verdict_path, write_file)
 from tests.testing.ticks import commit_all, git, read_budget, read_state
 
 #: stage id -> (worker, verifier)
@@ -110,7 +110,7 @@ class Keys:
             key += "#2"
         if key in self.later and key not in self.offsets:
             self.offsets[key] = request.turn_index()
-            self.script[key] = [text("(padding: never asked)")] * self.offsets[key] + self.later[key]
+            self.script[key] = from_turn(self.offsets[key], self.later[key])
         return key
 
 
@@ -241,7 +241,7 @@ def test_a_usage_limit_mid_run_resumes_the_session_after_the_reset(clis, run, tm
             name += "#after"
             if name not in after:
                 after[name] = request.turn_index()
-                script[name] = [text("(padding: never asked)")] * after[name] + rest
+                script[name] = from_turn(after[name], rest)
         elif name == f"{wf}:worker:{stage_id}" and request.turn_index() == 1:
             limited.append(request)
         return name

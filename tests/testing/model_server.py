@@ -104,6 +104,12 @@ def text(message: str, tokens: Optional[Tokens] = None) -> Turn:
     return Turn("text", text=message, tokens=tokens or Tokens())
 
 
+def from_turn(index: int, turns: List[Turn]) -> List[Turn]:
+    """``turns`` for a conversation whose first request already holds ``index`` replies (a resumed session):
+    the script is read by reply count, so the turns before ``index`` are never asked for."""
+    return [text("(padding: never asked)")] * index + list(turns)
+
+
 def error(status: int, body: Optional[Dict[str, Any]] = None, headers: Optional[Dict[str, str]] = None,
           resets_at: Optional[int] = None) -> Turn:
     """An HTTP error. Without ``body`` each API gets its own usual error JSON for ``status``.
