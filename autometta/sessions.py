@@ -14,7 +14,7 @@ alone, :func:`autometta.families.claude.parse_claude_log`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import families, files, resume
@@ -154,9 +154,7 @@ def _before(stage: Mapping[str, Any], role: str) -> Optional[Usage]:
     for entry in reversed(mine[:-1]):
         if entry.get("id") == mine[-1].get("id") and isinstance(entry.get("reported"), dict):
             doc = entry["reported"]
-            return Usage(**{k: doc[k] for k in ("input_tokens", "output_tokens", "cache_read_tokens",
-                                                "cache_write_tokens", "cost_usd", "unsplit_tokens")
-                            if k in doc})
+            return Usage(**{f.name: doc[f.name] for f in fields(Usage) if f.name in doc})
     return None
 
 
@@ -186,10 +184,7 @@ def ended(ctx: RepoContext, stage: Dict[str, Any], role: str, exit_code: Optiona
     reported = _reported(family, text)
     spent = own_usage(family, stage, role, reported)
     if reported is not None:
-        mine["reported"] = {"input_tokens": reported.input_tokens, "output_tokens": reported.output_tokens,
-                            "cache_read_tokens": reported.cache_read_tokens,
-                            "cache_write_tokens": reported.cache_write_tokens, "cost_usd": reported.cost_usd,
-                            "unsplit_tokens": reported.unsplit_tokens}
+        mine["reported"] = asdict(reported)
     if spent is not None:
         mine.update(tokens=spent.total_tokens, cache_read_tokens=spent.cache_read_tokens,
                     cost_usd=None if spent.cost_usd is None else round(spent.cost_usd, 6))

@@ -162,9 +162,9 @@ class StageRecord:
 
     def session_rows(self) -> List[Dict[str, Any]]:
         """The session records as ``show`` and ``status --json`` list them (without the CLI's raw figures)."""
-        found = self.sessions
-        return [{k: v for k, v in r.items() if k not in ("reported", "ended")}
-                for r in (found if isinstance(found, list) else []) if isinstance(r, dict)]
+        from .resume import records
+
+        return [{k: v for k, v in r.items() if k not in ("reported", "ended")} for r in records(self.doc)]
 
     def reaped(self) -> bool:
         """Has the worker been reaped? (bash-written state: a verifier already ran)."""
