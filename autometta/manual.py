@@ -125,7 +125,7 @@ def _in_tree(shot: Shot) -> bool:
     return shot.ctx.isolation == isolation.TREE
 
 
-def _record(shot: Shot) -> Dict[str, Any]:
+def trusted_record(paths: RepoPaths, stage_id: str) -> Dict[str, Any]:
     """What dispatch set up and verify saw (``state/logs/<id>-oneshot.json``); {} if none.
 
     Written through the controller's books (autometta.books.digests): one changed
@@ -133,11 +133,15 @@ def _record(shot: Shot) -> Dict[str, Any]:
     point ``base`` elsewhere, the verifier drop the tree it was given) is
     refused, not trusted.
     """
-    path = shot.paths.oneshot_record(shot.stage_id)
-    if digests.changed_behind(shot.paths, path):
+    path = paths.oneshot_record(stage_id)
+    if digests.changed_behind(paths, path):
         raise UserError(f"{path}: changed since autometta wrote it, not by autometta ({digests.TAMPERED_MARKER}); "
                         "nothing it says is trusted: review it and the stage's logs, then dispatch again")
     return read_record(path)
+
+
+def _record(shot: Shot) -> Dict[str, Any]:
+    return trusted_record(shot.paths, shot.stage_id)
 
 
 def read_record(path: Path) -> Dict[str, Any]:

@@ -82,16 +82,9 @@ def read_stage(paths: RepoPaths, stage_id: str) -> Tuple[Optional[Dict[str, Any]
 def by_hand_sessions(paths: RepoPaths, stage_id: str) -> List[Dict[str, Any]]:
     """The sessions of the stage's runs by hand (``state/logs/<id>-oneshot.json``, :mod:`autometta.manual`),
     as listed; a record changed behind autometta's back is not read (raises)."""
-    from ..books import digests
-    from ..manual import read_record
+    from ..manual import trusted_record
 
-    path = paths.oneshot_record(stage_id)
-    if not path.exists():
-        return []
-    if digests.changed_behind(paths, path):
-        raise UserError(f"{path}: changed since autometta wrote it, not by autometta ({digests.TAMPERED_MARKER}); "
-                        "its sessions are not listed")
-    return StageRecord(read_record(path)).session_rows()
+    return StageRecord(trusted_record(paths, stage_id)).session_rows()
 
 
 def read_log(path: Path, limit: int = LOG_LIMIT) -> Tuple[Optional[str], Optional[str]]:
