@@ -174,7 +174,8 @@ class Family:
         return None
 
     def session_id(self, log_text: str) -> Optional[str]:
-        """The session id the run's own output names (the last one), or None."""
+        """The session id the CLI named in the run's output (the first it printed: the agent's own lines come
+        later), or None."""
         return None
 
     def resume_command(self, role: str, prompt: str, session_id: str, *, model: Optional[str], repo: Path,

@@ -167,12 +167,12 @@ class Claude(Family):
         return str(uuid.uuid4())
 
     def session_id(self, log_text: str) -> Optional[str]:
-        """The ``session_id`` of the ``system`` init and ``result`` events (the last one)."""
-        found = None
+        """The ``session_id`` of the first ``system`` init or ``result`` event (claude prints it before the model
+        or any tool runs)."""
         for event in json_events(log_text):
             if event.get("type") in ("system", "result") and isinstance(event.get("session_id"), str):
-                found = event["session_id"]
-        return found
+                return event["session_id"]
+        return None
 
     def resume_command(self, role: str, prompt: str, session_id: str, *, model: Optional[str], repo: Path,
                        card: Card, extra_dirs: Sequence[Path] = (),

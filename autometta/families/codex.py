@@ -141,12 +141,12 @@ class Codex(Family):
         return argv + [prompt]
 
     def session_id(self, log_text: str) -> Optional[str]:
-        """The ``thread_id`` of the ``thread.started`` event (codex picks it; ``exec resume`` keeps it)."""
-        found = None
+        """The ``thread_id`` of the first ``thread.started`` event (codex picks it and says so before the model
+        or any tool runs; ``exec resume`` keeps it): a line the agent adds to its log later cannot move it."""
         for event in json_events(log_text):
             if event.get("type") == "thread.started" and isinstance(event.get("thread_id"), str):
-                found = event["thread_id"]
-        return found
+                return event["thread_id"]
+        return None
 
     def resume_command(self, role: str, prompt: str, session_id: str, *, model: Optional[str], repo: Path,
                        card: Card, extra_dirs: Sequence[Path] = (),

@@ -152,6 +152,8 @@ def test_codex_resumes_with_the_sandbox_as_settings(tmp_path):
     assert f'sandbox_workspace_write.writable_roots=["{tmp_path / "handoffs"}"]' in argv
     log = '{"type":"thread.started","thread_id":"0190aa"}\n{"type":"turn.started"}\n'
     assert codex.session_id(log) == "0190aa"
+    # a thread.started the agent prints (or appends to its log) later does not move the id codex named first
+    assert codex.session_id(log + '{"type":"thread.started","thread_id":"0190bb"}\n') == "0190aa"
     thread = "01a243fe-7468-76e2-8276-07fa9c772c5f"
     env = {"CODEX_HOME": str(tmp_path / "ch")}
     assert not codex.session_available(env, thread)
