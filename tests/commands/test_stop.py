@@ -38,14 +38,19 @@ def _run_processes(s: dict, role: str) -> list:
 
 def test_stop_ends_the_worker_and_what_it_started_then_requeue_runs_it_again(setup, run, tmp_path):
     repo, home, add = setup
-    worker = _once_then(tmp_path / "ran", f"setsid sleep 300 & echo $! > '{tmp_path}/esc'; sleep 300",
+    ready, escaped = tmp_path / "ready", tmp_path / "esc"
+    os.mkfifo(ready)
+    worker = _once_then(tmp_path / "ran", f"setsid sleep 300 & echo $! > '{escaped}'; printf x > '{ready}'; sleep 300",
                         PASS_WORKER.replace("{id}", SID))
     add(SID, worker)
     tick_once(home)
     s = stage(repo, SID)
     assert s["status"] == "in_progress"
     runner = s["worker_pid"]
+    with open(ready) as handle:  # the worker has started its escapee (a stop before that would never start it)
+        handle.read()
     ours = _run_processes(s, "worker")
+    assert int(escaped.read_text()) in ours  # it left the group, not the run's mark
     failures = read_budget(repo).get("consecutive_failures")
 
     res = run("stop", str(repo), SID)
@@ -126,10 +131,15 @@ def test_stop_the_acceptance_command_that_ignores_sigterm(setup, run, tmp_path):
 
 def test_stop_after_the_runner_was_killed_stops_what_it_left(setup, run, tmp_path):
     repo, home, add = setup
-    add(SID, "sleep 300")
+    ready = tmp_path / "ready"
+    os.mkfifo(ready)
+    add(SID, f"printf x > '{ready}'; sleep 300")
     tick_once(home)
     s = stage(repo, SID)
+    with open(ready) as handle:  # the agent runs
+        handle.read()
     agent = _run_processes(s, "worker")
+    assert agent
     os.kill(s["worker_pid"], signal.SIGKILL)
     os.waitpid(s["worker_pid"], 0)
     assert run("stop", str(repo), SID).code == 0
