@@ -20,6 +20,7 @@ Rules (:data:`RULES`); an *error* stops the card, a *warning* is advice:
 ``budget``       the wall-clock lines parse (error); both are given (warning)
 ``criteria``     acceptance criteria are a numbered list, 1, 2, 3, ...
 ``max-loops``    ``Max loops`` is a whole number
+``resume``       ``Resume`` is yes or no
 ``permissions``  ``Permission mode`` names modes its families have (docs/permissions.md)
 ``depends``      ``Depends on`` names stages that exist, not this one, and no cycle
 ``scope``        ``May also change`` globs are back-quoted and inside the repo (error); a glob
@@ -61,6 +62,7 @@ RULES: Dict[str, str] = {
     "budget": "Worker and Verifier wall-clock lines are given and parse as durations",
     "criteria": "acceptance criteria are a numbered list starting at 1",
     "max-loops": "Max loops, when given, is a whole number",
+    "resume": "Resume, when given, is yes or no",
     "permissions": "Permission mode, when given, names a mode each family has (claude: acceptEdits, auto, "
                    "dontAsk, bypass; codex: workspace-write, approve-for-me, bypass)",
     "depends": "Depends on names other stages that exist, with no cycle",
@@ -83,6 +85,11 @@ _HOME_PATH_RE = re.compile(
 _NUMBERED_RE = re.compile(r"^\s{0,3}(\d+)[.)]\s+\S")
 _ITEM_RE = re.compile(r"^\s{0,3}(?:[-*+]|\d+[.)])\s+\S")
 _GLOB_CHARS = set("*?[")
+#: The rule of a line the card's parser refuses, by how its message starts (the message quotes the line's
+#: value, so it is matched at the start only: ``Resume 'over budget'`` is no budget finding).
+_PARSE_RULES = (("Max loops ", "max-loops"), ("Resume ", "resume"),
+                *((f"{role} wall-clock budget ", "budget") for role in cards.ROLES))
+
 _WHERE_RE = re.compile(r"^(?P<path>.*?):(?P<line>\d+): (?P<message>.*)$", re.S)
 
 
@@ -215,7 +222,7 @@ def _parse_tolerant(text: str, path: PathLike, stage_id: str, findings: List[Fin
                 return None
             line = int(match.group("line"))
             message = match.group("message")
-            rule = "max-loops" if "Max loops" in message else "budget" if "budget" in message else "id"
+            rule = next((rule for start, rule in _PARSE_RULES if message.startswith(start)), "id")
             findings.append(Finding(shown, line, rule, message))
             if not 0 < line <= len(lines) or not lines[line - 1]:
                 return None

@@ -118,6 +118,8 @@ BREAKS = [
                                                      "- `src/login.py` exists.\n- The tests pass.")),
     ("criteria", cardlint.WARNING, lambda t: t.replace("2. The tests pass.", "3. The tests pass.")),
     ("max-loops", cardlint.ERROR, lambda t: t.replace("- **Max loops:** 2", "- **Max loops:** lots")),
+    ("resume", cardlint.ERROR, lambda t: t.replace("- **Max loops:** 2", "- **Max loops:** 2\n- **Resume:** perhaps")),
+    ("resume", cardlint.ERROR, lambda t: t.replace("- **Max loops:** 2", "- **Max loops:** 2\n- **Resume:** over budget")),
     ("permissions", cardlint.ERROR, lambda t: t.replace("- **Max loops:** 2", "- **Max loops:** 2\n"
                                                         "- **Permission mode:** claude yolo")),
     ("permissions", cardlint.ERROR, lambda t: t.replace("- **Max loops:** 2", "- **Max loops:** 2\n"
@@ -255,6 +257,17 @@ def test_lint_card_command_exit_codes_and_json(run, repo):
     warn_only.write_text(GOOD.replace("02-login", "04-warn").replace("## Out of scope", "## Later"))
     res = run("lint-card", str(warn_only))
     assert res.code == 0 and "warning:" in res.out
+
+
+def test_lint_card_names_a_bad_resume_line_under_its_own_rule(run, repo):
+    card = repo / "docs" / "stages" / "02-login.md"
+    text = GOOD.replace("- **Max loops:** 2", "- **Max loops:** 2\n- **Resume:** over budget")
+    card.write_text(text)
+    res = run("lint-card", str(card))
+    line = text.splitlines().index("- **Resume:** over budget") + 1
+    assert res.code == 1 and res.out.splitlines() == [
+        f"{card}:{line}: resume: Resume 'over budget' is not yes or no; write it like '- **Resume:** no'"]
+    assert "resume " in run("lint-card", "--rules").out
 
 
 def test_lint_card_rules_and_usage(run):
