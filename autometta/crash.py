@@ -10,9 +10,12 @@ platform's), and the user is told, in one line::
 
 The CLI then exits :data:`~autometta.errors.UNEXPECTED_EXIT` (3). Inside the
 tick a repo's unexpected error is caught the same way: its line goes to the
-tick log, its crash log is written, and the other repos go on. This module is
-imported only when something went wrong: an idle tick never pays for it (nor
-for ``traceback`` or ``platform``).
+tick log, its crash log is written, and the other repos go on. A bug in the
+runner that supervises an agent (:mod:`autometta.agents.runner`) stops the
+agent and leaves its crash log in the log folder of the home its spawner named;
+the run's exit record and the runner's line in the agent log say where. This
+module is imported only when something went wrong: an idle tick never pays for
+it (nor for ``traceback`` or ``platform``).
 
 What is written is masked as the tick log is (:func:`autometta.secrets.redact`):
 an exception's text may hold a value it was handed. The file is the user's
@@ -90,8 +93,12 @@ def _open_new(folder: Path, stamp: str):
 
 
 def write(exc: BaseException, home: Optional[HomePaths] = None, *, argv: Optional[Sequence[str]] = None,
-          where: Optional[str] = None) -> Optional[Path]:
-    """Write the crash log of ``exc``; its path, or None when no folder would take it (then on stderr)."""
+          where: Optional[str] = None, fallback: bool = True) -> Optional[Path]:
+    """Write the crash log of ``exc``; its path, or None when no folder would take it (then on stderr).
+
+    ``fallback=False``: the home's log folder or nothing (None, and nothing on stderr), for a process
+    whose temporary folder and stderr are an agent's (the runner, :mod:`autometta.agents.runner`).
+    """
     try:
         text = _masked(_report(exc, argv, where))
     except Exception:  # the report's extras failed (the platform's name?): the traceback alone
@@ -108,9 +115,10 @@ def write(exc: BaseException, home: Optional[HomePaths] = None, *, argv: Optiona
         folders.append(home.log_dir)
     except Exception:  # no home to be had ($HOME unset): the temporary folder
         pass
-    import tempfile
+    if fallback:
+        import tempfile
 
-    folders.append(Path(tempfile.gettempdir()))
+        folders.append(Path(tempfile.gettempdir()))
     for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -120,7 +128,8 @@ def write(exc: BaseException, home: Optional[HomePaths] = None, *, argv: Optiona
             return path
         except OSError:
             continue
-    print(text, file=sys.stderr)
+    if fallback:
+        print(text, file=sys.stderr)
     return None
 
 

@@ -16,7 +16,10 @@ KeyError a bug would, at the n-th hit only: what :mod:`autometta.crash` is for).
 
 Points in the product (see :data:`POINTS`) sit before and after every state
 write, agent spawn, stage commit and state snapshot, so a test can stop a tick
-anywhere inside a transition and check that the next tick recovers.
+anywhere inside a transition and check that the next tick recovers; one sits in
+the runner, once the agent it supervises has started (``runner.started@<exit
+record's name>``; the runner's environment is the agent's, so a test arms it
+through ``env.pass``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ ENV = "AUTOMETTA_FAULT"
 
 #: Every point the product calls, in the order a transition meets them.
 POINTS = (
-    "spawn.before", "spawn.after",
+    "spawn.before", "spawn.after", "runner.started",
     "commit.before", "commit.after",
     "atomic_write.before", "atomic_write.during", "atomic_write.after",
     "snapshot.before", "snapshot.after",

@@ -2,7 +2,7 @@
 
     python -m autometta.agents.runner --exit-file PATH --log PATH [--budget-seconds N]
         [--kill-grace SECONDS] [--env-unset NAME]... [--env-set NAME=VALUE]...
-        [--secrets-fd FD] -- command...
+        [--secrets-fd FD] [--home PATH] -- command...
 
 :func:`autometta.agents.spawn.launch` starts this in a new session, so the runner
 leads a process group that the agent and everything the agent starts share
@@ -37,8 +37,19 @@ agent was killed by a signal), ``signal`` (the signal that killed the agent,
 else the first signal the runner received and forwarded, else null),
 ``started_at``/``ended_at`` (UTC, ``Z``), ``seconds`` (agent run time),
 ``timed_out`` (the budget stop fired), ``error`` (``could not start: ...``
-with exit code 127 for a missing command, 126 for one that cannot be run) and
-``run_id`` (the run's mark, null when launched without one).
+with exit code 127 for a missing command, 126 for one that cannot be run;
+``runner failed: ...`` for a bug in the runner itself) and ``run_id`` (the
+run's mark, null when launched without one).
+
+A bug in the runner (an exception it did not expect) still stops the agent and
+writes the record. With ``--home`` (the controller home, which
+:func:`autometta.agents.spawn.launch` passes on) it also leaves a crash log,
+``<home>/log/crash-<time>.log``, as :mod:`autometta.crash` does for the CLI
+and the tick (traceback, version, platform), and the record's ``error`` and
+the runner's line in the log name it: ``runner failed: KeyError('x'); details
+in <home>/log/crash-....log``. Without a home, or where its log folder takes
+no file, only the record and the line say what failed (never the agent's
+temporary folder or stderr, which are the agent's).
 
 The runner's own notes go into the log as lines starting ``autometta-runner:``.
 ``--env-unset``/``--env-set`` change the agent's environment relative to the
@@ -48,7 +59,7 @@ environment it was given. They must never carry secrets: argv is public.
 
 Standard library plus :mod:`autometta.files`, :mod:`autometta.timeutil`,
 :mod:`autometta.agents.liveness`, :mod:`autometta.agents.logwriter` and :mod:`autometta.agents.processes`, all cheap to
-import.
+import (:mod:`autometta.crash` only when the runner meets a bug).
 """
 
 from __future__ import annotations
@@ -62,7 +73,7 @@ import sys
 import time
 from typing import Dict, List, Optional, Sequence
 
-from .. import files
+from .. import faults, files
 from ..errors import UserError
 from ..files import write_json
 from ..redact import Redactor
@@ -93,6 +104,8 @@ class Args:
         self.env_unset: List[str] = []
         self.env_set: Dict[str, str] = {}
         self.secrets_fd: Optional[int] = None
+        #: the controller home: a bug in the runner leaves its crash log in its log folder
+        self.home: Optional[str] = None
         self.command: List[str] = []
 
 
@@ -108,7 +121,7 @@ def parse_args(argv: Sequence[str]) -> Args:
             break
         name, eq, value = item.partition("=")
         if name not in ("--exit-file", "--log", "--budget-seconds", "--kill-grace", "--env-unset", "--env-set",
-                        "--secrets-fd"):
+                        "--secrets-fd", "--home"):
             raise ArgError(f"unknown argument {item!r}")
         if not eq:
             if i + 1 >= len(items):
@@ -120,6 +133,8 @@ def parse_args(argv: Sequence[str]) -> Args:
             args.exit_file = value
         elif name == "--log":
             args.log = value
+        elif name == "--home":
+            args.home = value
         elif name in ("--budget-seconds", "--kill-grace"):
             try:
                 number = float(value)
@@ -384,6 +399,7 @@ class _Run:
                 os.close(out_w)
             self.pump = logwriter.Pump(out_r, self.log_fd, self.redactor)
             self.pump.start()
+            faults.point("runner.started", os.path.basename(args.exit_file))  # the agent runs, supervised
             self.wait(wake_r, started_mono)
             seconds = time.monotonic() - started_mono
             ended = time.time()
@@ -463,10 +479,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         return run.run()
     except Exception as exc:  # a bug here must still leave a record and no unsupervised agent
-        run.note(f"runner failed: {exc!r}; stopping the agent")
+        said = f"runner failed: {exc!r}"
+        crash_log = _crash_log(exc, run)
+        if crash_log is not None:
+            said += f"; details in {crash_log}"
+        run.note(f"{said}; stopping the agent")
         run.kill_others()
         return run.finish(pid=run.child.pid if run.child else None, exit_code=None, sig=None,
-                          started=time.time(), seconds=0.0, error=f"runner failed: {exc!r}")
+                          started=time.time(), seconds=0.0, error=said)
+
+
+def _crash_log(exc: Exception, run: _Run) -> Optional[str]:
+    """The crash log of a bug in the runner, in the controller home's log folder; None without ``--home``,
+    or where that folder takes no file. Imported here only: the runner starts with as little as it can."""
+    if not run.args.home:
+        return None
+    try:
+        from pathlib import Path
+
+        from .. import crash, secrets
+        from ..paths import HomePaths
+
+        for value in run.redactor.values:  # masked as the log is: the values launch handed us, and key shapes
+            secrets.register(value)
+        command = run.args.command[0] if run.args.command else "-"
+        path = crash.write(exc, HomePaths(Path(run.args.home)), fallback=False,
+                           where=f"the runner supervising {command} (exit record {run.args.exit_file})")
+    except Exception:  # noqa: BLE001 - the crash log is extra; the record and the agent's stop are not
+        return None
+    return None if path is None else str(path)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,10 @@ later ticks asks, in this order:
 To stop a run: ``liveness.signal_group(pgid, SIGTERM)``; the runner passes it on,
 escalates to SIGKILL after its grace period and still writes the record.
 
+The controller home (:attr:`LaunchSpec.home`) goes to the runner as
+``--home``: the runner's own environment is the agent's, so it could not tell
+where a crash log of a bug in the runner belongs (autometta.crash).
+
 The runner masks the agent's output as it writes the log
 (:mod:`autometta.agents.logwriter`). The secret values to mask (every value this
 process resolved, :func:`autometta.secrets.registered`, and
@@ -97,6 +101,9 @@ class LaunchSpec:
     secret_values: Sequence[str] = ()
     #: the run's mark (processes.new_mark()); None: launch makes one
     run_id: Optional[str] = None
+    #: the controller home (its root): a bug in the runner leaves its crash log in ``<home>/log``
+    #: (autometta.crash); None: no crash log, the exit record alone says what failed
+    home: Optional[Path] = None
 
 
 @dataclass
@@ -131,6 +138,8 @@ def runner_args(spec: LaunchSpec, secrets_fd: Optional[int] = None) -> List[str]
         args += ["--secrets-fd", str(secrets_fd)]
     if spec.budget_seconds is not None:
         args += ["--budget-seconds", str(spec.budget_seconds)]
+    if spec.home is not None:
+        args += ["--home", str(spec.home)]
     for name in _COERCED:
         if name in spec.env:
             args += ["--env-set", f"{name}={spec.env[name]}"]
@@ -151,7 +160,8 @@ def launch(spec: LaunchSpec) -> Launched:
         raise UserError(f"{spec.log_path}: nothing to launch (empty command)")
     # absolute, because the runner works in spec.cwd, not in our folder
     spec = dataclasses.replace(spec, log_path=Path(os.path.abspath(spec.log_path)),
-                               exit_path=Path(os.path.abspath(spec.exit_path)))
+                               exit_path=Path(os.path.abspath(spec.exit_path)),
+                               home=None if spec.home is None else Path(os.path.abspath(spec.home)))
     if not sys.executable:
         raise UserError("cannot find the Python interpreter (sys.executable is empty); "
                         "run autometta with an explicit python3")

@@ -29,7 +29,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from autometta.agents import spawn as launch_mod  # noqa: E402
-from autometta.agents import liveness, runner  # noqa: E402
+from autometta.agents import liveness, processes, runner  # noqa: E402
 from autometta.errors import UserError  # noqa: E402
 from autometta.agents.spawn import CORRUPT, Launched, LaunchSpec, launch, read_exit  # noqa: E402
 from tests.testing.waits import wait_child, wait_for  # noqa: E402
@@ -329,6 +329,72 @@ def test_launch_errors_name_the_problem(tmp_path, monkeypatch):
         launch(make_spec(tmp_path, ["true"]))
 
 
+# --------------------------------------------------------------------------- a bug in the runner
+
+#: The runner meets a bug (a KeyError, autometta.faults) just after it started the agent.
+BUG = "runner.started@agent.exit.json:bug"
+SAID = "runner failed: KeyError('fault runner.started@agent.exit.json')"
+#: An agent that would run for a minute (a secret on its command line, which the runner's own argv holds).
+SECRET = "s3cr3t-value-handed-to-the-runner"
+LONG_AGENT = ["sh", "-c", f"echo {SECRET} >/dev/null; exec sleep 60"]
+
+
+def _buggy_run(tmp_path: Path, home: Optional[Path]) -> Tuple[Launched, dict, str, Path]:
+    """Launch :data:`LONG_AGENT` under a runner that meets :data:`BUG`; (launched, record, log, agent's TMPDIR)."""
+    temp = tmp_path / "agent-tmp"
+    temp.mkdir()
+    env = {**base_env(tmp_path), "TMPDIR": str(temp), "AUTOMETTA_FAULT": BUG}
+    spec = make_spec(tmp_path, LONG_AGENT, env=env)
+    spec.home, spec.secret_values = home, [SECRET]
+    launched = launch(spec)
+    status = wait_child(launched.pid)  # not a minute: the runner stopped its agent
+    assert status is not None and os.waitstatus_to_exitcode(status) == 1
+    record = read_exit(spec.exit_path)
+    assert record is not None and record["pid"] and record["exit_code"] is None and record["signal"] is None
+    # nothing of the run is left unsupervised: the agent was stopped
+    wait_for(lambda: processes.find(processes.Run(mark=launched.run_id)) == [])
+    return launched, record, spec.log_path.read_text(), temp
+
+
+def test_a_bug_in_the_runner_leaves_a_crash_log_in_the_home_and_the_record_names_it(tmp_path):
+    home = tmp_path / "controller-home"
+    _, record, log, temp = _buggy_run(tmp_path, home)
+    said = re.match(rf"^{re.escape(SAID)}; details in (\S+)$", record["error"])
+    assert said, record["error"]
+    crash_log = Path(said.group(1))
+    assert crash_log.parent == home / "log" and list((home / "log").iterdir()) == [crash_log]
+    assert re.fullmatch(r"crash-\d{8}T\d{6}Z\.log", crash_log.name)
+    assert stat.S_IMODE(crash_log.stat().st_mode) == 0o600 and stat.S_IMODE((home / "log").stat().st_mode) == 0o700
+    text = crash_log.read_text()
+    assert "Traceback (most recent call last)" in text and "KeyError: 'fault runner.started@agent.exit.json'" in text
+    assert "in run" in text and "runner.py" in text  # where it was raised: the runner's run
+    assert f"while: the runner supervising sh (exit record {tmp_path / 'agent.exit.json'})" in text
+    import platform
+
+    from autometta.version import describe
+
+    assert f"autometta: {describe()}" in text and f"platform: {platform.platform()}" in text
+    assert f"python: {sys.version.splitlines()[0]}" in text
+    assert "exec sleep 60" in text and SECRET not in text  # the runner's argv, masked as its log is
+    assert log.splitlines()[-1] == f"autometta-runner: {record['error']}; stopping the agent"
+    assert list(temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("home", ["none", "unwritable"])
+def test_a_bug_in_the_runner_without_a_home_to_log_in_leaves_the_record_alone(tmp_path, home):
+    """No home given, or one whose log folder takes no file: as before crash logs, never the agent's
+    temporary folder or stderr (the agent's log)."""
+    given = None
+    if home == "unwritable":
+        given = tmp_path / "controller-home"
+        given.mkdir()
+        (given / "log").write_text("not a folder")
+    _, record, log, temp = _buggy_run(tmp_path, given)
+    assert record["error"] == SAID
+    assert log.splitlines() == [f"autometta-runner: {SAID}; stopping the agent"]  # no traceback in the agent log
+    assert list(temp.iterdir()) == []
+
+
 def test_read_exit(tmp_path):
     path = tmp_path / "x.exit.json"
     assert read_exit(path) is None
@@ -344,8 +410,8 @@ def test_read_exit(tmp_path):
 def test_runner_arguments():
     args = runner.parse_args(["--exit-file", "e.json", "--log=a.log", "--budget-seconds", "90",
                               "--kill-grace", "2.5", "--env-unset", "LC_CTYPE", "--env-set", "A=b=c",
-                              "--", "claude", "--model", "x", "--"])
-    assert (args.exit_file, args.log, args.budget, args.grace) == ("e.json", "a.log", 90.0, 2.5)
+                              "--home", "/h", "--", "claude", "--model", "x", "--"])
+    assert (args.exit_file, args.log, args.budget, args.grace, args.home) == ("e.json", "a.log", 90.0, 2.5, "/h")
     assert args.env_unset == ["LC_CTYPE"] and args.env_set == {"A": "b=c"}
     assert args.command == ["claude", "--model", "x", "--"]
     for bad in (["--log", "a"], ["--exit-file", "e", "--log", "a", "--budget-seconds", "0"],
