@@ -54,3 +54,8 @@ class RepoContext:
     def work(self) -> Path:
         """The working tree the stage's agents change, judge and commit."""
         return self.workdir or self.paths.root
+
+
+def home_of(ctx: Any) -> HomePaths:
+    """The controller home of a repo context: its own, else the one its environment names."""
+    return ctx.home if getattr(ctx, "home", None) is not None else HomePaths.from_env(getattr(ctx, "environ", None))

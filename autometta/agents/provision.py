@@ -16,8 +16,7 @@ from .. import auth, families, verdicts
 from ..card import Card
 from ..errors import UserError
 from ..git import worktrees
-from ..paths import HomePaths
-from ..repo import RepoContext
+from ..repo import RepoContext, home_of
 from . import privilege, sandbox
 
 ORCHESTRATOR = "autometta tick"
@@ -129,7 +128,7 @@ def confine(ctx: RepoContext, card: Card, role: str, argv: List[str], env: Mappi
     kind = sandbox.kind_of(ctx.manifest, ctx.paths.manifest)
     if kind == "none":
         return argv
-    home = ctx.home.root if ctx.home is not None else HomePaths.from_env(ctx.environ).root
+    home = home_of(ctx).root
     return sandbox.wrap(kind, argv, env, work=ctx.work, repo=ctx.paths.root, controller_home=home,
                         stage_id=card.stage_id, role=role, role_dirs=role_dirs, config_dirs=config_dirs,
                         extra=sandbox.extra_writable(ctx.manifest, env.get("HOME") or os.path.expanduser("~")),

@@ -54,6 +54,7 @@ from pathlib import Path
 from .. import files
 from ..errors import UserError
 from ..paths import HomePaths, RepoPaths
+from ..repo import home_of  # the controller home a repo context books to (callers name it ledger.home_of)
 from ..timeutil import now_iso, parse_iso
 
 # Every tick asks whether runs are to be booked or folded (settle_open, pending), an idle one too: this module
@@ -76,11 +77,6 @@ COMMAND = "command"
 PANEL = "panel"
 
 _SAFE = r"[^A-Za-z0-9._-]+"  #: compiled on first use (``re`` keeps it): only a run started by hand needs it
-
-
-def home_of(ctx: Any) -> HomePaths:
-    """The controller home a repo context books to."""
-    return ctx.home if getattr(ctx, "home", None) is not None else HomePaths.from_env(getattr(ctx, "environ", None))
 
 
 # ------------------------------------------------------------------ entries
