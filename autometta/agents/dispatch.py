@@ -14,7 +14,7 @@ from typing import Any, List, Mapping, Optional, Tuple
 from .. import families, files, sessions, verdicts
 from ..card import Card, budget_seconds
 from ..families.models import resolve_model
-from ..repo import RepoContext
+from ..repo import RepoContext, home_of
 from ..verify.launcher import own_verifier
 from . import privilege, prompts, registry
 from .provision import (COMMAND_ROLES, agent_env, confine, identity_for, outside_of, permission_for,
@@ -87,7 +87,7 @@ def start(ctx: RepoContext, stage: Mapping[str, Any], card: Card, role: str,
                        permission=permission)
     launched = launch(LaunchSpec(argv=argv, cwd=ctx.work, env=env, log_path=log_path,
                                  exit_path=paths.exit_record(stage_id, role), budget_seconds=seconds,
-                                 run_id=run_id))
+                                 run_id=run_id, home=home_of(ctx).root))
     registry.register(paths, pid=launched.pid, started=launched.started, started_at=launched.started_at,
                       role=role, family=family_name, identity=identity, card_path=str(card.path),
                       log_path=str(log_path), budget_seconds=seconds, stage_id=stage_id, run_id=launched.run_id)

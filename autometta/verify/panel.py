@@ -202,6 +202,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
     when a member cannot run at all (an API member without its key).
     """
     from ..agents import provision
+    from ..repo import home_of
     from ..families.models import resolve_model
 
     paths: RepoPaths = ctx.paths
@@ -285,6 +286,7 @@ def build_plan(ctx: Any, stage: Mapping[str, Any], card: Card, *, reason: str,
         "identity": PANEL_IDENTITY, "invocation": f"autometta _panel-run (panel on by {reason}; {summary})",
         "usage_family": _usage_family(provision.identity_for(stage, "verifier")),
         "panellists": entries,
+        "home": str(home_of(ctx).root),  # where a bug in a panellist's runner leaves its crash log
     }
     if not read_only:
         files.ensure_dir(paths.verifiers)
@@ -495,6 +497,7 @@ def run_panel(plan: Mapping[str, Any], environ: Mapping[str, str], *, register: 
     paths = RepoPaths(repo)
     stage_id = plan["stage_id"]
     seconds = int(plan.get("budget_seconds") or 0) or None
+    home = Path(plan["home"]) if isinstance(plan.get("home"), str) and plan["home"] else None
     launched: Dict[str, Launched] = {}
     since: Dict[str, float] = {}
     stopped: List[str] = []
@@ -510,7 +513,7 @@ def run_panel(plan: Mapping[str, Any], environ: Mapping[str, str], *, register: 
             since[entry["name"]] = time.time()
             try:
                 one = launch(LaunchSpec(argv=list(entry["argv"]), cwd=repo, env=env, log_path=Path(entry["log"]),
-                                        exit_path=Path(entry["exit"]), budget_seconds=seconds))
+                                        exit_path=Path(entry["exit"]), budget_seconds=seconds, home=home))
             except UserError as exc:
                 say(f"panel: {entry['name']} could not start: {exc.message} (no vote)")
                 continue

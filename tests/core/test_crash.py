@@ -9,19 +9,21 @@ where the tick writes a repo's state.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-from autometta import crash, faults
+from autometta import crash, faults, yamlsub
 from autometta.errors import UNEXPECTED_EXIT, UserError
+from autometta.paths import RepoPaths
 from autometta.version import describe
 from tests.testing.env import ROOT
 from tests.testing.repos import make_repo
 from tests.testing.tick_processes import await_all_runners, tick_process
-from tests.testing.ticks import commit_all, read_state, script_card
+from tests.testing.ticks import await_agents, commit_all, read_state, script_card, tick_once
 
 LINE = re.compile(r"^autometta (\S+): unexpected error \((.+)\); details in (\S+/crash-\d{8}T\d{6}Z(?:-\d+)?\.log)$")
 
@@ -141,6 +143,33 @@ def test_in_the_tick_a_repos_bug_is_logged_with_its_crash_file_and_the_other_rep
     assert f"while: the tick's visit to {crashed}" in text and "Traceback (most recent call last)" in text
     assert "faults.py" in text and "'tick'" in text  # the process's argv
     assert "Traceback" not in result.stderr
+
+
+def test_a_bug_in_an_agents_runner_leaves_its_crash_log_in_the_controller_home(setup, run, monkeypatch):
+    """The tick's worker, under a runner that meets a bug once it started the agent: the home the tick knows
+    (not the agent's environment, which names none) takes the crash log, and the run's record names it."""
+    repo, home, add = setup
+    manifest = RepoPaths(repo).manifest
+    doc = yamlsub.loads(manifest.read_text())
+    doc["env"] = {"pass": [faults.ENV]}  # the runner's environment is the worker's
+    manifest.write_text(yamlsub.dumps(doc))
+    monkeypatch.setenv(faults.ENV, "runner.started@01-a-worker.exit.json:bug")
+    add("01-a", "exec sleep 60")
+    tick_once(home)
+    await_agents(repo)  # not a minute: the runner stopped the worker
+    shown = json.loads(run("show", str(repo), "01-a", "--json").out)
+    [worker] = [a for a in shown["agents"] if a["role"] == "worker"]
+    said = re.match(r"^runner failed: KeyError\('fault runner.started@01-a-worker.exit.json'\); details in (\S+)$",
+                    worker["error"])
+    assert said, worker
+    log = Path(said.group(1))
+    assert log.parent == home / "log" and _crash_logs(home / "log") == [log]
+    text = log.read_text()
+    assert "while: the runner supervising" in text and "Traceback (most recent call last)" in text
+    assert f"autometta: {describe()}" in text
+    worker_log = RepoPaths(repo).log("01-a", "worker").read_text()
+    assert f"autometta-runner: {worker['error']}; stopping the agent" in worker_log
+    assert f"details in {log}" in run("show", str(repo), "01-a").out
 
 
 def test_the_bug_fault_fires_once_at_its_hit(monkeypatch):

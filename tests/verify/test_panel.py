@@ -134,6 +134,24 @@ def test_no_vote_outcomes(world, command, status):
     assert result.overall is None and "tied vote" in result.reason
 
 
+def test_a_bug_in_a_panellists_runner_leaves_its_crash_log_in_the_controller_home(world, monkeypatch):
+    repo, home, card = world
+    manifest = repo / ".autometta.local.yaml"
+    doc = yamlsub.loads(manifest.read_text())
+    doc["env"] = {"pass": ["AUTOMETTA_FAULT"]}  # a runner's environment is its panellist's
+    manifest.write_text(yamlsub.dumps(doc))
+    monkeypatch.setenv("AUTOMETTA_FAULT", f"runner.started@{SID}-panel-1.exit.json:bug")
+    set_panel(home, [command_for("PASS", "a"), HANG, command_for("PASS", "c")])
+    result, plan = run_panel(repo, card)
+    assert result.overall == "PASS" and result.votes[1].vote is None
+    record = json.loads((repo / "state" / "logs" / f"{SID}-panel-1.exit.json").read_text())
+    said = re.match(rf"^runner failed: KeyError\('fault runner.started@{SID}-panel-1.exit.json'\); details in (\S+)$",
+                    record["error"])
+    assert said, record
+    crash_log = Path(said.group(1))
+    assert crash_log.parent == home / "log" and "Traceback (most recent call last)" in crash_log.read_text()
+
+
 def test_a_schema_invalid_pass_counts_as_fail_and_is_not_the_criteria_source(world):
     repo, home, card = world
     bad_pass = script_verdict_command(SID, "PASS", evidence="from a", notes="not in the schema")
