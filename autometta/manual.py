@@ -49,13 +49,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-from . import cardlint, families, files, hints, home, manifest, resume, schema, sessions, verdicts
+from . import cardlint, families, files, hints, home, manifest, resume, sessions, verdicts
 from .agents import liveness
 from .agents.dispatch import start
 from .agents.logwriter import read_log
 from .agents.provision import preflight
 from .agents.spawn import Launched, read_exit
 from .books import digests, ledger, state
+from .books.oneshot import trusted_record  # the one check of what dispatch set up and verify saw
 from .card import Card, card_globs, parse_card
 from .envelope import Artefact, archive, artefact_from_message, judge_artefact_doc, read_envelope
 from .errors import UserError
@@ -125,32 +126,8 @@ def _in_tree(shot: Shot) -> bool:
     return shot.ctx.isolation == isolation.TREE
 
 
-def trusted_record(paths: RepoPaths, stage_id: str) -> Dict[str, Any]:
-    """What dispatch set up and verify saw (``state/logs/<id>-oneshot.json``); {} if none.
-
-    Written through the controller's books (autometta.books.digests): one changed
-    since autometta wrote it (its agents ran in between: the worker could
-    point ``base`` elsewhere, the verifier drop the tree it was given) is
-    refused, not trusted.
-    """
-    path = paths.oneshot_record(stage_id)
-    if digests.changed_behind(paths, path):
-        raise UserError(f"{path}: changed since autometta wrote it, not by autometta ({digests.TAMPERED_MARKER}); "
-                        "nothing it says is trusted: review it and the stage's logs, then dispatch again")
-    return read_record(path)
-
-
 def _record(shot: Shot) -> Dict[str, Any]:
     return trusted_record(shot.paths, shot.stage_id)
-
-
-def read_record(path: Path) -> Dict[str, Any]:
-    """A one-shot record as its schema allows it; {} if missing, unreadable or not as autometta writes it."""
-    try:
-        doc = files.read_json(path) if path.exists() else {}
-    except UserError:
-        return {}
-    return doc if isinstance(doc, dict) and not schema.problems(doc, "oneshot-record") else {}
 
 
 def _note(shot: Shot, **fields: Any) -> None:

@@ -255,10 +255,11 @@ def _orphaned_lanes(ctx: RepoContext, stages: List[Dict[str, Any]], dry_run: boo
 def _by_hand(ctx: RepoContext) -> Dict[str, Optional[str]]:
     """Worktrees ``autometta dispatch`` made for a stage run by hand and not yet landed: path -> branch."""
     out: Dict[str, Optional[str]] = {}
-    from .manual import read_record
+    from .books import oneshot
 
-    for record in sorted(ctx.paths.logs.glob("*-oneshot.json")) if ctx.paths.logs.is_dir() else []:
-        doc = read_record(record)  # as its schema allows it: a branch that is a list broke the repair
+    for stage_id in oneshot.stage_ids(ctx.paths):
+        # as its schema allows it: a branch that is a list broke the repair
+        doc = oneshot.read_record(ctx.paths.oneshot_record(stage_id))
         if doc.get("worktree") and not doc.get("landed"):
             out[os.path.realpath(doc["worktree"])] = doc.get("branch")
     return out

@@ -40,6 +40,7 @@ from ..paths import HomePaths, RepoPaths
 from ..secrets import redact_doc
 from ..stagerecord import StageRecord, records
 from ..timeutil import now_iso, parse_iso
+from . import byhand
 from .screen import _CONTROLS, _ESCAPES
 
 #: Bytes of a log read: the end of a larger one (its usage and final message are at its end).
@@ -77,14 +78,6 @@ def read_stage(paths: RepoPaths, stage_id: str) -> Tuple[Optional[Dict[str, Any]
         if rec.id == stage_id:
             return rec.doc, None
     return None, f"{paths.state_yaml}: no stage {stage_id} (queue it with 'autometta add-stage')"
-
-
-def by_hand_sessions(paths: RepoPaths, stage_id: str) -> List[Dict[str, Any]]:
-    """The sessions of the stage's runs by hand (``state/logs/<id>-oneshot.json``, :mod:`autometta.manual`),
-    as listed; a record changed behind autometta's back is not read (raises)."""
-    from ..manual import trusted_record
-
-    return StageRecord(trusted_record(paths, stage_id)).session_rows()
 
 
 def read_log(path: Path, limit: int = LOG_LIMIT) -> Tuple[Optional[str], Optional[str]]:
@@ -473,7 +466,7 @@ def build(paths: RepoPaths, stage_id: str, *, hp: Optional[HomePaths] = None, na
                 "worktree", "branch", "base", "merge", "tokens", "cost_usd"):
         doc[key] = stage.get(key)
     doc["sessions"] = StageRecord(stage).session_rows()  # each agent run's session (autometta.resume)
-    by_hand = _guard(problems, "sessions by hand", lambda: by_hand_sessions(paths, stage_id), [])
+    by_hand = _guard(problems, "sessions by hand", lambda: byhand.sessions(paths, stage_id), [])
     if by_hand:
         doc["sessions"] = sorted(doc["sessions"] + by_hand, key=lambda r: str(r.get("started_at") or ""))
     if manifest is None:
