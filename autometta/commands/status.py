@@ -11,7 +11,9 @@ The stage cell lists every stage in flight and a line under the table says
 what each is doing in its worktree (a *lane*, one at a time at
 ``max_parallel`` 1); ``--json`` has them as ``lanes`` beside
 ``max_parallel``, and for a single stage in flight its ``worker_pid`` and
-``verifier_pid`` as well, as for a stage in the repo's own tree.
+``verifier_pid`` as well, as for a stage in the repo's own tree. The
+sessions of stages run by hand (``dispatch``/``verify``) are under
+``by_hand`` (autometta.observe.byhand).
 
 ``--json`` prints the same document as ``--watch --once --json``.
 

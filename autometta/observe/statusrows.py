@@ -14,7 +14,7 @@ from ..errors import UserError
 from ..paths import HomePaths
 from ..stagerecord import StageRecord
 from ..timeutil import parse_iso
-from . import lanes as lane_view, needs as needing
+from . import byhand, lanes as lane_view, needs as needing
 from .screen import compact
 
 TYPE_CHECKING = False  # not typing's: an idle tick and status import no typing (tests/test_startup.py)
@@ -100,6 +100,7 @@ def repo_row(sub: home.Subscriber, now: Optional[float] = None, settings: Any = 
             row["halted"] = True
             row["halt_reason"] = b.get("halt_reason")
             row["status"] = f"halted:{b.get('halt_reason') or '-'}"
+    row["by_hand"] = byhand.rows(paths)  # the sessions of stages run by hand, as show lists them
     items = needing.for_repo(paths, now, _agents(paths, settings, now), state_doc=doc, budget_doc=b,
                              parks=parks or ())
     row["needs_you"] = [item.as_dict() for item in items]

@@ -1,6 +1,6 @@
 """Runs by hand record their agent sessions (issue 19): ``dispatch``, ``verify`` and ``accept`` keep each worker
 and verifier run's session in ``state/logs/<id>-oneshot.json``, always cold (``fallback: by_hand``), and ``show``
-lists them. Real git and the script family, which is told its session id (``AUTOMETTA_SESSION_ID``)."""
+and ``status --json`` list them. Real git and the script family, which is told its session id (``AUTOMETTA_SESSION_ID``)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import dataclasses
 import json
 import os
 import re
+import subprocess
+import sys
 import uuid
 
 import pytest
 
 from autometta import families, manual, resume, sessions
 from autometta.agents import dispatch as agent_dispatch
+from tests.testing.env import ROOT
 from tests.testing.repos import make_repo
 from tests.testing.ticks import commit_all, script_card, verifier_writes
 
@@ -102,6 +105,37 @@ def test_a_session_record_changed_behind_automettas_back_is_not_listed(run, tmp_
     path.write_text(json.dumps(doc))  # as an agent could
     shown = json.loads(run("show", str(repo), SID, "--json").out)
     assert shown["sessions"] == [] and any("state_tampered" in p for p in shown["problems"])
+
+
+def test_status_json_lists_the_sessions_by_hand_as_show_does_and_not_a_record_changed_behind_its_back(run, tmp_path):
+    repo = make_repo(tmp_path / "r")
+    assert run("init-host").code == 0 and run("subscribe", str(repo)).code == 0
+    commit_all(repo, "subscribe")
+    card = _card(repo)
+    for cmd in ("dispatch", "verify"):
+        assert run(cmd, str(card), "--wait").code == 0
+    shown = json.loads(run("show", str(repo), SID, "--json").out)["sessions"]
+    assert [s["role"] for s in shown] == ["worker", "verifier"]
+    res = run("status", "--json")
+    assert res.code == 0, res.err
+    [row] = json.loads(res.out)["repos"]
+    assert row["by_hand"] == [{"id": SID, "sessions": shown}] and row["lanes"] == []  # not the tick's
+    # read without what runs stages (autometta.manual, dispatch and all they import): status stays light
+    probe = ("import sys\nfrom autometta.cli import main\nassert main(['status', '--json']) == 0\n"
+             "assert not {'autometta.manual', 'autometta.agents.dispatch'} & set(sys.modules)\n")
+    child = subprocess.run([sys.executable, "-c", probe], cwd=str(ROOT), capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.returncode == 0 and f'"id": "{SID}"' in child.stdout, child.stderr
+
+    path = repo / "state" / "logs" / f"{SID}-oneshot.json"
+    doc = json.loads(path.read_text())
+    doc["sessions"][0]["id"] = "forged-session-id"
+    path.write_text(json.dumps(doc))  # as an agent could
+    res = run("status", "--json")
+    assert res.code == 0 and "forged-session-id" not in res.out
+    [row] = json.loads(res.out)["repos"]
+    [entry] = row["by_hand"]
+    assert entry["id"] == SID and entry["sessions"] == [] and "state_tampered" in entry["problem"]
 
 
 def test_a_claude_worker_started_by_hand_gets_the_session_id_recorded(run, tmp_path, monkeypatch):
