@@ -362,6 +362,16 @@ def changed_behind(paths: RepoPaths, path: Union[str, Path]) -> bool:
                                              and entry.get("pending") is None))
 
 
+def knows(paths: RepoPaths, path: Union[str, Path]) -> bool:
+    """Do the books hold ``path`` (did autometta write it, and not forget it since)?
+
+    A file autometta alone writes and no tick audits (a by-hand record) is
+    autometta's only if they do: one an agent put there is not.
+    """
+    with _opened(paths) as rec:
+        return rec.entries.get(_rel(paths, path)) is not None
+
+
 def record(paths: RepoPaths, path_list: Iterable[Union[str, Path]], *, copy: bool = True) -> None:
     """Take files as they are on disk now as autometta's (one autometta just moved or wrote itself)."""
     with _opened(paths) as rec:

@@ -55,10 +55,16 @@ def trusted_record(paths: RepoPaths, stage_id: str) -> Dict[str, Any]:
     Written through the controller's books (autometta.books.digests): one changed
     since autometta wrote it (its agents ran in between: the worker could
     point ``base`` elsewhere, the verifier drop the tree it was given) is
-    refused, not trusted.
+    refused, not trusted; so is one the books do not know (an agent that can
+    reach ``state/`` could plant a whole record, verify run and worktree for a
+    stage nobody dispatched by hand).
     """
     path = paths.oneshot_record(stage_id)
     if digests.changed_behind(paths, path):
         raise UserError(f"{path}: changed since autometta wrote it, not by autometta ({digests.TAMPERED_MARKER}); "
                         "nothing it says is trusted: review it and the stage's logs, then dispatch again")
+    if os.path.lexists(path) and not digests.knows(paths, path):
+        raise UserError(f"{path}: not written by autometta ({digests.TAMPERED_MARKER}): the controller's books "
+                        "do not know it, and an agent could have put it there; nothing it says is trusted: review "
+                        "it and the stage's logs, then dispatch again (a dispatch starts afresh)")
     return read_record(path)

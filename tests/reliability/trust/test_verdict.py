@@ -251,6 +251,54 @@ def test_by_hand_accept_refuses_without_a_verify_run(run, tmp_path, plant):
     _assert_not_landed(repo, base)
 
 
+def test_by_hand_accept_refuses_a_record_autometta_never_wrote(run, tmp_path):
+    """An agent that can reach ``state/`` plants the whole by-hand record of a stage nobody dispatched: a
+    worktree it made with its change committed, a verify run, the verifier's verdict and exit record.
+
+    Only a record the controller's books know is autometta's; ``accept`` (and ``verify``) refuse this one.
+    """
+    repo, card = _by_hand_card(tmp_path, f"printf 'hello\\n' > hello.txt; {_envelope()}", PASS_VERIFIER)
+    base = _base(repo)
+    branch = git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip()
+    where = tmp_path / "planted"
+    git(repo, "worktree", "add", "-q", "-b", f"autometta/{SID}", str(where))
+    (where / "hello.txt").write_text("unreviewed\n")
+    git(where, "add", "hello.txt")
+    git(where, "-c", "user.name=agent", "-c", "user.email=agent@local", "commit", "-qm", "planted")
+    nonce = "e" * 32
+    run_path = f"state/verifiers/{SID}.{nonce}.json"
+    (repo / "state" / "verifiers").mkdir(parents=True)
+    (repo / "state" / "logs").mkdir(parents=True)
+    _verdict_file(repo / run_path)
+    (repo / "state" / "logs" / f"{SID}-verifier.exit.json").write_text(json.dumps({"exit_code": 0, "runner_pid": 1}))
+    tree = git(where, "rev-parse", "HEAD^{tree}").strip()
+    planted = {"stage_id": SID, "worktree": str(where), "branch": f"autometta/{SID}", "base": branch,
+               "base_sha": base, "dispatched_at": "2026-01-01T00:00:00Z", "worker_tree": tree, "checked_tree": tree,
+               "verify_started_at": "2026-01-01T00:00:00Z", "verifier_run_artefact": run_path,
+               "verifier_dispatched_at": 0, "verifier_pid": 1, "verifier_started": None}
+    (repo / "state" / "logs" / f"{SID}-oneshot.json").write_text(json.dumps(planted))
+    (repo / "state" / "handoffs").mkdir()
+    (repo / "state" / "handoffs" / f"{SID}.json").write_text(json.dumps(
+        {"stage_id": SID, "status": "pass", "deliverables": ["hello.txt"], "notes": "done"}))
+
+    said = f"{SID}-oneshot.json: not written by autometta"
+    res = run("accept", str(card))
+    assert res.code == 1 and said in res.err and "(state_tampered)" in res.err, res.out + res.err
+    _assert_not_landed(repo, base)
+    res = run("verify", str(card), "--wait")
+    assert res.code == 1 and said in res.err, res.out + res.err
+    assert not (repo / "state" / "logs" / f"{SID}-verifier.log").exists()  # no verifier was spent on it
+    res = run("show", str(repo), SID, "--json")
+    assert said in res.out + res.err
+    git(repo, "worktree", "remove", "--force", str(where))  # reviewed: the planted worktree and branch go
+    git(repo, "branch", "-D", f"autometta/{SID}")
+    assert run("dispatch", str(card), "--wait").code == 0  # a new dispatch starts afresh, as autometta's
+    _assert_not_landed(repo, base)
+    assert run("verify", str(card), "--wait").code == 0
+    assert run("accept", str(card)).code == 0  # autometta's own record: the stage lands, reviewed
+    assert (repo / "hello.txt").read_text() == "hello\n" != "unreviewed\n"
+
+
 def test_by_hand_verify_waits_for_every_process_of_the_workers_run(run, tmp_path):
     t = tmp_path / "t"
     t.mkdir()
