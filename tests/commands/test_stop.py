@@ -83,16 +83,22 @@ def test_stop_a_verifier_in_a_lane_keeps_the_lane_for_review(setup, run, tmp_pat
     _lanes(repo)
     from tests.testing.ticks import verifier_writes
 
-    add(SID, verifier_cmd=_once_then(tmp_path / "ran", "sleep 300", verifier_writes(SID)))
+    ready = tmp_path / "ready"
+    os.mkfifo(ready)
+    add(SID, verifier_cmd=_once_then(tmp_path / "ran", f"printf x > '{ready}'; sleep 300", verifier_writes(SID)))
     tick_once(home)
     await_pid(stage(repo, SID)["worker_pid"])
     tick_once(home)
     s = stage(repo, SID)
     assert s["verifier_pid"], s
+    with open(ready) as handle:  # the verifier took its first branch (a stop before that never started it)
+        handle.read()
     ours = [s["verifier_pid"], *_run_processes(s, "verifier")]
+    assert set(ours) - {s["verifier_pid"]}, ours  # the verifier, beside its runner
 
     res = run("stop", str(repo), SID, "--grace", "5")
-    assert res.code == 0, res.err and "was running: verifier" in res.err
+    assert res.code == 0, res.err
+    assert "was running: verifier" in res.err
     for pid in ours:
         await_pid(pid)
     s = stage(repo, SID)
@@ -164,9 +170,10 @@ def test_stop_in_the_tree_takes_the_workers_own_commit_off_the_branch(setup, run
     tick_once(home)
     s = stage(repo, SID)
     assert s["worker_pid"] and not s.get("worktree"), s
-    ours = [s["worker_pid"], *_run_processes(s, "worker")]
     with open(ready) as handle:  # the worker has committed on the branch and sleeps
         handle.read()
+    ours = [s["worker_pid"], *_run_processes(s, "worker")]
+    assert set(ours) - {s["worker_pid"]}, ours  # the worker, beside its runner
     assert git(repo, "log", "-1", "--format=%s").strip() == "worker commits itself"
 
     res = run("stop", str(repo), SID, "--grace", "2")
