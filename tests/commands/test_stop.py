@@ -18,6 +18,7 @@ import pytest
 from autometta.agents import liveness, processes
 from tests.testing.tick_processes import await_pid
 from tests.testing.ticks import PASS_WORKER, git, read_budget, read_state, run_until_quiet, stage, tick_once
+from tests.testing.waits import read_fifo
 
 SID = "01-hello"
 
@@ -47,8 +48,7 @@ def test_stop_ends_the_worker_and_what_it_started_then_requeue_runs_it_again(set
     s = stage(repo, SID)
     assert s["status"] == "in_progress"
     runner = s["worker_pid"]
-    with open(ready) as handle:  # the worker has started its escapee (a stop before that would never start it)
-        handle.read()
+    read_fifo(ready)  # the worker has started its escapee (a stop before that would never start it)
     ours = _run_processes(s, "worker")
     assert int(escaped.read_text()) in ours  # it left the group, not the run's mark
     failures = read_budget(repo).get("consecutive_failures")
@@ -91,8 +91,7 @@ def test_stop_a_verifier_in_a_lane_keeps_the_lane_for_review(setup, run, tmp_pat
     tick_once(home)
     s = stage(repo, SID)
     assert s["verifier_pid"], s
-    with open(ready) as handle:  # the verifier took its first branch (a stop before that never started it)
-        handle.read()
+    read_fifo(ready)  # the verifier took its first branch (a stop before that never started it)
     ours = [s["verifier_pid"], *_run_processes(s, "verifier")]
     assert set(ours) - {s["verifier_pid"]}, ours  # the verifier, beside its runner
 
@@ -122,8 +121,7 @@ def test_stop_the_acceptance_command_that_ignores_sigterm(setup, run, tmp_path):
     tick_once(home)
     s = stage(repo, SID)
     assert s["acceptance_pid"], s
-    with open(ready) as handle:  # the command runs (and ignores SIGTERM) now
-        handle.read()
+    read_fifo(ready)  # the command runs (and ignores SIGTERM) now
     ours = [s["acceptance_pid"], *_run_processes(s, "acceptance")]
     res = run("stop", str(repo), SID, "--grace", "0.3")
     assert res.code == 0, res.err
@@ -142,8 +140,7 @@ def test_stop_after_the_runner_was_killed_stops_what_it_left(setup, run, tmp_pat
     add(SID, f"printf x > '{ready}'; sleep 300")
     tick_once(home)
     s = stage(repo, SID)
-    with open(ready) as handle:  # the agent runs
-        handle.read()
+    read_fifo(ready)  # the agent runs
     agent = _run_processes(s, "worker")
     assert agent
     os.kill(s["worker_pid"], signal.SIGKILL)
@@ -170,8 +167,7 @@ def test_stop_in_the_tree_takes_the_workers_own_commit_off_the_branch(setup, run
     tick_once(home)
     s = stage(repo, SID)
     assert s["worker_pid"] and not s.get("worktree"), s
-    with open(ready) as handle:  # the worker has committed on the branch and sleeps
-        handle.read()
+    read_fifo(ready)  # the worker has committed on the branch and sleeps
     ours = [s["worker_pid"], *_run_processes(s, "worker")]
     assert set(ours) - {s["worker_pid"]}, ours  # the worker, beside its runner
     assert git(repo, "log", "-1", "--format=%s").strip() == "worker commits itself"

@@ -413,6 +413,7 @@ def test_a_worker_whose_whole_run_vanished_resumes_its_session(run, setup, tmp_p
 
     from autometta.agents import liveness, processes
     from tests.testing.tick_processes import await_pid
+    from tests.testing.waits import read_fifo
 
     repo, home, _ = setup
     told = tmp_path / "told.jsonl"
@@ -424,8 +425,7 @@ def test_a_worker_whose_whole_run_vanished_resumes_its_session(run, setup, tmp_p
     tick_once(home)
     s = stage(repo, SID)
     runner, mark = s["worker_pid"], s["worker_run_id"]
-    with open(ready) as handle:  # the worker runs
-        handle.read()
+    read_fifo(ready)  # the worker runs
     run_procs = [pid for pid, _start in processes.marked(mark)]
     for pid in run_procs:  # the machine goes down: everything of the run dies at once, nothing is recorded
         os.kill(pid, signal.SIGKILL)

@@ -19,6 +19,7 @@ from autometta.agents import processes
 from tests.testing.env import ROOT
 from tests.testing.tick_processes import await_all_runners, await_pid, tick_process, tick_until_settled
 from tests.testing.ticks import git, read_state, stage, tick_once
+from tests.testing.waits import read_fifo
 
 SID = "01-hello"
 
@@ -77,8 +78,7 @@ def test_a_tick_killed_during_a_slow_hook_waits_for_that_commit_then_records_it(
     env.pop("AUTOMETTA_FAULT", None)
     ticking = subprocess.Popen([sys.executable, "-m", "autometta", "tick"], cwd=str(ROOT), env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    with open(started) as handle:  # the hook runs: git commit is under way
-        handle.read()
+    read_fifo(started)  # the hook runs: git commit is under way
     ticking.kill()
     ticking.wait(timeout=30)
     mark = stage(repo, SID)["commit_run_id"]

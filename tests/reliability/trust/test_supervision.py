@@ -24,6 +24,7 @@ from autometta.agents import liveness, processes
 from autometta.paths import RepoPaths
 from tests.testing.tick_processes import await_pid, runner_pids
 from tests.testing.ticks import PASS_WORKER, read_state, stage, tick_once
+from tests.testing.waits import read_fifo
 
 SID = "01-hello"
 LINUX = sys.platform.startswith("linux")
@@ -34,15 +35,10 @@ def _escapee(path: Path) -> int:
 
 
 def _ready(tmp_path: Path) -> Path:
-    """A FIFO the worker writes to once it has set up what the test looks at (``_await_ready`` reads it)."""
+    """A FIFO the worker writes to once it has set up what the test looks at (``read_fifo`` reads it)."""
     fifo = tmp_path / "ready.fifo"
     os.mkfifo(fifo)
     return fifo
-
-
-def _await_ready(fifo: Path) -> None:
-    with open(fifo) as handle:  # blocks until the worker has written and closed its end
-        handle.read()
 
 
 def _await_runners(repo: Path) -> None:
@@ -93,7 +89,7 @@ def test_an_orphaned_child_with_a_clean_environment_is_caught_while_the_runner_l
         worker_budget="1 second")
     tick_once(home)
     runner = stage(repo, SID)["worker_pid"]
-    _await_ready(ready)
+    read_fifo(ready)
     pid = _escapee(esc)
     assert b"AUTOMETTA_RUN_ID" not in Path(f"/proc/{pid}/environ").read_bytes()
     assert os.getsid(pid) == pid
@@ -127,7 +123,7 @@ def test_a_killed_runner_leaves_nothing_running_and_the_stage_says_so(setup, lan
     tick_once(home)
     s = stage(repo, SID)
     runner, mark = s["worker_pid"], s["worker_run_id"]
-    _await_ready(ready)
+    read_fifo(ready)
     escapee = _escapee(esc)
     procs_of_run = [pid for pid, _start in processes.marked(mark) if pid != runner]
     assert escapee in procs_of_run
@@ -192,7 +188,7 @@ def test_a_worker_that_writes_its_own_exit_record_is_still_supervised(setup, lan
              f"read x < '{gate}'; echo late >> hello.txt")
     tick_once(home)
     runner = stage(repo, SID)["worker_pid"]
-    _await_ready(ready)  # the worker has handed off and forged its record; it now waits on the gate
+    read_fifo(ready)  # the worker has handed off and forged its record; it now waits on the gate
     kinds = [o.kind for o in tick_once(home)]
     assert stage(repo, SID)["worker_pid"] == runner, ("taken as finished", kinds)
     assert stage(repo, SID)["verifier_pid"] is None
@@ -214,7 +210,7 @@ def test_an_agent_that_kills_its_own_runner_is_stopped_by_the_next_tick(setup, l
     add(SID, f"kill -9 $PPID; printf x > '{ready}'; sleep 300")
     tick_once(home)
     s = stage(repo, SID)
-    _await_ready(ready)
+    read_fifo(ready)
     await_pid(s["worker_pid"])  # the runner, killed by its own agent
     left = [pid for pid, _start in processes.marked(s["worker_run_id"])]
     assert left, "the agent should have outlived its runner"

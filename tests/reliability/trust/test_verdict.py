@@ -22,6 +22,7 @@ import pytest
 from tests.testing.repos import make_repo
 from tests.testing.tick_processes import await_all_runners, await_pid, tick_until_settled
 from tests.testing.ticks import CHECKER, commit_all, git, script_card, stage, tick_once, verdict
+from tests.testing.waits import read_fifo
 
 SID = "01-hello"
 MODES = ("serial", "lanes")
@@ -308,8 +309,7 @@ def test_by_hand_verify_waits_for_every_process_of_the_workers_run(run, tmp_path
     worker = f"printf 'hello\\n' > hello.txt; {_envelope()}; echo ready > {t}/ready; exec 3<>{t}/hold; read x <&3"
     repo, card = _by_hand_card(tmp_path, worker, PASS_VERIFIER)
     started = json.loads(run("dispatch", str(card), "--json").out)
-    with open(t / "ready") as handle:
-        assert handle.read() == "ready\n"  # the handoff is written and the worker still runs
+    assert read_fifo(t / "ready") == "ready\n"  # the handoff is written and the worker still runs
     res = run("verify", str(card), "--wait")
     assert res.code == 1 and "still running" in res.err, res.out + res.err
     assert not (repo / "state" / "logs" / f"{SID}-verifier.log").exists()
