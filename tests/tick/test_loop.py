@@ -17,8 +17,10 @@ from autometta.agents import liveness
 from autometta.git import gitops
 from autometta.paths import RepoPaths
 from tests.testing.repos import make_repo
+from tests.testing.tick_processes import await_pid
 from tests.testing.ticks import (CHECKER, WORKER, await_agents, commit_all, git, read_budget, read_state,
                                  run_until_quiet, script_card, stage, tick_once, verdict, verifier_writes)
+from tests.testing.waits import read_fifo
 
 
 def tick_log(home: Path) -> str:
@@ -145,22 +147,22 @@ def test_acceptance_gate(setup):
     assert (repo / "state" / "logs" / "02-other-acceptance.log").exists()
 
 
-def test_stall_stops_the_whole_process_group(setup):
+def test_stall_stops_the_whole_process_group(setup, tmp_path):
     repo, home, add = setup
-    add("01-hello", "sleep 300 & sleep 300; wait", worker_budget="10 seconds")
+    ready = tmp_path / "ready"
+    os.mkfifo(ready)
+    add("01-hello", f"sleep 300 & sleep 300 & printf x > '{ready}'; wait", worker_budget="10 seconds")
     tick_once(home)
     pid = stage(repo, "01-hello")["worker_pid"]
-    assert liveness.group_alive(pid)
+    read_fifo(ready)  # the worker and both its sleeps run (a stop before that would never start them)
+    group = liveness.group_members(pid)
+    assert len(group) >= 4, group  # the runner, the shell and the two sleeps
     tick_once(home, now=time.time() + 16)  # past 10 s + 50%
     s = stage(repo, "01-hello")
     assert (s["status"], s["stall_marker"]) == ("stalled", "worker_timeout")
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-    deadline = time.monotonic() + 20
-    while liveness.group_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)  # the group is not our child; nothing to wait on
+    for member in group:
+        await_pid(member)
+        assert not liveness.is_alive(member)
     assert not liveness.group_alive(pid)
 
 
