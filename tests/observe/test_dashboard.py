@@ -6,7 +6,6 @@ import json
 import os
 import re
 import sys
-import time
 
 import pytest
 
@@ -15,6 +14,7 @@ from tests.testing.repos import make_repo
 from tests.testing.ticks import PASS_WORKER, await_agents, commit_all, run_until_quiet, script_card, tick_once
 from tests.testing.worlds import building, fresh, run_ok
 from tests.testing.chromium import dom as chromium_dom, needs_chromium, screenshot
+from tests.testing.waits import wait_for
 
 USAGE = "echo 'autometta-usage: {{\"input_tokens\": {n}, \"output_tokens\": 80, \"cost_usd\": {c}}}'"
 
@@ -143,10 +143,7 @@ def test_open_hands_the_page_to_the_platform_opener(fleet, tmp_path):
     (bin_dir / name).chmod(0o755)
     res = run_process("dashboard", "--open", env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert res.code == 0, res.err
-    deadline = time.monotonic() + 10
-    while not opened.exists():  # the opener runs detached, as a browser would
-        assert time.monotonic() < deadline, "the opener was never run"
-        time.sleep(0.02)
+    wait_for(opened.exists)  # the opener runs detached, as a browser would
     assert opened.read_text() == (home / "dashboard" / "index.html").as_uri()
     res = run_process("dashboard", "--open", env={"PATH": str(tmp_path / "empty")})
     assert res.code == 1 and f"{name} not found" in res.err

@@ -29,6 +29,7 @@ from tests.testing.ticks import (
     tick_once,
     verifier_writes,
 )
+from tests.testing.waits import wait_for
 
 ESC = "\x1b"
 
@@ -48,10 +49,7 @@ def busy_repo(setup, tmp_path):
         + PASS_WORKER.replace("{id}", "02-build"))
     tick_once(home)
     log = repo / "state" / "logs" / "02-build-worker.log"
-    deadline = time.monotonic() + 10
-    while "compiling" not in (log.read_text() if log.exists() else ""):  # the agent's own output, no handle
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    wait_for(lambda: "compiling" in (log.read_text() if log.exists() else ""))  # the agent's own output, no handle
     return repo, home, go
 
 
