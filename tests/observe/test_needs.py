@@ -26,6 +26,7 @@ from tests.testing.cli import run_process
 from tests.testing.lanes import edit_stages, lane, parallel, writes
 from tests.testing.ticks import await_agents, run_until_quiet, stage, tick_once
 from tests.testing.tmux import eventually, needs_tmux, t
+from tests.testing.waits import wait_for
 
 NOW = 1_800_000_000.0
 REPO = "/srv/my repo"
@@ -238,10 +239,7 @@ def blocked_worker(go: Path, sid: str) -> str:
 
 
 def await_log(log: Path, text: str) -> None:
-    deadline = time.monotonic() + 20
-    while text not in (log.read_text() if log.exists() else ""):  # the agent's own output: no handle to wait on
-        assert time.monotonic() < deadline, f"{log} never said {text!r}"
-        time.sleep(0.02)
+    wait_for(lambda: text in (log.read_text() if log.exists() else ""))  # the agent's own output: no handle to wait on
 
 
 def silence(log: Path, seconds: float = 900) -> None:

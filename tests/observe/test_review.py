@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from autometta import yamlsub
 from autometta.observe import review
 from tests.testing.ticks import PASS_WORKER, await_agents, read_state, run_until_quiet, stage, tick_once
 from tests.testing.chromium import dom as chromium_dom, needs_chromium, screenshot
+from tests.testing.waits import wait_for
 
 #: Key-shaped (redact.SHAPES anthropic_key), built so no scanner flags this file.
 KEY = "sk-ant-" + "api03-" + "SHOWtestKEY0123456789-abcd"
@@ -124,9 +124,7 @@ def test_a_stage_in_flight_shows_its_worker_running_and_its_work_so_far(setup, r
         + PASS_WORKER.replace("{id}", "01-slow"))
     tick_once(home)  # claimed, worker launched
     log = repo / "state" / "logs" / "01-slow-worker.log"
-    deadline = time.monotonic() + 30
-    while not (log.exists() and "started" in log.read_text()) and time.monotonic() < deadline:
-        time.sleep(0.02)  # its first line, written by the runner as it comes (no way to await a file)
+    wait_for(lambda: log.exists() and "started" in log.read_text())  # its first line, as the runner writes it
     try:
         doc = json.loads(run("show", str(repo), "01-slow", "--json").out)
         worker = doc["agents"][0]
