@@ -95,7 +95,7 @@ def test_every_vote_combination_with_real_panellists(world, votes):
 
 def test_a_panellist_that_hangs_is_stopped_at_the_deadline_and_does_not_vote(world):
     repo, home, card = world
-    card.write_text(card.read_text().replace("Verifier wall-clock: 20 seconds", "Verifier wall-clock: 1 second"))
+    card.write_text(card.read_text().replace("Verifier wall-clock: 20 seconds", "Verifier wall-clock: 3 seconds"))
     set_panel(home, [command_for("PASS", "a"), HANG, command_for("PASS", "c")])
     lines: List[str] = []
     started = time.monotonic()
@@ -110,7 +110,7 @@ def test_a_panellist_that_hangs_is_stopped_at_the_deadline_and_does_not_vote(wor
 
 def test_two_hangs_are_no_quorum(world):
     repo, home, card = world
-    card.write_text(card.read_text().replace("Verifier wall-clock: 20 seconds", "Verifier wall-clock: 1 second"))
+    card.write_text(card.read_text().replace("Verifier wall-clock: 20 seconds", "Verifier wall-clock: 3 seconds"))
     set_panel(home, [HANG, command_for("FAIL", "b"), HANG])
     result, plan = run_panel(repo, card)
     assert result.overall is None
