@@ -66,10 +66,13 @@ def test_a_cold_worker_claiming_a_refused_resume_is_not_started_again(setup, lan
 
 
 def test_a_worker_that_keeps_vanishing_is_restarted_twice_then_stalls(setup, lanes, tmp_path):
-    """Each run kills its runner and then itself: to the tick it looks like a reboot every time."""
+    """Each run kills its runner and itself: to the tick it looks like a reboot every time."""
     repo, home, add = setup
     told = str(tmp_path / "told.jsonl")
-    add(SID, TOLD.replace("{told}", told) + "kill -9 $PPID; kill -9 $$")
+    # one signal to the run's process group (the runner's), so both are gone at once: with two kills
+    # a tick that came between them (the runner reaped, the agent not yet dead) saw a live agent of a
+    # lost runner and stopped the stage runner_lost instead of starting it again
+    add(SID, TOLD.replace("{told}", told) + "kill -9 0")
     run_until_quiet(home, repo)
     s = stage(repo, SID)
     assert (s["status"], s["stall_marker"], s["worker_restarts"]) == ("stalled", "runner_lost", 2), s
