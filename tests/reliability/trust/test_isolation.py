@@ -70,11 +70,16 @@ def wait_for(go: Path) -> str:
 
 
 def tick_until(home: Path, repo: Path, field: str) -> None:
-    """Tick (awaiting nothing) until the stage records ``field`` (an agent's pid: it runs now)."""
+    """Tick until the stage records ``field`` (an agent's pid: it runs now), awaiting the agents before it.
+
+    Not awaiting them, ten ticks could all come before the worker was done (its runner is an interpreter
+    to start: on a loaded machine that outlasts ten in-process ticks), and the verifier was never reached.
+    """
     for _ in range(10):
         tick_once(home)
         if stage(repo, SID).get(field):
             return
+        await_agents(repo)
     raise AssertionError(f"{SID} never got {field}: {stage(repo, SID)}")
 
 
