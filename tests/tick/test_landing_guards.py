@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.testing.ticks import git, read_budget, read_state, run_until_quiet, stage, tick_once, verifier_writes
+from tests.testing.ticks import (await_agents, git, read_budget, read_state, run_until_quiet, stage, tick_once,
+                                 verifier_writes)
 
 MODES = ["serial", "lanes", "tree"]
 
@@ -97,6 +98,7 @@ def test_retry_merge_of_a_rewritten_branch_lands_after_a_new_pass(setup, run):
     assert run("requeue", str(repo), "02-b", "--retry-merge").code == 0
     outcomes = tick_once(home)
     assert stage(repo, "02-b")["verifier_pid"], outcomes  # the verifier runs again, on the branch as the person left it
+    await_agents(repo)  # else a tick that still sees it run is quiet, and run_until_quiet stops there
     run_until_quiet(home, repo, limit=10)
     b = stage(repo, "02-b")
     assert b["status"] == "completed", b
