@@ -52,7 +52,7 @@ from typing import Any, Callable, Dict, List, Optional
 from . import cardlint, families, files, hints, home, manifest, resume, sessions, verdicts
 from .agents import liveness
 from .agents.dispatch import start
-from .agents.logwriter import read_log
+from .agents.logwriter import read_log, run_log
 from .agents.provision import preflight
 from .agents.spawn import Launched, read_exit
 from .books import digests, ledger, state
@@ -65,6 +65,7 @@ from .paths import HomePaths, RepoPaths
 from .repo import RepoContext
 from .stagerecord import StageRecord
 from .tick import outcomes
+from .tick.decide import LOG_FORGED_MARKER
 from .tick.facts import worker_diagnosis
 from .timeutil import now_iso
 
@@ -348,6 +349,10 @@ def verify(shot: Shot, *, wait: bool = False, say: Optional[Say] = None) -> Dict
         if alive:
             raise UserError(f"{paths.log(stage_id, 'worker')}: {alive}; wait for it to end (it could still change "
                             "what the verifier judges), then verify again")
+        _, log_forged = run_log(paths.log(stage_id, "worker"), read_exit(paths.exit_record(stage_id, "worker")))
+        if log_forged is not None:  # as the tick fails such a stage: nothing read from that log counts
+            raise UserError(f"{paths.log(stage_id, 'worker')}: {log_forged} ({LOG_FORGED_MARKER}); nothing "
+                            "is verified: review the log and the tree, then dispatch again")
         _session_ended(shot, "worker")  # its run has ended
         work = _work(shot)
         # before anything is spent; measured where the worker worked, from where it started

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Mapping, Optional
 
 from . import families, files, resume
-from .agents.logwriter import read_log
+from .agents.logwriter import run_log
 from .card import Card
 from .errors import UserError
 from .families.models import resolve_model
@@ -178,7 +178,13 @@ def ended(ctx: RepoContext, stage: Dict[str, Any], role: str, exit_code: Optiona
         family = families.get(str(mine.get("family")))
     except UserError:
         return
-    text = read_log(ctx.paths.log(str(stage["id"]), role))
+    from .agents.spawn import read_exit
+
+    # only what its runner wrote: an agent's own line could name another session, or book itself nothing
+    text, forged = run_log(ctx.paths.log(str(stage["id"]), role), read_exit(ctx.paths.exit_record(str(stage["id"]), role)))
+    if forged is not None:
+        mine.update(ended=True, log_forged=forged)
+        return
     if not mine.get("id"):  # an id chosen up front stays: the CLI keeps it, and a log line cannot move it
         mine["id"] = family.session_id(text)
     reported = _reported(family, text)

@@ -23,7 +23,7 @@ import os
 import select
 import threading
 import time
-from typing import List, Optional
+from typing import List, Optional, Tuple, Union
 
 from ..files import open_unfollowed
 from ..redact import LineStream, Redactor, scrub_fd
@@ -69,25 +69,114 @@ def read_values(fd: Optional[int]) -> List[str]:
     return [v for v in doc if isinstance(v, str)] if isinstance(doc, list) else []
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            written = os.write(fd, view)
-        except InterruptedError:
-            continue
-        except OSError:
-            return  # a full disk: the output is lost, the pipe still drains
-        view = view[written:]
+class Sink:
+    """The log file as the runner writes it: each byte written is also hashed, so a byte that something
+    else (the agent itself) wrote there shows at the end (:func:`forged`). The pump's thread and the
+    runner's notes write through one sink."""
+
+    def __init__(self, fd: int) -> None:
+        import hashlib
+
+        self.fd = fd
+        self._hash = hashlib.sha256()
+        self._lock = threading.Lock()
+        self._sealed = False
+
+    def seal(self) -> None:
+        """No more writes: the log is final (a pump still draining a pipe someone holds open writes nothing)."""
+        with self._lock:
+            self._sealed = True
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self._sealed:
+                return
+            view = memoryview(data)
+            while view:
+                try:
+                    written = os.write(self.fd, view)
+                except InterruptedError:
+                    continue
+                except OSError:
+                    return  # a full disk: the output is lost (and not counted as written), the pipe still drains
+                self._hash.update(view[:written])
+                view = view[written:]
+
+    def hexdigest(self) -> str:
+        with self._lock:
+            return self._hash.hexdigest()
+
+
+def _fd_digest(fd: int) -> str:
+    """SHA-256 of the whole file open on ``fd`` (read with pread: the fd's own offset is left alone)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    offset = 0
+    while True:
+        chunk = os.pread(fd, 1 << 20, offset)
+        if not chunk:
+            return h.hexdigest()
+        h.update(chunk)
+        offset += len(chunk)
+
+
+def _ours(path: str, sink: Sink) -> Tuple[Optional[int], Optional[str]]:
+    """The file at ``path`` opened for reading if it is the one ``sink`` writes, else (None, why)."""
+    fd = open_unfollowed(path, os.O_RDONLY)
+    if fd is None:
+        return None, "its log is gone or was replaced by something that is not a file"
+    try:
+        ours, there = os.fstat(sink.fd), os.fstat(fd)
+    except OSError as exc:
+        os.close(fd)
+        return None, f"its log cannot be read ({exc.strerror})"
+    if (ours.st_dev, ours.st_ino) != (there.st_dev, there.st_ino):
+        os.close(fd)
+        return None, "its log was replaced by another file"
+    return fd, None
+
+
+def forged(path: str, sink: Sink) -> Optional[str]:
+    """Why the log at ``path`` is not (only) what the runner wrote through ``sink``, or None.
+
+    Called once the run is over and before :func:`scrub`: an agent that
+    wrote into its log (a usage line, a session id, a limit message) or put
+    another file at its path would have the tick read what it chose.
+    """
+    fd, why = _ours(path, sink)
+    if fd is None:
+        return why
+    try:
+        return None if _fd_digest(fd) == sink.hexdigest() else "something other than its runner wrote into its log"
+    except OSError as exc:
+        return f"its log cannot be read ({exc.strerror})"
+    finally:
+        os.close(fd)
+
+
+def digest(path: str, sink: Sink) -> Optional[str]:
+    """SHA-256 of the log at ``path`` as it is now (scrubbed), if it is still the runner's file; else None."""
+    fd, _ = _ours(path, sink)
+    if fd is None:
+        return None
+    try:
+        return _fd_digest(fd)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 class Pump(threading.Thread):
-    """Copies the agent's pipe (``source``) into the log (``log_fd``), masked; closes ``source`` at its end."""
+    """Copies the agent's pipe (``source``) into the log (``log``: a :class:`Sink`, or a file descriptor),
+    masked; closes ``source`` at its end."""
 
-    def __init__(self, source: int, log_fd: int, redactor: Redactor) -> None:
+    def __init__(self, source: int, log: Union[int, Sink], redactor: Redactor) -> None:
         super().__init__(name="agent-log", daemon=True)
         self.source = source
-        self.log_fd = log_fd
+        self.sink = log if isinstance(log, Sink) else Sink(log)
+        self.log_fd = self.sink.fd
         self.redactor = redactor
         self._stop_at: Optional[float] = None
 
@@ -103,7 +192,7 @@ class Pump(threading.Thread):
                     continue
                 if not ready:
                     if stream.pending:
-                        _write_all(self.log_fd, stream.partial())
+                        self.sink.write(stream.partial())
                     if self._stop_at is not None:
                         break
                     continue
@@ -115,9 +204,9 @@ class Pump(threading.Thread):
                     break
                 if not data:
                     break
-                _write_all(self.log_fd, stream.feed(data))
+                self.sink.write(stream.feed(data))
         finally:
-            _write_all(self.log_fd, stream.close())
+            self.sink.write(stream.close())
             try:
                 os.close(self.source)
             except OSError:
@@ -167,3 +256,33 @@ def read_log(path: "os.PathLike[str]") -> str:
             return handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
+
+
+def run_log(path: "os.PathLike[str]", record: Optional[dict]) -> Tuple[str, Optional[str]]:
+    """A finished run's log as text, and why nothing in it is to be trusted (None when it can be).
+
+    ``record`` is the run's exit record: its runner says whether the log is
+    only what it wrote (``log_forged``) and what it left there
+    (``log_sha256``); a log with other bytes now was changed after the run.
+    A record without either (the bash version's, an older autometta's, no
+    log) makes no claim: the log is read as before.
+    """
+    record = record or {}
+    why = record.get("log_forged")
+    if isinstance(why, str) and why:
+        return "", why
+    sha = record.get("log_sha256")
+    if not isinstance(sha, str):
+        return read_log(path), None
+    import hashlib
+
+    from ..files import open_regular
+
+    try:
+        with open_regular(path) as handle:
+            data = handle.read()
+    except OSError:
+        return "", "its log is gone"
+    if hashlib.sha256(data).hexdigest() != sha:
+        return "", "its log changed after its run ended"
+    return data[-LOG_READ_LIMIT:].decode("utf-8", errors="replace"), None

@@ -52,6 +52,11 @@ no file, only the record and the line say what failed (never the agent's
 temporary folder or stderr, which are the agent's).
 
 The runner's own notes go into the log as lines starting ``autometta-runner:``.
+Everything the runner writes there it also hashes (:class:`autometta.agents.logwriter.Sink`):
+once the run is over it compares the file with that, and the record says
+``log_forged`` (why the log holds what it did not write: the agent wrote
+into it, or swapped it) or ``log_sha256`` (the log as left, masked), so the
+tick never reads an agent's own usage line, session id or limit message.
 ``--env-unset``/``--env-set`` change the agent's environment relative to the
 runner's; launch uses them only to undo the interpreter's C-locale coercion
 (PEP 538 sets ``LC_CTYPE`` at startup), so the agent sees exactly the
@@ -164,7 +169,8 @@ def parse_args(argv: Sequence[str]) -> Args:
 
 def record(*, pid: Optional[int], exit_code: Optional[int], sig: Optional[int], started: float,
            ended: float, seconds: float, timed_out: bool, error: Optional[str],
-           run_id: Optional[str] = None) -> dict:
+           run_id: Optional[str] = None, log_sha256: Optional[str] = None,
+           log_forged: Optional[str] = None) -> dict:
     """The exit record, in the order it is written."""
     return {
         "pid": pid,
@@ -177,6 +183,8 @@ def record(*, pid: Optional[int], exit_code: Optional[int], sig: Optional[int], 
         "timed_out": timed_out,
         "error": error,
         "run_id": run_id,
+        "log_sha256": log_sha256,
+        "log_forged": log_forged,
     }
 
 
@@ -191,6 +199,7 @@ class _Run:
         self.leader = os.getpgrp() == os.getpid()
         self.redactor = Redactor()
         self.pump: Optional[logwriter.Pump] = None
+        self.sink: Optional[logwriter.Sink] = None
         #: the run's mark, set by launch in our environment (the agent inherits it)
         self.mark = processes.own_mark(os.environ.get(processes.ENV))
         self.subreaper = False
@@ -198,11 +207,8 @@ class _Run:
     # ------------------------------------------------------------------ small effects
 
     def note(self, message: str) -> None:
-        if self.log_fd >= 0:
-            try:
-                os.write(self.log_fd, (_PREFIX + self.redactor.text(message) + "\n").encode("utf-8", "replace"))
-            except OSError:
-                pass
+        if self.sink is not None:
+            self.sink.write((_PREFIX + self.redactor.text(message) + "\n").encode("utf-8", "replace"))
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.pending.append(signum)  # acted on by the wait loop, never here
@@ -273,6 +279,7 @@ class _Run:
             os.fchmod(self.log_fd, 0o600)
         except OSError:
             pass
+        self.sink = logwriter.Sink(self.log_fd)
         return None
 
     def child_env(self) -> Optional[Dict[str, str]]:
@@ -397,7 +404,7 @@ class _Run:
                                    started=started, seconds=time.monotonic() - started_mono, error=problem)
             finally:
                 os.close(out_w)
-            self.pump = logwriter.Pump(out_r, self.log_fd, self.redactor)
+            self.pump = logwriter.Pump(out_r, self.sink, self.redactor)
             self.pump.start()
             faults.point("runner.started", os.path.basename(args.exit_file))  # the agent runs, supervised
             self.wait(wake_r, started_mono)
@@ -424,13 +431,23 @@ class _Run:
 
     def finish(self, *, pid: Optional[int], exit_code: Optional[int], sig: Optional[int], started: float,
                seconds: float, error: Optional[str], ended: Optional[float] = None) -> int:
-        doc = record(pid=pid, exit_code=exit_code, sig=sig, started=started,
-                     ended=time.time() if ended is None else ended, seconds=seconds,
-                     timed_out=self.timed_out, error=error, run_id=self.mark)
-        if self.log_fd >= 0:  # before the record: a tick reads the log once it sees one
+        log_sha256 = log_forged = None
+        if self.log_fd >= 0 and self.sink is not None:  # before the record: a tick reads the log once it sees one
             if self.pump is not None:
                 self.pump.finish(0.0)
+            self.sink.seal()
+            # Nothing of the run is left to write: is the log only what we wrote? (else the tick trusts
+            # none of it: its usage, session id or limit message could be the agent's)
+            log_forged = logwriter.forged(self.args.log, self.sink)
             logwriter.scrub(self.args.log, self.log_fd, self.redactor)
+            if log_forged is None:
+                log_sha256 = logwriter.digest(self.args.log, self.sink)  # as scrubbed: what a reader must find
+                if log_sha256 is None:
+                    log_forged = "its log cannot be read"
+        doc = record(pid=pid, exit_code=exit_code, sig=sig, started=started,
+                     ended=time.time() if ended is None else ended, seconds=seconds,
+                     timed_out=self.timed_out, error=error, run_id=self.mark,
+                     log_sha256=log_sha256, log_forged=log_forged)
         try:
             write_json(self.args.exit_file, doc, mode=0o600)
         except UserError as exc:

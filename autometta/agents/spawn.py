@@ -301,4 +301,5 @@ def read_exit(exit_path: Path) -> Optional[dict]:
 
 def _corrupt() -> dict:
     return {"pid": None, "runner_pid": None, "exit_code": None, "signal": None, "started_at": None,
-            "ended_at": None, "seconds": None, "timed_out": False, "error": CORRUPT, "run_id": None}
+            "ended_at": None, "seconds": None, "timed_out": False, "error": CORRUPT, "run_id": None,
+            "log_sha256": None, "log_forged": None}

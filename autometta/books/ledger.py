@@ -378,7 +378,7 @@ def book_panel(hp: HomePaths, repo: Any, plan: Mapping[str, Any], *, parent: Opt
     """Book every panellist of ``plan`` that started and has ended; the entries added."""
     from .. import auth, families
     from ..agents import liveness
-    from ..agents.logwriter import read_log
+    from ..agents.logwriter import run_log
     from ..agents.spawn import read_exit, read_runner
 
     out = []
@@ -397,7 +397,8 @@ def book_panel(hp: HomePaths, repo: Any, plan: Mapping[str, Any], *, parent: Opt
             continue  # still running: booked by whoever sees it end
         family = str(member.get("family") or "unknown")
         fam = families.FAMILIES.get(family)
-        usage = fam.parse_usage(read_log(Path(str(member.get("log"))))) if fam is not None else None
+        text, forged = run_log(Path(str(member.get("log"))), record)
+        usage = fam.parse_usage(text) if fam is not None and forged is None else None  # never the agent's own words
         if member.get("transport") == "api":
             route: Optional[str] = "api"
         elif family in auth.routes():
@@ -495,7 +496,7 @@ def settle_open(hp: HomePaths, *, keys: Optional[Iterable[str]] = None, stage: O
         return []  # what reads a run is not imported for none (every tick asks)
     from .. import families
     from ..agents import liveness
-    from ..agents.logwriter import read_log
+    from ..agents.logwriter import run_log
     from ..agents.spawn import read_exit
     from ..verify import panel
 
@@ -525,7 +526,8 @@ def settle_open(hp: HomePaths, *, keys: Optional[Iterable[str]] = None, stage: O
         usage = None
         family = families.FAMILIES.get(str(info.get("family")))
         if family is not None and record is not None:
-            usage = family.parse_usage(read_log(Path(str(doc.get("log")))))
+            text, forged = run_log(Path(str(doc.get("log"))), record)
+            usage = family.parse_usage(text) if forged is None else None  # never the agent's own words
         manifest = {"auth": doc["manifest_auth"]} if isinstance(doc.get("manifest_auth"), dict) else {}
         try:
             if info.get("family") == PANEL and doc.get("plan"):

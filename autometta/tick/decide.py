@@ -37,6 +37,8 @@ COMMIT_SECONDS = 900
 DEFAULT_PARK_SECONDS = parking.DEFAULT_PARK_SECONDS
 #: ... and on API throttling (a 429 without a plan limit).
 RATE_PARK_SECONDS = parking.RATE_PARK_SECONDS
+#: stall marker of a stage one of whose agents wrote into its own log, or replaced it (failed)
+LOG_FORGED_MARKER = "agent_log_forged"
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Proc:
     usage: Optional[Usage] = None  # read from its log once it ended
     limit: Optional[UsageLimit] = None  # the rate or usage limit it ended on, read from its log
     lost: bool = False  # its runner is gone without an exit record: nothing supervises the run (runs.lost)
+    log_forged: Optional[str] = None  # why its log is not only what its runner wrote (logwriter.run_log)
 
 
 @dataclass
@@ -659,6 +662,18 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
         return Decision(f"stage {cur} has a verdict no verifier of autometta's wrote ({c.forged}); nothing "
                         "committed, tree left for operator review", effects,
                         finish=("failed", f"verdict_forged: {c.forged}"[:300]))
+
+    # 0c'. A run whose log holds what its runner did not write (the agent wrote its own usage line, session
+    # id or limit message, or swapped the file): nothing read from it counts, and the stage fails.
+    for role in ("worker", "verifier"):
+        why = getattr(c, role).log_forged
+        if why:
+            for other in ROLES:
+                if st.pid(other):
+                    effects += ([Kill(other)] if getattr(c, other).alive else []) + [Account(other)]
+            return Decision(f"stage {cur}: {why} ({role}); nothing read from it counts, nothing committed, "
+                            "tree left for operator review", effects,
+                            finish=("failed", f"{LOG_FORGED_MARKER}: {role}: {why}"[:300]))
 
     # 1. A verdict beats a stall (§6.5b).
     art = c.artefact

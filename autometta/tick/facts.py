@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 
 from .. import card as cards, families, sessions, verdicts
 from ..agents import liveness, runs
-from ..agents.logwriter import read_log
+from ..agents.logwriter import read_log, run_log
 from ..agents.provision import identity_for, preflight
 from ..agents.roles import ROLES
 from ..agents.spawn import read_exit
@@ -63,14 +63,17 @@ def observe_proc(ctx: RepoContext, stage: Dict[str, Any], stage_id: str, role: s
     if started is None:  # a bash-era stage: only the claim time is known
         started = parse_iso(rec.started_at or "")
     elapsed = now - started if started else None
-    usage = limit = None
+    usage = limit = log_forged = None
     if not alive and role in ("worker", "verifier"):
         family = _family(identity_for(stage, role))
         if family is not None:
-            text = read_log(ctx.paths.log(stage_id, role))
-            usage = sessions.own_usage(family, stage, role, family.parse_usage(text))  # a resumed run's own
-            limit = family.usage_limit((exit_record or {}).get("exit_code"), text)
-    return Proc(pid=int(pid), alive=alive, elapsed=elapsed, exit=exit_record, usage=usage, limit=limit, lost=lost)
+            # only what its runner wrote: a usage line, session id or limit message of the agent's own is not read
+            text, log_forged = run_log(ctx.paths.log(stage_id, role), exit_record)
+            if log_forged is None:
+                usage = sessions.own_usage(family, stage, role, family.parse_usage(text))  # a resumed run's own
+                limit = family.usage_limit((exit_record or {}).get("exit_code"), text)
+    return Proc(pid=int(pid), alive=alive, elapsed=elapsed, exit=exit_record, usage=usage, limit=limit, lost=lost,
+                log_forged=log_forged)
 
 
 def in_flight(ctx: RepoContext, state: Dict[str, Any], stage_id: str, now: float) -> InFlight:

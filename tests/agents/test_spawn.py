@@ -9,6 +9,7 @@ for by polling the process table or a file, with a bound.
 from __future__ import annotations
 
 import json
+import hashlib
 import os
 import pty
 import re
@@ -37,7 +38,7 @@ from tests.testing.waits import wait_child, wait_for  # noqa: E402
 LINUX_PROC = os.path.exists(f"/proc/{os.getpid()}/stat")
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 KEYS = {"pid", "runner_pid", "exit_code", "signal", "started_at", "ended_at", "seconds", "timed_out", "error",
-        "run_id"}
+        "run_id", "log_sha256", "log_forged"}
 #: an agent with a grandchild, which tells us the grandchild's pid through gc.pid
 WITH_GRANDCHILD = "sleep 30 & echo $! > gc.tmp; mv gc.tmp gc.pid; wait"
 
@@ -58,7 +59,7 @@ def run_agent(tmp_path: Path, argv: List[str], **kwargs) -> Tuple[Launched, dict
     spec = make_spec(tmp_path, argv, **kwargs)
     launched = launch(spec)
     wait_child(launched.pid)
-    log = spec.log_path.read_text()
+    log = spec.log_path.read_text() if spec.log_path.exists() else ""  # an agent may remove it
     record = read_exit(spec.exit_path)
     assert record is not None, f"no exit record; log:\n{log}"
     assert set(record) == KEYS
@@ -99,6 +100,27 @@ def test_exit_code_log_and_run_time_are_recorded(tmp_path):
     assert before - liveness.START_TOLERANCE <= launched.started <= time.time() + liveness.START_TOLERANCE
     assert stat.S_IMODE(os.stat(tmp_path / "agent.log").st_mode) == 0o600
     assert not liveness.is_alive(launched.pid, launched.started)
+    assert record["log_forged"] is None  # the log is what the runner wrote, and its digest says so
+    assert record["log_sha256"] == hashlib.sha256(b"hi\noops\n").hexdigest()
+
+
+FORGED_RESULT = '{"type":"result","total_cost_usd":0.0001,"usage":{"input_tokens":1,"output_tokens":1}}'
+
+
+@pytest.mark.parametrize("how, why", [
+    ("printf '%s\\n' '{line}' >> '{log}'", "something other than its runner wrote into its log"),
+    ("rm '{log}'; printf '%s\\n' '{line}' > '{log}'", "its log was replaced by another file"),
+    ("rm '{log}'; ln -s /dev/null '{log}'", "its log is gone or was replaced by something that is not a file"),
+    ("rm '{log}'", "its log is gone or was replaced by something that is not a file"),
+])
+def test_an_agent_that_writes_its_own_log_is_found_out(tmp_path, how, why):
+    """An agent (its shell tool) writes a usage line of its choosing into its log, or swaps the log: the
+    record says so, and carries no digest for a reader to trust."""
+    script = "echo working; " + how.format(log=tmp_path / "agent.log", line=FORGED_RESULT) + "; echo done"
+    _, record, _ = run_agent(tmp_path, ["sh", "-c", script])
+    assert record["exit_code"] == 0
+    assert record["log_forged"] == why
+    assert record["log_sha256"] is None
 
 
 def test_the_log_is_truncated_and_made_private(tmp_path):
@@ -218,7 +240,7 @@ def test_a_signal_to_the_runner_alone_is_passed_on_and_recorded(tmp_path):
     record = read_exit(spec.exit_path)
     assert record["exit_code"] == 7
     assert record["signal"] == signal.SIGTERM
-    log = spec.log_path.read_text()
+    log = spec.log_path.read_text() if spec.log_path.exists() else ""  # an agent may remove it
     assert "received SIGTERM" in log
     assert f"left running: {grandchild}" in log
     assert not liveness.is_alive(grandchild)
