@@ -148,7 +148,9 @@ def test_a_stopped_stage_shows_what_it_left_masked(setup, run, home_dir):
             f"printf 'wrote {KEY} myself\\n' >> \"$AUTOMETTA_REPO/state/logs/01-leak-worker.log\"; exit 3")
     add("01-leak", leak)
     run_until_quiet(home, repo)
-    assert stage(repo, "01-leak")["status"] == "stalled"
+    s = stage(repo, "01-leak")  # it wrote into its own log: nothing read from that log counts
+    assert (s["status"], s["stall_marker"]) == (
+        "failed", "agent_log_forged: worker: something other than its runner wrote into its log"), s
     res = run("show", str(repo), "01-leak", "--json")
     assert res.code == 0, res.err
     assert KEY not in res.out
@@ -156,7 +158,7 @@ def test_a_stopped_stage_shows_what_it_left_masked(setup, run, home_dir):
     assert doc["change"]["kind"] in ("tree", "worktree")  # the checkout, or its worktree once every stage has one
     assert "leak.txt" in doc["change"]["diffstat"] and "+token=****abcd" in doc["change"]["diff"]
     assert doc["agents"][0]["exit_code"] == 3 and doc["verdict"]["missing"]
-    assert "stage_stalled" in [e["event"] for e in doc["timeline"]]
+    assert "stage_failed" in [e["event"] for e in doc["timeline"]], doc["timeline"]
     text = run("show", str(repo), "01-leak").out
     assert KEY not in text and "****abcd" in text and "not landed" in text
     assert run("dashboard").code == 0

@@ -103,7 +103,9 @@ WORKER_DOES = {
               'printf \'{"type":"assistant","message":{"content":[{"type":"text","text":"still %s"}]}}\\n\' "$K"; '
               'cat "$GO" > /dev/null'),  # waits here: the views are read while it runs
     "state": ('printf "%s\\n" "$K" > "$S/leak.txt"; printf \'{"k":"%s"}\' "$K" > "$S/verifiers/extra.json"; '
-              'printf x > "$S/handoffs/k-$K.json"; echo "direct $K" >> "$S/logs/$AUTOMETTA_STAGE_ID-worker.log"'),
+              'printf x > "$S/handoffs/k-$K.json"'),
+    # into its own log: masked there too, and the stage fails (agent_log_forged) before anything is judged
+    "ownlog": 'echo "direct $K" >> "$S/logs/$AUTOMETTA_STAGE_ID-worker.log"',
 }
 #: Files the agents wrote themselves (path suffixes), which may hold the key afterwards.
 AGENTS_OWN = {
@@ -242,7 +244,8 @@ def holding(roots: List[Path], values: List[str]) -> List[str]:
 
 
 CASES = [(["notes"], "completed"), (["failnotes"], "failed"), (["name"], "secret_blocked"), (["binary"], "secret_blocked"),
-         (["tree"], "secret_blocked"), (["print", "state"], "completed"), (["headline"], "completed")]
+         (["tree"], "secret_blocked"), (["print", "state"], "completed"), (["print", "ownlog"], "failed"),
+         (["headline"], "completed")]
 
 
 @pytest.mark.parametrize("vectors, status", CASES, ids=["+".join(v) for v, _ in CASES])
@@ -252,7 +255,7 @@ def test_a_shapeless_key_leaks_nowhere(leaky, vectors, status):
 
 @pytest.mark.parametrize("lanes", [False, True], ids=["serial", "lanes"])
 def test_every_vector_at_once(leaky, lanes):
-    vectors = [v for v in WORKER_DOES if v != "failnotes"] + ["headline"]
+    vectors = [v for v in WORKER_DOES if v not in ("failnotes", "ownlog")] + ["headline"]
     check_no_leak(leaky, vectors, "secret_blocked", VAULT, lanes=lanes)
 
 
@@ -265,7 +268,9 @@ def check_no_leak(leaky, vectors: List[str], status: str, vault: Dict[str, str],
     assert s["status"] == status, s
     if status == "secret_blocked":
         assert s["stall_marker"].startswith("secret_in_diff: ")
-    if status == "failed":  # the notes are the marker, masked
+    if status == "failed" and "ownlog" in vectors:
+        assert s["stall_marker"] == "agent_log_forged: worker: something other than its runner wrote into its log"
+    elif status == "failed":  # the notes are the marker, masked
         assert s["stall_marker"] == "I used ****wxyz"
     noted = {"notes", "failnotes"} & set(vectors)
     if noted or "state" in vectors:  # the state snapshot kept them out, and said so
@@ -297,5 +302,5 @@ def check_no_leak(leaky, vectors: List[str], status: str, vault: Dict[str, str],
         running = views[0][1]
         assert "says: still ****" in running  # the ticker shows the agent's last line, masked
         log = (repo / "state" / "logs" / f"{STAGE}-worker.log").read_text()
-        assert "plain: the key is ****" in log and "direct ****" in log
+        assert "plain: the key is ****" in log and ("direct ****" in log) == ("ownlog" in vectors)
         assert all(json.loads(line) for line in log.splitlines() if line.startswith("{"))
