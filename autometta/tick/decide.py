@@ -605,6 +605,15 @@ def _verdict(f: Facts, cur: str, c: InFlight, art: Artefact, effects: List[Effec
                     finish=outcome.finish)
 
 
+def _stop_runs(c: InFlight) -> List[Effect]:
+    """Every run of the stage in flight stopped (if it still runs) and accounted: the stage ends here."""
+    out: List[Effect] = []
+    for role in ROLES:
+        if c.record.pid(role):
+            out += ([Kill(role)] if getattr(c, role).alive else []) + [Account(role)]
+    return out
+
+
 def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     st = c.record
     effects: List[Effect] = []
@@ -644,9 +653,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
 
     # 0a. A lane whose worktree was deleted: stop what still runs there.
     if c.lane and c.worktree_missing:
-        for role in ROLES:
-            if st.pid(role):
-                effects += ([Kill(role)] if getattr(c, role).alive else []) + [Account(role)]
+        effects += _stop_runs(c)
         return Decision(f"stage {cur} lost its worktree {st.worktree}; marked stalled", effects,
                         finish=("stalled", "worktree_missing"))
 
@@ -656,9 +663,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
 
     # 0c. A verdict that no verifier run autometta started wrote: the stage fails, nothing it says counts.
     if c.forged:
-        for role in ROLES:
-            if st.pid(role):
-                effects += ([Kill(role)] if getattr(c, role).alive else []) + [Account(role)]
+        effects += _stop_runs(c)
         return Decision(f"stage {cur} has a verdict no verifier of autometta's wrote ({c.forged}); nothing "
                         "committed, tree left for operator review", effects,
                         finish=("failed", f"verdict_forged: {c.forged}"[:300]))
@@ -668,9 +673,7 @@ def _in_flight(f: Facts, cur: str, c: InFlight) -> Decision:
     for role in ("worker", "verifier"):
         why = getattr(c, role).log_forged
         if why:
-            for other in ROLES:
-                if st.pid(other):
-                    effects += ([Kill(other)] if getattr(c, other).alive else []) + [Account(other)]
+            effects += _stop_runs(c)
             return Decision(f"stage {cur}: {why} ({role}); nothing read from it counts, nothing committed, "
                             "tree left for operator review", effects,
                             finish=("failed", f"{LOG_FORGED_MARKER}: {role}: {why}"[:300]))

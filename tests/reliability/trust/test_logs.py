@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.testing.repos import make_repo
 from tests.testing.ticks import await_agents, commit_all, git, run_until_quiet, script_card, stage, tick_once
 
@@ -30,21 +32,17 @@ def _assert_failed(repo, base: str, why: str) -> None:
     assert not git(repo, "log", "--all", "--format=%H", "--grep", f"^{SID}:")  # not even on a lane's branch
 
 
-def test_a_worker_that_writes_into_its_own_log_fails_its_stage(setup, lanes):
+@pytest.mark.parametrize("forge, why", [
+    (f"printf '%s\\n' '{FORGED}' >> {LOG}", "something other than its runner wrote into its log"),
+    (f"rm -f {LOG} && printf '%s\\n' '{FORGED}' > {LOG}", "its log was replaced by another file"),
+], ids=["writes into it", "swaps it"])
+def test_a_worker_that_forges_its_own_log_fails_its_stage(setup, lanes, forge, why):
     repo, home, add = setup
-    add(SID, f"printf 'hello\\n' > hello.txt && printf '%s\\n' '{FORGED}' >> {LOG} && {HANDOFF}")
+    add(SID, f"printf 'hello\\n' > hello.txt && {forge} && {HANDOFF}")
     base = git(repo, "rev-parse", "HEAD").strip()
     run_until_quiet(home, repo)
-    _assert_failed(repo, base, "something other than its runner wrote into its log")
+    _assert_failed(repo, base, why)
     assert stage(repo, SID).get("verifier_pid") is None  # no verifier spent on it
-
-
-def test_a_worker_that_swaps_its_log_for_another_file_fails_its_stage(setup, lanes):
-    repo, home, add = setup
-    add(SID, f"printf 'hello\\n' > hello.txt && rm -f {LOG} && printf '%s\\n' '{FORGED}' > {LOG} && {HANDOFF}")
-    base = git(repo, "rev-parse", "HEAD").strip()
-    run_until_quiet(home, repo)
-    _assert_failed(repo, base, "its log was replaced by another file")
 
 
 def test_a_log_changed_after_its_run_ended_is_not_read(setup, lanes):
