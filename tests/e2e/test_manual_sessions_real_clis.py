@@ -14,7 +14,7 @@ from autometta import families
 from autometta.agents.logwriter import read_log
 from autometta.paths import RepoPaths
 from tests.e2e.test_resume_real_clis import _card, _verdict, _worker_turns
-from tests.e2e.test_tick_real_clis import CLAUDE, CODEX, agent_environment, agent_key, pass_env
+from tests.e2e.test_tick_real_clis import CLAUDE, CODEX, agent_key, subscribed
 from tests.testing.model_server import ModelServer, text, verdict_path, write_file
 from tests.testing.repos import make_repo
 from tests.testing.ticks import commit_all
@@ -28,10 +28,7 @@ def test_a_stage_run_by_hand_records_the_sessions_the_clis_used(clis, run, tmp_p
               f"codex:verifier:{SID}": [write_file(verdict_path(SID), _verdict(SID, CODEX, "PASS", f"out/{SID}.txt:1")),
                                          text("PASS.")]}
     with ModelServer(script, key=agent_key) as server:
-        agent_environment(monkeypatch, clis, server.url, tmp_path)
-        assert run("init-host").code == 0
-        assert run("subscribe", str(repo)).code == 0
-        pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+        subscribed(run, repo, monkeypatch, clis, server.url, tmp_path)
         card = _card(repo, SID, CLAUDE, CODEX)
         commit_all(repo, "a stage run by hand")
         paths = RepoPaths(repo)

@@ -17,8 +17,8 @@ import time
 from autometta.tick import loop as tick
 from autometta.paths import HomePaths
 from tests.testing.repos import make_repo
-from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, _stop_group, agent_environment, agent_key,
-                                           agent_pids, await_agents, envelope, pass_env, user_text,
+from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, _stop_group, agent_key,
+                                           agent_pids, await_agents, envelope, subscribed, user_text,
                                            verdict, write_cards)
 from tests.testing.model_server import ModelServer, Request, error, from_turn, text, verdict_path, write_file
 from tests.testing.ticks import commit_all, git, read_budget, read_state
@@ -62,10 +62,7 @@ def test_a_real_usage_limit_parks_the_repo_until_the_reset(clis, run, tmp_path, 
         return outcome
 
     with ModelServer(script, key=key) as server:
-        agent_environment(monkeypatch, clis, server.url, tmp_path)
-        assert run("init-host").code == 0
-        assert run("subscribe", str(repo)).code == 0
-        pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+        subscribed(run, repo, monkeypatch, clis, server.url, tmp_path)
         card = write_cards(repo)[0]
         (repo / "docs" / "stages" / "02-codex-works.md").unlink()
         commit_all(repo, "one stage")

@@ -31,8 +31,8 @@ from autometta.paths import HomePaths, RepoPaths
 from autometta.tick import loop as tick
 from tests.testing.repos import CARD, make_repo
 from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, SONNET_PRICES, _stop_group,
-                                           agent_environment, agent_key, agent_pids, await_agents, envelope,
-                                           pass_env, tick_until_quiet, user_text)
+                                           agent_key, agent_pids, await_agents, envelope,
+                                           subscribed, tick_until_quiet, user_text)
 from tests.testing.model_server import (ModelServer, Request, Tokens, Turn, error, from_turn, shell, text,
                                         verdict_path, write_file)
 from tests.testing.ticks import commit_all, git, read_budget, read_state
@@ -146,10 +146,7 @@ def test_a_failed_verdict_resumes_the_workers_session_in_both_directions(clis, r
     keys = Keys(script, later)
 
     with ModelServer(script, key=keys) as server:
-        agent_environment(monkeypatch, clis, server.url, tmp_path)
-        assert run("init-host").code == 0
-        assert run("subscribe", str(repo)).code == 0
-        pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+        subscribed(run, repo, monkeypatch, clis, server.url, tmp_path)
         cards = [_card(repo, stage_id, *pair) for stage_id, pair in STAGES.items()]
         commit_all(repo, "two stages that go round twice")
         base = git(repo, "rev-parse", "HEAD").strip()
@@ -252,10 +249,7 @@ def test_a_usage_limit_mid_run_resumes_the_session_after_the_reset(clis, run, tm
         return outcome
 
     with ModelServer(script, key=key) as server:
-        agent_environment(monkeypatch, clis, server.url, tmp_path)
-        assert run("init-host").code == 0
-        assert run("subscribe", str(repo)).code == 0
-        pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+        subscribed(run, repo, monkeypatch, clis, server.url, tmp_path)
         card = _card(repo, stage_id, worker, verifier)
         commit_all(repo, "one stage")
         base = git(repo, "rev-parse", "HEAD").strip()

@@ -103,10 +103,7 @@ def test_show_lists_what_the_real_clis_did(clis, run, tmp_path, home_dir, monkey
     repo = make_repo(tmp_path / "proj")
     script = Script(repo)
     with ModelServer(script, key=agent_key) as server:
-        tick_e2e.agent_environment(monkeypatch, clis, server.url, tmp_path)
-        assert run("init-host").code == 0
-        assert run("subscribe", str(repo)).code == 0
-        tick_e2e.pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+        tick_e2e.subscribed(run, repo, monkeypatch, clis, server.url, tmp_path)
         cards = tick_e2e.write_cards(repo)
         for card in cards:  # an acceptance command between worker and verifier
             text_ = card.read_text().replace("- **Pairing rationale:**", f"- **Acceptance command:** "

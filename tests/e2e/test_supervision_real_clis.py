@@ -33,8 +33,8 @@ import pytest
 from autometta.agents import processes
 from autometta.paths import HomePaths, RepoPaths
 from autometta.tick import loop as tick
-from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, _stop_group, agent_environment,
-                                           agent_key, await_agents, envelope, pass_env, tick_until_quiet,
+from tests.e2e.test_tick_real_clis import (CLAUDE, CODEX, DEADLINE, FAMILY, _stop_group,
+                                           agent_key, await_agents, envelope, subscribed,
                                            verdict)
 from tests.testing.model_server import ModelServer, Turn, shell, text, verdict_path, write_file
 from tests.testing.repos import CARD, make_repo
@@ -91,10 +91,7 @@ def test_a_tool_calls_setsid_child_does_not_outlive_the_worker(clis, run, tmp_pa
     marks = tmp_path / "tmp" / "marks"  # under the agents' TMPDIR: codex's sandbox lets them write there
     marks.mkdir(parents=True)
     with ModelServer(build_script(repo, marks), key=agent_key) as server:
-        agent_environment(monkeypatch, clis, server.url, tmp_path)
-        assert run("init-host").code == 0
-        assert run("subscribe", str(repo)).code == 0
-        pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+        subscribed(run, repo, monkeypatch, clis, server.url, tmp_path)
         # claude's default (acceptEdits) refuses a redirection outside the worktree and setsid: an agent
         # that means to escape runs with everything allowed, as under bypass
         manifest = RepoPaths(repo).manifest

@@ -218,6 +218,17 @@ def wrap_clis(clis: Dict[str, str], folder: Path, dumps: Path) -> None:
         wrapper.chmod(0o755)
 
 
+def subscribed(run, repo: Path, monkeypatch, clis: Dict[str, str], url: str, tmp_path: Path) -> Path:
+    """A user's first steps with a gateway: the agents' environment, ``init-host``, ``subscribe REPO``, and
+    the gateway's variables passed to the agents; returns :func:`agent_environment`'s folder."""
+    dumps = agent_environment(monkeypatch, clis, url, tmp_path)
+    assert run("init-host").code == 0
+    result = run("subscribe", str(repo))
+    assert result.code == 0, result.err
+    pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+    return dumps
+
+
 def agent_environment(monkeypatch, clis: Dict[str, str], url: str, tmp_path: Path) -> Path:
     """This process's environment as a user's cron would have it; autometta filters it for the agents.
 
@@ -308,11 +319,7 @@ def test_two_stage_backlog_with_the_real_clis(clis, run, tmp_path, home_dir, mon
     script = build_script(repo)
 
     with ModelServer(script, key=agent_key) as server:
-        env_dumps = agent_environment(monkeypatch, clis, server.url, tmp_path)
-        assert run("init-host").code == 0
-        result = run("subscribe", str(repo))
-        assert result.code == 0, result.err
-        pass_env(repo, ["ANTHROPIC_BASE_URL", "CLAUDE_CODE_OAUTH_TOKEN"])
+        env_dumps = subscribed(run, repo, monkeypatch, clis, server.url, tmp_path)
         cards = write_cards(repo)
         commit_all(repo, "subscribe and queue two stages")
         base = git(repo, "rev-parse", "HEAD").strip()
