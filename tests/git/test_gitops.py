@@ -488,13 +488,18 @@ def test_commit_stage_coauthor_is_one_line(repo: Path) -> None:
     assert git(repo, "log", "-1", "--format=%(trailers:key=Co-Authored-By,valueonly)") == "Claude Opus <c@local>\n\n"
 
 
-def test_commit_stage_refuses_during_a_merge(repo: Path) -> None:
+def _theirs_then_ours(repo: Path) -> None:
+    """Branch ``other`` commits "theirs" to README.md; back on the first branch, "ours" is written (uncommitted)."""
     main = gitops.current_branch(repo)
     git(repo, "checkout", "-qb", "other")
     write(repo / "README.md", "theirs\n")
     commit_all(repo, "theirs")
     git(repo, "checkout", "-q", main)
     write(repo / "README.md", "ours\n")
+
+
+def test_commit_stage_refuses_during_a_merge(repo: Path) -> None:
+    _theirs_then_ours(repo)
     commit_all(repo, "ours")
     git(repo, "merge", "-q", "other", check=False)
     assert (repo / ".git" / "MERGE_HEAD").exists()
@@ -514,12 +519,7 @@ def test_commit_stage_refuses_during_a_rebase(repo: Path) -> None:
 
 
 def test_commit_stage_refuses_unresolved_conflicts(repo: Path) -> None:
-    main = gitops.current_branch(repo)
-    git(repo, "checkout", "-qb", "other")
-    write(repo / "README.md", "theirs\n")
-    commit_all(repo, "theirs")
-    git(repo, "checkout", "-q", main)
-    write(repo / "README.md", "ours\n")
+    _theirs_then_ours(repo)
     write(repo / "wip.txt", "wip\n")
     git(repo, "stash", "-q", "-u")
     git(repo, "reset", "-q", "--hard", "other")
